@@ -1,0 +1,103 @@
+"""Input validation shared by the functional core.
+
+Every check raises :class:`ValueError` (or :class:`TypeError` for a non-tensor) whose message
+names the argument, the bad value or sample index, and what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "as_device",
+    "check_finite_per_sample",
+    "check_tensor",
+    "check_volumes",
+    "exact_threshold_compare_dtype",
+    "round_down_to_dtype",
+]
+
+
+def check_tensor(value: object, name: str) -> Tensor:
+    """Return ``value`` if it is a tensor, else raise a ``TypeError`` naming ``name``."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}.")
+    return value
+
+
+def as_device(device: torch.device | str | None, fallback: torch.device) -> torch.device:
+    """Resolve ``device`` (``None`` means ``fallback``, the input's device)."""
+    return fallback if device is None else torch.device(device)
+
+
+def check_finite_per_sample(x: Tensor, name: str, what: str = "sample") -> None:
+    """Raise a ``ValueError`` naming the first index along dim 0 of ``x`` that holds NaN or Inf."""
+    if not (x.is_floating_point() or x.is_complex()):
+        return
+    finite = torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten().tolist()
+        shown = ", ".join(str(i) for i in bad[:10]) + (" …" if len(bad) > 10 else "")
+        raise ValueError(
+            f"`{name}` has NaN or Inf values in {what} index {bad[0]} ({len(bad)} {what}(s) affected: "
+            f"{shown}). Betti numbers of non-finite data are undefined: drop or clean those {what}s first."
+        )
+
+
+def check_volumes(volumes: object, name: str = "volumes") -> Tensor:
+    """Validate a batch of volumes ``(B, *spatial)`` with 1, 2 or 3 spatial axes.
+
+    Returns the tensor. Raises on a non-tensor, a wrong number of axes, an empty batch, a zero-size
+    axis, a complex or boolean dtype, or NaN/Inf (naming the sample index).
+    """
+    volumes = check_tensor(volumes, name)
+    if volumes.ndim not in (2, 3, 4):
+        raise ValueError(
+            f"`{name}` must have shape (B, *spatial) with 1, 2 or 3 spatial axes (ndim 2, 3 or 4), got "
+            f"ndim {volumes.ndim} with shape {tuple(volumes.shape)}. A single volume needs a batch axis: "
+            f"`{name}.unsqueeze(0)`; a batch of 4-D maps must be reshaped to (B, C, H, W)."
+        )
+    if volumes.shape[0] == 0:
+        raise ValueError(f"`{name}` is an empty batch (shape {tuple(volumes.shape)}): pass at least one volume.")
+    if any(s == 0 for s in volumes.shape[1:]):
+        raise ValueError(
+            f"`{name}` has a zero-size spatial axis (shape {tuple(volumes.shape)}): every spatial axis "
+            "must have size >= 1."
+        )
+    if volumes.is_complex() or volumes.dtype == torch.bool:
+        raise ValueError(
+            f"`{name}` has dtype {volumes.dtype}; accepted are real floating point and integer dtypes."
+        )
+    check_finite_per_sample(volumes, name, "sample")
+    return volumes
+
+
+def exact_threshold_compare_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype in which ``volume <= threshold`` is evaluated exactly.
+
+    float32/float64 volumes are compared in their own dtype against a threshold rounded *down*
+    to that dtype (see :func:`round_down_to_dtype`); half precision is upcast to float32 (exact);
+    integers are compared in float64 (exact for |v| < 2**53).
+    """
+    if dtype in (torch.float32, torch.float64):
+        return dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    return torch.float64
+
+
+def round_down_to_dtype(threshold: Tensor, dtype: torch.dtype) -> Tensor:
+    """The largest value of ``dtype`` that is <= ``threshold`` (a float64 tensor), elementwise.
+
+    For any ``v`` representable in ``dtype``: ``v <= threshold`` iff ``v <= round_down(threshold)``,
+    so the sublevel set is exact even when the threshold is not representable (``0.1`` in float32).
+    """
+    rounded = threshold.to(dtype)
+    too_big = rounded.to(torch.float64) > threshold
+    if bool(too_big.any()):
+        lower = torch.nextafter(rounded, torch.full_like(rounded, -math.inf))
+        rounded = torch.where(too_big, lower, rounded)
+    return rounded

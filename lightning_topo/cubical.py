@@ -1,0 +1,169 @@
+"""Betti numbers of sublevel sets of grey-scale volumes: where cubical Betti numbers are computed.
+
+For a volume ``v`` and a threshold ``t`` let ``F = {v <= t}``. In the *V-construction* the voxels
+are the vertices of a cubical complex and an edge, square or cube is present when all of its
+corner voxels are in ``F`` (the complex of ``cripser.computePH`` and of GUDHI's
+``CubicalComplex(vertices=...)``). Its Betti numbers are computed exactly, without persistence:
+
+* ``b0`` = number of 6-connected components of ``F``;
+* ``b2`` = number of bounded 26-connected components of the complement (Alexander duality);
+* ``chi = V - E + S - C`` counts the vertices, edges, squares and cubes of the complex;
+* ``b1 = b0 + b2 - chi``.
+
+Every step is a batched tensor op on the input's device except connected-component labelling,
+which :mod:`lightning_topo.components` dispatches by device.
+
+**Convention at ties.** ``b_k(t)`` counts the persistence bars with ``birth <= t < death``: the
+homology of the closed sublevel set ``{v <= t}``. A voxel whose value equals ``t`` is *in* the set,
+and a bar that dies exactly at ``t`` is *not* counted. Suresh et al. count bars with
+``death >= t``, which differs only when a bar dies exactly at ``t`` — common with ReLU zeros and
+``t = 0``; the sublevel-set convention is the one whose numbers are the homology of a set.
+
+**1-D and 2-D volumes.** A ``(H, W)`` map is a 2-D volume and a ``(D,)`` vector a 1-D volume; both
+are handled as 3-D volumes with size-1 axes, which gives their own homology (``b2 = 0``; in 1-D also
+``b1 = 0``: ``b0`` counts the runs of the vector below the threshold).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lightning_topo._checks import (
+    as_device,
+    check_tensor,
+    check_volumes,
+    exact_threshold_compare_dtype,
+    round_down_to_dtype,
+)
+from lightning_topo.components import count_components, resolve_backend
+
+__all__ = ["as_volumes_3d", "count_true", "cubical_betti", "euler_characteristic", "sublevel_masks"]
+
+
+def as_volumes_3d(volumes: Tensor) -> Tensor:
+    """View a batch ``(B, *spatial)`` with 1–3 spatial axes as ``(B, D, H, W)`` (size-1 axes in front)."""
+    while volumes.ndim < 4:
+        volumes = volumes.unsqueeze(1)
+    return volumes
+
+
+def _batch_thresholds(threshold: float | Tensor, batch: int, device: torch.device) -> Tensor:
+    if isinstance(threshold, Tensor):
+        if threshold.is_complex() or threshold.dtype == torch.bool:
+            raise ValueError(f"`threshold` must be real-valued, got dtype {threshold.dtype}.")
+        if threshold.numel() == 1:
+            thr = threshold.reshape(()).to(device=device, dtype=torch.float64).expand(batch)
+        elif threshold.shape == (batch,):
+            thr = threshold.to(device=device, dtype=torch.float64)
+        else:
+            raise ValueError(
+                f"`threshold` must be a number, a 1-element tensor or a tensor of shape (B,) = ({batch},), "
+                f"got shape {tuple(threshold.shape)}."
+            )
+    elif isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+        thr = torch.full((batch,), float(threshold), dtype=torch.float64, device=device)
+    else:
+        raise ValueError(f"`threshold` must be a float or a tensor, got {type(threshold).__name__}.")
+    if bool(torch.isnan(thr).any()):
+        bad = int(torch.nonzero(torch.isnan(thr)).flatten()[0])
+        raise ValueError(f"`threshold` is NaN (at sample index {bad}); pass a real number (±inf is allowed).")
+    return thr
+
+
+def sublevel_masks(volumes: Tensor, threshold: float | Tensor) -> Tensor:
+    """Boolean masks ``{v <= threshold}`` of a batch, exact for every input dtype.
+
+    ``threshold`` is a number or a ``(B,)`` tensor. float32/float64 volumes are compared against the
+    threshold rounded down to their dtype, half precision in float32 and integers in float64, so the
+    mask is the exact sublevel set of the stored values.
+    """
+    thr = _batch_thresholds(threshold, volumes.shape[0], volumes.device)
+    dtype = exact_threshold_compare_dtype(volumes.dtype)
+    thr = round_down_to_dtype(thr, dtype)
+    return volumes.to(dtype) <= thr.view(-1, *([1] * (volumes.ndim - 1)))
+
+
+def count_true(x: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """``torch.count_nonzero`` over ``dims``; on CPU through NumPy's popcount, about 10x faster there."""
+    if x.device.type == "cpu":
+        flat = x.reshape(x.shape[0], -1).numpy()
+        return torch.from_numpy(np.count_nonzero(flat, axis=1).astype(np.int64))
+    return torch.count_nonzero(x, dim=dims)
+
+
+def euler_characteristic(masks: Tensor) -> Tensor:
+    """Euler characteristic ``V - E + S - C`` of the V-construction complex of each mask ``(B, D, H, W)``.
+
+    A cell is present when all of its corner voxels are in the mask; counted with shifted ANDs.
+    """
+    dims = (1, 2, 3)
+    e_d = masks[:, 1:] & masks[:, :-1]
+    e_h = masks[:, :, 1:] & masks[:, :, :-1]
+    e_w = masks[..., 1:] & masks[..., :-1]
+    s_dh = e_d[:, :, 1:] & e_d[:, :, :-1]
+    s_dw = e_d[..., 1:] & e_d[..., :-1]
+    s_hw = e_h[..., 1:] & e_h[..., :-1]
+    cubes = s_dh[..., 1:] & s_dh[..., :-1]
+
+    def count(x: Tensor) -> Tensor:
+        return count_true(x, dims)
+
+    vertices = count(masks)
+    edges = count(e_d) + count(e_h) + count(e_w)
+    squares = count(s_dh) + count(s_dw) + count(s_hw)
+    return vertices - edges + squares - count(cubes)
+
+
+def cubical_betti(
+    volumes: Tensor,
+    threshold: float | Tensor = 0.0,
+    *,
+    device: torch.device | str | None = None,
+    backend: str = "auto",
+) -> Tensor:
+    """Betti numbers ``(b0, b1, b2)`` of the sublevel set ``{v <= threshold}`` of each volume.
+
+    Exactly the homology of the sublevel set in the V-construction: equal to counting the bars of
+    GUDHI's ``CubicalComplex(vertices=volume)`` with ``birth <= threshold < death``.
+
+    Args:
+        volumes: a batch ``(B, *spatial)`` with 1, 2 or 3 spatial axes; a conv-map batch
+            ``(B, C, H, W)`` is ``B`` volumes of shape ``(C, H, W)``. Any real dtype (integers and
+            half precision included); NaN or Inf is an error.
+        threshold: a number, or a tensor of shape ``(B,)`` with one threshold per volume (±inf allowed).
+        device: where to compute; ``None`` means the device of ``volumes``. Results live there.
+        backend: connected-component labelling: ``"auto"`` (``cc3d`` on CPU, tensor propagation on
+            accelerators), ``"cc3d"``, ``"scipy"`` or ``"torch"``. All give the same numbers.
+
+    Returns:
+        int64 tensor of shape ``(B, 3)``: ``b0``, ``b1``, ``b2`` per volume.
+
+    Raises:
+        ValueError: on a wrong number of axes, an empty batch, a zero-size axis, NaN/Inf values
+            (naming the sample index), a NaN threshold, a threshold of the wrong shape, or an unknown
+            backend.
+        TypeError: if ``volumes`` is not a tensor.
+
+    Example:
+        >>> ring = torch.ones(1, 5, 5)
+        >>> ring[0, 1:4, 1:4] = 0.0   # a 3x3 square of zeros ...
+        >>> ring[0, 2, 2] = 1.0       # ... with a hole in its middle
+        >>> cubical_betti(ring, 0.0).tolist()
+        [[1, 1, 0]]
+        >>> cubical_betti(ring, 1.0).tolist()
+        [[1, 0, 0]]
+    """
+    volumes = check_volumes(check_tensor(volumes, "volumes"))
+    target = as_device(device, volumes.device)
+    resolve_backend(backend, target)  # validate before any work
+    vols = as_volumes_3d(volumes.to(target))
+    masks = sublevel_masks(vols, threshold)
+    b0 = count_components(masks, 6, backend=backend)
+    if min(vols.shape[1:]) >= 3:
+        b2 = count_components(~masks, 26, bounded_only=True, backend=backend)
+    else:  # no voxel lies off the boundary, so the complement has no bounded component
+        b2 = torch.zeros_like(b0)
+    b1 = b0 + b2 - euler_characteristic(masks)
+    return torch.stack([b0, b1, b2], dim=1)
