@@ -17,8 +17,9 @@
 2. H0 of Vietoris–Rips (Euclidean MST) in R^64: `h0_persistence` against giotto-ph
    `ripser_parallel(maxdim=0, n_threads=2)`, from `benchmarks/bench_h0.py`.
 
-Peak memory: each measurement runs in a fresh subprocess and reports the increase of the process's
-peak resident set size (ru_maxrss) over its peak just before the measured call.
+Peak memory: the volumes are generated once and saved to a temporary .npy file; each measurement
+runs in a fresh subprocess that loads them and reports the increase of its peak resident set size
+(ru_maxrss) over its peak just before the measured call (so the input itself is not counted).
 """
 
 from __future__ import annotations
@@ -66,12 +67,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _measure_ours(kind: str, shape: tuple[int, int, int], batch: int, repeats: int, queue: Any) -> None:
+def _measure_ours(path: str, repeats: int, queue: Any) -> None:
     import torch
 
     from lightning_topo.functional import cubical_betti
 
-    vols = torch.from_numpy(make_volumes(kind, shape, batch))
+    vols = torch.from_numpy(np.load(path))
+    batch = vols.shape[0]
     cubical_betti(vols[:2], 0.0)  # warm-up (imports, first-call costs)
     before = _peak_rss_mb()
     times = []
@@ -82,10 +84,10 @@ def _measure_ours(kind: str, shape: tuple[int, int, int], batch: int, repeats: i
     queue.put({"time": statistics.median(times), "peak_mb": _peak_rss_mb() - before, "betti": betti.tolist()})
 
 
-def _measure_cripser(kind: str, shape: tuple[int, int, int], batch: int, subset: int, queue: Any) -> None:
+def _measure_cripser(path: str, subset: int, queue: Any) -> None:
     import cripser
 
-    vols = make_volumes(kind, shape, batch)[:subset].astype(np.float64)
+    vols = np.load(path)[:subset].astype(np.float64)
     cripser.computePH(vols[0][:4, :4, :4], maxdim=2)  # warm-up
     before = _peak_rss_mb()
     betti, times = [], []
@@ -109,11 +111,16 @@ def _in_subprocess(target: Any, *args: Any) -> dict[str, Any]:
 
 
 def bench_cubical(batch: int, subset: int, repeats: int) -> list[dict[str, Any]]:
+    import tempfile
+
     rows = []
     for shape in SHAPES:
         for kind in KINDS:
-            ours = _in_subprocess(_measure_ours, kind, shape, batch, repeats)
-            peer = _in_subprocess(_measure_cripser, kind, shape, batch, subset)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "volumes.npy")
+                np.save(path, make_volumes(kind, shape, batch))
+                ours = _in_subprocess(_measure_ours, path, repeats)
+                peer = _in_subprocess(_measure_cripser, path, subset)
             same = ours["betti"][:subset] == peer["betti"]
             per_volume = ours["time"] / batch
             rows.append(
