@@ -1,0 +1,214 @@
+"""Which layers to watch: the automatic choice, names, glob patterns or a predicate.
+
+Names are the ones users see in their own model: the ``module.`` prefix that DDP adds and the
+``_orig_mod.`` prefix of ``torch.compile`` are stripped (and accepted).
+
+``layers="auto"`` follows the seed paper's naming (Suresh et al.):
+
+============================  ===================================================================
+model family (by structure)   watched layers
+============================  ===================================================================
+ResNet (torchvision-style)    ``conv1``, ``bn1``, ``relu``, then every residual block
+                              (``layer1.0`` …): 11 layers for ResNet18, 19 for ResNet50
+VGG (``features`` Sequential) every activation module in ``features``
+DenseNet                      every ``denseblockN`` and ``transitionN`` in ``features``
+MLP (Linear + activations)    every activation module
+anything else                 every top-level child
+============================  ===================================================================
+
+A model (or LightningModule) that only wraps one network, e.g. ``self.net``, is looked into: the
+rules apply to that network and names keep the prefix (``net.1``). More than ``max_layers`` layers
+are thinned to ``max_layers`` evenly spaced ones, always keeping the first and the last.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Iterator, Sequence
+
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch import nn
+
+__all__ = [
+    "ACTIVATION_TYPES",
+    "get_submodule_by_user_name",
+    "named_user_modules",
+    "resolve_layers",
+    "unwrap_model",
+    "user_name",
+]
+
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign, nn.Tanhshrink,
+)
+_MLP_LEAVES: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.LayerNorm, nn.Identity, *ACTIVATION_TYPES,
+)
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def user_name(name: str) -> str:
+    """``name`` without the ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) wrapper prefixes."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if name.startswith(prefix):
+                name, changed = name[len(prefix) :], True
+        if name in ("module", "_orig_mod"):
+            return ""
+    return name
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The user's model inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        if isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel) or (
+            type(model).__name__ in ("DistributedDataParallel", "DataParallel")
+        ):
+            model = model.module
+        else:
+            return model
+
+
+def named_user_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """``model.named_modules()`` with user names, skipping the root and wrapper modules."""
+    seen: set[str] = set()
+    for name, module in model.named_modules():
+        clean = user_name(name)
+        if clean and clean not in seen:
+            seen.add(clean)
+            yield clean, module
+
+
+def get_submodule_by_user_name(model: nn.Module, name: str) -> nn.Module:
+    """The submodule called ``name`` in the user's model (wrapper prefixes optional)."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        pass
+    wanted = user_name(name)
+    for clean, module in named_user_modules(model):
+        if clean == wanted:
+            return module
+    raise MisconfigurationException(_unknown_message(model, name))
+
+
+def _unknown_message(model: nn.Module, name: str) -> str:
+    names = [n for n, _ in named_user_modules(model)]
+    close = difflib.get_close_matches(user_name(name), names, n=5, cutoff=0.5)
+    hint = f" Close matches: {close}." if close else ""
+    return (
+        f"Layer {name!r} does not match any module of {type(unwrap_model(model)).__name__}.{hint} "
+        "List the valid names with `[n for n, _ in model.named_modules()]` (glob patterns such as "
+        "'layer*.0' are accepted)."
+    )
+
+
+def _params_children(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, c) for n, c in module.named_children() if any(True for _ in c.parameters())]
+
+
+def _network_root(model: nn.Module) -> tuple[str, nn.Module]:
+    """Descend through modules that only wrap one parametrised child (e.g. a LightningModule's ``net``)."""
+    prefix, root = "", unwrap_model(model)
+    while True:
+        children = _params_children(root)
+        if len(children) == 1 and not any(True for _ in root.parameters(recurse=False)):
+            name, child = children[0]
+            prefix, root = f"{prefix}{name}.", child
+        else:
+            return prefix, root
+
+
+def _is_resnet(root: nn.Module) -> bool:
+    names = dict(root.named_children())
+    return all(k in names for k in ("conv1", "bn1", "relu", "layer1")) and isinstance(names["layer1"], nn.Sequential)
+
+
+def _auto_layers(model: nn.Module) -> list[str]:
+    prefix, root = _network_root(model)
+    children = dict(root.named_children())
+    if _is_resnet(root):
+        names = ["conv1", "bn1", "relu"]
+        i = 1
+        while isinstance(children.get(f"layer{i}"), nn.Sequential):
+            names += [f"layer{i}.{j}" for j, _ in children[f"layer{i}"].named_children()]
+            i += 1
+        return [prefix + n for n in names]
+    features = children.get("features")
+    if isinstance(features, nn.Sequential):
+        feature_children = list(features.named_children())
+        dense = [n for n, _ in feature_children if n.startswith(("denseblock", "transition"))]
+        if dense:
+            return [f"{prefix}features.{n}" for n in dense]
+        acts = [n for n, c in feature_children if isinstance(c, ACTIVATION_TYPES)]
+        if acts:
+            return [f"{prefix}features.{n}" for n in acts]
+    leaves = [(n, m) for n, m in root.named_modules() if n and not any(True for _ in m.children())]
+    if leaves and all(isinstance(m, _MLP_LEAVES) for _, m in leaves):
+        acts = [n for n, m in leaves if isinstance(m, ACTIVATION_TYPES)]
+        if acts:
+            return [prefix + n for n in acts]
+    return [prefix + n for n in children]
+
+
+def _thin(names: list[str], max_layers: int) -> list[str]:
+    if len(names) <= max_layers:
+        return names
+    if max_layers == 1:
+        return [names[-1]]
+    step = (len(names) - 1) / (max_layers - 1)
+    return [names[round(i * step)] for i in range(max_layers)]
+
+
+def resolve_layers(
+    model: nn.Module,
+    layers: str | Sequence[str] | Callable[[str, nn.Module], bool] = "auto",
+    *,
+    max_layers: int = 32,
+) -> list[str]:
+    """The names of the layers to watch, in definition (depth) order.
+
+    Args:
+        model: the model (a LightningModule, a DDP- or torch.compile-wrapped model are fine).
+        layers: ``"auto"`` (see the module docstring), a list of names or glob patterns, or a predicate
+            ``(name, module) -> bool`` over named modules.
+        max_layers: cap of the automatic choice (explicit names and patterns are never thinned).
+
+    Raises:
+        MisconfigurationException: a name or pattern that matches no module (with close matches).
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> resolve_layers(net), resolve_layers(net, ["0", "4"]), resolve_layers(net, ["[24]"])
+        (['1', '3'], ['0', '4'], ['2', '4'])
+    """
+    if isinstance(layers, str) and layers == "auto":
+        return _thin(_auto_layers(model), max_layers)
+    named = list(named_user_modules(model))
+    order = {n: i for i, (n, _) in enumerate(named)}
+    if callable(layers):
+        return [n for n, m in named if layers(n, m)]
+    if isinstance(layers, str):
+        layers = [layers]
+    chosen: list[str] = []
+    for spec in layers:
+        if not isinstance(spec, str):
+            raise MisconfigurationException(f"`layers` entries must be strings, got {spec!r}.")
+        if any(ch in spec for ch in "*?["):
+            matches = [n for n, _ in named if fnmatch.fnmatchcase(n, user_name(spec))]
+        else:
+            matches = [user_name(spec)] if user_name(spec) in order else []
+        if not matches:
+            raise MisconfigurationException(_unknown_message(model, spec))
+        chosen += [m for m in matches if m not in chosen]
+    # Patterns select in depth order; explicit lists keep the user's order.
+    if any(any(ch in s for ch in "*?[") for s in layers):
+        chosen.sort(key=order.__getitem__)
+    return chosen
+

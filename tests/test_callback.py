@@ -1,0 +1,258 @@
+"""End-to-end: TopologyCallback in real Lightning runs on scikit-learn's digits (CPU)."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import math
+import tracemalloc
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from lightning_topo import TopologyCallback
+from lightning_topo.data import DigitsDataModule
+from lightning_topo.functional import cubical_betti, omega
+from lightning_topo.models import Classifier, digits_cnn, mlp
+
+
+def _trainer(tmp_path: Path, callbacks: list, max_epochs: int, **kwargs) -> Trainer:
+    defaults = dict(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=CSVLogger(tmp_path, name="run"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+    )
+    defaults.update(kwargs)
+    return Trainer(callbacks=callbacks, default_root_dir=tmp_path, **defaults)
+
+
+def _read_csv(trainer: Trainer) -> list[dict[str, str]]:
+    path = Path(trainer.logger.log_dir) / "metrics.csv"
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _epoch_rows(rows: list[dict[str, str]], key: str) -> list[float]:
+    return [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One seeded 6-epoch fit of the digits CNN with the callback at defaults, shared by several tests."""
+    tmp = tmp_path_factory.mktemp("cnn")
+    seed_everything(0, workers=True)
+    model = Classifier(digits_cnn(), lr=0.01)
+    callback = TopologyCallback()
+    trainer = _trainer(tmp, [callback], max_epochs=6)
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=64))
+    return {"trainer": trainer, "model": model, "callback": callback, "rows": _read_csv(trainer)}
+
+
+def test_every_layer_logged_every_epoch(cnn_run: dict) -> None:
+    callback, rows = cnn_run["callback"], cnn_run["rows"]
+    assert len(callback.layer_names) >= 4
+    for name in callback.layer_names:
+        for key in ("b0", "b1", "b2", "omega"):
+            values = _epoch_rows(rows, f"topology/{name}/{key}")
+            assert len(values) == 6, (name, key)
+            assert all(math.isfinite(v) for v in values)
+    for key in ("topology/theta", "topology/decay_rate", "topology/omega_last"):
+        assert len(_epoch_rows(rows, key)) == 6
+    assert len(callback.history) == 6
+    assert [h["epoch"] for h in callback.history] == list(range(6))
+
+
+def test_logged_betti_equal_the_engine_on_the_same_tensors(cnn_run: dict) -> None:
+    callback, model, rows = cnn_run["callback"], cnn_run["model"], cnn_run["rows"]
+    sample = callback.sample
+    captured: dict[str, torch.Tensor] = {}
+    handles = [
+        model.get_submodule(name).register_forward_hook(
+            lambda m, i, o, name=name: captured.__setitem__(name, o.detach())
+        )
+        for name in callback.layer_names
+    ]
+    model.eval()
+    with torch.inference_mode():
+        model(sample.inputs)
+    for h in handles:
+        h.remove()
+    for name in callback.layer_names:
+        out = captured[name]
+        volumes = out if out.ndim <= 4 else out.flatten(3)
+        betti = cubical_betti(volumes, volumes.reshape(len(volumes), -1).double().mean(1))
+        labels = sample.labels
+        per_class = torch.stack([betti[labels == c].double().mean(0) for c in labels.unique()])
+        expected = per_class.mean(0)
+        for i, key in enumerate(("b0", "b1", "b2")):
+            logged = _epoch_rows(rows, f"topology/{name}/{key}")[-1]
+            assert logged == pytest.approx(expected[i].item(), rel=1e-6), (name, key)
+        assert _epoch_rows(rows, f"topology/{name}/omega")[-1] == pytest.approx(omega(betti, labels).item(), rel=1e-6)
+
+
+def test_deepest_omega_falls_with_training(cnn_run: dict) -> None:
+    history = cnn_run["callback"].history
+    last = cnn_run["callback"].layer_names[-1]
+    assert history[-1]["layers"][last]["omega"] < history[0]["layers"][last]["omega"]
+    assert cnn_run["trainer"].callback_metrics["val_acc"] > 0.8
+
+
+def test_no_hooks_remain_after_fit_and_validate(cnn_run: dict) -> None:
+    model, trainer = cnn_run["model"], cnn_run["trainer"]
+    assert all(len(m._forward_hooks) == 0 for m in model.modules())
+    trainer.validate(model, datamodule=DigitsDataModule(batch_size=64), verbose=False)
+    assert all(len(m._forward_hooks) == 0 for m in model.modules())
+
+
+def test_mlp_run_and_explicit_layers(tmp_path: Path) -> None:
+    seed_everything(1)
+    model = Classifier(mlp(in_features=64, hidden=32, depth=4), lr=0.01)
+    callback = TopologyCallback(layers=["net.*"], samples_per_class=5)
+    dm = DigitsDataModule(batch_size=64, flatten=True)
+    trainer = _trainer(tmp_path, [callback], max_epochs=2)
+    trainer.fit(model, datamodule=dm)
+    assert callback.layer_names == [f"net.{i}" for i in range(10)]
+    rows = _read_csv(trainer)
+    assert len(_epoch_rows(rows, "topology/net.2/omega")) == 2
+    assert len(callback.sample.labels) == 50
+
+
+def test_rips_view_logs_per_class_clouds(tmp_path: Path) -> None:
+    seed_everything(2)
+    model = Classifier(mlp(in_features=64, hidden=32, depth=3), lr=0.01)
+    callback = TopologyCallback(complex="rips", samples_per_class=15, k=5)
+    trainer = _trainer(tmp_path, [callback], max_epochs=1)
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=64, flatten=True))
+    rows = _read_csv(trainer)
+    name = callback.layer_names[-1]
+    assert _epoch_rows(rows, f"topology/{name}/b0")[-1] >= 1.0
+    assert f"topology/{name}/b2" not in rows[0]  # maxdim=1 logs b0 and b1 only
+
+
+def test_unknown_layer_fails_before_training(tmp_path: Path) -> None:
+    model = Classifier(digits_cnn())
+    trainer = _trainer(tmp_path, [TopologyCallback(layers=["net.99"])], max_epochs=1)
+    with pytest.raises(MisconfigurationException, match=r"net\.99"):
+        trainer.fit(model, datamodule=DigitsDataModule())
+    assert trainer.global_step == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"complex": "alpha"}, "complex"),
+        ({"threshold": "mode"}, "threshold"),
+        ({"every_n_epochs": 0}, "every_n_epochs"),
+        ({"max_samples": -1}, "max_samples"),
+        ({"metric": "cosine"}, "metric"),
+        ({"scale": 0.0}, "scale"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(MisconfigurationException, match=match):
+        TopologyCallback(**kwargs)
+
+
+def test_nan_activations_warn_and_log_nan(tmp_path: Path) -> None:
+    class ToNaN(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * float("nan")
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    net[3] = torch.nn.Sequential(torch.nn.Linear(16, 10), ToNaN())  # the deepest watched layer emits NaN
+    model = Classifier(net)
+    callback = TopologyCallback(layers=["net.2", "net.3"])
+    trainer = _trainer(tmp_path, [callback], max_epochs=1)
+    with pytest.warns(UserWarning, match="NaN or Inf"):
+        trainer.validate(model, datamodule=DigitsDataModule(flatten=True), verbose=False)
+    metrics = trainer.callback_metrics
+    assert math.isnan(float(metrics["topology/net.3/omega"]))
+    assert math.isfinite(float(metrics["topology/net.2/omega"]))
+    assert math.isnan(float(metrics["topology/decay_rate"]))
+    assert callback.history[-1]["layers"]["net.3"]["problem"] == "NaN or Inf in its activations"
+
+
+def test_exception_mid_epoch_leaves_no_hooks(tmp_path: Path) -> None:
+    class Boom(RuntimeError):
+        pass
+
+    def exploding_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        model(x[:2])
+        raise Boom("mid-evaluation failure")
+
+    model = Classifier(digits_cnn())
+    trainer = _trainer(tmp_path, [TopologyCallback(forward_fn=exploding_forward)], max_epochs=1)
+    with pytest.raises(Boom):
+        trainer.fit(model, datamodule=DigitsDataModule())
+    assert all(len(m._forward_hooks) == 0 for m in model.modules())
+
+
+def test_sanity_check_skipped_and_every_n_epochs(tmp_path: Path) -> None:
+    callback = TopologyCallback(every_n_epochs=2, samples_per_class=3)
+    trainer = _trainer(tmp_path, [callback], max_epochs=4, num_sanity_val_steps=2)
+    trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
+    assert [h["epoch"] for h in callback.history] == [1, 3]
+
+
+def test_early_stopping_on_decay_rate_and_resume(tmp_path: Path) -> None:
+    seed_everything(3)
+    stopper = EarlyStopping(monitor="topology/decay_rate", mode="max", patience=1, min_delta=5.0)
+    callback = TopologyCallback(samples_per_class=5)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    trainer = _trainer(tmp_path, [callback, stopper, ckpt], max_epochs=20, enable_checkpointing=True)
+    trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
+    # min_delta=5 cannot be beaten by a decay rate of about [-1, 1] after the first: stop after patience=1.
+    assert trainer.should_stop and stopper.stopped_epoch == 1
+    assert trainer.current_epoch < 19
+    assert len(callback.history) == 2
+
+    resumed_cb = TopologyCallback(samples_per_class=5)
+    resumed_stopper = EarlyStopping(monitor="topology/decay_rate", mode="max", patience=1, min_delta=5.0)
+    trainer2 = _trainer(tmp_path, [resumed_cb, resumed_stopper], max_epochs=3)
+    trainer2.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert [h["epoch"] for h in resumed_cb.history][:2] == [0, 1]
+    assert resumed_cb.history[:2] == callback.history
+    assert resumed_cb.sample.indices.tolist() == callback.sample.indices.tolist()
+    # The restored wait count (1 = patience) makes the resumed run stop after its first epoch; a fresh
+    # EarlyStopping would have counted epoch 2 as an improvement over -inf and not stopped.
+    assert resumed_stopper.stopped_epoch == 2
+    assert resumed_stopper.best_score == stopper.best_score
+
+
+def test_memory_stays_flat_over_30_epochs(tmp_path: Path) -> None:
+    from lightning.pytorch.callbacks import Callback
+
+    class MemoryProbe(Callback):
+        def __init__(self) -> None:
+            self.traced: list[int] = []
+
+        def on_train_epoch_end(self, trainer: Trainer, pl_module: torch.nn.Module) -> None:
+            gc.collect()
+            self.traced.append(tracemalloc.get_traced_memory()[0])
+
+    probe = MemoryProbe()
+    callback = TopologyCallback(samples_per_class=10)
+    trainer = _trainer(
+        tmp_path, [callback, probe], max_epochs=30, logger=False, limit_train_batches=2, limit_val_batches=2
+    )
+    tracemalloc.start()
+    try:
+        trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule(batch_size=64))
+    finally:
+        tracemalloc.stop()
+    assert len(callback.history) == 30
+    growth = probe.traced[-1] - probe.traced[4]
+    # 25 evaluations of 100 inputs x 9 layers: only small history records may accumulate (a few KB each),
+    # never anything proportional to the activations (100 x 16 x 8 x 8 floats = 400 KB for one layer).
+    assert growth < 25 * 20_000, probe.traced
