@@ -1,0 +1,118 @@
+"""The point-cloud view against giotto-ph, and on shapes whose Betti numbers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from gph import ripser_parallel
+
+from lightning_topo.functional import h0_persistence, knn_hop_distances, rips_betti
+from lightning_topo.shapes import KNOWN_BETTI, circle, naitzat_d1, sphere, torus, two_circles
+
+
+def _giotto_h0(points: np.ndarray) -> np.ndarray:
+    dgm = ripser_parallel(points, maxdim=0, n_threads=2)["dgms"][0]
+    return np.sort(dgm[np.isfinite(dgm[:, 1]), 1])
+
+
+@pytest.mark.parametrize(("n", "d"), [(2, 1), (30, 2), (200, 3), (500, 64)])
+def test_h0_equals_giotto(n: int, d: int) -> None:
+    rng = np.random.default_rng(n + d)
+    points = rng.standard_normal((n, d))
+    ours = h0_persistence(torch.from_numpy(points)).numpy()
+    theirs = _giotto_h0(points)
+    assert ours.shape == (n - 1,)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+def test_h0_with_duplicates_and_ties() -> None:
+    grid = np.array([[i, j] for i in range(6) for j in range(5)], dtype=np.float64)  # all MST edges tie at 1
+    points = np.concatenate([grid, grid[:4]])  # 4 duplicated points: zero deaths
+    ours = h0_persistence(torch.from_numpy(points)).numpy()
+    assert np.count_nonzero(ours == 0) == 4
+    np.testing.assert_allclose(ours[ours > 0], _giotto_h0(points), rtol=1e-5)  # giotto drops zero-length bars
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.int64, torch.float32])
+def test_h0_other_dtypes(dtype: torch.dtype) -> None:
+    points = torch.randint(0, 20, (40, 3)).to(dtype)
+    ours = h0_persistence(points).numpy()
+    theirs = _giotto_h0(points.double().numpy())
+    np.testing.assert_allclose(ours[ours > 0], theirs, rtol=1e-5)
+
+
+def _count(dgm: np.ndarray, scale: float) -> int:
+    return int(np.sum((dgm[:, 0] <= scale) & (dgm[:, 1] > scale)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rips_betti_equals_giotto_counts(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    points = rng.standard_normal((80, 3))
+    for scale in (0.3, 0.7, 1.2):
+        dgms = ripser_parallel(points, maxdim=2, n_threads=2)["dgms"]
+        expected = [_count(dgms[dim], scale) for dim in range(3)]
+        assert rips_betti(torch.from_numpy(points), scale, maxdim=2).tolist() == expected
+    hops = knn_hop_distances(torch.from_numpy(points), k=6).numpy()
+    dgms = ripser_parallel(hops, metric="precomputed", maxdim=1, n_threads=2)["dgms"]
+    for scale in (1.5, 2.5):
+        expected = [_count(dgms[dim], scale) for dim in range(2)]
+        assert rips_betti(torch.from_numpy(points), scale, metric="knn_hops", k=6).tolist() == expected
+
+
+def test_knn_hop_distances() -> None:
+    line = torch.arange(8, dtype=torch.float64)[:, None]
+    hops = knn_hop_distances(line, k=1, max_hops=3)
+    assert hops[0].tolist() == [0, 1, 2, 3, 4, 4, 4, 4]  # beyond 3 hops: the far value 4
+    assert torch.equal(hops, hops.T)
+    # Two distant clusters: no path, so the far value.
+    two = torch.cat([torch.zeros(5, 2), torch.full((5, 2), 100.0)]) + torch.arange(10.0)[:, None] * 0.01
+    assert knn_hop_distances(two, k=2)[0, 9].item() == 11.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_known_shapes(seed: int) -> None:
+    # Documented scales: circle 100 points (radius 1) at 0.5; two circles 200 points at 0.5;
+    # sphere 300 points (radius 1) at 0.8; torus 1000 points (radii 2, 1) at 1.0.
+    assert tuple(rips_betti(circle(100, seed=seed), 0.5).tolist()) == KNOWN_BETTI["circle"][0]
+    assert tuple(rips_betti(two_circles(200, seed=seed), 0.5).tolist()) == KNOWN_BETTI["two_circles"][0]
+    assert tuple(rips_betti(sphere(300, seed=seed), 0.8, maxdim=2).tolist()) == KNOWN_BETTI["sphere"][0]
+    assert tuple(rips_betti(torus(1000, seed=seed), 1.0, maxdim=2).tolist()) == KNOWN_BETTI["torus"][0]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_naitzat_d1_at_k14_scale_2_5(seed: int) -> None:
+    points, labels = naitzat_d1(600, seed=seed)
+    for cls in (0, 1):
+        got = rips_betti(points[labels == cls], 2.5, metric="knn_hops", k=14)
+        assert tuple(got.tolist()) == KNOWN_BETTI["d1"][cls]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"points": torch.zeros(1, 2)}, ValueError, "at least 2"),
+        ({"points": torch.zeros(5)}, ValueError, r"shape \(n, d\)"),
+        ({"scale": 0.0}, ValueError, "`scale` must be a finite number > 0"),
+        ({"scale": math.nan}, ValueError, "`scale`"),
+        ({"metric": "cosine"}, ValueError, "`metric` must be one of"),
+        ({"metric": "knn_hops"}, ValueError, "`k` is required"),
+        ({"metric": "knn_hops", "k": 10}, ValueError, r"`k` must be an integer in \[1, n - 1\]"),
+        ({"maxdim": -1}, ValueError, "`maxdim`"),
+        ({"points": np.zeros((3, 2))}, TypeError, "torch"),
+    ],
+)
+def test_bad_input(kwargs: dict, error: type, match: str) -> None:
+    args = {"points": torch.rand(6, 2), "scale": 1.0} | kwargs
+    with pytest.raises(error, match=match):
+        rips_betti(**args)
+
+
+def test_non_finite_point_is_named() -> None:
+    points = torch.rand(10, 3)
+    points[7, 1] = math.inf
+    with pytest.raises(ValueError, match="point index 7"):
+        h0_persistence(points)
