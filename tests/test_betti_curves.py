@@ -1,0 +1,69 @@
+"""`betti_curves` against GUDHI and against `cubical_betti` at every threshold."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from oracles import gudhi_betti
+
+from lightning_topo.functional import betti_curves, cubical_betti
+
+
+def _volume(rng: np.random.Generator, ndim: int) -> np.ndarray:
+    shape = tuple(int(s) for s in rng.integers(1, 11, size=ndim))
+    kind = rng.integers(3)
+    if kind == 0:
+        return rng.standard_normal(shape)
+    if kind == 1:
+        return np.maximum(rng.standard_normal(shape), 0.0)  # ReLU zeros: ties at 0
+    return rng.integers(0, 3, size=shape).astype(np.float64)  # many ties
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_forest_curves_equal_gudhi(ndim: int) -> None:
+    rng = np.random.default_rng(ndim)
+    for _ in range(80):
+        vol = _volume(rng, ndim)
+        values = vol.ravel()
+        thresholds = [
+            math.inf, float(values.max()) + 1, 0.0, float(rng.choice(values)), float(np.median(values)),
+            float(values.min()) - 1, -math.inf, float(values.max()),
+        ]
+        got = betti_curves(torch.from_numpy(vol)[None], thresholds, method="forest")[0].tolist()
+        assert got == gudhi_betti(vol, thresholds), vol.shape
+
+
+def test_all_methods_equal_cubical_betti_at_every_threshold() -> None:
+    gen = torch.Generator().manual_seed(0)
+    volumes = torch.relu(torch.randn(4, 6, 9, 8, generator=gen))
+    thresholds = torch.cat([torch.linspace(-0.5, 2.5, 40), torch.tensor([0.0, math.inf])])
+    expected = torch.stack([cubical_betti(volumes, float(t)) for t in thresholds], dim=1)
+    for method in ("auto", "forest", "direct"):
+        got = betti_curves(volumes, thresholds, method=method)
+        assert got.shape == (4, 42, 3) and got.dtype == torch.int64
+        assert torch.equal(got, expected), method
+
+
+def test_integer_and_half_inputs() -> None:
+    values = torch.randint(0, 4, (3, 5, 6, 7))
+    thresholds = [0.0, 1.0, 1.5, 3.0]
+    for dtype in (torch.int32, torch.float16):
+        got = betti_curves(values.to(dtype), thresholds, method="forest")
+        assert torch.equal(got, betti_curves(values.double(), thresholds, method="direct"))
+
+
+def test_errors() -> None:
+    vols = torch.rand(2, 4, 4)
+    with pytest.raises(ValueError, match="`thresholds` is empty"):
+        betti_curves(vols, [])
+    with pytest.raises(ValueError, match="`thresholds` holds NaN at index 1"):
+        betti_curves(vols, [0.0, math.nan])
+    with pytest.raises(ValueError, match="`method` must be one of"):
+        betti_curves(vols, [0.0], method="fast")
+    bad = vols.clone()
+    bad[1, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="sample index 1"):
+        betti_curves(bad, [0.0])
