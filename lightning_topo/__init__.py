@@ -2,7 +2,17 @@
 
 from lightning_topo import functional
 from lightning_topo.callback import TopologyCallback
+from lightning_topo.early_stopping import TopologyEarlyStopping
+from lightning_topo.metrics import BettiNumbers, DecayRate, TopologicalComplexity
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["TopologyCallback", "__version__", "functional"]
+__all__ = [
+    "BettiNumbers",
+    "DecayRate",
+    "TopologicalComplexity",
+    "TopologyCallback",
+    "TopologyEarlyStopping",
+    "__version__",
+    "functional",
+]
