@@ -61,7 +61,10 @@ def main() -> None:
         without.append(t0)
         with_.append(t1)
         ratios.append(t1 / t0)
-    print(f"# TopologyCallback overhead: digits CNN, {epochs} epochs, {pairs} paired runs, {torch.get_num_threads()} threads")
+    print(
+        f"# TopologyCallback overhead: digits CNN, {epochs} epochs, {pairs} paired runs, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"fit without callback : median {statistics.median(without):.2f} s")
     print(f"fit with callback    : median {statistics.median(with_):.2f} s")
     assert callback is not None

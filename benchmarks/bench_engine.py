@@ -73,7 +73,7 @@ def _measure_ours(path: str, repeats: int, queue: Any) -> None:
     from lightning_topo.functional import cubical_betti
 
     vols = torch.from_numpy(np.load(path))
-    batch = vols.shape[0]
+    vols.shape[0]
     cubical_betti(vols[:2], 0.0)  # warm-up (imports, first-call costs)
     before = _peak_rss_mb()
     times = []

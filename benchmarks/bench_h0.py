@@ -66,8 +66,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     sizes, repeats = ((500, 1000), 1) if args.quick else ((1000, 2000, 4000), 3)
-    print("## H0 of Vietoris–Rips in R^64: h0_persistence (torch, CPU) vs giotto-ph ripser_parallel(maxdim=0, 2 threads)")
-    print(f"{'n':>6} {'torch':>9} {'giotto-ph':>10} {'speed-up':>9} {'max rel err':>12} {'torch peak':>11} {'giotto peak':>12}")
+    print(
+        "## H0 of Vietoris–Rips in R^64: h0_persistence (torch, CPU) vs giotto-ph ripser_parallel(maxdim=0, 2 threads)"
+    )
+    print(
+        f"{'n':>6} {'torch':>9} {'giotto-ph':>10} {'speed-up':>9} {'max rel err':>12} "
+        f"{'torch peak':>11} {'giotto peak':>12}"
+    )
     for n in sizes:
         ours = _measure("torch", n, repeats)
         peer = _measure("giotto", n, repeats)

@@ -68,9 +68,7 @@ def check_volumes(volumes: object, name: str = "volumes") -> Tensor:
             "must have size >= 1."
         )
     if volumes.is_complex() or volumes.dtype == torch.bool:
-        raise ValueError(
-            f"`{name}` has dtype {volumes.dtype}; accepted are real floating point and integer dtypes."
-        )
+        raise ValueError(f"`{name}` has dtype {volumes.dtype}; accepted are real floating point and integer dtypes.")
     check_finite_per_sample(volumes, name, "sample")
     return volumes
 

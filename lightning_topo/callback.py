@@ -115,7 +115,12 @@ class TopologyCallback(Callback):
         super().__init__()
         try:
             self.config = TopologyConfig(
-                complex=complex, threshold=threshold, scale=scale, metric=metric, k=k, maxdim=maxdim,
+                complex=complex,
+                threshold=threshold,
+                scale=scale,
+                metric=metric,
+                k=k,
+                maxdim=maxdim,
                 pool_size=pool_size,
             )
         except ValueError as err:
@@ -165,9 +170,16 @@ class TopologyCallback(Callback):
     def state_key(self) -> str:
         layers = self.layers_spec if isinstance(self.layers_spec, (str, Sequence)) else "predicate"
         return self._generate_state_key(
-            layers=str(layers), complex=self.config.complex, threshold=str(self.config.threshold),
-            scale=self.config.scale, metric=self.config.metric, k=self.config.k, maxdim=self.config.maxdim,
-            samples_per_class=self.samples_per_class, max_samples=self.max_samples, seed=self.seed,
+            layers=str(layers),
+            complex=self.config.complex,
+            threshold=str(self.config.threshold),
+            scale=self.config.scale,
+            metric=self.config.metric,
+            k=self.config.k,
+            maxdim=self.config.maxdim,
+            samples_per_class=self.samples_per_class,
+            max_samples=self.max_samples,
+            seed=self.seed,
         )
 
     @override
@@ -217,8 +229,12 @@ class TopologyCallback(Callback):
             self._warn_once("no-val", "TopologyCallback: no validation dataloader, so there is nothing to sample.")
             return None
         self.sample = build_sample(
-            loaders, samples_per_class=self.samples_per_class, max_samples=self.max_samples, seed=self.seed,
-            input_fn=self.input_fn, target_fn=self.target_fn,
+            loaders,
+            samples_per_class=self.samples_per_class,
+            max_samples=self.max_samples,
+            seed=self.seed,
+            input_fn=self.input_fn,
+            target_fn=self.target_fn,
         )
         if self._restored_indices is not None and self.sample.indices.tolist() != self._restored_indices:
             rank_zero_warn(
@@ -239,9 +255,15 @@ class TopologyCallback(Callback):
         if sample is None or len(sample.labels) == 0:
             return
         result = evaluate_topology(
-            pl_module, sample.inputs, sample.labels, self.layer_names, self.config,
-            batch_size=self.batch_size, device=self.device or pl_module.device,
-            forward_fn=self.forward_fn, output_fn=self.output_fn,
+            pl_module,
+            sample.inputs,
+            sample.labels,
+            self.layer_names,
+            self.config,
+            batch_size=self.batch_size,
+            device=self.device or pl_module.device,
+            forward_fn=self.forward_fn,
+            output_fn=self.output_fn,
         )
         for message in result.warnings:
             self._warn_once(message, f"TopologyCallback: {message}")
@@ -259,7 +281,7 @@ class TopologyCallback(Callback):
                 metrics[f"topology/{layer.name}/{_BETTI_KEYS[i]}"] = float(mean[i])
             metrics[f"topology/{layer.name}/omega"] = layer.omega
             if self.log_per_class:
-                for row, c in zip(layer.betti, result.classes):
+                for row, c in zip(layer.betti, result.classes, strict=False):
                     for i in range(self.config.betti_dims):
                         metrics[f"topology/{layer.name}/class_{c}/{_BETTI_KEYS[i]}"] = float(row[i])
         metrics["topology/theta"] = result.theta

@@ -145,7 +145,7 @@ def _euler_curve(rank: np.ndarray, levels: np.ndarray, n_levels: int) -> np.ndar
     orient: list[tuple[int, ...]] = [()]
     for _dim in (1, 2, 3):
         nxt, nxt_orient = [], []
-        for cells, axes in zip(current, orient):
+        for cells, axes in zip(current, orient, strict=False):
             for axis in range(3):
                 if (axes and axis <= max(axes)) or cells.shape[axis] < 2:
                     continue

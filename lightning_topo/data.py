@@ -22,7 +22,7 @@ def load_digits_tensors(size: int = 8, flatten: bool = False) -> tuple[torch.Ten
         from sklearn.datasets import load_digits
     except ImportError as err:  # pragma: no cover - exercised only without scikit-learn
         raise ImportError(
-            "The digits data need scikit-learn: pip install \"lightning-topo[examples]\" (or scikit-learn)."
+            'The digits data need scikit-learn: pip install "lightning-topo[examples]" (or scikit-learn).'
         ) from err
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0

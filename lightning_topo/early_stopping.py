@@ -77,7 +77,9 @@ class TopologyEarlyStopping(EarlyStopping):
         if floor_patience is not None and (
             isinstance(floor_patience, bool) or not isinstance(floor_patience, int) or floor_patience < 1
         ):
-            raise MisconfigurationException(f"`floor_patience` must be None or an integer >= 1, got {floor_patience!r}.")
+            raise MisconfigurationException(
+                f"`floor_patience` must be None or an integer >= 1, got {floor_patience!r}."
+            )
         if not (math.isfinite(floor) and math.isfinite(floor_tol) and floor_tol >= 0):
             raise MisconfigurationException(
                 f"`floor` must be finite and `floor_tol` finite and >= 0, got floor={floor!r}, floor_tol={floor_tol!r}."
@@ -97,7 +99,10 @@ class TopologyEarlyStopping(EarlyStopping):
     @override
     def state_key(self) -> str:
         return self._generate_state_key(
-            monitor=self.monitor, mode=self.mode, floor_key=self.floor_key, floor_patience=self.floor_patience,
+            monitor=self.monitor,
+            mode=self.mode,
+            floor_key=self.floor_key,
+            floor_patience=self.floor_patience,
             floor=self.floor,
         )
 
@@ -146,4 +151,3 @@ class TopologyEarlyStopping(EarlyStopping):
             )
             return True, reason
         return should_stop, reason
-

@@ -40,11 +40,33 @@ __all__ = [
 ]
 
 ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Softsign, nn.Tanhshrink,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softplus,
+    nn.Softsign,
+    nn.Tanhshrink,
 )
 _MLP_LEAVES: tuple[type[nn.Module], ...] = (
-    nn.Linear, nn.Flatten, nn.Dropout, nn.BatchNorm1d, nn.LayerNorm, nn.Identity, *ACTIVATION_TYPES,
+    nn.Linear,
+    nn.Flatten,
+    nn.Dropout,
+    nn.BatchNorm1d,
+    nn.LayerNorm,
+    nn.Identity,
+    *ACTIVATION_TYPES,
 )
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -211,4 +233,3 @@ def resolve_layers(
     if any(any(ch in s for ch in "*?[") for s in layers):
         chosen.sort(key=order.__getitem__)
     return chosen
-

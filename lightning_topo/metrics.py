@@ -70,7 +70,9 @@ class _PerClassBetti(Metric):
         self.add_state("betti_sum", torch.zeros(num_classes, 3, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum")
 
-    def update(self, volumes: Tensor | None = None, labels: Tensor | None = None, *, betti: Tensor | None = None) -> None:
+    def update(
+        self, volumes: Tensor | None = None, labels: Tensor | None = None, *, betti: Tensor | None = None
+    ) -> None:
         """Add a batch: ``volumes (B, *spatial)`` (Betti numbers computed at ``threshold``) or precomputed
         ``betti (B, 3)``; optional integer ``labels (B,)`` in ``[0, num_classes)``."""
         if (volumes is None) == (betti is None):
@@ -152,8 +154,9 @@ class DecayRate(Metric):
     higher_is_better: bool | None = None
     full_state_update = False
 
-    def __init__(self, num_layers: int, num_classes: int = 1, kind: str = "normalised", threshold: float = 0.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, num_layers: int, num_classes: int = 1, kind: str = "normalised", threshold: float = 0.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 2:
             raise ValueError(f"`num_layers` must be an integer >= 2 (a decay needs two layers), got {num_layers!r}.")

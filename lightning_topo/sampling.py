@@ -72,7 +72,9 @@ def default_target(item: Any) -> Any:
         value = item[1]
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) or (isinstance(value, Tensor) and not value.is_floating_point() and value.dtype != torch.bool):
+    if isinstance(value, int) or (
+        isinstance(value, Tensor) and not value.is_floating_point() and value.dtype != torch.bool
+    ):
         return value
     return None
 
@@ -156,8 +158,9 @@ def build_sample(
     dataset = source.dataset if isinstance(source, DataLoader) else source
     collate = loader.collate_fn if loader is not None else default_collate
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__"):
-        return _from_batches(loader or DataLoader(dataset, batch_size=64), samples_per_class, max_samples,
-                             input_fn, target_fn)
+        return _from_batches(
+            loader or DataLoader(dataset, batch_size=64), samples_per_class, max_samples, input_fn, target_fn
+        )
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("the validation dataset is empty: there is nothing to sample.")
@@ -197,7 +200,7 @@ def _from_batches(
         x = input_fn(batch)
         y = target_fn(batch)
         y = torch.zeros(len(x), dtype=torch.long) if y is None else torch.as_tensor(y).long().reshape(-1)
-        for xi, yi in zip(x, y.tolist()):
+        for xi, yi in zip(x, y.tolist(), strict=False):
             if samples_per_class is not None and counts.get(yi, 0) >= samples_per_class:
                 continue
             counts[yi] = counts.get(yi, 0) + 1
@@ -212,7 +215,9 @@ def _from_batches(
     labels = torch.tensor(ys, dtype=torch.long)
     order = torch.argsort(labels, stable=True)
     return FixedSample(
-        torch.full((len(xs),), -1, dtype=torch.long), torch.stack(xs)[order], labels[order],
+        torch.full((len(xs),), -1, dtype=torch.long),
+        torch.stack(xs)[order],
+        labels[order],
         sorted(set(ys)),
     )
 
@@ -223,4 +228,3 @@ def shard(sample: FixedSample, rank: int, world_size: int) -> FixedSample:
         raise ValueError(f"`rank` must be in [0, world_size={world_size}), got {rank}.")
     sel = torch.arange(rank, len(sample.labels), world_size)
     return FixedSample(sample.indices[sel], sample.inputs[sel], sample.labels[sel], list(sample.classes))
-

@@ -94,7 +94,7 @@ def naitzat_d1(n: int = 5000, seed: int = 0) -> tuple[Tensor, Tensor]:
     centres = _d1_centres()
     small, margin, big = 1.3, 0.5, 9.5
 
-    def draw(accept: "callable", count: int) -> Tensor:  # type: ignore[valid-type]
+    def draw(accept: callable, count: int) -> Tensor:  # type: ignore[valid-type]
         out: list[Tensor] = []
         while sum(len(o) for o in out) < count:
             p = (torch.rand(4 * count, 2, generator=gen, dtype=torch.float64) * 2 - 1) * 10.0
@@ -142,7 +142,7 @@ def naitzat_d2(n: int = 900, seed: int = 0) -> tuple[Tensor, Tensor]:
     centres = _unit_centres()
     per = [n // 9 + (1 if i < n % 9 else 0) for i in range(9)]
     a_parts, b_parts = [], []
-    for c, m in zip(centres, per):
+    for c, m in zip(centres, per, strict=False):
         a_parts.append(_solid_torus(m, 1.0, 0.25, gen) + c)
         t = _solid_torus(m, 1.0, 0.25, gen)
         b_parts.append(torch.stack([t[:, 0] + 1.0, t[:, 2], t[:, 1]], dim=1) + c)  # rotate into xz, shift
@@ -170,7 +170,7 @@ def naitzat_d3(n: int = 900, seed: int = 0) -> tuple[Tensor, Tensor]:
     centres = _unit_centres()
     per = [n // 9 + (1 if i < n % 9 else 0) for i in range(9)]
     a_parts, b_parts = [], []
-    for c, m in zip(centres, per):
+    for c, m in zip(centres, per, strict=False):
         a_parts.append(_shell(m, 1.0, 1.05, gen) + c)
         outer = (2 * m) // 3
         b_parts.append(_shell(outer, 2.0, 2.05, gen) + c)

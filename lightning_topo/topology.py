@@ -75,9 +75,7 @@ class TopologyConfig:
         t = self.threshold
         if isinstance(t, str):
             if t not in THRESHOLDS:
-                raise ValueError(
-                    f"`threshold` must be one of {THRESHOLDS}, a number or a callable, got {t!r}."
-                )
+                raise ValueError(f"`threshold` must be one of {THRESHOLDS}, a number or a callable, got {t!r}.")
         elif isinstance(t, bool) or not (isinstance(t, (int, float)) or callable(t)):
             raise ValueError(f"`threshold` must be one of {THRESHOLDS}, a number or a callable, got {t!r}.")
         elif isinstance(t, (int, float)) and math.isnan(t):

@@ -29,8 +29,14 @@ def test_forest_curves_equal_gudhi(ndim: int) -> None:
         vol = _volume(rng, ndim)
         values = vol.ravel()
         thresholds = [
-            math.inf, float(values.max()) + 1, 0.0, float(rng.choice(values)), float(np.median(values)),
-            float(values.min()) - 1, -math.inf, float(values.max()),
+            math.inf,
+            float(values.max()) + 1,
+            0.0,
+            float(rng.choice(values)),
+            float(np.median(values)),
+            float(values.min()) - 1,
+            -math.inf,
+            float(values.max()),
         ]
         got = betti_curves(torch.from_numpy(vol)[None], thresholds, method="forest")[0].tolist()
         assert got == gudhi_betti(vol, thresholds), vol.shape

@@ -220,7 +220,9 @@ def test_early_stopping_on_decay_rate_and_resume(tmp_path: Path) -> None:
     resumed_cb = TopologyCallback(samples_per_class=5)
     resumed_stopper = EarlyStopping(monitor="topology/decay_rate", mode="max", patience=1, min_delta=5.0)
     trainer2 = _trainer(tmp_path, [resumed_cb, resumed_stopper], max_epochs=3)
-    trainer2.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    trainer2.fit(
+        Classifier(digits_cnn()), datamodule=DigitsDataModule(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt")
+    )
     assert [h["epoch"] for h in resumed_cb.history][:2] == [0, 1]
     assert resumed_cb.history[:2] == callback.history
     assert resumed_cb.sample.indices.tolist() == callback.sample.indices.tolist()

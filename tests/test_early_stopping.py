@@ -46,9 +46,15 @@ def _loader() -> DataLoader:
 
 def _fit(model: LightningModule, callbacks: list, tmp_path: Path, epochs: int = 10, **kw) -> Trainer:
     trainer = Trainer(
-        max_epochs=epochs, callbacks=callbacks, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks), default_root_dir=tmp_path,
-        num_sanity_val_steps=0, accelerator="cpu",
+        max_epochs=epochs,
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
     )
     trainer.fit(model, _loader(), _loader(), **kw)
     return trainer
@@ -113,8 +119,15 @@ def test_real_run_stops_on_the_callbacks_decay_rate(tmp_path: Path) -> None:
     topo = TopologyCallback(samples_per_class=5)
     stopper = TopologyEarlyStopping(patience=2, min_delta=5.0)  # unbeatable: stops after patience
     trainer = Trainer(
-        max_epochs=20, callbacks=[topo, stopper], logger=False, enable_progress_bar=False, enable_checkpointing=False,
-        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", default_root_dir=tmp_path,
+        max_epochs=20,
+        callbacks=[topo, stopper],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
     )
     trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
     assert stopper.stopped_epoch == 2 and stopper.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
