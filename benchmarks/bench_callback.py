@@ -70,6 +70,8 @@ def main() -> None:
     assert callback is not None
     n_inputs, n_layers = len(callback.sample.labels), len(callback.layer_names)
     print(f"topology per epoch   : {n_layers} layers x {n_inputs} inputs, cubical, threshold='mean'")
+    steady = statistics.median(callback.timings[1:] or callback.timings)
+    print(f"topology per evaluation (steady state, callback.timings): {steady * 1e3:.1f} ms")
     print(f"ratio (median of paired ratios): {statistics.median(ratios):.3f}x  (target <= 1.10x)")
     print("per-pair ratios: " + ", ".join(f"{r:.3f}" for r in ratios))
 

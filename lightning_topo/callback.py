@@ -15,6 +15,7 @@ checks):
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -67,7 +68,8 @@ class TopologyCallback(Callback):
         max_samples: at most this many sampled inputs in all (default 200).
         every_n_epochs: evaluate every n-th validation epoch (default 1).
         seed: seed of the sample choice.
-        batch_size: sampled inputs per forward pass.
+        batch_size: sampled inputs per forward pass (default 256: the default sample in one pass; lower it
+            for large inputs on a small GPU).
         device: where to run the sample and the cubical computation: ``None`` (default) = the module's device
             (the GPU when training on one); e.g. ``"cpu"`` to keep it off the accelerator.
         input_fn: picks the model input from a dataset item/batch (default: its first element).
@@ -101,7 +103,7 @@ class TopologyCallback(Callback):
         max_samples: int = 200,
         every_n_epochs: int = 1,
         seed: int = 0,
-        batch_size: int = 64,
+        batch_size: int = 256,
         device: torch.device | str | None = None,
         input_fn: Callable[[Any], Tensor] | None = None,
         target_fn: Callable[[Any], Any] | None = None,
@@ -161,6 +163,7 @@ class TopologyCallback(Callback):
         self.sample: FixedSample | None = None
         self.history: list[dict[str, Any]] = []
         self.last_result: TopologyResult | None = None
+        self.timings: list[float] = []
         self._restored_indices: list[int] | None = None
         self._warned: set[str] = set()
 
@@ -254,6 +257,7 @@ class TopologyCallback(Callback):
         sample = self._ensure_sample(trainer)
         if sample is None or len(sample.labels) == 0:
             return
+        start = time.perf_counter()
         result = evaluate_topology(
             pl_module,
             sample.inputs,
@@ -265,6 +269,7 @@ class TopologyCallback(Callback):
             forward_fn=self.forward_fn,
             output_fn=self.output_fn,
         )
+        self.timings.append(time.perf_counter() - start)
         for message in result.warnings:
             self._warn_once(message, f"TopologyCallback: {message}")
         self.last_result = result
@@ -290,8 +295,9 @@ class TopologyCallback(Callback):
         return metrics
 
     def _log(self, pl_module: LightningModule, result: TopologyResult) -> None:
+        has_logger = pl_module.trainer is not None and bool(pl_module.trainer.loggers)
         for key, value in self.metrics_of(result).items():
-            pl_module.log(key, value, on_step=False, on_epoch=True, logger=True, prog_bar=False)
+            pl_module.log(key, value, on_step=False, on_epoch=True, logger=has_logger, prog_bar=False)
 
     def _record(self, trainer: Trainer, result: TopologyResult) -> dict[str, Any]:
         layers = {}

@@ -41,7 +41,7 @@ from lightning_topo.cubical import as_volumes_3d, cubical_betti
 
 __all__ = ["DIRECT_MAX_THRESHOLDS", "betti_curves"]
 
-DIRECT_MAX_THRESHOLDS = 32
+DIRECT_MAX_THRESHOLDS = 40
 """Below this many thresholds ``method="auto"`` recomputes directly (batched), from it on it uses forests."""
 
 _HALF_26 = [(dd, dh, dw) for dd in (-1, 0, 1) for dh in (-1, 0, 1) for dw in (-1, 0, 1) if (dd, dh, dw) > (0, 0, 0)]
