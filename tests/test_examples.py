@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_engine_demo_prints_betti_numbers_per_layer() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "engine_demo.py"), "--per-class", "3"],
-        capture_output=True, text=True, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     ).stdout
     assert "30 digits (3 per class)" in out
     rows = [line for line in out.splitlines() if re.match(r"\d+:\w+\s", line)]
