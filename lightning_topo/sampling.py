@@ -158,9 +158,8 @@ def build_sample(
     dataset = source.dataset if isinstance(source, DataLoader) else source
     collate = loader.collate_fn if loader is not None else default_collate
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__"):
-        return _from_batches(
-            loader or DataLoader(dataset, batch_size=64), samples_per_class, max_samples, input_fn, target_fn
-        )
+        stream = loader if loader is not None else DataLoader(dataset, batch_size=64)
+        return _from_batches(stream, samples_per_class, max_samples, input_fn, target_fn)
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise ValueError("the validation dataset is empty: there is nothing to sample.")

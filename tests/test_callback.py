@@ -12,6 +12,7 @@ import pytest
 import torch
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
@@ -214,6 +215,7 @@ def test_early_stopping_on_decay_rate_and_resume(tmp_path: Path) -> None:
     trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
     # min_delta=5 cannot be beaten by a decay rate of about [-1, 1] after the first: stop after patience=1.
     assert trainer.should_stop and stopper.stopped_epoch == 1
+    assert stopper.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
     assert trainer.current_epoch < 19
     assert len(callback.history) == 2
 

@@ -1,0 +1,117 @@
+"""Torchvision-equivalent models with the same module names, defined here because torchvision's wheel
+does not load with the CPU torch used in CI. Widths are small (``width``) so tests stay fast."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet layout: conv1, bn1, relu, maxpool, layer1..layer4, avgpool, fc."""
+
+    def __init__(self, block: type[nn.Module], layers: list[int], width: int = 8, num_classes: int = 10) -> None:
+        super().__init__()
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._make(block, width, layers[0])
+        self.layer2 = self._make(block, width * 2, layers[1], 2)
+        self.layer3 = self._make(block, width * 4, layers[2], 2)
+        self.layer4 = self._make(block, width * 8, layers[3], 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
+
+    def _make(self, block: type[nn.Module], planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def resnet18(width: int = 8) -> ResNet:
+    return ResNet(BasicBlock, [2, 2, 2, 2], width)
+
+
+def resnet50(width: int = 8) -> ResNet:
+    return ResNet(Bottleneck, [3, 4, 6, 3], width)
+
+
+def vgg(width: int = 8) -> nn.Module:
+    """torchvision's VGG layout: `features` (conv/ReLU/maxpool), `avgpool`, `classifier`."""
+    net = nn.Module()
+    net.features = nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
+    net.avgpool = nn.AdaptiveAvgPool2d(2)
+    net.classifier = nn.Sequential(nn.Linear(8 * width, 10))
+    return net
+
+
+def densenet(width: int = 8) -> nn.Module:
+    """torchvision's DenseNet layout: features.conv0 … denseblockN, transitionN …, classifier."""
+    net = nn.Module()
+    net.features = nn.Sequential()
+    net.features.add_module("conv0", nn.Conv2d(3, width, 3, padding=1))
+    net.features.add_module("denseblock1", nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU()))
+    net.features.add_module("transition1", nn.Sequential(nn.Conv2d(width, width, 1), nn.AvgPool2d(2)))
+    net.features.add_module("denseblock2", nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU()))
+    net.features.add_module("norm5", nn.BatchNorm2d(width))
+    net.classifier = nn.Linear(width, 10)
+    return net

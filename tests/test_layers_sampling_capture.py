@@ -1,0 +1,162 @@
+"""Layer selection, the fixed sample and the one-pass capture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from models import densenet, resnet18, resnet50, vgg
+from torch import nn
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+from lightning_topo.capture import ActivationCapture, run_on_sample
+from lightning_topo.layers import resolve_layers
+from lightning_topo.models import Classifier, digits_cnn, mlp
+from lightning_topo.sampling import build_sample, shard
+
+
+def test_resnet_auto_layers_follow_the_paper() -> None:
+    names18 = resolve_layers(resnet18())
+    assert names18 == ["conv1", "bn1", "relu"] + [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    assert len(names18) == 11
+    names50 = resolve_layers(resnet50())
+    assert len(names50) == 19 and names50[3:6] == ["layer1.0", "layer1.1", "layer1.2"] and names50[-1] == "layer4.2"
+
+
+def test_other_families() -> None:
+    assert resolve_layers(vgg()) == ["features.1", "features.4"]
+    assert resolve_layers(densenet()) == ["features.denseblock1", "features.transition1", "features.denseblock2"]
+    assert resolve_layers(Classifier(mlp(depth=3))) == ["net.2", "net.4", "net.6"]
+    assert resolve_layers(Classifier(digits_cnn())) == [f"net.{i}" for i in range(9)]
+    assert resolve_layers(resnet50(), max_layers=5) == ["conv1", "layer1.1", "layer2.3", "layer3.4", "layer4.2"]
+
+
+def test_names_globs_predicates_and_wrappers() -> None:
+    net = resnet18()
+    globbed = resolve_layers(net, ["layer2.*"])
+    assert globbed == [n for n, _ in net.named_modules() if n.startswith("layer2.")]  # depth order
+    assert {"layer2.0", "layer2.1", "layer2.0.conv1"} <= set(globbed)
+    assert resolve_layers(net, ["fc", "conv1"]) == ["fc", "conv1"]
+    assert resolve_layers(net, lambda n, m: isinstance(m, nn.Linear)) == ["fc"]
+    wrapper = nn.Module()
+    wrapper.module = net  # the DDP layout
+    assert resolve_layers(wrapper, ["layer1.0"]) == ["layer1.0"]
+    compiled = torch.compile(net)
+    assert resolve_layers(compiled) == resolve_layers(net)
+
+
+def test_unknown_name_lists_close_matches() -> None:
+    with pytest.raises(MisconfigurationException, match=r"'layer1\.5'.*Close matches: \[.*'layer1\.1'") as err:
+        resolve_layers(resnet18(), ["layer1.5"])
+    assert "'layer1.0'" in str(err.value) and "named_modules()" in str(err.value)
+    with pytest.raises(MisconfigurationException, match="does not match"):
+        resolve_layers(resnet18(), ["nothing*"])
+
+
+def _dataset(n: int = 90, classes: int = 3) -> TensorDataset:
+    return TensorDataset(torch.arange(n, dtype=torch.float32)[:, None], torch.arange(n) % classes)
+
+
+def test_sample_is_fixed_stratified_and_bounded() -> None:
+    ds = _dataset()
+    a = build_sample(DataLoader(ds, batch_size=7, shuffle=True), samples_per_class=5, max_samples=100, seed=3)
+    b = build_sample(DataLoader(ds, batch_size=30), samples_per_class=5, max_samples=100, seed=3)
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.inputs, b.inputs)
+    assert a.counts_per_class() == {0: 5, 1: 5, 2: 5}
+    assert torch.equal(a.inputs[:, 0].long(), a.indices)  # the inputs are the items at those indices
+    assert torch.equal(a.labels, a.indices % 3)
+    capped = build_sample(ds, samples_per_class=20, max_samples=10, seed=0)
+    assert len(capped.labels) == 10 and set(capped.counts_per_class().values()) <= {3, 4}
+    assert not torch.equal(build_sample(ds, samples_per_class=5, max_samples=100, seed=4).indices, a.indices)
+
+
+def test_small_dataset_warns_and_uses_all() -> None:
+    with pytest.warns(UserWarning, match="offers 6 inputs for a sample of 30"):
+        sample = build_sample(_dataset(6), samples_per_class=10, max_samples=100, seed=0)
+    assert len(sample.labels) == 6
+
+
+def test_dict_items_unlabeled_and_iterable() -> None:
+    class Dicts(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 12
+
+        def __getitem__(self, i: int) -> dict:
+            return {"image": torch.full((2,), float(i)), "label": i % 2}
+
+    s = build_sample(Dicts(), samples_per_class=3, max_samples=50, seed=0)
+    assert s.counts_per_class() == {0: 3, 1: 3} and s.inputs.shape == (6, 2)
+    unlabeled = build_sample(TensorDataset(torch.randn(10, 3)), samples_per_class=4, max_samples=50, seed=0)
+    assert unlabeled.classes == [0] and len(unlabeled.labels) == 4
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            for i in range(40):
+                yield torch.tensor([float(i)]), i % 4
+
+    streamed = build_sample(DataLoader(Stream(), batch_size=5), samples_per_class=2, max_samples=100, seed=0)
+    assert streamed.counts_per_class() == {0: 2, 1: 2, 2: 2, 3: 2}
+    assert (streamed.indices == -1).all()
+
+
+def test_shards_cover_the_sample_once() -> None:
+    s = build_sample(_dataset(), samples_per_class=7, max_samples=100, seed=0)
+    parts = [shard(s, r, 4) for r in range(4)]
+    assert sorted(torch.cat([p.indices for p in parts]).tolist()) == sorted(s.indices.tolist())
+
+
+def test_capture_hooks_live_for_one_pass_only() -> None:
+    net = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
+    net.train()
+    stats = net[1].running_mean.clone()
+    x = torch.randn(10, 4)
+    with ActivationCapture(net, ["1", "2"], lambda name, t: (t.requires_grad, t.shape, t.clone())) as cap:
+        run_on_sample(net, x, batch_size=4)
+    assert all(len(m._forward_hooks) == 0 for m in net.modules())
+    assert [r[1] for r in cap.results["2"]] == [torch.Size([4, 6]), torch.Size([4, 6]), torch.Size([2, 6])]
+    assert not any(r[0] for r in cap.results["2"])
+    net.eval()
+    expected = net[2](net[1](net[0](x)))
+    assert torch.allclose(torch.cat([r[2] for r in cap.results["2"]]), expected)
+    assert net[1].training is False and torch.equal(net[1].running_mean, stats)  # eval inside: stats untouched
+    net.train()
+
+    def boom(model: nn.Module, batch: torch.Tensor) -> None:
+        model(batch)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"), ActivationCapture(net, ["2"], lambda n, t: None):
+        run_on_sample(net, x, batch_size=4, forward_fn=boom)
+    assert all(len(m._forward_hooks) == 0 for m in net.modules())
+    assert net.training  # restored after the exception
+
+
+def test_capture_tuple_dict_and_non_tensor_outputs() -> None:
+    class Multi(nn.Module):
+        def __init__(self, kind: str) -> None:
+            super().__init__()
+            self.kind = kind
+
+        def forward(self, x: torch.Tensor) -> object:
+            if self.kind == "tuple":
+                return (x * 2, x)
+            if self.kind == "dict":
+                return {"a": "label", "b": x * 3}
+            return "not a tensor"
+
+    net = nn.Sequential(Multi("tuple"), nn.Identity())
+    parts = {"t": Multi("tuple"), "d": Multi("dict"), "n": Multi("none")}
+    holder = nn.ModuleDict(parts)
+    x = torch.ones(2, 3)
+    with (
+        pytest.warns(UserWarning, match="layer 'n' skipped.*output_fn"),
+        ActivationCapture(holder, ["t", "d", "n"], lambda name, t: t.clone()) as cap,
+    ):
+        for m in parts.values():
+            m(x)
+    assert torch.equal(cap.results["t"][0], x * 2)
+    assert torch.equal(cap.results["d"][0], x * 3)
+    assert cap.results["n"] == [] and "output_fn" in cap.skipped["n"]
+    with ActivationCapture(net, ["0"], lambda name, t: t.clone(), output_fn=lambda out: out[1]) as cap2:
+        net(x)
+    assert torch.equal(cap2.results["0"][0], x)
