@@ -218,6 +218,8 @@ def test_early_stopping_on_decay_rate_and_resume(tmp_path: Path) -> None:
     assert stopper.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
     assert trainer.current_epoch < 19
     assert len(callback.history) == 2
+    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)  # history is plain Python types
+    assert any(v.get("history") == callback.history for v in saved["callbacks"].values() if isinstance(v, dict))
 
     resumed_cb = TopologyCallback(samples_per_class=5)
     resumed_stopper = EarlyStopping(monitor="topology/decay_rate", mode="max", patience=1, min_delta=5.0)
