@@ -24,14 +24,20 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning_utilities.core.imports import RequirementCache
 from torch import Tensor, nn
 from typing_extensions import override
 
+from lightning_topo.charts import CHART_TARGETS, chart_targets, send_charts
 from lightning_topo.layers import resolve_layers
+from lightning_topo.plotting import figures_of
 from lightning_topo.sampling import FixedSample, build_sample
 from lightning_topo.topology import TopologyConfig, TopologyResult, evaluate_topology
 
 __all__ = ["TopologyCallback"]
+
+_WANDB_AVAILABLE = bool(RequirementCache("wandb"))
+_MATPLOTLIB_AVAILABLE = bool(RequirementCache("matplotlib"))
 
 _BETTI_KEYS = ("b0", "b1", "b2")
 
@@ -81,6 +87,10 @@ class TopologyCallback(Callback):
         log_per_class: also log ``topology/{layer}/class_{c}/b{k}`` (default False).
         run_on_sanity_check: also evaluate during the sanity check (default False).
         run_on_fast_dev_run: also evaluate under ``Trainer(fast_dev_run=...)`` (default False).
+        charts: where to send charts after each evaluation (see :mod:`lightning_topo.charts`): ``"auto"``
+            (default: W&B charts to a ``WandbLogger``, figures to a ``TensorBoardLogger``, PNG files under the
+            log dir of any other logger; nothing without a logger), a list of ``"wandb"``, ``"tensorboard"``,
+            ``"png"``, or ``False``.
 
     Example:
         >>> from lightning.pytorch import Trainer
@@ -113,6 +123,7 @@ class TopologyCallback(Callback):
         log_per_class: bool = False,
         run_on_sanity_check: bool = False,
         run_on_fast_dev_run: bool = False,
+        charts: bool | str | Sequence[str] = "auto",
     ) -> None:
         super().__init__()
         try:
@@ -143,6 +154,7 @@ class TopologyCallback(Callback):
                 device = torch.device(device)
             except (RuntimeError, TypeError) as err:
                 raise MisconfigurationException(f"`device` {device!r} is not a torch device: {err}") from err
+        self.chart_kinds = self._validate_charts(charts)
         self.layers_spec = layers
         self.samples_per_class = samples_per_class
         self.max_samples = max_samples
@@ -164,8 +176,33 @@ class TopologyCallback(Callback):
         self.history: list[dict[str, Any]] = []
         self.last_result: TopologyResult | None = None
         self.timings: list[float] = []
+        self.chart_files: list[str] = []
         self._restored_indices: list[int] | None = None
         self._warned: set[str] = set()
+
+    @staticmethod
+    def _validate_charts(charts: bool | str | Sequence[str]) -> tuple[str, ...]:
+        if charts is True or charts == "auto":
+            return CHART_TARGETS
+        if charts is False or charts is None:
+            return ()
+        kinds = (charts,) if isinstance(charts, str) else tuple(charts)
+        bad = [k for k in kinds if k not in CHART_TARGETS]
+        if bad:
+            raise MisconfigurationException(
+                f"`charts` must be 'auto', False or a list of {CHART_TARGETS}, got {charts!r} ({bad} unknown)."
+            )
+        if "wandb" in kinds and not _WANDB_AVAILABLE:
+            raise MisconfigurationException(
+                'W&B charts were asked for (`charts` includes "wandb") but wandb is not installed: '
+                'pip install "lightning-topo[wandb]"'
+            )
+        if any(k in kinds for k in ("tensorboard", "png")) and not _MATPLOTLIB_AVAILABLE:
+            raise MisconfigurationException(
+                f"`charts={charts!r}` needs matplotlib for figures, which is not installed: "
+                'pip install "lightning-topo[plot]"'
+            )
+        return kinds
 
     # ------------------------------------------------------------------ identity and state
     @property
@@ -275,6 +312,25 @@ class TopologyCallback(Callback):
         self.last_result = result
         self._log(pl_module, result)
         self.history.append(self._record(trainer, result))
+        if trainer.is_global_zero and self.chart_kinds and trainer.loggers:
+            self._send_charts(trainer)
+
+    def _send_charts(self, trainer: Trainer) -> None:
+        kinds = self.chart_kinds
+        wanted = {kind for kind, _ in chart_targets(trainer)}
+        if {"tensorboard", "png"} & wanted & set(kinds) and not _MATPLOTLIB_AVAILABLE:
+            self._warn_once(
+                "no-mpl",
+                'TopologyCallback: figures for TensorBoard / PNG need matplotlib: pip install "lightning-topo[plot]"; '
+                "skipping them.",
+            )
+            kinds = tuple(k for k in kinds if k == "wandb")
+        self.chart_files += send_charts(trainer, self.history, kinds)
+
+    def plot(self) -> dict[str, Any]:
+        """Matplotlib figures of the history so far: ``betti_vs_depth`` (latest evaluation), ``decay`` and
+        ``omega_heatmap`` (for notebooks; needs matplotlib). Empty before the first evaluation."""
+        return figures_of(self.history)
 
     # ------------------------------------------------------------------ logging
     def metrics_of(self, result: TopologyResult) -> dict[str, float]:

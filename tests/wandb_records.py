@@ -1,0 +1,68 @@
+"""Read back what an offline W&B run wrote: history records from the .wandb file and table JSON files.
+
+The .wandb file is a LevelDB-style log (a 7-byte ':W&B' header, 32 KiB blocks of records with a 7-byte
+header: crc32, length, type FULL/FIRST/MIDDLE/LAST) of protobuf ``Record`` messages.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import struct
+from typing import Any
+
+_BLOCK = 32768
+_HEADER = 7
+
+
+def _raw_records(path: str) -> list[bytes]:
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:4] == b":W&B", f"not a W&B run file: {path}"
+    records, pending, pos = [], b"", _HEADER
+    while pos + _HEADER <= len(data):
+        space = _BLOCK - pos % _BLOCK
+        if space < _HEADER:
+            pos += space
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        if kind == 0 and length == 0:  # zero padding: the rest of the block is empty
+            pos += space
+            continue
+        chunk = data[pos + _HEADER : pos + _HEADER + length]
+        pos += _HEADER + length
+        if kind == 1:
+            records.append(chunk)
+        elif kind == 2:
+            pending = chunk
+        elif kind == 3:
+            pending += chunk
+        elif kind == 4:
+            records.append(pending + chunk)
+            pending = b""
+    return records
+
+
+def history(run_dir: str) -> list[dict[str, Any]]:
+    """The logged history rows of an offline run directory, each as ``{key: decoded JSON value}``."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = glob.glob(os.path.join(run_dir, "run-*.wandb"))
+    rows = []
+    for raw in _raw_records(path):
+        record = pb.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == "history":
+            rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in record.history.item})
+    return rows
+
+
+def table(run_dir: str, row: dict[str, Any], key: str) -> dict[str, Any]:
+    """The JSON of the table logged under ``key`` in a history row."""
+    with open(os.path.join(run_dir, "files", row[f"{key}/path"])) as f:
+        return json.load(f)
+
+
+def run_dirs(save_dir: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(save_dir, "wandb", "offline-run-*")))
