@@ -32,7 +32,7 @@ from lightning_topo.charts import CHART_TARGETS, chart_targets, send_charts
 from lightning_topo.layers import resolve_layers
 from lightning_topo.plotting import figures_of
 from lightning_topo.sampling import FixedSample, build_sample
-from lightning_topo.topology import TopologyConfig, TopologyResult, evaluate_topology
+from lightning_topo.topology import Collective, TopologyConfig, TopologyResult, capture_layers, summarise_topology
 
 __all__ = ["TopologyCallback"]
 
@@ -48,6 +48,25 @@ def _check_positive_int(value: Any, name: str, allow_none: bool = False) -> None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         extra = " or None" if allow_none else ""
         raise MisconfigurationException(f"`{name}` must be an integer >= 1{extra}, got {value!r}.")
+
+
+class _StrategyCollective(Collective):
+    """Sum-reduce and gather across ranks through the Lightning strategy (no-ops in one process)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.strategy = trainer.strategy
+        self.world_size = trainer.world_size
+        self.rank = trainer.global_rank
+
+    def all_reduce_sum(self, tensor: Tensor) -> Tensor:
+        if self.world_size == 1:
+            return tensor
+        return self.strategy.reduce(tensor.clone(), reduce_op="sum")
+
+    def all_gather(self, tensor: Tensor) -> Tensor:
+        if self.world_size == 1:
+            return tensor.unsqueeze(0)
+        return self.strategy.all_gather(tensor.contiguous())
 
 
 class TopologyCallback(Callback):
@@ -295,16 +314,27 @@ class TopologyCallback(Callback):
         if sample is None or len(sample.labels) == 0:
             return
         start = time.perf_counter()
-        result = evaluate_topology(
+        # Each rank runs its strided slice of the sample; sums, counts and clouds are combined across ranks.
+        positions = torch.arange(trainer.global_rank, len(sample.labels), trainer.world_size)
+        values, problems = capture_layers(
             pl_module,
-            sample.inputs,
-            sample.labels,
+            sample.inputs[positions],
             self.layer_names,
             self.config,
             batch_size=self.batch_size,
             device=self.device or pl_module.device,
             forward_fn=self.forward_fn,
             output_fn=self.output_fn,
+        )
+        result = summarise_topology(
+            values,
+            problems,
+            self.layer_names,
+            sample.labels,
+            positions,
+            self.config,
+            comm=_StrategyCollective(trainer),
+            device=pl_module.device,
         )
         self.timings.append(time.perf_counter() - start)
         for message in result.warnings:
@@ -353,7 +383,8 @@ class TopologyCallback(Callback):
     def _log(self, pl_module: LightningModule, result: TopologyResult) -> None:
         has_logger = pl_module.trainer is not None and bool(pl_module.trainer.loggers)
         for key, value in self.metrics_of(result).items():
-            pl_module.log(key, value, on_step=False, on_epoch=True, logger=has_logger, prog_bar=False)
+            # Values are already identical on every rank (reduced above): no further sync needed.
+            pl_module.log(key, value, on_step=False, on_epoch=True, logger=has_logger, prog_bar=False, sync_dist=False)
 
     def _record(self, trainer: Trainer, result: TopologyResult) -> dict[str, Any]:
         layers = {}

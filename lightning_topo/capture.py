@@ -90,7 +90,8 @@ class ActivationCapture:
                 return
             self.results[name].append(self.reducer(name, tensor.detach()))
 
-        return hook
+        # Never trace the hook into a torch.compile graph: the reducer runs NumPy / C labelling code.
+        return torch.compiler.disable(hook)
 
     def __enter__(self) -> ActivationCapture:
         try:

@@ -4,13 +4,15 @@ Two criteria, either of which stops the run:
 
 1. **Plateau** (Lightning's ``EarlyStopping``): the monitored decay rate (default
    ``topology/decay_rate``, higher = more simplification, ``mode="max"``) has not improved by more
-   than ``min_delta`` for ``patience`` evaluations.
+   than ``min_delta`` for ``patience`` evaluations. ``stopping_threshold`` / ``divergence_threshold``
+   work as in ``EarlyStopping``.
 2. **Betti floor** (optional, ``floor_patience``): the deepest watched layer's Omega
-   (``topology/omega_last``) has stayed within ``floor_tol`` of ``floor`` (1 = one component, no holes:
-   Naitzat et al.'s end point) for ``floor_patience`` consecutive evaluations.
+   (``topology/omega_last``) has been ``<= floor + floor_tol`` (default 1.05: one component, no
+   holes — Naitzat et al.'s end point) for ``floor_patience`` consecutive evaluations.
 
-An evaluation whose monitored value is NaN (a layer with NaN activations, see ``TopologyCallback``) is
-skipped with a warning instead of stopping the run, unless ``check_finite=True``.
+An evaluation whose monitored value is NaN/Inf (a layer with NaN activations, or an all-zero Omega
+curve; see ``TopologyCallback``) is skipped with a warning instead of stopping the run, unless
+``check_finite=True``. The floor rule likewise skips evaluations where ``floor_key`` is not finite.
 """
 
 from __future__ import annotations
@@ -30,31 +32,56 @@ from typing_extensions import override
 __all__ = ["TopologyEarlyStopping"]
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class TopologyEarlyStopping(EarlyStopping):
     """Early stopping on the topology decay rate, with an optional Betti-floor rule.
 
     Args:
         monitor: the logged key to watch (default ``"topology/decay_rate"``).
         mode: ``"max"`` (default: the normalised decay rises while the net simplifies) or ``"min"``
-            (e.g. for ``"topology/theta"``).
-        patience: evaluations without improvement before stopping (default 3).
-        min_delta: smallest change that counts as an improvement.
+            (e.g. for ``monitor="topology/theta"``).
+        patience: evaluations without improvement before stopping (integer >= 1, default 3).
+        min_delta: smallest change that counts as an improvement (finite, >= 0).
         floor_patience: stop once ``floor_key`` has been ``<= floor + floor_tol`` for this many consecutive
-            evaluations (``None``, the default, disables the rule).
-        floor_key: the logged Omega of the deepest layer (default ``"topology/omega_last"``).
+            evaluations (integer >= 1; ``None``, the default, disables the rule).
+        floor_key: the logged Omega of the deepest layer (default ``"topology/omega_last"``). With
+            ``strict=True`` (the default) a missing key raises, as a missing ``monitor`` does.
         floor: the Betti floor (default 1.0: b0 = 1, no holes).
-        floor_tol: tolerance above the floor (default 0.05).
+        floor_tol: tolerance above the floor (finite, >= 0; default 0.05).
         check_finite: stop when the monitored value is NaN/Inf (default False: skip that evaluation).
-        **kwargs: passed on to ``EarlyStopping`` (``verbose``, ``strict``, ``stopping_threshold``, ...).
+        log_rank_zero_only: log the status messages (``verbose=True``) on rank 0 only (default True).
+        **kwargs: passed on to ``EarlyStopping`` (``verbose``, ``strict``, ``stopping_threshold``,
+            ``divergence_threshold``, ``check_on_train_epoch_end``).
 
-    After stopping, ``stopping_reason`` / ``stopping_reason_message`` say why, as for ``EarlyStopping``;
-    the floor rule reports ``EarlyStoppingReason.STOPPING_THRESHOLD`` and sets ``floor_reached = True``.
+    Attributes:
+        wait_count: evaluations since the last improvement of ``monitor`` (from ``EarlyStopping``).
+        floor_count: consecutive evaluations at the floor so far.
+        floor_reached: True once the floor rule stopped the run.
+        stopping_reason: an ``EarlyStoppingReason``; the floor rule reports ``STOPPING_THRESHOLD`` (the floor is
+            a threshold on ``floor_key``) and sets ``floor_reached``. When both rules fire at the same
+            evaluation, the plateau/threshold reason of ``EarlyStopping`` is reported.
+        stopping_reason_message: a human-readable reason (the floor rule's starts with ``"Betti floor reached"``).
+
+    Both counters are saved in checkpoints (``state_dict``) and restored on resume. Under DDP every rank
+    evaluates the rules on its ``trainer.callback_metrics`` and the stop decision is reduced with
+    ``trainer.strategy.reduce_boolean_decision`` (any rank stopping stops all); the reason attributes are set
+    on the ranks whose own evaluation decided to stop.
+
+    Raises:
+        MisconfigurationException: for an invalid argument (as ``EarlyStopping`` does for ``mode``); the
+            message lists the valid values.
 
     Example:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_topo import TopologyCallback
-        >>> trainer = Trainer(callbacks=[TopologyCallback(), TopologyEarlyStopping(floor_patience=2)],
-        ...                   logger=False, enable_progress_bar=False)
+        >>> stopper = TopologyEarlyStopping(patience=3, floor_patience=2)
+        >>> trainer = Trainer(callbacks=[TopologyCallback(), stopper], logger=False, enable_progress_bar=False)
+        >>> stopper.state_key
+        "TopologyEarlyStopping{'monitor': 'topology/decay_rate', 'mode': 'max', 'floor_key': 'topology/omega_last', \
+'floor_patience': 2, 'floor': 1.0, 'floor_tol': 0.05}"
     """
 
     def __init__(
@@ -68,24 +95,36 @@ class TopologyEarlyStopping(EarlyStopping):
         floor: float = 1.0,
         floor_tol: float = 0.05,
         check_finite: bool = False,
+        log_rank_zero_only: bool = True,
         **kwargs: Any,
     ) -> None:
-        if mode not in ("min", "max"):
-            raise MisconfigurationException(f"`mode` must be one of ('min', 'max'), got {mode!r}.")
+        for name, key in (("monitor", monitor), ("floor_key", floor_key)):
+            if not isinstance(key, str) or not key:
+                raise MisconfigurationException(f"`{name}` must be a non-empty logged metric name, got {key!r}.")
+        if mode not in self.mode_dict:
+            raise MisconfigurationException(f"`mode` must be one of 'min', 'max', got {mode!r}.")
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise MisconfigurationException(f"`patience` must be an integer >= 1, got {patience!r}.")
+        if not _is_real(min_delta) or min_delta < 0:
+            raise MisconfigurationException(f"`min_delta` must be a finite number >= 0, got {min_delta!r}.")
         if floor_patience is not None and (
             isinstance(floor_patience, bool) or not isinstance(floor_patience, int) or floor_patience < 1
         ):
             raise MisconfigurationException(
-                f"`floor_patience` must be None or an integer >= 1, got {floor_patience!r}."
+                f"`floor_patience` must be None (floor rule off) or an integer >= 1, got {floor_patience!r}."
             )
-        if not (math.isfinite(floor) and math.isfinite(floor_tol) and floor_tol >= 0):
-            raise MisconfigurationException(
-                f"`floor` must be finite and `floor_tol` finite and >= 0, got floor={floor!r}, floor_tol={floor_tol!r}."
-            )
+        if not _is_real(floor):
+            raise MisconfigurationException(f"`floor` must be a finite number, got {floor!r}.")
+        if not _is_real(floor_tol) or floor_tol < 0:
+            raise MisconfigurationException(f"`floor_tol` must be a finite number >= 0, got {floor_tol!r}.")
         super().__init__(
-            monitor=monitor, mode=mode, patience=patience, min_delta=min_delta, check_finite=check_finite, **kwargs
+            monitor=monitor,
+            mode=mode,
+            patience=patience,
+            min_delta=float(min_delta),
+            check_finite=check_finite,
+            log_rank_zero_only=log_rank_zero_only,
+            **kwargs,
         )
         self.floor_patience = floor_patience
         self.floor_key = floor_key
@@ -93,7 +132,6 @@ class TopologyEarlyStopping(EarlyStopping):
         self.floor_tol = float(floor_tol)
         self.floor_count = 0
         self.floor_reached = False
-        self._logs: dict[str, Tensor] = {}
 
     @property
     @override
@@ -104,6 +142,7 @@ class TopologyEarlyStopping(EarlyStopping):
             floor_key=self.floor_key,
             floor_patience=self.floor_patience,
             floor=self.floor,
+            floor_tol=self.floor_tol,
         )
 
     @override
@@ -115,39 +154,68 @@ class TopologyEarlyStopping(EarlyStopping):
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
+        # `.get`: a state saved by a plain `EarlyStopping` has no floor entries.
         self.floor_count = int(state_dict.get("floor_count", 0))
         self.floor_reached = bool(state_dict.get("floor_reached", False))
 
     @override
     def _run_early_stopping_check(self, trainer: Trainer) -> None:
-        self._logs = dict(trainer.callback_metrics)
-        current = self._logs.get(self.monitor)
-        if current is not None and not self.check_finite and not bool(torch.isfinite(current).all()):
-            rank_zero_warn(
-                f"TopologyEarlyStopping: {self.monitor} is {float(current)} at epoch {trainer.current_epoch}; "
-                "this evaluation is skipped (see the TopologyCallback warning for the layer at fault)."
-            )
+        """Evaluate the plateau and floor rules, agree across ranks, and tell the trainer to stop."""
+        if trainer.fast_dev_run:  # disabled under fast_dev_run, like EarlyStopping
             return
-        super()._run_early_stopping_check(trainer)
-
-    @override
-    def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:
-        should_stop, reason = super()._evaluate_stopping_criteria(current)
-        if should_stop or self.floor_patience is None:
-            return should_stop, reason
-        value = self._logs.get(self.floor_key)
-        if value is None or not bool(torch.isfinite(value).all()):
-            return should_stop, reason
-        if float(value) <= self.floor + self.floor_tol:
-            self.floor_count += 1
-        else:
-            self.floor_count = 0
-        if self.floor_count >= self.floor_patience:
+        logs = trainer.callback_metrics
+        should_stop, reason = False, None
+        if self._validate_condition_metric(logs):
+            current = logs[self.monitor].squeeze()
+            if not self.check_finite and not bool(torch.isfinite(current).all()):
+                rank_zero_warn(
+                    f"TopologyEarlyStopping: {self.monitor} = {float(current)} at epoch {trainer.current_epoch}; "
+                    "this evaluation is skipped (see the TopologyCallback warning for the layer at fault).",
+                    category=UserWarning,
+                )
+            else:
+                should_stop, reason = self._evaluate_stopping_criteria(current)
+        floor_stop, floor_reason = self._evaluate_floor(trainer, logs)
+        if floor_stop and not should_stop:
+            should_stop, reason = True, floor_reason
             self.floor_reached = True
             self.stopping_reason = EarlyStoppingReason.STOPPING_THRESHOLD
-            reason = (
-                f"Betti floor reached: {self.floor_key} = {float(value):.3f} <= {self.floor} + {self.floor_tol} for "
-                f"{self.floor_count} consecutive evaluations. Signaling Trainer to stop."
+
+        # Stop every process if any process decides to stop.
+        should_stop = trainer.strategy.reduce_boolean_decision(should_stop, all=False)
+        trainer.should_stop = trainer.should_stop or should_stop
+        if should_stop:
+            self.stopped_epoch = trainer.current_epoch
+            self.stopping_reason_message = reason
+        if reason and self.verbose:
+            self._log_info(trainer, reason, self.log_rank_zero_only)
+
+    def _evaluate_floor(self, trainer: Trainer, logs: dict[str, Tensor]) -> tuple[bool, str | None]:
+        """Update ``floor_count`` from ``logs[floor_key]``; return whether the floor rule stops, and why."""
+        if self.floor_patience is None:
+            return False, None
+        value = logs.get(self.floor_key)
+        if value is None:
+            message = (
+                f"TopologyEarlyStopping: the floor rule watches `{self.floor_key}`, which is not logged. Log it "
+                f"(TopologyCallback does) or pass one of: `{'`, `'.join(logs.keys())}`"
             )
-            return True, reason
-        return should_stop, reason
+            if self.strict:
+                raise RuntimeError(message)
+            rank_zero_warn(message, category=RuntimeWarning)
+            return False, None
+        value = value.squeeze()
+        if not bool(torch.isfinite(value).all()):
+            rank_zero_warn(
+                f"TopologyEarlyStopping: {self.floor_key} = {float(value)} at epoch {trainer.current_epoch}; the "
+                "floor rule skips this evaluation."
+            )
+            return False, None
+        level = self.floor + self.floor_tol
+        self.floor_count = self.floor_count + 1 if float(value) <= level else 0
+        if self.floor_count < self.floor_patience:
+            return False, None
+        return True, (
+            f"Betti floor reached: {self.floor_key} = {float(value):.3f} <= {self.floor} + {self.floor_tol} for "
+            f"{self.floor_count} consecutive evaluations. Signaling Trainer to stop."
+        )

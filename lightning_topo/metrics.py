@@ -1,7 +1,13 @@
 """torchmetrics ``Metric`` classes over the functional core, for use inside any LightningModule.
 
-Their states are per-class sums and counts reduced with ``dist_reduce_fx="sum"``, so under DDP the
-value computed after synchronisation equals a single-process computation on all the data.
+* :class:`BettiNumbers` — mean ``(b0, b1, b2)`` of the sublevel sets of activation volumes, per class;
+* :class:`TopologicalComplexity` — Omega: mean of ``b0 + b1 + b2`` per class, then over the classes seen;
+* :class:`DecayRate` — the decay of Omega over depth (``normalised_decay`` or the paper's ``theta``).
+
+Their states are per-class integer sums of Betti numbers and sample counts, reduced with
+``dist_reduce_fx="sum"``: under DDP (or after :meth:`~torchmetrics.Metric.merge_state`) the value
+computed from the synchronised states equals a single-process computation on all the data, and the
+states are exact (int64) whatever ``set_dtype`` does to floating-point states.
 
 Example:
     >>> import torch
@@ -24,180 +30,348 @@ from torchmetrics import Metric
 from lightning_topo.complexity import normalised_decay, theta
 from lightning_topo.cubical import cubical_betti
 
-__all__ = ["BettiNumbers", "DecayRate", "TopologicalComplexity"]
+__all__ = ["DECAY_KINDS", "BettiNumbers", "DecayRate", "TopologicalComplexity"]
 
-DECAY_KINDS = ("normalised", "theta")
+DECAY_KINDS: tuple[str, ...] = ("normalised", "theta")
+"""Valid ``kind`` values of :class:`DecayRate`."""
 
-
-def _check_num_classes(num_classes: int) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"`num_classes` must be an integer >= 1, got {num_classes!r}.")
+_BETTI_NAMES = ("b0", "b1", "b2")
 
 
-def _check_threshold(threshold: float) -> None:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or math.isnan(threshold):
-        raise ValueError(f"`threshold` must be a real number (±inf allowed), got {threshold!r}.")
+def _check_int(value: Any, name: str, minimum: int, why: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}{why}, got {value!r}.")
+    return value
 
 
-def _labels_for(labels: Tensor | None, batch: int, num_classes: int, device: torch.device) -> Tensor:
+def _check_threshold(threshold: Any) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise ValueError(
+            f"`threshold` must be a finite real number (the sublevel sets are {{v <= threshold}}), got {threshold!r}."
+        )
+    return float(threshold)
+
+
+def _check_betti(betti: Any, name: str = "betti") -> Tensor:
+    """Validate precomputed Betti numbers ``(B, 3)``: non-negative and integer-valued; return int64."""
+    if not isinstance(betti, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of shape (B, 3), got {type(betti).__name__}.")
+    if betti.ndim != 2 or betti.shape[1] != 3 or betti.shape[0] == 0:
+        raise ValueError(f"`{name}` must have shape (B, 3) with B >= 1, got {tuple(betti.shape)}.")
+    if betti.is_complex() or betti.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer Betti numbers, got dtype {betti.dtype}.")
+    if betti.is_floating_point() and not bool((torch.isfinite(betti) & (betti == betti.round())).all()):
+        raise ValueError(f"`{name}` must hold integer Betti numbers; got non-integer or non-finite values.")
+    if bool((betti < 0).any()):
+        raise ValueError(f"`{name}` must hold non-negative Betti numbers, got a minimum of {betti.min().item()}.")
+    return betti.to(torch.int64)
+
+
+def _check_labels(labels: Any, batch: int, num_classes: int, device: torch.device) -> Tensor:
+    """Labels ``(B,)`` in ``[0, num_classes)`` as int64 on ``device`` (all zeros when ``None`` and one class)."""
     if labels is None:
+        if num_classes > 1:
+            raise ValueError(
+                f"`labels` are required when num_classes={num_classes} > 1 (integers in [0, {num_classes - 1}])."
+            )
         return torch.zeros(batch, dtype=torch.long, device=device)
-    labels = torch.as_tensor(labels, device=device).long().reshape(-1)
+    labels = torch.as_tensor(labels)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"`labels` must be an integer tensor, got dtype {labels.dtype}.")
+    labels = labels.to(device=device, dtype=torch.long).reshape(-1)
     if labels.numel() != batch:
-        raise ValueError(f"`labels` has {labels.numel()} entries for {batch} samples.")
+        raise ValueError(f"`labels` has {labels.numel()} entries for {batch} samples; pass one label per sample.")
     bad = (labels < 0) | (labels >= num_classes)
     if bool(bad.any()):
         raise ValueError(
-            f"label {int(labels[bad][0])} is out of range for num_classes={num_classes}; labels must be in "
-            f"[0, {num_classes - 1}]."
+            f"label {int(labels[bad][0])} is out of range for num_classes={num_classes}; labels must be integers "
+            f"in [0, {num_classes - 1}]."
         )
     return labels
 
 
+def _betti_of(volumes: Tensor | None, betti: Tensor | None, threshold: float, device: torch.device) -> Tensor:
+    """Exactly one of ``volumes`` / ``betti``; returns int64 ``(B, 3)`` on ``device``."""
+    if (volumes is None) == (betti is None):
+        raise ValueError("pass exactly one of `volumes` and `betti=` (got both or neither).")
+    if betti is None:
+        betti = cubical_betti(volumes, threshold)  # type: ignore[arg-type]
+    return _check_betti(betti).to(device)
+
+
+def _plot_betti(val: Tensor | Sequence[Tensor], ax: Any, name: str) -> tuple[Any, Any]:
+    """Plot ``(3,)`` / ``(C, 3)`` Betti means, or a sequence of them over steps (one line per b_k and class)."""
+    import matplotlib.pyplot as plt  # lazy: matplotlib is optional
+
+    fig, ax = plt.subplots() if ax is None else (None, ax)
+    over_time = not isinstance(val, Tensor)
+    values = torch.stack([torch.as_tensor(v) for v in val]) if over_time else val.unsqueeze(0)  # (T, [C,] 3)
+    values = values.detach().cpu().to(torch.float64)
+    if values.ndim == 2:
+        values = values.unsqueeze(1)  # (T, 1, 3)
+    steps, classes = values.shape[0], values.shape[1]
+    for c in range(classes):
+        for k, bname in enumerate(_BETTI_NAMES):
+            label = bname if classes == 1 else f"class {c} {bname}"
+            if over_time:
+                ax.plot(range(steps), values[:, c, k], marker="o", markersize=6, linestyle="-", label=label)
+            else:
+                ax.plot(
+                    [c + 0.2 * (k - 1)], [values[0, c, k]], marker="o", markersize=10, linestyle="None", label=label
+                )
+    if over_time:
+        ax.set_xlabel("Step")
+        ax.set_xticks(range(steps))
+    else:
+        ax.set_xlabel("Class")
+        ax.set_xticks(range(classes))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.15), ncol=3, fancybox=True, shadow=True)
+    ax.grid(True)
+    ax.set_ylabel(name)
+    return fig, ax
+
+
 class _PerClassBetti(Metric):
-    """Shared state: per-class sums of Betti numbers and sample counts."""
+    """Shared state of :class:`BettiNumbers` and :class:`TopologicalComplexity`: per-class sums and counts."""
 
     is_differentiable = False
     higher_is_better: bool | None = False
     full_state_update = False
 
+    betti_sum: Tensor
+    count: Tensor
+
     def __init__(self, num_classes: int = 1, threshold: float = 0.0, **kwargs: Any) -> None:
+        _check_int(num_classes, "num_classes", 1)
+        threshold = _check_threshold(threshold)
         super().__init__(**kwargs)
-        _check_num_classes(num_classes)
-        _check_threshold(threshold)
         self.num_classes = num_classes
-        self.threshold = float(threshold)
-        self.add_state("betti_sum", torch.zeros(num_classes, 3, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum")
+        self.threshold = threshold
+        self.add_state("betti_sum", torch.zeros(num_classes, 3, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros(num_classes, dtype=torch.int64), dist_reduce_fx="sum")
 
     def update(
         self, volumes: Tensor | None = None, labels: Tensor | None = None, *, betti: Tensor | None = None
     ) -> None:
-        """Add a batch: ``volumes (B, *spatial)`` (Betti numbers computed at ``threshold``) or precomputed
-        ``betti (B, 3)``; optional integer ``labels (B,)`` in ``[0, num_classes)``."""
-        if (volumes is None) == (betti is None):
-            raise ValueError("pass exactly one of `volumes` and `betti=`.")
-        if betti is None:
-            betti = cubical_betti(volumes, self.threshold)  # type: ignore[arg-type]
-        betti = betti.to(self.betti_sum.device, torch.float64)
-        if betti.ndim != 2 or betti.shape[1] != 3:
-            raise ValueError(f"`betti` must have shape (B, 3), got {tuple(betti.shape)}.")
-        lab = _labels_for(labels, betti.shape[0], self.num_classes, self.betti_sum.device)
-        self.betti_sum.index_add_(0, lab, betti)
-        self.count.index_add_(0, lab, torch.ones_like(lab, dtype=torch.float64))
+        """Add a batch.
+
+        Args:
+            volumes: ``(B, *spatial)`` activation volumes (1–3 spatial axes); their Betti numbers are computed
+                with :func:`~lightning_topo.cubical.cubical_betti` at ``threshold``.
+            labels: integer class labels ``(B,)`` in ``[0, num_classes)``; may be omitted when ``num_classes == 1``.
+            betti: precomputed ``(B, 3)`` Betti numbers instead of ``volumes``.
+        """
+        b = _betti_of(volumes, betti, self.threshold, self.betti_sum.device)
+        lab = _check_labels(labels, b.shape[0], self.num_classes, self.betti_sum.device)
+        self.betti_sum.index_add_(0, lab, b)
+        self.count.index_add_(0, lab, torch.ones_like(lab))
 
     def _per_class_mean(self) -> Tensor:
-        return self.betti_sum / self.count.unsqueeze(1)  # NaN for a class with no samples
+        """``(num_classes, 3)`` float64 means; NaN rows for classes without samples."""
+        return self.betti_sum.to(torch.float64) / self.count.to(torch.float64).unsqueeze(1)
 
 
 class BettiNumbers(_PerClassBetti):
-    """Mean Betti numbers ``(b0, b1, b2)`` of sublevel sets, per class.
+    """Mean Betti numbers ``(b0, b1, b2)`` of the sublevel sets ``{v <= threshold}``, per class.
 
-    ``compute()`` returns ``(num_classes, 3)`` (NaN rows for classes without samples), or ``(3,)`` when
-    ``num_classes == 1``. Lower = simpler embedding (``higher_is_better = False``).
+    Args:
+        num_classes: number of classes C (labels in ``[0, C)``); default 1 (no labels needed).
+        threshold: the finite sublevel threshold used when ``update`` gets volumes.
+        **kwargs: passed to :class:`torchmetrics.Metric`.
+
+    ``compute()`` returns float64 ``(num_classes, 3)`` (NaN rows for classes without samples), or ``(3,)``
+    when ``num_classes == 1``. Lower means a simpler embedding (``higher_is_better = False``).
 
     Example:
         >>> m = BettiNumbers(threshold=0.5)
-        >>> m.update(torch.tensor([[[0.0, 1.0, 0.0]]]))
+        >>> m.update(torch.tensor([[[0.0, 1.0, 0.0]]]))  # one 2-D volume: two separate sub-threshold voxels
         >>> m.compute().tolist()
         [2.0, 0.0, 0.0]
+        >>> m2 = BettiNumbers(num_classes=2)
+        >>> m2.update(betti=torch.tensor([[3, 1, 0], [1, 0, 0], [2, 0, 0]]), labels=torch.tensor([0, 0, 1]))
+        >>> m2.compute().tolist()
+        [[2.0, 0.5, 0.0], [2.0, 0.0, 0.0]]
     """
 
     def compute(self) -> Tensor:
+        """Per-class means ``(num_classes, 3)``, or ``(3,)`` for a single class."""
         mean = self._per_class_mean()
         return mean[0] if self.num_classes == 1 else mean
 
     def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: Any = None) -> Any:
-        """Plot the (per-class) mean Betti numbers, or a sequence of them over time."""
-        return self._plot(val, ax)
+        """Plot the mean Betti numbers (per class), or a sequence of ``compute()`` results over steps.
+
+        Args:
+            val: a ``compute()`` result or a sequence of them; ``None`` plots the current ``compute()``.
+            ax: a matplotlib axis to draw on (a new figure otherwise).
+
+        Returns:
+            ``(fig, ax)`` (``fig`` is ``None`` when ``ax`` was given), as torchmetrics plots do.
+
+        Example:
+            >>> m = BettiNumbers()
+            >>> m.update(betti=torch.tensor([[2, 1, 0]]))
+            >>> fig, ax = m.plot()
+        """
+        return _plot_betti(self.compute() if val is None else val, ax, self.__class__.__name__)
 
 
 class TopologicalComplexity(_PerClassBetti):
     """Omega: the mean of ``b0 + b1 + b2`` within each class, then over the classes with samples.
 
-    Equals ``lightning_topo.functional.omega(betti, labels)``. Lower = simpler embedding.
+    Equals :func:`lightning_topo.functional.omega` ``(betti, labels)`` on all the data seen (NaN before any
+    update). Lower means a simpler embedding (``higher_is_better = False``); the floor of a
+    well-separated class is 1 (one component, no holes).
+
+    Args:
+        num_classes: number of classes C (labels in ``[0, C)``); default 1 (no labels needed).
+        threshold: the finite sublevel threshold used when ``update`` gets volumes.
+        **kwargs: passed to :class:`torchmetrics.Metric`.
+
+    Example:
+        >>> m = TopologicalComplexity(num_classes=2)
+        >>> m.update(betti=torch.tensor([[1, 0, 0], [3, 1, 0], [2, 0, 0]]), labels=torch.tensor([0, 0, 1]))
+        >>> m.compute().item()
+        2.25
     """
 
     def compute(self) -> Tensor:
-        mean = self._per_class_mean().sum(dim=1)
+        """Scalar float64 Omega (NaN when no sample was seen)."""
+        per_class = self._per_class_mean().sum(dim=1)
         present = self.count > 0
-        return mean[present].mean() if bool(present.any()) else torch.tensor(math.nan, dtype=torch.float64)
+        if not bool(present.any()):
+            return torch.tensor(math.nan, dtype=torch.float64, device=per_class.device)
+        return per_class[present].mean()
 
     def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: Any = None) -> Any:
-        """Plot Omega, or a sequence of Omega values over time."""
+        """Plot Omega, or a sequence of Omega values over steps (torchmetrics' standard scalar plot).
+
+        Example:
+            >>> m = TopologicalComplexity()
+            >>> m.update(betti=torch.tensor([[2, 1, 0]]))
+            >>> fig, ax = m.plot()
+        """
         return self._plot(val, ax)
 
 
 class DecayRate(Metric):
-    """The decay of Omega over depth, from per-layer, per-class Betti sums.
+    """The decay of Omega over depth, from per-layer, per-class sums of Betti numbers.
 
     Args:
-        num_layers: watched layers L (>= 2), in depth order.
-        num_classes: classes (labels in ``[0, num_classes)``).
-        kind: ``"normalised"`` (default; :func:`~lightning_topo.complexity.normalised_decay`, higher = more
-            simplification) or ``"theta"`` (the paper's score, lower ranked better for transfer).
-        threshold: sublevel threshold when ``update`` gets volumes.
+        num_layers: the number of watched layers L (>= 2), in depth order.
+        num_classes: number of classes C (labels in ``[0, C)``); default 1 (no labels needed).
+        kind: ``"normalised"`` (default; :func:`~lightning_topo.complexity.normalised_decay`, comparable across
+            depths, higher = more simplification, ``higher_is_better = True``) or ``"theta"`` (the paper's
+            score :func:`~lightning_topo.complexity.theta`; lower went with better transfer,
+            ``higher_is_better = False``; compare only equal L).
+        threshold: the finite sublevel threshold used when ``update`` gets volumes.
+        **kwargs: passed to :class:`torchmetrics.Metric`.
 
-    ``update(betti_per_layer (L, B, 3), labels)`` adds a batch for every layer; ``update(betti (B, 3),
-    labels, layer=i)`` or ``update(volumes, labels, layer=i)`` adds one layer.
+    ``update(betti_per_layer)`` with ``(L, B, 3)`` adds a batch for every layer; ``update(betti, layer=i)``
+    with ``(B, 3)`` or ``update(volumes=..., layer=i)`` adds one layer (layers have different shapes, so
+    volumes go one layer at a time). ``compute()`` forms Omega per layer (per class, then over the classes
+    present at that layer) and returns the decay of that curve as a float64 scalar; every layer needs at
+    least one sample. :meth:`omega_per_layer` returns the curve itself.
 
     Example:
         >>> m = DecayRate(num_layers=3)
         >>> m.update(torch.tensor([[[5, 2, 0]], [[3, 1, 0]], [[1, 0, 0]]]))
+        >>> m.omega_per_layer().tolist()
+        [7.0, 4.0, 1.0]
         >>> round(m.compute().item(), 3)
         0.856
+        >>> DecayRate(num_layers=3, kind="theta").higher_is_better
+        False
     """
 
     is_differentiable = False
-    # The direction depends on `kind` (normalised: higher is better; theta: lower ranked better), and
-    # torchmetrics fixes this attribute per class, so it is left undetermined here.
+    # Class default; each instance sets its own from `kind` (normalised: True, theta: False).
     higher_is_better: bool | None = None
     full_state_update = False
+
+    betti_sum: Tensor
+    count: Tensor
 
     def __init__(
         self, num_layers: int, num_classes: int = 1, kind: str = "normalised", threshold: float = 0.0, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 2:
-            raise ValueError(f"`num_layers` must be an integer >= 2 (a decay needs two layers), got {num_layers!r}.")
-        _check_num_classes(num_classes)
-        _check_threshold(threshold)
+        _check_int(num_layers, "num_layers", 2, " (a decay over depth needs at least two layers)")
+        _check_int(num_classes, "num_classes", 1)
         if kind not in DECAY_KINDS:
-            raise ValueError(f"`kind` must be one of {DECAY_KINDS}, got {kind!r}.")
-        self.num_layers, self.num_classes, self.kind, self.threshold = num_layers, num_classes, kind, float(threshold)
-        self.add_state("betti_sum", torch.zeros(num_layers, num_classes, 3, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", torch.zeros(num_layers, num_classes, dtype=torch.float64), dist_reduce_fx="sum")
+            raise ValueError(f"`kind` must be one of {', '.join(map(repr, DECAY_KINDS))}, got {kind!r}.")
+        threshold = _check_threshold(threshold)
+        super().__init__(**kwargs)
+        # torchmetrics guards `higher_is_better` against assignment; it is a constant of this instance.
+        object.__setattr__(self, "higher_is_better", kind == "normalised")
+        self.num_layers = num_layers
+        self.num_classes = num_classes
+        self.kind = kind
+        self.threshold = threshold
+        self.add_state("betti_sum", torch.zeros(num_layers, num_classes, 3, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("count", torch.zeros(num_layers, num_classes, dtype=torch.int64), dist_reduce_fx="sum")
 
-    def update(self, betti: Tensor, labels: Tensor | None = None, layer: int | None = None) -> None:
-        """Add Betti numbers (or volumes, with ``layer=``) of a batch."""
+    def update(
+        self,
+        betti: Tensor | None = None,
+        labels: Tensor | None = None,
+        *,
+        layer: int | None = None,
+        volumes: Tensor | None = None,
+    ) -> None:
+        """Add a batch.
+
+        Args:
+            betti: ``(L, B, 3)`` Betti numbers of every layer, or ``(B, 3)`` of one layer with ``layer=``.
+            labels: integer class labels ``(B,)`` in ``[0, num_classes)``; may be omitted when ``num_classes == 1``.
+            layer: index in ``[0, num_layers)`` of the single layer being added.
+            volumes: ``(B, *spatial)`` activation volumes of layer ``layer`` instead of ``betti``.
+        """
         if layer is None:
-            if betti.ndim != 3 or betti.shape[0] != self.num_layers or betti.shape[2] != 3:
+            if volumes is not None:
+                raise ValueError("`volumes=` adds one layer: pass `layer=` too.")
+            if not isinstance(betti, Tensor) or betti.ndim != 3 or betti.shape[0] != self.num_layers:
+                shape = tuple(betti.shape) if isinstance(betti, Tensor) else type(betti).__name__
                 raise ValueError(
-                    f"`betti` must have shape (L, B, 3) = ({self.num_layers}, B, 3), got {tuple(betti.shape)}; "
-                    "pass `layer=` to add one layer."
+                    f"`betti` must have shape (L, B, 3) = ({self.num_layers}, B, 3), got {shape}; "
+                    "pass `layer=` to add a single layer."
                 )
-            for i in range(self.num_layers):
-                self.update(betti[i], labels, layer=i)
+            rows = [_check_betti(betti[i]) for i in range(self.num_layers)]
+            lab = _check_labels(labels, betti.shape[1], self.num_classes, self.betti_sum.device)
+            for i, b in enumerate(rows):
+                self._add(i, b.to(self.betti_sum.device), lab)
             return
-        if not 0 <= layer < self.num_layers:
-            raise ValueError(f"`layer` must be in [0, {self.num_layers}), got {layer!r}.")
-        if not (betti.ndim == 2 and betti.shape[1] == 3 and not betti.is_floating_point()):
-            betti = cubical_betti(betti, self.threshold)  # volumes
-        betti = betti.to(self.betti_sum.device, torch.float64)
-        lab = _labels_for(labels, betti.shape[0], self.num_classes, self.betti_sum.device)
-        self.betti_sum[layer].index_add_(0, lab, betti)
-        self.count[layer].index_add_(0, lab, torch.ones_like(lab, dtype=torch.float64))
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < self.num_layers:
+            raise ValueError(f"`layer` must be an integer in [0, {self.num_layers - 1}], got {layer!r}.")
+        b = _betti_of(volumes, betti, self.threshold, self.betti_sum.device)
+        self._add(layer, b, _check_labels(labels, b.shape[0], self.num_classes, self.betti_sum.device))
+
+    def _add(self, layer: int, betti: Tensor, labels: Tensor) -> None:
+        self.betti_sum[layer].index_add_(0, labels, betti)
+        self.count[layer].index_add_(0, labels, torch.ones_like(labels))
 
     def omega_per_layer(self) -> Tensor:
-        """``(L,)`` Omega per layer from the (reduced) states."""
-        per_class = self.betti_sum.sum(dim=2) / self.count
+        """``(L,)`` float64 Omega per layer from the (synchronised) states; NaN for a layer without samples."""
+        per_class = self.betti_sum.sum(dim=2).to(torch.float64) / self.count.to(torch.float64)  # (L, C)
         present = self.count > 0
-        return torch.stack([per_class[i][present[i]].mean() for i in range(self.num_layers)])
+        per_class = torch.where(present, per_class, torch.zeros_like(per_class))
+        return per_class.sum(dim=1) / present.sum(dim=1).to(torch.float64)  # NaN (0/0) for an empty layer
 
     def compute(self) -> Tensor:
+        """The decay (``kind``) of :meth:`omega_per_layer`, a float64 scalar."""
+        empty = (self.count.sum(dim=1) == 0).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(
+                f"layer(s) {empty} of {self.num_layers} have no samples: update every layer before compute()."
+            )
         curve = self.omega_per_layer()
         return theta(curve) if self.kind == "theta" else normalised_decay(curve)
 
     def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: Any = None) -> Any:
-        """Plot the decay rate, or a sequence of decay rates over time."""
+        """Plot the decay rate, or a sequence of decay rates over steps (torchmetrics' standard scalar plot).
+
+        Example:
+            >>> m = DecayRate(num_layers=2)
+            >>> m.update(torch.tensor([[[3, 0, 0]], [[1, 0, 0]]]))
+            >>> fig, ax = m.plot()
+        """
         return self._plot(val, ax)

@@ -28,10 +28,13 @@ __all__ = [
     "COMPLEXES",
     "METRICS",
     "THRESHOLDS",
+    "Collective",
     "LayerTopology",
     "TopologyConfig",
     "TopologyResult",
+    "capture_layers",
     "evaluate_topology",
+    "summarise_topology",
 ]
 
 COMPLEXES = ("cubical", "rips")
@@ -180,12 +183,60 @@ class _Reducer:
         return _pooled_embedding(out, self.config.pool_size)
 
 
-def _per_class_mean(values: Tensor, labels: Tensor, classes: Sequence[int]) -> Tensor:
-    rows = []
-    for c in classes:
-        chosen = values[labels == c]
-        rows.append(chosen.double().mean(dim=0) if len(chosen) else torch.full(values.shape[1:], math.nan))
-    return torch.stack(rows).double()
+class Collective:
+    """The collectives the summary needs; this base class is the single-process (world size 1) version.
+
+    ``TopologyCallback`` passes one backed by the Lightning strategy (``all_reduce`` / ``all_gather``
+    across ranks); every rank must call the same collectives in the same order, which the summary does
+    whatever data a rank holds (none included).
+    """
+
+    world_size: int = 1
+    rank: int = 0
+
+    def all_reduce_sum(self, tensor: Tensor) -> Tensor:
+        """Elementwise sum over ranks."""
+        return tensor
+
+    def all_gather(self, tensor: Tensor) -> Tensor:
+        """Stack of every rank's tensor (same shape on every rank): ``(world_size, *tensor.shape)``."""
+        return tensor.unsqueeze(0)
+
+
+def capture_layers(
+    model: nn.Module,
+    inputs: Tensor,
+    layer_names: Sequence[str],
+    config: TopologyConfig,
+    *,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
+    output_fn: Callable[[Any], Tensor] | None = None,
+) -> tuple[dict[str, Tensor | None], dict[str, str]]:
+    """One pass of ``inputs`` through ``model``; each watched layer reduced inside its hook.
+
+    Returns ``values`` (per layer: per-input Betti numbers ``(n, 3)`` for the cubical view, pooled
+    embeddings ``(n, d)`` for Rips, on the compute device; ``None`` for a layer with a problem) and
+    ``problems`` (layer -> why it has no values).
+    """
+    reducer = _Reducer(config)
+    with ActivationCapture(model, layer_names, reducer, output_fn=output_fn) as capture:
+        if len(inputs):
+            run_on_sample(model, inputs, batch_size=batch_size, device=device, forward_fn=forward_fn)
+    values: dict[str, Tensor | None] = {}
+    problems: dict[str, str] = {}
+    for name in layer_names:
+        problem = reducer.problems.get(name) or capture.skipped.get(name)
+        reduced = [r for r in capture.results.get(name, []) if r is not None]
+        if problem is None and len(inputs) and sum(len(r) for r in reduced) != len(inputs):
+            problem = "no output captured for every sampled input (is the layer used in forward?)"
+        if problem is not None:
+            problems[name] = problem
+            values[name] = None
+        else:
+            values[name] = torch.cat(reduced) if reduced else None
+    return values, problems
 
 
 def _class_rips(points: Tensor, config: TopologyConfig) -> Tensor:
@@ -193,35 +244,160 @@ def _class_rips(points: Tensor, config: TopologyConfig) -> Tensor:
 
     k = min(config.k, points.shape[0] - 1)
     kwargs: dict[str, Any] = {"k": k} if config.metric == "knn_hops" else {}
-    return rips_betti(points, config.scale, maxdim=config.maxdim, metric=config.metric, **kwargs).double()
+    return rips_betti(points, config.scale, maxdim=config.maxdim, metric=config.metric, **kwargs).double().cpu()
 
 
-def _summarise(
-    name: str, reduced: list[Tensor], labels: Tensor, classes: list[int], config: TopologyConfig, warnings: list[str]
-) -> LayerTopology:
-    dims = config.betti_dims
-    nan_row = torch.full((len(classes), dims), math.nan, dtype=torch.float64)
-    values = torch.cat([r.cpu() for r in reduced]) if reduced else None
-    if values is None or values.shape[0] != labels.shape[0]:
-        return LayerTopology(name, nan_row, math.nan, problem="no output captured for every sampled input")
-    if config.complex == "cubical":
-        per_class = _per_class_mean(values, labels, classes)
-        return LayerTopology(name, per_class, float(per_class.sum(dim=1).mean()), per_input=values)
-    rows = []
-    for c in classes:
-        cloud = values[labels == c]
-        if cloud.shape[0] < 2:
-            warnings.append(
-                f"class {c} has {cloud.shape[0]} sampled input(s) at layer '{name}': a point cloud needs at least "
-                "2, so the class is skipped for the point-cloud view (raise `samples_per_class`)."
+def _cubical_layers(
+    names: Sequence[str],
+    values: dict[str, Tensor | None],
+    problems: dict[str, str],
+    labels: Tensor,
+    classes: list[int],
+    comm: Collective,
+    device: torch.device,
+) -> list[LayerTopology]:
+    n_layers, n_classes = len(names), len(classes)
+    # (L, C, 4): per-class sums of b0, b1, b2 and the count; plus one problem flag per layer.
+    stats = torch.zeros(n_layers, n_classes, 4, dtype=torch.float64, device=device)
+    flags = torch.zeros(n_layers, dtype=torch.float64, device=device)
+    class_index = {c: i for i, c in enumerate(classes)}
+    idx = torch.tensor([class_index[int(c)] for c in labels], dtype=torch.long, device=device)
+    for i, name in enumerate(names):
+        betti = values.get(name)
+        if name in problems:
+            flags[i] = 1.0
+        elif betti is not None and len(betti):
+            stats[i, :, :3].index_add_(0, idx, betti.to(device, torch.float64))
+            stats[i, :, 3].index_add_(0, idx, torch.ones(len(idx), dtype=torch.float64, device=device))
+    stats = comm.all_reduce_sum(stats).cpu()
+    flags = comm.all_reduce_sum(flags).cpu()
+    layers = []
+    for i, name in enumerate(names):
+        if flags[i] > 0:
+            why = problems.get(name, "a problem on another rank (see its warning)")
+            layers.append(
+                LayerTopology(name, torch.full((n_classes, 3), math.nan, dtype=torch.float64), math.nan, problem=why)
             )
-            rows.append(torch.full((dims,), math.nan, dtype=torch.float64))
-        else:
-            rows.append(_class_rips(cloud, config))
-    per_class = torch.stack(rows)
-    finite = per_class[~torch.isnan(per_class).any(dim=1)]
-    om = float(finite.sum(dim=1).mean()) if len(finite) else math.nan
-    return LayerTopology(name, per_class, om)
+            continue
+        counts = stats[i, :, 3]
+        per_class = stats[i, :, :3] / counts.unsqueeze(1)  # NaN for a class with no input
+        present = counts > 0
+        om = float(per_class[present].sum(dim=1).mean()) if bool(present.any()) else math.nan
+        local = values.get(name)
+        layers.append(LayerTopology(name, per_class, om, per_input=None if local is None else local.cpu()))
+    return layers
+
+
+def _rips_layers(
+    names: Sequence[str],
+    values: dict[str, Tensor | None],
+    problems: dict[str, str],
+    positions: Tensor,
+    all_labels: Tensor,
+    classes: list[int],
+    config: TopologyConfig,
+    comm: Collective,
+    device: torch.device,
+    warnings: list[str],
+) -> list[LayerTopology]:
+    dims = config.betti_dims
+    n_layers, n_classes = len(names), len(classes)
+    clouds: dict[str, Tensor | None] = {}
+    for name in names:
+        local = values.get(name)
+        n_local = 0 if local is None else local.shape[0]
+        width = 0 if local is None else local.shape[1]
+        meta = comm.all_gather(
+            torch.tensor([n_local, width, float(name in problems)], dtype=torch.float64, device=device)
+        ).cpu()
+        if meta[:, 2].sum() > 0:
+            clouds[name] = None
+            continue
+        n_max, d = int(meta[:, 0].max()), int(meta[:, 1].max())
+        padded = torch.zeros(n_max, d, dtype=torch.float32, device=device)
+        where = torch.full((n_max,), -1, dtype=torch.long, device=device)
+        if local is not None and n_local:
+            padded[:n_local] = local.to(device, torch.float32)
+            where[:n_local] = positions.to(device)
+        points = comm.all_gather(padded).reshape(-1, d).cpu()
+        pos = comm.all_gather(where).reshape(-1).cpu()
+        full = torch.empty(len(all_labels), d, dtype=torch.float32)
+        full[pos[pos >= 0]] = points[pos >= 0]
+        clouds[name] = full
+    # Split the (layer, class) jobs over ranks; sum-reduce the results (with a "computed" mask).
+    results = torch.zeros(n_layers, n_classes, dims, dtype=torch.float64, device=device)
+    done = torch.zeros(n_layers, n_classes, dtype=torch.float64, device=device)
+    sizes = {c: int((all_labels == c).sum()) for c in classes}
+    for job in range(n_layers * n_classes):
+        i, j = divmod(job, n_classes)
+        cloud = clouds[names[i]]
+        if job % comm.world_size != comm.rank or cloud is None or sizes[classes[j]] < 2:
+            continue
+        results[i, j] = _class_rips(cloud[all_labels == classes[j]], config).to(device)
+        done[i, j] = 1.0
+    results = comm.all_reduce_sum(results).cpu()
+    done = comm.all_reduce_sum(done).cpu()
+    for c in classes:
+        if sizes[c] < 2:
+            warnings.append(
+                f"class {c} has {sizes[c]} sampled input(s): a point cloud needs at least 2, so the class is "
+                "skipped for the point-cloud view (raise `samples_per_class`)."
+            )
+    layers = []
+    for i, name in enumerate(names):
+        if clouds[name] is None:
+            why = problems.get(name, "a problem on another rank (see its warning)")
+            layers.append(
+                LayerTopology(name, torch.full((n_classes, dims), math.nan, dtype=torch.float64), math.nan, problem=why)
+            )
+            continue
+        per_class = torch.where(done[i].bool().unsqueeze(1), results[i], torch.full_like(results[i], math.nan))
+        finite = per_class[done[i].bool()]
+        om = float(finite.sum(dim=1).mean()) if len(finite) else math.nan
+        layers.append(LayerTopology(name, per_class, om))
+    return layers
+
+
+def summarise_topology(
+    values: dict[str, Tensor | None],
+    problems: dict[str, str],
+    layer_names: Sequence[str],
+    all_labels: Tensor,
+    positions: Tensor,
+    config: TopologyConfig,
+    comm: Collective | None = None,
+    device: torch.device | str = "cpu",
+) -> TopologyResult:
+    """Per-layer, per-class summaries of captured values, reduced over ranks by ``comm``.
+
+    Args:
+        values, problems: from :func:`capture_layers` on this rank's inputs.
+        layer_names: watched layers in depth order.
+        all_labels: ``(N,)`` labels of the whole sample (every rank has them).
+        positions: ``(n,)`` positions of this rank's inputs in the sample.
+        config: the view.
+        comm: the collectives (default: one process).
+        device: where collective tensors live (the device the process group uses).
+    """
+    comm = comm or Collective()
+    device = torch.device(device)
+    all_labels = all_labels.cpu().long()
+    positions = positions.cpu().long()
+    classes = sorted(int(c) for c in torch.unique(all_labels))
+    warnings: list[str] = []
+    if config.complex == "cubical":
+        layers = _cubical_layers(layer_names, values, problems, all_labels[positions], classes, comm, device)
+    else:
+        layers = _rips_layers(
+            layer_names, values, problems, positions, all_labels, classes, config, comm, device, warnings
+        )
+    for layer in layers:
+        if layer.problem is not None:
+            warnings.append(f"layer '{layer.name}': {layer.problem}; its values are NaN for this evaluation.")
+    th, decay, why = _decays(torch.tensor([layer.omega for layer in layers], dtype=torch.float64))
+    if why is not None:
+        warnings.append(why)
+    return TopologyResult(layers=layers, classes=classes, theta=th, decay_rate=decay, warnings=warnings)
 
 
 def _decays(omegas: Tensor) -> tuple[float, float, str | None]:
@@ -246,7 +422,7 @@ def evaluate_topology(
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
     output_fn: Callable[[Any], Tensor] | None = None,
 ) -> TopologyResult:
-    """Layerwise topology of ``model`` on a sample (one pass; hooks removed afterwards).
+    """Layerwise topology of ``model`` on a sample, in one process (one pass; hooks removed afterwards).
 
     Args:
         model: the network (any ``nn.Module``; a LightningModule is called through ``forward``).
@@ -260,27 +436,17 @@ def evaluate_topology(
         output_fn: picks the tensor from a layer's output when it is not a tensor.
 
     Returns:
-        A :class:`TopologyResult`; layers with NaN/Inf activations or unusable outputs are NaN and
-        named in ``LayerTopology.problem``.
+        A :class:`TopologyResult`; layers with NaN/Inf activations or unusable outputs are NaN and named
+        in ``LayerTopology.problem``.
     """
-    reducer = _Reducer(config)
-    labels = labels.cpu().long()
-    classes = sorted(int(c) for c in torch.unique(labels))
-    with ActivationCapture(model, layer_names, reducer, output_fn=output_fn) as capture:
-        run_on_sample(model, inputs, batch_size=batch_size, device=device, forward_fn=forward_fn)
-    warnings: list[str] = []
-    layers = []
-    for name in layer_names:
-        reduced = [r for r in capture.results.get(name, []) if r is not None]
-        problem = reducer.problems.get(name) or capture.skipped.get(name)
-        if problem is not None:
-            dims = config.betti_dims
-            nan_row = torch.full((len(classes), dims), math.nan, dtype=torch.float64)
-            layers.append(LayerTopology(name, nan_row, math.nan, problem=str(problem)))
-            warnings.append(f"layer '{name}': {problem}; its values are NaN for this evaluation.")
-            continue
-        layers.append(_summarise(name, reduced, labels, classes, config, warnings))
-    th, decay, why = _decays(torch.tensor([layer.omega for layer in layers], dtype=torch.float64))
-    if why is not None:
-        warnings.append(why)
-    return TopologyResult(layers=layers, classes=classes, theta=th, decay_rate=decay, warnings=warnings)
+    values, problems = capture_layers(
+        model,
+        inputs,
+        layer_names,
+        config,
+        batch_size=batch_size,
+        device=device,
+        forward_fn=forward_fn,
+        output_fn=output_fn,
+    )
+    return summarise_topology(values, problems, layer_names, labels, torch.arange(len(labels)), config)

@@ -1,8 +1,9 @@
-"""torchmetrics classes: equal to the functional core, mergeable like DDP, plottable."""
+"""torchmetrics classes: equal to the functional core, mergeable like DDP, plottable, validated."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,78 +13,203 @@ from lightning_topo.functional import cubical_betti, normalised_decay, omega, th
 from lightning_topo.metrics import BettiNumbers, DecayRate, TopologicalComplexity
 
 
-def _data(seed: int, n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+def _data(seed: int, n: int = 12, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return torch.relu(torch.randn(n, 3, 6, 7, generator=gen)), torch.randint(0, 3, (n,), generator=gen)
+    return torch.relu(torch.randn(n, 3, 6, 7, generator=gen)), torch.randint(0, classes, (n,), generator=gen)
 
 
-def test_betti_numbers_equal_functional_per_class() -> None:
+def _drawn_fraction(fig: Any) -> float:
+    """Fraction of pixels that are not (near) white after drawing the figure."""
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    return float((pixels < 250).any(axis=-1).mean())
+
+
+def test_betti_numbers_equal_functional_with_and_without_labels() -> None:
     x, y = _data(0)
-    metric = BettiNumbers(num_classes=3, threshold=0.0)
+    metric = BettiNumbers(num_classes=3, threshold=0.3)
     metric.update(x[:5], y[:5])
     metric.update(x[5:], y[5:])
-    betti = cubical_betti(x, 0.0).double()
+    betti = cubical_betti(x, 0.3).double()
     expected = torch.stack([betti[y == c].mean(0) for c in range(3)])
-    assert torch.allclose(metric.compute(), expected)
-    single = BettiNumbers(threshold=0.0)
+    assert metric.compute().shape == (3, 3) and torch.allclose(metric.compute(), expected)
+    single = BettiNumbers(threshold=0.3)
     single.update(x)
-    assert torch.allclose(single.compute(), betti.mean(0))
+    assert single.compute().shape == (3,) and torch.allclose(single.compute(), betti.mean(0))
+    pre = BettiNumbers(num_classes=3)
+    pre.update(betti=cubical_betti(x, 0.3), labels=y)
+    assert torch.equal(pre.compute(), metric.compute())
 
 
-def test_topological_complexity_equals_omega_and_merges_like_ddp() -> None:
-    x, y = _data(1, n=20)
-    whole = TopologicalComplexity(num_classes=3)
+@pytest.mark.parametrize("classes", [1, 3])
+def test_topological_complexity_equals_omega(classes: int) -> None:
+    x, y = _data(1, n=20, classes=classes)
+    metric = TopologicalComplexity(num_classes=classes, threshold=0.2)
+    metric.update(x[:9], y[:9] if classes > 1 else None)
+    metric.update(x[9:], y[9:] if classes > 1 else None)
+    betti = cubical_betti(x, 0.2)
+    expected = omega(betti, y) if classes > 1 else omega(betti)
+    assert metric.compute().item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_omega_over_classes_present_only() -> None:
+    metric = TopologicalComplexity(num_classes=4)
+    betti = torch.tensor([[1, 0, 0], [3, 1, 0], [2, 0, 0]])
+    labels = torch.tensor([0, 0, 3])  # classes 1 and 2 never seen
+    metric.update(betti=betti, labels=labels)
+    assert metric.compute().item() == pytest.approx(omega(betti, labels).item()) == 2.25
+    assert math.isnan(TopologicalComplexity().compute().item())
+
+
+@pytest.mark.parametrize("cls", [BettiNumbers, TopologicalComplexity])
+def test_merging_states_equals_one_metric_over_all_data(cls: type) -> None:
+    x, y = _data(2, n=20)
+    whole = cls(num_classes=3)
     whole.update(x, y)
-    assert whole.compute().item() == pytest.approx(omega(cubical_betti(x, 0.0), y).item(), rel=1e-12)
-    # Two "ranks", each with half the data; merging states (sum reduction) equals the whole.
-    rank0, rank1 = TopologicalComplexity(num_classes=3), TopologicalComplexity(num_classes=3)
+    rank0, rank1 = cls(num_classes=3), cls(num_classes=3)
     rank0.update(x[:7], y[:7])
     rank1.update(x[7:], y[7:])
+    # States summed by hand, as DDP's `all_reduce(SUM)` of `dist_reduce_fx="sum"` states would.
+    summed = {name: getattr(rank0, name) + getattr(rank1, name) for name in ("betti_sum", "count")}
     rank0.merge_state(rank1)
-    assert rank0.compute().item() == pytest.approx(whole.compute().item(), rel=1e-12)
+    assert torch.equal(rank0.compute(), whole.compute())
+    by_hand = cls(num_classes=3)
+    by_hand.merge_state(summed)
+    assert torch.equal(by_hand.compute(), whole.compute())
 
 
-def test_decay_rate_both_kinds() -> None:
+def test_decay_rate_both_kinds_equal_functional() -> None:
     layers = [_data(s, n=10) for s in range(4)]
     labels = layers[0][1]
     betti = torch.stack([cubical_betti(x * (4 - i), 0.5) for i, (x, _) in enumerate(layers)])  # (L, B, 3)
     curve = omega(betti, labels)
-    for kind, fn in (("theta", theta), ("normalised", normalised_decay)):
+    for kind, fn, hib in (("theta", theta, False), ("normalised", normalised_decay, True)):
         metric = DecayRate(num_layers=4, num_classes=3, kind=kind)
-        metric.update(betti, labels)
+        assert metric.higher_is_better is hib
+        metric.update(betti[:, :6], labels[:6])
+        metric.update(betti[:, 6:], labels[6:])
+        assert torch.allclose(metric.omega_per_layer(), curve)
         assert metric.compute().item() == pytest.approx(fn(curve).item(), abs=1e-12)
     per_layer = DecayRate(num_layers=4, num_classes=3, threshold=0.5)
     for i, (x, _) in enumerate(layers):
-        per_layer.update(x * (4 - i), labels, layer=i)
+        per_layer.update(volumes=x * (4 - i), labels=labels, layer=i)
     assert per_layer.compute().item() == pytest.approx(normalised_decay(curve).item(), abs=1e-12)
+    one_class = DecayRate(num_layers=4)
+    for i in range(4):
+        one_class.update(betti[i], layer=i)
+    assert one_class.compute().item() == pytest.approx(normalised_decay(omega(betti)).item(), abs=1e-12)
+
+
+def test_decay_rate_merges_like_ddp() -> None:
+    gen = torch.Generator().manual_seed(3)
+    betti = torch.randint(0, 6, (5, 16, 3), generator=gen)
+    labels = torch.randint(0, 2, (16,), generator=gen)
+    whole, a, b = (DecayRate(num_layers=5, num_classes=2, kind="theta") for _ in range(3))
+    whole.update(betti, labels)
+    a.update(betti[:, :5], labels[:5])
+    b.update(betti[:, 5:], labels[5:])
+    a.merge_state(b)
+    assert a.compute().item() == pytest.approx(whole.compute().item(), abs=1e-12)
 
 
 def test_plots_have_content() -> None:
     pytest.importorskip("matplotlib")
-    metric = TopologicalComplexity()
-    values = []
+    import matplotlib.pyplot as plt
+
+    omega_metric, betti_metric = TopologicalComplexity(), BettiNumbers(num_classes=3)
+    omegas, bettis = [], []
     for s in range(4):
-        metric.reset()
-        metric.update(_data(s)[0])
-        values.append(metric.compute())
-    fig, ax = metric.plot(values)
-    fig.canvas.draw()
-    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-    assert (pixels < 250).any(axis=-1).mean() > 0.01  # something was drawn
-    assert len(ax.get_lines()) >= 1
+        x, y = _data(s)
+        omega_metric.reset()
+        omega_metric.update(x)
+        omegas.append(omega_metric.compute())
+        betti_metric.reset()
+        betti_metric.update(x, y)
+        bettis.append(betti_metric.compute())
+    decay = DecayRate(num_layers=3)
+    decay.update(torch.tensor([[[5, 2, 0]], [[3, 1, 0]], [[1, 0, 0]]]))
+    plots = [
+        omega_metric.plot(omegas),  # a series over steps
+        omega_metric.plot(),  # the current value
+        betti_metric.plot(bettis),
+        betti_metric.plot(),
+        decay.plot(),
+    ]
+    for fig, ax in plots:
+        assert _drawn_fraction(fig) > 0.01 and len(ax.get_lines()) >= 1
+        plt.close(fig)
+    _, ax = plt.subplots()
+    fig, ax2 = BettiNumbers().plot(torch.tensor([2.0, 1.0, 0.0]), ax=ax)
+    assert fig is None and ax2 is ax and len(ax.get_lines()) == 3
+    plt.close("all")
 
 
-def test_empty_class_is_nan_and_errors() -> None:
+def test_empty_class_is_nan() -> None:
     metric = BettiNumbers(num_classes=2)
     metric.update(torch.rand(3, 4, 4), torch.zeros(3, dtype=torch.long))
-    assert math.isnan(metric.compute()[1, 0].item())
-    with pytest.raises(ValueError, match="label 5 is out of range for num_classes=2"):
+    out = metric.compute()
+    assert not out[0].isnan().any() and out[1].isnan().all()
+
+
+def test_label_errors() -> None:
+    metric = BettiNumbers(num_classes=2)
+    with pytest.raises(ValueError, match=r"label 5 is out of range for num_classes=2; labels must be .* \[0, 1\]"):
         metric.update(torch.rand(2, 4, 4), torch.tensor([0, 5]))
-    with pytest.raises(ValueError, match="`num_classes` must be an integer >= 1"):
-        BettiNumbers(num_classes=0)
-    with pytest.raises(ValueError, match="`threshold`"):
-        TopologicalComplexity(threshold=math.nan)
-    with pytest.raises(ValueError, match="`kind` must be one of"):
-        DecayRate(num_layers=3, kind="slope")
-    with pytest.raises(ValueError, match="`num_layers` must be an integer >= 2"):
-        DecayRate(num_layers=1)
+    with pytest.raises(ValueError, match="label -1 is out of range"):
+        metric.update(torch.rand(2, 4, 4), torch.tensor([-1, 0]))
+    with pytest.raises(ValueError, match="`labels` are required when num_classes=2"):
+        metric.update(torch.rand(2, 4, 4))
+    with pytest.raises(ValueError, match="integer tensor"):
+        metric.update(torch.rand(2, 4, 4), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="3 entries for 2 samples"):
+        metric.update(torch.rand(2, 4, 4), torch.tensor([0, 1, 1]))
+    with pytest.raises(ValueError, match="label 3 is out of range for num_classes=3"):
+        DecayRate(num_layers=2, num_classes=3).update(torch.zeros(2, 2, 3, dtype=torch.long), torch.tensor([0, 3]))
+    assert int(metric.count.sum()) == 0  # nothing was added by the failed updates
+
+
+def test_input_errors() -> None:
+    metric = TopologicalComplexity()
+    with pytest.raises(ValueError, match="exactly one of `volumes` and `betti=`"):
+        metric.update()
+    with pytest.raises(ValueError, match=r"shape \(B, 3\)"):
+        metric.update(betti=torch.zeros(4, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer Betti numbers"):
+        metric.update(betti=torch.full((2, 3), 0.5))
+    with pytest.raises(ValueError, match="non-negative"):
+        metric.update(betti=torch.tensor([[1, -1, 0]]))
+    decay = DecayRate(num_layers=3)
+    with pytest.raises(ValueError, match=r"shape \(L, B, 3\) = \(3, B, 3\)"):
+        decay.update(torch.zeros(2, 4, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"`layer` must be an integer in \[0, 2\], got 3"):
+        decay.update(torch.zeros(4, 3, dtype=torch.long), layer=3)
+    with pytest.raises(ValueError, match="pass `layer=` too"):
+        decay.update(volumes=torch.rand(2, 4, 4))
+    decay.update(torch.ones(4, 3, dtype=torch.long), layer=0)
+    with pytest.raises(ValueError, match=r"layer\(s\) \[1, 2\] of 3 have no samples"):
+        decay.compute()
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        (lambda: BettiNumbers(num_classes=0), "`num_classes` must be an integer >= 1, got 0"),
+        (lambda: BettiNumbers(num_classes=2.0), "`num_classes` must be an integer >= 1"),
+        (lambda: TopologicalComplexity(threshold=math.nan), "`threshold` must be a finite real number"),
+        (lambda: TopologicalComplexity(threshold=math.inf), "`threshold` must be a finite real number"),
+        (lambda: DecayRate(num_layers=3, kind="slope"), "`kind` must be one of 'normalised', 'theta', got 'slope'"),
+        (lambda: DecayRate(num_layers=1), "`num_layers` must be an integer >= 2"),
+        (lambda: DecayRate(num_layers=3, num_classes=0), "`num_classes` must be an integer >= 1"),
+    ],
+)
+def test_constructor_errors(factory: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        factory()
+
+
+def test_constants() -> None:
+    for m in (BettiNumbers(), TopologicalComplexity(), DecayRate(num_layers=2)):
+        assert m.is_differentiable is False and m.full_state_update is False
+    assert BettiNumbers.higher_is_better is False and TopologicalComplexity.higher_is_better is False
+    assert DecayRate(num_layers=2).higher_is_better is True
+    assert DecayRate(num_layers=2, kind="theta").higher_is_better is False
