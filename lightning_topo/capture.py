@@ -127,12 +127,13 @@ def run_on_sample(
     batch_size: int = 64,
     device: torch.device | str | None = None,
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> None:
     """Run ``inputs`` through ``model`` in eval mode under ``torch.inference_mode``, batch by batch.
 
     Each batch is moved to ``device`` (default: the model's device). The model's training flags are
     restored afterwards, also when the forward pass raises. Outputs are discarded: hooks collect what
-    is needed.
+    is needed. ``on_batch(n)`` is called after each batch of ``n`` inputs (e.g. to advance a progress bar).
     """
     target = torch.device(device) if device is not None else _model_device(model)
     modes = {m: m.training for m in model.modules()}
@@ -145,6 +146,8 @@ def run_on_sample(
                     model(batch)
                 else:
                     forward_fn(model, batch)
+                if on_batch is not None:
+                    on_batch(len(batch))
     finally:
         for module, mode in modes.items():
             module.training = mode

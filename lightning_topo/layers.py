@@ -140,7 +140,13 @@ def _network_root(model: nn.Module) -> tuple[str, nn.Module]:
     prefix, root = "", unwrap_model(model)
     while True:
         children = _params_children(root)
-        if len(children) == 1 and not any(True for _ in root.parameters(recurse=False)):
+        # A Sequential is the network itself; a single parametrised leaf (a Conv2d) is a layer, not a wrapper.
+        if (
+            len(children) == 1
+            and not isinstance(root, (nn.Sequential, nn.ModuleList))
+            and any(True for _ in children[0][1].children())
+            and not any(True for _ in root.parameters(recurse=False))
+        ):
             name, child = children[0]
             prefix, root = f"{prefix}{name}.", child
         else:

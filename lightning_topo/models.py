@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "Classifier", "digits_cnn", "mlp"]
+__all__ = ["ACTIVATIONS", "CNNClassifier", "Classifier", "MLPClassifier", "digits_cnn", "mlp"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
 
@@ -98,3 +98,43 @@ class Classifier(LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class CNNClassifier(Classifier):
+    """:class:`Classifier` around :func:`digits_cnn`, built from plain arguments (for YAML configs and
+    ``load_from_checkpoint`` without code).
+
+    Example:
+        >>> CNNClassifier(channels=[8, 16])(torch.zeros(2, 1, 8, 8)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(
+        self, channels: list[int] | None = None, num_classes: int = 10, activation: str = "relu", lr: float = 1e-2
+    ) -> None:
+        channels = [16, 32] if channels is None else list(channels)
+        super().__init__(digits_cnn(channels, num_classes=num_classes, activation=activation), lr=lr)
+        self.save_hyperparameters()
+
+
+class MLPClassifier(Classifier):
+    """:class:`Classifier` around :func:`mlp`, built from plain arguments (for YAML configs and
+    ``load_from_checkpoint`` without code).
+
+    Example:
+        >>> MLPClassifier(in_features=2, hidden=15, depth=9, num_classes=2)(torch.zeros(4, 2)).shape
+        torch.Size([4, 2])
+    """
+
+    def __init__(
+        self,
+        in_features: int = 64,
+        hidden: int = 32,
+        depth: int = 4,
+        num_classes: int = 10,
+        activation: str = "relu",
+        lr: float = 1e-2,
+    ) -> None:
+        net = mlp(in_features=in_features, hidden=hidden, depth=depth, num_classes=num_classes, activation=activation)
+        super().__init__(net, lr=lr)
+        self.save_hyperparameters()

@@ -170,7 +170,7 @@ def build_sample(
     wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * len(labels.unique()))
     if len(indices) < wanted:
         rank_zero_warn(
-            f"TopologyCallback: the validation set offers {len(indices)} inputs for a sample of {wanted} "
+            f"lightning-topo sample: the data set offers {len(indices)} inputs for a sample of {wanted} "
             f"(samples_per_class={samples_per_class}, max_samples={max_samples}); using all {len(indices)}."
         )
     items = [dataset[int(i)] for i in indices]
@@ -189,7 +189,7 @@ def _from_batches(
     target_fn: Callable[[Any], Any],
 ) -> FixedSample:
     rank_zero_info(
-        "TopologyCallback: the validation dataset cannot be indexed (an IterableDataset), so the sample is "
+        "lightning-topo sample: the dataset cannot be indexed (an IterableDataset), so the sample is "
         "taken from its first batches; it is the same every epoch only if the stream is."
     )
     xs: list[Tensor] = []

@@ -33,7 +33,9 @@ __all__ = [
     "TopologyConfig",
     "TopologyResult",
     "capture_layers",
+    "combine_layers",
     "evaluate_topology",
+    "summarise_layers",
     "summarise_topology",
 ]
 
@@ -213,17 +215,18 @@ def capture_layers(
     device: torch.device | str | None = None,
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
     output_fn: Callable[[Any], Tensor] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Tensor | None], dict[str, str]]:
     """One pass of ``inputs`` through ``model``; each watched layer reduced inside its hook.
 
     Returns ``values`` (per layer: per-input Betti numbers ``(n, 3)`` for the cubical view, pooled
     embeddings ``(n, d)`` for Rips, on the compute device; ``None`` for a layer with a problem) and
-    ``problems`` (layer -> why it has no values).
+    ``problems`` (layer -> why it has no values). ``on_batch(n)`` is called after each forward batch.
     """
     reducer = _Reducer(config)
     with ActivationCapture(model, layer_names, reducer, output_fn=output_fn) as capture:
         if len(inputs):
-            run_on_sample(model, inputs, batch_size=batch_size, device=device, forward_fn=forward_fn)
+            run_on_sample(model, inputs, batch_size=batch_size, device=device, forward_fn=forward_fn, on_batch=on_batch)
     values: dict[str, Tensor | None] = {}
     problems: dict[str, str] = {}
     for name in layer_names:
@@ -358,7 +361,7 @@ def _rips_layers(
     return layers
 
 
-def summarise_topology(
+def summarise_layers(
     values: dict[str, Tensor | None],
     problems: dict[str, str],
     layer_names: Sequence[str],
@@ -367,8 +370,11 @@ def summarise_topology(
     config: TopologyConfig,
     comm: Collective | None = None,
     device: torch.device | str = "cpu",
-) -> TopologyResult:
+) -> tuple[list[LayerTopology], list[int], list[str]]:
     """Per-layer, per-class summaries of captured values, reduced over ranks by ``comm``.
+
+    Returns the layers (in the order of ``layer_names``), the sample's classes and the view's warnings
+    (e.g. a class too small for a point cloud); :func:`combine_layers` adds the decay over depth.
 
     Args:
         values, problems: from :func:`capture_layers` on this rank's inputs.
@@ -391,13 +397,42 @@ def summarise_topology(
         layers = _rips_layers(
             layer_names, values, problems, positions, all_labels, classes, config, comm, device, warnings
         )
+    return layers, classes, warnings
+
+
+def summarise_topology(
+    values: dict[str, Tensor | None],
+    problems: dict[str, str],
+    layer_names: Sequence[str],
+    all_labels: Tensor,
+    positions: Tensor,
+    config: TopologyConfig,
+    comm: Collective | None = None,
+    device: torch.device | str = "cpu",
+) -> TopologyResult:
+    """Per-layer, per-class summaries of captured values, reduced over ranks by ``comm``, with the decay
+    over depth (:func:`summarise_layers` then :func:`combine_layers`; arguments as there)."""
+    layers, classes, warnings = summarise_layers(
+        values, problems, layer_names, all_labels, positions, config, comm=comm, device=device
+    )
+    return combine_layers(layers, classes, warnings)
+
+
+def combine_layers(
+    layers: Sequence[LayerTopology], classes: list[int], warnings: list[str] | None = None
+) -> TopologyResult:
+    """A :class:`TopologyResult` from per-layer summaries in depth order: adds theta and the decay rate.
+
+    Used when layers are summarised one at a time (``analyse`` streams the point-cloud view layer by layer).
+    """
+    warnings = list(warnings or [])
     for layer in layers:
         if layer.problem is not None:
             warnings.append(f"layer '{layer.name}': {layer.problem}; its values are NaN for this evaluation.")
     th, decay, why = _decays(torch.tensor([layer.omega for layer in layers], dtype=torch.float64))
     if why is not None:
         warnings.append(why)
-    return TopologyResult(layers=layers, classes=classes, theta=th, decay_rate=decay, warnings=warnings)
+    return TopologyResult(layers=list(layers), classes=classes, theta=th, decay_rate=decay, warnings=warnings)
 
 
 def _decays(omegas: Tensor) -> tuple[float, float, str | None]:

@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import struct
+import time
 from typing import Any
 
 _BLOCK = 32768
@@ -44,15 +45,34 @@ def _raw_records(path: str) -> list[bytes]:
     return records
 
 
-def history(run_dir: str) -> list[dict[str, Any]]:
-    """The logged history rows of an offline run directory, each as ``{key: decoded JSON value}``."""
+def _records(path: str) -> list[Any]:
     from wandb.proto import wandb_internal_pb2 as pb
 
-    (path,) = glob.glob(os.path.join(run_dir, "run-*.wandb"))
-    rows = []
+    out = []
     for raw in _raw_records(path):
         record = pb.Record()
         record.ParseFromString(raw)
+        out.append(record)
+    return out
+
+
+def history(run_dir: str, wait_s: float = 120.0) -> list[dict[str, Any]]:
+    """The logged history rows of an offline run directory, each as ``{key: decoded JSON value}``.
+
+    W&B's service process writes the file asynchronously; on a loaded machine it may still be writing
+    after ``wandb.finish()`` returns. So read only once the run's ``exit`` record is there (polling up to
+    ``wait_s``; a file that never completes fails the test).
+    """
+    (path,) = glob.glob(os.path.join(run_dir, "run-*.wandb"))
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = _records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert any(r.WhichOneof("record_type") == "exit" for r in records), f"W&B never finished writing {path}"
+    rows = []
+    for record in records:
         if record.WhichOneof("record_type") == "history":
             rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in record.history.item})
     return rows

@@ -1,0 +1,215 @@
+"""`rank_models`: rank models for transfer by the decay of their topology (Suresh et al., model selection).
+
+Each model is analysed on the same sample (:func:`lightning_topo.analyse`) and ranked by ``theta``, the
+paper's score: **lower theta ranks first** (in the paper lower theta went with higher fine-tuned accuracy).
+With ``by="decay_rate"`` the depth-normalised alternative ranks instead (higher first).
+
+Given ``scores`` (e.g. accuracy after fine-tuning, higher = better), the agreement between the topology
+ranking and the scores is reported as Kendall's tau, Spearman's rho (each with its p-value) and the
+weighted Kendall tau that transferability papers report (``scipy.stats.weightedtau``, which weighs
+agreement among the top-ranked models most). All three are computed between the *predictor*
+(``-theta``, or ``decay_rate``: higher = predicted better) and the scores, so a positive value means the
+topology ranking agrees with the scores — the sign convention of LogME / LEEP tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torch import nn
+
+from lightning_topo.analyse import analyse
+from lightning_topo.report import TopologyReport
+
+__all__ = ["RANK_BY", "Ranking", "correlations", "rank_models"]
+
+RANK_BY = ("theta", "decay_rate")
+
+
+def correlations(predictor: list[float], scores: list[float]) -> dict[str, float]:
+    """Kendall tau, Spearman rho (with p-values) and weighted tau between a predictor and scores (scipy).
+
+    Example:
+        >>> c = correlations([3.0, 2.0, 1.0, 0.5], [0.9, 0.8, 0.85, 0.1])
+        >>> round(c["kendall_tau"], 3), round(c["spearman_rho"], 3)
+        (0.667, 0.8)
+    """
+    from scipy import stats
+
+    if len(predictor) != len(scores):
+        raise ValueError(f"{len(predictor)} predictor values but {len(scores)} scores.")
+    if len(predictor) < 3:
+        raise ValueError(f"rank correlations need at least 3 models with finite values, got {len(predictor)}.")
+    kendall = stats.kendalltau(predictor, scores)
+    spearman = stats.spearmanr(predictor, scores)
+    weighted = stats.weightedtau(predictor, scores)
+    return {
+        "kendall_tau": float(kendall.statistic),
+        "kendall_p": float(kendall.pvalue),
+        "spearman_rho": float(spearman.statistic),
+        "spearman_p": float(spearman.pvalue),
+        "weighted_tau": float(weighted.statistic),
+        "n": len(predictor),
+    }
+
+
+@dataclass
+class Ranking:
+    """Models ranked by topology: ``rows`` (best first), ``correlations`` with the scores (or ``None``),
+    the per-model ``reports`` and what ranked them (``by``)."""
+
+    rows: list[dict[str, Any]]
+    by: str
+    correlations: dict[str, float] | None = None
+    reports: dict[str, TopologyReport] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        """Model names, best first."""
+        return [row["name"] for row in self.rows]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready rows and correlations (NaN as ``None``)."""
+
+        def clean(v: Any) -> Any:
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {
+            "by": self.by,
+            "rows": [{k: clean(v) for k, v in row.items()} for row in self.rows],
+            "correlations": None if self.correlations is None else {k: clean(v) for k, v in self.correlations.items()},
+        }
+
+    def table(self) -> str:
+        """A fixed-width text table, best first, then the correlations when scores were given."""
+        width = max([5, *(len(r["name"]) for r in self.rows)])
+        has_score = any(r.get("score") is not None for r in self.rows)
+        head = f"{'rank':>4}  {'model':<{width}}  {'theta':>8}  {'decay':>7}  {'layers':>6}"
+        lines = [head + (f"  {'score':>8}" if has_score else "")]
+        for r in self.rows:
+            line = (
+                f"{r['rank']:>4}  {r['name']:<{width}}  {r['theta']:>8.4f}  {r['decay_rate']:>7.4f}  {r['layers']:>6}"
+            )
+            if has_score:
+                line += f"  {r['score']:>8.4f}" if r.get("score") is not None else f"  {'-':>8}"
+            lines.append(line)
+        if self.correlations is not None:
+            c = self.correlations
+            predictor = "-theta" if self.by == "theta" else "decay_rate"
+            lines.append(
+                f"{predictor} vs score (n={c['n']}): Kendall tau = {c['kendall_tau']:.3f} (p = {c['kendall_p']:.3g}), "
+                f"Spearman rho = {c['spearman_rho']:.3f} (p = {c['spearman_p']:.3g}), "
+                f"weighted tau = {c['weighted_tau']:.3f}"
+            )
+        return "\n".join(lines)
+
+    def plot(self) -> Any:
+        """Scatter of the ranking score against ``scores`` (one point per model, labelled); needs matplotlib."""
+        from lightning_topo.plotting import require_matplotlib
+
+        plt = require_matplotlib()
+        fig, ax = plt.subplots(figsize=(6.0, 4.5))
+        pts = [r for r in self.rows if r.get("score") is not None and math.isfinite(r[self.by])]
+        if pts:
+            ax.scatter([r[self.by] for r in pts], [r["score"] for r in pts])
+            for r in pts:
+                ax.annotate(r["name"], (r[self.by], r["score"]), fontsize=8, xytext=(3, 3), textcoords="offset points")
+            ax.set_ylabel("score")
+        else:
+            ax.bar(range(len(self.rows)), [r[self.by] for r in self.rows], tick_label=self.names)
+            ax.set_ylabel(self.by)
+        ax.set_xlabel(self.by if pts else "model")
+        title = f"models by {self.by}"
+        if self.correlations is not None:
+            c = self.correlations
+            title += f" (Kendall tau {c['kendall_tau']:.2f}, weighted {c['weighted_tau']:.2f})"
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        return fig
+
+
+def rank_models(
+    models: Mapping[str, nn.Module | TopologyReport],
+    data: Any = None,
+    scores: Mapping[str, float] | None = None,
+    *,
+    by: Literal["theta", "decay_rate"] = "theta",
+    **analyse_kwargs: Any,
+) -> Ranking:
+    """Rank models by the decay of their layerwise topology, and compare with ``scores`` when given.
+
+    Args:
+        models: name -> ``nn.Module`` (analysed on ``data``) or an existing ``TopologyReport``.
+        data: the data set every module is analysed on (as for :func:`~lightning_topo.analyse`); may be
+            ``None`` when every entry is already a report.
+        scores: name -> a score where higher is better (e.g. fine-tuned accuracy); every model needs one.
+        by: ``"theta"`` (default; the paper's score, lower ranks first) or ``"decay_rate"`` (higher first).
+        **analyse_kwargs: passed to :func:`~lightning_topo.analyse` (``layers``, ``samples_per_class``, ...).
+
+    Returns:
+        A :class:`Ranking`. Models whose score is NaN (e.g. a layer with NaN activations) rank last and are
+        left out of the correlations, with a note in their row.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> data = TensorDataset(torch.rand(30, 1, 8, 8), torch.arange(30) % 3)
+        >>> zoo = {f"cnn{w}": torch.nn.Sequential(torch.nn.Conv2d(1, w, 3), torch.nn.ReLU(),
+        ...        torch.nn.Conv2d(w, w, 3), torch.nn.ReLU()) for w in (2, 4, 8)}
+        >>> ranking = rank_models(zoo, data, scores={"cnn2": 0.5, "cnn4": 0.7, "cnn8": 0.9}, progress=False)
+        >>> sorted(ranking.names) == sorted(zoo), set(ranking.correlations) >= {"kendall_tau", "weighted_tau"}
+        (True, True)
+    """
+    if by not in RANK_BY:
+        raise ValueError(f"`by` must be one of {RANK_BY}, got {by!r}.")
+    if not models:
+        raise ValueError("`models` is empty: pass a mapping name -> model (or TopologyReport).")
+    if scores is not None:
+        missing = [name for name in models if name not in scores]
+        extra = [name for name in scores if name not in models]
+        if missing or extra:
+            raise ValueError(
+                f"`scores` must have one value per model: missing {missing}, unknown {extra} (models: {list(models)})."
+            )
+    reports: dict[str, TopologyReport] = {}
+    for name, model in models.items():
+        if isinstance(model, TopologyReport):
+            reports[name] = model
+        elif isinstance(model, nn.Module):
+            if data is None:
+                raise ValueError(f"model {name!r} is a module, so `data` is needed to analyse it.")
+            reports[name] = analyse(model, data, name=name, **analyse_kwargs)
+        else:
+            raise TypeError(f"model {name!r} must be an nn.Module or a TopologyReport, got {type(model).__name__}.")
+    sign = 1.0 if by == "theta" else -1.0
+
+    def key(name: str) -> tuple[int, float]:
+        value = getattr(reports[name], by)
+        return (0, sign * value) if math.isfinite(value) else (1, 0.0)
+
+    rows = []
+    for rank, name in enumerate(sorted(reports, key=key), start=1):
+        report = reports[name]
+        row: dict[str, Any] = {
+            "rank": rank,
+            "name": name,
+            "theta": float(report.theta),
+            "decay_rate": float(report.decay_rate),
+            "layers": len(report.layers),
+            "omega_first": float(report.omega[0]) if len(report.omega) else math.nan,
+            "omega_last": float(report.omega[-1]) if len(report.omega) else math.nan,
+            "score": None if scores is None else float(scores[name]),
+        }
+        if not math.isfinite(getattr(report, by)):
+            row["note"] = f"{by} is not finite ({'; '.join(report.warnings) or 'see the report'}); ranked last"
+        rows.append(row)
+    corr = None
+    if scores is not None:
+        usable = [r for r in rows if math.isfinite(r[by]) and math.isfinite(r["score"])]
+        predictor = [-r[by] if by == "theta" else r[by] for r in usable]
+        corr = correlations(predictor, [r["score"] for r in usable])
+    return Ranking(rows=rows, by=by, correlations=corr, reports=reports)

@@ -1,0 +1,223 @@
+"""`TopologyReport`: the result of a one-off analysis, with a lossless JSON round trip.
+
+A report holds, for the watched layers in depth order and the sampled classes:
+
+* ``betti`` ``(L, C, K)`` float64: mean Betti numbers per layer and class (K = 3 for the cubical view,
+  ``maxdim + 1`` for the point-cloud view; NaN where a layer or class could not be computed);
+* ``per_input`` ``(L, N, K)`` float64: Betti numbers of every sampled input (cubical view only);
+* ``omega`` ``(L,)``, ``theta`` (the paper's score) and ``decay_rate`` (the depth-normalised alternative,
+  see :mod:`lightning_topo.complexity`);
+* the sample (``labels``, dataset ``indices``), the analysis settings (``config``), problems and warnings.
+
+``to_json`` writes standard JSON (non-finite floats as the strings ``"NaN"``, ``"Infinity"``,
+``"-Infinity"``; floats written with Python's shortest round-tripping repr), so
+``TopologyReport.from_json(path)`` gives back exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["REPORT_FORMAT", "TopologyReport"]
+
+REPORT_FORMAT = "lightning-topo/report/1"
+_BETTI = ("b0", "b1", "b2", "b3")
+
+
+def _encode(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _decode(value: float | int | str | None) -> float:
+    if isinstance(value, str):
+        return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[value]
+    return math.nan if value is None else float(value)
+
+
+def _encode_tensor(t: Tensor) -> Any:
+    if t.ndim == 0:
+        return _encode(float(t))
+    return [_encode_tensor(row) for row in t]
+
+
+def _nested_floats(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_nested_floats(v) for v in values]
+    return _decode(values)
+
+
+def _tensor(values: Any, shape: tuple[int, ...]) -> Tensor:
+    out = torch.tensor(_nested_floats(values), dtype=torch.float64)
+    return out.reshape(shape)
+
+
+@dataclass
+class TopologyReport:
+    """Layerwise topology of one model on one sample (see the module docstring for the fields).
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from lightning_topo import analyse
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3))
+        >>> data = TensorDataset(torch.rand(12, 1, 10, 10), torch.arange(12) % 2)
+        >>> report = analyse(net, data, progress=False)
+        >>> report.layers, tuple(report.betti.shape)
+        (['0', '1', '2'], (3, 2, 3))
+        >>> TopologyReport.from_dict(report.to_dict()).equals(report)
+        True
+    """
+
+    layers: list[str]
+    classes: list[int]
+    betti: Tensor
+    omega: Tensor
+    theta: float
+    decay_rate: float
+    labels: Tensor
+    indices: Tensor
+    per_input: Tensor | None = None
+    problems: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    name: str = ""
+
+    @property
+    def betti_dims(self) -> int:
+        """K: how many Betti numbers per layer (3 for the cubical view)."""
+        return int(self.betti.shape[-1])
+
+    def mean_betti(self) -> Tensor:
+        """``(L, K)``: Betti numbers per layer averaged over the classes (NaN classes left out), as logged."""
+        return torch.nanmean(self.betti, dim=1)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (lists, floats, strings); :meth:`from_dict` inverts it exactly."""
+        return {
+            "format": REPORT_FORMAT,
+            "name": self.name,
+            "layers": list(self.layers),
+            "classes": [int(c) for c in self.classes],
+            "betti": _encode_tensor(self.betti),
+            "omega": _encode_tensor(self.omega),
+            "theta": _encode(self.theta),
+            "decay_rate": _encode(self.decay_rate),
+            "labels": [int(v) for v in self.labels.tolist()],
+            "indices": [int(v) for v in self.indices.tolist()],
+            "per_input": None if self.per_input is None else _encode_tensor(self.per_input),
+            "problems": dict(self.problems),
+            "config": dict(self.config),
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TopologyReport:
+        """Rebuild a report from :meth:`to_dict` output (e.g. loaded JSON)."""
+        if data.get("format") != REPORT_FORMAT:
+            raise ValueError(
+                f"not a lightning-topo report (format {data.get('format')!r}, expected {REPORT_FORMAT!r})."
+            )
+        layers, classes = list(data["layers"]), [int(c) for c in data["classes"]]
+        n = len(data["labels"])
+        k = len(data["betti"][0][0]) if layers and classes else 3
+        per_input = data.get("per_input")
+        return cls(
+            layers=layers,
+            classes=classes,
+            betti=_tensor(data["betti"], (len(layers), len(classes), k)),
+            omega=_tensor(data["omega"], (len(layers),)),
+            theta=_decode(data["theta"]),
+            decay_rate=_decode(data["decay_rate"]),
+            labels=torch.tensor(data["labels"], dtype=torch.long).reshape(n),
+            indices=torch.tensor(data["indices"], dtype=torch.long).reshape(n),
+            per_input=None if per_input is None else _tensor(per_input, (len(layers), n, k)),
+            problems=dict(data.get("problems", {})),
+            config=dict(data.get("config", {})),
+            warnings=list(data.get("warnings", [])),
+            name=str(data.get("name", "")),
+        )
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the report as JSON (creating parent directories); returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TopologyReport:
+        """Read a report written by :meth:`to_json`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no report at {str(path)!r}.")
+        return cls.from_dict(json.loads(path.read_text()))
+
+    def equals(self, other: TopologyReport) -> bool:
+        """Exact equality of every field (NaN equals NaN)."""
+        return self.to_dict() == other.to_dict()
+
+    # ------------------------------------------------------------------ views
+    def to_record(self) -> dict[str, Any]:
+        """The report as one ``TopologyCallback.history``-style record (for the plotting helpers)."""
+        return {
+            "epoch": None,
+            "classes": list(self.classes),
+            "layers": {
+                name: {
+                    "betti": self.betti[i].tolist(),
+                    "omega": float(self.omega[i]),
+                    "problem": self.problems.get(name),
+                }
+                for i, name in enumerate(self.layers)
+            },
+            "theta": self.theta,
+            "decay_rate": self.decay_rate,
+        }
+
+    def to_pandas(self) -> Any:
+        """A long ``pandas.DataFrame``: one row per (layer, class) with depth, b0.. and the layer's Omega."""
+        try:
+            import pandas as pd
+        except ImportError as err:
+            raise ImportError('to_pandas() needs pandas: pip install "lightning-topo[pandas]" (or pandas).') from err
+        rows = []
+        for i, layer in enumerate(self.layers):
+            for j, c in enumerate(self.classes):
+                row: dict[str, Any] = {"layer": layer, "depth": i + 1, "class": c}
+                for kk in range(self.betti_dims):
+                    row[_BETTI[kk]] = float(self.betti[i, j, kk])
+                row["omega"] = float(self.omega[i])
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def table(self) -> str:
+        """A fixed-width text table: one line per layer (Betti numbers averaged over classes, Omega)."""
+        keys = [_BETTI[k] for k in range(self.betti_dims)]
+        width = max([5, *(len(n) for n in self.layers)])
+        lines = [f"{'depth':>5}  {'layer':<{width}}  " + "  ".join(f"{k:>7}" for k in [*keys, "omega"])]
+        means = self.mean_betti()
+        for i, name in enumerate(self.layers):
+            values = [*means[i].tolist(), float(self.omega[i])]
+            lines.append(f"{i + 1:>5}  {name:<{width}}  " + "  ".join(f"{v:>7.3f}" for v in values))
+        lines.append(f"theta = {self.theta:.4f}   decay_rate = {self.decay_rate:.4f}")
+        return "\n".join(lines)
+
+    def plot(self, title: str | None = None) -> Any:
+        """A matplotlib figure of the mean Betti numbers and Omega against depth (needs matplotlib)."""
+        from lightning_topo.plotting import betti_depth_figure
+
+        label = f" of {self.name}" if self.name else ""
+        return betti_depth_figure(
+            self.to_record(),
+            title=title or f"Betti numbers vs depth{label} (theta = {self.theta:.3f}, decay = {self.decay_rate:.3f})",
+        )

@@ -1,0 +1,240 @@
+"""`analyse` / `TopologyReport` / `rank_models` against the callback, scipy and the report's own JSON."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from models import resnet18
+from scipy import stats
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_topo import TopologyCallback, TopologyReport, analyse, rank_models
+from lightning_topo.data import DigitsDataModule
+from lightning_topo.models import Classifier, digits_cnn, mlp
+from lightning_topo.ranking import correlations
+
+matplotlib.use("Agg")
+
+
+def _fit(tmp_path: Path, model: Classifier, callback: TopologyCallback, epochs: int) -> Trainer:
+    trainer = Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+        callbacks=[callback],
+    )
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=64))
+    return trainer
+
+
+def _assert_report_equals_logged(report: TopologyReport, metrics: dict, dims: int) -> None:
+    means = report.mean_betti()
+    assert len(report.layers) >= 2
+    for i, name in enumerate(report.layers):
+        for k in range(dims):
+            assert float(metrics[f"topology/{name}/b{k}"]) == pytest.approx(float(means[i, k]), abs=1e-6), (name, k)
+        assert float(metrics[f"topology/{name}/omega"]) == pytest.approx(float(report.omega[i]), abs=1e-6)
+    assert float(metrics["topology/theta"]) == pytest.approx(report.theta, abs=1e-6)
+    assert float(metrics["topology/decay_rate"]) == pytest.approx(report.decay_rate, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The digits CNN trained 2 epochs with the callback; what it logged at the end."""
+    seed_everything(0, workers=True)
+    model = Classifier(digits_cnn(), lr=0.01)
+    callback = TopologyCallback()
+    trainer = _fit(tmp_path_factory.mktemp("analyse"), model, callback, epochs=2)
+    return {"model": model, "metrics": dict(trainer.callback_metrics), "callback": callback}
+
+
+def test_analyse_equals_callback_cubical(trained: dict) -> None:
+    report = analyse(trained["model"], DigitsDataModule(batch_size=64), progress=False)
+    assert report.layers == trained["callback"].layer_names
+    assert report.indices.tolist() == trained["callback"].sample.indices.tolist()
+    _assert_report_equals_logged(report, trained["metrics"], 3)
+    # The per-input values are the engine's numbers on the sample, averaged per class into `betti`.
+    assert report.per_input is not None and report.per_input.shape == (len(report.layers), 200, 3)
+    for j, c in enumerate(report.classes):
+        mask = report.labels == c
+        assert torch.allclose(report.per_input[:, mask].mean(dim=1), report.betti[:, j])
+
+
+def test_analyse_equals_callback_rips(tmp_path: Path) -> None:
+    seed_everything(1, workers=True)
+    model = Classifier(mlp(in_features=64, hidden=24, depth=3), lr=0.01)
+    callback = TopologyCallback(complex="rips", k=8, samples_per_class=15)
+    trainer = _fit(tmp_path, model, callback, epochs=1)
+    dm = DigitsDataModule(batch_size=64)
+    report = analyse(model, dm, complex="rips", k=8, samples_per_class=15, progress=False)
+    _assert_report_equals_logged(report, dict(trainer.callback_metrics), 2)
+    assert report.per_input is None and report.betti.shape == (3, 10, 2)
+    # Streaming layer by layer (the default for Rips) and one pass over all layers agree exactly.
+    one_pass = analyse(model, dm, complex="rips", k=8, samples_per_class=15, layer_by_layer=False, progress=False)
+    assert torch.equal(one_pass.betti, report.betti)
+
+
+def test_data_kinds_give_the_same_report(trained: dict) -> None:
+    dm = DigitsDataModule(batch_size=64)
+    dm.setup("validate")
+    kwargs = {"samples_per_class": 5, "progress": False}
+    from_dm = analyse(trained["model"], dm, **kwargs)
+    from_loader = analyse(trained["model"], DataLoader(dm.val_set, batch_size=7), **kwargs)
+    from_dataset = analyse(trained["model"], dm.val_set, **kwargs)
+    assert from_dm.equals(from_loader) and from_dm.equals(from_dataset)
+    assert len(from_dm.labels) == 50
+
+
+def test_model_state_is_restored(trained: dict) -> None:
+    model = trained["model"]
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    analyse(model, DigitsDataModule(), samples_per_class=3, progress=False)
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_json_round_trip_is_exact(trained: dict, tmp_path: Path) -> None:
+    report = analyse(trained["model"], DigitsDataModule(), samples_per_class=4, progress=False, name="cnn")
+    path = report.to_json(tmp_path / "sub" / "report.json")
+    back = TopologyReport.from_json(path)
+    assert back.equals(report)
+    assert torch.equal(back.betti, report.betti) and torch.equal(back.per_input, report.per_input)
+    assert back.theta == report.theta and back.decay_rate == report.decay_rate  # bit-exact floats
+    assert back.layers == report.layers and back.classes == report.classes and back.name == "cnn"
+    assert back.indices.tolist() == report.indices.tolist()
+
+
+class _NaNAfter(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * math.nan
+
+
+def test_nan_layer_reported_and_round_trips(tmp_path: Path) -> None:
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), _NaNAfter(), nn.ReLU())
+    data = TensorDataset(torch.rand(20, 1, 8, 8), torch.arange(20) % 2)
+    with pytest.warns(UserWarning, match="NaN or Inf"):
+        report = analyse(net, data, progress=False)
+    assert set(report.problems) == {"2", "3"} and math.isnan(report.theta)
+    assert torch.isnan(report.betti[2:]).all() and torch.isfinite(report.betti[:2]).all()
+    back = TopologyReport.from_json(report.to_json(tmp_path / "nan.json"))
+    assert back.equals(report) and math.isnan(back.theta) and back.problems == report.problems
+
+
+def test_report_figure_table_and_pandas(trained: dict) -> None:
+    report = analyse(trained["model"], DigitsDataModule(), samples_per_class=4, progress=False)
+    fig = report.plot()
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["b0", "b1", "b2", "Omega"]
+    assert np.allclose(ax.get_lines()[3].get_ydata(), report.omega.numpy())
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    assert (pixels.reshape(-1, 3) != pixels.reshape(-1, 3)[0]).any(axis=1).mean() > 0.02
+    table = report.table()
+    assert all(name in table for name in report.layers) and "theta" in table
+    frame = report.to_pandas()
+    assert len(frame) == len(report.layers) * len(report.classes)
+    assert frame.loc[(frame.layer == report.layers[0]) & (frame["class"] == 3), "b1"].item() == pytest.approx(
+        float(report.betti[0, 3, 1])
+    )
+
+
+def test_auto_layers_of_a_resnet18_equivalent() -> None:
+    data = TensorDataset(torch.rand(6, 3, 32, 32), torch.arange(6) % 2)
+    report = analyse(resnet18(width=4), data, progress=False)
+    assert report.layers == ["conv1", "bn1", "relu"] + [f"layer{i}.{j}" for i in range(1, 5) for j in (0, 1)]
+    assert report.betti.shape == (11, 2, 3) and math.isfinite(report.theta)
+
+
+def test_bad_arguments() -> None:
+    data = TensorDataset(torch.rand(6, 1, 8, 8), torch.arange(6) % 2)
+    with pytest.raises(MisconfigurationException, match="Close matches"):
+        analyse(digits_cnn(), data, layers=["1x"], progress=False)
+    with pytest.raises(TypeError, match="`data` must be a DataLoader"):
+        analyse(digits_cnn(), [1, 2, 3], progress=False)
+    with pytest.raises(ValueError, match="`complex` must be one of"):
+        analyse(digits_cnn(), data, complex="alpha", progress=False)
+    with pytest.raises(TypeError, match="`model` must be"):
+        analyse("resnet", data, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- ranking
+def test_correlations_equal_scipy() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=9).tolist(), rng.normal(size=9).tolist()
+    got = correlations(x, y)
+    assert got["kendall_tau"] == stats.kendalltau(x, y).statistic
+    assert got["kendall_p"] == stats.kendalltau(x, y).pvalue
+    assert got["spearman_rho"] == stats.spearmanr(x, y).statistic
+    assert got["spearman_p"] == stats.spearmanr(x, y).pvalue
+    assert got["weighted_tau"] == stats.weightedtau(x, y).statistic
+    with pytest.raises(ValueError, match="at least 3"):
+        correlations([1.0, 2.0], [1.0, 2.0])
+
+
+class _SmallResNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU())
+        self.block = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        return self.head(torch.relu(h + self.block(h)))
+
+
+def test_rank_a_zoo_end_to_end() -> None:
+    torch.manual_seed(0)
+    zoo = {
+        "cnn_8": digits_cnn((8, 16)),
+        "cnn_32": digits_cnn((32, 64)),
+        "cnn_3deep": digits_cnn((8, 16, 16)),
+        "mlp_2x32": mlp(in_features=64, hidden=32, depth=2),
+        "mlp_4x16": mlp(in_features=64, hidden=16, depth=4),
+        "resnet": _SmallResNet(),
+    }
+    scores = {name: s for name, s in zip(zoo, [0.91, 0.95, 0.93, 0.88, 0.85, 0.96], strict=True)}
+    ranking = rank_models(zoo, DigitsDataModule(), scores=scores, samples_per_class=5, progress=False)
+    assert sorted(ranking.names) == sorted(zoo)
+    thetas = [row["theta"] for row in ranking.rows]
+    assert all(math.isfinite(t) for t in thetas) and thetas == sorted(thetas)
+    assert [row["rank"] for row in ranking.rows] == list(range(1, 7))
+    predictor = [-row["theta"] for row in ranking.rows]
+    score = [row["score"] for row in ranking.rows]
+    assert ranking.correlations == pytest.approx(correlations(predictor, score))
+    assert ranking.correlations["kendall_tau"] == stats.kendalltau(predictor, score).statistic
+    assert ranking.correlations["weighted_tau"] == stats.weightedtau(predictor, score).statistic
+    # Reports can be ranked again without re-analysing, by the depth-normalised alternative too.
+    again = rank_models(ranking.reports, scores=scores, by="decay_rate")
+    decays = [row["decay_rate"] for row in again.rows]
+    assert decays == sorted(decays, reverse=True)
+    text = ranking.table()
+    assert "Kendall tau" in text and all(name in text for name in zoo)
+    fig = ranking.plot()
+    assert len(fig.axes[0].collections[0].get_offsets()) == 6
+
+
+def test_rank_bad_arguments() -> None:
+    data = TensorDataset(torch.rand(6, 1, 8, 8), torch.arange(6) % 2)
+    with pytest.raises(ValueError, match="missing \\['b'\\]"):
+        rank_models({"a": digits_cnn(), "b": digits_cnn()}, data, scores={"a": 1.0}, progress=False)
+    with pytest.raises(ValueError, match="`by` must be one of"):
+        rank_models({"a": digits_cnn()}, data, by="omega")
+    with pytest.raises(TypeError, match=r"must be an nn\.Module or a TopologyReport"):
+        rank_models({"a": "resnet18"}, data)
