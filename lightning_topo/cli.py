@@ -186,7 +186,8 @@ def _parse(parser: Any, args: Sequence[str]) -> Any:
 
 def _instantiate_data(parser: Any, cfg: Any) -> Any:
     try:
-        return parser.instantiate_classes(cfg).data
+        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
+        return instantiate(cfg).data
     except Exception as err:  # the data module's own validation errors
         raise CLIError(f"cannot build the data module: {_one_line(err)}") from err
 

@@ -105,7 +105,7 @@ class TopologyConfig:
         """The sublevel threshold of each volume of a batch ``(B, ...)``."""
         t = self.threshold
         if t == "mean":
-            return volumes.reshape(volumes.shape[0], -1).double().mean(dim=1)
+            return volumes.reshape(volumes.shape[0], -1).mean(dim=1, dtype=torch.float64)
         if t == "median":
             return volumes.reshape(volumes.shape[0], -1).median(dim=1).values
         if callable(t):
@@ -176,12 +176,18 @@ class _Reducer:
         if out.ndim == 0 or out.numel() == 0 or out.shape[0] == 0:
             self.problems[name] = f"layer output has shape {tuple(out.shape)}; expected (batch, ...) with data"
             return None
+        if self.config.complex == "cubical":
+            volumes = _first_axes_as_batch(out)
+            try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
+                return cubical_betti(volumes, self.config.thresholds_for(volumes))
+            except ValueError as err:
+                if "NaN or Inf" not in str(err):
+                    raise
+                self.problems[name] = "NaN or Inf in its activations"
+                return None
         if out.is_floating_point() and not bool(torch.isfinite(out).all()):
             self.problems[name] = "NaN or Inf in its activations"
             return None
-        if self.config.complex == "cubical":
-            volumes = _first_axes_as_batch(out)
-            return cubical_betti(volumes, self.config.thresholds_for(volumes))
         return _pooled_embedding(out, self.config.pool_size)
 
 
