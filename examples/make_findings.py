@@ -1,0 +1,230 @@
+"""Regenerate the README's "Findings" section from the committed full-run outputs under ``docs/findings/``.
+
+    python examples/make_findings.py           # rewrite the section between the markers in README.md
+    python examples/make_findings.py --check   # exit 1 if README.md differs from what the JSON says (tests)
+
+Every number in the section comes from a ``results.json`` written by an example's full mode; nothing is
+typed by hand. The section lives between ``<!-- findings:start -->`` and ``<!-- findings:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FINDINGS = ROOT / "docs" / "findings"
+START, END = "<!-- findings:start -->", "<!-- findings:end -->"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = FINDINGS / name / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _missing(name: str, command: str) -> str:
+    return f"*Not run yet: `{command}` writes `docs/findings/{name}/`.*\n"
+
+
+def relu_vs_tanh() -> str:
+    data = _load("relu_vs_tanh")
+    head = "### ReLU simplifies in fewer layers than tanh (Naitzat et al., D-I)\n"
+    command = "python examples/relu_vs_tanh.py --out docs/findings/relu_vs_tanh"
+    if data is None:
+        return head + _missing("relu_vs_tanh", command)
+    c, s = data["config"], data["summary"]
+    act, paired, settled = s["per_activation"], s["paired"], s["paired_settled"]
+    lines = [
+        head,
+        f"A {c['depth']} x {c['width']} MLP trained to >= {100 * c['target_train_acc']:.1f} % training accuracy on D-I "
+        f"({c['train_per_class']} points per class, full-batch Adam, lr {c['lr']['relu']} / {c['lr']['tanh']}) with "
+        f"ReLU and with tanh on {len(c['seeds'])} paired seeds (same data and initial weights); per-class Betti "
+        f'numbers of every layer on {c["eval_per_class"]} points per class, `metric="knn_hops"`, k = {c["k"]}, '
+        f"scale {c['scale']}. Measure: the first layer where class a is one component (b0 = 1; never = "
+        f"{act['relu']['first_layer_b0a_1']['censored_at']}).\n",
+        "| | ReLU | tanh |",
+        "|---|---|---|",
+        f"| nets at the accuracy target | {act['relu']['n_trained']} / {act['relu']['n_runs']} | "
+        f"{act['tanh']['n_trained']} / {act['tanh']['n_runs']} |",
+        f"| training steps, median (range) | {act['relu']['steps']['median']:.0f} ({act['relu']['steps']['min']}-"
+        f"{act['relu']['steps']['max']}) | {act['tanh']['steps']['median']:.0f} ({act['tanh']['steps']['min']}-"
+        f"{act['tanh']['steps']['max']}) |",
+    ]
+    for key, label in (
+        ("first_layer_b0a_1", "first layer with b0(a) = 1"),
+        ("settled_layer_b0a_1", "layer from which b0(a) stays 1"),
+    ):
+        r, t = act["relu"][key], act["tanh"][key]
+        lines.append(
+            f"| {label}, mean ± std (median) | {r['mean']:.2f} ± {r['std']:.2f} ({r['median']:g}) | "
+            f"{t['mean']:.2f} ± {t['std']:.2f} ({t['median']:g}) |"
+        )
+    lines += [
+        f"| nets whose class a never reaches b0 = 1 | {act['relu']['first_layer_b0a_1']['n_never']} | "
+        f"{act['tanh']['first_layer_b0a_1']['n_never']} |",
+        f"| b0(a) / b1(b) at the last layer, mean | {act['relu']['b0_a_last_layer']['mean']:.2f} / "
+        f"{act['relu']['b1_b_last_layer']['mean']:.2f} | {act['tanh']['b0_a_last_layer']['mean']:.2f} / "
+        f"{act['tanh']['b1_b_last_layer']['mean']:.2f} |",
+        "",
+        f"Paired over {len(paired['seeds'])} seeds: ReLU needs fewer layers on {paired['relu_fewer_layers']}, tanh on "
+        f"{paired['tanh_fewer_layers']}, {paired['ties']} ties; mean difference (tanh - ReLU) "
+        f"{paired['mean_difference']:+.2f} layers; Wilcoxon signed-rank p = {paired['wilcoxon_p_two_sided']:.3g} "
+        f'(two-sided), sign test p = {paired["sign_test_p_two_sided"]:.3g}. With the "settled" measure: '
+        f"{settled['relu_fewer_layers']} vs {settled['tanh_fewer_layers']} ({settled['ties']} ties), Wilcoxon p = "
+        f"{settled['wilcoxon_p_two_sided']:.3g}. **Naitzat's direction reproduces**: "
+        f"{s['relu_fewer_layers_than_tanh']}. Caveat: most tanh nets never connect class a within 9 layers, so the "
+        "tanh mean is dominated by the censored value.",
+        "",
+        "![b0 of class a and b1 of class b against depth, ReLU vs tanh](docs/findings/relu_vs_tanh/betti_vs_depth.png)",
+        "",
+        f"Command: `{command}` ({data['runtime_seconds'] / 60:.1f} min here).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def invariances() -> str:
+    data = _load("invariances")
+    head = "### Omega-vs-depth curves under changes of resolution, data size and seed (Suresh et al.)\n"
+    command = "python examples/invariances.py --out docs/findings/invariances"
+    if data is None:
+        return head + _missing("invariances", command)
+    lines = [head, data.get("measure", "Pairwise Pearson correlation of normalised Omega curves."), ""]
+    lines += ["| group | runs | mean pairwise r | min pairwise r | max abs difference |", "|---|---|---|---|---|"]
+    for group, stats in data["groups"].items():
+        lines.append(
+            f"| {group} | {stats['runs']} | {stats['pearson_mean']:.3f} | {stats['pearson_min']:.3f} | "
+            f"{stats['max_abs_diff']:.3f} |"
+        )
+    if "reference" in data:
+        lines += ["", data["reference"]["text"]]
+    lines += ["", "![normalised Omega against depth per group](docs/findings/invariances/omega_curves.png)", ""]
+    lines += [f"Command: `{command}` ({data['runtime_s'] / 60:.1f} min here).", ""]
+    return "\n".join(lines)
+
+
+def rank_models() -> str:
+    data = _load("rank_models")
+    head = "### Ranking pre-trained models for transfer by theta (Suresh et al.)\n"
+    command = "python examples/rank_models.py --out docs/findings/rank_models"
+    if data is None:
+        return head + _missing("rank_models", command)
+    st = data["settings"]
+    lines = [
+        head,
+        f"{len(data['models'])} models (CNNs, MLPs, a small ResNet) pre-trained on digits "
+        f"{st['source_classes'][0]}-{st['source_classes'][-1]} for {st['pretrain_epochs']} epochs, scored on digits "
+        f"{st['target_classes'][0]}-{st['target_classes'][-1]} before fine-tuning, then fine-tuned "
+        f"{st['finetune_epochs']} epochs on {100 * st['finetune_fraction']:.0f} % of the target training set; "
+        f"means over {st['seeds']} seeds.\n",
+        "| model | layers | theta | decay rate | accuracy after fine-tuning |",
+        "|---|---|---|---|---|",
+    ]
+    for row in data["ranking_by_theta"]["rows"]:
+        m = data["models"][row["name"]]
+        lines.append(
+            f"| {row['name']} | {m['layers']} | {m['theta']:+.3f} | {m['decay_rate']:+.3f} | {m['accuracy']:.3f} |"
+        )
+    lines.append("")
+    for key, label in (("ranking_by_theta", "-theta"), ("ranking_by_decay_rate", "decay rate")):
+        c = data[key]["correlations"]
+        lines.append(
+            f"* {label} vs accuracy: Kendall tau = {c['kendall_tau']:+.3f} (p = {c['kendall_p']:.3g}), Spearman rho = "
+            f"{c['spearman_rho']:+.3f} (p = {c['spearman_p']:.3g}), weighted tau = {c['weighted_tau']:+.3f}"
+        )
+    c = data["ranking_by_theta"]["correlations"]
+    verdict = (
+        "theta ranks these models in the paper's direction (lower theta, higher accuracy)"
+        if c["kendall_tau"] > 0 and c["kendall_p"] < 0.05
+        else "**the paper's finding does not reproduce here**: at this scale theta before fine-tuning does not "
+        "significantly predict accuracy after it"
+    )
+    lines += [
+        "",
+        f"Verdict: {verdict}.",
+        "",
+        "![theta and decay rate before fine-tuning against accuracy after]"
+        "(docs/findings/rank_models/theta_vs_accuracy.png)",
+        "",
+        f"Command: `{command}` ({data['runtime_s'] / 60:.1f} min here).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def early_stopping() -> str:
+    data = _load("early_stopping")
+    head = "### Early stopping on topology (digits CNN)\n"
+    command = "python examples/early_stopping.py --out docs/findings/early_stopping"
+    if data is None:
+        return head + _missing("early_stopping", command)
+    st = data["settings"]
+    lines = [
+        head,
+        f"{st['seeds']} seeds, at most {st['max_epochs']} epochs, patience {st['patience']}; every run carries "
+        "`TopologyCallback()`.\n",
+        "| rule | epochs run (mean) | stopped early | final val accuracy | time saved vs none |",
+        "|---|---|---|---|---|",
+    ]
+    for rule, s in data["summary"].items():
+        lines.append(
+            f"| {rule} | {s['epochs_run_mean']:.1f} | {s['stopped_early']} / {st['seeds']} | "
+            f"{s['final_val_acc_mean']:.3f} | {100 * s['time_saved_mean']:.0f} % |"
+        )
+    none, topo = data["summary"]["none"], data["summary"]["topology"]
+    lines += [
+        "",
+        f"`TopologyEarlyStopping` stops after {topo['epochs_run_mean']:.1f} epochs on average at "
+        f"{topo['final_val_acc_mean']:.3f} validation accuracy, against {none['final_val_acc_mean']:.3f} after "
+        f"{none['epochs_run_mean']:.0f} epochs without stopping: the decay rate plateaus while accuracy still "
+        "improves, so on this task it saves time at a cost in accuracy.",
+        "",
+        "![validation accuracy and decay rate per epoch](docs/findings/early_stopping/early_stopping.png)",
+        "",
+        f"Command: `{command}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def section() -> str:
+    """The whole generated section (between the markers)."""
+    intro = (
+        "Full-mode runs of the examples on a 2-core CPU; this section is generated from their committed\n"
+        "`docs/findings/*/results.json` by `python examples/make_findings.py` (a test checks it matches).\n"
+    )
+    return "\n".join([intro, relu_vs_tanh(), invariances(), rank_models(), early_stopping()]).rstrip() + "\n"
+
+
+def render(readme: str) -> str:
+    """``readme`` with the section between the markers replaced."""
+    if START not in readme or END not in readme:
+        raise SystemExit(f"README.md has no {START} ... {END} markers")
+    before, rest = readme.split(START, 1)
+    _, after = rest.split(END, 1)
+    return f"{before}{START}\n{section()}{END}{after}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
+    args = parser.parse_args(argv)
+    path = ROOT / "README.md"
+    current = path.read_text()
+    wanted = render(current)
+    if args.check:
+        if wanted != current:
+            print("README.md's Findings section is out of date: run python examples/make_findings.py", file=sys.stderr)
+            return 1
+        print("README.md's Findings section matches docs/findings/*/results.json")
+        return 0
+    path.write_text(wanted)
+    print(f"updated the Findings section of {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
