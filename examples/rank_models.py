@@ -1,7 +1,7 @@
 """Model selection by topology (Suresh et al., arXiv 2311.04592): does theta before fine-tuning predict accuracy after?
 
-    python examples/rank_models.py            # full: 8 models x 3 seeds (about 4 minutes on 2 CPU cores)
-    python examples/rank_models.py --quick    # 8 models x 1 seed, shorter training (about 1 minute)
+    python examples/rank_models.py            # full: 8 models x 3 seeds (19 min measured on 2 busy CPU cores)
+    python examples/rank_models.py --quick    # 8 models x 1 seed, shorter training (about 1.2 min)
 
 The protocol, scaled down to scikit-learn's digits (no download):
 

@@ -117,8 +117,8 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
     )
     ranking = json.loads((workdir / "outputs/rank_digits/ranking.json").read_text())
     assert sorted(r["name"] for r in ranking["rows"]) == ["cnn", "cnn_untrained", "mlp"]
-    decays = [r["decay_rate"] for r in ranking["rows"]]
-    assert decays == sorted(decays, reverse=True)  # the config ranks by the depth-normalised decay
+    thetas = [r["theta"] for r in ranking["rows"]]
+    assert thetas == sorted(thetas)  # the config ranks by theta, lowest first
     assert set(ranking["correlations"]) >= {"kendall_tau", "spearman_rho", "weighted_tau", "kendall_p"}
     assert "Kendall tau" in proc.stdout and all(name in proc.stdout for name in ("cnn_untrained", "mlp"))
     for name in ("cnn", "mlp", "cnn_untrained"):
