@@ -43,7 +43,8 @@ def test_relu_vs_tanh_quick_mode(tmp_path: Path) -> None:
     # k-NN estimate can split a tight clump off again), so "== 1 at the last layer" is not asserted per run.
     relu = [r for r in runs if r["activation"] == "relu"]
     assert all(r["b0_a"][-1] <= 2 for r in relu), [r["b0_a"] for r in relu]
-    assert any(r["first_layer_b0a_1"] is not None for r in relu), [r["b0_a"] for r in relu]
+    # ... and class a is one component (b0 = 1) at the output of at least one of them (both, on this machine).
+    assert any(r["b0_a"][-1] == 1 for r in relu), [r["b0_a"] for r in relu]
     for r in runs:
         settled = r["settled_layer_b0a_1"]
         assert (settled is None) == (r["b0_a"][-1] != 1)
