@@ -22,6 +22,7 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_topo.capture import model_device
 from lightning_topo.layers import resolve_layers
 from lightning_topo.report import TopologyReport
 from lightning_topo.sampling import FixedSample, build_sample
@@ -39,11 +40,8 @@ __all__ = ["analyse", "default_device", "sample_from"]
 
 def default_device(model: nn.Module | None = None) -> torch.device:
     """The model's device when it is on an accelerator; else CUDA when present; else the CPU."""
-    if model is not None:
-        for tensor in (*model.parameters(), *model.buffers()):
-            if tensor.device.type != "cpu":
-                return tensor.device
-            break
+    if model is not None and model_device(model).type != "cpu":
+        return model_device(model)
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
@@ -109,8 +107,7 @@ class _Progress:
 @contextmanager
 def _on_device(model: nn.Module, device: torch.device):  # type: ignore[no-untyped-def]
     """Move the model to ``device`` for the analysis and back afterwards."""
-    params = [*model.parameters(), *model.buffers()]
-    before = params[0].device if params else device
+    before = model_device(model)
     if before != device:
         model.to(device)
     try:
@@ -132,13 +129,12 @@ def _run(
     forward_fn: Callable[[nn.Module, Tensor], Any] | None,
     output_fn: Callable[[Any], Tensor] | None,
     progress: bool,
-) -> tuple[TopologyResult, dict[str, Tensor | None]]:
+) -> TopologyResult:
     n = len(sample.labels)
     positions = torch.arange(n)
     groups = [[name] for name in layer_names] if layer_by_layer else [layer_names]
     bar = _Progress(n * len(groups), progress, f"analyse ({config.complex})")
     per_layer: list[LayerTopology] = []
-    values_all: dict[str, Tensor | None] = {}
     messages: list[str] = []
     try:
         for group in groups:
@@ -159,11 +155,9 @@ def _run(
             )
             per_layer += layers
             messages += [w for w in view_warnings if w not in messages]
-            if config.complex == "cubical":
-                values_all.update(values)
     finally:
         bar.close()
-    return combine_layers(per_layer, list(sample.classes), messages), values_all
+    return combine_layers(per_layer, list(sample.classes), messages)
 
 
 def analyse(
@@ -248,7 +242,7 @@ def analyse(
     if layer_by_layer is None:
         layer_by_layer = config.complex == "rips"
     with _on_device(model, target):
-        result, values = _run(
+        result = _run(
             model,
             sample,
             layer_names,
@@ -265,15 +259,10 @@ def analyse(
     dims = config.betti_dims
     per_input = None
     if config.complex == "cubical":
-        rows = []
-        for layer_name in layer_names:
-            v = values.get(layer_name)
-            rows.append(
-                torch.full((len(sample.labels), dims), float("nan"), dtype=torch.float64)
-                if v is None
-                else v.cpu().to(torch.float64)
-            )
-        per_input = torch.stack(rows)
+        nan_rows = torch.full((len(sample.labels), dims), float("nan"), dtype=torch.float64)
+        per_input = torch.stack(
+            [nan_rows if layer.per_input is None else layer.per_input.to(torch.float64) for layer in result.layers]
+        )
     settings = {
         "complex": config.complex,
         "threshold": config.threshold if isinstance(config.threshold, (str, int, float)) else repr(config.threshold),

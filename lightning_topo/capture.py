@@ -19,7 +19,7 @@ from torch.utils.hooks import RemovableHandle
 
 from lightning_topo.layers import get_submodule_by_user_name
 
-__all__ = ["ActivationCapture", "first_tensor", "run_on_sample"]
+__all__ = ["ActivationCapture", "first_tensor", "model_device", "run_on_sample"]
 
 
 def first_tensor(output: Any) -> Tensor | None:
@@ -112,7 +112,8 @@ class ActivationCapture:
             self._handles.pop().remove()
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); the CPU for a model with neither."""
     for tensor in model.parameters():
         return tensor.device
     for tensor in model.buffers():
@@ -135,7 +136,7 @@ def run_on_sample(
     restored afterwards, also when the forward pass raises. Outputs are discarded: hooks collect what
     is needed. ``on_batch(n)`` is called after each batch of ``n`` inputs (e.g. to advance a progress bar).
     """
-    target = torch.device(device) if device is not None else _model_device(model)
+    target = torch.device(device) if device is not None else model_device(model)
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
