@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "CNNClassifier", "Classifier", "MLPClassifier", "digits_cnn", "mlp"]
+__all__ = [
+    "ACTIVATIONS",
+    "SCHEDULES",
+    "CNNClassifier",
+    "Classifier",
+    "MLPClassifier",
+    "cosine_with_warmup",
+    "digits_cnn",
+    "mlp",
+]
 
+SCHEDULES = (None, "cosine")
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
 
 
@@ -63,7 +75,10 @@ class Classifier(LightningModule):
 
     Args:
         net: the network (default: :func:`digits_cnn`).
-        lr: Adam learning rate.
+        lr: Adam learning rate (the peak rate with a schedule).
+        schedule: ``None`` (constant ``lr``) or ``"cosine"``: linear warm-up over ``warmup_fraction`` of the
+            training steps, then cosine decay to 0 at the last step (``trainer.estimated_stepping_batches``).
+        warmup_fraction: fraction of the training steps spent warming up (``schedule="cosine"`` only).
 
     Example:
         >>> model = Classifier(mlp(in_features=64))
@@ -71,11 +86,23 @@ class Classifier(LightningModule):
         torch.Size([3, 10])
     """
 
-    def __init__(self, net: nn.Module | None = None, lr: float = 1e-2) -> None:
+    def __init__(
+        self,
+        net: nn.Module | None = None,
+        lr: float = 1e-2,
+        schedule: str | None = None,
+        warmup_fraction: float = 0.02,
+    ) -> None:
         super().__init__()
+        if schedule not in SCHEDULES:
+            raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}.")
+        if not 0.0 <= warmup_fraction < 1.0:
+            raise ValueError(f"`warmup_fraction` must be in [0, 1), got {warmup_fraction!r}.")
         self.save_hyperparameters(ignore=["net"])
         self.net = net if net is not None else digits_cnn()
         self.lr = lr
+        self.schedule = schedule
+        self.warmup_fraction = warmup_fraction
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -96,8 +123,25 @@ class Classifier(LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "val")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        if self.schedule is None:
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, round(self.warmup_fraction * total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_with_warmup(step, warmup, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
+    """Learning-rate multiplier: linear warm-up to 1 over ``warmup`` steps, then cosine decay to 0 at ``total``.
+
+    Example:
+        >>> [round(cosine_with_warmup(s, 10, 100), 3) for s in (0, 9, 55, 100)]
+        [0.1, 0.976, 0.5, 0.0]
+    """
+    ramp = min(1.0, (step + 1) / max(1, warmup))
+    return ramp * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
 class CNNClassifier(Classifier):
@@ -110,10 +154,17 @@ class CNNClassifier(Classifier):
     """
 
     def __init__(
-        self, channels: list[int] | None = None, num_classes: int = 10, activation: str = "relu", lr: float = 1e-2
+        self,
+        channels: list[int] | None = None,
+        num_classes: int = 10,
+        activation: str = "relu",
+        lr: float = 1e-2,
+        schedule: str | None = None,
+        warmup_fraction: float = 0.02,
     ) -> None:
         channels = [16, 32] if channels is None else list(channels)
-        super().__init__(digits_cnn(channels, num_classes=num_classes, activation=activation), lr=lr)
+        net = digits_cnn(channels, num_classes=num_classes, activation=activation)
+        super().__init__(net, lr=lr, schedule=schedule, warmup_fraction=warmup_fraction)
         self.save_hyperparameters()
 
 
@@ -134,7 +185,9 @@ class MLPClassifier(Classifier):
         num_classes: int = 10,
         activation: str = "relu",
         lr: float = 1e-2,
+        schedule: str | None = None,
+        warmup_fraction: float = 0.02,
     ) -> None:
         net = mlp(in_features=in_features, hidden=hidden, depth=depth, num_classes=num_classes, activation=activation)
-        super().__init__(net, lr=lr)
+        super().__init__(net, lr=lr, schedule=schedule, warmup_fraction=warmup_fraction)
         self.save_hyperparameters()

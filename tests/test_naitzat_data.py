@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
 from lightning_topo.data import NAITZAT_DATASETS, NaitzatDataModule
@@ -185,3 +186,47 @@ def test_rips_betti_recovers_known_betti_at_documented_settings(name: str, n: in
     assert dm.recovers_known_betti
     for c in (0, 1):
         assert _betti(dm, c) == dm.known_betti[c], f"{name}, {n} per class, class {c}, k={dm.k}, scale={dm.scale}"
+
+
+def test_standardised_inputs_use_the_training_split_statistics() -> None:
+    dm = NaitzatDataModule("d1", n_per_class=300, seed=4)
+    dm.setup("fit")
+    assert dm.train_set is not None and dm.val_set is not None and dm.mean is not None and dm.std is not None
+    x_train, x_val = dm.train_set.tensors[0], dm.val_set.tensors[0]
+    assert torch.allclose(x_train.mean(dim=0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(x_train.std(dim=0), torch.ones(2), atol=1e-5)
+    raw = NaitzatDataModule("d1", n_per_class=300, seed=4, standardize=False)
+    raw.setup("fit")
+    assert raw.train_set is not None and raw.val_set is not None and raw.mean is None
+    # The same points and split; the validation split goes through the training split's map.
+    assert torch.allclose(x_val, (raw.val_set.tensors[0] - dm.mean) / dm.std, atol=1e-6)
+    assert torch.equal(dm.val_set.tensors[1], raw.val_set.tensors[1])
+    assert raw.train_set.tensors[0].abs().max() > 5  # D-I's raw coordinates reach +-10
+
+
+def test_cosine_schedule_with_warm_up() -> None:
+    from lightning_topo.models import cosine_with_warmup
+
+    lrs: list[float] = []
+
+    class Record(Callback):
+        def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, idx: int) -> None:
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    dm = NaitzatDataModule("d1", n_per_class=100, batch_size=40, val_fraction=0.2)
+    model = MLPClassifier(
+        in_features=2, hidden=4, depth=1, num_classes=2, lr=0.01, schedule="cosine", warmup_fraction=0.1
+    )
+    trainer = Trainer(
+        max_epochs=5, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        callbacks=[Record()], num_sanity_val_steps=0, limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    total = 5 * 4  # 160 training points in batches of 40, 5 epochs
+    assert len(lrs) == total
+    expected = [0.01 * cosine_with_warmup(step, 2, total) for step in range(total)]
+    assert lrs == pytest.approx(expected, rel=1e-9)
+    assert lrs[0] < lrs[1] and max(lrs) == pytest.approx(0.01 * cosine_with_warmup(1, 2, total))
+    assert lrs[-1] < 0.01 * 0.01
+    with pytest.raises(ValueError, match="`schedule` must be one of"):
+        MLPClassifier(schedule="linear")

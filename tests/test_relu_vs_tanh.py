@@ -1,5 +1,5 @@
-"""examples/relu_vs_tanh.py in quick mode: both activations train, D-I's topology at the input, class a
-(nearly) connected at the last ReLU layer, a finite summary and a non-blank figure."""
+"""examples/relu_vs_tanh.py in quick mode: both activations train (whatever the rounding), D-I's topology at the
+input, class a simplified at the last layer, a finite summary with the environment, and a non-blank figure."""
 
 from __future__ import annotations
 
@@ -25,12 +25,15 @@ def test_relu_vs_tanh_quick_mode(tmp_path: Path) -> None:
     config, runs, summary = results["config"], results["runs"], results["summary"]
     depth = config["depth"]
     assert (config["dataset"], depth, config["width"], config["k"], config["scale"]) == ("d1", 9, 15, 14, 2.5)
+    env = results["environment"]
+    assert {"torch", "numpy", "scipy", "lightning"} <= set(env["versions"]) and all(env["versions"].values())
+    assert env["torch_threads"] == 1 and env["cpu_model"] and env["date_utc"].startswith("20")
     assert sorted((r["seed"], r["activation"]) for r in runs) == [(0, "relu"), (0, "tanh"), (1, "relu"), (1, "tanh")]
 
     for r in runs:
         # Both activations' nets reached the target training accuracy.
         assert r["reached_target"] and r["train_acc"] >= 0.995, r
-        assert 0 < r["steps"] <= config["max_steps"]
+        assert 0 < r["steps"] <= r["best_step"] <= config["max_steps"]
         assert len(r["betti"]) == depth + 1 and len(r["b0_a"]) == depth + 1
         # Layer 0 is the fixed evaluation sample itself: D-I's true Betti numbers, a (9, 0) and b (1, 9).
         assert r["betti"][0] == [[9, 0], [1, 9]]
@@ -38,13 +41,11 @@ def test_relu_vs_tanh_quick_mode(tmp_path: Path) -> None:
         assert first is None or (
             1 <= first <= depth and r["b0_a"][first] == 1 and all(b > 1 for b in r["b0_a"][:first])
         )
-    # Trained ReLU nets have (almost) connected class a by their last hidden layer: b0(a) 9 -> <= 2. Checked on
-    # quick-mode seeds 0-9 (8 of 10 ReLU nets trained): last-layer b0(a) was 1 for 6 and 2 for 2 of them (the
-    # k-NN estimate can split a tight clump off again), so "== 1 at the last layer" is not asserted per run.
-    relu = [r for r in runs if r["activation"] == "relu"]
-    assert all(r["b0_a"][-1] <= 2 for r in relu), [r["b0_a"] for r in relu]
-    # ... and class a is one component (b0 = 1) at the output of at least one of them (both, on this machine).
-    assert any(r["b0_a"][-1] == 1 for r in relu), [r["b0_a"] for r in relu]
+    # Every trained net simplifies class a (9 disks at the input) to at most 3 components at its last layer. Measured
+    # with this recipe on quick-mode seeds 0-11, in float32 and float64, with 1 and 2 threads (36 nets): at most 2.
+    # Which activation gets to 1 first is the finding of the full run, not a property asserted per run: at 2-4 seeds
+    # it flips with the rounding (see docs/findings/relu_vs_tanh and the CHANGELOG).
+    assert all(r["b0_a"][-1] <= 3 for r in runs), [(r["activation"], r["b0_a"]) for r in runs]
     for r in runs:
         settled = r["settled_layer_b0a_1"]
         assert (settled is None) == (r["b0_a"][-1] != 1)
