@@ -1,0 +1,176 @@
+"""`benchmarks/gpu/run.sh --dry` keeps working on a CPU-only machine (the GPU check's every step, tiny sizes).
+
+The dry run executes the same stages as the GPU run — CUDA test collection, connected-component
+benchmarks of every backend that runs here, one callback evaluation of ResNet18, fit overhead, summary —
+and must leave a results.json with every field the outside check reads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_SH = REPO / "benchmarks" / "gpu" / "run.sh"
+
+# The field names an outside check reads (fixed: never rename them).
+FIXED = (
+    "device",
+    "torch_version",
+    "cuda_version",
+    "cuda_equals_cpu",
+    "per_volume_ms",
+    "benchmark_backends_identical",
+    "resnet18_eval_seconds",
+    "fit_overhead",
+    "fit_seconds_with_callback",
+    "fit_seconds_without_callback",
+    "peak_gpu_memory_bytes",
+    "resnet18_224_eval_seconds",
+    "goals",
+    "versions",
+    "date",
+    "cpu_model",
+    "cpu_threads",
+)
+
+
+def _bench_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "benchmarks" / "gpu" / "bench_gpu.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, float]:
+    out = tmp_path_factory.mktemp("gpu_dry")
+    env = {**os.environ, "PYTHON": sys.executable}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["bash", str(RUN_SH), "--dry", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=150
+    )
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return json.loads((out / "results.json").read_text()), out, seconds
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_dry_run_writes_every_fixed_field(dry_run: tuple[dict[str, Any], Path, float]) -> None:
+    results, out, seconds = dry_run
+    assert seconds < 90
+    assert [f for f in FIXED if f not in results] == []
+    assert sorted(p.name for p in out.iterdir()) == ["junit_cuda.xml", "log.txt", "results.json"]
+    assert results["dry"] is True
+    assert results["device"].startswith("cpu")
+    assert results["torch_version"] == torch.__version__
+    assert results["cuda_equals_cpu"] is None  # no CUDA here: not "true"
+    assert "--dry" in results["cuda_equals_cpu_detail"]
+    for stage in ("env", "cuda_tests", "ccl", "eval", "fit"):
+        assert results["stages"][stage]["status"] == "ok", (stage, results["stages"][stage])
+    # The CUDA tests were collected (and skipped, without CUDA): the file imports and the marker works.
+    tests = results["cuda_tests"]
+    assert tests["tests"] >= 20 and tests["passed"] == tests["failed"] == tests["errors"] == 0
+    assert "summary" in (out / "log.txt").read_text()
+
+
+def test_dry_run_benchmarks_are_sane(dry_run: tuple[dict[str, Any], Path, float]) -> None:
+    results, _, _ = dry_run
+    per_volume = results["per_volume_ms"]
+    entries = [per_volume["64x56x56"], per_volume["256x14x14"], *per_volume["resnet18_224"]["shapes"].values()]
+    assert len(per_volume["resnet18_224"]["shapes"]) == 5  # the distinct shapes of the 11 layers
+    assert list(per_volume["resnet18_224"]["layers"]) == [
+        "conv1",
+        "bn1",
+        "relu",
+        "layer1.0",
+        "layer1.1",
+        "layer2.0",
+        "layer2.1",
+        "layer3.0",
+        "layer3.1",
+        "layer4.0",
+        "layer4.1",
+    ]
+    for entry in entries:
+        for backend in ("torch", "cc3d", "auto", "cripser"):
+            assert _positive(entry[backend]), (entry["shape"], backend, entry)
+        assert entry["identical"] is True and entry["cripser_agrees"] is True
+        assert entry["auto_backend"] == "cc3d"  # on the CPU
+    per_input = per_volume["resnet18_224"]["per_input_11_layers_ms"]
+    assert _positive(per_input["cc3d"]) and _positive(per_input["torch"])
+    assert results["benchmark_backends_identical"] is True and results["cripser_agrees"] is True
+
+    assert _positive(results["resnet18_eval_seconds"])
+    assert len(results["resnet18_eval_layers"]) == 11
+    assert _positive(results["resnet18_224_eval_seconds"])
+    assert results["peak_gpu_memory_bytes"] is None  # no GPU
+    with_s, without_s = results["fit_seconds_with_callback"], results["fit_seconds_without_callback"]
+    assert _positive(with_s) and _positive(without_s)
+    assert results["fit_overhead"] == pytest.approx(with_s / without_s)
+
+    goals = results["goals"]
+    assert set(goals) == {"resnet18_eval_seconds", "fit_overhead", "cuda_speedup_64x56x56"}
+    assert goals["resnet18_eval_seconds"]["value"] == results["resnet18_eval_seconds"]
+    assert goals["resnet18_eval_seconds"]["met"] is (results["resnet18_eval_seconds"] < 2)
+    assert goals["fit_overhead"]["met"] is (results["fit_overhead"] <= 1.05)
+    main = per_volume["64x56x56"]
+    assert goals["cuda_speedup_64x56x56"]["value"] == pytest.approx(main["cc3d"] / main["auto"])
+
+    versions = results["versions"]
+    for name in ("torch", "numpy", "scipy", "lightning", "connected-components-3d", "giotto-ph", "cripser"):
+        assert versions.get(name), name
+    assert datetime.datetime.fromisoformat(results["date"]).tzinfo is not None
+    assert results["cpu_model"] and results["cpu_threads"] >= 1
+
+
+def test_summary_records_failures_instead_of_hiding_them(tmp_path: Path) -> None:
+    # A failed CUDA test, a timed-out stage and missing measurements must show up as such.
+    bench = _bench_module()
+    bench.main(["init", "--out", str(tmp_path)])
+    (tmp_path / "junit_cuda.xml").write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_cuda" name="test_a"/>'
+        '<testcase classname="tests.test_cuda" name="test_b"><failure message="x"/></testcase>'
+        '<testcase classname="tests.test_cuda" name="test_c"><skipped type="pytest.xfail" message="y"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    stages = tmp_path / "stages.tsv"
+    stages.write_text("env\t0\t3\t60\ncuda_tests\t1\t40\t150\nccl\t124\t120\t120\nfit\tskipped\t0\t0\n")
+    bench.update_results(tmp_path, resnet18_eval_seconds=3.5, fit_overhead=1.01)
+    bench.main(["summary", "--out", str(tmp_path), "--stages-file", str(stages)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["cuda_equals_cpu"] is False
+    assert results["cuda_tests"]["failed_tests"] == ["tests.test_cuda::test_b"]
+    assert results["cuda_tests"]["xfailed"] == 1 and results["cuda_tests"]["passed"] == 1
+    assert {k: v["status"] for k, v in results["stages"].items()} == {
+        "env": "ok",
+        "cuda_tests": "failed",
+        "ccl": "timeout",
+        "fit": "skipped",
+    }
+    goals = results["goals"]
+    assert goals["resnet18_eval_seconds"] == {"goal": "< 2 s", "value": 3.5, "met": False}
+    assert goals["fit_overhead"]["met"] is True
+    assert goals["cuda_speedup_64x56x56"] == {
+        "goal": ">= 20x (CPU path ms / CUDA path ms per volume)",
+        "value": None,
+        "met": False,
+    }
+    assert all(field in results for field in FIXED)
