@@ -8,7 +8,7 @@ eval mode) on 512 inputs of 3 x 64 x 64 (scikit-learn digits upsampled, grey rep
 all 11 layers of the paper (``conv1``, ``bn1``, ``relu``, the 8 residual blocks); cubical Betti numbers
 b0, b1, b2 of each input's activation volume at its own mean value (``threshold="mean"``).
 
-* **ours**: ``lightning_topo.analyse(model, data, samples_per_class=None, max_samples=512)``, one call,
+* **ours**: ``lightning_topo.analysis.analyse(model, data, samples_per_class=None, max_samples=512)``, one call,
   progress bar off: forward passes in batches, every layer reduced inside its hook.
 * **seed pipeline** (Suresh et al.'s released approach): one input and one layer at a time: a forward pass
   of the input with hooks storing the layer activations as NumPy arrays, then ``cripser.computePH(maxdim=2)``
@@ -44,7 +44,7 @@ def _setup(n: int, width: int, size: int) -> tuple[Any, Any, Any]:
     import torch
     from models import resnet18
 
-    from lightning_topo.data import load_digits_tensors
+    from lightning_topo.datasets import load_digits_tensors
 
     torch.manual_seed(0)
     x, y = load_digits_tensors(size=size)

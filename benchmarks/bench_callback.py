@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 
 from lightning_topo import TopologyCallback
-from lightning_topo.data import DigitsDataModule
+from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
 
 

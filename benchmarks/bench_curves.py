@@ -3,7 +3,7 @@
     python benchmarks/bench_curves.py
 
 Prints both times for T = 8, 32, 128 thresholds on ReLU volumes; the crossover sets
-`lightning_topo.cubical_curves.DIRECT_MAX_THRESHOLDS`.
+`lightning_topo.functional.curves.DIRECT_MAX_THRESHOLDS`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer, seed_everythin
 from lightning.pytorch.callbacks import EarlyStopping
 
 from lightning_topo import TopologyCallback, TopologyEarlyStopping
-from lightning_topo.data import DigitsDataModule
+from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
 
 RULES = ("none", "val_loss", "topology")

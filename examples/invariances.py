@@ -9,7 +9,7 @@ resolution, the amount of training data or the random seed changes.
   which ``analyse``'s ``layers="auto"`` watches (so the curve has 11 points, ``net.0`` ... ``net.10``).
   The third conv block is there so the curve has three conv stages; the global pooling makes the same
   net accept 8x8, 16x16 and 32x32 inputs.
-* Data: scikit-learn's digits (:class:`~lightning_topo.data.DigitsDataModule`, split seed 0, 25 % of each
+* Data: scikit-learn's digits (:class:`~lightning_topo.datasets.DigitsDataModule`, split seed 0, 25 % of each
   class held out for validation). Bigger resolutions are the 8x8 images interpolated bilinearly.
 * Training: Lightning ``Trainer`` on the CPU, Adam (lr 2e-3), batch 16, a fixed number of epochs (10 quick,
   30 full), one torch thread. The run seed (``seed_everything``) sets the initial weights and the shuffling;
@@ -70,7 +70,7 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 
 from lightning_topo import analyse
-from lightning_topo.data import DigitsDataModule
+from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
 
 GROUPS = ("resolution", "subsample", "seed")

@@ -39,7 +39,7 @@ from lightning.pytorch import Trainer, seed_everything
 from torch import Tensor, nn
 
 from lightning_topo import analyse, rank_models
-from lightning_topo.data import DigitsDataModule
+from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn, mlp
 
 SOURCE, TARGET = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]

@@ -2,9 +2,9 @@
 
 Reproduces the activation comparison of Naitzat, Zhitnikov & Lim, "Topology of deep neural networks"
 (JMLR 2020) on their dataset D-I, with the product's point-cloud view
-(:func:`lightning_topo.topology.evaluate_topology`, ``complex="rips"``):
+(:func:`lightning_topo.metrics.evaluate_topology`, ``complex="rips"``):
 
-* D-I (:func:`lightning_topo.shapes.naitzat_d1`): class a (label 0) = 9 disks, Betti numbers (9, 0);
+* D-I (:func:`lightning_topo.datasets.shapes.naitzat_d1`): class a (label 0) = 9 disks, Betti numbers (9, 0);
   class b (label 1) = a big disk minus 9 holes, (1, 9).
 * Net: their "9 x 15" MLP (:func:`lightning_topo.models.mlp`: 2 inputs, 9 hidden Linear+activation layers of
   width 15, a Linear head to 2 classes), once with ReLU and once with tanh, for several seeds. The design is
@@ -67,10 +67,11 @@ import torch
 from _provenance import environment
 from torch import nn
 
-from lightning_topo.layers import resolve_layers
+from lightning_topo.capture.layers import resolve_layers
+from lightning_topo.config import TopologyConfig
+from lightning_topo.datasets.shapes import KNOWN_BETTI, naitzat_d1, naitzat_d2
+from lightning_topo.metrics import evaluate_topology
 from lightning_topo.models import cosine_with_warmup, mlp
-from lightning_topo.shapes import KNOWN_BETTI, naitzat_d1, naitzat_d2
-from lightning_topo.topology import TopologyConfig, evaluate_topology
 
 ACTIVATIONS = ("relu", "tanh")
 # Per dataset: generator, input dimension, Naitzat's k, evaluation sample size per class (the smallest tried at
@@ -168,7 +169,7 @@ def layer_topology(
         raise RuntimeError(f"expected {depth} activation layers, resolve_layers gave {acts}")
     names = ["0", *acts]  # "0" is the net's Flatten: its output is the input points (layer 0)
     start = time.perf_counter()
-    result = evaluate_topology(net, xe, ye, names, config, batch_size=len(xe))
+    result = evaluate_topology(net, xe, ye, names, config.replace(batch_size=len(xe)))
     betti = [layer.betti.tolist() for layer in result.layers]  # (L+1, classes, maxdim+1)
     if any(not math.isfinite(v) for layer in betti for row in layer for v in row):
         raise RuntimeError(f"NaN Betti numbers: {result.warnings}")

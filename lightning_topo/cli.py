@@ -138,7 +138,7 @@ def _base_parser(prog: str, description: str) -> Any:
     from jsonargparse import ActionConfigFile, ArgumentParser
     from lightning.pytorch import LightningDataModule
 
-    from lightning_topo.analyse import analyse
+    from lightning_topo.analysis import analyse
 
     parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, env_prefix="LIGHTNING_TOPO")
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below.")
@@ -217,7 +217,7 @@ def run_fit(args: Sequence[str]) -> int:
 
 def run_analyse(args: Sequence[str]) -> int:
     """``lightning-topo analyse``: one checkpoint -> report.json, report.png, a printed table."""
-    from lightning_topo.analyse import analyse
+    from lightning_topo.analysis import analyse
 
     parser = _base_parser("lightning-topo analyse", "Layerwise topology of one model checkpoint.")
     parser.add_argument("--model", type=str | dict, required=True, help="Model class path (or class_path/init_args).")
@@ -239,7 +239,7 @@ def run_analyse(args: Sequence[str]) -> int:
 
 def run_rank(args: Sequence[str]) -> int:
     """``lightning-topo rank``: several checkpoints ranked by theta; correlations with ``--scores``."""
-    from lightning_topo.ranking import rank_models
+    from lightning_topo.analysis import rank_models
 
     parser = _base_parser("lightning-topo rank", "Rank model checkpoints by the decay of their topology.")
     parser.add_argument(

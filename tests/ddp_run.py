@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import TopologyCallback
-from lightning_topo.data import load_digits_tensors
+from lightning_topo.datasets import load_digits_tensors
 from lightning_topo.models import Classifier, digits_cnn
 
 

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from models import resnet18
 from scipy import stats
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_topo import TopologyCallback, TopologyReport, analyse, rank_models
-from lightning_topo.data import DigitsDataModule
+from lightning_topo import ConfigError, TopologyCallback, TopologyConfig, TopologyReport, analyse, rank_models
+from lightning_topo.analysis.ranking import correlations
+from lightning_topo.capture import UnknownLayerError
+from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn, mlp
-from lightning_topo.ranking import correlations
 
 matplotlib.use("Agg")
 
@@ -163,12 +163,14 @@ def test_auto_layers_of_a_resnet18_equivalent() -> None:
 
 def test_bad_arguments() -> None:
     data = TensorDataset(torch.rand(6, 1, 8, 8), torch.arange(6) % 2)
-    with pytest.raises(MisconfigurationException, match="Close matches"):
+    with pytest.raises(UnknownLayerError, match="Close matches"):
         analyse(digits_cnn(), data, layers=["1x"], progress=False)
     with pytest.raises(TypeError, match="`data` must be a DataLoader"):
         analyse(digits_cnn(), [1, 2, 3], progress=False)
-    with pytest.raises(ValueError, match="`complex` must be one of"):
+    with pytest.raises(ConfigError, match="`complex` must be one of"):
         analyse(digits_cnn(), data, complex="alpha", progress=False)
+    with pytest.raises(ConfigError, match="unknown argument"):
+        analyse(digits_cnn(), data, TopologyConfig(), kk=3, progress=False)
     with pytest.raises(TypeError, match="`model` must be"):
         analyse("resnet", data, progress=False)
 

@@ -18,7 +18,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_topo import TopologyCallback
-from lightning_topo.data import DigitsDataModule
+from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.functional import cubical_betti, omega
 from lightning_topo.models import Classifier, digits_cnn, mlp
 

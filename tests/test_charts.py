@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_topo import TopologyCallback
-from lightning_topo.data import DigitsDataModule
+from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
 
 pytest.importorskip("matplotlib")
@@ -174,7 +174,7 @@ def test_chart_arguments() -> None:
 
 
 def test_asking_for_wandb_without_it_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lightning_topo.callback as callback_module
+    import lightning_topo.callbacks.topology as callback_module
 
     monkeypatch.setattr(callback_module, "_WANDB_AVAILABLE", False)  # as on an install without the extra
     with pytest.raises(MisconfigurationException, match=r'pip install "lightning-topo\[wandb\]"'):

@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from lightning_topo import TopologyReport, analyse
-from lightning_topo.data import DigitsDataModule
+from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import CNNClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def test_analyse_with_class_paths_and_rips_options(workdir: Path) -> None:
         "--ckpt",
         "outputs/digits_mlp/checkpoints/digits_mlp.ckpt",
         "--data",
-        "lightning_topo.data.DigitsDataModule",
+        "lightning_topo.datasets.DigitsDataModule",
         "--analysis.complex",
         "rips",
         "--analysis.k",
@@ -129,7 +129,13 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
     ("args", "message"),
     [
         (
-            ["analyse", "--model", "lightning_topo.models.NoSuchNet", "--data", "lightning_topo.data.DigitsDataModule"],
+            [
+                "analyse",
+                "--model",
+                "lightning_topo.models.NoSuchNet",
+                "--data",
+                "lightning_topo.datasets.DigitsDataModule",
+            ],
             "has no 'NoSuchNet'; check the spelling",
         ),
         (
@@ -140,14 +146,17 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "--ckpt",
                 "missing.ckpt",
                 "--data",
-                "lightning_topo.data.DigitsDataModule",
+                "lightning_topo.datasets.DigitsDataModule",
             ],
             "checkpoint 'missing.ckpt' not found",
         ),
         (["analyse", "--config", "@analyse", "--analysis.layers", "[net.99]"], "Layer 'net.99' does not match"),
         (["analyse", "--config", "@bad_yaml"], "malformed YAML in --config"),
         (["fit", "--config", "@bad_yaml"], "malformed YAML in --config"),
-        (["fit", "--config", "@cnn", "--data", "lightning_topo.data.Nope"], "class path 'lightning_topo.data.Nope'"),
+        (
+            ["fit", "--config", "@cnn", "--data", "lightning_topo.datasets.Nope"],
+            "class path 'lightning_topo.datasets.Nope'",
+        ),
         (
             [
                 "fit",
@@ -181,7 +190,7 @@ def test_debug_shows_the_traceback(workdir: Path) -> None:
         "--model",
         "lightning_topo.models.X",
         "--data",
-        "lightning_topo.data.DigitsDataModule",
+        "lightning_topo.datasets.DigitsDataModule",
         "--debug",
         cwd=workdir,
     )

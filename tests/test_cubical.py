@@ -9,8 +9,8 @@ import pytest
 import torch
 from oracles import cripser_betti, gudhi_betti
 
-from lightning_topo.components import count_components
 from lightning_topo.functional import cubical_betti
+from lightning_topo.functional.components import count_components
 
 BACKENDS = ("cc3d", "scipy", "torch")
 

@@ -30,8 +30,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import TopologyCallback, analyse
-from lightning_topo.components import count_components
 from lightning_topo.functional import betti_curves, cubical_betti, h0_persistence, rips_betti
+from lightning_topo.functional.components import count_components
 
 HAS_CUDA = torch.cuda.is_available()
 F = TypeVar("F", bound=Callable[..., Any])

@@ -87,10 +87,11 @@ def test_uneven_ranks_finish_and_match(tmp_path: Path) -> None:
 
 
 def test_torch_compile_gives_the_same_values_and_names() -> None:
-    from lightning_topo.data import load_digits_tensors
-    from lightning_topo.layers import resolve_layers
+    from lightning_topo.capture.layers import resolve_layers
+    from lightning_topo.config import TopologyConfig
+    from lightning_topo.datasets import load_digits_tensors
+    from lightning_topo.metrics import evaluate_topology
     from lightning_topo.models import Classifier, digits_cnn
-    from lightning_topo.topology import TopologyConfig, evaluate_topology
 
     torch.manual_seed(0)
     model = Classifier(digits_cnn()).eval()

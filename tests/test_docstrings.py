@@ -24,7 +24,19 @@ def test_the_public_api_has_examples() -> None:
         finder = doctest.DocTestFinder()
         if any(t.examples for t in finder.find(importlib.import_module(name))):
             with_examples.add(name.rsplit(".", 1)[-1])
-    assert {"analyse", "report", "ranking", "callback", "cubical", "rips", "complexity", "sampling"} <= with_examples
+    assert {
+        "analyse",
+        "report",
+        "ranking",
+        "topology",
+        "cubical",
+        "rips",
+        "complexity",
+        "sampling",
+        "config",
+        "layerwise",
+        "thresholds",
+    } <= with_examples
 
 
 @pytest.mark.parametrize("name", MODULES)

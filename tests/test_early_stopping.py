@@ -14,7 +14,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import TopologyCallback, TopologyEarlyStopping
-from lightning_topo.data import DigitsDataModule
+from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
 
 NAN = float("nan")

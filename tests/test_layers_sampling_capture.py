@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from models import densenet, resnet18, resnet50, vgg
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from lightning_topo.capture import ActivationCapture, run_on_sample
-from lightning_topo.layers import resolve_layers
+from lightning_topo.capture import ActivationCapture, UnknownLayerError, run_on_sample
+from lightning_topo.capture.layers import resolve_layers
+from lightning_topo.capture.sampling import build_sample, shard
 from lightning_topo.models import Classifier, digits_cnn, mlp
-from lightning_topo.sampling import build_sample, shard
 
 
 def test_resnet_auto_layers_follow_the_paper() -> None:
@@ -27,7 +26,8 @@ def test_other_families() -> None:
     assert resolve_layers(vgg()) == ["features.1", "features.4"]
     assert resolve_layers(densenet()) == ["features.denseblock1", "features.transition1", "features.denseblock2"]
     assert resolve_layers(Classifier(mlp(depth=3))) == ["net.2", "net.4", "net.6"]
-    assert resolve_layers(Classifier(digits_cnn())) == [f"net.{i}" for i in range(9)]
+    # Every top-level child but the Flatten (net.7), which would repeat the pooled layer's numbers.
+    assert resolve_layers(Classifier(digits_cnn())) == [f"net.{i}" for i in (0, 1, 2, 3, 4, 5, 6, 8)]
     assert resolve_layers(resnet50(), max_layers=5) == ["conv1", "layer1.1", "layer2.3", "layer3.4", "layer4.2"]
 
 
@@ -46,10 +46,10 @@ def test_names_globs_predicates_and_wrappers() -> None:
 
 
 def test_unknown_name_lists_close_matches() -> None:
-    with pytest.raises(MisconfigurationException, match=r"'layer1\.5'.*Close matches: \[.*'layer1\.1'") as err:
+    with pytest.raises(UnknownLayerError, match=r"'layer1\.5'.*Close matches: \[.*'layer1\.1'") as err:
         resolve_layers(resnet18(), ["layer1.5"])
     assert "'layer1.0'" in str(err.value) and "named_modules()" in str(err.value)
-    with pytest.raises(MisconfigurationException, match="does not match"):
+    with pytest.raises(UnknownLayerError, match="does not match"):
         resolve_layers(resnet18(), ["nothing*"])
 
 
@@ -70,10 +70,10 @@ def test_sample_is_fixed_stratified_and_bounded() -> None:
     assert not torch.equal(build_sample(ds, samples_per_class=5, max_samples=100, seed=4).indices, a.indices)
 
 
-def test_small_dataset_warns_and_uses_all() -> None:
-    with pytest.warns(UserWarning, match="offers 6 inputs for a sample of 30"):
-        sample = build_sample(_dataset(6), samples_per_class=10, max_samples=100, seed=0)
+def test_small_dataset_notes_and_uses_all() -> None:
+    sample = build_sample(_dataset(6), samples_per_class=10, max_samples=100, seed=0)
     assert len(sample.labels) == 6
+    assert len(sample.notes) == 1 and "offers 6 inputs for a sample of 30" in sample.notes[0]
 
 
 def test_dict_items_unlabeled_and_iterable() -> None:

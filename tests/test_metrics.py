@@ -195,8 +195,8 @@ def test_input_errors() -> None:
     [
         (lambda: BettiNumbers(num_classes=0), "`num_classes` must be an integer >= 1, got 0"),
         (lambda: BettiNumbers(num_classes=2.0), "`num_classes` must be an integer >= 1"),
-        (lambda: TopologicalComplexity(threshold=math.nan), "`threshold` must be a finite real number"),
-        (lambda: TopologicalComplexity(threshold=math.inf), "`threshold` must be a finite real number"),
+        (lambda: TopologicalComplexity(threshold=math.nan), "`threshold` is NaN"),
+        (lambda: TopologicalComplexity(threshold="max"), "`threshold` must be one of"),
         (lambda: DecayRate(num_layers=3, kind="slope"), "`kind` must be one of 'normalised', 'theta', got 'slope'"),
         (lambda: DecayRate(num_layers=1), "`num_layers` must be an integer >= 2"),
         (lambda: DecayRate(num_layers=3, num_classes=0), "`num_classes` must be an integer >= 1"),

@@ -10,10 +10,10 @@ import torch
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
-from lightning_topo.data import NAITZAT_DATASETS, NaitzatDataModule
+from lightning_topo.datasets import NAITZAT_DATASETS, NaitzatDataModule
+from lightning_topo.datasets.shapes import KNOWN_BETTI, naitzat_d1, naitzat_d2, naitzat_d3
 from lightning_topo.functional import rips_betti
 from lightning_topo.models import MLPClassifier
-from lightning_topo.shapes import KNOWN_BETTI, naitzat_d1, naitzat_d2, naitzat_d3
 
 GENERATORS = {"d1": naitzat_d1, "d2": naitzat_d2, "d3": naitzat_d3}
 DIMS = {"d1": (2, 1), "d2": (3, 2), "d3": (3, 2)}  # (in_features, maxdim)
@@ -26,7 +26,7 @@ def _rows(x: torch.Tensor) -> set[tuple[float, ...]]:
 @pytest.mark.parametrize("name", NAITZAT_DATASETS)
 def test_builds_and_splits_stratified(name: str) -> None:
     n = 150
-    dm = NaitzatDataModule(name, n_per_class=n, val_fraction=0.2, seed=3)
+    dm = NaitzatDataModule(name, n_per_class=n, val_fraction=0.2, seed=3, standardize=False)  # the raw points
     assert dm.known_betti == KNOWN_BETTI[name]
     assert (dm.in_features, dm.maxdim) == DIMS[name]
     assert dm.num_classes == 2
@@ -112,7 +112,7 @@ model:
   class_path: lightning_topo.models.MLPClassifier
   init_args: {in_features: 3, hidden: 8, depth: 2, num_classes: 2}
 data:
-  class_path: lightning_topo.data.NaitzatDataModule
+  class_path: lightning_topo.datasets.NaitzatDataModule
   init_args: {dataset: d3, n_per_class: 45, batch_size: 16}
 trainer: {logger: false, enable_progress_bar: false, enable_checkpointing: false}
 """

@@ -9,8 +9,8 @@ import pytest
 import torch
 from gph import ripser_parallel
 
+from lightning_topo.datasets.shapes import KNOWN_BETTI, circle, naitzat_d1, sphere, torus, two_circles
 from lightning_topo.functional import h0_persistence, knn_hop_distances, rips_betti
-from lightning_topo.shapes import KNOWN_BETTI, circle, naitzat_d1, sphere, torus, two_circles
 
 
 def _giotto_h0(points: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ CPU (no CUDA): the "device" timings are then the torch backend on the CPU. A sta
 budget in seconds from ``$STAGE_BUDGET`` and drops optional work (repeats, full-size runs) to fit it.
 
 Only the public API is imported: ``lightning_topo.functional``, ``TopologyCallback``, ``analyse`` and
-``lightning_topo.components.count_components`` (whose module also names the backends).
+``lightning_topo.functional.components.count_components`` (whose module also names the backends).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def _versions() -> dict[str, str]:
 
 def _components() -> Any:
     """The module defining ``count_components`` (backend names, ``resolve_backend``)."""
-    from lightning_topo.components import count_components
+    from lightning_topo.functional.components import count_components
 
     return importlib.import_module(count_components.__module__)
 

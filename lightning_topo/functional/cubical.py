@@ -11,7 +11,7 @@ corner voxels are in ``F`` (the complex of ``cripser.computePH`` and of GUDHI's
 * ``b1 = b0 + b2 - chi``.
 
 Every step is a batched tensor op on the input's device except connected-component labelling,
-which :mod:`lightning_topo.components` dispatches by device.
+which :mod:`lightning_topo.functional.components` dispatches by device.
 
 **Convention at ties.** ``b_k(t)`` counts the persistence bars with ``birth <= t < death``: the
 homology of the closed sublevel set ``{v <= t}``. A voxel whose value equals ``t`` is *in* the set,
@@ -30,14 +30,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_topo._checks import (
+from lightning_topo.functional._checks import (
     as_device,
     check_tensor,
     check_volumes,
     exact_threshold_compare_dtype,
     round_down_to_dtype,
 )
-from lightning_topo.components import count_components, resolve_backend
+from lightning_topo.functional.components import count_components, resolve_backend
 
 __all__ = ["as_volumes_3d", "count_true", "cubical_betti", "euler_characteristic", "sublevel_masks"]
 

@@ -1,7 +1,8 @@
 """Input validation shared by the functional core.
 
 Every check raises :class:`ValueError` (or :class:`TypeError` for a non-tensor) whose message
-names the argument, the bad value or sample index, and what is accepted.
+names the argument, the bad value or sample index, and what is accepted. NaN or Inf input raises the
+subclass :class:`NonFiniteError`, so callers can skip such data by type, never by message text.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "NonFiniteError",
     "as_device",
     "check_finite_per_sample",
     "check_tensor",
@@ -19,6 +21,14 @@ __all__ = [
     "exact_threshold_compare_dtype",
     "round_down_to_dtype",
 ]
+
+
+class NonFiniteError(ValueError):
+    """The input holds NaN or Inf, where Betti numbers are undefined (``index``: the first bad sample)."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 def check_tensor(value: object, name: str) -> Tensor:
@@ -46,9 +56,10 @@ def check_finite_per_sample(x: Tensor, name: str, what: str = "sample") -> None:
     if not bool(finite.all()):
         bad = torch.nonzero(~finite).flatten().tolist()
         shown = ", ".join(str(i) for i in bad[:10]) + (" …" if len(bad) > 10 else "")
-        raise ValueError(
+        raise NonFiniteError(
             f"`{name}` has NaN or Inf values in {what} index {bad[0]} ({len(bad)} {what}(s) affected: "
-            f"{shown}). Betti numbers of non-finite data are undefined: drop or clean those {what}s first."
+            f"{shown}). Betti numbers of non-finite data are undefined: drop or clean those {what}s first.",
+            bad[0],
         )
 
 

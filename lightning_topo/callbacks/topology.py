@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -25,16 +25,15 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning_utilities.core.imports import RequirementCache
-from torch import Tensor, nn
 from typing_extensions import override
 
-from lightning_topo.charts import CHART_TARGETS, chart_targets, send_charts
-from lightning_topo.layers import resolve_layers
-from lightning_topo.plotting import figures_of
-from lightning_topo.sampling import FixedSample, build_sample
-from lightning_topo.topology import Collective, TopologyConfig, TopologyResult, capture_layers, summarise_topology
+from lightning_topo.capture import FixedSample, UnknownLayerError, build_sample, execution_order, resolve_layers
+from lightning_topo.config import ConfigError, TopologyConfig
+from lightning_topo.loggers.charts import CHART_TARGETS, chart_targets, send_charts
+from lightning_topo.loggers.figures import figures_of
+from lightning_topo.metrics import TopologyResult, evaluate_topology
 
-__all__ = ["TopologyCallback"]
+__all__ = ["TopologyCallback", "TopologyMisconfiguration"]
 
 _WANDB_AVAILABLE = bool(RequirementCache("wandb"))
 _MATPLOTLIB_AVAILABLE = bool(RequirementCache("matplotlib"))
@@ -42,31 +41,18 @@ _MATPLOTLIB_AVAILABLE = bool(RequirementCache("matplotlib"))
 _BETTI_KEYS = ("b0", "b1", "b2")
 
 
-def _check_positive_int(value: Any, name: str, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
+class TopologyMisconfiguration(MisconfigurationException, ConfigError):
+    """A bad argument of a topology callback: a Lightning ``MisconfigurationException`` and a ``ConfigError``."""
+
+
+def _check_positive_int(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        extra = " or None" if allow_none else ""
-        raise MisconfigurationException(f"`{name}` must be an integer >= 1{extra}, got {value!r}.")
+        raise TopologyMisconfiguration(f"`{name}` must be an integer >= 1, got {value!r}.")
 
 
-class _StrategyCollective(Collective):
-    """Sum-reduce and gather across ranks through the Lightning strategy (no-ops in one process)."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        self.strategy = trainer.strategy
-        self.world_size = trainer.world_size
-        self.rank = trainer.global_rank
-
-    def all_reduce_sum(self, tensor: Tensor) -> Tensor:
-        if self.world_size == 1:
-            return tensor
-        return self.strategy.reduce(tensor.clone(), reduce_op="sum")
-
-    def all_gather(self, tensor: Tensor) -> Tensor:
-        if self.world_size == 1:
-            return tensor.unsqueeze(0)
-        return self.strategy.all_gather(tensor.contiguous())
+# Fields that say how, not what, the callback computes: left out of ``state_key`` so that a resumed run with
+# another batch size or device keeps its history.
+_RUNTIME_FIELDS = ("batch_size", "device")
 
 
 class TopologyCallback(Callback):
@@ -80,112 +66,52 @@ class TopologyCallback(Callback):
     hooks, and logs the results.
 
     Args:
-        layers: ``"auto"`` (default; see :func:`lightning_topo.layers.resolve_layers`), a list of names from
-            ``pl_module.named_modules()`` or glob patterns, or a predicate ``(name, module) -> bool``.
-        complex: ``"cubical"`` (default; Suresh et al.) or ``"rips"`` (per-class point clouds; Naitzat et al.).
-        threshold: cubical sublevel threshold: ``"mean"`` (default: each volume's own mean — scale-free, so
-            comparable across layers, and non-trivial on post-ReLU maps whose many exact zeros make a fixed
-            threshold of 0 degenerate), ``"median"``, a number, or a callable ``volumes -> (B,) tensor``.
-        scale: Rips scale (default 2.5 hops). metric: ``"knn_hops"`` (default) or ``"euclidean"``.
-        k: k-NN neighbours for ``"knn_hops"`` (default 14). maxdim: Rips homology up to this dimension (1).
-        pool_size: Rips view: conv maps are average-pooled to ``pool_size x pool_size`` before flattening.
-        samples_per_class: at most this many sampled inputs per class (default 20; ``None`` = no per-class cap).
-        max_samples: at most this many sampled inputs in all (default 200).
-        every_n_epochs: evaluate every n-th validation epoch (default 1).
-        seed: seed of the sample choice.
-        batch_size: sampled inputs per forward pass (default 256: the default sample in one pass; lower it
-            for large inputs on a small GPU).
-        device: where to run the sample and the cubical computation: ``None`` (default) = the module's device
-            (the GPU when training on one); e.g. ``"cpu"`` to keep it off the accelerator.
-        input_fn: picks the model input from a dataset item/batch (default: its first element).
-        target_fn: picks the integer class label from a dataset item/batch (default: its second element
-            when it is an integer; otherwise all inputs are one class).
-        output_fn: picks the tensor from a layer output that is not a tensor (default: the first tensor).
-        forward_fn: ``forward_fn(pl_module, inputs)`` runs the model (default ``pl_module(inputs)``).
-        max_layers: cap of the automatic layer choice (default 32).
-        log_per_class: also log ``topology/{layer}/class_{c}/b{k}`` (default False).
-        run_on_sanity_check: also evaluate during the sanity check (default False).
-        run_on_fast_dev_run: also evaluate under ``Trainer(fast_dev_run=...)`` (default False).
-        charts: where to send charts after each evaluation (see :mod:`lightning_topo.charts`): ``"auto"``
-            (default: W&B charts to a ``WandbLogger``, figures to a ``TensorBoardLogger``, PNG files under the
-            log dir of any other logger; nothing without a logger), a list of ``"wandb"``, ``"tensorboard"``,
-            ``"png"``, or ``False``.
+        config: what to compute on which layers and inputs (:class:`~lightning_topo.config.TopologyConfig`);
+            default: its defaults.
+        every_n_epochs: evaluate every n-th validation epoch.
+        log_per_class: also log ``topology/{layer}/class_{c}/b{k}``.
+        run_on_sanity_check: also evaluate during the sanity check.
+        run_on_fast_dev_run: also evaluate under ``Trainer(fast_dev_run=...)``.
+        charts: where to send charts after each evaluation (see :mod:`lightning_topo.loggers.charts`): ``"auto"``
+            (W&B charts to a ``WandbLogger``, figures to a ``TensorBoardLogger``, PNG files under the log dir of
+            any other logger; nothing without a logger), a list of ``"wandb"``, ``"tensorboard"``, ``"png"``, or
+            ``False``.
+        **fields: any :class:`~lightning_topo.config.TopologyConfig` field (``complex="rips"``, ``k=10``, ...),
+            overriding ``config``; documented once, there.
+
+    Raises:
+        TopologyMisconfiguration: a bad argument (a ``MisconfigurationException`` naming it and the fix).
 
     Example:
         >>> from lightning.pytorch import Trainer
         >>> from lightning_topo import TopologyCallback
-        >>> trainer = Trainer(callbacks=[TopologyCallback()], max_epochs=1, logger=False,
+        >>> topo = TopologyCallback(complex="rips", k=10)
+        >>> topo.config.k, topo.config.samples_per_class
+        (10, 20)
+        >>> trainer = Trainer(callbacks=[topo], max_epochs=1, logger=False,
         ...                   enable_checkpointing=False, enable_progress_bar=False)
     """
 
     def __init__(
         self,
-        layers: str | Sequence[str] | Callable[[str, nn.Module], bool] = "auto",
-        complex: Literal["cubical", "rips"] = "cubical",
-        threshold: float | str | Callable[[Tensor], Tensor | float] = "mean",
-        scale: float = 2.5,
-        metric: Literal["knn_hops", "euclidean"] = "knn_hops",
-        k: int = 14,
-        maxdim: int = 1,
-        pool_size: int | None = 4,
-        samples_per_class: int | None = 20,
-        max_samples: int = 200,
+        config: TopologyConfig | None = None,
+        *,
         every_n_epochs: int = 1,
-        seed: int = 0,
-        batch_size: int = 256,
-        device: torch.device | str | None = None,
-        input_fn: Callable[[Any], Tensor] | None = None,
-        target_fn: Callable[[Any], Any] | None = None,
-        output_fn: Callable[[Any], Tensor] | None = None,
-        forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
-        max_layers: int = 32,
         log_per_class: bool = False,
         run_on_sanity_check: bool = False,
         run_on_fast_dev_run: bool = False,
         charts: bool | str | Sequence[str] = "auto",
+        **fields: Any,
     ) -> None:
         super().__init__()
         try:
-            self.config = TopologyConfig(
-                complex=complex,
-                threshold=threshold,
-                scale=scale,
-                metric=metric,
-                k=k,
-                maxdim=maxdim,
-                pool_size=pool_size,
-            )
-        except ValueError as err:
-            raise MisconfigurationException(str(err)) from err
-        if not (isinstance(layers, str) or callable(layers) or isinstance(layers, Sequence)):
-            raise MisconfigurationException(
-                f"`layers` must be 'auto', a list of module names or glob patterns, or a predicate, got {layers!r}."
-            )
-        if isinstance(layers, str) and layers != "auto":
-            layers = [layers]
-        _check_positive_int(samples_per_class, "samples_per_class", allow_none=True)
-        _check_positive_int(max_samples, "max_samples")
+            TopologyConfig.check_names(fields)
+            self.config = TopologyConfig(**fields) if config is None else TopologyConfig.from_kwargs(config, **fields)
+        except ConfigError as err:
+            raise TopologyMisconfiguration(str(err)) from err
         _check_positive_int(every_n_epochs, "every_n_epochs")
-        _check_positive_int(batch_size, "batch_size")
-        _check_positive_int(max_layers, "max_layers")
-        if device is not None:
-            try:
-                device = torch.device(device)
-            except (RuntimeError, TypeError) as err:
-                raise MisconfigurationException(f"`device` {device!r} is not a torch device: {err}") from err
         self.chart_kinds = self._validate_charts(charts)
-        self.layers_spec = layers
-        self.samples_per_class = samples_per_class
-        self.max_samples = max_samples
         self.every_n_epochs = every_n_epochs
-        self.seed = seed
-        self.batch_size = batch_size
-        self.device = device
-        self.input_fn = input_fn
-        self.target_fn = target_fn
-        self.output_fn = output_fn
-        self.forward_fn = forward_fn
-        self.max_layers = max_layers
         self.log_per_class = log_per_class
         self.run_on_sanity_check = run_on_sanity_check
         self.run_on_fast_dev_run = run_on_fast_dev_run
@@ -196,6 +122,7 @@ class TopologyCallback(Callback):
         self.last_result: TopologyResult | None = None
         self.timings: list[float] = []
         self.chart_files: list[str] = []
+        self._ordered = False
         self._restored_indices: list[int] | None = None
         self._warned: set[str] = set()
 
@@ -208,16 +135,16 @@ class TopologyCallback(Callback):
         kinds = (charts,) if isinstance(charts, str) else tuple(charts)
         bad = [k for k in kinds if k not in CHART_TARGETS]
         if bad:
-            raise MisconfigurationException(
+            raise TopologyMisconfiguration(
                 f"`charts` must be 'auto', False or a list of {CHART_TARGETS}, got {charts!r} ({bad} unknown)."
             )
         if "wandb" in kinds and not _WANDB_AVAILABLE:
-            raise MisconfigurationException(
+            raise TopologyMisconfiguration(
                 'W&B charts were asked for (`charts` includes "wandb") but wandb is not installed: '
                 'pip install "lightning-topo[wandb]"'
             )
         if any(k in kinds for k in ("tensorboard", "png")) and not _MATPLOTLIB_AVAILABLE:
-            raise MisconfigurationException(
+            raise TopologyMisconfiguration(
                 f"`charts={charts!r}` needs matplotlib for figures, which is not installed: "
                 'pip install "lightning-topo[plot]"'
             )
@@ -227,19 +154,10 @@ class TopologyCallback(Callback):
     @property
     @override
     def state_key(self) -> str:
-        layers = self.layers_spec if isinstance(self.layers_spec, (str, Sequence)) else "predicate"
-        return self._generate_state_key(
-            layers=str(layers),
-            complex=self.config.complex,
-            threshold=str(self.config.threshold),
-            scale=self.config.scale,
-            metric=self.config.metric,
-            k=self.config.k,
-            maxdim=self.config.maxdim,
-            samples_per_class=self.samples_per_class,
-            max_samples=self.max_samples,
-            seed=self.seed,
-        )
+        """Derived from the config (callables by ``module.qualname``): the same in every run with the same
+        arguments, and different for callbacks that compute different things."""
+        settings = {k: v for k, v in self.config.settings().items() if k not in _RUNTIME_FIELDS}
+        return self._generate_state_key(**settings)
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -262,9 +180,13 @@ class TopologyCallback(Callback):
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # Unknown layer names fail here, before any training step.
-        self.layer_names = resolve_layers(pl_module, self.layers_spec, max_layers=self.max_layers)
+        try:
+            self.layer_names = resolve_layers(pl_module, self.config.layers, max_layers=self.config.max_layers)
+        except UnknownLayerError as err:
+            raise TopologyMisconfiguration(str(err)) from err
+        self._ordered = False
         if not self.layer_names:
-            raise MisconfigurationException(
+            raise TopologyMisconfiguration(
                 "TopologyCallback found no layer to watch; pass `layers=[...]` with names from "
                 "`[n for n, _ in pl_module.named_modules()]`."
             )
@@ -287,14 +209,17 @@ class TopologyCallback(Callback):
         if loaders is None:
             self._warn_once("no-val", "TopologyCallback: no validation dataloader, so there is nothing to sample.")
             return None
+        cfg = self.config
         self.sample = build_sample(
             loaders,
-            samples_per_class=self.samples_per_class,
-            max_samples=self.max_samples,
-            seed=self.seed,
-            input_fn=self.input_fn,
-            target_fn=self.target_fn,
+            samples_per_class=cfg.samples_per_class,
+            max_samples=cfg.max_samples,
+            seed=cfg.seed,
+            input_fn=cfg.input_fn,
+            target_fn=cfg.target_fn,
         )
+        for note in self.sample.notes:
+            self._warn_once(note, note)
         if self._restored_indices is not None and self.sample.indices.tolist() != self._restored_indices:
             rank_zero_warn(
                 "TopologyCallback: the resumed run sampled different validation inputs than the checkpoint "
@@ -314,27 +239,19 @@ class TopologyCallback(Callback):
         if sample is None or len(sample.labels) == 0:
             return
         start = time.perf_counter()
-        # Each rank runs its strided slice of the sample; sums, counts and clouds are combined across ranks.
+        if not self._ordered:
+            self._order_layers(pl_module, sample)
+        # Each rank runs its strided slice of the sample; the metric's states are combined across ranks.
         positions = torch.arange(trainer.global_rank, len(sample.labels), trainer.world_size)
-        values, problems = capture_layers(
+        result = evaluate_topology(
             pl_module,
             sample.inputs[positions],
+            sample.labels[positions],
             self.layer_names,
             self.config,
-            batch_size=self.batch_size,
-            device=self.device or pl_module.device,
-            forward_fn=self.forward_fn,
-            output_fn=self.output_fn,
-        )
-        result = summarise_topology(
-            values,
-            problems,
-            self.layer_names,
-            sample.labels,
-            positions,
-            self.config,
-            comm=_StrategyCollective(trainer),
-            device=pl_module.device,
+            classes=sample.classes,
+            positions=positions,
+            metric_device=pl_module.device,
         )
         self.timings.append(time.perf_counter() - start)
         for message in result.warnings:
@@ -344,6 +261,18 @@ class TopologyCallback(Callback):
         self.history.append(self._record(trainer, result))
         if trainer.is_global_zero and self.chart_kinds and trainer.loggers:
             self._send_charts(trainer)
+
+    def _order_layers(self, pl_module: LightningModule, sample: FixedSample) -> None:
+        """Put the watched layers in the order the forward pass runs them (the decay over depth needs it)."""
+        ordered = execution_order(pl_module, sample.inputs[:1], self.layer_names, forward_fn=self.config.forward_fn)
+        if ordered != self.layer_names:
+            self._warn_once(
+                "order",
+                f"TopologyCallback: `layers` {self.layer_names} are analysed in the order the forward pass runs "
+                f"them: {ordered} (the decay over depth reads them in that order).",
+            )
+            self.layer_names = ordered
+        self._ordered = True
 
     def _send_charts(self, trainer: Trainer) -> None:
         kinds = self.chart_kinds

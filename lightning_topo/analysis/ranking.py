@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from torch import nn
 
-from lightning_topo.analyse import analyse
-from lightning_topo.report import TopologyReport
+from lightning_topo.analysis.analyse import analyse
+from lightning_topo.analysis.report import TopologyReport
 
 __all__ = ["RANK_BY", "Ranking", "correlations", "rank_models"]
 
@@ -108,7 +108,7 @@ class Ranking:
 
     def plot(self) -> Any:
         """Scatter of the ranking score against ``scores`` (one point per model, labelled); needs matplotlib."""
-        from lightning_topo.plotting import require_matplotlib
+        from lightning_topo.loggers.figures import require_matplotlib
 
         plt = require_matplotlib()
         fig, ax = plt.subplots(figsize=(6.0, 4.5))

@@ -16,14 +16,15 @@ loader, and a one-time message says so.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 from torch.utils.data.dataloader import default_collate
+
+from lightning_topo.capture.errors import SampleError
 
 __all__ = ["FixedSample", "build_sample", "default_input", "default_target", "shard"]
 
@@ -40,6 +41,7 @@ class FixedSample:
     inputs: Tensor
     labels: Tensor
     classes: list[int]
+    notes: list[str] = field(default_factory=list)
 
     def counts_per_class(self) -> dict[int, int]:
         """How many sampled inputs each class has."""
@@ -54,13 +56,13 @@ def default_input(item: Any) -> Tensor:
         for key in _INPUT_KEYS:
             if key in item:
                 return item[key]
-        raise ValueError(
+        raise SampleError(
             f"cannot find the input in a dict item with keys {sorted(item)}; expected one of {_INPUT_KEYS} "
             "or pass `input_fn=lambda item: item['your_key']`."
         )
     if isinstance(item, (tuple, list)) and item:
         return item[0]
-    raise ValueError(f"cannot find the input in an item of type {type(item).__name__}; pass `input_fn=`.")
+    raise SampleError(f"cannot find the input in an item of type {type(item).__name__}; pass `input_fn=`.")
 
 
 def default_target(item: Any) -> Any:
@@ -101,7 +103,7 @@ def _as_label(value: Any) -> int:
         return 0
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise ValueError(f"a label must be one integer per input, got a tensor of shape {tuple(value.shape)}.")
+            raise SampleError(f"a label must be one integer per input, got a tensor of shape {tuple(value.shape)}.")
         return int(value.item())
     return int(value)
 
@@ -160,25 +162,27 @@ def build_sample(
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__"):
         stream = loader if loader is not None else DataLoader(dataset, batch_size=64)
         return _from_batches(stream, samples_per_class, max_samples, input_fn, target_fn)
+    notes: list[str] = []
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
-        raise ValueError("the validation dataset is empty: there is nothing to sample.")
+        raise SampleError("the validation dataset is empty: there is nothing to sample.")
     labels = _labels_fast(dataset) if target_fn is default_target else None
     if labels is None:
         labels = torch.tensor([_as_label(target_fn(dataset[i])) for i in range(n)], dtype=torch.long)
     indices = _choose(labels, samples_per_class, max_samples, seed)
     wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * len(labels.unique()))
     if len(indices) < wanted:
-        rank_zero_warn(
+        notes.append(
             f"lightning-topo sample: the data set offers {len(indices)} inputs for a sample of {wanted} "
             f"(samples_per_class={samples_per_class}, max_samples={max_samples}); using all {len(indices)}."
         )
     items = [dataset[int(i)] for i in indices]
     inputs = input_fn(collate(items))
     if not isinstance(inputs, Tensor):
-        raise ValueError(f"`input_fn` must return a tensor, got {type(inputs).__name__}.")
+        raise SampleError(f"`input_fn` must return a tensor, got {type(inputs).__name__}.")
     sample_labels = labels[indices]
-    return FixedSample(indices, inputs.detach().cpu(), sample_labels, sorted(sample_labels.unique().tolist()))
+    classes = sorted(sample_labels.unique().tolist())
+    return FixedSample(indices, inputs.detach().cpu(), sample_labels, classes, notes)
 
 
 def _from_batches(
@@ -188,7 +192,7 @@ def _from_batches(
     input_fn: Callable[[Any], Tensor],
     target_fn: Callable[[Any], Any],
 ) -> FixedSample:
-    rank_zero_info(
+    note = (
         "lightning-topo sample: the dataset cannot be indexed (an IterableDataset), so the sample is "
         "taken from its first batches; it is the same every epoch only if the stream is."
     )
@@ -210,7 +214,7 @@ def _from_batches(
         if len(xs) >= max_samples:
             break
     if not xs:
-        raise ValueError("the validation dataloader yielded no inputs: there is nothing to sample.")
+        raise SampleError("the validation dataloader yielded no inputs: there is nothing to sample.")
     labels = torch.tensor(ys, dtype=torch.long)
     order = torch.argsort(labels, stable=True)
     return FixedSample(
@@ -218,12 +222,13 @@ def _from_batches(
         torch.stack(xs)[order],
         labels[order],
         sorted(set(ys)),
+        [note],
     )
 
 
 def shard(sample: FixedSample, rank: int, world_size: int) -> FixedSample:
     """The slice of the sample that ``rank`` of ``world_size`` handles (strided; a rank may get none)."""
     if not 0 <= rank < world_size:
-        raise ValueError(f"`rank` must be in [0, world_size={world_size}), got {rank}.")
+        raise SampleError(f"`rank` must be in [0, world_size={world_size}), got {rank}.")
     sel = torch.arange(rank, len(sample.labels), world_size)
-    return FixedSample(sample.indices[sel], sample.inputs[sel], sample.labels[sel], list(sample.classes))
+    return FixedSample(sample.indices[sel], sample.inputs[sel], sample.labels[sel], list(sample.classes), [])

@@ -13,7 +13,8 @@ ResNet (torchvision-style)    ``conv1``, ``bn1``, ``relu``, then every residual 
 VGG (``features`` Sequential) every activation module in ``features``
 DenseNet                      every ``denseblockN`` and ``transitionN`` in ``features``
 MLP (Linear + activations)    every activation module
-anything else                 every top-level child
+anything else                 every top-level child except pass-through modules (``Flatten``,
+                              ``Unflatten``, ``Identity``, dropout), which repeat the layer before
 ============================  ===================================================================
 
 A model (or LightningModule) that only wraps one network, e.g. ``self.net``, is looked into: the
@@ -27,11 +28,13 @@ import difflib
 import fnmatch
 from collections.abc import Callable, Iterator, Sequence
 
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
+
+from lightning_topo.capture.errors import UnknownLayerError
 
 __all__ = [
     "ACTIVATION_TYPES",
+    "PASS_THROUGH_TYPES",
     "get_submodule_by_user_name",
     "named_user_modules",
     "resolve_layers",
@@ -67,6 +70,19 @@ _MLP_LEAVES: tuple[type[nn.Module], ...] = (
     nn.LayerNorm,
     nn.Identity,
     *ACTIVATION_TYPES,
+)
+# Modules that only reshape or pass their input on (in eval mode): watching one repeats the previous layer's
+# numbers, so the automatic choice skips them (an explicit name still watches them).
+PASS_THROUGH_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
 )
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -117,7 +133,7 @@ def get_submodule_by_user_name(model: nn.Module, name: str) -> nn.Module:
     for clean, module in named_user_modules(model):
         if clean == wanted:
             return module
-    raise MisconfigurationException(_unknown_message(model, name))
+    raise UnknownLayerError(_unknown_message(model, name))
 
 
 def _unknown_message(model: nn.Module, name: str) -> str:
@@ -182,7 +198,7 @@ def _auto_layers(model: nn.Module) -> list[str]:
         acts = [n for n, m in leaves if isinstance(m, ACTIVATION_TYPES)]
         if acts:
             return [prefix + n for n in acts]
-    return [prefix + n for n in children]
+    return [prefix + n for n, c in children.items() if not isinstance(c, PASS_THROUGH_TYPES)]
 
 
 def _thin(names: list[str], max_layers: int) -> list[str]:
@@ -209,7 +225,7 @@ def resolve_layers(
         max_layers: cap of the automatic choice (explicit names and patterns are never thinned).
 
     Raises:
-        MisconfigurationException: a name or pattern that matches no module (with close matches).
+        UnknownLayerError: a name or pattern that matches no module (with close matches).
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
@@ -227,15 +243,16 @@ def resolve_layers(
     chosen: list[str] = []
     for spec in layers:
         if not isinstance(spec, str):
-            raise MisconfigurationException(f"`layers` entries must be strings, got {spec!r}.")
+            raise UnknownLayerError(f"`layers` entries must be strings, got {spec!r}.")
         if any(ch in spec for ch in "*?["):
             matches = [n for n, _ in named if fnmatch.fnmatchcase(n, user_name(spec))]
         else:
             matches = [user_name(spec)] if user_name(spec) in order else []
         if not matches:
-            raise MisconfigurationException(_unknown_message(model, spec))
+            raise UnknownLayerError(_unknown_message(model, spec))
         chosen += [m for m in matches if m not in chosen]
-    # Patterns select in depth order; explicit lists keep the user's order.
+    # Patterns select in definition order; explicit lists keep the user's order here: the callback and analyse put
+    # the watched layers in execution order (capture.execution_order) before the decay over depth.
     if any(any(ch in s for ch in "*?[") for s in layers):
         chosen.sort(key=order.__getitem__)
     return chosen

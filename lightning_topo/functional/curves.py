@@ -16,7 +16,7 @@ One spanning-forest computation per volume serves every threshold. Values are re
 weights and every comparison is exact. These graph steps run on the CPU, one volume at a time; the
 result is returned on the input's device.
 
-When it pays: the forests cost more than one :func:`~lightning_topo.cubical.cubical_betti` call, so for
+When it pays: the forests cost more than one :func:`~lightning_topo.functional.cubical.cubical_betti` call, so for
 a handful of thresholds the batched direct computation is faster. ``method="auto"`` uses the direct
 computation below ``DIRECT_MAX_THRESHOLDS`` thresholds (the crossover measured here, see
 ``benchmarks/bench_curves.py``) and the spanning forests from there on.
@@ -30,14 +30,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_topo._checks import (
+from lightning_topo.functional._checks import (
     as_device,
     check_tensor,
     check_volumes,
     exact_threshold_compare_dtype,
     round_down_to_dtype,
 )
-from lightning_topo.cubical import as_volumes_3d, cubical_betti
+from lightning_topo.functional.cubical import as_volumes_3d, cubical_betti
 
 __all__ = ["DIRECT_MAX_THRESHOLDS", "betti_curves"]
 

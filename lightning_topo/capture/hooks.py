@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_topo.layers import get_submodule_by_user_name
+from lightning_topo.capture.layers import get_submodule_by_user_name
 
-__all__ = ["ActivationCapture", "first_tensor", "model_device", "run_on_sample"]
+__all__ = ["ActivationCapture", "execution_order", "first_tensor", "model_device", "model_dtype", "run_on_sample"]
 
 
 def first_tensor(output: Any) -> Tensor | None:
@@ -121,28 +121,41 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def model_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating dtype of the model's first floating parameter (or buffer); ``None`` for a model with none."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
 def run_on_sample(
     model: nn.Module,
     inputs: Tensor,
     *,
     batch_size: int = 64,
-    device: torch.device | str | None = None,
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> None:
     """Run ``inputs`` through ``model`` in eval mode under ``torch.inference_mode``, batch by batch.
 
-    Each batch is moved to ``device`` (default: the model's device). The model's training flags are
-    restored afterwards, also when the forward pass raises. Outputs are discarded: hooks collect what
-    is needed. ``on_batch(n)`` is called after each batch of ``n`` inputs (e.g. to advance a progress bar).
+    The forward pass runs where the model lives: each batch is moved to the model's device, and floating-point
+    inputs are cast to the model's floating dtype (a model trained with ``precision="64-true"`` gets float64).
+    The model's training flags are restored afterwards, also when the forward pass raises. Outputs are
+    discarded: hooks collect what is needed. ``on_batch(n)`` is called after each batch of ``n`` inputs.
     """
-    target = torch.device(device) if device is not None else model_device(model)
+    target = model_device(model)
+    dtype = model_dtype(model)
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
         with torch.inference_mode():
             for start in range(0, inputs.shape[0], batch_size):
-                batch = inputs[start : start + batch_size].to(target, non_blocking=True)
+                batch = inputs[start : start + batch_size]
+                if dtype is not None and batch.is_floating_point():
+                    batch = batch.to(target, dtype=dtype, non_blocking=True)
+                else:
+                    batch = batch.to(target, non_blocking=True)
                 if forward_fn is None:
                     model(batch)
                 else:
@@ -152,3 +165,31 @@ def run_on_sample(
     finally:
         for module, mode in modes.items():
             module.training = mode
+
+
+def execution_order(
+    model: nn.Module,
+    probe: Tensor,
+    layer_names: Sequence[str],
+    *,
+    forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
+) -> list[str]:
+    """``layer_names`` in the order the forward pass first runs them on ``probe`` (one or a few inputs).
+
+    The decay over depth needs layers in depth order; a user's list may be in any order. Layers that the
+    forward pass never runs keep their relative order at the end.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+        >>> execution_order(net, torch.zeros(1, 2), ["2", "0"])
+        ['0', '2']
+    """
+    seen: list[str] = []
+
+    def record(name: str, _tensor: Tensor) -> None:
+        if name not in seen:
+            seen.append(name)
+
+    with ActivationCapture(model, layer_names, record):
+        run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn)
+    return seen + [n for n in layer_names if n not in seen]

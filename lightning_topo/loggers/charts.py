@@ -1,6 +1,6 @@
 """Where charts are sent: Weights & Biases charts, TensorBoard figures, or PNG files.
 
-Called by :class:`~lightning_topo.callback.TopologyCallback` after each evaluation, on global rank zero:
+Called by :class:`~lightning_topo.callbacks.TopologyCallback` after each evaluation, on global rank zero:
 
 * a ``WandbLogger``: a line chart of b0, b1, b2 and Omega against layer depth for that evaluation
   (``topology/betti_vs_depth``, ``wandb.plot.line_series``), the layer table of the evaluation
@@ -23,7 +23,7 @@ from typing import Any
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
-from lightning_topo.plotting import betti_vs_depth, figures_of
+from lightning_topo.loggers.figures import betti_vs_depth, figures_of
 
 __all__ = ["CHART_TARGETS", "chart_targets", "send_charts", "wandb_charts"]
 

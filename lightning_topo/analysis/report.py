@@ -6,7 +6,7 @@ A report holds, for the watched layers in depth order and the sampled classes:
   ``maxdim + 1`` for the point-cloud view; NaN where a layer or class could not be computed);
 * ``per_input`` ``(L, N, K)`` float64: Betti numbers of every sampled input (cubical view only);
 * ``omega`` ``(L,)``, ``theta`` (the paper's score) and ``decay_rate`` (the depth-normalised alternative,
-  see :mod:`lightning_topo.complexity`);
+  see :mod:`lightning_topo.functional.complexity`);
 * the sample (``labels``, dataset ``indices``), the analysis settings (``config``), problems and warnings.
 
 ``to_json`` writes standard JSON (non-finite floats as the strings ``"NaN"``, ``"Infinity"``,
@@ -214,7 +214,7 @@ class TopologyReport:
 
     def plot(self, title: str | None = None) -> Any:
         """A matplotlib figure of the mean Betti numbers and Omega against depth (needs matplotlib)."""
-        from lightning_topo.plotting import betti_depth_figure
+        from lightning_topo.loggers.figures import betti_depth_figure
 
         label = f" of {self.name}" if self.name else ""
         return betti_depth_figure(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_topo._checks import check_tensor
+from lightning_topo.functional._checks import check_tensor
 
 __all__ = ["RIDGE_ALPHA", "cubic_ridge_fit", "normalised_decay", "omega", "theta"]
 

@@ -1,4 +1,4 @@
-"""torchmetrics ``Metric`` classes over the functional core, for use inside any LightningModule.
+"""torchmetrics ``Metric`` classes for the cubical view of single layers, for use inside any LightningModule.
 
 * :class:`BettiNumbers` — mean ``(b0, b1, b2)`` of the sublevel sets of activation volumes, per class;
 * :class:`TopologicalComplexity` — Omega: mean of ``b0 + b1 + b2`` per class, then over the classes seen;
@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from lightning_topo.complexity import normalised_decay, theta
-from lightning_topo.cubical import cubical_betti
+from lightning_topo.functional import cubical_betti, normalised_decay, sublevel_thresholds, theta
+from lightning_topo.functional.thresholds import check_threshold_rule
 
 __all__ = ["DECAY_KINDS", "BettiNumbers", "DecayRate", "TopologicalComplexity"]
 
@@ -44,12 +44,10 @@ def _check_int(value: Any, name: str, minimum: int, why: str = "") -> int:
     return value
 
 
-def _check_threshold(threshold: Any) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        raise ValueError(
-            f"`threshold` must be a finite real number (the sublevel sets are {{v <= threshold}}), got {threshold!r}."
-        )
-    return float(threshold)
+def _check_threshold(threshold: Any) -> Any:
+    """The threshold rules of :class:`~lightning_topo.config.TopologyConfig`: "mean", "median", a number, a callable."""
+    check_threshold_rule(threshold)
+    return float(threshold) if isinstance(threshold, int) else threshold
 
 
 def _check_betti(betti: Any, name: str = "betti") -> Tensor:
@@ -90,12 +88,12 @@ def _check_labels(labels: Any, batch: int, num_classes: int, device: torch.devic
     return labels
 
 
-def _betti_of(volumes: Tensor | None, betti: Tensor | None, threshold: float, device: torch.device) -> Tensor:
+def _betti_of(volumes: Tensor | None, betti: Tensor | None, threshold: Any, device: torch.device) -> Tensor:
     """Exactly one of ``volumes`` / ``betti``; returns int64 ``(B, 3)`` on ``device``."""
     if (volumes is None) == (betti is None):
         raise ValueError("pass exactly one of `volumes` and `betti=` (got both or neither).")
     if betti is None:
-        betti = cubical_betti(volumes, threshold)  # type: ignore[arg-type]
+        betti = cubical_betti(volumes, sublevel_thresholds(volumes, threshold))  # type: ignore[arg-type]
     return _check_betti(betti).to(device)
 
 
@@ -141,7 +139,7 @@ class _PerClassBetti(Metric):
     betti_sum: Tensor
     count: Tensor
 
-    def __init__(self, num_classes: int = 1, threshold: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, num_classes: int = 1, threshold: Any = 0.0, **kwargs: Any) -> None:
         _check_int(num_classes, "num_classes", 1)
         threshold = _check_threshold(threshold)
         super().__init__(**kwargs)
@@ -157,7 +155,7 @@ class _PerClassBetti(Metric):
 
         Args:
             volumes: ``(B, *spatial)`` activation volumes (1–3 spatial axes); their Betti numbers are computed
-                with :func:`~lightning_topo.cubical.cubical_betti` at ``threshold``.
+                with :func:`~lightning_topo.functional.cubical_betti` at ``threshold``.
             labels: integer class labels ``(B,)`` in ``[0, num_classes)``; may be omitted when ``num_classes == 1``.
             betti: precomputed ``(B, 3)`` Betti numbers instead of ``volumes``.
         """
@@ -176,7 +174,8 @@ class BettiNumbers(_PerClassBetti):
 
     Args:
         num_classes: number of classes C (labels in ``[0, C)``); default 1 (no labels needed).
-        threshold: the finite sublevel threshold used when ``update`` gets volumes.
+        threshold: the sublevel threshold rule used when ``update`` gets volumes: a number (default 0.0),
+            ``"mean"``, ``"median"`` or a callable ``volumes -> (B,)`` (the rules of ``TopologyConfig.threshold``).
         **kwargs: passed to :class:`torchmetrics.Metric`.
 
     ``compute()`` returns float64 ``(num_classes, 3)`` (NaN rows for classes without samples), or ``(3,)``
@@ -225,7 +224,8 @@ class TopologicalComplexity(_PerClassBetti):
 
     Args:
         num_classes: number of classes C (labels in ``[0, C)``); default 1 (no labels needed).
-        threshold: the finite sublevel threshold used when ``update`` gets volumes.
+        threshold: the sublevel threshold rule used when ``update`` gets volumes: a number (default 0.0),
+            ``"mean"``, ``"median"`` or a callable ``volumes -> (B,)`` (the rules of ``TopologyConfig.threshold``).
         **kwargs: passed to :class:`torchmetrics.Metric`.
 
     Example:
@@ -260,11 +260,12 @@ class DecayRate(Metric):
     Args:
         num_layers: the number of watched layers L (>= 2), in depth order.
         num_classes: number of classes C (labels in ``[0, C)``); default 1 (no labels needed).
-        kind: ``"normalised"`` (default; :func:`~lightning_topo.complexity.normalised_decay`, comparable across
+        kind: ``"normalised"`` (default; :func:`~lightning_topo.functional.normalised_decay`, comparable across
             depths, higher = more simplification, ``higher_is_better = True``) or ``"theta"`` (the paper's
-            score :func:`~lightning_topo.complexity.theta`; lower went with better transfer,
+            score :func:`~lightning_topo.functional.theta`; lower went with better transfer,
             ``higher_is_better = False``; compare only equal L).
-        threshold: the finite sublevel threshold used when ``update`` gets volumes.
+        threshold: the sublevel threshold rule used when ``update`` gets volumes: a number (default 0.0),
+            ``"mean"``, ``"median"`` or a callable ``volumes -> (B,)`` (the rules of ``TopologyConfig.threshold``).
         **kwargs: passed to :class:`torchmetrics.Metric`.
 
     ``update(betti_per_layer)`` with ``(L, B, 3)`` adds a batch for every layer; ``update(betti, layer=i)``
@@ -293,7 +294,7 @@ class DecayRate(Metric):
     count: Tensor
 
     def __init__(
-        self, num_layers: int, num_classes: int = 1, kind: str = "normalised", threshold: float = 0.0, **kwargs: Any
+        self, num_layers: int, num_classes: int = 1, kind: str = "normalised", threshold: Any = 0.0, **kwargs: Any
     ) -> None:
         _check_int(num_layers, "num_layers", 2, " (a decay over depth needs at least two layers)")
         _check_int(num_classes, "num_classes", 1)

@@ -20,7 +20,7 @@ import os
 import torch
 from torch import Tensor
 
-from lightning_topo._checks import as_device, check_finite_per_sample, check_tensor
+from lightning_topo.functional._checks import as_device, check_finite_per_sample, check_tensor
 
 __all__ = ["METRICS", "h0_persistence", "h0_persistence_from_distances", "knn_hop_distances", "rips_betti"]
 

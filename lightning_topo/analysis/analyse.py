@@ -1,0 +1,205 @@
+"""`analyse`: the layerwise topology of any model on a data set, without training.
+
+The same configuration (:class:`~lightning_topo.config.TopologyConfig`), sampling and capture
+(:mod:`lightning_topo.capture`) and metric (:class:`~lightning_topo.metrics.LayerwiseTopology`) as
+:class:`~lightning_topo.callbacks.TopologyCallback`: for the same weights and data, ``analyse`` gives the
+numbers the callback logs.
+
+Memory: each layer's output is reduced inside its forward hook, batch by batch, so raw activations never
+outlive their batch. The cubical view keeps 3 numbers per input and layer and needs one pass over the sample;
+the point-cloud view needs each layer's whole (pooled) cloud, so by default it streams **layer by layer**
+(one pass per layer; only one layer's cloud is held at a time).
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_topo.analysis.report import TopologyReport
+from lightning_topo.capture import FixedSample, build_sample, execution_order, model_device, resolve_layers
+from lightning_topo.config import ConfigError, TopologyConfig
+from lightning_topo.metrics import TopologyResult, evaluate_topology
+
+__all__ = ["analyse", "default_device", "sample_from"]
+
+
+def default_device(model: nn.Module | None = None) -> torch.device:
+    """The model's device when it is on an accelerator; else CUDA when present; else the CPU."""
+    if model is not None and model_device(model).type != "cpu":
+        return model_device(model)
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _loader_of(data: Any) -> DataLoader | Dataset:
+    if isinstance(data, LightningDataModule):
+        data.prepare_data()
+        data.setup("validate")
+        loader = data.val_dataloader()
+        if isinstance(loader, (list, tuple)):
+            if not loader:
+                raise ValueError(f"{type(data).__name__}.val_dataloader() returned no dataloader.")
+            loader = loader[0]
+        return loader
+    if isinstance(data, (DataLoader, Dataset)):
+        return data
+    raise TypeError(
+        f"`data` must be a DataLoader, a map-style Dataset of (input, label) items or a LightningDataModule "
+        f"(its validation split), got {type(data).__name__}."
+    )
+
+
+def sample_from(data: DataLoader | Dataset | LightningDataModule, config: TopologyConfig | None = None) -> FixedSample:
+    """The fixed sample ``analyse`` uses: the callback's seeded, stratified choice over ``data``."""
+    cfg = config if config is not None else TopologyConfig()
+    return build_sample(
+        _loader_of(data),
+        samples_per_class=cfg.samples_per_class,
+        max_samples=cfg.max_samples,
+        seed=cfg.seed,
+        input_fn=cfg.input_fn,
+        target_fn=cfg.target_fn,
+    )
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool, desc: str) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="input", leave=False, dynamic_ncols=True)
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextmanager
+def _on_device(model: nn.Module, device: torch.device):  # type: ignore[no-untyped-def]
+    """Move the model to ``device`` for the analysis and back afterwards."""
+    before = model_device(model)
+    if before != device:
+        model.to(device)
+    try:
+        yield
+    finally:
+        if before != device:
+            model.to(before)
+
+
+def _run(
+    model: nn.Module, sample: FixedSample, layer_names: list[str], config: TopologyConfig, *, layer_by_layer: bool,
+    progress: bool,
+) -> TopologyResult:  # fmt: skip
+    passes = len(layer_names) if layer_by_layer else 1
+    bar = _Progress(len(sample.labels) * passes, progress, f"analyse ({config.complex})")
+    try:
+        return evaluate_topology(
+            model, sample.inputs, sample.labels, layer_names, config,
+            classes=sample.classes, layer_by_layer=layer_by_layer, on_batch=bar,
+        )  # fmt: skip
+    finally:
+        bar.close()
+
+
+def analyse(
+    model: nn.Module,
+    data: DataLoader | Dataset | LightningDataModule,
+    config: TopologyConfig | None = None,
+    *,
+    layer_by_layer: bool | None = None,
+    progress: bool = True,
+    name: str = "",
+    **fields: Any,
+) -> TopologyReport:
+    """Layerwise Betti numbers, Omega and the decay rates of ``model`` on a fixed sample of ``data``.
+
+    Args:
+        model: any ``nn.Module`` or ``LightningModule`` (run through ``forward``); it is put in eval mode for
+            the analysis and its training flags and device are restored afterwards.
+        data: a ``DataLoader``, a map-style ``Dataset`` of ``(input, label)`` items, or a ``LightningDataModule``
+            (its validation split).
+        config: what to compute on which layers and inputs (:class:`~lightning_topo.config.TopologyConfig`,
+            the callback's: same defaults, same sample, same numbers). With ``device=None`` the model runs on its
+            accelerator, else on CUDA when present, else on the CPU.
+        layer_by_layer: one forward pass per layer, holding one layer's reduced values at a time (default:
+            True for ``"rips"``, whose clouds are large; False for ``"cubical"``, one pass for all layers).
+        progress: show a progress bar (tqdm) over the inputs processed.
+        name: a name stored in the report (e.g. the checkpoint).
+        **fields: any ``TopologyConfig`` field (``complex="rips"``, ``k=5``, ...), overriding ``config``.
+
+    Returns:
+        A :class:`~lightning_topo.report.TopologyReport`.
+
+    Raises:
+        ConfigError: a bad ``TopologyConfig`` field (a ``ValueError`` naming it and the fix).
+        UnknownLayerError: an unknown layer name (with close matches).
+        SampleError / TypeError: data that cannot be sampled, naming the problem and the fix.
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU())
+        >>> data = TensorDataset(torch.randn(40, 3), torch.arange(40) % 2)
+        >>> report = analyse(net, data, complex="rips", k=5, progress=False)
+        >>> report.layers, tuple(report.betti.shape)
+        (['1', '3'], (2, 2, 2))
+    """
+    TopologyConfig.check_names(fields)
+    cfg = TopologyConfig(**fields) if config is None else TopologyConfig.from_kwargs(config, **fields)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module (or LightningModule), got {type(model).__name__}.")
+    layer_names = resolve_layers(model, cfg.layers, max_layers=cfg.max_layers)
+    if not layer_names:
+        raise ConfigError("no layer to analyse; pass `layers=[...]` with names from `model.named_modules()`.")
+    sample = sample_from(data, cfg)
+    for note in sample.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    target = cfg.torch_device or default_device(model)
+    if layer_by_layer is None:
+        layer_by_layer = cfg.complex == "rips"
+    with _on_device(model, target):
+        ordered = execution_order(model, sample.inputs[:1], layer_names, forward_fn=cfg.forward_fn)
+        if ordered != layer_names:
+            warnings.warn(
+                f"analyse: `layers` {layer_names} are analysed in the order the forward pass runs them: {ordered}.",
+                UserWarning,
+                stacklevel=2,
+            )
+        result = _run(model, sample, ordered, cfg, layer_by_layer=layer_by_layer, progress=progress)
+    for message in result.warnings:
+        warnings.warn(f"analyse: {message}", UserWarning, stacklevel=2)
+    dims = cfg.betti_dims
+    per_input = None
+    if cfg.complex == "cubical":
+        nan_rows = torch.full((len(sample.labels), dims), float("nan"), dtype=torch.float64)
+        per_input = torch.stack(
+            [nan_rows if layer.per_input is None else layer.per_input.to(torch.float64) for layer in result.layers]
+        )
+    settings = cfg.settings()
+    return TopologyReport(
+        layers=[layer.name for layer in result.layers],
+        classes=list(result.classes),
+        betti=torch.stack([layer.betti.to(torch.float64) for layer in result.layers]),
+        omega=result.omega,
+        theta=result.theta,
+        decay_rate=result.decay_rate,
+        labels=sample.labels.clone(),
+        indices=sample.indices.clone(),
+        per_input=per_input,
+        problems={layer.name: layer.problem for layer in result.layers if layer.problem is not None},
+        config=settings,
+        warnings=list(result.warnings),
+        name=name,
+    )

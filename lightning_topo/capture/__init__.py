@@ -1,0 +1,37 @@
+"""Where activations are captured: which layers (``layers.py``), which inputs (``sampling.py``), forward hooks
+that live for one pass (``hooks.py``) and the reduction of each layer's output inside its hook (``reduce.py``).
+
+No Lightning import here; errors are this package's own types (``errors.py``).
+"""
+
+from lightning_topo.capture.errors import CaptureError, SampleError, UnknownLayerError
+from lightning_topo.capture.hooks import (
+    ActivationCapture,
+    execution_order,
+    first_tensor,
+    model_device,
+    model_dtype,
+    run_on_sample,
+)
+from lightning_topo.capture.layers import resolve_layers
+from lightning_topo.capture.reduce import LayerValues, capture_layers, pooled_embedding
+from lightning_topo.capture.sampling import FixedSample, build_sample, shard
+
+__all__ = [
+    "ActivationCapture",
+    "CaptureError",
+    "FixedSample",
+    "LayerValues",
+    "SampleError",
+    "UnknownLayerError",
+    "build_sample",
+    "capture_layers",
+    "execution_order",
+    "first_tensor",
+    "model_device",
+    "model_dtype",
+    "pooled_embedding",
+    "resolve_layers",
+    "run_on_sample",
+    "shard",
+]

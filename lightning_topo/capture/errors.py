@@ -1,0 +1,17 @@
+"""The exceptions of the capture layer (typed, so callers branch on the type, never on message text)."""
+
+from __future__ import annotations
+
+__all__ = ["CaptureError", "SampleError", "UnknownLayerError"]
+
+
+class CaptureError(ValueError):
+    """Base of the capture layer's errors: a bad layer name, data that cannot be sampled."""
+
+
+class UnknownLayerError(CaptureError):
+    """A layer name or pattern matches no module of the model (the message lists close matches)."""
+
+
+class SampleError(CaptureError):
+    """The data cannot give a sample: empty, no tensor input, labels that are not integers, ..."""

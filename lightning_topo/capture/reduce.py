@@ -1,0 +1,120 @@
+"""Reducing each watched layer's output inside its forward hook: what a view needs, and nothing more.
+
+* cubical view: the output of one input is a volume — ``(C, H, W)``, ``(H, W)`` or ``(D,)``; the hook turns
+  the batch into per-input Betti numbers ``(B, 3)`` (:func:`~lightning_topo.functional.cubical_betti`) on the
+  compute device, so no raw activation outlives its batch;
+* point-cloud view: the hook turns the batch into pooled, flattened embeddings ``(B, d)``.
+
+A layer whose output cannot be read this way (NaN or Inf values, a non-real dtype, an empty output, more than
+three axes per input) is *skipped with a reason*, never guessed at: its values are NaN and the reason is
+reported (``problems``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from lightning_topo.capture.hooks import ActivationCapture, model_device, run_on_sample
+from lightning_topo.config import TopologyConfig
+from lightning_topo.functional import NonFiniteError, cubical_betti, sublevel_thresholds
+
+__all__ = ["LayerValues", "capture_layers", "pooled_embedding"]
+
+_REAL_INT = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
+    """A batch of layer outputs as flat float32 embeddings ``(B, d)``; conv maps ``(B, C, H, W)`` are first
+    average-pooled to ``(C, pool_size, pool_size)`` (``None``: flattened as they are)."""
+    if out.ndim == 4 and pool_size is not None:
+        out = nn.functional.adaptive_avg_pool2d(out.float(), pool_size)
+    return out.reshape(out.shape[0], -1).float()
+
+
+class _Reducer:
+    """Called by the hooks: one layer's output batch -> per-input Betti numbers or pooled embeddings."""
+
+    def __init__(self, config: TopologyConfig, device: torch.device | None) -> None:
+        self.config = config
+        self.device = device
+        self.problems: dict[str, str] = {}
+
+    def __call__(self, name: str, out: Tensor) -> Tensor | None:
+        if name in self.problems:
+            return None
+        if not (out.is_floating_point() or out.dtype in _REAL_INT):
+            self.problems[name] = f"its output has dtype {out.dtype}; a real-valued tensor is needed"
+            return None
+        if out.ndim == 0 or out.numel() == 0 or out.shape[0] == 0:
+            self.problems[name] = f"its output has shape {tuple(out.shape)}; expected (batch, ...) with data"
+            return None
+        if self.device is not None:
+            out = out.to(self.device, non_blocking=True)
+        if self.config.complex == "cubical":
+            if out.ndim > 4:
+                self.problems[name] = (
+                    f"its output has shape {tuple(out.shape)}: {out.ndim - 1} axes per input, and the cubical view "
+                    "reads one input as a volume of at most 3 axes (C, H, W); pass `output_fn=` to pick a 3-D view "
+                    "(e.g. one channel of a Conv3d output) or watch another layer"
+                )
+                return None
+            volumes = out.unsqueeze(1) if out.ndim == 1 else out
+            try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
+                return cubical_betti(volumes, sublevel_thresholds(volumes, self.config.threshold))
+            except NonFiniteError:
+                self.problems[name] = "NaN or Inf in its activations"
+                return None
+        if out.is_floating_point() and not bool(torch.isfinite(out).all()):
+            self.problems[name] = "NaN or Inf in its activations"
+            return None
+        return pooled_embedding(out, self.config.pool_size)
+
+
+@dataclass
+class LayerValues:
+    """What one pass over a sample captured.
+
+    Attributes:
+        values: ``{layer: tensor}`` — cubical: ``(n, 3)`` int64 Betti numbers; point cloud: ``(n, d)`` float32
+            embeddings; on the compute device. Layers with a problem are absent.
+        problems: ``{layer: why}`` for the layers that could not be reduced.
+    """
+
+    values: dict[str, Tensor]
+    problems: dict[str, str]
+
+
+def capture_layers(
+    model: nn.Module,
+    inputs: Tensor,
+    layer_names: Sequence[str],
+    config: TopologyConfig,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> LayerValues:
+    """One pass of ``inputs`` through ``model``, each watched layer reduced inside its hook.
+
+    The forward pass runs where the model lives (inputs are moved there batch by batch); the reduction runs on
+    ``config.device`` (default: the model's device). ``on_batch(n)`` is called after each forward batch.
+    """
+    device = config.torch_device or model_device(model)
+    reducer = _Reducer(config, device)
+    with ActivationCapture(model, layer_names, reducer, output_fn=config.output_fn) as capture:
+        if len(inputs):
+            run_on_sample(model, inputs, batch_size=config.batch_size, forward_fn=config.forward_fn, on_batch=on_batch)
+    values: dict[str, Tensor] = {}
+    problems: dict[str, str] = {}
+    for name in layer_names:
+        problem = reducer.problems.get(name) or capture.skipped.get(name)
+        reduced = [r for r in capture.results.get(name, []) if r is not None]
+        if problem is None and len(inputs) and sum(len(r) for r in reduced) != len(inputs):
+            problem = "no output captured for every sampled input (is the layer used in forward?)"
+        if problem is not None:
+            problems[name] = problem
+        elif reduced:
+            values[name] = torch.cat(reduced)
+    return LayerValues(values, problems)

@@ -1,0 +1,233 @@
+"""`TopologyConfig`: every compute and sampling argument, its default, its check and its documentation, once.
+
+:class:`~lightning_topo.callbacks.TopologyCallback`, :func:`~lightning_topo.analysis.analyse`, the metric
+classes and the command line all take a ``TopologyConfig`` (or its fields as keyword arguments); the callback's
+``state_key`` and a report's settings are derived from it. A bad value raises :class:`ConfigError` (a
+``ValueError``) naming the field, the value and what is accepted.
+
+Example:
+    >>> cfg = TopologyConfig(complex="rips", k=10)
+    >>> cfg.k, cfg.samples_per_class, cfg.replace(k=7).k
+    (10, 20, 7)
+    >>> TopologyConfig(samples_per_class=0)
+    Traceback (most recent call last):
+    ...
+    lightning_topo.config.ConfigError: `samples_per_class` must be None or an integer >= 1, got 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["COMPLEXES", "METRICS", "THRESHOLDS", "ConfigError", "TopologyConfig", "describe_callable"]
+
+COMPLEXES: tuple[str, ...] = ("cubical", "rips")
+"""Valid ``complex`` values."""
+THRESHOLDS: tuple[str, ...] = ("mean", "median")
+"""Named threshold rules."""
+METRICS: tuple[str, ...] = ("knn_hops", "euclidean")
+"""Valid ``metric`` values."""
+
+LayerSpec = str | Sequence[str] | Callable[[str, nn.Module], bool]
+ThresholdSpec = float | str | Callable[[Tensor], Tensor | float]
+
+
+class ConfigError(ValueError):
+    """A :class:`TopologyConfig` field (or another argument) has a bad value; the message names it and the fix."""
+
+
+def describe_callable(fn: Any) -> str:
+    """A name for a callable that is the same in every run (``module.qualname``), unlike ``repr`` (an address).
+
+    Example:
+        >>> describe_callable(math.sqrt)
+        'math.sqrt'
+    """
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{module}.{name}"
+
+
+def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"`{name}` must be {'None or ' if allow_none else ''}an integer >= 1, got {value!r}.")
+
+
+def _optional_callable(name: str, value: Any) -> None:
+    if value is not None and not callable(value):
+        raise ConfigError(f"`{name}` must be None or a callable, got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TopologyConfig:
+    """What to compute on which layers and which inputs (validated on construction; frozen).
+
+    Args:
+        layers: Layers to watch: "auto" (the seed paper's choice by model family, see
+            lightning_topo.capture.layers), a list of module names or glob patterns, or a predicate (name, module)
+            -> bool. Any order: layers are analysed in the order the forward pass runs them.
+        complex: View of a layer: "cubical" (each input's activation is a grey-scale volume; Suresh et al.) or
+            "rips" (per class, the sampled embeddings form a point cloud; Naitzat et al.).
+        threshold: Cubical sublevel threshold: "mean" (each volume's own mean; scale-free), "median" (each volume's
+            lower median), a number, or a callable mapping volumes (B, ...) to a (B,) tensor.
+        scale: Point-cloud view: the Vietoris-Rips scale (hops for metric "knn_hops").
+        metric: Point-cloud view: "knn_hops" (hop distance on the k-NN graph) or "euclidean".
+        k: Point-cloud view: neighbours of the k-NN graph (capped at the class size minus one).
+        maxdim: Point-cloud view: highest homology dimension (0, 1 or 2); the cubical view always gives b0, b1, b2.
+        pool_size: Point-cloud view: conv maps (C, H, W) are average-pooled to (C, pool_size, pool_size) and
+            flattened; None flattens them as they are.
+        samples_per_class: At most this many sampled inputs per class; None for no per-class cap.
+        max_samples: At most this many sampled inputs in all (classes taken round-robin when capped).
+        seed: Seed of the sample choice (the same seed picks the same inputs).
+        batch_size: Sampled inputs per forward pass.
+        max_layers: Cap of the automatic layer choice (evenly spaced, first and last kept).
+        device: Where Betti numbers are computed (activations are moved there inside the hooks); None = where the
+            model lives. The forward pass always runs where the model lives.
+        input_fn: Picks the model input from a dataset item (default: its first element, or a dict's x / input /
+            image).
+        target_fn: Picks the integer class label from a dataset item (default: its second element, or a dict's y /
+            label / target; no label = one class).
+        output_fn: Picks the tensor to analyse from a layer output that is not a tensor (default: the first tensor
+            in it).
+        forward_fn: forward_fn(model, inputs) runs the model on a batch (default: model(inputs)).
+    """
+
+    layers: LayerSpec = "auto"
+    complex: Literal["cubical", "rips"] = "cubical"
+    threshold: ThresholdSpec = "mean"
+    scale: float = 2.5
+    metric: Literal["knn_hops", "euclidean"] = "knn_hops"
+    k: int = 14
+    maxdim: int = 1
+    pool_size: int | None = 4
+    samples_per_class: int | None = 20
+    max_samples: int = 200
+    seed: int = 0
+    batch_size: int = 256
+    max_layers: int = 32
+    device: str | None = None
+    input_fn: Callable[[Any], Tensor] | None = None
+    target_fn: Callable[[Any], Any] | None = None
+    output_fn: Callable[[Any], Tensor] | None = None
+    forward_fn: Callable[[nn.Module, Tensor], Any] | None = None
+
+    def __post_init__(self) -> None:
+        layers = self.layers
+        if isinstance(layers, str):
+            if layers != "auto":
+                object.__setattr__(self, "layers", (layers,))
+        elif callable(layers):
+            pass
+        elif isinstance(layers, Sequence) and all(isinstance(n, str) for n in layers):
+            if not layers:
+                raise ConfigError("`layers` is an empty list; pass 'auto', module names or a predicate.")
+            object.__setattr__(self, "layers", tuple(layers))
+        else:
+            raise ConfigError(
+                f"`layers` must be 'auto', a list of module names or glob patterns, or a predicate, got {layers!r}."
+            )
+        if self.complex not in COMPLEXES:
+            raise ConfigError(f"`complex` must be one of {COMPLEXES}, got {self.complex!r}.")
+        t = self.threshold
+        if isinstance(t, str):
+            if t not in THRESHOLDS:
+                raise ConfigError(f"`threshold` must be one of {THRESHOLDS}, a number or a callable, got {t!r}.")
+        elif isinstance(t, bool) or not (isinstance(t, (int, float)) or callable(t)):
+            raise ConfigError(f"`threshold` must be one of {THRESHOLDS}, a number or a callable, got {t!r}.")
+        elif isinstance(t, (int, float)) and math.isnan(t):
+            raise ConfigError("`threshold` is NaN; pass a real number, 'mean', 'median' or a callable.")
+        s = self.scale
+        if isinstance(s, bool) or not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
+            raise ConfigError(f"`scale` must be a finite number > 0, got {s!r}.")
+        if self.metric not in METRICS:
+            raise ConfigError(f"`metric` must be one of {METRICS}, got {self.metric!r}.")
+        _positive_int("k", self.k)
+        if isinstance(self.maxdim, bool) or not (isinstance(self.maxdim, int) and 0 <= self.maxdim <= 2):
+            raise ConfigError(f"`maxdim` must be 0, 1 or 2, got {self.maxdim!r}.")
+        _positive_int("pool_size", self.pool_size, allow_none=True)
+        _positive_int("samples_per_class", self.samples_per_class, allow_none=True)
+        _positive_int("max_samples", self.max_samples)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"`seed` must be an integer, got {self.seed!r}.")
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("max_layers", self.max_layers)
+        if self.device is not None:
+            try:
+                device = torch.device(self.device)
+            except (RuntimeError, TypeError) as err:
+                raise ConfigError(
+                    f"`device` {self.device!r} is not a torch device ({err}); e.g. 'cpu', 'cuda:0'."
+                ) from err
+            object.__setattr__(self, "device", str(device))
+        for name in ("input_fn", "target_fn", "output_fn", "forward_fn"):
+            _optional_callable(name, getattr(self, name))
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def betti_dims(self) -> int:
+        """How many Betti numbers each layer reports (3 for cubical, ``maxdim + 1`` for Rips)."""
+        return 3 if self.complex == "cubical" else self.maxdim + 1
+
+    @property
+    def torch_device(self) -> torch.device | None:
+        """``device`` as a ``torch.device`` (``None`` = where the model lives)."""
+        return None if self.device is None else torch.device(self.device)
+
+    def replace(self, **changes: Any) -> TopologyConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_kwargs(cls, config: TopologyConfig | None = None, **fields: Any) -> TopologyConfig:
+        """``config`` (default: the defaults) with ``fields`` changed; an unknown field name is a ConfigError.
+
+        Example:
+            >>> TopologyConfig.from_kwargs(k=3).k
+            3
+        """
+        cls.check_names(fields)
+        if config is not None and not isinstance(config, TopologyConfig):
+            raise ConfigError(f"`config` must be a TopologyConfig, got {type(config).__name__}.")
+        return dataclasses.replace(config or cls(), **fields)
+
+    @classmethod
+    def check_names(cls, fields: Mapping[str, Any]) -> None:
+        """Raise a :class:`ConfigError` naming any key of ``fields`` that is not a field (with the valid names)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(fields) - names)
+        if unknown:
+            raise ConfigError(f"unknown argument(s) {unknown}; TopologyConfig fields are {sorted(names)}.")
+
+    def settings(self) -> dict[str, Any]:
+        """Every field as plain, run-independent values (callables by ``module.qualname``, never by address).
+
+        The callback's ``state_key`` and a report's ``config`` are built from this.
+        """
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if callable(value) and not isinstance(value, str):
+                value = describe_callable(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    def thresholds_for(self, volumes: Tensor) -> Tensor | float:
+        """The sublevel threshold of each volume of a batch ``(B, ...)`` under this config's rule."""
+        from lightning_topo.functional import sublevel_thresholds
+
+        return sublevel_thresholds(volumes, self.threshold)
+
+
+def config_fields() -> Mapping[str, dataclasses.Field]:
+    """The fields of :class:`TopologyConfig` by name (for signatures and the command line)."""
+    return {f.name: f for f in dataclasses.fields(TopologyConfig)}

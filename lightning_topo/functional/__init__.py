@@ -1,0 +1,66 @@
+"""The engine: where Betti numbers are computed. Pure, batched, device-agnostic functions on tensors.
+
+* :func:`cubical_betti` — Betti numbers of sublevel sets of activation volumes (cubical view; ``cubical.py``,
+  with connected components in ``components.py``); :func:`betti_curves` — the same at many thresholds
+  (``curves.py``); :func:`sublevel_thresholds` — the threshold rules (``thresholds.py``).
+* :func:`h0_persistence`, :func:`knn_hop_distances`, :func:`rips_betti` — the point-cloud view (``rips.py``).
+* :func:`omega`, :func:`theta`, :func:`normalised_decay` — topological complexity and its decay
+  (``complexity.py``).
+
+This package imports torch, numpy, scipy, cc3d and giotto-ph only (lazily where they are heavy); never lightning,
+torchmetrics, matplotlib or wandb, and nothing else of lightning_topo. Names load on first use (PEP 562).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lightning_topo.functional._checks import NonFiniteError
+    from lightning_topo.functional.complexity import normalised_decay, omega, theta
+    from lightning_topo.functional.components import count_components
+    from lightning_topo.functional.cubical import cubical_betti
+    from lightning_topo.functional.curves import betti_curves
+    from lightning_topo.functional.rips import h0_persistence, knn_hop_distances, rips_betti
+    from lightning_topo.functional.thresholds import sublevel_thresholds
+
+_EXPORTS = {
+    "NonFiniteError": "_checks",
+    "betti_curves": "curves",
+    "count_components": "components",
+    "cubical_betti": "cubical",
+    "h0_persistence": "rips",
+    "knn_hop_distances": "rips",
+    "normalised_decay": "complexity",
+    "omega": "complexity",
+    "rips_betti": "rips",
+    "sublevel_thresholds": "thresholds",
+    "theta": "complexity",
+}
+
+__all__ = [
+    "NonFiniteError",
+    "betti_curves",
+    "count_components",
+    "cubical_betti",
+    "h0_persistence",
+    "knn_hop_distances",
+    "normalised_decay",
+    "omega",
+    "rips_betti",
+    "sublevel_thresholds",
+    "theta",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

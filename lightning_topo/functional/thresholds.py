@@ -1,0 +1,55 @@
+"""Threshold rules for the cubical view: which sublevel set ``{v <= t}`` of each volume is read.
+
+One implementation for the callback, ``analyse`` and the metric classes:
+
+* ``"mean"`` — each volume's own mean (float64): scale-free (multiplying a layer by c multiplies the threshold by
+  c, so the set is unchanged), always inside the volume's range, and on a post-ReLU map it keeps the zeros and the
+  weak responses apart from the strong ones;
+* ``"median"`` — each volume's lower median (invariant to any monotone rescaling);
+* a number — the same absolute threshold for every volume;
+* a callable ``volumes -> (B,) tensor`` (or a number).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["THRESHOLD_RULES", "check_threshold_rule", "sublevel_thresholds"]
+
+THRESHOLD_RULES: tuple[str, ...] = ("mean", "median")
+"""The named rules."""
+
+ThresholdRule = float | str | Callable[[Tensor], Tensor | float]
+
+
+def check_threshold_rule(rule: object) -> None:
+    """Raise a ``ValueError`` naming ``rule`` unless it is ``"mean"``, ``"median"``, a real number or a callable."""
+    if isinstance(rule, str):
+        if rule not in THRESHOLD_RULES:
+            raise ValueError(f"`threshold` must be one of {THRESHOLD_RULES}, a number or a callable, got {rule!r}.")
+    elif isinstance(rule, bool) or not (isinstance(rule, (int, float)) or callable(rule)):
+        raise ValueError(f"`threshold` must be one of {THRESHOLD_RULES}, a number or a callable, got {rule!r}.")
+    elif isinstance(rule, (int, float)) and math.isnan(rule):
+        raise ValueError("`threshold` is NaN; pass a real number, 'mean', 'median' or a callable.")
+
+
+def sublevel_thresholds(volumes: Tensor, rule: ThresholdRule) -> Tensor | float:
+    """The threshold of each volume of a batch ``(B, ...)`` under ``rule`` (a ``(B,)`` tensor or a number).
+
+    Example:
+        >>> v = torch.tensor([[0.0, 1.0, 5.0], [2.0, 2.0, 8.0]])
+        >>> sublevel_thresholds(v, "mean").tolist(), sublevel_thresholds(v, "median").tolist()
+        ([2.0, 4.0], [1.0, 2.0])
+    """
+    check_threshold_rule(rule)
+    if rule == "mean":
+        return volumes.reshape(volumes.shape[0], -1).mean(dim=1, dtype=torch.float64)
+    if rule == "median":
+        return volumes.reshape(volumes.shape[0], -1).median(dim=1).values
+    if callable(rule):
+        return rule(volumes)
+    return float(rule)  # type: ignore[arg-type]

@@ -1,0 +1,360 @@
+"""`LayerwiseTopology`: the metric behind the callback and ``analyse`` — per-layer, per-class statistics.
+
+One evaluation feeds one metric: each watched layer's reduced values (per-input Betti numbers for the cubical
+view, pooled embeddings for the point-cloud view) go in with :meth:`LayerwiseTopology.update_layer`, and
+:meth:`~torchmetrics.Metric.compute` returns a :class:`TopologyResult`. The states are what DDP must combine:
+
+* cubical: per-layer, per-class integer sums of ``(b0, b1, b2)`` and sample counts, ``dist_reduce_fx="sum"``
+  (the sufficient statistics of the per-class means, in the style of torchmetrics' functional ``_update`` /
+  ``_compute`` split: :func:`cubical_statistics` and :func:`cubical_summary`);
+* point cloud: each layer's embeddings, labels and sample positions, ``dist_reduce_fx="cat"`` (a point cloud's
+  Betti numbers need all of its points); after the gather the points are put back in sample order, so the
+  result does not depend on how the sample was split over ranks;
+* a per-layer problem count (``"sum"``): a layer with a problem on any rank is NaN everywhere.
+
+So a 2-process DDP run computes from the synchronised states exactly what one process computes on the whole
+sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from lightning_topo.capture import capture_layers
+from lightning_topo.config import TopologyConfig
+from lightning_topo.functional import normalised_decay, rips_betti, theta
+
+__all__ = [
+    "LayerTopology",
+    "LayerwiseTopology",
+    "TopologyResult",
+    "cubical_statistics",
+    "cubical_summary",
+    "decays",
+    "evaluate_topology",
+]
+
+
+@dataclass
+class LayerTopology:
+    """Topology of one layer on the sample.
+
+    ``betti``: ``(C, K)`` mean Betti numbers per class (NaN for a class that could not be computed);
+    ``per_input``: ``(N, K)`` Betti numbers per sampled input (cubical view, this process's inputs; ``None``
+    for Rips); ``omega``: Omega (per class, then over classes); ``problem``: why the layer is NaN, if it is.
+    """
+
+    name: str
+    betti: Tensor
+    omega: float
+    per_input: Tensor | None = None
+    problem: str | None = None
+
+
+@dataclass
+class TopologyResult:
+    """Layerwise topology of a model on a sample, in depth (execution) order."""
+
+    layers: list[LayerTopology]
+    classes: list[int]
+    theta: float
+    decay_rate: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def omega(self) -> Tensor:
+        """``(L,)`` float64 Omega per layer."""
+        return torch.tensor([layer.omega for layer in self.layers], dtype=torch.float64)
+
+
+def cubical_statistics(betti: Tensor, class_index: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """A batch's sufficient statistics: per-class sums ``(C, 3)`` of Betti numbers and counts ``(C,)`` (int64).
+
+    Example:
+        >>> s, n = cubical_statistics(torch.tensor([[2, 1, 0], [1, 0, 0], [3, 0, 0]]), torch.tensor([0, 0, 1]), 2)
+        >>> s.tolist(), n.tolist()
+        ([[3, 1, 0], [3, 0, 0]], [2, 1])
+    """
+    sums = torch.zeros(num_classes, betti.shape[1], dtype=torch.int64, device=betti.device)
+    counts = torch.zeros(num_classes, dtype=torch.int64, device=betti.device)
+    index = class_index.to(betti.device)
+    sums.index_add_(0, index, betti.to(torch.int64))
+    counts.index_add_(0, index, torch.ones_like(index))
+    return sums, counts
+
+
+def cubical_summary(sums: Tensor, counts: Tensor) -> tuple[Tensor, float]:
+    """Per-class mean Betti numbers ``(C, 3)`` (NaN rows for empty classes) and Omega from the statistics.
+
+    Example:
+        >>> means, om = cubical_summary(torch.tensor([[3, 1, 0], [3, 0, 0]]), torch.tensor([2, 1]))
+        >>> means.tolist(), om
+        ([[1.5, 0.5, 0.0], [3.0, 0.0, 0.0]], 2.5)
+    """
+    sums, counts = sums.cpu().to(torch.float64), counts.cpu().to(torch.float64)
+    per_class = sums / counts.unsqueeze(1)
+    present = counts > 0
+    om = float(per_class[present].sum(dim=1).mean()) if bool(present.any()) else math.nan
+    return per_class, om
+
+
+def decays(omegas: Tensor) -> tuple[float, float, str | None]:
+    """``(theta, decay_rate, why)`` of an Omega curve; NaN with the reason when they are undefined."""
+    if omegas.numel() < 2:
+        return math.nan, math.nan, f"the decay over depth needs at least 2 layers, {omegas.numel()} watched"
+    if not bool(torch.isfinite(omegas).all()):
+        return math.nan, math.nan, "theta and the decay rate are NaN because a layer's Omega is NaN"
+    if bool((omegas == 0).all()):
+        return math.nan, math.nan, "Omega is 0 at every layer (threshold below every activation?): decay undefined"
+    return float(theta(omegas)), float(normalised_decay(omegas)), None
+
+
+class LayerwiseTopology(Metric):
+    """Per-layer, per-class Betti numbers of a sample, Omega per layer and the decay over depth.
+
+    Args:
+        layers: the watched layers' names, in depth (execution) order.
+        classes: the sample's class labels (sorted integers).
+        config: the view and its settings (:class:`~lightning_topo.config.TopologyConfig`; default: defaults).
+        **kwargs: passed to :class:`torchmetrics.Metric`.
+
+    Feed it with :meth:`update` (one layer's values for a batch of sampled inputs, or ``problem=`` for a layer
+    that cannot be computed); :meth:`compute` returns a :class:`TopologyResult`. :func:`evaluate_topology` runs
+    a model on a sample and feeds a metric: what the callback and ``analyse`` do.
+
+    Example:
+        >>> m = LayerwiseTopology(["conv", "fc"], classes=[0, 1])
+        >>> m.update("conv", torch.tensor([[3, 1, 0], [2, 0, 0]]), torch.tensor([0, 1]))
+        >>> m.update("fc", torch.tensor([[1, 0, 0], [1, 0, 0]]), torch.tensor([0, 1]))
+        >>> r = m.compute()
+        >>> [layer.omega for layer in r.layers], [b.tolist() for b in r.layers[0].betti]
+        ([3.0, 1.0], [[3.0, 1.0, 0.0], [2.0, 0.0, 0.0]])
+    """
+
+    is_differentiable = False
+    higher_is_better: bool | None = None
+    full_state_update = False
+
+    def __init__(
+        self, layers: Sequence[str], classes: Sequence[int], config: TopologyConfig | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.config = config if config is not None else TopologyConfig()
+        self.layer_names = list(layers)
+        self.classes = [int(c) for c in classes]
+        self._class_index = {c: i for i, c in enumerate(self.classes)}
+        self.problems: dict[str, str] = {}
+        n_layers, n_classes = len(self.layer_names), len(self.classes)
+        self.add_state("problem", torch.zeros(n_layers, dtype=torch.int64), dist_reduce_fx="sum")
+        if self.config.complex == "cubical":
+            self.add_state("betti_sum", torch.zeros(n_layers, n_classes, 3, dtype=torch.int64), dist_reduce_fx="sum")
+            self.add_state("count", torch.zeros(n_layers, n_classes, dtype=torch.int64), dist_reduce_fx="sum")
+        else:
+            self.add_state("width", torch.zeros(n_layers, dtype=torch.int64), dist_reduce_fx="max")
+            for i in range(n_layers):
+                self.add_state(f"cloud_{i}", [], dist_reduce_fx="cat")
+                self.add_state(f"labels_{i}", [], dist_reduce_fx="cat")
+                self.add_state(f"positions_{i}", [], dist_reduce_fx="cat")
+
+    def _layer(self, layer: str | int) -> int:
+        if isinstance(layer, int) and not isinstance(layer, bool) and 0 <= layer < len(self.layer_names):
+            return layer
+        if layer in self.layer_names:
+            return self.layer_names.index(layer)
+        raise ValueError(f"unknown layer {layer!r}; this metric watches {self.layer_names}.")
+
+    def class_index(self, labels: Tensor) -> Tensor:
+        """Positions of ``labels`` in :attr:`classes` (a label outside them is an error naming it)."""
+        try:
+            return torch.tensor([self._class_index[int(c)] for c in labels.reshape(-1)], dtype=torch.long)
+        except KeyError as err:
+            raise ValueError(f"label {err.args[0]} is not one of this metric's classes {self.classes}.") from None
+
+    def update(  # type: ignore[override]
+        self,
+        layer: str | int,
+        values: Tensor | None = None,
+        labels: Tensor | None = None,
+        positions: Tensor | None = None,
+        *,
+        problem: str | None = None,
+    ) -> None:
+        """Add one layer's values for a batch of sampled inputs, or mark the layer as unusable.
+
+        Args:
+            layer: the layer's name or index.
+            values: cubical view: ``(B, 3)`` Betti numbers; point-cloud view: ``(B, d)`` embeddings.
+            labels: ``(B,)`` class labels (values in :attr:`classes`).
+            positions: ``(B,)`` positions of the inputs in the whole sample (point-cloud view: the cloud is put
+                in sample order after a DDP gather, so ties in the k-NN graph break the same way; default
+                ``0..B-1``).
+            problem: instead of values: why the layer cannot be computed; it is then NaN on every rank.
+        """
+        i = self._layer(layer)
+        if problem is not None:
+            self.problem[i] += 1
+            self.problems[self.layer_names[i]] = problem
+            return
+        if values is None or labels is None:
+            raise ValueError("pass `values` and `labels` (or `problem=`).")
+        index = self.class_index(labels)
+        if self.config.complex == "cubical":
+            sums, counts = cubical_statistics(values, index, len(self.classes))
+            self.betti_sum[i] += sums.to(self.betti_sum.device)
+            self.count[i] += counts.to(self.count.device)
+            return
+        if positions is None:
+            positions = torch.arange(len(index))
+        device = self.problem.device
+        flat = values.detach().to(device, torch.float32).reshape(len(index), -1)
+        self.width[i] = max(int(self.width[i]), flat.shape[1])
+        getattr(self, f"cloud_{i}").append(flat.reshape(-1))
+        getattr(self, f"labels_{i}").append(torch.as_tensor(labels).reshape(-1).to(device, torch.long))
+        getattr(self, f"positions_{i}").append(torch.as_tensor(positions).reshape(-1).to(device, torch.long))
+
+    def _sync_dist(self, dist_sync_fn: Any = None, process_group: Any = None) -> None:
+        # Every rank must gather every list state with the same number of axes, also a rank that holds no input
+        # for a layer: give such states a typed, empty 1-D tensor (clouds are stored flat for this reason).
+        if self.config.complex == "rips":
+            device = self.problem.device
+            for i in range(len(self.layer_names)):
+                for name, dtype in (("cloud", torch.float32), ("labels", torch.long), ("positions", torch.long)):
+                    state = getattr(self, f"{name}_{i}")
+                    if isinstance(state, list) and not state:
+                        state.append(torch.zeros(0, dtype=dtype, device=device))
+        if dist_sync_fn is None:
+            super()._sync_dist(process_group=process_group)
+        else:
+            super()._sync_dist(dist_sync_fn, process_group)
+
+    def compute(self) -> TopologyResult:  # type: ignore[override]
+        """The :class:`TopologyResult` of everything added (synchronised across processes under DDP)."""
+        layers: list[LayerTopology] = []
+        warnings: list[str] = []
+        dims = self.config.betti_dims
+        n_classes = len(self.classes)
+        problem = self.problem.cpu()
+        for i, name in enumerate(self.layer_names):
+            if problem[i] > 0:
+                why = self.problems.get(name, "a problem on another rank (see its warning)")
+                nan = torch.full((n_classes, dims), math.nan, dtype=torch.float64)
+                layers.append(LayerTopology(name, nan, math.nan, problem=why))
+            elif self.config.complex == "cubical":
+                per_class, om = cubical_summary(self.betti_sum[i], self.count[i])
+                layers.append(LayerTopology(name, per_class, om))
+            else:
+                layers.append(self._rips_layer(i, name, warnings))
+        for layer in layers:
+            if layer.problem is not None:
+                warnings.append(f"layer '{layer.name}': {layer.problem}; its values are NaN for this evaluation.")
+        th, decay, why = decays(torch.tensor([layer.omega for layer in layers], dtype=torch.float64))
+        if why is not None:
+            warnings.append(why)
+        return TopologyResult(layers=layers, classes=list(self.classes), theta=th, decay_rate=decay, warnings=warnings)
+
+    def _state_cat(self, name: str) -> Tensor | None:
+        value = getattr(self, name)
+        if isinstance(value, Tensor):  # synchronised: already concatenated
+            return value.cpu()
+        return torch.cat(value).cpu() if value else None
+
+    def _rips_layer(self, i: int, name: str, warnings: list[str]) -> LayerTopology:
+        cloud, labels, positions = (self._state_cat(f"{s}_{i}") for s in ("cloud", "labels", "positions"))
+        dims = self.config.betti_dims
+        per_class = torch.full((len(self.classes), dims), math.nan, dtype=torch.float64)
+        if cloud is None or labels is None or positions is None or not len(labels):
+            return LayerTopology(name, per_class, math.nan, problem="no sampled input reached this layer")
+        order = torch.argsort(positions)
+        cloud, labels = cloud.reshape(len(labels), int(self.width[i]))[order], labels[order]
+        for j, c in enumerate(self.classes):
+            points = cloud[labels == c]
+            if len(points) < 2:
+                message = (
+                    f"class {c} has {len(points)} sampled input(s): a point cloud needs at least 2, so the class "
+                    "is skipped for the point-cloud view (raise `samples_per_class`)."
+                )
+                if message not in warnings:
+                    warnings.append(message)
+                continue
+            per_class[j] = self._rips(points)
+        finite = per_class[~torch.isnan(per_class).any(dim=1)]
+        om = float(finite.sum(dim=1).mean()) if len(finite) else math.nan
+        return LayerTopology(name, per_class, om)
+
+    def _rips(self, points: Tensor) -> Tensor:
+        cfg = self.config
+        kwargs: dict[str, Any] = {"k": min(cfg.k, points.shape[0] - 1)} if cfg.metric == "knn_hops" else {}
+        return rips_betti(points, cfg.scale, maxdim=cfg.maxdim, metric=cfg.metric, **kwargs).to(torch.float64).cpu()
+
+
+def evaluate_topology(
+    model: Any,
+    inputs: Tensor,
+    labels: Tensor,
+    layer_names: Sequence[str],
+    config: TopologyConfig | None = None,
+    *,
+    classes: Sequence[int] | None = None,
+    positions: Tensor | None = None,
+    layer_by_layer: bool = False,
+    metric_device: torch.device | str | None = None,
+    on_batch: Any = None,
+) -> TopologyResult:
+    """Layerwise topology of ``model`` on sampled ``inputs``: capture, feed a :class:`LayerwiseTopology`, compute.
+
+    The one implementation behind :class:`~lightning_topo.callbacks.TopologyCallback` and
+    :func:`~lightning_topo.analysis.analyse`. Under DDP each process passes its share of the sample
+    (``positions`` in the whole sample) and the metric's states are combined across processes.
+
+    Args:
+        model: the network (a LightningModule is run through ``forward``); the forward pass runs where it lives.
+        inputs: ``(n, ...)`` sampled inputs.
+        labels: ``(n,)`` their integer labels.
+        layer_names: watched layers, in depth (execution) order.
+        config: the view and settings (default: :class:`~lightning_topo.config.TopologyConfig` defaults).
+        classes: the classes of the whole sample (default: those in ``labels``).
+        positions: ``(n,)`` positions of the inputs in the whole sample (default ``0..n-1``).
+        layer_by_layer: one forward pass per layer, holding one layer's values at a time (point-cloud view).
+        metric_device: where the metric's states live (the process group's device under DDP; default CPU).
+        on_batch: called with the number of inputs after each forward batch (a progress bar).
+
+    Returns:
+        A :class:`TopologyResult`; for the cubical view each layer's ``per_input`` holds this process's
+        per-input Betti numbers.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU())
+        >>> r = evaluate_topology(net, torch.randn(30, 3), torch.arange(30) % 2, ["1", "3"],
+        ...                       TopologyConfig(complex="rips", k=5))
+        >>> [layer.name for layer in r.layers], tuple(r.layers[0].betti.shape)
+        (['1', '3'], (2, 2))
+    """
+    cfg = config if config is not None else TopologyConfig()
+    classes = sorted(int(c) for c in torch.unique(labels)) if classes is None else list(classes)
+    metric = LayerwiseTopology(layer_names, classes, cfg)
+    if metric_device is not None:
+        metric = metric.to(metric_device)
+    groups = [[name] for name in layer_names] if layer_by_layer else [list(layer_names)]
+    per_input: dict[str, Tensor] = {}
+    for group in groups:
+        captured = capture_layers(model, inputs, group, cfg, on_batch=on_batch)
+        for name in group:
+            if name in captured.problems:
+                metric.update(name, problem=captured.problems[name])
+            elif name in captured.values:
+                values = captured.values[name]
+                metric.update(name, values, labels, positions)
+                if cfg.complex == "cubical":
+                    per_input[name] = values.cpu()
+    result = metric.compute()
+    for layer in result.layers:
+        layer.per_input = per_input.get(layer.name)
+    return result
