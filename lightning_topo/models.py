@@ -138,7 +138,7 @@ def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
 
     Example:
         >>> [round(cosine_with_warmup(s, 10, 100), 3) for s in (0, 9, 55, 100)]
-        [0.1, 0.976, 0.5, 0.0]
+        [0.1, 0.98, 0.422, 0.0]
     """
     ramp = min(1.0, (step + 1) / max(1, warmup))
     return ramp * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
