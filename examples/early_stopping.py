@@ -2,6 +2,7 @@
 
     python examples/early_stopping.py            # 3 seeds, up to 40 epochs (54 s measured on 2 CPU cores)
     python examples/early_stopping.py --quick    # 1 seed, up to 15 epochs (about 20 s)
+    python examples/early_stopping.py --quick --threads 1 --precision 64 --first-seed 1   # perturbed rounding/data
 
 Three runs of the same seeded digits CNN (``digits_cnn()``, Adam 1e-2, batch 32), each with
 ``TopologyCallback()`` so that every run pays the same topology cost:
@@ -14,7 +15,13 @@ Three runs of the same seeded digits CNN (``digits_cnn()``, Adam 1e-2, batch 32)
 For each: the epoch it stopped at, validation accuracy at the end, wall time and the time saved against
 ``none`` (after a one-epoch warm-up run that is not measured, so first-call costs do not bias the first
 run). Writes ``results.json`` and ``early_stopping.png`` (validation accuracy and the decay rate per epoch,
-the stopping epochs marked) under ``--out`` (default ``outputs/early_stopping``).
+the stopping epochs marked) under ``--out`` (default ``outputs/early_stopping``); ``results.json`` records
+where its numbers came from (``environment``: versions, CPU, torch threads, date, precision, first seed).
+
+Seed ``s`` (``--first-seed`` + 0, 1, ...) sets both the initial weights / shuffling and the train/validation
+split. ``--threads`` (default: torch's default, as before), ``--precision 64`` and ``--first-seed`` perturb the
+rounding and the data: whether and when the topology rule stops is a property of the trajectory, not a
+guarantee, and moves with them (``tests/test_examples.py`` asserts only what the rules guarantee).
 """
 
 from __future__ import annotations
@@ -27,14 +34,26 @@ import time
 import warnings
 from pathlib import Path
 
+import torch
+from _provenance import add_perturbation_args, apply_perturbation, environment
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.callbacks import EarlyStopping
+from torch import Tensor, nn
 
 from lightning_topo import TopologyCallback, TopologyEarlyStopping
 from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
 
 RULES = ("none", "val_loss", "topology")
+
+
+def in_model_dtype(module: nn.Module, inputs: Tensor) -> Tensor:
+    """Run ``module`` on ``inputs`` cast to its parameters' dtype.
+
+    With ``precision="64-true"`` Lightning makes the model float64 and casts the training batches, but the
+    callback's fixed validation sample stays float32; for float32 models the cast is a no-op.
+    """
+    return module(inputs.to(next(module.parameters()).dtype))
 
 
 class _Trace(Callback):
@@ -48,10 +67,10 @@ class _Trace(Callback):
             self.val_acc.append(float(trainer.callback_metrics["val_acc"]))
 
 
-def run(rule: str, seed: int, max_epochs: int, patience: int) -> dict:
-    """One training run with the given stopping rule; returns what the comparison needs."""
+def run(rule: str, seed: int, max_epochs: int, patience: int, precision: str = "32-true") -> dict:
+    """One training run with the given stopping rule; ``seed`` sets the init, shuffling and data split."""
     seed_everything(seed, verbose=False)
-    topo = TopologyCallback(charts=False)
+    topo = TopologyCallback(charts=False, forward_fn=in_model_dtype)
     trace = _Trace()
     callbacks: list[Callback] = [topo, trace]
     stopper: EarlyStopping | None = None
@@ -71,16 +90,19 @@ def run(rule: str, seed: int, max_epochs: int, patience: int) -> dict:
         enable_model_summary=False,
         num_sanity_val_steps=0,
         callbacks=callbacks,
+        precision=precision,
     )
     start = time.perf_counter()
     trainer.fit(Classifier(digits_cnn(), lr=1e-2), datamodule=DigitsDataModule(batch_size=32, seed=seed))
     elapsed = time.perf_counter() - start
+    fired = stopper is not None and stopper.stopped_epoch > 0
     return {
         "rule": rule,
         "seed": seed,
         "epochs_run": trainer.current_epoch,
-        "stopped_early": bool(stopper is not None and stopper.stopped_epoch > 0),
-        "stopped_epoch": stopper.stopped_epoch if stopper is not None and stopper.stopped_epoch > 0 else None,
+        # A rule that fires at the last epoch saves nothing: "stopped early" means fewer than max_epochs.
+        "stopped_early": bool(fired and trainer.current_epoch < max_epochs),
+        "stopped_epoch": stopper.stopped_epoch if fired else None,
         "reason": stopper.stopping_reason_message if stopper is not None else None,
         "final_val_acc": trace.val_acc[-1],
         "best_val_acc": max(trace.val_acc),
@@ -97,7 +119,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--max-epochs", type=int, default=None, help="default 40 (quick 15)")
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--out", default="outputs/early_stopping")
+    add_perturbation_args(parser, threads=torch.get_num_threads())
     args = parser.parse_args(argv)
+    precision = apply_perturbation(args)
     seeds = args.seeds or (1 if args.quick else 3)
     max_epochs = args.max_epochs or (15 if args.quick else 40)
     out = Path(args.out)
@@ -106,8 +130,9 @@ def main(argv: list[str] | None = None) -> Path:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
-    run("none", 0, 1, args.patience)  # warm-up (imports, first-call costs), not measured
-    runs = [run(rule, seed, max_epochs, args.patience) for seed in range(seeds) for rule in RULES]
+    first = args.first_seed
+    run("none", first, 1, args.patience, precision)  # warm-up (imports, first-call costs), not measured
+    runs = [run(rule, first + s, max_epochs, args.patience, precision) for s in range(seeds) for rule in RULES]
     summary = {}
     for rule in RULES:
         mine = [r for r in runs if r["rule"] == rule]
@@ -120,9 +145,17 @@ def main(argv: list[str] | None = None) -> Path:
             "time_saved_mean": statistics.fmean(1 - r["seconds"] / reference[r["seed"]] for r in mine),
         }
     results = {
-        "settings": {"quick": args.quick, "seeds": seeds, "max_epochs": max_epochs, "patience": args.patience},
+        "settings": {
+            "quick": args.quick,
+            "seeds": seeds,
+            "first_seed": first,
+            "max_epochs": max_epochs,
+            "patience": args.patience,
+            "precision": precision,
+        },
         "runs": runs,
         "summary": summary,
+        "environment": environment(precision=precision, first_seed=first),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
     _figure(runs, out / "early_stopping.png")
@@ -145,7 +178,7 @@ def _figure(runs: list[dict], path: Path) -> None:
     fig, (ax_acc, ax_decay) = plt.subplots(1, 2, figsize=(11, 4))
     colours = {"none": "grey", "val_loss": "tab:blue", "topology": "tab:red"}
     for r in runs:
-        label = r["rule"] if r["seed"] == 0 else None
+        label = r["rule"] if r["seed"] == runs[0]["seed"] else None
         epochs = range(1, len(r["val_acc"]) + 1)
         ax_acc.plot(epochs, r["val_acc"], color=colours[r["rule"]], label=label, alpha=0.8)
         ax_decay.plot(range(1, len(r["decay_rate"]) + 1), r["decay_rate"], color=colours[r["rule"]], label=label)

@@ -9,16 +9,20 @@ resolution, the amount of training data or the random seed changes.
   which ``analyse``'s ``layers="auto"`` watches (so the curve has 11 points, ``net.0`` ... ``net.10``).
   The third conv block is there so the curve has three conv stages; the global pooling makes the same
   net accept 8x8, 16x16 and 32x32 inputs.
-* Data: scikit-learn's digits (:class:`~lightning_topo.datasets.DigitsDataModule`, split seed 0, 25 % of each
-  class held out for validation). Bigger resolutions are the 8x8 images interpolated bilinearly.
+* Data: scikit-learn's digits (:class:`~lightning_topo.datasets.DigitsDataModule`, split seed ``--first-seed``
+  (default 0), 25 % of each class held out for validation). Bigger resolutions are the 8x8 images
+  interpolated bilinearly.
 * Training: Lightning ``Trainer`` on the CPU, Adam (lr 2e-3), batch 16, a fixed number of epochs (10 quick,
-  30 full), one torch thread. The run seed (``seed_everything``) sets the initial weights and the shuffling;
-  the data split is the same for every run. (At 32x32 this small net learns slowly: with lr 5e-3 / batch 32
+  30 full), one torch thread, float32. The run seed (``seed_everything``) sets the initial weights and the
+  shuffling; the data split is the same for every run. (At 32x32 this small net learns slowly: with lr 5e-3 / batch 32
   it sat at chance for several epochs; lr 2e-3 / batch 16 gets all resolutions well above chance.)
 * Groups (the base run, 8x8 / 100 % / seed 0, belongs to all three):
   (a) resolution: sizes 8, 16, 32 (seed 0, 100 % of the training split);
   (b) subsample: 25 %, 50 %, 100 % of the training split (``train_fraction``; 8x8, seed 0);
   (c) seed: seeds 0-2 (quick) or 0-4 (full) (8x8, 100 %).
+  With ``--first-seed F`` every seed above is shifted by F (base run seed F, seed group F, F+1, ...) and the
+  data split seed is F: another split and initialisation, to check that the findings do not hang on them.
+  ``--threads`` and ``--precision 64`` perturb the rounding (the Trainer's ``"64-true"``).
 * Topology: ``analyse(model, datamodule, progress=False)``: cubical view, threshold "mean", the default
   stratified sample of the validation split (20 digits per class, sample seed 0, the same digits in every
   run), once before training (the untrained, random-init net) and once after.
@@ -37,6 +41,7 @@ Run:
 
     python examples/invariances.py            # full: 30 epochs, 5 seeds (10 trainings)
     python examples/invariances.py --quick    # 10 epochs, 3 seeds (8 trainings)
+    python examples/invariances.py --quick --threads 2 --precision 64 --first-seed 1   # perturbed
 
 Measured on the shared 2-core CPU (load average about 7 from other jobs): quick mode 71 s in the script,
 about 85 s wall time with start-up; full mode 195 s (3.4 min wall time).
@@ -48,7 +53,8 @@ first layers' Omega is low and the peak moves from the first conv block to the s
 discrimination is limited: a trained curve and its own random-init curve correlate at r 0.86 on average.
 
 Writes under ``--out`` (default ``outputs/invariances``): ``results.json`` (settings, one record per run with
-its validation accuracy and Omega curves with layer names, per-group correlation statistics, references) and
+its validation accuracy and Omega curves with layer names, per-group correlation statistics, references, and
+``environment``: versions, CPU, torch threads, date, precision, first seed) and
 ``omega_curves.png`` (one panel per group: normalised Omega vs depth, one line per run; a fourth panel with
 the references), and prints a summary table.
 """
@@ -67,7 +73,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _provenance import add_perturbation_args, apply_perturbation, environment
 from lightning.pytorch import Trainer, seed_everything
+from torch import Tensor, nn
 
 from lightning_topo import analyse
 from lightning_topo.datasets import DigitsDataModule
@@ -77,6 +85,15 @@ GROUPS = ("resolution", "subsample", "seed")
 VARIES = {"resolution": "size", "subsample": "train_fraction", "seed": "seed"}
 
 
+def in_model_dtype(module: nn.Module, inputs: Tensor) -> Tensor:
+    """Run ``module`` on ``inputs`` cast to its parameters' dtype.
+
+    With ``--precision 64`` Lightning trains a float64 model while ``analyse``'s sample stays float32; for a
+    float32 model the cast is a no-op.
+    """
+    return module(inputs.to(next(module.parameters()).dtype))
+
+
 def run_key(size: int, fraction: float, seed: int, activation: str) -> str:
     return f"{activation}_size{size}_frac{fraction:g}_seed{seed}"
 
@@ -84,12 +101,16 @@ def run_key(size: int, fraction: float, seed: int, activation: str) -> str:
 def train_and_analyse(
     size: int, fraction: float, seed: int, activation: str, args: argparse.Namespace
 ) -> dict[str, Any]:
-    """Train one net with Lightning; Omega curves of its untrained and trained states on the validation split."""
+    """Train one net with Lightning; Omega curves of its untrained and trained states on the validation split.
+
+    ``seed`` sets the initial weights and the shuffling; the data split seed is ``args.first_seed`` (the same
+    for every run of one invocation).
+    """
     seed_everything(seed, verbose=False)
     model = Classifier(digits_cnn(tuple(args.channels), activation=activation), lr=args.lr)
-    datamodule = DigitsDataModule(batch_size=args.batch_size, size=size, train_fraction=fraction, seed=0)
+    datamodule = DigitsDataModule(batch_size=args.batch_size, size=size, train_fraction=fraction, seed=args.first_seed)
     start = time.perf_counter()
-    untrained = analyse(model, datamodule, progress=False)
+    untrained = analyse(model, datamodule, progress=False, forward_fn=in_model_dtype)
     analyse_seconds = time.perf_counter() - start
     seed_everything(seed, verbose=False)  # the shuffling does not depend on whether the init was analysed
     trainer = Trainer(
@@ -101,12 +122,13 @@ def train_and_analyse(
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        precision=args.trainer_precision,
     )
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    report = analyse(model, datamodule, progress=False)
+    report = analyse(model, datamodule, progress=False, forward_fn=in_model_dtype)
     analyse_seconds += time.perf_counter() - start
     if report.layers != untrained.layers:
         raise RuntimeError(f"layers changed during training: {untrained.layers} -> {report.layers}")
@@ -148,7 +170,7 @@ def layer_shapes(model: torch.nn.Module, layers: list[str], size: int) -> list[l
     ]
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 1, size, size))
+            model(torch.zeros(1, 1, size, size, dtype=next(model.parameters()).dtype))
     finally:
         for hook in hooks:
             hook.remove()
@@ -259,27 +281,28 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--no-tanh", action="store_true", help="skip the tanh reference net")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
     parser.add_argument("--out", default="outputs/invariances")
+    add_perturbation_args(parser, threads=1)  # 1 thread is fastest on a busy 2-core box
     args = parser.parse_args(argv)
+    args.trainer_precision = apply_perturbation(args)
     args.epochs = args.epochs or (10 if args.quick else 30)
     args.seeds = args.seeds or (3 if args.quick else 5)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("results.json", "omega_curves.png"):
         (out / stale).unlink(missing_ok=True)
-    torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
 
     started = time.perf_counter()
-    base_size, base_fraction, base_seed = 8, 1.0, 0
+    seeds = [args.first_seed + s for s in range(args.seeds)]
+    base_size, base_fraction, base_seed = 8, 1.0, seeds[0]
     members = {
         "resolution": [(s, base_fraction, base_seed) for s in args.sizes],
         "subsample": [(base_size, f, base_seed) for f in args.fractions],
-        "seed": [(base_size, base_fraction, s) for s in range(args.seeds)],
+        "seed": [(base_size, base_fraction, s) for s in seeds],
     }
     wanted = [(s, f, seed, "relu") for group in GROUPS for (s, f, seed) in members[group]]
     if not args.no_tanh:
@@ -350,10 +373,12 @@ def main(argv: list[str] | None = None) -> Path:
             "channels": args.channels,
             "epochs": args.epochs,
             "optimiser": f"Adam lr {args.lr}, batch {args.batch_size}",
-            "data": "scikit-learn digits, DigitsDataModule(split seed 0, val_fraction 0.25)",
+            "data": f"scikit-learn digits, DigitsDataModule(split seed {args.first_seed}, val_fraction 0.25)",
             "sizes": args.sizes,
             "train_fractions": args.fractions,
-            "seeds": list(range(args.seeds)),
+            "seeds": seeds,
+            "first_seed": args.first_seed,
+            "precision": args.trainer_precision,
             "base_run": base_key,
             "analyse": "analyse(model, datamodule, progress=False) on the validation split",
             "complex": "cubical",
@@ -375,6 +400,7 @@ def main(argv: list[str] | None = None) -> Path:
         "groups": groups,
         "references": references,
         "runtime_seconds": round(elapsed, 1),
+        "environment": environment(precision=args.trainer_precision, first_seed=args.first_seed),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
     plot(results, out / "omega_curves.png")

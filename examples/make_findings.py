@@ -4,7 +4,9 @@
     python examples/make_findings.py --check   # exit 1 if README.md differs from what the JSON says (tests)
 
 Every number in the section comes from a ``results.json`` written by an example's full mode; nothing is
-typed by hand. The section lives between ``<!-- findings:start -->`` and ``<!-- findings:end -->``.
+typed by hand. Under each finding a line ``Numbers from: ...`` says where they came from (the ``environment``
+the example recorded: versions, CPU, torch threads, date; "environment not recorded" for older outputs). The
+section lives between ``<!-- findings:start -->`` and ``<!-- findings:end -->``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from _provenance import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 FINDINGS = ROOT / "docs" / "findings"
@@ -27,6 +31,11 @@ def _load(name: str) -> dict[str, Any] | None:
 
 def _missing(name: str, command: str) -> str:
     return f"*Not run yet: `{command}` writes `docs/findings/{name}/`.*\n"
+
+
+def _numbers_from(data: dict[str, Any]) -> str:
+    """The ``Numbers from: ...`` line of a finding (its ``results.json``'s ``environment``, if recorded)."""
+    return f"Numbers from: {describe(data.get('environment'))}"
 
 
 def relu_vs_tanh() -> str:
@@ -74,16 +83,32 @@ def relu_vs_tanh() -> str:
         f"{paired['mean_difference']:+.2f} layers; Wilcoxon signed-rank p = {paired['wilcoxon_p_two_sided']:.3g} "
         f'(two-sided), sign test p = {paired["sign_test_p_two_sided"]:.3g}. With the "settled" measure: '
         f"{settled['relu_fewer_layers']} vs {settled['tanh_fewer_layers']} ({settled['ties']} ties), Wilcoxon p = "
-        f"{settled['wilcoxon_p_two_sided']:.3g}. **Naitzat's direction reproduces**: "
-        f"{s['relu_fewer_layers_than_tanh']}. Caveat: most tanh nets never connect class a within 9 layers, so the "
-        "tanh mean is dominated by the censored value.",
+        f"{settled['wilcoxon_p_two_sided']:.3g}. **Does Naitzat's direction reproduce?** "
+        f"{s['relu_fewer_layers_than_tanh']}.{_censoring_caveat(act)} Training speed: tanh needed "
+        f"{act['tanh']['steps']['median'] / act['relu']['steps']['median']:.1f}x the median steps of ReLU to reach "
+        f"{100 * c['target_train_acc']:.1f} % (the recipe: {c.get('training', 'see the config')}).",
         "",
         "![b0 of class a and b1 of class b against depth, ReLU vs tanh](docs/findings/relu_vs_tanh/betti_vs_depth.png)",
         "",
         f"Command: `{command}` ({data['runtime_seconds'] / 60:.1f} min here).",
         "",
+        _numbers_from(data),
+        "",
     ]
     return "\n".join(lines)
+
+
+def _censoring_caveat(act: dict[str, Any]) -> str:
+    """A caveat when most nets of an activation never reach b0(a) = 1 (their mean is then the censored value)."""
+    notes = []
+    for name in ("relu", "tanh"):
+        first = act[name]["first_layer_b0a_1"]
+        if first["n_never"] * 2 > len(first["values"]):
+            notes.append(
+                f" Caveat: {first['n_never']} of {len(first['values'])} {name} nets never connect class a within "
+                f"the net, so the {name} mean is dominated by the censored value."
+            )
+    return "".join(notes)
 
 
 def invariances() -> str:
@@ -126,6 +151,8 @@ def invariances() -> str:
         "![normalised Omega against depth per group](docs/findings/invariances/omega_curves.png)",
         "",
         f"Command: `{command}` ({data['runtime_seconds'] / 60:.1f} min here).",
+        "",
+        _numbers_from(data),
         "",
     ]
     return "\n".join(lines)
@@ -176,6 +203,8 @@ def rank_models() -> str:
         "",
         f"Command: `{command}` ({data['runtime_s'] / 60:.1f} min here).",
         "",
+        _numbers_from(data),
+        "",
     ]
     return "\n".join(lines)
 
@@ -215,6 +244,8 @@ def early_stopping() -> str:
         "![validation accuracy and decay rate per epoch](docs/findings/early_stopping/early_stopping.png)",
         "",
         f"Command: `{command}`.",
+        "",
+        _numbers_from(data),
         "",
     ]
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
     python examples/rank_models.py            # full: 8 models x 5 seeds (about 45 s on 2 CPU cores)
     python examples/rank_models.py --quick    # 8 models x 1 seed, shorter training (about 10 s)
+    python examples/rank_models.py --quick --threads 2 --precision 64 --first-seed 1   # perturbed
 
 The protocol, scaled down to scikit-learn's digits (no download):
 
@@ -16,12 +17,17 @@ The protocol, scaled down to scikit-learn's digits (no download):
    models differ); measure the validation accuracy on 5-9.
 4. **Rank**: ``rank_models`` with the accuracies as scores gives Kendall tau, Spearman rho (p-values) and
    scipy's weighted tau, for theta and for the decay rate. In full mode each number is the mean over 5 seeds
-   (pre-training, fine-tuning and the sample all re-seeded).
+   (pre-training, fine-tuning, the data splits and the sample all re-seeded).
+
+Seeds are ``--first-seed`` + 0, 1, ...; ``--threads`` (default 1), ``--precision 64`` (the Trainer's
+``"64-true"``) and ``--first-seed`` perturb the rounding and the data, to check that the findings do not hang
+on them.
 
 Writes ``results.json`` (per model and seed: theta, decay rate, layers, accuracy; the correlations) and
-``theta_vs_accuracy.png`` under ``--out`` (default ``outputs/rank_models``). theta depends on how many layers
-are watched (8 here span 4 to 11 layers): the paper compared models on their own natural layer counts too,
-which is why the depth-normalised ``decay_rate`` is reported beside it.
+``theta_vs_accuracy.png`` under ``--out`` (default ``outputs/rank_models``); ``results.json`` records where its
+numbers came from (``environment``: versions, CPU, torch threads, date, precision, first seed). theta depends
+on how many layers are watched (8 here span 4 to 11 layers): the paper compared models on their own natural
+layer counts too, which is why the depth-normalised ``decay_rate`` is reported beside it.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
+from _provenance import add_perturbation_args, apply_perturbation, environment
 from lightning.pytorch import Trainer, seed_everything
 from torch import Tensor, nn
 
@@ -91,7 +97,16 @@ ZOO = {
 }
 
 
-def _trainer(epochs: int) -> Trainer:
+def in_model_dtype(module: nn.Module, inputs: Tensor) -> Tensor:
+    """Run ``module`` on ``inputs`` cast to its parameters' dtype.
+
+    With ``--precision 64`` Lightning trains a float64 model while ``analyse``'s sample stays float32; for a
+    float32 model the cast is a no-op.
+    """
+    return module(inputs.to(next(module.parameters()).dtype))
+
+
+def _trainer(epochs: int, precision: str) -> Trainer:
     return Trainer(
         max_epochs=epochs,
         accelerator="auto",
@@ -101,24 +116,27 @@ def _trainer(epochs: int) -> Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        precision=precision,
     )
 
 
-def one_seed(seed: int, pretrain_epochs: int, finetune_epochs: int, finetune_fraction: float) -> dict[str, dict]:
-    """Pre-train, score, fine-tune and evaluate every model of the zoo with one seed."""
+def one_seed(
+    seed: int, pretrain_epochs: int, finetune_epochs: int, finetune_fraction: float, precision: str = "32-true"
+) -> dict[str, dict]:
+    """Pre-train, score, fine-tune and evaluate every model of the zoo with one seed (weights, data splits, sample)."""
     source = DigitsDataModule(batch_size=32, classes=SOURCE, seed=seed)
     target = DigitsDataModule(batch_size=32, classes=TARGET, seed=seed, train_fraction=finetune_fraction)
     runs: dict[str, dict] = {}
     for name, build in ZOO.items():
         seed_everything(seed, verbose=False)
         model = Classifier(build(), lr=1e-2)
-        _trainer(pretrain_epochs).fit(model, datamodule=source)
-        report = analyse(model.net, target, seed=seed, progress=False, name=name)
+        _trainer(pretrain_epochs, precision).fit(model, datamodule=source)
+        report = analyse(model.net, target, seed=seed, progress=False, name=name, forward_fn=in_model_dtype)
         # Transfer as usual: a fresh classification head, then every layer fine-tuned at a lower rate.
         head = [m for m in model.net.modules() if isinstance(m, nn.Linear)][-1]
         head.reset_parameters()
         model.lr = 1e-2
-        trainer = _trainer(finetune_epochs)
+        trainer = _trainer(finetune_epochs, precision)
         trainer.fit(model, datamodule=target)
         accuracy = float(trainer.validate(model, datamodule=target, verbose=False)[0]["val_acc"])
         runs[name] = {"report": report, "accuracy": accuracy}
@@ -138,7 +156,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--finetune-epochs", type=int, default=None, help="default 4 (quick 2)")
     parser.add_argument("--finetune-fraction", type=float, default=0.2, help="share of the target training set")
     parser.add_argument("--out", default="outputs/rank_models")
+    add_perturbation_args(parser, threads=1)  # tiny models: one thread avoids oversubscription overheads
     args = parser.parse_args(argv)
+    precision = apply_perturbation(args)
     seeds = args.seeds or (1 if args.quick else 5)
     pre = args.pretrain_epochs or (3 if args.quick else 8)
     fine = args.finetune_epochs or (2 if args.quick else 4)
@@ -147,10 +167,9 @@ def main(argv: list[str] | None = None) -> Path:
     out.mkdir(parents=True)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-    torch.set_num_threads(1)  # tiny models: one thread avoids oversubscription overheads
 
     start = time.perf_counter()
-    per_seed = [one_seed(s, pre, fine, args.finetune_fraction) for s in range(seeds)]
+    per_seed = [one_seed(args.first_seed + s, pre, fine, args.finetune_fraction, precision) for s in range(seeds)]
     names = list(ZOO)
     mean = {
         n: {
@@ -176,6 +195,8 @@ def main(argv: list[str] | None = None) -> Path:
         "settings": {
             "quick": args.quick,
             "seeds": seeds,
+            "first_seed": args.first_seed,
+            "precision": precision,
             "pretrain_epochs": pre,
             "finetune_epochs": fine,
             "finetune_fraction": args.finetune_fraction,
@@ -200,6 +221,7 @@ def main(argv: list[str] | None = None) -> Path:
         },
         "ranking_by_theta": by_theta.to_dict(),
         "ranking_by_decay_rate": by_decay.to_dict(),
+        "environment": environment(precision=precision, first_seed=args.first_seed),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
     _figure(mean, by_theta, by_decay, out / "theta_vs_accuracy.png")

@@ -1,4 +1,12 @@
-"""The README's demo command runs and prints what it promises."""
+"""The README's demo commands run and write what they promise.
+
+The examples that train assert properties their code guarantees (shapes, files, finiteness, what a stopping
+rule implies), never a value a training trajectory happened to take: trajectories differ in their last bits
+between CPUs, thread counts and precisions, and a second seed takes another path. The trajectory-dependent
+quantities were measured under ``--threads``, ``--precision 64`` and ``--first-seed`` perturbations (issue 11);
+where a test keeps a bound on one, it is far from every measured value. The quick runs use one torch thread:
+on a busy 2-core machine two threads made them 5-10x slower.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+PERTURBED = ["--precision", "64", "--first-seed", "1"]
+"""Another rounding (a float64 model) and another seed (data split and init): the same guarantees must hold."""
+
+
+def _check_environment(env: dict, precision: str = "32-true", first_seed: int = 0) -> None:
+    """``results.json`` / ``environment.json`` records where the numbers came from (examples/_provenance.py)."""
+    assert {"torch", "numpy", "scipy", "lightning"} <= set(env["versions"]) and env["versions"]["torch"]
+    assert env["cpu_model"] and env["cpu_count"] >= 1 and env["date_utc"].endswith("Z")
+    assert env["torch_threads"] == 1
+    assert env["precision"] == precision and env["first_seed"] == first_seed
+
+
+def _perturbation(args: list[str]) -> dict:
+    return {"precision": "64-true" if "64" in args else "32-true", "first_seed": 1 if "--first-seed" in args else 0}
 
 
 def test_engine_demo_prints_betti_numbers_per_layer() -> None:
@@ -30,19 +55,24 @@ def test_engine_demo_prints_betti_numbers_per_layer() -> None:
     assert re.search(r"normalised decay .* = [+-]\d", out)
 
 
-def test_quickstart_quick_mode_writes_csv_history_and_figures(tmp_path: Path) -> None:
-    import json
-
-    out = tmp_path / "qs"
-    printed = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--quick", "--out", str(out)],
+def _run(script: str, *args: str) -> str:
+    """Run ``examples/<script>`` with ``args``; its stdout."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
         check=True,
     ).stdout
+
+
+@pytest.mark.parametrize("extra", [[], PERTURBED], ids=["default", "perturbed"])
+def test_quickstart_quick_mode_writes_csv_history_and_figures(tmp_path: Path, extra: list[str]) -> None:
+    out = tmp_path / "qs"
+    printed = _run("quickstart.py", "--quick", "--threads", "1", "--out", str(out), *extra)
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert all(math.isfinite(h["decay_rate"]) for h in history)
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "topology/decay_rate" in header and "topology/net.0/omega" in header
     assert sorted(p.name for p in (out / "topology").iterdir()) == [
@@ -53,6 +83,7 @@ def test_quickstart_quick_mode_writes_csv_history_and_figures(tmp_path: Path) ->
         "omega_heatmap.png",
     ]
     assert "decay_rate: epoch 0" in printed
+    _check_environment(json.loads((out / "environment.json").read_text()), **_perturbation(extra))
 
 
 def _png_has_content(path: Path) -> None:
@@ -62,17 +93,10 @@ def _png_has_content(path: Path) -> None:
     assert (pixels != pixels[0]).any(axis=1).mean() > 0.02, f"{path} looks blank"
 
 
-def test_rank_models_quick_mode_ranks_every_model(tmp_path: Path) -> None:
-    import json
-
+@pytest.mark.parametrize("extra", [[], PERTURBED], ids=["default", "perturbed"])
+def test_rank_models_quick_mode_ranks_every_model(tmp_path: Path, extra: list[str]) -> None:
     out = tmp_path / "rank"
-    printed = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "rank_models.py"), "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    ).stdout
+    printed = _run("rank_models.py", "--quick", "--out", str(out), *extra)
     results = json.loads((out / "results.json").read_text())
     models = results["models"]
     assert len(models) >= 6
@@ -87,27 +111,42 @@ def test_rank_models_quick_mode_ranks_every_model(tmp_path: Path) -> None:
     assert set(corr) >= {"kendall_tau", "kendall_p", "spearman_rho", "spearman_p", "weighted_tau"}
     assert "Kendall tau" in printed
     _png_has_content(out / "theta_vs_accuracy.png")
+    _check_environment(results["environment"], **_perturbation(extra))
+    assert results["settings"]["precision"] == _perturbation(extra)["precision"]
 
 
-def test_early_stopping_quick_mode_stops_before_max_epochs(tmp_path: Path) -> None:
-    import json
-
+@pytest.mark.parametrize("extra", [[], [*PERTURBED, "--max-epochs", "8"]], ids=["default", "perturbed"])
+def test_early_stopping_quick_mode_every_rule_keeps_its_guarantees(tmp_path: Path, extra: list[str]) -> None:
+    # Whether and when a rule stops depends on the trajectory: in quick mode the topology rule stopped after
+    # 4 / 15 epochs (seed 0, with 1 or 2 threads, float32 or float64), 5 (seed 1) and 12 (seed 2), and the
+    # val_loss rule fired at the last epoch (seeds 0 and 2) or after 11 (seed 1). So this test checks what the
+    # rules guarantee; tests/test_early_stopping.py checks that a real run stops (with an unbeatable min_delta).
     out = tmp_path / "es"
-    subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "early_stopping.py"), "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    )
+    _run("early_stopping.py", "--quick", "--threads", "1", "--out", str(out), *extra)
     results = json.loads((out / "results.json").read_text())
     max_epochs = results["settings"]["max_epochs"]
+    assert max_epochs == (8 if extra else 15)
     runs = {r["rule"]: r for r in results["runs"]}
-    assert runs["none"]["epochs_run"] == max_epochs and not runs["none"]["stopped_early"]
-    topo = runs["topology"]
-    assert topo["stopped_early"] and topo["epochs_run"] < max_epochs, topo["reason"]
-    assert len(topo["decay_rate"]) == topo["epochs_run"]
+    assert set(runs) == {"none", "val_loss", "topology"}
+    none = runs["none"]
+    assert none["epochs_run"] == max_epochs and not none["stopped_early"] and none["stopped_epoch"] is None
+    for rule in ("val_loss", "topology"):
+        r = runs[rule]
+        assert 1 <= r["epochs_run"] <= max_epochs, r
+        assert r["stopped_early"] == (r["epochs_run"] < max_epochs), r
+        if r["stopped_epoch"] is not None:  # the rule fired: training ended after that epoch, with a reason
+            assert r["epochs_run"] == r["stopped_epoch"] + 1, r
+            assert isinstance(r["reason"], str) and r["reason"], r
+        else:
+            assert r["epochs_run"] == max_epochs, r
+    for r in runs.values():
+        assert r["seed"] == _perturbation(extra)["first_seed"]
+        # One validation accuracy and one finite decay rate per epoch run.
+        assert len(r["val_acc"]) == len(r["decay_rate"]) == r["epochs_run"], r["rule"]
+        assert all(math.isfinite(v) for v in r["decay_rate"]), r["rule"]
+        assert all(0.0 <= a <= 1.0 for a in r["val_acc"]) and r["final_val_acc"] == r["val_acc"][-1]
     _png_has_content(out / "early_stopping.png")
+    _check_environment(results["environment"], **_perturbation(extra))
 
 
 def test_readme_findings_match_the_committed_json() -> None:

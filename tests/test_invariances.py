@@ -1,5 +1,12 @@
 """examples/invariances.py in quick mode: three groups of trained digits CNNs, finite Omega curves over the same
-layers, pairwise correlations that match the written curves, accuracies well above chance, a figure with content."""
+layers, pairwise correlations that match the written curves, accuracies well above chance, a figure with content.
+
+Only one number here depends on the training trajectory: every run's validation accuracy, bounded below by 0.5
+(10 classes, chance 0.1). Measured in quick mode (issue 11) under 1 and 2 torch threads, float32 and float64
+and a second seed (another data split and init), the lowest accuracy of any run was 0.80 (32x32, seed 1);
+rounding moved accuracies by at most 0.013. The correlations and verdicts are not asserted (they move with the
+trajectory); only their form is.
+"""
 
 from __future__ import annotations
 
@@ -81,6 +88,11 @@ def test_invariances_quick_mode(tmp_path: Path) -> None:
             assert math.isfinite(refs[ref][key]) and -1.0 <= refs[ref][key] <= 1.0, (ref, refs[ref])
     assert runs[refs["tanh_run"]]["activation"] == "tanh"
 
+    # Where the numbers came from.
+    env = results["environment"]
+    assert env["versions"]["torch"] and env["cpu_model"] and env["torch_threads"] == settings["torch_threads"] == 1
+    assert env["precision"] == settings["precision"] == "32-true" and env["first_seed"] == settings["first_seed"] == 0
+
     # The figure: not blank, and each of its four panels (3 groups + references, side by side) has content.
     import matplotlib.image
 
@@ -93,3 +105,35 @@ def test_invariances_quick_mode(tmp_path: Path) -> None:
         coloured = (strip.max(axis=2) - strip.min(axis=2)) > 0.3  # saturated pixels: the plotted lines
         assert coloured.mean() > 0.002, f"panel {i} looks empty"
     assert "runtime" in printed and str(out / "results.json") in printed
+
+
+def test_invariances_perturbed_smoke(tmp_path: Path) -> None:
+    """``--precision 64 --first-seed 1`` (a float64 model, another split and init) on a tiny grid: the flags
+    reach every run and the curves stay finite (one epoch: no accuracy bound)."""
+    out = tmp_path / "inv"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "invariances.py"),
+            *("--epochs", "1", "--seeds", "2", "--sizes", "8", "16", "--fractions", "0.5", "1", "--no-tanh"),
+            *("--precision", "64", "--first-seed", "1", "--out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=True,
+    )
+    results = json.loads((out / "results.json").read_text())
+    settings, runs, groups = results["settings"], results["runs"], results["groups"]
+    assert settings["seeds"] == [1, 2] and settings["first_seed"] == 1 and "split seed 1" in settings["data"]
+    assert settings["precision"] == results["environment"]["precision"] == "64-true"
+    assert results["environment"]["first_seed"] == 1
+    assert sorted(runs[k]["seed"] for k in groups["seed"]["runs"]) == [1, 2]
+    assert results["references"]["base_run"] == "relu_size8_frac1_seed1"
+    for key, r in runs.items():
+        assert 0.0 <= r["val_acc"] <= 1.0, key
+        for curve in ("omega", "omega_untrained"):
+            assert all(math.isfinite(v) and v >= 0 for v in r[curve]), (key, curve)
+        assert r["layer_shapes"][0][0] == settings["channels"][0]
+    for g in groups.values():
+        _check_stats(g["trained"], len(g["runs"]))
