@@ -38,22 +38,12 @@ import torch
 from _provenance import add_perturbation_args, apply_perturbation, environment
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.callbacks import EarlyStopping
-from torch import Tensor, nn
 
 from lightning_topo import TopologyCallback, TopologyEarlyStopping
 from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
 
 RULES = ("none", "val_loss", "topology")
-
-
-def in_model_dtype(module: nn.Module, inputs: Tensor) -> Tensor:
-    """Run ``module`` on ``inputs`` cast to its parameters' dtype.
-
-    With ``precision="64-true"`` Lightning makes the model float64 and casts the training batches, but the
-    callback's fixed validation sample stays float32; for float32 models the cast is a no-op.
-    """
-    return module(inputs.to(next(module.parameters()).dtype))
 
 
 class _Trace(Callback):
@@ -70,7 +60,7 @@ class _Trace(Callback):
 def run(rule: str, seed: int, max_epochs: int, patience: int, precision: str = "32-true") -> dict:
     """One training run with the given stopping rule; ``seed`` sets the init, shuffling and data split."""
     seed_everything(seed, verbose=False)
-    topo = TopologyCallback(charts=False, forward_fn=in_model_dtype)
+    topo = TopologyCallback(charts=False)
     trace = _Trace()
     callbacks: list[Callback] = [topo, trace]
     stopper: EarlyStopping | None = None

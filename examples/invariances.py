@@ -75,7 +75,6 @@ from typing import Any
 import torch
 from _provenance import add_perturbation_args, apply_perturbation, environment
 from lightning.pytorch import Trainer, seed_everything
-from torch import Tensor, nn
 
 from lightning_topo import analyse
 from lightning_topo.datasets import DigitsDataModule
@@ -83,15 +82,6 @@ from lightning_topo.models import Classifier, digits_cnn
 
 GROUPS = ("resolution", "subsample", "seed")
 VARIES = {"resolution": "size", "subsample": "train_fraction", "seed": "seed"}
-
-
-def in_model_dtype(module: nn.Module, inputs: Tensor) -> Tensor:
-    """Run ``module`` on ``inputs`` cast to its parameters' dtype.
-
-    With ``--precision 64`` Lightning trains a float64 model while ``analyse``'s sample stays float32; for a
-    float32 model the cast is a no-op.
-    """
-    return module(inputs.to(next(module.parameters()).dtype))
 
 
 def run_key(size: int, fraction: float, seed: int, activation: str) -> str:
@@ -110,7 +100,7 @@ def train_and_analyse(
     model = Classifier(digits_cnn(tuple(args.channels), activation=activation), lr=args.lr)
     datamodule = DigitsDataModule(batch_size=args.batch_size, size=size, train_fraction=fraction, seed=args.first_seed)
     start = time.perf_counter()
-    untrained = analyse(model, datamodule, progress=False, forward_fn=in_model_dtype)
+    untrained = analyse(model, datamodule, progress=False)
     analyse_seconds = time.perf_counter() - start
     seed_everything(seed, verbose=False)  # the shuffling does not depend on whether the init was analysed
     trainer = Trainer(
@@ -128,7 +118,7 @@ def train_and_analyse(
     trainer.fit(model, datamodule=datamodule)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    report = analyse(model, datamodule, progress=False, forward_fn=in_model_dtype)
+    report = analyse(model, datamodule, progress=False)
     analyse_seconds += time.perf_counter() - start
     if report.layers != untrained.layers:
         raise RuntimeError(f"layers changed during training: {untrained.layers} -> {report.layers}")

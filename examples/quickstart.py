@@ -26,16 +26,10 @@ import torch
 from _provenance import add_perturbation_args, apply_perturbation, environment
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger
-from torch import Tensor, nn
 
 from lightning_topo import TopologyCallback
 from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
-
-
-def in_model_dtype(module: nn.Module, inputs: Tensor) -> Tensor:
-    """Run ``module`` on the callback's (float32) sample cast to the parameters' dtype (for ``--precision 64``)."""
-    return module(inputs.to(next(module.parameters()).dtype))
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -60,7 +54,7 @@ def main(argv: list[str] | None = None) -> Path:
 
         loggers.append(WandbLogger(save_dir=str(out), offline=True, project="lightning-topo-quickstart"))
     # A float64 model (--precision 64) needs the callback's float32 sample cast; the default needs nothing.
-    topo = TopologyCallback(forward_fn=in_model_dtype if precision == "64-true" else None)
+    topo = TopologyCallback()
     trainer = Trainer(
         max_epochs=epochs,
         callbacks=[topo],

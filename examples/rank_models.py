@@ -97,15 +97,6 @@ ZOO = {
 }
 
 
-def in_model_dtype(module: nn.Module, inputs: Tensor) -> Tensor:
-    """Run ``module`` on ``inputs`` cast to its parameters' dtype.
-
-    With ``--precision 64`` Lightning trains a float64 model while ``analyse``'s sample stays float32; for a
-    float32 model the cast is a no-op.
-    """
-    return module(inputs.to(next(module.parameters()).dtype))
-
-
 def _trainer(epochs: int, precision: str) -> Trainer:
     return Trainer(
         max_epochs=epochs,
@@ -131,7 +122,7 @@ def one_seed(
         seed_everything(seed, verbose=False)
         model = Classifier(build(), lr=1e-2)
         _trainer(pretrain_epochs, precision).fit(model, datamodule=source)
-        report = analyse(model.net, target, seed=seed, progress=False, name=name, forward_fn=in_model_dtype)
+        report = analyse(model.net, target, seed=seed, progress=False, name=name)
         # Transfer as usual: a fresh classification head, then every layer fine-tuned at a lower rate.
         head = [m for m in model.net.modules() if isinstance(m, nn.Linear)][-1]
         head.reset_parameters()

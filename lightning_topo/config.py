@@ -25,11 +25,13 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from lightning_topo.functional.thresholds import THRESHOLD_RULES, check_threshold_rule
+
 __all__ = ["COMPLEXES", "METRICS", "THRESHOLDS", "ConfigError", "TopologyConfig", "describe_callable"]
 
 COMPLEXES: tuple[str, ...] = ("cubical", "rips")
 """Valid ``complex`` values."""
-THRESHOLDS: tuple[str, ...] = ("mean", "median")
+THRESHOLDS: tuple[str, ...] = THRESHOLD_RULES
 """Named threshold rules."""
 METRICS: tuple[str, ...] = ("knn_hops", "euclidean")
 """Valid ``metric`` values."""
@@ -136,14 +138,10 @@ class TopologyConfig:
             )
         if self.complex not in COMPLEXES:
             raise ConfigError(f"`complex` must be one of {COMPLEXES}, got {self.complex!r}.")
-        t = self.threshold
-        if isinstance(t, str):
-            if t not in THRESHOLDS:
-                raise ConfigError(f"`threshold` must be one of {THRESHOLDS}, a number or a callable, got {t!r}.")
-        elif isinstance(t, bool) or not (isinstance(t, (int, float)) or callable(t)):
-            raise ConfigError(f"`threshold` must be one of {THRESHOLDS}, a number or a callable, got {t!r}.")
-        elif isinstance(t, (int, float)) and math.isnan(t):
-            raise ConfigError("`threshold` is NaN; pass a real number, 'mean', 'median' or a callable.")
+        try:
+            check_threshold_rule(self.threshold)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
         s = self.scale
         if isinstance(s, bool) or not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
             raise ConfigError(f"`scale` must be a finite number > 0, got {s!r}.")
@@ -220,12 +218,6 @@ class TopologyConfig:
                 value = list(value)
             out[f.name] = value
         return out
-
-    def thresholds_for(self, volumes: Tensor) -> Tensor | float:
-        """The sublevel threshold of each volume of a batch ``(B, ...)`` under this config's rule."""
-        from lightning_topo.functional import sublevel_thresholds
-
-        return sublevel_thresholds(volumes, self.threshold)
 
 
 def config_fields() -> Mapping[str, dataclasses.Field]:

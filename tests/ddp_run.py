@@ -18,7 +18,7 @@ from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_topo import TopologyCallback
+from lightning_topo import TopologyCallback, TopologyReport, analyse
 from lightning_topo.datasets import load_digits_tensors
 from lightning_topo.models import Classifier, digits_cnn
 
@@ -39,6 +39,17 @@ def loaders(uneven: bool) -> tuple[DataLoader, DataLoader]:
 
 def topology_values(trainer: Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("topology/")}
+
+
+def report_values(report: TopologyReport) -> dict[str, float]:
+    """The report's numbers under the keys the callback logs them with."""
+    values = {"topology/theta": report.theta, "topology/decay_rate": report.decay_rate}
+    means = report.mean_betti()
+    for i, name in enumerate(report.layers):
+        for k in range(means.shape[1]):
+            values[f"topology/{name}/b{k}"] = float(means[i, k])
+        values[f"topology/{name}/omega"] = float(report.omega[i])
+    return values
 
 
 def main() -> None:
@@ -70,6 +81,9 @@ def main() -> None:
         trainer.validate(model, val, verbose=False)
         out[f"validate_{complex_}"] = topology_values(trainer)
         out[f"timings_{complex_}"] = topo.timings
+        # The same weights and sample in this one process (no sync even though a process group exists).
+        report = analyse(model, val.dataset, topo.config, progress=False)
+        out[f"analyse_{complex_}"] = report_values(report)
     if not args.uneven:
         seed_everything(0)
         model = Classifier(digits_cnn())

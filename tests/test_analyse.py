@@ -19,6 +19,7 @@ from lightning_topo import ConfigError, TopologyCallback, TopologyConfig, Topolo
 from lightning_topo.analysis.ranking import correlations
 from lightning_topo.capture import UnknownLayerError
 from lightning_topo.datasets import DigitsDataModule
+from lightning_topo.metrics import BettiNumbers, DecayRate, LayerwiseTopology, TopologicalComplexity
 from lightning_topo.models import Classifier, digits_cnn, mlp
 
 matplotlib.use("Agg")
@@ -74,6 +75,40 @@ def test_analyse_equals_callback_cubical(trained: dict) -> None:
         assert torch.allclose(report.per_input[:, mask].mean(dim=1), report.betti[:, j])
 
 
+def test_metric_classes_equal_callback_cubical(trained: dict) -> None:
+    """The torchmetrics classes, fed the sample layer by layer from the model's own activations (their own
+    cubical_betti at each volume's mean), give the numbers the callback logged."""
+    callback, model, metrics = trained["callback"], trained["model"], trained["metrics"]
+    sample, names = callback.sample, callback.layer_names
+    num_classes = len(sample.classes)
+    decay = DecayRate(num_layers=len(names), num_classes=num_classes, threshold="mean")
+    theta_metric = DecayRate(num_layers=len(names), num_classes=num_classes, kind="theta", threshold="mean")
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [
+        model.get_submodule(n).register_forward_hook(lambda m, a, out, n=n: outputs.__setitem__(n, out.detach()))
+        for n in names
+    ]
+    model.eval()
+    with torch.no_grad():
+        model(sample.inputs)
+    for h in hooks:
+        h.remove()
+    for i, name in enumerate(names):
+        betti = BettiNumbers(num_classes=num_classes, threshold="mean")
+        omega = TopologicalComplexity(num_classes=num_classes, threshold="mean")
+        volumes = outputs[name]
+        for m in (betti, omega):
+            m.update(volumes, sample.labels)
+        decay.update(volumes=volumes, labels=sample.labels, layer=i)
+        theta_metric.update(volumes=volumes, labels=sample.labels, layer=i)
+        means = betti.compute().nanmean(dim=0)
+        for k in range(3):
+            assert float(metrics[f"topology/{name}/b{k}"]) == pytest.approx(float(means[k]), abs=1e-6), (name, k)
+        assert float(metrics[f"topology/{name}/omega"]) == pytest.approx(float(omega.compute()), abs=1e-6)
+    assert float(metrics["topology/decay_rate"]) == pytest.approx(float(decay.compute()), abs=1e-6)
+    assert float(metrics["topology/theta"]) == pytest.approx(float(theta_metric.compute()), abs=1e-6)
+
+
 def test_analyse_equals_callback_rips(tmp_path: Path) -> None:
     seed_everything(1, workers=True)
     model = Classifier(mlp(in_features=64, hidden=24, depth=3), lr=0.01)
@@ -83,6 +118,22 @@ def test_analyse_equals_callback_rips(tmp_path: Path) -> None:
     report = analyse(model, dm, complex="rips", k=8, samples_per_class=15, progress=False)
     _assert_report_equals_logged(report, dict(trainer.callback_metrics), 2)
     assert report.per_input is None and report.betti.shape == (3, 10, 2)
+    # The metric the callback feeds, fed by hand with pooled embeddings, gives the same numbers.
+    sample, names = callback.sample, callback.layer_names
+    metric = LayerwiseTopology(names, sample.classes, callback.config)
+    model.eval()
+    with torch.no_grad():
+        h = sample.inputs.flatten(1)
+        outputs = {}
+        for name, module in model.net.named_children():
+            h = module(h)
+            outputs[f"net.{name}"] = h
+    for name in names:
+        metric.update(name, outputs[name], sample.labels)
+    result = metric.compute()
+    for i, layer in enumerate(result.layers):
+        assert torch.allclose(layer.betti, report.betti[i], equal_nan=True) and layer.omega == report.omega[i]
+    assert result.theta == pytest.approx(report.theta, abs=1e-12)
     # Streaming layer by layer (the default for Rips) and one pass over all layers agree exactly.
     one_pass = analyse(model, dm, complex="rips", k=8, samples_per_class=15, layer_by_layer=False, progress=False)
     assert torch.equal(one_pass.betti, report.betti)

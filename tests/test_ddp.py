@@ -66,6 +66,10 @@ def test_ddp_values_equal_single_process(even_runs: tuple[list[dict], list[dict]
     assert len(reference) > 10
     for rank in ddp:
         _assert_same(reference, rank[f"validate_{view}"])
+        # analyse in a DDP process (every rank holds the whole sample, no sync) equals the sharded callback.
+        logged = {k: v for k, v in rank[f"validate_{view}"].items() if k in rank[f"analyse_{view}"]}
+        assert len(logged) == len(rank[f"analyse_{view}"])
+        _assert_same(logged, rank[f"analyse_{view}"])
 
 
 def test_early_stopping_same_epoch_on_every_rank(even_runs: tuple[list[dict], list[dict]]) -> None:
@@ -83,6 +87,8 @@ def test_uneven_ranks_finish_and_match(tmp_path: Path) -> None:
     for view in ("cubical", "rips"):
         for rank in ddp:
             _assert_same(single[0][f"validate_{view}"], rank[f"validate_{view}"])
+            logged = {k: v for k, v in rank[f"validate_{view}"].items() if k in rank[f"analyse_{view}"]}
+            _assert_same(logged, rank[f"analyse_{view}"])
     assert all(v == v for v in single[0]["validate_cubical"].values())  # no NaN: every class counted
 
 

@@ -107,7 +107,7 @@ def _run(
     try:
         return evaluate_topology(
             model, sample.inputs, sample.labels, layer_names, config,
-            classes=sample.classes, layer_by_layer=layer_by_layer, on_batch=bar,
+            classes=sample.classes, layer_by_layer=layer_by_layer, sync=False, on_batch=bar,
         )  # fmt: skip
     finally:
         bar.close()

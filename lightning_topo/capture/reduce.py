@@ -22,7 +22,15 @@ from lightning_topo.capture.hooks import ActivationCapture, model_device, run_on
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import NonFiniteError, cubical_betti, sublevel_thresholds
 
-__all__ = ["LayerValues", "capture_layers", "pooled_embedding"]
+__all__ = ["ACCELERATOR_BUFFER_BYTES", "CPU_BUFFER_BYTES", "LayerValues", "capture_layers", "pooled_embedding"]
+
+ACCELERATOR_BUFFER_BYTES = 256 * 2**20
+"""On an accelerator, a layer's activations are gathered over forward batches up to this many bytes and reduced
+in one call: on a GPU the cost of a small batch is launches and host syncs, not voxels (measured on an H200: one
+evaluation of ResNet18 on 2000 inputs of 3x32x32 spent ~1.2 s in 88 reductions of 256 inputs). On the CPU each
+batch is reduced at once (its cost is per voxel, and memory stays bounded by one batch)."""
+CPU_BUFFER_BYTES = 0
+"""The same budget on the CPU: 0, reduce every batch at once."""
 
 _REAL_INT = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
@@ -38,10 +46,12 @@ def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
 class _Reducer:
     """Called by the hooks: one layer's output batch -> per-input Betti numbers or pooled embeddings."""
 
-    def __init__(self, config: TopologyConfig, device: torch.device | None) -> None:
+    def __init__(self, config: TopologyConfig, device: torch.device, buffer_bytes: int = 0) -> None:
         self.config = config
         self.device = device
+        self.buffer_bytes = buffer_bytes
         self.problems: dict[str, str] = {}
+        self._pending: dict[str, list[Tensor]] = {}
 
     def __call__(self, name: str, out: Tensor) -> Tensor | None:
         if name in self.problems:
@@ -52,8 +62,7 @@ class _Reducer:
         if out.ndim == 0 or out.numel() == 0 or out.shape[0] == 0:
             self.problems[name] = f"its output has shape {tuple(out.shape)}; expected (batch, ...) with data"
             return None
-        if self.device is not None:
-            out = out.to(self.device, non_blocking=True)
+        moved = out.to(self.device, non_blocking=True)
         if self.config.complex == "cubical":
             if out.ndim > 4:
                 self.problems[name] = (
@@ -62,16 +71,33 @@ class _Reducer:
                     "(e.g. one channel of a Conv3d output) or watch another layer"
                 )
                 return None
-            volumes = out.unsqueeze(1) if out.ndim == 1 else out
-            try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
-                return cubical_betti(volumes, sublevel_thresholds(volumes, self.config.threshold))
-            except NonFiniteError:
-                self.problems[name] = "NaN or Inf in its activations"
-                return None
-        if out.is_floating_point() and not bool(torch.isfinite(out).all()):
+            volumes = moved.unsqueeze(1) if moved.ndim == 1 else moved
+            if not self.buffer_bytes:
+                return self._betti(name, volumes)
+            # Keep a copy: a later in-place op (ReLU(inplace=True)) may overwrite the layer's output.
+            pending = self._pending.setdefault(name, [])
+            pending.append(volumes.clone() if moved is out else volumes)
+            if sum(v.numel() * v.element_size() for v in pending) >= self.buffer_bytes:
+                return self.flush(name)
+            return None
+        if moved.is_floating_point() and not bool(torch.isfinite(moved).all()):
             self.problems[name] = "NaN or Inf in its activations"
             return None
-        return pooled_embedding(out, self.config.pool_size)
+        return pooled_embedding(moved, self.config.pool_size)
+
+    def _betti(self, name: str, volumes: Tensor) -> Tensor | None:
+        try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
+            return cubical_betti(volumes, sublevel_thresholds(volumes, self.config.threshold))
+        except NonFiniteError:
+            self.problems[name] = "NaN or Inf in its activations"
+            return None
+
+    def flush(self, name: str) -> Tensor | None:
+        """Reduce the activations of ``name`` gathered so far (``None`` when there are none)."""
+        pending = self._pending.pop(name, [])
+        if not pending or name in self.problems:
+            return None
+        return self._betti(name, torch.cat(pending) if len(pending) > 1 else pending[0])
 
 
 @dataclass
@@ -99,13 +125,17 @@ def capture_layers(
     """One pass of ``inputs`` through ``model``, each watched layer reduced inside its hook.
 
     The forward pass runs where the model lives (inputs are moved there batch by batch); the reduction runs on
-    ``config.device`` (default: the model's device). ``on_batch(n)`` is called after each forward batch.
+    ``config.device`` (default: the model's device). On an accelerator the cubical view gathers each layer's
+    activations over batches (up to :data:`ACCELERATOR_BUFFER_BYTES`) and reduces them in one call.
+    ``on_batch(n)`` is called after each forward batch.
     """
     device = config.torch_device or model_device(model)
-    reducer = _Reducer(config, device)
+    reducer = _Reducer(config, device, CPU_BUFFER_BYTES if device.type == "cpu" else ACCELERATOR_BUFFER_BYTES)
     with ActivationCapture(model, layer_names, reducer, output_fn=config.output_fn) as capture:
         if len(inputs):
             run_on_sample(model, inputs, batch_size=config.batch_size, forward_fn=config.forward_fn, on_batch=on_batch)
+    for name in layer_names:
+        capture.results.setdefault(name, []).append(reducer.flush(name))
     values: dict[str, Tensor] = {}
     problems: dict[str, str] = {}
     for name in layer_names:

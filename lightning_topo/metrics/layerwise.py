@@ -305,6 +305,7 @@ def evaluate_topology(
     positions: Tensor | None = None,
     layer_by_layer: bool = False,
     metric_device: torch.device | str | None = None,
+    sync: bool = True,
     on_batch: Any = None,
 ) -> TopologyResult:
     """Layerwise topology of ``model`` on sampled ``inputs``: capture, feed a :class:`LayerwiseTopology`, compute.
@@ -323,6 +324,8 @@ def evaluate_topology(
         positions: ``(n,)`` positions of the inputs in the whole sample (default ``0..n-1``).
         layer_by_layer: one forward pass per layer, holding one layer's values at a time (point-cloud view).
         metric_device: where the metric's states live (the process group's device under DDP; default CPU).
+        sync: combine the states across processes when ``torch.distributed`` is initialised (the callback's
+            sharded sample); ``False`` when every process holds the whole sample (``analyse``).
         on_batch: called with the number of inputs after each forward batch (a progress bar).
 
     Returns:
@@ -339,7 +342,7 @@ def evaluate_topology(
     """
     cfg = config if config is not None else TopologyConfig()
     classes = sorted(int(c) for c in torch.unique(labels)) if classes is None else list(classes)
-    metric = LayerwiseTopology(layer_names, classes, cfg)
+    metric = LayerwiseTopology(layer_names, classes, cfg, sync_on_compute=sync)
     if metric_device is not None:
         metric = metric.to(metric_device)
     groups = [[name] for name in layer_names] if layer_by_layer else [list(layer_names)]
