@@ -174,3 +174,12 @@ def test_summary_records_failures_instead_of_hiding_them(tmp_path: Path) -> None
         "met": False,
     }
     assert all(field in results for field in FIXED)
+
+
+def test_readme_gpu_section_matches_the_committed_results() -> None:
+    """The README's "Performance on a GPU" numbers are generated from benchmarks/gpu/results.json."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "gpu" / "report.py"), "--check"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

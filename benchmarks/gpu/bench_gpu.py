@@ -398,7 +398,11 @@ def bench_shape(
     )
     entry["cc3d"] = 1000 * seconds / cpu_batch
     entry["cc3d_batch"] = cpu_batch
-    auto = _components().resolve_backend("auto", device)  # what the callback uses on this device
+    components = _components()
+    auto = components.resolve_backend("auto", device)  # what the callback uses on this device
+    below = getattr(components, "CUDA_TORCH_BELOW_PIXELS", 0)
+    if device.type == "cuda" and auto == "cupy" and shape[-1] * shape[-2] < below:
+        auto = "torch"  # count_components' size rule: small H x W go to the torch rounds
     if entry.get(auto) is None and isinstance(entry.get("torch"), float):  # auto falls back to torch after an error
         auto = "torch"
     entry["auto_backend"] = auto
@@ -488,6 +492,44 @@ def stage_ccl(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------
 # stage: eval (one callback evaluation of ResNet18 on 2000 inputs; 32x32 and 224x224)
 # --------------------------------------------------------------------------------------------
+def eval_breakdown(module: Any, inputs: Any, layers: list[str], dry: bool) -> dict[str, float]:
+    """Where one evaluation's time goes: the forward pass over the sample alone (batches of 256, as the
+    callback), and the Betti numbers of each watched layer's activations in one call (the accelerator path
+    gathers them), plus their sum."""
+    import torch
+
+    from lightning_topo.functional import cubical_betti, sublevel_thresholds
+
+    device = _device(dry)
+    module = module.to(device).eval()
+    outputs: dict[str, list[Any]] = {name: [] for name in layers}
+    hooks = [
+        module.get_submodule(name).register_forward_hook(
+            lambda m, a, out, name=name: outputs[name].append(out.detach().clone())
+        )
+        for name in layers
+    ]
+
+    def forward() -> None:
+        with torch.inference_mode():
+            for start in range(0, len(inputs), 256):
+                module(inputs[start : start + 256].to(device))
+
+    forward()  # fill the activations once
+    for h in hooks:
+        h.remove()
+    seconds, _ = time_call(forward, device, 3)
+    result = {"forward_pass": seconds}
+    total = 0.0
+    for name in layers:
+        volumes = torch.cat(outputs[name])
+        seconds, _ = time_call(lambda v=volumes: cubical_betti(v, sublevel_thresholds(v, "mean")), device, 3)
+        result[f"betti {name} {tuple(volumes.shape[1:])}"] = seconds
+        total += seconds
+    result["betti_all_layers"] = total
+    return result
+
+
 def callback_eval(
     module: Any, dataset: Any, dry: bool, samples_per_class: int | None, max_samples: int, runs: int
 ) -> tuple[list[float], int | None, Any]:
@@ -531,6 +573,9 @@ def stage_eval(args: argparse.Namespace) -> None:
         peak_gpu_memory_bytes=peak,
     )
     print(f"ResNet18 32x32: {n} inputs x {len(layers)} layers: {timings} s; peak {peak} bytes")
+    breakdown = eval_breakdown(module, callback.sample.inputs, layers, args.dry)
+    update_results(args.out, resnet18_eval_breakdown_seconds=breakdown)
+    print(f"where the evaluation's time goes (s): {breakdown}")
     if len(layers) != 11:
         note(args.out, f"the automatic layer choice watched {len(layers)} layers, not 11: {layers}")
 

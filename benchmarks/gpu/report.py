@@ -1,0 +1,109 @@
+"""The README's "Performance on a GPU" section, built from ``benchmarks/gpu/results.json`` (a real GPU run).
+
+    python benchmarks/gpu/report.py           # rewrite the section between the markers in README.md
+    python benchmarks/gpu/report.py --check   # exit 1 if README.md differs from what results.json says (tests)
+
+Nothing in the section is typed by hand: every number comes from the committed results.json, which
+``bash benchmarks/gpu/run.sh OUTDIR`` writes on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "gpu" / "results.json"
+START, END = "<!-- gpu:start -->", "<!-- gpu:end -->"
+
+
+def _ms(value: Any) -> str:
+    return "-" if not isinstance(value, (int, float)) else (f"{value:.3g}" if value < 100 else f"{value:,.0f}")
+
+
+def section(results: dict[str, Any]) -> str:
+    """The Markdown section for ``results`` (the fields of benchmarks/gpu/README.md)."""
+    lines = [
+        f"Measured on one **{results['device']}** (torch {results['torch_version']}, CUDA {results['cuda_version']}; "
+        f"host CPU {results.get('cpu_model', '?')}, {results.get('cpu_threads', '?')} threads; "
+        f"{str(results.get('date', '?'))[:10]}) by `bash benchmarks/gpu/run.sh`. CUDA results equal the CPU's on "
+        f"every CUDA test of the run: **{results['cuda_equals_cpu']}** ({results.get('cuda_equals_cpu_detail', '')}).",
+        "",
+        "Cubical Betti numbers (b0, b1, b2 at each volume's mean), milliseconds per volume, batches of 64 ReLU-like "
+        "volumes; `auto` is what the callback uses on CUDA; every backend gave identical numbers "
+        f"({results.get('benchmark_backends_identical')}), and cripser agreed ({results.get('cripser_agrees')}):",
+        "",
+        "| volume (C x H x W) | ours, CUDA (auto) | CUDA torch rounds | CUDA cupy | ours, CPU (cc3d) | cripser (CPU) |",
+        "|---|---|---|---|---|---|",
+    ]
+    per_volume = results.get("per_volume_ms", {})
+    rows = [(key, entry) for key, entry in per_volume.items() if isinstance(entry, dict) and "auto" in entry]
+    r18 = per_volume.get("resnet18_224", {})
+    rows += [(f"ResNet18 at 224: {key}", entry) for key, entry in r18.get("shapes", {}).items()]
+    for key, entry in rows:
+        lines.append(
+            f"| {key} | {_ms(entry.get('auto'))} | {_ms(entry.get('torch'))} | {_ms(entry.get('cupy'))} | "
+            f"{_ms(entry.get('cc3d'))} | {_ms(entry.get('cripser'))} |"
+        )
+    per_input = r18.get("per_input_11_layers_ms")
+    if isinstance(per_input, dict):
+        lines.append(
+            f"| ResNet18 at 224, one input's 11 layers | {_ms(per_input.get('auto'))} | {_ms(per_input.get('torch'))} "
+            f"| {_ms(per_input.get('cupy'))} | {_ms(per_input.get('cc3d'))} | {_ms(per_input.get('cripser'))} |"
+        )
+    goals = results.get("goals", {})
+    lines += ["", "| goal | target | measured | met |", "|---|---|---|---|"]
+    for name, goal in goals.items():
+        lines.append(f"| `{name}` | {goal.get('goal')} | {_ms(goal.get('value'))} | {goal.get('met')} |")
+    breakdown = results.get("resnet18_eval_breakdown_seconds") or {}
+    lines += [
+        "",
+        f"One `TopologyCallback` evaluation of torchvision's ResNet18 (11 layers) on 2000 inputs of 3x32x32 takes "
+        f"{_ms(results.get('resnet18_eval_seconds'))} s (peak GPU memory "
+        f"{(results.get('peak_gpu_memory_bytes') or 0) / 2**30:.2f} GiB); at 224x224, "
+        f"{_ms(results.get('resnet18_224_eval_seconds'))} s. Fit of 2 epochs on 20,000 inputs: "
+        f"{_ms(results.get('fit_seconds_without_callback'))} s without the callback, "
+        f"{_ms(results.get('fit_seconds_with_callback'))} s with it (overhead {_ms(results.get('fit_overhead'))}x).",
+    ]
+    if breakdown:
+        lines.append(
+            f"Where an evaluation's time goes: the forward pass over the sample "
+            f"{_ms(breakdown.get('forward_pass'))} s, "
+            f"the Betti numbers of the 11 layers {_ms(breakdown.get('betti_all_layers'))} s (each layer's "
+            "activations in one call); the rest is the callback's own work (sampling once, hooks, logging)."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is out of date")
+    args = parser.parse_args(argv)
+    readme_path = ROOT / "README.md"
+    readme = readme_path.read_text()
+    if START not in readme or END not in readme:
+        print(f"README.md has no {START} ... {END} markers", file=sys.stderr)
+        return 1
+    if not RESULTS.is_file():
+        text = "*No GPU run committed yet: `bash benchmarks/gpu/run.sh OUTDIR` on a GPU machine writes it.*\n"
+    else:
+        text = section(json.loads(RESULTS.read_text()))
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    updated = f"{head}{START}\n{text}{END}{tail}"
+    if args.check:
+        if updated != readme:
+            print("README.md's GPU section differs from benchmarks/gpu/results.json: run benchmarks/gpu/report.py")
+            return 1
+        print("README.md's GPU section matches benchmarks/gpu/results.json")
+        return 0
+    readme_path.write_text(updated)
+    print(f"updated the GPU section of {readme_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
