@@ -116,3 +116,27 @@ def test_non_finite_point_is_named() -> None:
     points[7, 1] = math.inf
     with pytest.raises(ValueError, match="point index 7"):
         h0_persistence(points)
+
+
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.5, 3.5])
+def test_knn_hops_equal_an_independent_dense_pipeline(scale: float) -> None:
+    """The sparse breadth-first search (no n x n matrix) against scikit-learn's k-NN graph, SciPy's all-pairs
+    shortest paths and giotto-ph on the dense hop matrix."""
+    from scipy.sparse.csgraph import shortest_path
+    from sklearn.neighbors import kneighbors_graph
+
+    from lightning_topo.functional.rips import knn_hop_matrix
+
+    rng = np.random.default_rng(int(scale * 10))
+    points = np.concatenate([rng.normal(size=(70, 3)), rng.normal(size=(50, 3)) + 6.0])
+    graph = kneighbors_graph(points, 5, mode="connectivity")
+    hops = shortest_path(graph, method="D", unweighted=True, directed=False)
+    hops[~np.isfinite(hops)] = 1e6
+    dgms = ripser_parallel(hops, metric="precomputed", maxdim=2, thresh=scale)["dgms"]
+    expected = [int(((d[:, 0] <= scale) & (d[:, 1] > scale)).sum()) for d in dgms]
+    assert rips_betti(torch.from_numpy(points), scale, maxdim=2, metric="knn_hops", k=5).tolist() == expected
+    # The sparse hop matrix holds exactly the pairs within ceil(scale) hops, with their hop counts.
+    depth = max(1, math.ceil(scale))
+    sparse_hops = knn_hop_matrix(torch.from_numpy(points), 5, max_hops=depth).toarray()
+    within = (hops <= depth) & (hops > 0)
+    assert np.array_equal(sparse_hops > 0, within) and np.array_equal(sparse_hops[within], hops[within])

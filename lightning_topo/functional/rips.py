@@ -3,10 +3,14 @@
 * :func:`h0_persistence` — the H0 death times of the Rips filtration: the edge weights of a minimum
   spanning tree, by Prim's algorithm with tensor ops (one masked row-minimum update per vertex; no host
   synchronisation, so the same code runs on CUDA).
-* :func:`knn_hop_distances` — Naitzat's metric: hop counts on the symmetrised k-NN graph, by frontier
-  expansion with boolean matrix products.
-* :func:`rips_betti` — Betti numbers of the Rips complex at one scale: H0 from the torch MST, H1 and
-  above from giotto-ph's ``ripser_parallel`` on the CPU.
+* :func:`knn_graph`, :func:`knn_hop_matrix`, :func:`knn_hop_distances` — Naitzat's metric: hop counts on the
+  symmetrised k-NN graph, by a breadth-first search of bounded depth on the sparse graph (SciPy sparse
+  products; neighbours found a block of rows at a time), so memory grows with the pairs within reach, never
+  with n x n.
+* :func:`rips_betti` — Betti numbers of the Rips complex at one scale. Euclidean: H0 from the torch MST, H1 and
+  above from giotto-ph's ``ripser_parallel`` on the dense distances. k-NN hops: b0 = components of the pairs
+  within the scale, H1 and above from ``ripser_parallel`` on the sparse hop matrix (absent pairs never enter
+  the complex at this scale).
 
 Distances are computed in float64 (exact enough that the MST matches giotto-ph to 1e-5 relative even
 for close points, where a float32 ``|x|^2 + |y|^2 - 2xy`` would cancel badly).
@@ -16,13 +20,23 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from lightning_topo.functional._checks import as_device, check_finite_per_sample, check_tensor
 
-__all__ = ["METRICS", "h0_persistence", "h0_persistence_from_distances", "knn_hop_distances", "rips_betti"]
+__all__ = [
+    "METRICS",
+    "h0_persistence",
+    "h0_persistence_from_distances",
+    "knn_graph",
+    "knn_hop_distances",
+    "knn_hop_matrix",
+    "rips_betti",
+]
 
 METRICS = ("euclidean", "knn_hops")
 
@@ -89,6 +103,78 @@ def h0_persistence(points: Tensor, *, device: torch.device | str | None = None) 
     return h0_persistence_from_distances(_distances(points.to(target)))
 
 
+_DENSE_KNN_ROWS = 1024
+"""Rows of the distance matrix computed at once when finding nearest neighbours (bounds memory at
+``_DENSE_KNN_ROWS x n`` float64; each row is the same exact pairwise computation at any block size)."""
+
+
+def _check_knn_args(n: int, k: object, max_hops: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n - 1:
+        raise ValueError(f"`k` must be an integer in [1, n - 1] = [1, {n - 1}] for {n} points, got {k!r}.")
+    if isinstance(max_hops, bool) or not isinstance(max_hops, int) or max_hops < 1:
+        raise ValueError(f"`max_hops` must be an integer >= 1, got {max_hops!r}.")
+
+
+def knn_graph(points: Tensor, k: int, *, device: torch.device | str | None = None) -> Any:
+    """The symmetrised k-nearest-neighbour graph as a SciPy CSR boolean adjacency matrix ``(n, n)``.
+
+    ``i`` and ``j`` are joined when either is among the other's ``k`` nearest (Euclidean) neighbours. Distances
+    are computed a block of rows at a time, so memory is O(n k + block x n), never an n x n matrix.
+
+    Example:
+        >>> knn_graph(torch.tensor([[0.0], [1.0], [3.0]]), k=1).toarray().astype(int).tolist()
+        [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
+    """
+    from scipy import sparse
+
+    points = _check_points(points)
+    n = points.shape[0]
+    _check_knn_args(n, k, 1)
+    x = points.to(as_device(device, points.device), torch.float64)
+    neighbours = torch.empty(n, k, dtype=torch.long)
+    for start in range(0, n, _DENSE_KNN_ROWS):
+        block = torch.cdist(x[start : start + _DENSE_KNN_ROWS], x, compute_mode="donot_use_mm_for_euclid_dist")
+        rows = torch.arange(start, start + block.shape[0], device=block.device)
+        block[rows - start, rows] = math.inf
+        neighbours[start : start + block.shape[0]] = torch.topk(block, k, dim=1, largest=False).indices.cpu()
+    rows = np.repeat(np.arange(n), k)
+    graph = sparse.csr_matrix((np.ones(n * k, dtype=bool), (rows, neighbours.reshape(-1).numpy())), shape=(n, n))
+    return (graph + graph.T).astype(bool)
+
+
+def knn_hop_matrix(points: Tensor, k: int, *, max_hops: int = 10, device: torch.device | str | None = None) -> Any:
+    """Hop distances up to ``max_hops`` on the k-NN graph, as a SciPy CSR matrix (absent = farther or apart).
+
+    A breadth-first search of depth ``max_hops`` from every point at once (sparse boolean matrix products): memory
+    grows with the pairs within ``max_hops`` hops, never with n x n. :func:`rips_betti` uses it with
+    ``max_hops = ceil(scale)``, which is exact at that scale.
+
+    Example:
+        >>> knn_hop_matrix(torch.tensor([[0.0], [1.0], [2.0], [10.0]]), k=1, max_hops=2).toarray().tolist()[0]
+        [0.0, 1.0, 2.0, 0.0]
+    """
+    from scipy import sparse
+
+    points = _check_points(points)
+    n = points.shape[0]
+    _check_knn_args(n, k, max_hops)
+    adjacency = knn_graph(points, k, device=device)
+    step = adjacency.astype(np.int32)
+    reached = (adjacency + sparse.identity(n, dtype=bool, format="csr")).astype(bool)
+    hops = adjacency.astype(np.float64)
+    frontier = step
+    for h in range(2, max_hops + 1):
+        candidates = (frontier @ step).astype(bool)
+        new = (candidates.astype(np.int8) - candidates.multiply(reached).astype(np.int8)).astype(bool)
+        new.eliminate_zeros()
+        if new.nnz == 0:
+            break
+        hops = hops + new.astype(np.float64) * float(h)
+        reached = (reached + new).astype(bool)
+        frontier = new.astype(np.int32)
+    return hops.tocsr()
+
+
 def knn_hop_distances(
     points: Tensor, k: int, *, max_hops: int = 10, device: torch.device | str | None = None
 ) -> Tensor:
@@ -96,47 +182,41 @@ def knn_hop_distances(
 
     ``i`` and ``j`` are joined when either is among the other's ``k`` nearest neighbours. Pairs more than
     ``max_hops`` apart, or in different components, get the finite "far" value ``max_hops + 1``, so they
-    never join a Rips complex at a scale <= ``max_hops``.
+    never join a Rips complex at a scale <= ``max_hops``. This dense form is for inspection and small clouds;
+    :func:`rips_betti` works on the sparse :func:`knn_hop_matrix` and never builds it.
 
     Args:
         points: ``(n, d)`` cloud, n >= 2.
         k: neighbours per point, ``1 <= k <= n - 1``.
         max_hops: hop counts beyond this are set to ``max_hops + 1``.
-        device: where to compute (default: the device of ``points``).
+        device: where the nearest neighbours are found (default: the device of ``points``).
 
     Returns:
-        float64 ``(n, n)`` symmetric matrix with zero diagonal.
+        float64 ``(n, n)`` symmetric matrix with zero diagonal, on ``device``.
 
     Example:
         >>> knn_hop_distances(torch.tensor([[0.0], [1.0], [2.0], [10.0]]), k=1).tolist()[0]
         [0.0, 1.0, 2.0, 3.0]
     """
     points = _check_points(points)
-    n = points.shape[0]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n - 1:
-        raise ValueError(f"`k` must be an integer in [1, n - 1] = [1, {n - 1}] for {n} points, got {k!r}.")
-    if isinstance(max_hops, bool) or not isinstance(max_hops, int) or max_hops < 1:
-        raise ValueError(f"`max_hops` must be an integer >= 1, got {max_hops!r}.")
+    _check_knn_args(points.shape[0], k, max_hops)
     target = as_device(device, points.device)
-    dist = _distances(points.to(target))
-    dist.fill_diagonal_(math.inf)
-    neighbours = torch.topk(dist, k, dim=1, largest=False).indices
-    adjacency = torch.zeros(n, n, dtype=torch.bool, device=target)
-    adjacency.scatter_(1, neighbours, True)
-    adjacency = adjacency | adjacency.T
-    hops = torch.full((n, n), float(max_hops + 1), dtype=torch.float64, device=target)
-    reached = torch.eye(n, dtype=torch.bool, device=target)
-    hops[reached] = 0.0
-    frontier = reached.clone()
-    step_matrix = adjacency.to(torch.float32)
-    for h in range(1, max_hops + 1):
-        new = ((frontier.to(torch.float32) @ step_matrix) > 0) & ~reached
-        if not bool(new.any()):
-            break
-        hops[new] = float(h)
-        reached |= new
-        frontier = new
-    return hops
+    hops = knn_hop_matrix(points, k, max_hops=max_hops, device=target).tocoo()
+    n = points.shape[0]
+    dense = torch.full((n, n), float(max_hops + 1), dtype=torch.float64)
+    dense[torch.from_numpy(hops.row).long(), torch.from_numpy(hops.col).long()] = torch.from_numpy(hops.data)
+    dense.fill_diagonal_(0.0)
+    return dense.to(target)
+
+
+def _components_within(hops: Any, scale: float) -> int:
+    """b0 of the Rips complex at ``scale`` on sparse hop distances: components of the pairs ``<= scale``."""
+    from scipy.sparse.csgraph import connected_components
+
+    within = hops.copy()
+    within.data = (within.data <= scale).astype(np.int8)
+    within.eliminate_zeros()
+    return int(connected_components(within, directed=False)[0])
 
 
 def rips_betti(
@@ -185,22 +265,26 @@ def rips_betti(
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {METRICS}, got {metric!r}.")
     target = as_device(device, points.device)
+    threads = (os.cpu_count() or 1) if n_threads == -1 else n_threads
     if metric == "knn_hops":
         if k is None:
             raise ValueError("`k` is required for metric='knn_hops' (Naitzat et al. use k=14 for D-I).")
-        # Hops beyond the scale never enter the complex: count them only up to ceil(scale) ("far" is then
-        # ceil(scale) + 1 > scale), which is exact at this scale and saves most of the hop expansion.
-        dist = knn_hop_distances(points, k, max_hops=max(1, math.ceil(scale)), device=target)
+        _check_knn_args(points.shape[0], k, 1)
+        # Hops beyond the scale never enter the complex: a breadth-first search of depth ceil(scale) on the
+        # sparse k-NN graph gives every pair that can (exact at this scale); no n x n matrix is built.
+        hops = knn_hop_matrix(points, k, max_hops=max(1, math.ceil(scale)), device=target)
+        betti = [_components_within(hops, scale)]
+        complex_input: Any = hops.tocoo()
     else:
         dist = _distances(points.to(target))
-    deaths = h0_persistence_from_distances(dist)
-    betti = [1 + int((deaths > scale).sum())]
+        deaths = h0_persistence_from_distances(dist)
+        betti = [1 + int((deaths > scale).sum())]
+        complex_input = dist.cpu().numpy()
     if maxdim >= 1:
         from gph import ripser_parallel
 
-        threads = (os.cpu_count() or 1) if n_threads == -1 else n_threads
         diagrams = ripser_parallel(
-            dist.cpu().numpy(), metric="precomputed", maxdim=maxdim, thresh=float(scale), n_threads=threads
+            complex_input, metric="precomputed", maxdim=maxdim, thresh=float(scale), n_threads=threads
         )["dgms"]
         for dim in range(1, maxdim + 1):
             bars = torch.from_numpy(diagrams[dim])

@@ -283,6 +283,16 @@ class LayerwiseTopology(Metric):
                 if message not in warnings:
                     warnings.append(message)
                 continue
+            k = min(self.config.k, len(points) - 1)
+            if self.config.metric == "knn_hops" and 2 * k >= len(points):
+                message = (
+                    f"k = {k} is at least half of class {c}'s {len(points)} sampled points: the k-NN graph is "
+                    "nearly complete, so b0 = 1 there says nothing about the embedding; sample at least "
+                    f"{2 * self.config.k + 1} inputs per class (`samples_per_class`, and `max_samples` for all "
+                    "classes) or lower `k`."
+                )
+                if message not in warnings:
+                    warnings.append(message)
             per_class[j] = self._rips(points)
         finite = per_class[~torch.isnan(per_class).any(dim=1)]
         om = float(finite.sum(dim=1).mean()) if len(finite) else math.nan
