@@ -1,234 +1,535 @@
 """The command line: ``lightning-topo fit | analyse | rank`` (also ``python -m lightning_topo``).
 
+One jsonargparse parser with three subcommands:
+
 * ``fit``: Lightning's ``LightningCLI`` (model, data, trainer and callbacks — ``TopologyCallback`` among them —
-  set in YAML with ``class_path`` / ``init_args``); every ``LightningCLI`` option works.
-* ``analyse``: one model (a class path plus a checkpoint) on a data module's validation split; writes
-  ``report.json`` and ``report.png`` to ``--output_dir`` and prints the table.
+  set in YAML with ``class_path`` / ``init_args``); every ``LightningCLI`` option works (the arguments after
+  ``fit`` are handed to it as they are).
+* ``analyse`` (alias ``analyze``): one model (``--model``, a class path with optional ``init_args``, plus
+  ``--ckpt``) on a data module's validation split; writes ``report.json`` and ``report.png`` to ``--output_dir``
+  and prints the table.
 * ``rank``: several checkpoints ranked by theta on the same sample; writes ``ranking.json``, ``ranking.png``
   and one report per model; prints the table and, given ``--scores``, the rank correlations.
 
-Bad input (a wrong class path, a missing checkpoint, an unknown layer, malformed YAML, a bad value) prints
-one line, ``lightning-topo <command>: error: <what> ...<the fix>``, and exits with code 2; ``--debug``
-shows the traceback instead.
+The ``--analysis.*`` options are the fields of :class:`~lightning_topo.config.TopologyConfig` (with their
+documentation as help). Errors are classified by their type only, never by their message: a user error (a bad
+argument or YAML file, a bad ``TopologyConfig`` value, an unknown layer, data that cannot be sampled, a Lightning
+misconfiguration, a missing or unreadable checkpoint) prints one line, ``lightning-topo <command>: error: ...``,
+and exits with code 2; any other exception prints one line naming its type and exits with code 1. ``--debug``
+(anywhere on the command line) shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
+import json
+import pickle
 import sys
 import warnings
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["CLIError", "load_model", "main"]
+from jsonargparse import DefaultHelpFormatter
 
+if TYPE_CHECKING:
+    from jsonargparse import ArgumentParser, Namespace
+    from torch import nn
+
+    from lightning_topo.config import TopologyConfig
+
+__all__ = [
+    "CLIError",
+    "build_parser",
+    "build_parsers",
+    "load_model",
+    "main",
+    "one_line",
+    "user_error_types",
+    "user_message",
+]
+
+PROG = "lightning-topo"
 COMMANDS = ("fit", "analyse", "rank")
-USAGE = """usage: lightning-topo {fit,analyse,rank} [--config FILE] [options] [--debug]
+ALIASES = {"analyze": "analyse"}
+MAX_MESSAGE = 1000
+"""Longest error message printed (characters, after collapsing whitespace)."""
 
-  fit       train with LightningCLI (model, data, trainer, TopologyCallback set in YAML)
-  analyse   analyse one checkpoint: report.json, report.png and a table
-  rank      rank several checkpoints by theta (and correlate with --scores)
+DESCRIPTION = f"""Layerwise topology (Betti numbers) of neural networks: train, analyse, rank.
 
 Examples:
-  lightning-topo fit --config configs/digits_cnn.yaml
-  lightning-topo analyse --config configs/analyse_digits.yaml
-  lightning-topo analyse --model lightning_topo.models.CNNClassifier --ckpt model.ckpt \\
-      --data lightning_topo.data.DigitsDataModule
-  lightning-topo rank --config configs/rank_digits.yaml
-Run `lightning-topo <command> --help` for every option."""
+  {PROG} fit --config configs/digits_cnn.yaml
+  {PROG} analyse --config configs/analyse_digits.yaml
+  {PROG} analyse --model lightning_topo.models.CNNClassifier --ckpt model.ckpt \\
+      --data lightning_topo.datasets.DigitsDataModule --analysis.complex rips
+  {PROG} rank --config configs/rank_digits.yaml
+Run `{PROG} <command> --help` for every option; add --debug anywhere to see the traceback of an error."""
+
+CHECKPOINT_READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    RuntimeError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    KeyError,
+    ValueError,
+)
+"""What ``torch.load`` raises for a file that is not a (complete) checkpoint: truncated, random bytes, ..."""
+
+MODEL_LOAD_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, KeyError, TypeError, ValueError, AttributeError)
+"""What building a model or loading a readable checkpoint into it raises when they do not fit each other."""
 
 
 class CLIError(Exception):
-    """A user error: printed as one line, exit code 2."""
+    """A user error found by the command line itself: printed as one line, exit code 2."""
 
 
-# ---------------------------------------------------------------------------------------------- helpers
-def import_object(path: str, what: str) -> Any:
-    """``"package.module.Name"`` -> the object, or a :class:`CLIError` naming the path and the fix."""
-    if not isinstance(path, str) or "." not in path:
-        raise CLIError(f"{what} class path {path!r} is not a full import path; write e.g. {_EXAMPLES[what]}.")
-    module_name, _, attr = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise CLIError(
-            f"{what} class path {path!r}: cannot import module {module_name!r} ({err}); "
-            f"check the spelling, e.g. {_EXAMPLES[what]}."
-        ) from err
-    if not hasattr(module, attr):
-        raise CLIError(
-            f"{what} class path {path!r}: module {module_name!r} has no {attr!r}; check the spelling, "
-            f"e.g. {_EXAMPLES[what]}."
-        )
-    return getattr(module, attr)
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """The exception types that are the user's to fix (exit code 2); everything else is internal (exit code 1).
+
+    Returns:
+        ``CLIError``, jsonargparse's ``ArgumentError`` (bad arguments, YAML, class paths), ``ConfigError`` (a bad
+        ``TopologyConfig`` value; ``TopologyMisconfiguration`` too), ``UnknownLayerError``, ``SampleError`` and
+        Lightning's ``MisconfigurationException``.
+    """
+    from jsonargparse import ArgumentError
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    from lightning_topo.capture import SampleError, UnknownLayerError
+    from lightning_topo.config import ConfigError
+
+    return (CLIError, ArgumentError, ConfigError, UnknownLayerError, SampleError, MisconfigurationException)
 
 
-_EXAMPLES = {
-    "model": "lightning_topo.models.CNNClassifier",
-    "data": "lightning_topo.data.DigitsDataModule",
-}
+def one_line(err: BaseException, limit: int = MAX_MESSAGE) -> str:
+    """The exception's own message on one line: whitespace collapsed, capped at ``limit`` characters.
+
+    Args:
+        err: the exception.
+        limit: the longest message returned; a longer one is cut and ends with ``...``.
+
+    Returns:
+        The message (the exception's type name when it has no message).
+    """
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def load_model(class_path: str, ckpt: str | None = None, init_args: dict[str, Any] | None = None) -> Any:
+def user_message(err: BaseException, where: str) -> str:
+    """The one-line message of a user error: its own message, plus the fix for a bad argument.
+
+    Args:
+        err: an instance of one of :func:`user_error_types`.
+        where: the command, e.g. ``"lightning-topo analyse"`` (for the pointer to its ``--help``).
+
+    Returns:
+        The message: for malformed YAML (a ``yaml.YAMLError`` behind jsonargparse's error) ``malformed YAML: ...``,
+        for another jsonargparse error its message and ``see `<command> --help```, else the exception's message.
+    """
+    import yaml
+    from jsonargparse import ArgumentError
+
+    if not isinstance(err, ArgumentError):
+        return one_line(err)
+    if any(isinstance(cause, yaml.YAMLError) for cause in _causes(err)):
+        return f"malformed YAML: {one_line(err)}; fix the syntax of the config file."
+    return f"{one_line(err)} (see `{where} --help`)"
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from or while handling (``__cause__`` / ``__context__``).
+
+    Args:
+        err: the exception.
+
+    Returns:
+        The chain, ``err`` first.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+# ---------------------------------------------------------------------------------------------- models
+def import_class(class_path: str) -> type:
+    """The class named by a dotted import path (already validated by jsonargparse), nested classes included.
+
+    Args:
+        class_path: ``"package.module.Name"`` (or ``"package.module.Outer.Inner"``).
+
+    Returns:
+        The class.
+
+    Raises:
+        CLIError: no module prefix of ``class_path`` imports, or the attribute chain does not exist.
+    """
+    parts = class_path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            if not hasattr(obj, attr):
+                break
+            obj = getattr(obj, attr)
+        else:
+            return obj
+    raise CLIError(f"class path {class_path!r} cannot be imported; check the spelling.")
+
+
+def load_model(class_path: str, ckpt: str | None = None, init_args: dict[str, Any] | None = None) -> nn.Module:
     """Build a model from its class path and load a checkpoint.
 
     A ``LightningModule`` subclass is restored with ``load_from_checkpoint`` (its saved hyperparameters,
     overridden by ``init_args``); any other ``nn.Module`` class is built with ``init_args`` and given the
-    checkpoint's ``state_dict``. Without ``ckpt`` the freshly initialised model is returned (with a warning).
+    checkpoint's ``state_dict`` (a Lightning checkpoint's or a plain ``torch.save(model.state_dict())``).
+    Without ``ckpt`` the freshly initialised model is returned (with a warning).
+
+    Args:
+        class_path: import path of an ``nn.Module`` subclass, e.g. ``"lightning_topo.models.CNNClassifier"``.
+        ckpt: the checkpoint file, or ``None`` for a freshly initialised model.
+        init_args: keyword arguments of the class (only those given by the user: for a ``LightningModule``
+            they override the saved hyperparameters).
+
+    Returns:
+        The model (on the CPU).
+
+    Raises:
+        CLIError: the class is not an ``nn.Module``, the checkpoint is missing or not a readable checkpoint
+            (the message names the file), or the checkpoint does not fit the class.
     """
     import torch
     from lightning.pytorch import LightningModule
     from torch import nn
 
-    cls = import_object(class_path, "model")
+    cls = import_class(class_path)
     init_args = dict(init_args or {})
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise CLIError(f"model class path {class_path!r} is not an nn.Module class; e.g. {_EXAMPLES['model']}.")
+        raise CLIError(f"--model {class_path!r} is not an nn.Module class; e.g. lightning_topo.models.CNNClassifier.")
     if ckpt is None:
         warnings.warn(f"no --ckpt given: analysing a freshly initialised {cls.__name__}.", UserWarning, stacklevel=2)
-        return cls(**init_args)
+        return _build(cls, init_args)
     path = Path(ckpt)
     if not path.is_file():
         raise CLIError(
             f"checkpoint {str(path)!r} not found; pass an existing file to --ckpt (train one with "
-            "`lightning-topo fit --config configs/digits_cnn.yaml`)."
+            f"`{PROG} fit --config configs/digits_cnn.yaml`)."
         )
     try:
-        if issubclass(cls, LightningModule):
-            return cls.load_from_checkpoint(str(path), map_location="cpu", **init_args)
-        model = cls(**init_args)
         state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except CHECKPOINT_READ_ERRORS as err:
+        raise CLIError(
+            f"checkpoint {str(path)!r} is not a readable checkpoint ({type(err).__name__} while loading it: the file "
+            "is truncated, corrupt or not written by torch.save / Lightning); pass a complete checkpoint file."
+        ) from err
+    try:
+        if issubclass(cls, LightningModule):
+            del state  # read again by Lightning, which also restores the saved hyperparameters
+            return cls.load_from_checkpoint(str(path), map_location="cpu", **init_args)
+        model = _build(cls, init_args)
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
         return model
-    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+    except MODEL_LOAD_ERRORS as err:
         raise CLIError(
-            f"cannot load checkpoint {str(path)!r} into {class_path}: {_one_line(err)}; check that the checkpoint "
+            f"cannot load checkpoint {str(path)!r} into {class_path}: {one_line(err)}; check that the checkpoint "
             "was written for this class (and its init_args)."
         ) from err
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= 600 else text[:597] + "..."
+def _build(cls: type[nn.Module], init_args: dict[str, Any]) -> nn.Module:
+    """``cls(**init_args)``, with the class's own argument errors as a :class:`CLIError`.
+
+    Args:
+        cls: the model class.
+        init_args: its keyword arguments.
+
+    Returns:
+        The model.
+    """
+    try:
+        return cls(**init_args)
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"cannot build {cls.__name__} from init_args {init_args}: {one_line(err)}") from err
 
 
-def _model_spec(spec: Any, ckpt: str | None) -> tuple[str, str | None, dict[str, Any]]:
-    if isinstance(spec, str):
-        return spec, ckpt, {}
-    if isinstance(spec, dict) and "class_path" in spec:
-        unknown = set(spec) - {"class_path", "init_args", "ckpt", "name"}
-        if unknown:
-            raise CLIError(
-                f"model entry has unknown keys {sorted(unknown)}; allowed: class_path, init_args, ckpt, name."
-            )
-        return spec["class_path"], spec.get("ckpt", ckpt), dict(spec.get("init_args") or {})
-    raise CLIError(
-        f"--model must be a class path or a mapping with class_path (and init_args, ckpt), got {spec!r}; "
-        f"e.g. --model {_EXAMPLES['model']} --ckpt model.ckpt."
+# ---------------------------------------------------------------------------------------------- parsers
+CALLABLE_FIELDS = ("input_fn", "target_fn", "output_fn", "forward_fn")
+"""``TopologyConfig`` fields that only Python code can give (functions): not command-line options."""
+
+
+def build_parser() -> ArgumentParser:
+    """The ``lightning-topo`` parser: subcommands ``fit``, ``analyse`` (alias ``analyze``) and ``rank``.
+
+    Returns:
+        A jsonargparse ``ArgumentParser`` raising ``ArgumentError`` instead of exiting on bad input.
+    """
+    return build_parsers()[0]
+
+
+def build_parsers() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
+    """The ``lightning-topo`` parser and its subcommands' parsers.
+
+    ``fit`` takes every argument after it as they are (``nargs=REMAINDER``) and hands them to ``LightningCLI``,
+    which parses them with its own jsonargparse parser (so ``lightning-topo fit --help`` is LightningCLI's help).
+
+    Returns:
+        The main parser and ``{"fit": ..., "analyse": ..., "rank": ...}``.
+    """
+    from jsonargparse import REMAINDER, ArgumentParser
+
+    parser = ArgumentParser(
+        prog=PROG, description=DESCRIPTION, exit_on_error=False, formatter_class=RawDescriptionFormatter
     )
-
-
-def _analysis_kwargs(cfg: Any) -> dict[str, Any]:
-    kwargs = dict(vars(cfg.analysis)) if cfg.get("analysis") is not None else {}
-    return {k: v for k, v in kwargs.items() if not k.startswith("__")}
-
-
-def _base_parser(prog: str, description: str) -> Any:
-    from jsonargparse import ActionConfigFile, ArgumentParser
-    from lightning.pytorch import LightningDataModule
-
-    from lightning_topo.analysis import analyse
-
-    parser = ArgumentParser(prog=prog, description=description, exit_on_error=False, env_prefix="LIGHTNING_TOPO")
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below.")
-    parser.add_subclass_arguments(LightningDataModule, "data", required=True, help="Data module (validation split).")
-    parser.add_function_arguments(
-        analyse,
-        "analysis",
-        skip={"model", "data", "device", "progress", "name", "input_fn", "target_fn", "output_fn", "forward_fn"},
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="Show the traceback of an error instead of one line (accepted anywhere on the command line).",
     )
-    parser.add_argument("--device", type=str | None, default=None, help="Device (default: CUDA when present).")
-    parser.add_argument("--output_dir", type=str, default=f"outputs/{prog.split()[-1]}", help="Where files go.")
-    parser.add_argument("--progress", type=bool, default=True, help="Show a progress bar.")
+    fit = ArgumentParser(prog=f"{PROG} fit", add_help=False, exit_on_error=False)
+    fit.add_argument("args", nargs=REMAINDER, help="LightningCLI's arguments: --config, --model, --trainer.*, ...")
+    subparsers = {"fit": fit, "analyse": _analyse_parser(), "rank": _rank_parser()}
+    subcommands = parser.add_subcommands(required=True, dest="subcommand")
+    subcommands.add_subcommand(
+        "fit", fit, help="Train with Lightning's LightningCLI (model, data, trainer, TopologyCallback set in YAML)."
+    )
+    subcommands.add_subcommand(
+        "analyse",
+        subparsers["analyse"],
+        aliases=tuple(ALIASES),
+        help="Analyse one checkpoint: report.json, report.png and a table.",
+    )
+    subcommands.add_subcommand(
+        "rank", subparsers["rank"], help="Rank several checkpoints by theta (and correlate with --scores)."
+    )
+    return parser, subparsers
+
+
+class RawDescriptionFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help formatter that keeps the description's line breaks (for the examples)."""
+
+
+def _analyse_parser() -> ArgumentParser:
+    """``analyse``: ``--config``, ``--data``, ``--model`` (class path and init_args), ``--ckpt``, ``--analysis.*``,
+    ``--output_dir`` and ``--progress``.
+
+    Returns:
+        The parser.
+    """
+    from torch import nn
+
+    parser = _parser_with_data("analyse", "Layerwise topology of one model checkpoint.")
+    parser.add_subclass_arguments(
+        nn.Module,
+        "model",
+        required=True,
+        instantiate=False,
+        help=(
+            "Model class path (any nn.Module) and optional init_args, e.g. lightning_topo.models.CNNClassifier; "
+            "a LightningModule's init_args override the hyperparameters saved in --ckpt."
+        ),
+    )
+    parser.add_argument(
+        "--ckpt",
+        type=str | None,
+        default=None,
+        help="Checkpoint to load (Lightning's, or a torch.save'd state_dict); none: a freshly initialised model.",
+    )
+    _add_analysis_and_output(parser, "analyse")
     return parser
 
 
-def _explain(err: BaseException, command: str) -> str:
-    """One line from a jsonargparse error: the core problem and the fix."""
-    import re
+def _rank_parser() -> ArgumentParser:
+    """``rank``: ``--config``, ``--data``, ``--models``, ``--scores``, ``--by``, ``--analysis.*``, ``--output_dir``
+    and ``--progress``.
 
-    text = _one_line(err)
-    match = re.search(r"Problem with given class_path '([^']+)': ([^-]+?)(?: - |$)", text)
-    if match:
-        key = re.search(r'Parser key "([^"]+)"', text)
-        where = f"--{key.group(1)}: " if key else ""
-        problem = match.group(2).strip()
-        if "attribute" in problem or "module" in problem.lower():
-            example = _EXAMPLES.get(key.group(1) if key else "", "lightning_topo.data.DigitsDataModule")
-            fix = f"check the spelling, e.g. {example}"
-        else:
-            fix = f"check the init_args against `lightning-topo {command} --help`"
-        return f"{where}class path {match.group(1)!r}: {problem}; {fix}."
-    if "Problems parsing config" in text or "while parsing" in text or "while scanning" in text:
-        return f"malformed YAML in --config: {text.split('Problems parsing config:')[-1].strip()}; fix its syntax."
-    return f"{text} (see `lightning-topo {command} --help`)"
+    Returns:
+        The parser.
+    """
+    parser = _parser_with_data("rank", "Rank model checkpoints by the decay of their topology.")
+    parser.add_argument(
+        "--models",
+        type=list[dict[str, Any]],
+        required=True,
+        help=(
+            "Models to rank: a list of {name, class_path, init_args (optional), ckpt (optional)} entries "
+            "(class_path and init_args as for `lightning-topo analyse --model`)."
+        ),
+    )
+    parser.add_argument(
+        "--scores",
+        type=dict[str, float] | None,
+        default=None,
+        help="Model name -> score (higher = better, e.g. fine-tuned accuracy) for the rank correlations.",
+    )
+    parser.add_argument(
+        "--by",
+        type=Literal["theta", "decay_rate"],
+        default="theta",
+        help="What ranks the models: theta (lower first) or decay_rate (higher first).",
+    )
+    _add_analysis_and_output(parser, "rank")
+    return parser
 
 
-def _parse(parser: Any, args: Sequence[str]) -> Any:
-    from jsonargparse import ArgumentError
+def _parser_with_data(command: str, description: str) -> ArgumentParser:
+    """A subcommand's parser with the options ``analyse`` and ``rank`` start with: ``--config`` and ``--data``.
 
-    try:
-        return parser.parse_args(list(args))
-    except ArgumentError as err:
-        raise CLIError(_explain(err, parser.prog.split()[-1])) from err
+    Args:
+        command: the subcommand's name (for ``prog``).
+        description: the subcommand's description.
+
+    Returns:
+        The parser.
+    """
+    from jsonargparse import ActionConfigFile, ArgumentParser
+    from lightning.pytorch import LightningDataModule
+
+    parser = ArgumentParser(prog=f"{PROG} {command}", description=description, exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of the options below.")
+    parser.add_subclass_arguments(
+        LightningDataModule,
+        "data",
+        required=True,
+        help="Data module (class path and init_args) whose validation split is analysed.",
+    )
+    return parser
 
 
-def _instantiate_data(parser: Any, cfg: Any) -> Any:
-    try:
-        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-        return instantiate(cfg).data
-    except Exception as err:  # the data module's own validation errors
-        raise CLIError(f"cannot build the data module: {_one_line(err)}") from err
+def _add_analysis_and_output(parser: ArgumentParser, command: str) -> None:
+    """Add the options ``analyse`` and ``rank`` end with: ``--analysis.*``, ``--output_dir`` and ``--progress``.
+
+    The ``--analysis.*`` options are the ``TopologyConfig`` fields but the callables (``input_fn``, ...), with the
+    field's documentation as help.
+
+    Args:
+        parser: the subcommand's parser.
+        command: the subcommand's name (for the default output directory).
+    """
+    from lightning_topo.config import TopologyConfig
+
+    parser.add_class_arguments(
+        TopologyConfig, "analysis", skip=set(CALLABLE_FIELDS), instantiate=False, sub_configs=True
+    )
+    parser.add_argument("--output_dir", type=str, default=f"outputs/{command}", help="Where the files are written.")
+    parser.add_argument("--progress", type=bool, default=True, help="Show a progress bar.")
+    for dest in ("model", "analysis.threshold"):
+        _drop_subclass_list(parser, dest)
+
+
+def _model_entry_parser() -> ArgumentParser:
+    """Validates one ``--models`` entry of ``rank`` exactly as ``analyse`` validates ``--model`` and ``--ckpt``.
+
+    Returns:
+        The parser (``name``, ``model`` as class_path / init_args, ``ckpt``).
+    """
+    from jsonargparse import ArgumentParser
+    from torch import nn
+
+    parser = ArgumentParser(prog=f"{PROG} rank --models", exit_on_error=False)
+    parser.add_argument("--name", type=str, required=True, help="The model's name in the ranking.")
+    parser.add_subclass_arguments(nn.Module, "model", required=True, instantiate=False, help="The model.")
+    parser.add_argument("--ckpt", type=str | None, default=None, help="Its checkpoint.")
+    return parser
+
+
+def _drop_subclass_list(parser: ArgumentParser, dest: str) -> None:
+    """Leave jsonargparse's "known subclasses" list out of the help of ``dest`` (for ``nn.Module``: hundreds).
+
+    Args:
+        parser: the parser holding the option.
+        dest: the option's destination, e.g. ``"model"``.
+    """
+    for action in parser._actions:
+        if action.dest == dest and hasattr(action, "extra_help"):
+            action.extra_help = _no_extra_help  # type: ignore[attr-defined]
+
+
+def _no_extra_help() -> str:
+    """No extra help text.
+
+    Returns:
+        An empty string.
+    """
+    return ""
+
+
+def _given(parser: ArgumentParser, cfg: Namespace) -> Namespace:
+    """The parser's defaults updated with the values parsed with ``defaults=False`` (the ones given by the user).
+
+    Args:
+        parser: the subcommand's parser.
+        cfg: its part of the namespace parsed with ``defaults=False``.
+
+    Returns:
+        Every option: given values, else defaults (model init_args: only the given ones).
+    """
+    merged = cfg.clone()
+    defaults = parser.get_defaults()
+    for key, value in defaults.items():  # leaf keys, e.g. "analysis.k"
+        if key not in merged:
+            merged[key] = value
+    return merged
 
 
 # ---------------------------------------------------------------------------------------------- commands
 def run_fit(args: Sequence[str]) -> int:
-    """``lightning-topo fit``: ``LightningCLI`` with any LightningModule / LightningDataModule by class path."""
-    from jsonargparse import ArgumentError
+    """``lightning-topo fit``: ``LightningCLI`` with any LightningModule / LightningDataModule by class path.
+
+    Args:
+        args: the arguments after ``fit``, handed to ``LightningCLI`` as they are.
+
+    Returns:
+        The exit code (0).
+    """
     from lightning.pytorch import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
 
+    class FitCLI(LightningCLI):
+        """``LightningCLI`` whose class-building errors (a bad value for a class of the config) are user errors."""
+
+        def instantiate_classes(self) -> None:
+            """Build the model, data, trainer and callbacks; their own argument errors become a CLIError."""
+            try:
+                super().instantiate_classes()
+            except (ValueError, TypeError) as err:
+                raise CLIError(f"cannot build the classes of the config: {one_line(err)}") from err
+
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    try:
-        LightningCLI(
-            LightningModule,
-            LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            args=["fit", *args],
-            parser_kwargs={"exit_on_error": False},
-            save_config_kwargs={"overwrite": True},
-        )
-    except ArgumentError as err:
-        raise CLIError(_explain(err, "fit")) from err
+    FitCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=["fit", *args],
+        parser_kwargs={"exit_on_error": False, "prog": PROG},
+        save_config_kwargs={"overwrite": True},
+    )
     return 0
 
 
-def run_analyse(args: Sequence[str]) -> int:
-    """``lightning-topo analyse``: one checkpoint -> report.json, report.png, a printed table."""
+def run_analyse(parser: ArgumentParser, cfg: Namespace) -> int:
+    """``lightning-topo analyse``: one checkpoint -> report.json, report.png, a printed table.
+
+    Args:
+        parser: the ``analyse`` parser.
+        cfg: its options (given values merged over the defaults).
+
+    Returns:
+        The exit code (0).
+    """
     from lightning_topo.analysis import analyse
 
-    parser = _base_parser("lightning-topo analyse", "Layerwise topology of one model checkpoint.")
-    parser.add_argument("--model", type=str | dict, required=True, help="Model class path (or class_path/init_args).")
-    parser.add_argument("--ckpt", type=str | None, default=None, help="Checkpoint to load.")
-    cfg = _parse(parser, args)
-    class_path, ckpt, init_args = _model_spec(cfg.model, cfg.ckpt)
-    model = load_model(class_path, ckpt, init_args)
+    config = _topology_config(cfg)
+    model = load_model(cfg.model.class_path, cfg.ckpt, _init_args(cfg.model))
     data = _instantiate_data(parser, cfg)
-    report = analyse(
-        model, data, device=cfg.device, progress=cfg.progress, name=ckpt or class_path, **_analysis_kwargs(cfg)
-    )
+    name = cfg.ckpt or cfg.model.class_path
+    report = analyse(model, data, config, progress=cfg.progress, name=name)
     out = Path(cfg.output_dir)
     json_path = report.to_json(out / "report.json")
     png_path = _save_figure(report.plot(), out / "report.png")
@@ -237,41 +538,36 @@ def run_analyse(args: Sequence[str]) -> int:
     return 0
 
 
-def run_rank(args: Sequence[str]) -> int:
-    """``lightning-topo rank``: several checkpoints ranked by theta; correlations with ``--scores``."""
+def run_rank(parser: ArgumentParser, cfg: Namespace) -> int:
+    """``lightning-topo rank``: several checkpoints ranked by theta; correlations with ``--scores``.
+
+    Args:
+        parser: the ``rank`` parser.
+        cfg: its options (given values merged over the defaults).
+
+    Returns:
+        The exit code (0).
+    """
     from lightning_topo.analysis import rank_models
 
-    parser = _base_parser("lightning-topo rank", "Rank model checkpoints by the decay of their topology.")
-    parser.add_argument(
-        "--models", type=list[dict], required=True, help="List of {name, class_path, ckpt, init_args} entries."
-    )
-    parser.add_argument("--scores", type=dict[str, float] | None, default=None, help="name -> score (higher = better).")
-    parser.add_argument("--by", type=Literal["theta", "decay_rate"], default="theta", help="What ranks the models.")
-    cfg = _parse(parser, args)
-    if not cfg.models:
-        raise CLIError("--models is empty; list at least one {name, class_path, ckpt} entry.")
+    config = _topology_config(cfg)
+    entries = _model_entries(cfg.models)
+    names = [entry.name for entry in entries]
+    if cfg.scores is not None:
+        missing = [name for name in names if name not in cfg.scores]
+        unknown = [name for name in cfg.scores if name not in names]
+        if missing or unknown:
+            raise CLIError(
+                f"`scores` must have one value per model: missing {missing}, unknown {unknown} (models: {names}); "
+                "give --scores a score for each name of --models."
+            )
+        if len(names) < 3:
+            raise CLIError(f"rank correlations need at least 3 models, got {len(names)}; add models or drop --scores.")
     data = _instantiate_data(parser, cfg)
-    models: dict[str, Any] = {}
-    for i, entry in enumerate(cfg.models):
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise CLIError(f"--models entry {i} must be a mapping with name, class_path and ckpt, got {entry!r}.")
-        class_path, ckpt, init_args = _model_spec(entry, None)
-        if entry["name"] in models:
-            raise CLIError(f"--models has the name {entry['name']!r} twice; give each model its own name.")
-        models[entry["name"]] = load_model(class_path, ckpt, init_args)
-    try:
-        kwargs = _analysis_kwargs(cfg)
-        ranking = rank_models(
-            models, data, scores=cfg.scores, by=cfg.by, device=cfg.device, progress=cfg.progress, **kwargs
-        )
-    except ValueError as err:
-        if "scores" in str(err) or "correlations" in str(err):
-            raise CLIError(_one_line(err)) from err
-        raise
+    models = {entry.name: load_model(entry.model.class_path, entry.ckpt, _init_args(entry.model)) for entry in entries}
+    ranking = rank_models(models, data, scores=cfg.scores, by=cfg.by, config=config, progress=cfg.progress)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    import json
-
     (out / "ranking.json").write_text(json.dumps(ranking.to_dict(), indent=1))
     for name, report in ranking.reports.items():
         report.to_json(out / "reports" / f"{name}.json")
@@ -281,7 +577,94 @@ def run_rank(args: Sequence[str]) -> int:
     return 0
 
 
+def _model_entries(models: list[dict[str, Any]]) -> list[Namespace]:
+    """Validate the ``--models`` entries of ``rank`` (class path, init_args, checkpoint, unique names).
+
+    Args:
+        models: the entries, ``{name, class_path, init_args, ckpt}`` mappings.
+
+    Returns:
+        One namespace per entry: ``name``, ``model`` (``class_path``, given ``init_args``), ``ckpt``.
+
+    Raises:
+        CLIError: no entries, an entry that is not a mapping, a bad entry (jsonargparse's message) or a repeated name.
+    """
+    from jsonargparse import ArgumentError
+
+    if not models:
+        raise CLIError("--models is empty; list at least one {name, class_path, ckpt} entry.")
+    parser = _model_entry_parser()
+    entries: list[Namespace] = []
+    for i, entry in enumerate(models):
+        if not isinstance(entry, dict):
+            raise CLIError(f"--models entry {i} must be a mapping with name, class_path and ckpt, got {entry!r}.")
+        spec = {k: v for k, v in entry.items() if k not in ("class_path", "init_args")}
+        spec["model"] = {k: entry[k] for k in ("class_path", "init_args") if k in entry}
+        try:
+            parsed = parser.parse_object(spec, defaults=False)
+        except ArgumentError as err:
+            raise CLIError(f"--models entry {i} ({entry.get('name', 'no name')}): {one_line(err)}") from err
+        if parsed.name in {e.name for e in entries}:
+            raise CLIError(f"--models has the name {parsed.name!r} twice; give each model its own name.")
+        parsed.ckpt = parsed.get("ckpt")
+        entries.append(parsed)
+    return entries
+
+
+def _init_args(model: Namespace) -> dict[str, Any]:
+    """The init_args given for a model (jsonargparse namespace -> plain dict).
+
+    Args:
+        model: the ``class_path`` / ``init_args`` namespace.
+
+    Returns:
+        The given init_args (empty when none).
+    """
+    init_args = model.get("init_args")
+    return {} if init_args is None else init_args.as_dict()
+
+
+def _topology_config(cfg: Namespace) -> TopologyConfig:
+    """The ``TopologyConfig`` of the ``--analysis.*`` options (a bad value raises ``ConfigError``).
+
+    Args:
+        cfg: the subcommand's options.
+
+    Returns:
+        The ``TopologyConfig``.
+    """
+    from lightning_topo.config import TopologyConfig
+
+    fields = cfg.analysis.as_dict() if cfg.get("analysis") is not None else {}
+    return TopologyConfig.from_kwargs(**fields)
+
+
+def _instantiate_data(parser: ArgumentParser, cfg: Namespace) -> Any:
+    """Build the ``--data`` module; its own argument errors become a :class:`CLIError`.
+
+    Args:
+        parser: the subcommand's parser.
+        cfg: its options.
+
+    Returns:
+        The data module.
+    """
+    try:
+        return parser.instantiate(cfg).data
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"cannot build the data module {cfg.data.class_path}: {one_line(err)}") from err
+
+
 def _save_figure(fig: Any, path: Path) -> Path | None:
+    """Save a matplotlib figure (and close it).
+
+    Args:
+        fig: the figure.
+        path: where to write it.
+
+    Returns:
+        ``path``, or ``None`` without matplotlib.
+    """
     try:
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover - figures are optional
@@ -292,46 +675,52 @@ def _save_figure(fig: Any, path: Path) -> Path | None:
     return path
 
 
+RUNNERS: dict[str, Callable[[ArgumentParser, Namespace], int]] = {"analyse": run_analyse, "rank": run_rank}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lightning-topo`` console script; returns the exit code."""
+    """Entry point of the ``lightning-topo`` console script.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0 on success, 2 for a user error, 1 for an internal error.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    if not args or args[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if args else 2
-    command, rest = args[0], args[1:]
-    if command == "analyze":
-        command = "analyse"
-    if command not in COMMANDS:
-        print(f"lightning-topo: error: unknown command {command!r}; use one of {', '.join(COMMANDS)}.", file=sys.stderr)
-        return 2
+    if args[:1] == ["fit"]:
+        args = ["fit", "--", *args[1:]]  # everything after `fit` is LightningCLI's
     try:
         import matplotlib
 
         matplotlib.use("Agg")
     except ImportError:  # pragma: no cover
         pass
-    runner = {"fit": run_fit, "analyse": run_analyse, "rank": run_rank}[command]
+    command = ALIASES.get(args[0], args[0]) if args else ""
     try:
-        return runner(rest)
+        parser, subparsers = build_parsers()
+        cfg = parser.parse_args(args, defaults=False)
+        command = ALIASES.get(cfg.subcommand, cfg.subcommand)
+        sub_cfg = cfg[cfg.subcommand]
+        if command == "fit":
+            return run_fit(list(sub_cfg.args)[1:])
+        return RUNNERS[command](subparsers[command], _given(subparsers[command], sub_cfg))
     except SystemExit as exc:  # --help, --print_config
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     except Exception as err:
-        from lightning.pytorch.utilities.exceptions import MisconfigurationException
-
-        user_errors = (CLIError, MisconfigurationException, FileNotFoundError, ValueError, TypeError)
-        if debug or not isinstance(err, user_errors):
-            if debug:
-                raise
-            print(
-                f"lightning-topo {command}: error: {type(err).__name__}: {_one_line(err)} (rerun with --debug for the "
-                "traceback)",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"lightning-topo {command}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
+        if debug:
+            raise
+        where = f"{PROG} {command}" if command in COMMANDS else PROG
+        if isinstance(err, user_error_types()):
+            print(f"{where}: error: {user_message(err, where)}", file=sys.stderr)
+            return 2
+        print(
+            f"{where}: error: {type(err).__name__}: {one_line(err)} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

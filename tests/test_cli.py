@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import csv
+import dataclasses
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +17,19 @@ import pytest
 import torch
 import yaml
 
-from lightning_topo import TopologyReport, analyse
+from lightning_topo import TopologyReport, analyse, cli
+from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import CNNClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
+PACKAGE = ROOT / "lightning_topo"
 SHORT = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3"]
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg")
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg", COLUMNS="120")
     return subprocess.run(
         [sys.executable, "-m", "lightning_topo", *args],
         cwd=cwd,
@@ -136,7 +142,11 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "--data",
                 "lightning_topo.datasets.DigitsDataModule",
             ],
-            "has no 'NoSuchNet'; check the spelling",
+            (
+                "'lightning_topo.models.NoSuchNet'",
+                "has no attribute 'NoSuchNet'",
+                "see `lightning-topo analyse --help`",
+            ),
         ),
         (
             [
@@ -148,14 +158,22 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "--data",
                 "lightning_topo.datasets.DigitsDataModule",
             ],
-            "checkpoint 'missing.ckpt' not found",
+            ("checkpoint 'missing.ckpt' not found", "pass an existing file to --ckpt"),
         ),
-        (["analyse", "--config", "@analyse", "--analysis.layers", "[net.99]"], "Layer 'net.99' does not match"),
-        (["analyse", "--config", "@bad_yaml"], "malformed YAML in --config"),
-        (["fit", "--config", "@bad_yaml"], "malformed YAML in --config"),
+        (["analyse", "--config", "@analyse", "--analysis.layers", "[net.99]"], ("Layer 'net.99' does not match",)),
+        (
+            ["analyse", "--config", "@analyse", "--analysis.samples_per_class", "0"],
+            ("`samples_per_class` must be None or an integer >= 1, got 0.",),
+        ),
+        (
+            ["analyse", "--config", "@analyse", "--analysis.complex", "voxel"],
+            ("analysis.complex", "voxel", "see `lightning-topo analyse --help`"),
+        ),
+        (["analyse", "--config", "@bad_yaml"], ("malformed YAML", "line 1, column 8", "fix the syntax")),
+        (["fit", "--config", "@bad_yaml"], ("malformed YAML", "line 1, column 8", "fix the syntax")),
         (
             ["fit", "--config", "@cnn", "--data", "lightning_topo.datasets.Nope"],
-            "class path 'lightning_topo.datasets.Nope'",
+            ("class_path 'lightning_topo.datasets.Nope'", "has no attribute 'Nope'", "see `lightning-topo fit --help`"),
         ),
         (
             [
@@ -166,13 +184,26 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "--trainer.callbacks+=lightning_topo.TopologyCallback",
                 "--trainer.callbacks.layers=[net.42]",
             ],
-            "Layer 'net.42' does not match",
+            ("Layer 'net.42' does not match",),
         ),
-        (["rank", "--config", "@rank", "--scores", '{"cnn": 1.0}'], "`scores` must have one value per model"),
-        (["nope"], "unknown command 'nope'"),
+        (
+            ["rank", "--config", "@rank", "--scores", '{"cnn": 1.0}'],
+            ("`scores` must have one value per model", "missing ['mlp', 'cnn_untrained']"),
+        ),
+        (
+            [
+                "rank",
+                "--config",
+                "@rank",
+                "--models",
+                "[{name: a, class_path: lightning_topo.models.CNNClassifier, ckp: x}]",
+            ],
+            ("--models entry 0 (a)", "'ckp'"),
+        ),
+        (["nope"], ("'nope'", "'fit', 'analyse'")),
     ],
 )
-def test_bad_input_exits_2_with_one_line(workdir: Path, args: list[str], message: str) -> None:
+def test_bad_input_exits_2_with_one_line(workdir: Path, args: list[str], message: tuple[str, ...]) -> None:
     bad = workdir / "bad.yaml"
     bad.write_text("model: [a, b\n  c: {")
     files = {"@analyse": "analyse_digits.yaml", "@cnn": "digits_cnn.yaml", "@rank": "rank_digits.yaml"}
@@ -180,8 +211,256 @@ def test_bad_input_exits_2_with_one_line(workdir: Path, args: list[str], message
     proc = run_cli(*args, cwd=workdir)
     assert proc.returncode == 2, proc.stderr[-2000:]
     error_lines = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(error_lines) == 1 and message in error_lines[0], proc.stderr[-2000:]
+    assert len(error_lines) == 1 and all(part in error_lines[0] for part in message), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def _truncated(src: Path, dst: Path) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+    return dst
+
+
+@pytest.mark.parametrize("kind", ["truncated_lightning", "truncated_state_dict", "random_bytes", "empty"])
+def test_unreadable_checkpoint_exits_2_with_one_line_naming_the_file(workdir: Path, tmp_path: Path, kind: str) -> None:
+    model = ["--model", "lightning_topo.models.CNNClassifier"]
+    if kind == "truncated_lightning":
+        ckpt = _truncated(workdir / "outputs/digits_cnn/checkpoints/digits_cnn.ckpt", tmp_path / "half.ckpt")
+    elif kind == "truncated_state_dict":
+        torch.save(torch.nn.Linear(64, 10).state_dict(), tmp_path / "linear.pt")
+        ckpt = _truncated(tmp_path / "linear.pt", tmp_path / "half.pt")
+        model = ["--model", "torch.nn.Linear", "--model.in_features", "64", "--model.out_features", "10"]
+    elif kind == "random_bytes":
+        ckpt = tmp_path / "random.ckpt"
+        ckpt.write_bytes(random.Random(0).randbytes(4096))
+    else:
+        ckpt = tmp_path / "empty.ckpt"
+        ckpt.write_bytes(b"")
+    args = ["analyse", *model, "--ckpt", str(ckpt), "--data", "lightning_topo.datasets.DigitsDataModule"]
+    proc = run_cli(*args, cwd=workdir)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr[-2000:]
+    assert str(ckpt) in lines[0] and "is not a readable checkpoint" in lines[0], lines[0]
+    assert "weights_only" not in lines[0]
+
+
+def test_internal_errors_exit_1_naming_the_type_and_debug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(parser: object, cfg: object) -> int:
+        raise RuntimeError("deep\n  inside")
+
+    args = [
+        "analyse",
+        "--model",
+        "lightning_topo.models.CNNClassifier",
+        "--data",
+        "lightning_topo.datasets.DigitsDataModule",
+    ]
+    monkeypatch.setitem(cli.RUNNERS, "analyse", boom)
+    assert cli.main(args) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == "lightning-topo analyse: error: RuntimeError: deep inside (rerun with --debug for the traceback)"
+    with pytest.raises(RuntimeError, match="deep"):
+        cli.main([*args, "--debug"])
+
+    def bad_value(parser: object, cfg: object) -> int:
+        raise ConfigError("`k` must be an integer >= 1, got 0.")
+
+    monkeypatch.setitem(cli.RUNNERS, "analyse", bad_value)
+    assert cli.main(["analyze", *args[1:]]) == 2
+    assert capsys.readouterr().err == "lightning-topo analyse: error: `k` must be an integer >= 1, got 0.\n"
+
+
+def test_one_line_collapses_whitespace_and_caps_the_length() -> None:
+    assert cli.one_line(ValueError("a\n\n  b\tc ")) == "a b c"
+    assert cli.one_line(KeyError()) == "KeyError"
+    long = cli.one_line(ValueError("x" * 5000))
+    assert len(long) == cli.MAX_MESSAGE and long.endswith("...")
+
+
+def _help_entries(text: str) -> dict[str, str]:
+    """Option -> its help text, from argparse's help layout (an option line, then indented continuation lines)."""
+    entries: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("  -"):
+            invocation, _, rest = line.strip().partition("  ")
+            current = invocation.split()[0].rstrip(",")
+            entries[current] = rest.strip()
+        elif current is not None and line.startswith("    ") and line.strip():
+            entries[current] += " " + line.strip()
+        else:
+            current = None
+    return entries
+
+
+@pytest.mark.parametrize("command", ["analyse", "analyze", "rank"])
+def test_help_describes_every_analysis_option(command: str, tmp_path: Path) -> None:
+    proc = _ok(run_cli(command, "--help", cwd=tmp_path))
+    entries = _help_entries(proc.stdout)
+    options = {name: text for name, text in entries.items() if name.startswith("--analysis.")}
+    assert len(options) >= 10, sorted(entries)
+    for name, text in options.items():
+        description = re.split(r"\((?:type|required|default):", text)[0].strip()
+        assert description, f"{name} has no description in `lightning-topo {command} --help`: {text!r}"
+    fields = {f.name for f in dataclasses.fields(TopologyConfig)} - {"input_fn", "target_fn", "output_fn", "forward_fn"}
+    # the --analysis.* options are exactly the TopologyConfig fields a command line can give
+    assert {name for name in options if not name.endswith(".help")} == {f"--analysis.{f}" for f in fields}
+    assert "known subclasses: torch.nn.Identity" not in proc.stdout  # the list of every nn.Module is left out
+
+
+_SAFE_CALLS = {
+    "isinstance",
+    "issubclass",
+    "type",
+    "len",
+    "id",
+    "hash",
+    "bool",
+    "callable",
+    "getattr",
+    "hasattr",
+    "print",
+}
+_MESSAGE_ATTRS = {"args", "msg", "message"}
+_SEARCH_METHODS = {
+    "startswith",
+    "endswith",
+    "find",
+    "rfind",
+    "index",
+    "rindex",
+    "count",
+    "__contains__",
+    "__eq__",
+    "partition",
+    "rpartition",
+    "search",
+    "match",
+    "fullmatch",
+    "findall",
+    "finditer",
+}
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _is_exception_annotation(node: ast.expr | None) -> bool:
+    if isinstance(node, ast.BinOp):
+        return _is_exception_annotation(node.left) or _is_exception_annotation(node.right)
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+    return name.endswith(("Error", "Exception"))
+
+
+def message_text_checks(source: str, filename: str = "<source>") -> list[str]:
+    """Places where code compares or searches an exception's message text (control flow on English).
+
+    In each function (and the module), the exceptions are the names bound by ``except ... as NAME`` and the
+    parameters annotated with an exception type; their text is ``str(e)``, ``repr(e)``, ``e.args``, an f-string
+    of ``e``, anything computed from such text or from passing ``e`` to a function (``_one_line(e)``), and the
+    variables assigned from it. Flagged: ``==`` / ``!=`` / ``in`` / ``not in`` with such text, a search method
+    on it (``startswith``, ``find``, ``re.search(..., text)``, ...) and ``split`` / ``partition`` on a marker.
+    """
+    tree = ast.parse(source, filename)
+    scopes: list[ast.AST] = [
+        tree,
+        *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))),
+    ]
+    found: set[str] = set()
+    for scope in scopes:
+        exceptions = {h.name for h in ast.walk(scope) if isinstance(h, ast.ExceptHandler) and h.name}
+        if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            arguments = [*scope.args.posonlyargs, *scope.args.args, *scope.args.kwonlyargs]
+            exceptions |= {a.arg for a in arguments if _is_exception_annotation(a.annotation)}
+        if not exceptions:
+            continue
+        texts: set[str] = set()
+
+        def is_text(node: ast.AST, exceptions: set[str] = exceptions, texts: set[str] = texts) -> bool:
+            if isinstance(node, ast.Name):
+                return node.id in texts
+            if isinstance(node, ast.Attribute):
+                if node.attr in _MESSAGE_ATTRS and isinstance(node.value, ast.Name) and node.value.id in exceptions:
+                    return True
+                return is_text(node.value)
+            if isinstance(node, ast.Subscript):
+                return is_text(node.value)
+            if isinstance(node, ast.JoinedStr):
+                values = [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
+                return any(is_text(v) or bool(_names(v) & exceptions) for v in values)
+            if isinstance(node, ast.BinOp):
+                return is_text(node.left) or is_text(node.right)
+            if isinstance(node, ast.IfExp):
+                return is_text(node.body) or is_text(node.orelse)
+            if isinstance(node, ast.Call):
+                if isinstance(node.func, ast.Name) and node.func.id in _SAFE_CALLS:
+                    return False
+                operands = [*node.args, *(k.value for k in node.keywords)]
+                if isinstance(node.func, ast.Attribute):
+                    operands.append(node.func.value)
+                return any(is_text(a) or (isinstance(a, ast.Name) and a.id in exceptions) for a in operands)
+            return False
+
+        changed = True
+        while changed:
+            changed = False
+            for node in ast.walk(scope):
+                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)) and node.value:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    new = {n for t in targets for n in _names(t)} - texts if is_text(node.value) else set()
+                    texts |= new
+                    changed = changed or bool(new)
+        for node in ast.walk(scope):
+            bad = False
+            if isinstance(node, ast.Compare):
+                if any(isinstance(op, (ast.In, ast.NotIn, ast.Eq, ast.NotEq)) for op in node.ops):
+                    bad = any(is_text(operand) for operand in [node.left, *node.comparators])
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                if node.func.attr in _SEARCH_METHODS:
+                    bad = is_text(node.func.value) or any(is_text(a) for a in node.args)
+                elif node.func.attr in {"split", "rsplit"}:
+                    markers = [a for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                    bad = is_text(node.func.value) and any(m.value.strip() for m in markers)
+            if bad:
+                found.add(f"{filename}:{node.lineno}: {ast.unparse(node)}")
+    return sorted(found)
+
+
+@pytest.mark.parametrize(
+    ("source", "flagged"),
+    [
+        ("try:\n    f()\nexcept ValueError as err:\n    if 'scores' in str(err):\n        pass", True),
+        ("try:\n    f()\nexcept ValueError as err:\n    m = re.search('x', str(err))", True),
+        ("try:\n    f()\nexcept ValueError as err:\n    ok = str(err).startswith('x')", True),
+        ("try:\n    f()\nexcept ValueError as e:\n    text = str(e).lower()\n    ok = 'x' in text", True),
+        ("try:\n    f()\nexcept ValueError as e:\n    ok = e.args[0] == 'x'", True),
+        ("def g(err: BaseException):\n    t = _one_line(err)\n    return re.match('a', t)", True),
+        ("try:\n    f()\nexcept ValueError as e:\n    head = str(e).split(':')[0]", True),
+        ("try:\n    f()\nexcept ValueError as err:\n    print(' '.join(str(err).split()))", False),
+        (
+            "def one(err: BaseException):\n    t = ' '.join(str(err).split())\n    return t if len(t) < 5 else t[:3]",
+            False,
+        ),
+        ("try:\n    f()\nexcept OSError as err:\n    ok = err.errno == 2 or isinstance(err, KeyError)", False),
+        ("x = 'a' in 'abc'", False),
+    ],
+)
+def test_message_text_checks_finds_control_flow_on_messages(source: str, flagged: bool) -> None:
+    assert bool(message_text_checks(source)) is flagged, message_text_checks(source)
+
+
+def test_no_code_branches_on_exception_message_text() -> None:
+    """Errors are classified by type: no code of the package compares or searches an exception's message."""
+    files = sorted(PACKAGE.rglob("*.py"))
+    assert len(files) > 10
+    found = [hit for path in files for hit in message_text_checks(path.read_text(), str(path.relative_to(ROOT)))]
+    assert not found, "exception messages used for control flow (branch on the exception type instead):\n" + "\n".join(
+        found
+    )
 
 
 def test_debug_shows_the_traceback(workdir: Path) -> None:
@@ -210,6 +489,13 @@ def test_every_config_parses() -> None:
     for path in CONFIGS.glob("*.yaml"):
         config = yaml.safe_load(path.read_text())
         assert isinstance(config, dict) and ("trainer" in config or "analysis" in config), path.name
+    # the analyse / rank configs pass the command line's own parser (class paths, TopologyConfig fields, types)
+    parser = cli.build_parser()
+    analyse_cfg = parser.parse_args(["analyse", "--config", str(CONFIGS / "analyse_digits.yaml")]).analyse
+    assert analyse_cfg.model.class_path == "lightning_topo.models.CNNClassifier" and analyse_cfg.ckpt
+    assert TopologyConfig(**analyse_cfg.analysis.as_dict()).samples_per_class == 20
+    rank_cfg = parser.parse_args(["rank", "--config", str(CONFIGS / "rank_digits.yaml")]).rank
+    assert [entry.name for entry in cli._model_entries(rank_cfg.models)] == ["cnn", "mlp", "cnn_untrained"]
 
 
 @pytest.mark.parametrize("name", ["d1_relu.yaml", "d1_tanh.yaml"])
