@@ -75,6 +75,20 @@ def section(results: dict[str, Any]) -> str:
             f"the Betti numbers of the 11 layers {_ms(breakdown.get('betti_all_layers'))} s (each layer's "
             "activations in one call); the rest is the callback's own work (sampling once, hooks, logging)."
         )
+    overhead = goals.get("fit_overhead", {})
+    if overhead and not overhead.get("met") and breakdown:
+        per_epoch = (results.get("fit_seconds_without_callback") or 0) / 2
+        stems = {k: v for k, v in breakdown.items() if k.startswith("betti ")}
+        slowest = max(stems, key=stems.get) if stems else None
+        lines.append(
+            f"The fit-overhead goal is missed by {overhead['value'] / 1.05:.2f}x: an epoch of this fit lasts "
+            f"{per_epoch:.2f} s on this card, so 1.05x leaves {0.05 * per_epoch:.3f} s per evaluation, while the "
+            f"Betti numbers alone take {_ms(breakdown.get('betti_all_layers'))} s"
+            + (f" (the slowest layer, {slowest.removeprefix('betti ')}, {_ms(stems[slowest])} s)" if slowest else "")
+            + ". Meeting it needs the evaluation to overlap training (a side stream) or a smaller sample "
+            "(`samples_per_class`, `every_n_epochs`). Peak GPU memory grows with the activations gathered per layer "
+            "before one labelling call (up to 256 MiB per layer: `capture.reduce.ACCELERATOR_BUFFER_BYTES`)."
+        )
     return "\n".join(lines) + "\n"
 
 
