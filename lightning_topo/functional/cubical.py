@@ -134,8 +134,9 @@ def cubical_betti(
             half precision included); NaN or Inf is an error.
         threshold: a number, or a tensor of shape ``(B,)`` with one threshold per volume (±inf allowed).
         device: where to compute; ``None`` means the device of ``volumes``. Results live there.
-        backend: connected-component labelling: ``"auto"`` (``cc3d`` on CPU, tensor propagation on
-            accelerators), ``"cc3d"``, ``"scipy"`` or ``"torch"``. All give the same numbers.
+        backend: connected-component labelling: ``"auto"`` (``cc3d`` on CPU; on CUDA CuPy when installed, else
+            tensor propagation; see :mod:`lightning_topo.functional.components`), ``"cc3d"``, ``"scipy"``,
+            ``"cupy"`` or ``"torch"``. All give the same numbers.
 
     Returns:
         int64 tensor of shape ``(B, 3)``: ``b0``, ``b1``, ``b2`` per volume.
