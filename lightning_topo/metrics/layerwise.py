@@ -259,6 +259,42 @@ class LayerwiseTopology(Metric):
             warnings.append(why)
         return TopologyResult(layers=layers, classes=list(self.classes), theta=th, decay_rate=decay, warnings=warnings)
 
+    def plot(self, val: TopologyResult | None = None, ax: Any = None) -> tuple[Any, Any]:
+        """Plot Betti numbers and Omega against depth (layer names on the x axis), as torchmetrics plots do.
+
+        Args:
+            val: a :meth:`compute` result; ``None`` plots the current ``compute()``.
+            ax: a matplotlib axis to draw on (a new figure otherwise).
+
+        Returns:
+            ``(fig, ax)`` (``fig`` is ``None`` when ``ax`` was given).
+
+        Example:
+            >>> m = LayerwiseTopology(["conv", "fc"], classes=[0])
+            >>> m.update("conv", torch.tensor([[3, 1, 0]]), torch.tensor([0]))
+            >>> m.update("fc", torch.tensor([[1, 0, 0]]), torch.tensor([0]))
+            >>> fig, ax = m.plot()
+            >>> [line.get_label() for line in ax.get_lines()]
+            ['b0', 'b1', 'b2', 'Omega']
+        """
+        import matplotlib.pyplot as plt  # lazy: matplotlib is optional
+
+        result = self.compute() if val is None else val
+        fig, ax = plt.subplots() if ax is None else (None, ax)
+        depth = list(range(1, len(result.layers) + 1))
+        means = torch.stack([torch.nanmean(layer.betti, dim=0) for layer in result.layers]) if result.layers else None
+        if means is not None:
+            for k in range(means.shape[1]):
+                ax.plot(depth, means[:, k].tolist(), marker="o", label=f"b{k}")
+        ax.plot(depth, result.omega.tolist(), marker="s", linewidth=2, label="Omega")
+        ax.set_xticks(depth, [layer.name for layer in result.layers], rotation=45, ha="right")
+        ax.set_xlabel("layer (depth order)")
+        ax.set_ylabel("mean over classes")
+        ax.set_title(f"decay rate {result.decay_rate:.3f}, theta {result.theta:.3f}")
+        ax.legend()
+        ax.grid(True, alpha=0.3)
+        return fig, ax
+
     def _state_cat(self, name: str) -> Tensor | None:
         value = getattr(self, name)
         if isinstance(value, Tensor):  # synchronised: already concatenated
