@@ -9,7 +9,8 @@ Three runs of the same seeded digits CNN (``digits_cnn()``, Adam 1e-2, batch 32)
 
 * ``none``: trains for ``--max-epochs`` (the reference for accuracy and time);
 * ``val_loss``: Lightning's ``EarlyStopping(monitor="val_loss", patience=3)``;
-* ``topology``: ``TopologyEarlyStopping(patience=3)``, i.e. stop once ``topology/decay_rate`` (the
+* ``topology``: ``TopologyEarlyStopping(patience=3, min_delta=0, min_delta_mode="abs", ema_alpha=None)`` (the
+  defaults before ``examples/stopping_rules.py`` chose new ones), i.e. stop once ``topology/decay_rate`` (the
   depth-normalised decay of Omega; higher = more simplification) has not improved for 3 evaluations.
 
 For each: the epoch it stopped at, validation accuracy at the end, wall time and the time saved against
@@ -67,7 +68,8 @@ def run(rule: str, seed: int, max_epochs: int, patience: int, precision: str = "
     if rule == "val_loss":
         stopper = EarlyStopping(monitor="val_loss", mode="min", patience=patience)
     elif rule == "topology":
-        stopper = TopologyEarlyStopping(patience=patience)
+        # The rule this study measured (the defaults before examples/stopping_rules.py chose new ones).
+        stopper = TopologyEarlyStopping(patience=patience, min_delta=0.0, min_delta_mode="abs", ema_alpha=None)
     if stopper is not None:
         callbacks.append(stopper)
     trainer = Trainer(

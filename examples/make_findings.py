@@ -251,13 +251,121 @@ def early_stopping() -> str:
     return "\n".join(lines)
 
 
+def stopping_rules() -> str:
+    data = _load("stopping_rules")
+    head = "### Which early-stopping rule earns its place (3 tasks, every rule on the same runs)\n"
+    command = "python examples/stopping_rules.py --out docs/findings/stopping_rules"
+    if data is None:
+        return head + _missing("stopping_rules", command)
+    st, summary, chosen, rules = data["settings"], data["summary"], data["default"], data["rules"]
+    tasks = list(st["tasks"])
+    goal = st["goal"]
+    shown = [
+        "none",
+        "hindsight",
+        "half_budget",
+        "val_loss_p3",
+        "val_loss_p10",
+        "decay_p3",
+        "decay_p3+floor_p3",
+        "omega_last_p10",
+        "theta_p15",
+        "decay_and_val_loss_p3",
+        chosen["rule"],
+        chosen["accuracy_first"]["rule"],
+    ]
+    lines = [
+        head,
+        f"Each of {len(tasks)} tasks x {st['seeds']} seeds trained once to its last epoch with "
+        "`TopologyCallback(charts=False)`; every rule is then evaluated offline on the recorded series (`val_acc`, "
+        "`val_loss`, decay rate, theta, Omega of the last layer, seconds per epoch), so all rules see the same "
+        "trajectories. Tasks: "
+        + "; ".join(f"`{t}`: {st['tasks'][t]['description']}, {st['tasks'][t]['max_epochs']} epochs" for t in tasks)
+        + f". Goal for the defaults: mean validation accuracy within {goal['acc_lost_mean_at_most']} of training to "
+        f"the end in at most {100 * goal['epoch_fraction_at_most']:.0f} % of the epochs, on every task. Cells: mean "
+        "epochs run / mean validation accuracy at the stop (accuracy lost against `none`) / wall time saved.\n",
+        "| rule | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
+    for name in dict.fromkeys(shown):
+        label = f"**{name}** (the default)" if name == chosen["rule"] else f"`{name}`"
+        cells = []
+        for task in tasks:
+            t = summary[name][task]
+            cells.append(
+                f"{t['epochs_mean']:.1f} / {t['val_acc_mean']:.3f} ({t['acc_lost_mean']:+.3f}) / "
+                f"{100 * t['time_saved_mean']:.0f} %"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    meets = [n for n in summary if rules[n]["family"] != "hindsight" and _meets_goal(summary[n], goal)]
+    half = summary["half_budget"]
+    beat_budget = [
+        n
+        for n in summary
+        if n not in ("half_budget", "hindsight", "none")
+        and all(
+            summary[n][t]["acc_lost_mean"] <= half[t]["acc_lost_mean"]
+            and summary[n][t]["time_saved_mean"] >= half[t]["time_saved_mean"]
+            for t in tasks
+        )
+    ]
+    halves = chosen.get("split_halves") or {}
+    args = ", ".join(f"{k}={v!r}" for k, v in chosen["callback_arguments"].items())
+    lines += [
+        "",
+        f"{len(summary)} rules in all (`results.json`): `hindsight` knows the final accuracy and is no rule; "
+        "`half_budget` stops after half the epochs whatever it sees. **Goal met** by "
+        + (", ".join(f"`{n}`" for n in meets) if meets else "no rule (topology or `val_loss`)")
+        + ". Topology rules and `EarlyStopping(val_loss)` lie on one trade-off: a longer patience keeps more "
+        "accuracy and saves less time."
+        + (
+            " No rule beats the fixed budget of half the epochs on every task (less accuracy lost and as much time "
+            "saved): on these tasks neither the topology signals nor the validation loss told a rule more about "
+            "when to stop than the epoch count did."
+            if not beat_budget
+            else f" Rules that beat the fixed half budget on every task: {', '.join(f'`{n}`' for n in beat_budget)}."
+        ),
+        "",
+        f"**Default** `TopologyEarlyStopping({args})`: {chosen['why']} (worst task: "
+        f"{chosen['worst_task_acc_lost']:+.3f} accuracy; {100 * chosen['time_saved_mean_over_tasks']:.0f} % of the "
+        f"time saved on average). Criterion: {chosen['criterion']} The accuracy-first criterion would pick "
+        f"`{chosen['accuracy_first']['rule']}` (worst task {chosen['accuracy_first']['worst_task_acc_lost']:+.3f}, "
+        f"{100 * chosen['accuracy_first']['time_saved_mean_over_tasks']:.0f} % saved)."
+        + (
+            " Chosen on each half of the seeds: "
+            + ", ".join(f"`{h['choice']}` (seeds {h['seeds'][0]}-{h['seeds'][-1]})" for h in halves.values())
+            + "."
+            if halves
+            else ""
+        ),
+        "",
+        "![accuracy and decay rate per epoch with the stops; every rule's accuracy lost against time saved]"
+        "(docs/findings/stopping_rules/stopping_rules.png)",
+        "",
+        f"Command: `{command}` ({data['runtime_seconds'] / 60:.1f} min here).",
+        "",
+        _numbers_from(data),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _meets_goal(per_task: dict[str, Any], goal: dict[str, float]) -> bool:
+    return all(
+        t["acc_lost_mean"] <= goal["acc_lost_mean_at_most"]
+        and t["epoch_fraction_mean"] <= goal["epoch_fraction_at_most"]
+        for t in per_task.values()
+    )
+
+
 def section() -> str:
     """The whole generated section (between the markers)."""
     intro = (
         "Full-mode runs of the examples on a 2-core CPU; this section is generated from their committed\n"
         "`docs/findings/*/results.json` by `python examples/make_findings.py` (a test checks it matches).\n"
     )
-    return "\n".join([intro, relu_vs_tanh(), invariances(), rank_models(), early_stopping()]).rstrip() + "\n"
+    sections = [intro, relu_vs_tanh(), invariances(), rank_models(), early_stopping(), stopping_rules()]
+    return "\n".join(sections).rstrip() + "\n"
 
 
 def render(readme: str) -> str:

@@ -1,7 +1,13 @@
-"""TopologyEarlyStopping: plateau and Betti-floor rules, reasons, state, resume; scripted and real values."""
+"""TopologyEarlyStopping: plateau and Betti-floor rules, smoothing and relative min_delta, reasons, state, resume;
+scripted and real values; the online callback stops where the offline simulation of examples/stopping_rules.py
+says, on the series that study recorded."""
 
 from __future__ import annotations
 
+import inspect
+import json
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +24,33 @@ from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
 
 NAN = float("nan")
+ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "docs" / "findings" / "stopping_rules" / "results.json"
+RAW = {"min_delta": 0.0, "min_delta_mode": "abs", "ema_alpha": None}
+"""The plateau rule without smoothing or a relative min_delta (``EarlyStopping``'s; the defaults before 0.x)."""
+
+
+def _study() -> Any:
+    """``examples/stopping_rules.py`` as a module (its offline rules are plain functions of the series)."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import stopping_rules
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    return stopping_rules
 
 
 class Scripted(LightningModule):
     """Logs a scripted decay rate and deepest-layer Omega at the end of each validation epoch."""
 
-    def __init__(self, decay: list[float], omega_last: list[float] | None = None) -> None:
+    def __init__(
+        self, decay: list[float], omega_last: list[float] | None = None, extra: dict[str, list[float]] | None = None
+    ) -> None:
         super().__init__()
         self.layer = torch.nn.Linear(2, 1)
         self.decay = decay
         self.omega_last = omega_last if omega_last is not None else [5.0] * len(decay)
+        self.extra = extra or {}
 
     def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.layer(batch[0]).pow(2).mean()
@@ -39,6 +62,8 @@ class Scripted(LightningModule):
         e = self.current_epoch
         self.log("topology/decay_rate", self.decay[e], on_epoch=True)
         self.log("topology/omega_last", self.omega_last[e], on_epoch=True)
+        for key, values in self.extra.items():
+            self.log(key, values[e], on_epoch=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.01)
@@ -54,6 +79,8 @@ class Probe(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         s = self.stopper
         self.at_start = {"wait_count": s.wait_count, "floor_count": s.floor_count, "best": float(s.best_score)}
+        if s.ema_alpha is not None:
+            self.at_start["ema_value"] = s.ema_value
 
 
 def _loader() -> DataLoader:
@@ -80,7 +107,7 @@ def _fit(model: LightningModule, callbacks: list[Callback], root: Path, epochs: 
     "make",
     [
         lambda: EarlyStopping(monitor="topology/decay_rate", mode="max", patience=2),
-        lambda: TopologyEarlyStopping(patience=2),
+        lambda: TopologyEarlyStopping(patience=2, **RAW),
     ],
     ids=["EarlyStopping", "Topology"],
 )
@@ -99,7 +126,9 @@ def test_theta_in_min_mode(tmp_path: Path) -> None:
         def on_validation_epoch_end(self) -> None:
             self.log("topology/theta", self.decay[self.current_epoch], on_epoch=True)
 
-    stopper = TopologyEarlyStopping(monitor="topology/theta", mode="min", patience=1, min_delta=0.05)
+    stopper = TopologyEarlyStopping(
+        monitor="topology/theta", mode="min", patience=1, min_delta=0.05, min_delta_mode="abs", ema_alpha=None
+    )
     _fit(Theta([-0.1, -0.3, -0.32, -0.5, -0.6]), [stopper], tmp_path)
     assert stopper.stopped_epoch == 2  # -0.32 is not 0.05 below -0.3
     assert stopper.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
@@ -108,7 +137,7 @@ def test_theta_in_min_mode(tmp_path: Path) -> None:
 def test_betti_floor_stops_with_its_reason(tmp_path: Path) -> None:
     decay = [0.1 * i for i in range(10)]  # always improving: the plateau rule never fires
     omega_last = [4.0, 3.0, 1.02, 2.0, 1.04, 1.0, 1.01, 0.99, 1.0, 1.0]
-    stopper = TopologyEarlyStopping(patience=5, floor_patience=3)
+    stopper = TopologyEarlyStopping(patience=5, floor_patience=3, **RAW)
     trainer = _fit(Scripted(decay, omega_last), [stopper], tmp_path)
     assert stopper.stopped_epoch == 6  # epochs 4, 5, 6 at the floor (epoch 3 broke the first run)
     assert trainer.current_epoch == 7
@@ -131,11 +160,11 @@ def test_floor_tolerance_and_plain_early_stopping_ignores_floor(tmp_path: Path) 
 
 def test_nan_evaluations_are_skipped_unless_check_finite(tmp_path: Path) -> None:
     decay = [0.1, NAN, NAN, 0.2, 0.3, 0.4]
-    stopper = TopologyEarlyStopping(patience=2)
+    stopper = TopologyEarlyStopping(patience=2, **RAW)
     with pytest.warns(UserWarning, match="skipped"):
         _fit(Scripted(decay), [stopper], tmp_path, epochs=6)
     assert stopper.stopping_reason == EarlyStoppingReason.NOT_STOPPED and stopper.wait_count == 0
-    strict = TopologyEarlyStopping(patience=2, check_finite=True)
+    strict = TopologyEarlyStopping(patience=2, check_finite=True, **RAW)
     _fit(Scripted(decay), [strict], tmp_path, epochs=6)
     assert strict.stopped_epoch == 1 and strict.stopping_reason == EarlyStoppingReason.NON_FINITE_METRIC
 
@@ -156,15 +185,18 @@ def test_missing_floor_key(tmp_path: Path) -> None:
 def test_state_dict_round_trip() -> None:
     first = TopologyEarlyStopping(patience=5, floor_patience=4)
     first.wait_count, first.floor_count, first.best_score = 2, 3, torch.tensor(0.7)
+    first.ema_value = 0.65
     state = first.state_dict()
     assert state["floor_count"] == 3 and state["wait_count"] == 2 and state["floor_reached"] is False
+    assert state["ema_value"] == 0.65
     other = TopologyEarlyStopping(patience=5, floor_patience=4)
     other.load_state_dict(state)
     assert (other.wait_count, other.floor_count, float(other.best_score)) == (2, 3, pytest.approx(0.7))
-    # A plain EarlyStopping state (no floor entries) loads with a zero floor count.
+    assert other.ema_value == 0.65
+    # A plain EarlyStopping state (no floor or moving-average entries) loads with a zero floor count, no average.
     plain = EarlyStopping(monitor="topology/decay_rate", mode="max").state_dict()
     other.load_state_dict(plain)
-    assert other.floor_count == 0 and not other.floor_reached
+    assert other.floor_count == 0 and not other.floor_reached and other.ema_value is None
 
 
 def test_resume_restores_wait_and_floor_counters(tmp_path: Path) -> None:
@@ -173,7 +205,7 @@ def test_resume_restores_wait_and_floor_counters(tmp_path: Path) -> None:
     ckpt_dir = tmp_path / "ckpt"
 
     def stopper() -> TopologyEarlyStopping:
-        return TopologyEarlyStopping(patience=4, floor_patience=5)
+        return TopologyEarlyStopping(patience=4, floor_patience=5, **RAW)
 
     first = stopper()
     _fit(Scripted(decay, omega_last), [first, ModelCheckpoint(dirpath=ckpt_dir, save_last=True)], tmp_path, epochs=2)
@@ -191,6 +223,130 @@ def test_resume_restores_wait_and_floor_counters(tmp_path: Path) -> None:
     assert resumed.floor_count == 5 and not resumed.floor_reached
 
 
+def test_moving_average_delays_the_stop(tmp_path: Path) -> None:
+    decay = [0.5, 1.0, 0.5, 1.0, 1.0, 1.0]
+    raw = TopologyEarlyStopping(patience=2, **RAW)
+    _fit(Scripted(decay), [raw], tmp_path, epochs=6)
+    assert raw.stopped_epoch == 3  # best 1.0 at epoch 1; 0.5 and 1.0 do not beat it
+    smooth = TopologyEarlyStopping(patience=2, min_delta=0.0, min_delta_mode="abs", ema_alpha=0.5)
+    _fit(Scripted(decay), [smooth], tmp_path, epochs=6)
+    # Averages 0.5, 0.75, 0.625, 0.8125, 0.90625, 0.953125: one evaluation without improvement, never two.
+    assert smooth.stopping_reason == EarlyStoppingReason.NOT_STOPPED and smooth.wait_count == 0
+    assert smooth.ema_value == pytest.approx(0.953125) and float(smooth.best_score) == pytest.approx(0.953125)
+
+
+def test_relative_min_delta_is_a_fraction_of_the_best(tmp_path: Path) -> None:
+    decay = [0.5, 0.75, 0.775, 0.8, 0.825, 0.85]  # steps of 0.025 after 0.75
+    absolute = TopologyEarlyStopping(patience=2, min_delta=0.01, min_delta_mode="abs", ema_alpha=None)
+    _fit(Scripted(decay), [absolute], tmp_path, epochs=6)
+    assert absolute.stopping_reason == EarlyStoppingReason.NOT_STOPPED  # 0.025 > 0.01 every time
+    relative = TopologyEarlyStopping(patience=2, min_delta=0.1, min_delta_mode="rel", ema_alpha=None)
+    _fit(Scripted(decay), [relative], tmp_path, epochs=6)
+    # Best 0.75 after epoch 1: 0.775 and 0.8 do not beat it by 10 % of 0.75 (0.075).
+    assert relative.stopped_epoch == 3 and relative.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
+    assert abs(relative.min_delta) == pytest.approx(0.075)  # the threshold of the last evaluation
+
+
+def test_min_mode_relative_and_smoothed(tmp_path: Path) -> None:
+    class Theta(Scripted):
+        def on_validation_epoch_end(self) -> None:
+            self.log("topology/theta", self.decay[self.current_epoch], on_epoch=True)
+
+    theta = [-0.2, -0.4, -0.4, -0.4, -0.4, -0.4]
+    stopper = TopologyEarlyStopping(monitor="topology/theta", mode="min", patience=1, min_delta=0.1, ema_alpha=0.5)
+    _fit(Theta(theta), [stopper], tmp_path, epochs=6)
+    # Averages -0.2, -0.3, -0.35, -0.375: -0.375 is not 10 % below the best -0.35 (-0.385).
+    assert stopper.stopped_epoch == 3 == _study().plateau_stop(theta, "min", 1, 0.1, relative=True, smoothing=0.5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_online_equals_offline_on_random_series(tmp_path: Path, seed: int) -> None:
+    """Random walks with NaN gaps, four settings each: the callback and ``plateau_stop`` agree on every one."""
+    gen = torch.Generator().manual_seed(seed)
+    n = 25
+    walk = (torch.randn(n, generator=gen, dtype=torch.float64) * 0.05).cumsum(0) + 0.5
+    walk[torch.rand(n, generator=gen) < 0.1] = NAN
+    decay = walk.to(torch.float32).tolist()  # what a float32 log holds
+    for kwargs in (
+        {},  # the defaults
+        RAW,
+        {"patience": 3, "min_delta": 0.02, "min_delta_mode": "abs", "ema_alpha": 0.5},
+        {"patience": 4, "min_delta": 0.01, "min_delta_mode": "rel", "ema_alpha": 1.0},
+    ):
+        stopper = TopologyEarlyStopping(**kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the NaN evaluations are skipped with a warning (tested above)
+            _fit(Scripted(decay), [stopper], tmp_path, epochs=n)
+        offline = _study().plateau_stop(
+            decay,
+            "max",
+            stopper.patience,
+            stopper.relative_min_delta if stopper.min_delta_mode == "rel" else abs(stopper.min_delta),
+            relative=stopper.min_delta_mode == "rel",
+            smoothing=stopper.ema_alpha,
+        )
+        online = None if stopper.stopping_reason == EarlyStoppingReason.NOT_STOPPED else stopper.stopped_epoch
+        assert online == offline, (kwargs, decay)
+
+
+def test_resume_with_smoothing_stops_where_an_uninterrupted_run_does(tmp_path: Path) -> None:
+    decay = [0.2, 0.5, 0.45, 0.6, 0.55, 0.5, 0.52, 0.5, 0.48, 0.5]
+
+    def stopper() -> TopologyEarlyStopping:
+        return TopologyEarlyStopping(patience=3, min_delta=0.05, ema_alpha=0.4)
+
+    whole = stopper()
+    _fit(Scripted(decay), [whole], tmp_path / "whole", epochs=10)
+    assert whole.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
+
+    first = stopper()
+    ckpt_dir = tmp_path / "ckpt"
+    _fit(Scripted(decay), [first, ModelCheckpoint(dirpath=ckpt_dir, save_last=True)], tmp_path, epochs=4)
+    resumed = stopper()
+    probe = Probe(resumed)
+    callbacks = [resumed, probe, ModelCheckpoint(dirpath=tmp_path / "ckpt2", save_last=True)]
+    _fit(Scripted(decay), callbacks, tmp_path, epochs=10, ckpt_path=str(ckpt_dir / "last.ckpt"))
+    assert probe.at_start["ema_value"] == first.ema_value is not None
+    assert resumed.stopped_epoch == whole.stopped_epoch and resumed.ema_value == whole.ema_value
+
+
+def test_the_defaults_are_the_studys_choice() -> None:
+    """``TopologyEarlyStopping()`` runs the rule that examples/stopping_rules.py chose (docs/findings)."""
+    chosen = json.loads(STUDY.read_text())["default"]
+    assert chosen["needs_new_features"] == []
+    defaults = {k: p.default for k, p in inspect.signature(TopologyEarlyStopping.__init__).parameters.items()}
+    for key, value in chosen["callback_arguments"].items():
+        assert defaults[key] == value, key
+    assert defaults["floor_patience"] is None  # the Betti floor stays off: on D-I the last layer sits at 1 from init
+
+
+def test_online_defaults_stop_where_the_study_says_on_its_recorded_series(tmp_path: Path) -> None:
+    """Replay the series the study recorded through ``TopologyEarlyStopping()``: it stops at the epoch the study's
+    offline rule says (and reports in its per-seed summary), so the study's numbers are the callback's."""
+    results = json.loads(STUDY.read_text())
+    rule = _study().RULES[results["default"]["rule"]]
+    per_seed = {
+        (task, seed): epochs
+        for task, t in results["summary"][rule.name].items()
+        for seed, epochs in zip(t["per_seed"]["seed"], t["per_seed"]["epochs"], strict=True)
+    }
+    keys = {"decay_rate": "topology/decay_rate", "theta": "topology/theta", "omega_last": "topology/omega_last"}
+    stopped_early = 0
+    for run in results["runs"]:
+        n = len(run["val_acc"])
+        extra = {keys[k]: run[k] for k in ("theta",)}
+        stopper = TopologyEarlyStopping()
+        model = Scripted(run["decay_rate"], run["omega_last"], extra)
+        trainer = _fit(model, [stopper], tmp_path, epochs=n)
+        offline = rule.stop(run)
+        online = None if stopper.stopping_reason == EarlyStoppingReason.NOT_STOPPED else stopper.stopped_epoch
+        assert online == offline, (run["task"], run["seed"])
+        epochs = trainer.current_epoch if online is None else online + 1
+        assert epochs == per_seed[(run["task"], run["seed"])] == _study().stop_epochs(rule, run)
+        stopped_early += epochs < n
+    assert stopped_early >= len(results["runs"]) // 2  # the replay exercises real stops, not just "never"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -201,6 +357,10 @@ def test_resume_restores_wait_and_floor_counters(tmp_path: Path) -> None:
         ({"floor": float("inf")}, "`floor` must be a finite number"),
         ({"floor_tol": -1.0}, "`floor_tol` must be a finite number >= 0"),
         ({"floor_key": ""}, "`floor_key` must be a non-empty"),
+        ({"min_delta_mode": "relative"}, "`min_delta_mode` must be one of 'abs', 'rel' .*got 'relative'"),
+        ({"ema_alpha": 0.0}, r"`ema_alpha` must be None \(no smoothing\) or a number in \(0, 1\], got 0.0"),
+        ({"ema_alpha": 1.5}, r"`ema_alpha` must be .* got 1.5"),
+        ({"ema_alpha": True}, r"`ema_alpha` must be .* got True"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
@@ -212,13 +372,19 @@ def test_state_key_is_deterministic_and_includes_floor_settings() -> None:
     key = TopologyEarlyStopping(floor_patience=2).state_key
     assert key == TopologyEarlyStopping(floor_patience=2).state_key
     assert "floor_tol" in key and "'floor_patience': 2" in key
-    others = [TopologyEarlyStopping(), TopologyEarlyStopping(floor_patience=2, floor_tol=0.1)]
-    assert all(o.state_key != key for o in others)
+    assert "'ema_alpha': 0.3" in key and "'min_delta_mode': 'rel'" in key
+    others = [
+        TopologyEarlyStopping(),
+        TopologyEarlyStopping(floor_patience=2, floor_tol=0.1),
+        TopologyEarlyStopping(floor_patience=2, ema_alpha=None),
+        TopologyEarlyStopping(floor_patience=2, min_delta_mode="abs"),
+    ]
+    assert len({o.state_key for o in others} | {key}) == 5
 
 
 def test_real_run_stops_on_the_callbacks_decay_rate(tmp_path: Path) -> None:
     topo = TopologyCallback(samples_per_class=3)
-    stopper = TopologyEarlyStopping(patience=2, min_delta=5.0)  # unbeatable: stops after patience
+    stopper = TopologyEarlyStopping(patience=2, **{**RAW, "min_delta": 5.0})  # unbeatable: stops after patience
     trainer = Trainer(
         max_epochs=20,
         callbacks=[topo, stopper],
