@@ -231,7 +231,8 @@ def early_stopping() -> str:
     none, topo = data["summary"]["none"], data["summary"]["topology"]
     lines += [
         "",
-        f"`TopologyEarlyStopping` stops after {topo['epochs_run_mean']:.1f} epochs on average at "
+        f"`TopologyEarlyStopping` with its earlier defaults (patience 3, unsmoothed; the next finding chose new ones) "
+        f"stops after {topo['epochs_run_mean']:.1f} epochs on average at "
         f"{topo['final_val_acc_mean']:.3f} validation accuracy, against {none['final_val_acc_mean']:.3f} after "
         f"{none['epochs_run_mean']:.0f} epochs without stopping: "
         + (
