@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -382,7 +383,7 @@ def test_state_key_is_deterministic_and_includes_floor_settings() -> None:
     assert len({o.state_key for o in others} | {key}) == 5
 
 
-def test_real_run_stops_on_the_callbacks_decay_rate(tmp_path: Path) -> None:
+def test_real_run_stops_on_the_callbacks_decay_rate(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     topo = TopologyCallback(samples_per_class=3)
     stopper = TopologyEarlyStopping(patience=2, **{**RAW, "min_delta": 5.0})  # unbeatable: stops after patience
     trainer = Trainer(
@@ -398,7 +399,10 @@ def test_real_run_stops_on_the_callbacks_decay_rate(tmp_path: Path) -> None:
         accelerator="cpu",
         default_root_dir=tmp_path,
     )
-    trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    with caplog.at_level(logging.INFO):
+        trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
     assert stopper.stopped_epoch == 2 and stopper.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
+    # Not verbose, and still the run says why it ended.
+    assert f"TopologyEarlyStopping stopped the run at epoch 2: {stopper.stopping_reason_message}" in caplog.text
     assert len(topo.history) == 3
     assert "topology/omega_last" in trainer.callback_metrics

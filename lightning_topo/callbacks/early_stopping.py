@@ -32,7 +32,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
@@ -252,6 +252,12 @@ class TopologyEarlyStopping(EarlyStopping):
             self.stopping_reason_message = reason
         if reason and self.verbose:
             self._log_info(trainer, reason, self.log_rank_zero_only)
+        elif should_stop:
+            # Without `verbose` the run still says why it ended (once, on rank zero): a silent stop looks like a bug.
+            rank_zero_info(
+                f"TopologyEarlyStopping stopped the run at epoch {trainer.current_epoch}: "
+                f"{reason or 'another process decided to stop'}"
+            )
 
     def _evaluate_floor(self, trainer: Trainer, logs: dict[str, Tensor]) -> tuple[bool, str | None]:
         """Update ``floor_count`` from ``logs[floor_key]``; return whether the floor rule stops, and why."""
