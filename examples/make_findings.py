@@ -38,6 +38,13 @@ def _numbers_from(data: dict[str, Any]) -> str:
     return f"Numbers from: {describe(data.get('environment'))}"
 
 
+def _footer(figure: str, command: str, data: dict[str, Any], runtime_key: str | None = "runtime_seconds") -> list[str]:
+    """The closing lines every finding shares: its figure (Markdown image), the command (with its runtime when
+    ``runtime_key`` names the seconds in ``results.json``) and where the numbers came from."""
+    runtime = f" ({data[runtime_key] / 60:.1f} min here)" if runtime_key else ""
+    return [figure, "", f"Command: `{command}`{runtime}.", "", _numbers_from(data), ""]
+
+
 def relu_vs_tanh() -> str:
     data = _load("relu_vs_tanh")
     head = "### ReLU simplifies in fewer layers than tanh (Naitzat et al., D-I)\n"
@@ -88,12 +95,12 @@ def relu_vs_tanh() -> str:
         f"{act['tanh']['steps']['median'] / act['relu']['steps']['median']:.1f}x the median steps of ReLU to reach "
         f"{100 * c['target_train_acc']:.1f} % (the recipe: {c.get('training', 'see the config')}).",
         "",
-        "![b0 of class a and b1 of class b against depth, ReLU vs tanh](docs/findings/relu_vs_tanh/betti_vs_depth.png)",
-        "",
-        f"Command: `{command}` ({data['runtime_seconds'] / 60:.1f} min here).",
-        "",
-        _numbers_from(data),
-        "",
+        *_footer(
+            "![b0 of class a and b1 of class b against depth, ReLU vs tanh]"
+            "(docs/findings/relu_vs_tanh/betti_vs_depth.png)",
+            command,
+            data,
+        ),
     ]
     return "\n".join(lines)
 
@@ -148,12 +155,9 @@ def invariances() -> str:
         "digits are interpolated from 8 x 8. The measure separates curves only partly: the conv/pool layout that "
         "every run shares dominates Pearson r, as the two references show.",
         "",
-        "![normalised Omega against depth per group](docs/findings/invariances/omega_curves.png)",
-        "",
-        f"Command: `{command}` ({data['runtime_seconds'] / 60:.1f} min here).",
-        "",
-        _numbers_from(data),
-        "",
+        *_footer(
+            "![normalised Omega against depth per group](docs/findings/invariances/omega_curves.png)", command, data
+        ),
     ]
     return "\n".join(lines)
 
@@ -198,13 +202,13 @@ def rank_models() -> str:
         "",
         f"Verdict: {verdict}.",
         "",
-        "![theta and decay rate before fine-tuning against accuracy after]"
-        "(docs/findings/rank_models/theta_vs_accuracy.png)",
-        "",
-        f"Command: `{command}` ({data['runtime_s'] / 60:.1f} min here).",
-        "",
-        _numbers_from(data),
-        "",
+        *_footer(
+            "![theta and decay rate before fine-tuning against accuracy after]"
+            "(docs/findings/rank_models/theta_vs_accuracy.png)",
+            command,
+            data,
+            runtime_key="runtime_s",
+        ),
     ]
     return "\n".join(lines)
 
@@ -242,12 +246,12 @@ def early_stopping() -> str:
             else "on this task it saves time at no real cost in accuracy."
         ),
         "",
-        "![validation accuracy and decay rate per epoch](docs/findings/early_stopping/early_stopping.png)",
-        "",
-        f"Command: `{command}`.",
-        "",
-        _numbers_from(data),
-        "",
+        *_footer(
+            "![validation accuracy and decay rate per epoch](docs/findings/early_stopping/early_stopping.png)",
+            command,
+            data,
+            runtime_key=None,
+        ),
     ]
     return "\n".join(lines)
 
@@ -340,13 +344,12 @@ def stopping_rules() -> str:
             else ""
         ),
         "",
-        "![accuracy and decay rate per epoch with the stops; every rule's accuracy lost against time saved]"
-        "(docs/findings/stopping_rules/stopping_rules.png)",
-        "",
-        f"Command: `{command}` ({data['runtime_seconds'] / 60:.1f} min here).",
-        "",
-        _numbers_from(data),
-        "",
+        *_footer(
+            "![accuracy and decay rate per epoch with the stops; every rule's accuracy lost against time saved]"
+            "(docs/findings/stopping_rules/stopping_rules.png)",
+            command,
+            data,
+        ),
     ]
     return "\n".join(lines)
 
