@@ -6,9 +6,10 @@
     python examples/quickstart.py --quick --threads 1 --precision 64 --first-seed 1   # perturbed rounding/data
 
 Writes under ``outputs/quickstart/``: ``metrics.csv`` (every logged scalar, from the CSVLogger), the
-figures ``betti_vs_depth_epochNNN.png`` / ``decay.png`` / ``omega_heatmap.png`` (under the logger's
-``topology/`` folder), ``history.json`` (the callback's per-epoch, per-layer, per-class records) and
-``environment.json`` (where the numbers came from: versions, CPU, torch threads, date, precision, seed).
+figures ``betti_vs_depth.png`` / ``omega_history.png`` / ``decay.png`` (under the logger's ``topology/``
+folder; drawn in the background, the script waits for them), ``history.json`` (the callback's per-epoch,
+per-layer, per-class records) and ``environment.json`` (where the numbers came from: versions, CPU, torch
+threads, date, precision, seed).
 
 ``--first-seed`` (alias ``--seed``, default 0) sets the initial weights, the shuffling and the data split;
 ``--threads`` (default: torch's default) and ``--precision 64`` (the Trainer's ``"64-true"``) change the rounding.
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> Path:
     )
     datamodule = DigitsDataModule(batch_size=32, seed=args.first_seed)
     trainer.fit(Classifier(digits_cnn(), lr=0.01), datamodule=datamodule)
+    topo.wait_for_charts()  # figures are drawn off the training thread; the last ones finish after fit returns
     (out / "history.json").write_text(json.dumps(topo.history, indent=1))
     env = environment(precision=precision, first_seed=args.first_seed, epochs=epochs)
     (out / "environment.json").write_text(json.dumps(env, indent=1))

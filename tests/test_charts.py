@@ -56,6 +56,10 @@ def _ink(png: np.ndarray) -> float:
     return float((rgb < 0.95).any(axis=-1).mean())
 
 
+def _scalar_rows(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if "topology/decay_rate" in r]
+
+
 def test_wandb_charts_read_back_from_the_offline_run(tmp_path: Path) -> None:
     import wandb
 
@@ -63,32 +67,38 @@ def test_wandb_charts_read_back_from_the_offline_run(tmp_path: Path) -> None:
     wandb.finish()
     (run_dir,) = wandb_records.run_dirs(str(tmp_path))
     rows = wandb_records.history(run_dir)
-    chart_rows = [r for r in rows if "topology/layers/path" in r]
-    assert len(chart_rows) == 3  # one per evaluation
-    steps = [r["_step"] for r in rows]
-    assert steps == sorted(steps)
-    assert [r["trainer/global_step"] for r in chart_rows] == [h["global_step"] for h in topo.history]
-    # The layer table of the last evaluation holds the history's numbers.
-    last = wandb_records.table(run_dir, chart_rows[-1], "topology/layers")
-    assert last["columns"] == ["depth", "layer", "b0", "b1", "b2", "omega"]
-    assert [row[1] for row in last["data"]] == topo.layer_names
-    for row in last["data"]:
-        layer = topo.history[-1]["layers"][row[1]]
-        assert row[5] == pytest.approx(layer["omega"])
-        assert row[2] == pytest.approx(np.mean([b[0] for b in layer["betti"]]))
-    # The line chart's table: one line per series (b0, b1, b2, omega) over the layers.
-    line = wandb_records.table(run_dir, chart_rows[-1], "topology/betti_vs_depth_table")
-    assert sorted({r[1] for r in line["data"]}) == ["b0", "b1", "b2", "omega"]
-    assert len(line["data"]) == 4 * len(topo.layer_names)
-    # Epoch x layer view: every evaluation so far.
-    grid = wandb_records.table(run_dir, chart_rows[-1], "topology/omega_epoch_layer")
-    assert len(grid["data"]) == 3 * len(topo.layer_names)
-    decay = wandb_records.table(run_dir, chart_rows[-1], "topology/decay_over_epochs_table")
-    assert sorted({r[1] for r in decay["data"]}) == ["decay_rate", "theta"]
-    # The scalars went through pl_module.log into the same run.
-    logged = [r["topology/decay_rate"] for r in rows if "topology/decay_rate" in r]
-    assert logged == pytest.approx([h["decay_rate"] for h in topo.history])
-    assert any(f"topology/{topo.layer_names[0]}/b0" in r for r in rows)
+    # Steps never go back: every record (charts, topology scalars, Lightning's own) in order.
+    steps = [r["trainer/global_step"] for r in rows]
+    assert steps == sorted(steps) and [r["_step"] for r in rows] == sorted(r["_step"] for r in rows)
+    chart_rows = [r for r in rows if "topology/depth_profile/path" in r]
+    scalar_rows = _scalar_rows(rows)
+    assert len(chart_rows) == len(scalar_rows) == 3  # one per evaluation
+    # Charts sit at the step of their epoch's scalars, and scalar rows carry the epoch.
+    assert [r["trainer/global_step"] for r in chart_rows] == [r["trainer/global_step"] for r in scalar_rows]
+    assert [r["epoch"] for r in scalar_rows] == [h["epoch"] for h in topo.history] == [0, 1, 2]
+    assert [r["topology/decay_rate"] for r in scalar_rows] == pytest.approx([h["decay_rate"] for h in topo.history])
+    assert all(f"topology/{topo.layer_names[0]}/b0" in r for r in scalar_rows)
+    # The depth profile is appended: each log uploads only that evaluation's rows (storage grows linearly).
+    modules = dict(Classifier(digits_cnn()).named_modules())
+    for row, record in zip(chart_rows, topo.history, strict=True):
+        assert row["topology/depth_profile/log_mode"] == "INCREMENTAL"
+        increment = wandb_records.table(run_dir, row, "topology/depth_profile")
+        assert increment["columns"] == ["epoch", "step", "depth", "layer", "module", "b0", "b1", "b2", "omega"]
+        assert [r[3] for r in increment["data"]] == topo.layer_names  # layer names, in forward order
+        assert [r[4] for r in increment["data"]] == [type(modules[n]).__name__ for n in topo.layer_names]
+        assert {r[0] for r in increment["data"]} == {record["epoch"]}
+        assert {r[1] for r in increment["data"]} == {row["trainer/global_step"]}
+        for r in increment["data"]:
+            layer = record["layers"][r[3]]
+            assert r[8] == pytest.approx(layer["omega"])
+            assert r[5] == pytest.approx(np.mean([b[0] for b in layer["betti"]]))
+    # Omega vs depth: one line per evaluated epoch, each with that epoch's numbers.
+    lines = wandb_records.table(run_dir, chart_rows[-1], "topology/omega_vs_depth_table")
+    for record in topo.history:
+        values = [r[2] for r in lines["data"] if r[1] == f"epoch {record['epoch']}"]
+        assert values == pytest.approx([record["layers"][n]["omega"] for n in topo.layer_names])
+    latest = wandb_records.table(run_dir, chart_rows[-1], "topology/betti_vs_depth_table")
+    assert sorted({r[1] for r in latest["data"]}) == ["b0", "b1", "b2", "omega"]
 
 
 def test_wandb_steps_stay_monotonic_after_resume(tmp_path: Path) -> None:
@@ -102,49 +112,190 @@ def test_wandb_steps_stay_monotonic_after_resume(tmp_path: Path) -> None:
     logger2 = WandbLogger(save_dir=str(tmp_path), offline=True, project="t", id=run_id, resume="allow")
     _, topo = _fit(tmp_path, [logger2], epochs=4, ckpt=str(tmp_path / "ckpt" / "last.ckpt"))
     wandb.finish()
-    steps = []
+    chart_steps, all_steps = [], []
     for run_dir in wandb_records.run_dirs(str(tmp_path)):
-        steps += [r["trainer/global_step"] for r in wandb_records.history(run_dir) if "topology/layers/path" in r]
-    assert len(steps) == 4
-    assert steps == sorted(steps) and len(set(steps)) == 4
+        rows = wandb_records.history(run_dir)
+        all_steps += [r["trainer/global_step"] for r in rows]
+        chart_steps += [r["trainer/global_step"] for r in rows if "topology/depth_profile/path" in r]
+    assert len(chart_steps) == 4 and len(set(chart_steps)) == 4
+    assert all_steps == sorted(all_steps)
     assert [h["epoch"] for h in topo.history] == [0, 1, 2, 3]
 
 
-def test_tensorboard_figures_have_content(tmp_path: Path) -> None:
+def _tensorboard_events(log_dir: str) -> tuple[dict[str, list[int]], dict[str, list[tuple[int, bytes]]], bytes]:
+    """Scalar steps and images per tag, and the custom-scalars layout, from every event file of a run."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    scalars: dict[str, list[int]] = {}
+    images: dict[str, list[tuple[int, bytes]]] = {}
+    layout = b""
+    for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        # The loader turns every summary into a tensor summary tagged with its plugin (as TensorBoard reads it).
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                if plugin == "custom_scalars":
+                    layout = value.tensor.string_val[0]
+                elif plugin == "scalars":
+                    scalars.setdefault(value.tag, []).append(event.step)
+                elif plugin == "images":  # string_val: width, height, encoded image
+                    images.setdefault(value.tag, []).append((event.step, value.tensor.string_val[2]))
+    return scalars, images, layout
+
+
+def test_tensorboard_layout_figures_at_the_scalar_steps(tmp_path: Path) -> None:
+    import re
+
     import matplotlib.image
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2
 
-    trainer, topo = _fit(tmp_path, [TensorBoardLogger(tmp_path, name="tb")], epochs=2)
-    events = EventAccumulator(trainer.logger.log_dir, size_guidance={"images": 0})
-    events.Reload()
-    assert {"topology/betti_vs_depth", "topology/decay", "topology/omega_heatmap"} <= set(events.Tags()["images"])
-    images = events.Images("topology/betti_vs_depth")
-    assert [i.step for i in images] == [h["global_step"] for h in topo.history]
-    pixels = matplotlib.image.imread(io.BytesIO(images[-1].encoded_image_string), format="png")
-    assert _ink(pixels) > 0.02
+    trainer, topo = _fit(tmp_path, [TensorBoardLogger(tmp_path, name="tb")], epochs=3)
+    assert topo.wait_for_charts(timeout=120)
+    scalars, images, raw_layout = _tensorboard_events(trainer.logger.log_dir)
+    # The custom-scalars layout: Omega of every layer on one chart, b0/b1/b2 per layer, decay rate and theta.
+    assert raw_layout, "no custom-scalars layout written"
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(raw_layout)
+    charts = {c.title: list(c.multiline.tag) for category in layout.category for c in category.chart}
+    omega_tags = [t for t in scalars if t.endswith("/omega")]
+    matched = [t for t in omega_tags if any(re.match(rx, t) for rx in charts["Omega of every layer"])]
+    assert sorted(matched) == sorted(f"topology/{n}/omega" for n in topo.layer_names)
+    assert any(re.match(rx, "topology/decay_rate") for rx in charts["decay_rate (higher = more simplification)"])
+    assert any(re.match(rx, "topology/theta") for rx in charts["theta (lower = steeper decay)"])
+    modules = dict(Classifier(digits_cnn()).named_modules())
+    for depth, name in enumerate(topo.layer_names, start=1):
+        title = f"{depth}. {name} ({type(modules[name]).__name__})"
+        betti = [t for t in scalars if any(re.match(rx, t) for rx in charts[title])]
+        assert sorted(betti) == [f"topology/{name}/b{k}" for k in range(3)]
+    # Figures at the step of their epoch's scalars; the last evaluation's figures are always there.
+    scalar_steps = scalars["topology/decay_rate"]
+    assert len(scalar_steps) == 3
+    assert set(images) == {"topology/betti_vs_depth", "topology/omega_history", "topology/decay"}
+    for tag, logged in images.items():
+        steps = [step for step, _ in logged]
+        assert set(steps) <= set(scalar_steps), (tag, steps, scalar_steps)
+        assert steps[-1] == scalar_steps[-1]
+    # Content: a fixed-size picture with ink on it.
+    sizes = set()
+    for tag, logged in images.items():
+        for _step, png in logged:
+            pixels = matplotlib.image.imread(io.BytesIO(png), format="png")
+            sizes.add(pixels.shape[:2])
+            assert _ink(pixels) > 0.02, tag
+    assert sizes == {(460, 700)}
 
 
-def test_png_files_and_plot_without_wandb_or_tensorboard(tmp_path: Path) -> None:
+def test_png_files_and_figure_content(tmp_path: Path) -> None:
     import matplotlib.image
 
-    trainer, topo = _fit(tmp_path, [CSVLogger(tmp_path, name="csv")], epochs=2)
+    trainer, topo = _fit(tmp_path, [CSVLogger(tmp_path, name="csv")], epochs=3)
+    assert topo.wait_for_charts(timeout=120)
     folder = Path(trainer.logger.log_dir) / "topology"
-    assert sorted(os.listdir(folder)) == [
-        "betti_vs_depth_epoch000.png",
-        "betti_vs_depth_epoch001.png",
-        "decay.png",
-        "omega_heatmap.png",
-    ]
+    assert sorted(os.listdir(folder)) == ["betti_vs_depth.png", "decay.png", "omega_history.png"]
+    assert sorted(topo.chart_files) == sorted(str(p) for p in folder.iterdir())
     for png in folder.iterdir():
         assert _ink(matplotlib.image.imread(png)) > 0.02, png
     figures = topo.plot()
-    assert set(figures) == {"betti_vs_depth", "decay", "omega_heatmap"}
-    lines = figures["betti_vs_depth"].axes[0].get_lines()
-    assert [line.get_label() for line in lines] == ["b0", "b1", "b2", "Omega"]
-    assert all(len(line.get_xdata()) == len(topo.layer_names) for line in lines)
-    assert len(figures["decay"].axes[0].get_lines()) == 2
-    image = figures["omega_heatmap"].axes[0].get_images()[0].get_array()
-    assert image.shape == (2, len(topo.layer_names)) and not np.isnan(image).all()
+    assert list(figures) == ["betti_vs_depth", "omega_history", "decay"]
+    modules = dict(Classifier(digits_cnn()).named_modules())
+    kinds = [type(modules[n]).__name__ for n in topo.layer_names]
+    last = topo.history[-1]
+    # Betti numbers vs depth: b0, b1, b2 and Omega of the latest epoch; ticks name the layer and its type.
+    ax = figures["betti_vs_depth"].axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["b0", "b1", "b2", "Omega"]
+    assert ax.get_lines()[3].get_ydata() == pytest.approx([last["layers"][n]["omega"] for n in topo.layer_names])
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert all(n in t and k in t for t, n, k in zip(ticks, topo.layer_names, kinds, strict=True))
+    # Omega history: one line per evaluated epoch with that epoch's numbers.
+    lines = figures["omega_history"].axes[0].get_lines()
+    assert len(lines) == 3
+    for line, record in zip(lines, topo.history, strict=True):
+        assert line.get_ydata() == pytest.approx([record["layers"][n]["omega"] for n in topo.layer_names])
+    # Decay: two axes, the direction in each label, whole epochs on the x axis.
+    top, bottom = figures["decay"].axes[:2]
+    assert "higher" in top.get_ylabel() and "decay_rate" in top.get_ylabel()
+    assert "lower" in bottom.get_ylabel() and "theta" in bottom.get_ylabel()
+    assert top.get_lines()[0].get_ydata() == pytest.approx([h["decay_rate"] for h in topo.history])
+    assert bottom.get_lines()[0].get_ydata() == pytest.approx([h["theta"] for h in topo.history])
+    figures["decay"].canvas.draw()
+    ticks = [t for t in bottom.get_xticks() if bottom.get_xlim()[0] <= t <= bottom.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_figures_keep_their_size_as_epochs_and_layers_grow() -> None:
+    from lightning_topo.loggers.figures import figures_of
+
+    def history(epochs: int, layers: int) -> list[dict]:
+        names = [f"block{i}.conv" for i in range(layers)]
+        return [
+            {
+                "epoch": e,
+                "theta": -0.1 * e,
+                "decay_rate": 0.1 * e,
+                "layers": {
+                    n: {"betti": [[1.0, float(i), 0.0]], "omega": 1.0 + i, "module": "Conv2d"}
+                    for i, n in enumerate(names)
+                },
+            }
+            for e in range(epochs)
+        ]
+
+    small, large = figures_of(history(2, 3)), figures_of(history(60, 30))
+    for name in small:
+        assert tuple(small[name].get_size_inches()) == tuple(large[name].get_size_inches()), name
+    assert len(large["omega_history"].axes[0].get_lines()) == 60
+
+
+def test_thin_epochs_keeps_first_and_latest() -> None:
+    from lightning_topo.loggers.charts import thin_epochs
+
+    history = [{"epoch": e} for e in range(57)]
+    kept = [r["epoch"] for r in thin_epochs(history, 10)]
+    assert len(kept) == 10 and kept[0] == 0 and kept[-1] == 56 and kept == sorted(kept)
+    assert [r["epoch"] for r in thin_epochs(history[:4], 10)] == [0, 1, 2, 3]
+
+
+def test_training_does_not_wait_for_figures(tmp_path: Path) -> None:
+    """With the first drawing held back, the whole fit ends before any figure exists; they come afterwards."""
+    from lightning.pytorch.callbacks import Callback
+
+    seen: dict[str, bool] = {}
+
+    class Look(Callback):
+        def on_train_end(self, trainer: Trainer, pl_module: object) -> None:
+            seen["figures during training"] = (Path(trainer.logger.log_dir) / "topology").exists()
+
+    seed_everything(0)
+    topo = TopologyCallback(samples_per_class=5)
+    topo._charts.renderer.first_delay_s = 3600.0  # nothing is drawn until fitting ends (teardown flushes)
+    trainer = Trainer(
+        max_epochs=2,
+        logger=CSVLogger(tmp_path, name="csv"),
+        callbacks=[topo, Look()],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
+    assert topo.wait_for_charts(timeout=120)
+    assert seen == {"figures during training": False}
+    assert topo._charts.renderer.skipped == 1 and topo._charts.renderer.done == 1  # only the latest was drawn
+    assert len(topo.chart_files) == 3 and all(os.path.exists(p) for p in topo.chart_files)
+
+
+def test_a_failing_figure_warns_and_training_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lightning_topo.loggers.charts as charts
+
+    def broken(history: object) -> dict:
+        raise ValueError("no figure today")
+
+    monkeypatch.setattr(charts, "figures_of", broken)  # fault injection: a matplotlib failure
+    with pytest.warns(UserWarning, match="drawing the figures failed"):
+        trainer, topo = _fit(tmp_path, [CSVLogger(tmp_path, name="csv")], epochs=2)
+        topo.wait_for_charts(timeout=120)
+    assert trainer.current_epoch == 2 and len(topo.history) == 2
+    assert isinstance(topo._charts.renderer.errors[0], ValueError)
 
 
 def test_csv_tensorboard_and_wandb_together(tmp_path: Path) -> None:
@@ -156,11 +307,13 @@ def test_csv_tensorboard_and_wandb_together(tmp_path: Path) -> None:
         WandbLogger(save_dir=str(tmp_path), offline=True, project="t"),
     ]
     _trainer, topo = _fit(tmp_path, loggers, epochs=2)
+    topo.wait_for_charts(timeout=120)
     wandb.finish()
     assert (Path(loggers[0].log_dir) / "topology" / "decay.png").exists()
-    assert any(f.startswith("events.out") for f in os.listdir(loggers[1].log_dir))
+    _scalars, images, layout = _tensorboard_events(loggers[1].log_dir)
+    assert layout and "topology/decay" in images
     rows = wandb_records.history(wandb_records.run_dirs(str(tmp_path))[0])
-    assert sum("topology/layers/path" in r for r in rows) == 2
+    assert sum("topology/depth_profile/path" in r for r in rows) == 2
     with open(Path(loggers[0].log_dir) / "metrics.csv") as f:
         assert "topology/decay_rate" in f.readline()
     assert not math.isnan(topo.history[-1]["decay_rate"])

@@ -1,33 +1,72 @@
-"""Where charts are sent: Weights & Biases charts, TensorBoard figures, or PNG files.
+"""Where charts are sent: Weights & Biases charts, TensorBoard layout and figures, or PNG files.
 
-Called by :class:`~lightning_topo.callbacks.TopologyCallback` after each evaluation, on global rank zero:
+:class:`ChartWriter` is called by :class:`~lightning_topo.callbacks.TopologyCallback` after each evaluation, on
+global rank zero. Everything is logged at the step Lightning logs that epoch's scalars at
+(:func:`logging_step`), so a figure or chart sits next to the numbers it shows and steps never go back.
 
-* a ``WandbLogger``: a line chart of b0, b1, b2 and Omega against layer depth for that evaluation
-  (``topology/betti_vs_depth``, ``wandb.plot.line_series``), the layer table of the evaluation
-  (``topology/layers``), the epoch x layer view of Omega as a table over every evaluation so far
-  (``topology/omega_epoch_layer``), and the decay rate and theta over epochs
-  (``topology/decay_over_epochs``). Logged through ``WandbLogger.log_metrics`` at
-  ``trainer.global_step``, so every record carries ``trainer/global_step`` and W&B's own step only
-  grows (also after a resume). The per-layer scalars reach W&B through ``pl_module.log`` as for every logger.
-* a ``TensorBoardLogger``: the three matplotlib figures with ``add_figure`` at ``global_step``.
-* any other logger (CSV, …): the figures as PNG files under ``<log_dir>/topology/``
-  (``betti_vs_depth_epoch{E}.png`` per evaluation; ``decay.png`` and ``omega_heatmap.png`` rewritten).
+* a ``WandbLogger`` (native W&B charts, no matplotlib, logged at once):
+
+  - ``topology/depth_profile``: a table **appended** at each evaluation (``log_mode="INCREMENTAL"``: each
+    log uploads only the new rows), one row per epoch and layer: ``epoch``, ``step``, ``depth``, ``layer``,
+    ``module``, ``b0``, ``b1``, ``b2``, ``omega``;
+  - ``topology/omega_vs_depth``: Omega against depth, one line per evaluated epoch (at most
+    :data:`MAX_EPOCH_LINES` epochs, evenly spaced, first and latest kept, so a log stays small);
+  - ``topology/betti_vs_depth``: b0, b1, b2 and Omega against depth for the latest evaluation.
+
+  The x axis of both charts is the depth; its title names the layers (``1 net.0 · 2 net.1 · …``). The
+  scalars reach W&B as they reach every logger (:func:`log_scalars`).
+* a ``TensorBoardLogger``: a custom-scalars layout (:func:`tensorboard_layout`, written once through the
+  logger: Omega of every layer on one chart, b0/b1/b2 per layer, decay rate and theta) and the figures of
+  :mod:`lightning_topo.loggers.figures` (``add_figure``), written by a ``SummaryWriter`` of our own into the
+  logger's run directory (an event file ending in ``.topology_figures``; TensorBoard reads every event file
+  of a run), so they can be written after Lightning closed its writer.
+* any other logger (CSV, ...): the figures as PNG files under ``<log_dir>/topology/`` (``betti_vs_depth.png``,
+  ``omega_history.png``, ``decay.png``; rewritten, the last one drawn holds every epoch).
+
+Figures are drawn on a background thread (:class:`~lightning_topo.loggers.render.BackgroundRenderer`), throttled
+to about a tenth of the wall time: training does not wait for matplotlib. When evaluations come faster than
+that, only the newest evaluation's figures are drawn (TensorBoard has no image at the skipped steps; the
+``omega_history`` figure and the W&B table still hold every epoch). When fitting ends the callback lets the
+last evaluation's figures start at once (:meth:`ChartWriter.flush`) and returns; they are on disk a fraction of
+a second later, :meth:`ChartWriter.wait` (``TopologyCallback.wait_for_charts``) blocks until then, and the
+interpreter waits for them before it exits.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from lightning_topo.loggers.figures import betti_vs_depth, figures_of
+from lightning_topo.loggers.render import BackgroundRenderer
 
-__all__ = ["CHART_TARGETS", "chart_targets", "send_charts", "wandb_charts"]
+__all__ = [
+    "CHART_TARGETS",
+    "MAX_EPOCH_LINES",
+    "PROFILE_COLUMNS",
+    "ChartWriter",
+    "chart_targets",
+    "log_scalars",
+    "logging_step",
+    "tensorboard_layout",
+    "thin_epochs",
+]
 
 CHART_TARGETS = ("wandb", "tensorboard", "png")
+
+#: The most epochs drawn as lines on W&B's ``topology/omega_vs_depth`` chart.
+MAX_EPOCH_LINES = 10
+
+#: The columns of W&B's ``topology/depth_profile`` table (``b2`` only where Betti numbers go up to b2).
+PROFILE_COLUMNS = ("epoch", "step", "depth", "layer", "module", "b0", "b1", "b2", "omega")
+
+Record = dict[str, Any]
 
 
 def chart_targets(trainer: Trainer) -> list[tuple[str, Logger]]:
@@ -43,79 +82,190 @@ def chart_targets(trainer: Trainer) -> list[tuple[str, Logger]]:
     return targets
 
 
-def wandb_charts(history: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The W&B objects of the latest evaluation (needs ``wandb``)."""
-    import wandb
+def logging_step(trainer: Trainer) -> int:
+    """The step Lightning logs this epoch's ``pl_module.log(..., on_epoch=True)`` scalars at.
 
-    record = history[-1]
-    names, series = betti_vs_depth(record)
-    depth = list(range(1, len(names) + 1))
-    keys = list(series)
-    charts: dict[str, Any] = {
-        "topology/betti_vs_depth": wandb.plot.line_series(
-            xs=depth,
-            ys=[series[k] for k in keys],
-            keys=keys,
-            title=f"Betti numbers vs depth (epoch {record['epoch']})",
-            xname="layer depth",
-        )
+    Lightning's logger connector uses the number of optimizer steps taken so far in the fit
+    (``fit_loop.epoch_loop._batches_that_stepped``, which lags ``global_step`` by one at an epoch end);
+    charts use the same so they line up with their scalars. ``global_step`` where that is not available.
+    """
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    step = getattr(loop, "_batches_that_stepped", None)
+    return int(step) if isinstance(step, int) else int(trainer.global_step)
+
+
+def log_scalars(trainer: Trainer, metrics: dict[str, float]) -> None:
+    """Send ``metrics`` (with ``epoch``, as Lightning adds to its rows) to every logger at :func:`logging_step`.
+
+    Loggers act on global rank zero only (their ``log_metrics`` is rank-zero-only), as with ``self.log``.
+    """
+    step = logging_step(trainer)
+    row = {**metrics, "epoch": int(trainer.current_epoch)}
+    for logger in trainer.loggers:
+        logger.log_metrics(row, step=step)
+
+
+def _layer_dims(record: Record) -> int:
+    return max((len(layer["betti"][0]) for layer in record["layers"].values() if layer["betti"]), default=3)
+
+
+def tensorboard_layout(record: Record) -> dict[str, dict[str, list[Any]]]:
+    """The custom-scalars layout for the layers of ``record`` (``SummaryWriter.add_custom_scalars`` format).
+
+    Category ``topology``: Omega of every layer on one chart, the decay rate and theta (each on its own chart,
+    its direction in the title), Omega of the last layer. Category ``topology: Betti numbers per layer``: one chart
+    per layer (``depth. name (Module)``) with its b0, b1, b2.
+    """
+    names = list(record["layers"])
+    dims = _layer_dims(record)
+    overview = {
+        "Omega of every layer": ["Multiline", [f"^topology/{re.escape(n)}/omega$" for n in names]],
+        "decay_rate (higher = more simplification)": ["Multiline", ["^topology/decay_rate$"]],
+        "theta (lower = steeper decay)": ["Multiline", ["^topology/theta$"]],
+        "Omega of the last layer": ["Multiline", ["^topology/omega_last$"]],
     }
-    columns = ["depth", "layer", *keys]
-    rows = [[d, n, *[series[k][d - 1] for k in keys]] for d, n in zip(depth, names, strict=True)]
-    charts["topology/layers"] = wandb.Table(columns=columns, data=rows)
-    grid = [
-        [r["epoch"], r["global_step"], d, n, r["layers"].get(n, {}).get("omega", float("nan"))]
-        for r in history
-        for d, n in enumerate(names, start=1)
-    ]
-    charts["topology/omega_epoch_layer"] = wandb.Table(
-        columns=["epoch", "global_step", "depth", "layer", "omega"], data=grid
-    )
-    epochs = [r["epoch"] for r in history]
-    charts["topology/decay_over_epochs"] = wandb.plot.line_series(
-        xs=epochs,
-        ys=[[r["decay_rate"] for r in history], [r["theta"] for r in history]],
-        keys=["decay_rate", "theta"],
-        title="Decay of Omega over depth, per epoch",
-        xname="epoch",
-    )
-    return charts
+    per_layer = {}
+    for depth, name in enumerate(names, start=1):
+        module = record["layers"][name].get("module")
+        title = f"{depth}. {name} ({module})" if module else f"{depth}. {name}"
+        per_layer[title] = ["Multiline", [f"^topology/{re.escape(name)}/b[0-{dims - 1}]$"]]
+    return {"topology": overview, "topology: Betti numbers per layer": per_layer}
+
+
+def thin_epochs(history: Sequence[Record], limit: int = MAX_EPOCH_LINES) -> list[Record]:
+    """At most ``limit`` records of ``history``, evenly spaced, the first and the latest always kept."""
+    if len(history) <= limit:
+        return list(history)
+    last = len(history) - 1
+    picks = sorted({round(i * last / (limit - 1)) for i in range(limit)})
+    return [history[i] for i in picks]
+
+
+def _depth_title(names: Sequence[str]) -> str:
+    return "layer depth: " + " · ".join(f"{d} {n}" for d, n in enumerate(names, start=1))
+
+
+class ChartWriter:
+    """Sends one callback's charts to the trainer's loggers (see the module docstring).
+
+    Args:
+        kinds: the chart kinds wanted (a subset of :data:`CHART_TARGETS`); other loggers get nothing.
+        figures: draw matplotlib figures (for TensorBoard and PNG); ``False`` where matplotlib is missing.
+        on_error: called with the exception of a figure job that failed (training goes on).
+    """
+
+    def __init__(
+        self,
+        kinds: Sequence[str],
+        figures: bool = True,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.kinds = tuple(kinds)
+        self.figures = figures
+        #: PNG files written so far (each path once).
+        self.files: list[str] = []
+        self.renderer = BackgroundRenderer(on_error=on_error)
+        self._profile: Any = None  # the W&B incremental table, appended per evaluation
+        self._layouts: set[int] = set()  # id() of the SummaryWriters that have the layout
+        self._figure_writers: dict[str, Any] = {}  # run directory -> our SummaryWriter (worker thread only)
+
+    def send(self, trainer: Trainer, history: Sequence[Record]) -> None:
+        """Log the charts of the latest evaluation in ``history`` (figures are drawn in the background)."""
+        if not history:
+            return
+        step = logging_step(trainer)
+        drawings: list[tuple[str, Any]] = []
+        for kind, logger in chart_targets(trainer):
+            if kind not in self.kinds:
+                continue
+            if kind == "wandb":
+                logger.log_metrics(self._wandb_charts(history, step), step=step)
+            elif kind == "tensorboard":
+                writer = logger.experiment
+                if id(writer) not in self._layouts:
+                    writer.add_custom_scalars(tensorboard_layout(history[-1]))
+                    self._layouts.add(id(writer))
+                drawings.append(("tensorboard", logger.log_dir))
+            else:
+                drawings.append(("png", os.path.join(_log_dir(trainer, logger), "topology")))
+        if drawings and self.figures:
+            # Records are never changed once in the history: a shallow copy is a consistent snapshot.
+            self.renderer.submit(functools.partial(self._draw, list(history), drawings, step))
+
+    def flush(self) -> None:
+        """Let the pending figures be drawn now (no waiting)."""
+        self.renderer.flush()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the figures submitted so far are written; ``False`` if ``timeout`` seconds passed first."""
+        return self.renderer.wait(timeout)
+
+    # ------------------------------------------------------------------ W&B
+    def _wandb_charts(self, history: Sequence[Record], step: int) -> dict[str, Any]:
+        import wandb
+
+        record = history[-1]
+        names, series = betti_vs_depth(record)
+        dims = _layer_dims(record)
+        columns = [c for c in PROFILE_COLUMNS if c != "b2" or dims > 2]
+        if self._profile is None:
+            self._profile = wandb.Table(columns=columns, log_mode="INCREMENTAL")
+        for depth, name in enumerate(names, start=1):
+            module = record["layers"][name].get("module") or ""
+            betti = [series[f"b{k}"][depth - 1] for k in range(dims)]
+            self._profile.add_data(int(record["epoch"]), step, depth, name, module, *betti, series["omega"][depth - 1])
+        depth_axis = list(range(1, len(names) + 1))
+        keys = list(series)
+        lines = thin_epochs(history)
+        return {
+            "topology/depth_profile": self._profile,
+            "topology/omega_vs_depth": wandb.plot.line_series(
+                xs=depth_axis,
+                ys=[[r["layers"].get(n, {}).get("omega", float("nan")) for n in names] for r in lines],
+                keys=[f"epoch {r['epoch']}" for r in lines],
+                title="Omega vs depth, one line per epoch",
+                xname=_depth_title(names),
+            ),
+            "topology/betti_vs_depth": wandb.plot.line_series(
+                xs=depth_axis,
+                ys=[series[k] for k in keys],
+                keys=keys,
+                title=f"Betti numbers vs depth (epoch {record['epoch']})",
+                xname=_depth_title(names),
+            ),
+        }
+
+    # ------------------------------------------------------------------ figures (background thread)
+    def _draw(self, history: Sequence[Record], drawings: Sequence[tuple[str, Any]], step: int) -> None:
+        figures = figures_of(history)
+        for kind, where in drawings:
+            if kind == "tensorboard":
+                writer = self._figure_writer(where)
+                for name, fig in figures.items():
+                    writer.add_figure(f"topology/{name}", fig, global_step=step, close=False)
+                writer.flush()
+                continue
+            os.makedirs(where, exist_ok=True)
+            for name, fig in figures.items():
+                path = os.path.join(where, f"{name}.png")
+                partial = f"{path}.partial"
+                fig.savefig(partial, format="png", dpi=100)
+                os.replace(partial, path)  # a reader never sees half a file
+                if path not in self.files:
+                    self.files.append(path)
+
+    def _figure_writer(self, log_dir: str) -> Any:
+        if log_dir not in self._figure_writers:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._figure_writers[log_dir] = SummaryWriter(log_dir=log_dir, filename_suffix=".topology_figures")
+        return self._figure_writers[log_dir]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_profile=None, _layouts=set(), _figure_writers={})
+        return state
 
 
 def _log_dir(trainer: Trainer, logger: Logger) -> str:
     return getattr(logger, "log_dir", None) or trainer.log_dir or trainer.default_root_dir
-
-
-def send_charts(trainer: Trainer, history: Sequence[dict[str, Any]], kinds: Sequence[str]) -> list[str]:
-    """Send the latest evaluation's charts to the trainer's loggers of the given kinds.
-
-    Returns the PNG paths written (for the caller's records).
-    """
-    written: list[str] = []
-    figures: dict[str, Any] | None = None
-    for kind, logger in chart_targets(trainer):
-        if kind not in kinds:
-            continue
-        if kind == "wandb":
-            logger.log_metrics(wandb_charts(history), step=trainer.global_step)
-            continue
-        if figures is None:
-            figures = figures_of(history)
-        if kind == "tensorboard":
-            for name, fig in figures.items():
-                logger.experiment.add_figure(f"topology/{name}", fig, global_step=trainer.global_step, close=False)
-        else:
-            folder = os.path.join(_log_dir(trainer, logger), "topology")
-            os.makedirs(folder, exist_ok=True)
-            epoch = history[-1]["epoch"]
-            for name, fig in figures.items():
-                fname = f"{name}_epoch{epoch:03d}.png" if name == "betti_vs_depth" else f"{name}.png"
-                path = os.path.join(folder, fname)
-                fig.savefig(path, dpi=100)
-                written.append(path)
-    if figures:
-        import matplotlib.pyplot as plt
-
-        for fig in figures.values():
-            plt.close(fig)
-    return written
