@@ -31,7 +31,7 @@ from typing_extensions import override
 
 from lightning_topo.capture import FixedSample, UnknownLayerError, build_sample, execution_order, resolve_layers
 from lightning_topo.config import ConfigError, TopologyConfig
-from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars
+from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
 from lightning_topo.metrics import TopologyResult, evaluate_topology
 
@@ -364,6 +364,7 @@ class TopologyCallback(Callback):
         return {
             "epoch": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),
+            "step": logging_step(trainer),
             "classes": [int(c) for c in result.classes],
             "layers": layers,
             "theta": float(result.theta),

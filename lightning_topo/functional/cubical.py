@@ -26,6 +26,9 @@ are handled as 3-D volumes with size-1 axes, which gives their own homology (``b
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -93,12 +96,7 @@ def count_true(x: Tensor, dims: tuple[int, ...]) -> Tensor:
     return torch.count_nonzero(x, dim=dims)
 
 
-def euler_characteristic(masks: Tensor) -> Tensor:
-    """Euler characteristic ``V - E + S - C`` of the V-construction complex of each mask ``(B, D, H, W)``.
-
-    A cell is present when all of its corner voxels are in the mask; counted with shifted ANDs.
-    """
-    dims = (1, 2, 3)
+def _euler_terms(masks: Any, count: Callable[[Any], Any]) -> Any:
     e_d = masks[:, 1:] & masks[:, :-1]
     e_h = masks[:, :, 1:] & masks[:, :, :-1]
     e_w = masks[..., 1:] & masks[..., :-1]
@@ -106,14 +104,23 @@ def euler_characteristic(masks: Tensor) -> Tensor:
     s_dw = e_d[..., 1:] & e_d[..., :-1]
     s_hw = e_h[..., 1:] & e_h[..., :-1]
     cubes = s_dh[..., 1:] & s_dh[..., :-1]
-
-    def count(x: Tensor) -> Tensor:
-        return count_true(x, dims)
-
     vertices = count(masks)
     edges = count(e_d) + count(e_h) + count(e_w)
     squares = count(s_dh) + count(s_dw) + count(s_hw)
     return vertices - edges + squares - count(cubes)
+
+
+def euler_characteristic(masks: Tensor) -> Tensor:
+    """Euler characteristic ``V - E + S - C`` of the V-construction complex of each mask ``(B, D, H, W)``.
+
+    A cell is present when all of its corner voxels are in the mask; counted with shifted ANDs (in NumPy on the
+    CPU: single-threaded and several times faster than torch's thread pool on a sample's small volumes).
+    """
+    if masks.device.type == "cpu":
+        batch = masks.shape[0]
+        terms = _euler_terms(masks.numpy(), lambda x: np.count_nonzero(x.reshape(batch, -1), axis=1))
+        return torch.from_numpy(np.asarray(terms, dtype=np.int64))
+    return _euler_terms(masks, lambda x: torch.count_nonzero(x, dim=(1, 2, 3)))
 
 
 def cubical_betti(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -47,7 +48,12 @@ def sublevel_thresholds(volumes: Tensor, rule: ThresholdRule) -> Tensor | float:
     """
     check_threshold_rule(rule)
     if rule == "mean":
-        return volumes.reshape(volumes.shape[0], -1).mean(dim=1, dtype=torch.float64)
+        flat = volumes.reshape(volumes.shape[0], -1)
+        if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
+            # NumPy's float64 mean: the same value, without torch's thread-pool start-up on small batches
+            # (on 2 cores, ~0.1 ms instead of several ms for 200 x 1024 values).
+            return torch.from_numpy(flat.contiguous().numpy().mean(axis=1, dtype=np.float64))
+        return flat.mean(dim=1, dtype=torch.float64)
     if rule == "median":
         return volumes.reshape(volumes.shape[0], -1).median(dim=1).values
     if callable(rule):

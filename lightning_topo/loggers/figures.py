@@ -18,6 +18,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "FIGURE_NAMES",
     "betti_depth_figure",
@@ -94,6 +96,12 @@ def _nanmean(values: Sequence[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
+def _when(record: Record) -> str:
+    """``epoch E · step S``: the epoch and the logger step its scalars and figures carry."""
+    step = record.get("step")
+    return f"epoch {record.get('epoch', '?')}" + (f" · step {step}" if step is not None else "")
+
+
 def layer_labels(record: Record, separator: str = "\n") -> list[str]:
     """``name`` + separator + module type for each layer of a record (just the name where no type was recorded)."""
     labels = []
@@ -142,8 +150,8 @@ def betti_depth_figure(record: Record, title: str | None = None) -> Any:
         for key, values in series.items():
             ax.plot(depth, values, label="Omega" if key == "omega" else key, **_SERIES_STYLE.get(key, {}))
         _layer_axis(ax, record)
-        ax.set_ylabel("mean Betti number")
-        ax.set_title(title or f"Betti numbers vs depth, epoch {record.get('epoch', '?')} (mean over classes)")
+        ax.set_ylabel("Betti number, Omega\n(mean over classes)")
+        ax.set_title(title or f"Betti numbers vs depth, {_when(record)}")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", ncols=2)
     return fig
@@ -159,7 +167,8 @@ def omega_history_figure(history: Sequence[Record]) -> Any:
     with matplotlib.rc_context(_RC):
         fig = _new_figure()
         ax = fig.add_subplot()
-        cmap = matplotlib.colormaps["viridis"]
+        # Older epochs from dark to light; the latest in black, the strongest contrast on white.
+        cmap = matplotlib.colors.ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, 256)))
         low, high = min(epochs), max(epochs)
         norm = matplotlib.colors.Normalize(vmin=low, vmax=high if high > low else low + 1)
         depth = list(range(1, len(names) + 1))
@@ -169,7 +178,7 @@ def omega_history_figure(history: Sequence[Record]) -> Any:
             ax.plot(
                 depth,
                 omega,
-                color=cmap(norm(int(record["epoch"]))),
+                color="black" if last else cmap(norm(int(record["epoch"]))),
                 linewidth=2.8 if last else 1.2,
                 alpha=1.0 if last else 0.7,
                 marker="o" if last else None,
@@ -177,7 +186,7 @@ def omega_history_figure(history: Sequence[Record]) -> Any:
             )
         _layer_axis(ax, latest)
         ax.set_ylabel("Omega = b0 + b1 + b2")
-        span = f"epochs {low}-{high} (thick: latest)" if high > low else f"epoch {low}"
+        span = f"epochs {low}-{high}, black: {_when(latest)}" if high > low else _when(latest)
         ax.set_title(f"Omega vs depth, {span}")
         ax.grid(alpha=0.3)
         colorbar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
