@@ -4,7 +4,8 @@ One jsonargparse parser with three subcommands:
 
 * ``fit``: Lightning's ``LightningCLI`` (model, data, trainer and callbacks — ``TopologyCallback`` among them —
   set in YAML with ``class_path`` / ``init_args``); every ``LightningCLI`` option works (the arguments after
-  ``fit`` are handed to it as they are).
+  ``fit`` are handed to it as they are). It prints a line per epoch (when no progress bar is shown) and, at the end
+  or after Ctrl-C, where the checkpoints, metrics and figures are and the command that resumes (``--ckpt_path``).
 * ``analyse`` (alias ``analyze``): one model (``--model``, a class path with optional ``init_args``, plus
   ``--ckpt``) on a data module's validation split; writes ``report.json`` and ``report.png`` to ``--output_dir``
   and prints the table.
@@ -25,7 +26,10 @@ import argparse
 import importlib
 import json
 import pickle
+import re
+import shlex
 import sys
+import time
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -33,20 +37,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from jsonargparse import DefaultHelpFormatter
+from lightning.pytorch.callbacks import Callback
 
 if TYPE_CHECKING:
     from jsonargparse import ArgumentParser, Namespace
+    from lightning.pytorch import LightningModule, Trainer
     from torch import nn
 
     from lightning_topo.config import TopologyConfig
 
 __all__ = [
+    "INTERRUPTED_EXIT",
     "CLIError",
+    "EpochProgress",
     "build_parser",
     "build_parsers",
+    "config_writing",
+    "fit_summary",
     "load_model",
     "main",
     "one_line",
+    "resume_command",
     "user_error_types",
     "user_message",
 ]
@@ -61,6 +72,8 @@ DESCRIPTION = f"""Layerwise topology (Betti numbers) of neural networks: train, 
 
 Examples:
   {PROG} fit --config configs/digits_cnn.yaml
+  {PROG} fit --config configs/digits_cnn.yaml --ckpt_path outputs/digits_cnn/checkpoints/last.ckpt \\
+      --trainer.max_epochs 20
   {PROG} analyse --config configs/analyse_digits.yaml
   {PROG} analyse --model lightning_topo.models.CNNClassifier --ckpt model.ckpt \\
       --data lightning_topo.datasets.DigitsDataModule --analysis.complex rips
@@ -217,10 +230,9 @@ def load_model(class_path: str, ckpt: str | None = None, init_args: dict[str, An
         return _build(cls, init_args)
     path = Path(ckpt)
     if not path.is_file():
-        raise CLIError(
-            f"checkpoint {str(path)!r} not found; pass an existing file to --ckpt (train one with "
-            f"`{PROG} fit --config configs/digits_cnn.yaml`)."
-        )
+        config = config_writing(path)
+        how = f"`{PROG} fit --config {config}` writes it" if config else f"train one with `{PROG} fit --config ...`"
+        raise CLIError(f"checkpoint {str(path)!r} not found; pass an existing file to --ckpt ({how}).")
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except CHECKPOINT_READ_ERRORS as err:
@@ -240,6 +252,38 @@ def load_model(class_path: str, ckpt: str | None = None, init_args: dict[str, An
             f"cannot load checkpoint {str(path)!r} into {class_path}: {one_line(err)}; check that the checkpoint "
             "was written for this class (and its init_args)."
         ) from err
+
+
+def config_writing(ckpt: str | Path, folder: str | Path = "configs") -> str | None:
+    """The YAML config under ``folder`` whose ``fit`` writes the checkpoint ``ckpt`` (for an error's hint).
+
+    A config writes it when one of its ``trainer.callbacks`` is a ``ModelCheckpoint`` with ``dirpath`` the
+    checkpoint's folder and ``filename`` its name (or ``save_last`` and the name ``last.ckpt``).
+
+    Args:
+        ckpt: the checkpoint path as given.
+        folder: where to look (relative to the working directory, as the configs' paths are).
+
+    Returns:
+        The config's path (``configs/digits_mlp.yaml`` for ``outputs/digits_mlp/checkpoints/digits_mlp.ckpt``
+        in the repository's root), or ``None`` when no config there writes it.
+    """
+    import yaml
+
+    target = Path(ckpt)
+    for config in sorted(Path(folder).glob("*.yaml")):
+        try:
+            callbacks = (yaml.safe_load(config.read_text()) or {}).get("trainer", {}).get("callbacks") or []
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue
+        for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+            if not isinstance(callback, dict) or not str(callback.get("class_path", "")).endswith("ModelCheckpoint"):
+                continue
+            init = callback.get("init_args") or {}
+            names = {f"{init.get('filename')}.ckpt"} | ({"last.ckpt"} if init.get("save_last") else set())
+            if Path(str(init.get("dirpath"))) == target.parent and target.name in names:
+                return config.as_posix()
+    return None
 
 
 def _build(cls: type[nn.Module], init_args: dict[str, Any]) -> nn.Module:
@@ -481,14 +525,20 @@ def _given(parser: ArgumentParser, cfg: Namespace) -> Namespace:
 def run_fit(args: Sequence[str]) -> int:
     """``lightning-topo fit``: ``LightningCLI`` with any LightningModule / LightningDataModule by class path.
 
+    While it trains, one line per epoch (when the trainer shows no progress bar: :class:`EpochProgress`); at the end,
+    also after Ctrl-C, a summary of what was written and the command that resumes (:func:`fit_summary`), printed
+    on global rank zero.
+
     Args:
         args: the arguments after ``fit``, handed to ``LightningCLI`` as they are.
 
     Returns:
-        The exit code (0).
+        The exit code: 0, or :data:`INTERRUPTED_EXIT` after a ``KeyboardInterrupt`` (Lightning's graceful shutdown).
     """
     from lightning.pytorch import LightningDataModule, LightningModule
     from lightning.pytorch.cli import LightningCLI
+
+    built: list[LightningCLI] = []
 
     class FitCLI(LightningCLI):
         """``LightningCLI`` whose class-building errors (a bad value for a class of the config) are user errors."""
@@ -499,18 +549,293 @@ def run_fit(args: Sequence[str]) -> int:
                 super().instantiate_classes()
             except (ValueError, TypeError) as err:
                 raise CLIError(f"cannot build the classes of the config: {one_line(err)}") from err
+            built.append(self)
 
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-    FitCLI(
-        LightningModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=["fit", *args],
-        parser_kwargs={"exit_on_error": False, "prog": PROG},
-        save_config_kwargs={"overwrite": True},
-    )
+    start = time.perf_counter()
+    try:
+        FitCLI(
+            LightningModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=["fit", *args],
+            parser_kwargs={"exit_on_error": False, "prog": PROG},
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [EpochProgress()]},
+        )
+    except SystemExit:  # Lightning exits after its graceful shutdown on KeyboardInterrupt; --help, --print_config
+        if not built or not built[0].trainer.interrupted:
+            raise
+        _print_summary(built[0].trainer, args, time.perf_counter() - start)
+        return INTERRUPTED_EXIT
+    _print_summary(built[0].trainer, args, time.perf_counter() - start)
     return 0
+
+
+INTERRUPTED_EXIT = 130
+"""Exit code of ``fit`` after Ctrl-C (a ``KeyboardInterrupt``): 128 + SIGINT, as a shell reports it."""
+
+
+class EpochProgress(Callback):
+    """One line per finished training epoch, on global rank zero, when the trainer shows no progress bar.
+
+    ``[2/10] epoch 1: train_loss 0.31  train_acc 0.91  val_loss 0.28  val_acc 0.92  topology/decay_rate 0.804
+    (1.2 s)``: the count of epochs (1-based, of ``max_epochs``), the epoch as logged (0-based, as in
+    ``metrics.csv`` and the figure names), the epoch-level metrics whose names have no ``/`` plus the headline
+    ``topology/decay_rate``, and the epoch's wall time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Start the epoch's clock."""
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Print the epoch's line (rank zero, no progress bar shown)."""
+        if not trainer.is_global_zero or trainer.progress_bar_callback is not None or trainer.sanity_checking:
+            return
+        total = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else "?"
+        metrics = trainer.callback_metrics
+        keys = [key for key in sorted(metrics) if "/" not in key] + ["topology/decay_rate"]
+        values = [f"{key} {float(metrics[key]):.4g}" for key in keys if key in metrics and metrics[key].numel() == 1]
+        seconds = time.perf_counter() - self._started
+        epoch = trainer.current_epoch
+        print(f"[{epoch + 1}/{total}] epoch {epoch}: " + "  ".join(values) + f"  ({seconds:.2f} s)", flush=True)
+
+
+def _print_summary(trainer: Trainer, args: Sequence[str], seconds: float) -> None:
+    """Print :func:`fit_summary` on global rank zero.
+
+    Args:
+        trainer: the trainer after ``fit`` returned or was interrupted.
+        args: the arguments given after ``fit``.
+        seconds: the run's wall time.
+    """
+    if trainer.is_global_zero:
+        print("\n".join(fit_summary(trainer, args, seconds)), flush=True)
+
+
+def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float) -> list[str]:
+    """What a ``fit`` run wrote and how to resume it, as lines to print.
+
+    A first line (finished, or interrupted in which epoch), then one line per item: ``checkpoint: <file>`` for every
+    checkpoint file of the run's ``ModelCheckpoint`` callbacks, ``metrics: <file or folder>`` per logger
+    (``metrics.csv`` of a ``CSVLogger``), ``config: <log_dir>/config.yaml`` (the full config, saved by
+    ``LightningCLI``), ``figures: <folder>/ (...)`` with the latest PNG file of each kind written by
+    ``TopologyCallback``, ``topology:`` its last evaluation, and ``resume: <command>``: the same command with
+    ``--ckpt_path`` set to the last checkpoint (and, for a run that reached ``max_epochs``, twice that many epochs,
+    so that resuming trains further). Paths under the working directory are printed relative to it.
+
+    Args:
+        trainer: the trainer after ``fit`` returned or was interrupted.
+        args: the arguments given after ``fit``.
+        seconds: the run's wall time.
+
+    Returns:
+        The lines.
+    """
+    from lightning_topo.callbacks import TopologyCallback
+
+    epoch = trainer.current_epoch
+    max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+    if trainer.interrupted:
+        head = f"{PROG} fit: interrupted (KeyboardInterrupt) during epoch {epoch} after {seconds:.1f} s; written:"
+    else:
+        early = " (stopped early)" if max_epochs is not None and epoch < max_epochs else ""
+        head = f"{PROG} fit: finished {epoch} epoch{'s' if epoch != 1 else ''}{early} in {seconds:.1f} s; written:"
+    lines = [head]
+    checkpoints = _checkpoint_files(trainer)
+    resume = _resume_checkpoint(trainer)
+    for path in checkpoints:
+        note = f" ({_saved_at(path)}; --ckpt_path resumes from it)" if path == resume else ""
+        lines.append(f"  checkpoint: {_shown(path)}{note}")
+    for logger in trainer.loggers:
+        folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+        if folder is None:
+            continue
+        metrics = Path(folder) / "metrics.csv"
+        lines.append(f"  metrics:    {_shown(str(metrics if metrics.is_file() else folder))}")
+        if (Path(folder) / "config.yaml").is_file():
+            lines.append(f"  config:     {_shown(str(Path(folder) / 'config.yaml'))}")
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, TopologyCallback):
+            lines += _topology_lines(callback)
+    lines.append("  resume:     " + _resume_hint(trainer, args, checkpoints, resume, max_epochs))
+    return lines
+
+
+def _saved_at(path: str) -> str:
+    """Where in training a Lightning checkpoint was saved, read without loading its tensors (memory-mapped).
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        ``"epoch E, step S"`` (``epoch`` as Lightning counts it, from 0), or ``"saved ..."`` when unreadable.
+    """
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return f"epoch {int(state['epoch'])}, step {int(state['global_step'])}"
+    except (*CHECKPOINT_READ_ERRORS, TypeError):
+        return "saved by this run"
+
+
+def _checkpoint_files(trainer: Trainer) -> list[str]:
+    """The checkpoint files of the trainer's checkpoint callbacks that exist, the last one of each callback last.
+
+    Args:
+        trainer: the trainer.
+
+    Returns:
+        The paths, each once.
+    """
+    found: dict[str, None] = {}
+    for callback in trainer.checkpoint_callbacks:
+        kept = list(getattr(callback, "best_k_models", {}) or {})
+        kept += [getattr(callback, "best_model_path", ""), getattr(callback, "last_model_path", "")]
+        for path in kept:
+            if path and Path(path).is_file():
+                found.pop(str(path), None)
+                found[str(path)] = None
+    return list(found)
+
+
+def _resume_checkpoint(trainer: Trainer) -> str | None:
+    """The checkpoint a resumed run continues from: a ``ModelCheckpoint``'s ``last_model_path`` (``save_last``), else
+    the file kept by one that monitors nothing (it keeps the latest).
+
+    Args:
+        trainer: the trainer.
+
+    Returns:
+        The path, or ``None`` when no such file exists.
+    """
+    callbacks = trainer.checkpoint_callbacks
+    for callback in callbacks:
+        path = getattr(callback, "last_model_path", "")
+        if path and Path(path).is_file():
+            return str(path)
+    for callback in callbacks:
+        path = getattr(callback, "best_model_path", "")
+        if getattr(callback, "monitor", "") is None and path and Path(path).is_file():
+            return str(path)
+    return None
+
+
+def _resume_hint(
+    trainer: Trainer, args: Sequence[str], checkpoints: list[str], ckpt: str | None, max_epochs: int | None
+) -> str:
+    """The ``resume:`` line of the summary.
+
+    Args:
+        trainer: the trainer.
+        args: the arguments given after ``fit``.
+        checkpoints: the run's checkpoint files.
+        ckpt: the checkpoint to resume from (:func:`_resume_checkpoint`), if any.
+        max_epochs: the trainer's ``max_epochs`` (``None`` when unbounded).
+
+    Returns:
+        The command that resumes, or what to do when there is nothing to resume from.
+    """
+    if ckpt is None:
+        if checkpoints:
+            return (
+                f"no last checkpoint (set `save_last: true` on the ModelCheckpoint); to continue from the best one: "
+                f"{resume_command(args, _shown(checkpoints[-1]))}"
+            )
+        return f"no checkpoint was written; run again: {shlex.join([PROG, 'fit', *args])}"
+    done = not trainer.interrupted and max_epochs is not None and trainer.current_epoch >= max_epochs
+    return resume_command(args, _shown(ckpt), 2 * max_epochs if done and max_epochs else None)
+
+
+def resume_command(args: Sequence[str], ckpt: str, max_epochs: int | None = None) -> str:
+    """``lightning-topo fit`` with the same arguments, ``--ckpt_path ckpt`` and optionally ``--trainer.max_epochs``.
+
+    Args:
+        args: the arguments given after ``fit`` (any ``--ckpt_path`` among them is replaced, and
+            ``--trainer.max_epochs`` when ``max_epochs`` is given).
+        ckpt: the checkpoint to resume from.
+        max_epochs: the new ``max_epochs``, or ``None`` to keep the run's.
+
+    Returns:
+        The command, quoted for a POSIX shell.
+
+    Examples:
+        >>> resume_command(["--config", "c.yaml", "--ckpt_path=a.ckpt"], "out/last.ckpt", 20)
+        'lightning-topo fit --config c.yaml --ckpt_path out/last.ckpt --trainer.max_epochs 20'
+    """
+    replaced = {"--ckpt_path"} | ({"--trainer.max_epochs"} if max_epochs is not None else set())
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if name in replaced:
+            skip = not eq
+            continue
+        kept.append(arg)
+    kept += ["--ckpt_path", ckpt]
+    if max_epochs is not None:
+        kept += ["--trainer.max_epochs", str(max_epochs)]
+    return shlex.join([PROG, "fit", *kept])
+
+
+CHART_WAIT_SECONDS = 60.0
+"""How long the summary waits for ``TopologyCallback``'s last figures to be written."""
+
+
+def _topology_lines(callback: Any) -> list[str]:
+    """The ``figures:`` and ``topology:`` lines of a ``TopologyCallback``.
+
+    Args:
+        callback: the callback after ``fit``.
+
+    Returns:
+        The lines (none before its first evaluation).
+    """
+    lines = []
+    wait = getattr(callback, "wait_for_charts", None)  # figures may still be drawing in the background
+    if callable(wait):
+        wait(CHART_WAIT_SECONDS)
+    files = [Path(p) for p in dict.fromkeys(callback.chart_files) if Path(p).is_file()]
+    if files:
+        latest: dict[tuple[Path, str], Path] = {}
+        for path in files:  # the latest file of each kind: betti_vs_depth_epoch007.png is of kind betti_vs_depth
+            latest[(path.parent, re.sub(r"_epoch\d+$", "", path.stem))] = path
+        for folder in dict.fromkeys(path.parent for path in files):
+            count = sum(1 for path in files if path.parent == folder)
+            names = ", ".join(path.name for (parent, _), path in latest.items() if parent == folder)
+            lines.append(f"  figures:    {_shown(str(folder))}/ ({count} PNG files; latest: {names})")
+    if callback.history:
+        last = callback.history[-1]
+        lines.append(
+            f"  topology:   {len(callback.history)} evaluations; epoch {last['epoch']}: "
+            f"decay_rate {last['decay_rate']:.4g}, theta {last['theta']:.4g}"
+        )
+    return lines
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it, else as it is.
+
+    Args:
+        path: a file or folder.
+
+    Returns:
+        The path to print.
+    """
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_analyse(parser: ArgumentParser, cfg: Namespace) -> int:

@@ -306,3 +306,47 @@ def test_point_cloud_view_warns_when_k_makes_the_graph_nearly_complete() -> None
         _warnings.simplefilter("always")
         analyse(model, DigitsDataModule(), complex="rips", samples_per_class=40, max_samples=400, progress=False)
     assert not [w for w in caught if "at least half of class" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    ("name", "layers"),
+    [
+        ("outputs/digits_cnn/checkpoints/digits_cnn.ckpt", 8),
+        ("/" + "/".join(f"experiments_folder_{i}" for i in range(12)) + "/model-epoch=37-step=12345.ckpt", 3),
+        ("lightning_topo.models.a_model_class_with_a_rather_long_name_that_goes_on_and_on_CNNClassifier", 3),
+        ("", 11),
+    ],
+)
+def test_report_figure_texts_fit_inside_the_figure(name: str, layers: int) -> None:
+    """report.png's title is short (the checkpoint's file name, not its path) and no text is clipped: after a
+    draw, the title and the footer naming the full path lie inside the figure's bounding box."""
+    from lightning_topo.analysis.report import short_name
+
+    gen = torch.Generator().manual_seed(0)
+    betti = torch.rand(layers, 2, 3, generator=gen, dtype=torch.float64) * 5
+    report = TopologyReport(
+        layers=[f"features.block{i}.conv" for i in range(layers)],
+        classes=[0, 1],
+        betti=betti,
+        omega=betti.mean(1).sum(-1),
+        theta=-0.1234,
+        decay_rate=0.5678,
+        labels=torch.tensor([0, 1]),
+        indices=torch.tensor([0, 1]),
+        name=name,
+    )
+    fig = report.plot()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    title = fig.axes[0].title
+    texts = [title, *fig.texts]  # the footer is one of the figure's texts (its supxlabel)
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        inside = fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+        assert inside, (text.get_text(), box, fig.bbox)
+    shown = title.get_text().replace("\n", "")
+    assert short_name(name) in shown and "theta = -0.123" in shown
+    if "/" in name:
+        assert name not in shown  # the path is not in the title ...
+        footer = "".join(t.get_text().replace("\n", "") for t in texts[1:])
+        assert footer == name  # ... but in full under the axes

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -49,16 +50,62 @@ def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory where configs/digits_cnn.yaml and digits_mlp.yaml have been run (shortened)."""
+    """A directory where configs/digits_cnn.yaml and digits_mlp.yaml have been run (shortened); the first run's
+    stdout is in fit_digits_cnn.out."""
     cwd = tmp_path_factory.mktemp("cli")
-    _ok(run_cli("fit", "--config", str(CONFIGS / "digits_cnn.yaml"), "--trainer.max_epochs", "2", cwd=cwd))
+    proc = _ok(run_cli("fit", "--config", str(CONFIGS / "digits_cnn.yaml"), "--trainer.max_epochs", "2", cwd=cwd))
+    (cwd / "fit_digits_cnn.out").write_text(proc.stdout)
     _ok(run_cli("fit", "--config", str(CONFIGS / "digits_mlp.yaml"), *SHORT, cwd=cwd))
     return cwd
+
+
+def fit_summary(stdout: str) -> tuple[str, dict[str, list[str]]]:
+    """The summary `fit` prints last: its first line and its `  label: value` lines (label -> values)."""
+    lines = stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("lightning-topo fit: ")]
+    assert starts, f"no summary in the output:\n{stdout[-3000:]}"
+    items: dict[str, list[str]] = {}
+    for line in lines[starts[-1] + 1 :]:
+        match = re.fullmatch(r"  (\w+):\s+(.*)", line)
+        assert match, f"not a summary line: {line!r}"
+        items.setdefault(match[1], []).append(match[2])
+    return lines[starts[-1]], items
+
+
+def assert_summary_files_exist(items: dict[str, list[str]], cwd: Path) -> None:
+    """Every file the summary names exists (paths relative to the run's working directory)."""
+    assert items["checkpoint"] and items["metrics"] and items["figures"], items
+    for value in items["checkpoint"] + items["metrics"] + items["config"]:
+        assert (cwd / value.split(" (")[0]).is_file(), value
+    for value in items["figures"]:  # "<folder>/ (N PNG files; latest: a.png, b.png)"
+        folder, rest = value.split("/ (", 1)
+        names = rest.split("latest: ", 1)[1].rstrip(")").split(", ")
+        assert names and all((cwd / folder / name).is_file() for name in names), value
+        assert all(name.endswith(".png") for name in names)
+
+
+def resume_args(items: dict[str, list[str]]) -> list[str]:
+    """The arguments after `lightning-topo` of the summary's resume command."""
+    (command,) = items["resume"]
+    args = shlex.split(command)
+    assert args[:2] == ["lightning-topo", "fit"], command
+    return args[1:]
 
 
 def test_fit_writes_a_checkpoint_and_logs_topology(workdir: Path) -> None:
     ckpt = workdir / "outputs/digits_cnn/checkpoints/digits_cnn.ckpt"
     assert ckpt.is_file()
+    head, items = fit_summary((workdir / "fit_digits_cnn.out").read_text())
+    assert head.startswith("lightning-topo fit: finished 2 epochs in ")
+    assert_summary_files_exist(items, workdir)
+    last = "outputs/digits_cnn/checkpoints/last.ckpt"
+    assert re.fullmatch(rf"{last} \(epoch 1, step \d+; --ckpt_path resumes from it\)", items["checkpoint"][-1])
+    assert items["metrics"][0].endswith("metrics.csv") and items["topology"][0].startswith("2 evaluations; epoch 1:")
+    assert resume_args(items)[-4:] == ["--ckpt_path", last, "--trainer.max_epochs", "4"]
+    # progress: one line per epoch (the config shows no progress bar)
+    epochs = [line for line in (workdir / "fit_digits_cnn.out").read_text().splitlines() if line.startswith("[")]
+    assert [line.split(":")[0] for line in epochs] == ["[1/2] epoch 0", "[2/2] epoch 1"]
+    assert all("val_acc" in line and "topology/decay_rate" in line for line in epochs)
     (metrics,) = (workdir / "outputs/digits_cnn/logs").glob("version_*/metrics.csv")
     rows = list(csv.DictReader(metrics.open()))
     decay = [float(r["topology/decay_rate"]) for r in rows if r.get("topology/decay_rate")]
@@ -67,6 +114,98 @@ def test_fit_writes_a_checkpoint_and_logs_topology(workdir: Path) -> None:
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     topo = [v for k, v in state["callbacks"].items() if k.startswith("TopologyCallback")]
     assert len(topo) == 1 and len(topo[0]["history"]) == 2
+
+
+def _checkpoint(path: Path) -> tuple[int, int, list[int]]:
+    """A Lightning checkpoint's epoch, global step and the epochs of its TopologyCallback history."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    (topo,) = [v for k, v in state["callbacks"].items() if k.startswith("TopologyCallback")]
+    return state["epoch"], state["global_step"], [record["epoch"] for record in topo["history"]]
+
+
+def _logged_epochs(cwd: Path, version: int) -> list[int]:
+    """The epochs of the topology rows of outputs/digits_mlp/logs/version_<version>/metrics.csv."""
+    metrics = cwd / f"outputs/digits_mlp/logs/version_{version}/metrics.csv"
+    return [int(r["epoch"]) for r in csv.DictReader(metrics.open()) if r.get("topology/decay_rate")]
+
+
+def test_fit_summary_resume_command_trains_further(tmp_path: Path) -> None:
+    """The summary names files that exist, and its resume command continues from the last checkpoint: model,
+    optimizer and loop state, and TopologyCallback's history (its state_dict) are restored."""
+    first = _ok(run_cli("fit", "--config", str(CONFIGS / "digits_mlp.yaml"), *SHORT, cwd=tmp_path))
+    head, items = fit_summary(first.stdout)
+    assert head.startswith("lightning-topo fit: finished 1 epoch in ")
+    assert_summary_files_exist(items, tmp_path)
+    args = resume_args(items)
+    last = "outputs/digits_mlp/checkpoints/last.ckpt"
+    assert args[-4:] == ["--ckpt_path", last, "--trainer.max_epochs", "2"]  # a finished run: twice the epochs
+    assert _checkpoint(tmp_path / last) == (0, 3, [0])
+
+    second = _ok(run_cli(*args, cwd=tmp_path))  # exactly the printed command
+    head, items = fit_summary(second.stdout)
+    assert head.startswith("lightning-topo fit: finished 2 epochs in ")
+    assert_summary_files_exist(items, tmp_path)
+    assert "[2/2] epoch 1:" in second.stdout and "[1/2]" not in second.stdout  # epoch 0 was not trained again
+    assert _logged_epochs(tmp_path, 1) == [1]
+    assert _checkpoint(tmp_path / last) == (1, 6, [0, 1])  # 3 + 3 steps; the history of both runs
+    assert items["topology"][0].startswith("2 evaluations; epoch 1:")
+
+
+INTERRUPT_CALLBACK = """
+from lightning.pytorch.callbacks import Callback
+
+
+class InterruptAt(Callback):
+    \"\"\"Raise KeyboardInterrupt (what Ctrl-C raises) at the end of a training epoch of a run not resumed.\"\"\"
+
+    def __init__(self, epoch: int = 1) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch and trainer.ckpt_path is None:
+            raise KeyboardInterrupt
+"""
+
+
+def test_fit_interrupted_prints_what_was_written_and_resumes(tmp_path: Path) -> None:
+    """Ctrl-C (a KeyboardInterrupt at the end of epoch 1, before its checkpoint is saved): Lightning shuts down
+    gracefully, the summary names the files and the command that resumes from last.ckpt (epoch 0), which then
+    trains epochs 1 and 2."""
+    (tmp_path / "interrupt_at.py").write_text(INTERRUPT_CALLBACK)  # importable: `python -m` puts the cwd on sys.path
+    config = ["--config", str(CONFIGS / "digits_mlp.yaml"), "--trainer.max_epochs", "3"]
+    interrupt = ["--trainer.limit_train_batches", "3", "--trainer.callbacks+=interrupt_at.InterruptAt"]
+    proc = run_cli("fit", *config, *interrupt, "--trainer.callbacks.epoch=1", cwd=tmp_path)
+    assert proc.returncode == cli.INTERRUPTED_EXIT, proc.stderr[-3000:]
+    assert "Detected KeyboardInterrupt, attempting graceful shutdown" in proc.stderr
+    head, items = fit_summary(proc.stdout)
+    assert head.startswith("lightning-topo fit: interrupted (KeyboardInterrupt) during epoch 1 after ")
+    assert_summary_files_exist(items, tmp_path)
+    last = "outputs/digits_mlp/checkpoints/last.ckpt"
+    assert f"{last} (epoch 0, step 3; --ckpt_path resumes from it)" in items["checkpoint"]
+    args = resume_args(items)
+    assert args[-2:] == ["--ckpt_path", last] and args.count("--trainer.max_epochs") == 1  # max_epochs as it was
+    assert _checkpoint(tmp_path / last) == (0, 3, [0])
+
+    resumed = _ok(run_cli(*args, cwd=tmp_path))
+    head, items = fit_summary(resumed.stdout)
+    assert head.startswith("lightning-topo fit: finished 3 epochs in ")
+    assert_summary_files_exist(items, tmp_path)
+    assert _logged_epochs(tmp_path, 1) == [1, 2]
+    assert _checkpoint(tmp_path / last) == (2, 9, [0, 1, 2])
+
+
+def test_missing_checkpoint_hint_names_the_config_that_writes_it(tmp_path: Path) -> None:
+    assert (
+        cli.config_writing("outputs/digits_mlp/checkpoints/digits_mlp.ckpt", CONFIGS)
+        == (CONFIGS / "digits_mlp.yaml").as_posix()
+    )
+    assert (
+        cli.config_writing("outputs/digits_cnn/checkpoints/last.ckpt", CONFIGS)
+        == (CONFIGS / "digits_cnn.yaml").as_posix()
+    )
+    assert cli.config_writing("outputs/elsewhere/model.ckpt", CONFIGS) is None
+    with pytest.raises(cli.CLIError, match=r"`lightning-topo fit --config ...`"):
+        cli.load_model("lightning_topo.models.MLPClassifier", str(tmp_path / "missing.ckpt"))
 
 
 def test_analyse_report_equals_the_api(workdir: Path) -> None:

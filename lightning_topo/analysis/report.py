@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["REPORT_FORMAT", "TopologyReport"]
+__all__ = ["REPORT_FORMAT", "TopologyReport", "short_name"]
 
 REPORT_FORMAT = "lightning-topo/report/1"
 _BETTI = ("b0", "b1", "b2", "b3")
@@ -213,11 +214,104 @@ class TopologyReport:
         return "\n".join(lines)
 
     def plot(self, title: str | None = None) -> Any:
-        """A matplotlib figure of the mean Betti numbers and Omega against depth (needs matplotlib)."""
+        """A matplotlib figure of the mean Betti numbers and Omega against depth (needs matplotlib).
+
+        The title is ``title``, else short: the model's short name (a checkpoint's file name without its folders,
+        a class path's last part) over theta and the decay rate. The full ``name`` (a checkpoint path can be long)
+        is written under the axes; every text is wrapped to fit the figure's width.
+        """
         from lightning_topo.loggers.figures import betti_depth_figure
 
-        label = f" of {self.name}" if self.name else ""
-        return betti_depth_figure(
-            self.to_record(),
-            title=title or f"Betti numbers vs depth{label} (theta = {self.theta:.3f}, decay = {self.decay_rate:.3f})",
-        )
+        short = short_name(self.name)
+        scores = f"theta = {self.theta:.3f}, decay rate = {self.decay_rate:.3f}"
+        heading = title or (f"Betti numbers vs depth: {short}" if short else "Betti numbers vs depth") + "\n" + scores
+        fig = betti_depth_figure(self.to_record(), title=heading)
+        footer = self.name if self.name and self.name != short else None
+        _fit_texts(fig, fig.axes[0].title, footer)
+        return fig
+
+
+def short_name(name: str) -> str:
+    """A model's name short enough for a figure title.
+
+    Args:
+        name: a checkpoint path, a dotted class path or any name.
+
+    Returns:
+        A path's file name (``digits_cnn.ckpt``), a class path's last part (``CNNClassifier``), else ``name``.
+
+    Examples:
+        >>> short_name("outputs/digits_cnn/checkpoints/digits_cnn.ckpt")
+        'digits_cnn.ckpt'
+        >>> short_name("lightning_topo.models.CNNClassifier")
+        'CNNClassifier'
+    """
+    if "/" in name or "\\" in name:
+        return name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    if " " not in name and name.count(".") >= 2:  # a class path (a file name has one dot)
+        return name.rsplit(".", 1)[-1]
+    return name
+
+
+FOOTER_FONTSIZE = 7
+
+
+def _fit_texts(fig: Any, title: Any, footer: str | None) -> None:
+    """Wrap the axes title to the figure's width and write ``footer`` (wrapped) at the bottom of the figure.
+
+    The footer is the figure's ``supxlabel``, so the layout (tight or constrained, whichever the figure uses)
+    leaves room for it.
+
+    Args:
+        fig: the figure (one axes).
+        title: the axes' title artist.
+        footer: a line for the bottom of the figure, or ``None``.
+    """
+    heading = title.get_text()
+    note = fig.supxlabel(footer, x=0.01, ha="left", fontsize=FOOTER_FONTSIZE) if footer else None
+    for _ in range(3):  # the layout moves the axes, which moves the (centred) title: lay out, wrap, check again
+        _lay_out(fig)
+        fitted = _wrap_to_fit(fig, title, heading)
+        if note is not None:
+            fitted = _wrap_to_fit(fig, note, footer or "") and fitted
+        if fitted:
+            return
+    _lay_out(fig)
+
+
+def _lay_out(fig: Any) -> None:
+    """Run the figure's layout engine now (``tight_layout`` for a figure without one).
+
+    Args:
+        fig: the figure.
+    """
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+    engine = fig.get_layout_engine()
+    if engine is None or isinstance(engine, PlaceHolderLayoutEngine):  # laid out once by hand (tight_layout)
+        fig.tight_layout()
+    else:  # constrained (or tight) layout, run at every draw
+        fig.draw_without_rendering()
+
+
+def _wrap_to_fit(fig: Any, text: Any, original: str) -> bool:
+    """Wrap ``original`` into ``text`` at the widest line length that keeps it inside the figure.
+
+    Args:
+        fig: the figure.
+        text: the text artist.
+        original: its unwrapped text.
+
+    Returns:
+        Whether it fitted as it was, without more wrapping.
+    """
+    renderer = fig.canvas.get_renderer()
+    width = max(len(line) for line in original.splitlines())
+    fitted_first = True
+    while True:
+        text.set_text("\n".join(textwrap.fill(line, width, break_long_words=True) for line in original.splitlines()))
+        box = text.get_window_extent(renderer)
+        if (box.x0 >= fig.bbox.x0 and box.x1 <= fig.bbox.x1) or width <= 8:
+            return fitted_first
+        fitted_first = False
+        width = max(8, min(width - 1, int(width * 0.98 * fig.bbox.width / max(box.width, 1.0)) - 1))
