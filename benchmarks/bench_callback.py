@@ -1,16 +1,19 @@
 """Callback overhead: fit wall time with `TopologyCallback` over the same fit without it, with and without charts.
 
-    python benchmarks/bench_callback.py            # both cases below (about 3-4 minutes on 2 cores)
+    python benchmarks/bench_callback.py            # the three cases below (about 7 minutes on 2 cores)
     python benchmarks/bench_callback.py --quick    # fewer, shorter runs (a smoke test, not a measurement)
-    python benchmarks/bench_callback.py --case digits   # or --case long
+    python benchmarks/bench_callback.py --case digits   # or digits_all_layers, long
 
-Two cases, each on the CPU with a `CSVLogger` (so charts are PNG files, drawn with matplotlib):
+Three cases, each on the CPU with a `CSVLogger` (so charts are PNG files, drawn with matplotlib):
 
-* ``digits``: the digits CNN (`lightning_topo.models.digits_cnn`, 8 watched layers at the callback's defaults)
-  on scikit-learn's digits (1347 training, 450 validation images), batch size 32, 3 epochs of about 0.1 s:
-  the case where any per-epoch cost shows. Goals: <= 1.10x with default charts, <= 1.05x with ``charts=False``.
-* ``long``: the same data through a wide CNN (``digits_cnn(channels=(192, 384))``) so that one epoch lasts
-  >= 10 s here; 2 epochs. Goal: <= 1.03x with default charts.
+* ``digits``: the digits CNN (`lightning_topo.models.digits_cnn`) on scikit-learn's digits (1347 training, 450
+  validation images), batch size 32, 3 epochs of about 0.1 s, 3 watched layers (``net.1``, ``net.4``, ``net.8``):
+  the case of issue 13, where any per-epoch cost shows. Goals: <= 1.10x with default charts, <= 1.05x with
+  ``charts=False``.
+* ``digits_all_layers``: the same with the callback's default layers (8 of them).
+* ``long``: a wide CNN (``digits_cnn(channels=(192, 384))``, 8 watched layers) on the digits training set seen 30
+  times per epoch, so that one epoch lasts >= 10 s here (the sample, and so the topology's cost, does not grow with
+  the training set); 2 epochs. Goal: <= 1.03x with default charts.
 
 Runs are interleaved (without, ``charts=False``, default charts; same seed) in one process after one untimed
 warm-up of each; the figures are medians of the per-run ratios against the run without the callback just before
@@ -21,32 +24,65 @@ them outside the timed region and prints how long that took ("figures done after
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 import warnings
+from typing import Any
 
 import torch
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import ConcatDataset, DataLoader
 
 from lightning_topo import TopologyCallback
 from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import Classifier, digits_cnn
 
-CASES = {
-    "digits": {"channels": (16, 32), "epochs": 3, "runs": 7, "goal": {"charts": 1.10, "no_charts": 1.05}},
-    "long": {"channels": (192, 384), "epochs": 2, "runs": 2, "goal": {"charts": 1.03}},
+CASES: dict[str, dict[str, Any]] = {
+    "digits": {
+        "channels": (16, 32),
+        "layers": ["net.1", "net.4", "net.8"],
+        "repeat": 1,
+        "epochs": 3,
+        "runs": 7,
+        "goal": {"charts": 1.10, "no_charts": 1.05},
+    },
+    "digits_all_layers": {"channels": (16, 32), "layers": "auto", "repeat": 1, "epochs": 3, "runs": 7, "goal": {}},
+    "long": {
+        "channels": (192, 384),
+        "layers": "auto",
+        "repeat": 30,
+        "epochs": 2,
+        "runs": 4,
+        "goal": {"charts": 1.03},
+    },
 }
 MODES = ("without", "no_charts", "charts")
 
 
+class RepeatedDigits(DigitsDataModule):
+    """Digits whose training set is seen ``repeat`` times per epoch (validation unchanged)."""
+
+    def __init__(self, repeat: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.repeat = repeat
+
+    def train_dataloader(self) -> DataLoader:
+        loader = super().train_dataloader()
+        data = ConcatDataset([loader.dataset] * self.repeat)
+        return DataLoader(data, batch_size=loader.batch_size, shuffle=True, num_workers=0)
+
+
 def fit_seconds(
-    channels: tuple[int, ...], epochs: int, mode: str, seed: int
+    case: dict[str, Any], epochs: int, mode: str, seed: int
 ) -> tuple[float, float, TopologyCallback | None]:
     """Seconds of ``trainer.fit``, seconds until the last figures were written after it, and the callback."""
     seed_everything(seed, verbose=False)
-    callback = None if mode == "without" else TopologyCallback(charts="auto" if mode == "charts" else False)
+    callback = None
+    if mode != "without":
+        callback = TopologyCallback(layers=case["layers"], charts="auto" if mode == "charts" else False)
     with tempfile.TemporaryDirectory() as logs:
         trainer = Trainer(
             max_epochs=epochs,
@@ -59,8 +95,8 @@ def fit_seconds(
             num_sanity_val_steps=0,
             callbacks=[callback] if callback else [],
         )
-        model = Classifier(digits_cnn(channels=channels))
-        dm = DigitsDataModule(batch_size=32)
+        model = Classifier(digits_cnn(channels=case["channels"]))
+        dm = RepeatedDigits(case["repeat"], batch_size=32) if case["repeat"] > 1 else DigitsDataModule(batch_size=32)
         start = time.perf_counter()
         trainer.fit(model, datamodule=dm)
         fit = time.perf_counter() - start
@@ -72,18 +108,18 @@ def fit_seconds(
 
 def run_case(name: str, quick: bool) -> None:
     case = CASES[name]
-    channels, epochs, runs = case["channels"], case["epochs"], case["runs"]
+    epochs, runs = case["epochs"], case["runs"]
     if quick:
         epochs, runs = min(epochs, 2), min(runs, 2)
     for mode in MODES:  # warm-up: imports, first-call costs
-        fit_seconds(channels, 1, mode, 0)
+        fit_seconds(case, 1, mode, 0)
     seconds: dict[str, list[float]] = {m: [] for m in MODES}
     ratios: dict[str, list[float]] = {m: [] for m in MODES[1:]}
     drains: list[float] = []
     callback = None
     for i in range(runs):
         for mode in MODES:
-            t, drain, cb = fit_seconds(channels, epochs, mode, i)
+            t, drain, cb = fit_seconds(case, epochs, mode, i)
             seconds[mode].append(t)
             if mode != "without":
                 ratios[mode].append(t / seconds["without"][-1])
@@ -93,7 +129,8 @@ def run_case(name: str, quick: bool) -> None:
     assert callback is not None
     epoch_s = statistics.median(seconds["without"]) / epochs
     print(
-        f"## {name}: digits_cnn(channels={channels}), {epochs} epochs, {runs} interleaved runs, "
+        f"## {name}: digits_cnn(channels={case['channels']}), training set x{case['repeat']}, {epochs} epochs, "
+        f"{runs} interleaved runs, "
         f"{torch.get_num_threads()} threads, CSVLogger"
     )
     print(f"epoch without callback : {epoch_s:.2f} s (median fit {statistics.median(seconds['without']):.2f} s)")
@@ -115,6 +152,19 @@ def main() -> None:
     parser.add_argument("--case", choices=[*CASES, "all"], default="all")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    import platform
+
+    import lightning
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    except OSError:
+        cpu = platform.processor() or "?"
+    print(
+        f"# bench_callback {time.strftime('%Y-%m-%d', time.gmtime())}: python {platform.python_version()}, "
+        f"torch {torch.__version__}, lightning {lightning.__version__}, {cpu}, {os.cpu_count()} CPUs"
+    )
     for name in CASES if args.case == "all" else [args.case]:
         run_case(name, args.quick)
 
