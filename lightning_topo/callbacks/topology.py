@@ -284,8 +284,8 @@ class TopologyCallback(Callback):
         self.last_result = result
         self._log(trainer, result)
         self.history.append(self._record(trainer, result))
-        if trainer.is_global_zero and self.chart_kinds and trainer.loggers:
-            self._send_charts(trainer)
+        if trainer.is_global_zero and self.chart_kinds and trainer.loggers and not trainer.sanity_checking:
+            self._send_charts(trainer)  # loggers get nothing from the sanity check, as in Lightning
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
