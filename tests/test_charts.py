@@ -99,6 +99,10 @@ def test_wandb_charts_read_back_from_the_offline_run(tmp_path: Path) -> None:
         assert values == pytest.approx([record["layers"][n]["omega"] for n in topo.layer_names])
     latest = wandb_records.table(run_dir, chart_rows[-1], "topology/betti_vs_depth_table")
     assert sorted({r[1] for r in latest["data"]}) == ["b0", "b1", "b2", "omega"]
+    # Both charts name the layers on their x axis, in depth order.
+    for key in ("topology/omega_vs_depth", "topology/betti_vs_depth"):
+        xname = wandb_records.chart_settings(run_dir, key)["stringSettings"]["xname"]
+        assert xname == "layer depth: " + " · ".join(f"{d} {n}" for d, n in enumerate(topo.layer_names, start=1))
 
 
 def test_wandb_steps_stay_monotonic_after_resume(tmp_path: Path) -> None:

@@ -78,6 +78,19 @@ def history(run_dir: str, wait_s: float = 120.0) -> list[dict[str, Any]]:
     return rows
 
 
+def chart_settings(run_dir: str, key: str) -> dict[str, Any]:
+    """The panel config W&B stores for the custom chart logged under ``key`` (``_wandb.visualize.<key>`` in the
+    run's config records): ``panelDefId``, ``fieldSettings``, ``stringSettings`` (title, axis names)."""
+    (path,) = glob.glob(os.path.join(run_dir, "run-*.wandb"))
+    for record in _records(path):
+        if record.WhichOneof("record_type") != "config":
+            continue
+        for update in record.config.update:
+            if list(update.nested_key) == ["_wandb", "visualize", key]:
+                return json.loads(update.value_json)["panel_config"]
+    raise AssertionError(f"no chart {key!r} in {path}")
+
+
 def table(run_dir: str, row: dict[str, Any], key: str) -> dict[str, Any]:
     """The JSON of the table logged under ``key`` in a history row."""
     with open(os.path.join(run_dir, "files", row[f"{key}/path"])) as f:
