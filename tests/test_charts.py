@@ -179,6 +179,7 @@ def test_tensorboard_layout_figures_at_the_scalar_steps(tmp_path: Path) -> None:
         steps = [step for step, _ in logged]
         assert set(steps) <= set(scalar_steps), (tag, steps, scalar_steps)
         assert steps[-1] == scalar_steps[-1]
+    assert topo._charts._figure_writers == {}  # the event file of the figures is closed once they are written
     # Content: a fixed-size picture with ink on it.
     sizes = set()
     for tag, logged in images.items():
@@ -337,3 +338,13 @@ def test_asking_for_wandb_without_it_names_the_install_command(monkeypatch: pyte
     with pytest.raises(MisconfigurationException, match=r'pip install "lightning-topo\[wandb\]"'):
         TopologyCallback(charts=["wandb"])
     assert TopologyCallback().chart_kinds  # "auto" still works: W&B charts only go to a WandbLogger
+
+
+def test_callback_pickles_for_ddp_spawn(tmp_path: Path) -> None:
+    import pickle
+
+    _trainer, topo = _fit(tmp_path, [TensorBoardLogger(tmp_path, name="tb")], epochs=1)
+    assert topo.wait_for_charts(timeout=120)
+    copy = pickle.loads(pickle.dumps(topo))
+    assert copy.history == topo.history and copy.chart_files == topo.chart_files
+    assert copy._charts.renderer.idle and copy._charts.renderer.on_idle.__self__ is copy._charts

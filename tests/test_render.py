@@ -68,3 +68,11 @@ def test_pickled_renderer_starts_empty() -> None:
     assert copy.idle and copy.first_delay_s == 3600.0
     renderer.flush()
     assert renderer.wait(60)
+
+
+def test_on_idle_runs_before_wait_returns() -> None:
+    calls: list[str] = []
+    renderer = BackgroundRenderer(on_idle=lambda: calls.append("idle"), first_delay_s=0.0, duty_cycle=1.0)
+    renderer.submit(lambda: calls.append("job"))
+    assert renderer.wait(60)
+    assert calls == ["job", "idle"] and not renderer.running

@@ -290,11 +290,11 @@ class TopologyCallback(Callback):
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # The last evaluation's figures start drawing now, in the background (see `wait_for_charts`).
-        self._charts.flush()
+        self._charts.finish()
 
     @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        self._charts.flush()
+        self._charts.finish()
 
     def _order_layers(self, pl_module: LightningModule, sample: FixedSample) -> None:
         """Put the watched layers in the order the forward pass runs them (the decay over depth needs it)."""

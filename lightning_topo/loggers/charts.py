@@ -19,7 +19,7 @@ global rank zero. Everything is logged at the step Lightning logs that epoch's s
   logger: Omega of every layer on one chart, b0/b1/b2 per layer, decay rate and theta) and the figures of
   :mod:`lightning_topo.loggers.figures` (``add_figure``), written by a ``SummaryWriter`` of our own into the
   logger's run directory (an event file ending in ``.topology_figures``; TensorBoard reads every event file
-  of a run), so they can be written after Lightning closed its writer.
+  of a run), so they can be written after Lightning closed its writer; it is closed once the last figures are in.
 * any other logger (CSV, ...): the figures as PNG files under ``<log_dir>/topology/`` (``betti_vs_depth.png``,
   ``omega_history.png``, ``decay.png``; rewritten, the last one drawn holds every epoch).
 
@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -164,15 +165,18 @@ class ChartWriter:
         self.figures = figures
         #: PNG files written so far (each path once).
         self.files: list[str] = []
-        self.renderer = BackgroundRenderer(on_error=on_error)
+        self.renderer = BackgroundRenderer(on_error=on_error, on_idle=self._on_idle)
         self._profile: Any = None  # the W&B incremental table, appended per evaluation
         self._layouts: set[int] = set()  # id() of the SummaryWriters that have the layout
-        self._figure_writers: dict[str, Any] = {}  # run directory -> our SummaryWriter (worker thread only)
+        self._figure_writers: dict[str, Any] = {}  # run directory -> our SummaryWriter
+        self._writers_lock = threading.Lock()
+        self._finished = False  # fitting ended: close our writers once the last figures are written
 
     def send(self, trainer: Trainer, history: Sequence[Record]) -> None:
         """Log the charts of the latest evaluation in ``history`` (figures are drawn in the background)."""
         if not history:
             return
+        self._finished = False
         step = logging_step(trainer)
         drawings: list[tuple[str, Any]] = []
         for kind, logger in chart_targets(trainer):
@@ -195,6 +199,23 @@ class ChartWriter:
     def flush(self) -> None:
         """Let the pending figures be drawn now (no waiting)."""
         self.renderer.flush()
+
+    def finish(self) -> None:
+        """Fitting ended: draw the pending figures now (no waiting), then close the event files opened for them."""
+        self._finished = True
+        self.renderer.flush()
+        if not self.renderer.running:  # else the worker closes them when it stops (`_on_idle`)
+            self._close_writers()
+
+    def _on_idle(self) -> None:
+        if self._finished:
+            self._close_writers()
+
+    def _close_writers(self) -> None:
+        with self._writers_lock:
+            writers, self._figure_writers = self._figure_writers, {}
+        for writer in writers.values():
+            writer.close()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the figures submitted so far are written; ``False`` if ``timeout`` seconds passed first."""
@@ -255,16 +276,23 @@ class ChartWriter:
                     self.files.append(path)
 
     def _figure_writer(self, log_dir: str) -> Any:
-        if log_dir not in self._figure_writers:
-            from torch.utils.tensorboard import SummaryWriter
+        with self._writers_lock:
+            if log_dir not in self._figure_writers:
+                from torch.utils.tensorboard import SummaryWriter
 
-            self._figure_writers[log_dir] = SummaryWriter(log_dir=log_dir, filename_suffix=".topology_figures")
-        return self._figure_writers[log_dir]
+                self._figure_writers[log_dir] = SummaryWriter(log_dir=log_dir, filename_suffix=".topology_figures")
+            return self._figure_writers[log_dir]
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.update(_profile=None, _layouts=set(), _figure_writers={})
+        del state["_writers_lock"]
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._writers_lock = threading.Lock()
+        self.renderer.on_idle = self._on_idle
 
 
 def _log_dir(trainer: Trainer, logger: Logger) -> str:

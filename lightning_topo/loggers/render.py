@@ -31,6 +31,8 @@ class BackgroundRenderer:
 
     Args:
         on_error: called (on the worker thread) with the exception of a job that failed.
+        on_idle: called on the worker thread when it runs out of jobs, before it stops (:meth:`wait` returns
+            after it).
         duty_cycle: the largest share of wall time spent drawing while jobs keep coming (0 < duty_cycle <= 1;
             1 draws back to back).
         first_delay_s: seconds from the first submission to the first job (unless flushed first).
@@ -40,6 +42,7 @@ class BackgroundRenderer:
     def __init__(
         self,
         on_error: Callable[[BaseException], None] | None = None,
+        on_idle: Callable[[], None] | None = None,
         duty_cycle: float = 0.1,
         first_delay_s: float = 2.0,
         name: str = "lightning-topo-charts",
@@ -47,6 +50,7 @@ class BackgroundRenderer:
         if not 0.0 < duty_cycle <= 1.0:
             raise ValueError(f"duty_cycle must be in (0, 1], got {duty_cycle!r}")
         self.on_error = on_error
+        self.on_idle = on_idle
         self.duty_cycle = duty_cycle
         self.first_delay_s = first_delay_s
         self.name = name
@@ -88,8 +92,6 @@ class BackgroundRenderer:
         with self._cond:
             while True:
                 if self._job is None:
-                    self._worker_running = False
-                    self._cond.notify_all()
                     return None
                 delay = (self._not_before or 0.0) - time.monotonic()
                 if self._urgent or delay <= 0:
@@ -98,14 +100,31 @@ class BackgroundRenderer:
                 self._cond.wait(delay)
 
     def _loop(self) -> None:
+        while True:
+            self._run_jobs()
+            if self.on_idle is not None:
+                try:
+                    self.on_idle()
+                except Exception as err:
+                    self._failed(err)
+            with self._cond:
+                if self._job is None:  # else a job came in meanwhile: go on with it
+                    self._worker_running = False
+                    self._cond.notify_all()
+                    return
+
+    def _failed(self, err: BaseException) -> None:
+        self.errors.append(err)
+        if self.on_error is not None:
+            self.on_error(err)
+
+    def _run_jobs(self) -> None:
         while (job := self._take()) is not None:
             start = time.monotonic()
             try:
                 job()
             except Exception as err:  # a failed figure must not end training
-                self.errors.append(err)
-                if self.on_error is not None:
-                    self.on_error(err)
+                self._failed(err)
             finally:
                 end = time.monotonic()
                 with self._cond:
@@ -127,13 +146,22 @@ class BackgroundRenderer:
         self._cond = threading.Condition()
 
     @property
+    def running(self) -> bool:
+        """The worker thread exists (it has a job, or is about to stop)."""
+        with self._cond:
+            return self._worker_running
+
+    @property
     def idle(self) -> bool:
         """No job waiting or running."""
         with self._cond:
             return self._job is None and not self._busy
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Start the pending job now and block until no job waits or runs; ``False`` if ``timeout`` passed first."""
+        """Start the pending job now and block until no job waits or runs and the worker has stopped; ``False`` if
+        ``timeout`` seconds passed first."""
         self.flush()
         with self._cond:
-            return self._cond.wait_for(lambda: self._job is None and not self._busy, timeout=timeout)
+            return self._cond.wait_for(
+                lambda: self._job is None and not self._busy and not self._worker_running, timeout=timeout
+            )
