@@ -348,3 +348,22 @@ def test_callback_pickles_for_ddp_spawn(tmp_path: Path) -> None:
     copy = pickle.loads(pickle.dumps(topo))
     assert copy.history == topo.history and copy.chart_files == topo.chart_files
     assert copy._charts.renderer.idle and copy._charts.renderer.on_idle.__self__ is copy._charts
+
+
+def test_model_checkpoint_monitors_a_topology_scalar(tmp_path: Path) -> None:
+    """The scalars reach ``trainer.callback_metrics`` (not through ``self.log``): ModelCheckpoint can monitor them.
+
+    (A ``/`` in a key inserted into a file name makes a folder: ``auto_insert_metric_name=False`` avoids it.)
+    """
+    ckpt = ModelCheckpoint(
+        dirpath=tmp_path / "ckpt",
+        monitor="topology/decay_rate",
+        mode="max",
+        filename="epoch={epoch}-decay={topology/decay_rate:.4f}",
+        auto_insert_metric_name=False,
+    )
+    trainer, topo = _fit(tmp_path, [CSVLogger(tmp_path, name="csv")], epochs=3, callbacks=[ckpt])
+    best = max(topo.history, key=lambda h: h["decay_rate"])
+    assert float(ckpt.best_model_score) == pytest.approx(best["decay_rate"])
+    assert f"epoch={best['epoch']}" in Path(ckpt.best_model_path).name
+    assert float(trainer.logged_metrics["topology/decay_rate"]) == pytest.approx(topo.history[-1]["decay_rate"])
