@@ -27,7 +27,7 @@ Figures are drawn on a background thread (:class:`~lightning_topo.loggers.render
 to about a tenth of the wall time: training does not wait for matplotlib. When evaluations come faster than
 that, only the newest evaluation's figures are drawn (TensorBoard has no image at the skipped steps; the
 ``omega_history`` figure and the W&B table still hold every epoch). When fitting ends the callback lets the
-last evaluation's figures start at once (:meth:`ChartWriter.flush`) and returns; they are on disk a fraction of
+last evaluation's figures start at once (:meth:`ChartWriter.finish`) and returns; they are on disk a fraction of
 a second later, :meth:`ChartWriter.wait` (``TopologyCallback.wait_for_charts``) blocks until then, and the
 interpreter waits for them before it exits.
 """
@@ -195,10 +195,6 @@ class ChartWriter:
         if drawings and self.figures:
             # Records are never changed once in the history: a shallow copy is a consistent snapshot.
             self.renderer.submit(functools.partial(self._draw, list(history), drawings, step))
-
-    def flush(self) -> None:
-        """Let the pending figures be drawn now (no waiting)."""
-        self.renderer.flush()
 
     def finish(self) -> None:
         """Fitting ended: draw the pending figures now (no waiting), then close the event files opened for them."""
