@@ -88,11 +88,15 @@ def sublevel_masks(volumes: Tensor, threshold: float | Tensor) -> Tensor:
     return volumes.to(dtype) <= thr.view(-1, *([1] * (volumes.ndim - 1)))
 
 
+def _count_rows(x: np.ndarray) -> np.ndarray:
+    """True values per leading index of a NumPy bool array (NumPy's popcount), int64."""
+    return np.count_nonzero(x.reshape(x.shape[0], -1), axis=1).astype(np.int64)
+
+
 def count_true(x: Tensor, dims: tuple[int, ...]) -> Tensor:
     """``torch.count_nonzero`` over ``dims``; on CPU through NumPy's popcount, about 10x faster there."""
     if x.device.type == "cpu":
-        flat = x.reshape(x.shape[0], -1).numpy()
-        return torch.from_numpy(np.count_nonzero(flat, axis=1).astype(np.int64))
+        return torch.from_numpy(_count_rows(x.numpy()))
     return torch.count_nonzero(x, dim=dims)
 
 
@@ -117,10 +121,8 @@ def euler_characteristic(masks: Tensor) -> Tensor:
     CPU: single-threaded and several times faster than torch's thread pool on a sample's small volumes).
     """
     if masks.device.type == "cpu":
-        batch = masks.shape[0]
-        terms = _euler_terms(masks.numpy(), lambda x: np.count_nonzero(x.reshape(batch, -1), axis=1))
-        return torch.from_numpy(np.asarray(terms, dtype=np.int64))
-    return _euler_terms(masks, lambda x: torch.count_nonzero(x, dim=(1, 2, 3)))
+        return torch.from_numpy(_euler_terms(masks.numpy(), _count_rows))
+    return _euler_terms(masks, lambda x: count_true(x, (1, 2, 3)))
 
 
 def cubical_betti(

@@ -44,7 +44,7 @@ from typing import Any
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
-from lightning_topo.loggers.figures import betti_vs_depth, figures_of
+from lightning_topo.loggers.figures import betti_dims, betti_vs_depth, figures_of
 from lightning_topo.loggers.render import BackgroundRenderer
 
 __all__ = [
@@ -106,10 +106,6 @@ def log_scalars(trainer: Trainer, metrics: dict[str, float]) -> None:
         logger.log_metrics(row, step=step)
 
 
-def _layer_dims(record: Record) -> int:
-    return max((len(layer["betti"][0]) for layer in record["layers"].values() if layer["betti"]), default=3)
-
-
 def tensorboard_layout(record: Record) -> dict[str, dict[str, list[Any]]]:
     """The custom-scalars layout for the layers of ``record`` (``SummaryWriter.add_custom_scalars`` format).
 
@@ -118,7 +114,7 @@ def tensorboard_layout(record: Record) -> dict[str, dict[str, list[Any]]]:
     per layer (``depth. name (Module)``) with its b0, b1, b2.
     """
     names = list(record["layers"])
-    dims = _layer_dims(record)
+    dims = betti_dims(record)
     overview = {
         "Omega of every layer": ["Multiline", [f"^topology/{re.escape(n)}/omega$" for n in names]],
         "decay_rate (higher = more simplification)": ["Multiline", ["^topology/decay_rate$"]],
@@ -223,7 +219,7 @@ class ChartWriter:
 
         record = history[-1]
         names, series = betti_vs_depth(record)
-        dims = _layer_dims(record)
+        dims = betti_dims(record)
         columns = [c for c in PROFILE_COLUMNS if c != "b2" or dims > 2]
         if self._profile is None:
             self._profile = wandb.Table(columns=columns, log_mode="INCREMENTAL")
@@ -288,7 +284,6 @@ class ChartWriter:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._writers_lock = threading.Lock()
-        self.renderer.on_idle = self._on_idle
 
 
 def _log_dir(trainer: Trainer, logger: Logger) -> str:

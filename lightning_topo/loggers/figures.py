@@ -23,6 +23,7 @@ import numpy as np
 __all__ = [
     "FIGURE_NAMES",
     "betti_depth_figure",
+    "betti_dims",
     "betti_vs_depth",
     "decay_figure",
     "figures_of",
@@ -111,13 +112,18 @@ def layer_labels(record: Record, separator: str = "\n") -> list[str]:
     return labels
 
 
+def betti_dims(record: Record) -> int:
+    """How many Betti numbers (b0, b1, ...) a record holds per layer and class (3 where no layer has any)."""
+    return max((len(layer["betti"][0]) for layer in record["layers"].values() if layer["betti"]), default=3)
+
+
 def betti_vs_depth(record: Record) -> tuple[list[str], dict[str, list[float]]]:
     """Layer names and the series ``b0``, ``b1``, (``b2``), ``omega`` over depth from one history record.
 
     Betti numbers are averaged over classes (NaN classes left out), as logged.
     """
     names = list(record["layers"])
-    dims = max((len(rows[0]) for rows in (record["layers"][n]["betti"] for n in names) if rows), default=3)
+    dims = betti_dims(record)
     series: dict[str, list[float]] = {f"b{k}": [] for k in range(dims)}
     for name in names:
         rows = record["layers"][name]["betti"]
@@ -142,11 +148,11 @@ def betti_depth_figure(record: Record, title: str | None = None) -> Any:
     """Betti numbers and Omega against the layers for one evaluation (one line per series)."""
     matplotlib = _matplotlib()
 
-    _names, series = betti_vs_depth(record)
+    names, series = betti_vs_depth(record)
     with matplotlib.rc_context(_RC):
         fig = _new_figure()
         ax = fig.add_subplot()
-        depth = list(range(1, len(_names) + 1))
+        depth = list(range(1, len(names) + 1))
         for key, values in series.items():
             ax.plot(depth, values, label="Omega" if key == "omega" else key, **_SERIES_STYLE.get(key, {}))
         _layer_axis(ax, record)
