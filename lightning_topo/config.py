@@ -204,6 +204,49 @@ class TopologyConfig:
         if unknown:
             raise ConfigError(f"unknown argument(s) {unknown}; TopologyConfig fields are {sorted(names)}.")
 
+    def numeric_settings(self) -> dict[str, Any]:
+        """The fields that change the numbers of one layer on one sample, for the chosen view (plain values).
+
+        Cubical: ``complex`` and ``threshold``; point cloud: ``complex``, ``scale``, ``metric``, ``k`` (for
+        ``"knn_hops"``), ``maxdim`` and ``pool_size``. What is sampled (``samples_per_class``, ``max_samples``,
+        ``seed``, the data functions) and which layers are watched are not in it: they are checked on their own
+        (the sample's indices, the layer names). The callback's ``state_key`` is built from this, so a run
+        resumed with another ``k`` on the cubical view, or an equivalent ``input_fn``, keeps its history.
+
+        Example:
+            >>> TopologyConfig(k=10).numeric_settings() == TopologyConfig().numeric_settings()
+            True
+        """
+        values = self.settings()
+        if self.complex == "cubical":
+            names = ["complex", "threshold"]
+        else:
+            names = ["complex", "scale", "metric", *(["k"] if self.metric == "knn_hops" else []), "maxdim", "pool_size"]
+        return {name: values[name] for name in names}
+
+    def check_device(self) -> None:
+        """Raise a :class:`ConfigError` naming ``device`` when this machine does not have it (before training).
+
+        Example:
+            >>> TopologyConfig(device="cpu").check_device()
+        """
+        if self.device is None:
+            return
+        device = torch.device(self.device)
+        if device.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0:
+                raise ConfigError(
+                    f"`device={self.device!r}`, but this machine has no CUDA device (torch.cuda.is_available() is "
+                    "False); use device=None to compute where the model lives, or device='cpu'."
+                )
+            if device.index is not None and device.index >= count:
+                raise ConfigError(
+                    f"`device={self.device!r}`, but this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})."
+                )
+        elif device.type == "mps" and not torch.backends.mps.is_available():
+            raise ConfigError(f"`device={self.device!r}`, but MPS is not available on this machine; use device=None.")
+
     def settings(self) -> dict[str, Any]:
         """Every field as plain, run-independent values (callables by ``module.qualname``, never by address).
 

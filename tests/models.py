@@ -115,3 +115,25 @@ def densenet(width: int = 8) -> nn.Module:
     net.features.add_module("norm5", nn.BatchNorm2d(width))
     net.classifier = nn.Linear(width, 10)
     return net
+
+
+class TutorialCNN(nn.Module):
+    """The PyTorch "Training a classifier" tutorial CNN (CIFAR-10, 3x32x32 inputs): one ``self.pool`` called twice,
+    ReLUs applied functionally."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pool(nn.functional.relu(self.conv1(x)))
+        x = self.pool(nn.functional.relu(self.conv2(x)))
+        x = x.flatten(1)
+        x = nn.functional.relu(self.fc1(x))
+        x = nn.functional.relu(self.fc2(x))
+        return self.fc3(x)

@@ -33,9 +33,11 @@ def test_other_families() -> None:
 
 def test_names_globs_predicates_and_wrappers() -> None:
     net = resnet18()
-    globbed = resolve_layers(net, ["layer2.*"])
+    globbed = resolve_layers(net, ["layer2.**"])  # `**` crosses dots
     assert globbed == [n for n, _ in net.named_modules() if n.startswith("layer2.")]  # depth order
     assert {"layer2.0", "layer2.1", "layer2.0.conv1"} <= set(globbed)
+    assert resolve_layers(net, ["layer2.*"]) == ["layer2.0", "layer2.1"]  # `*` stays within one dotted part
+    assert resolve_layers(net, ["layer?.0.conv[12]"])[:2] == ["layer1.0.conv1", "layer1.0.conv2"]
     assert resolve_layers(net, ["fc", "conv1"]) == ["fc", "conv1"]
     assert resolve_layers(net, lambda n, m: isinstance(m, nn.Linear)) == ["fc"]
     wrapper = nn.Module()

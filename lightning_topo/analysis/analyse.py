@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_topo.analysis.report import TopologyReport
-from lightning_topo.capture import FixedSample, build_sample, execution_order, model_device, resolve_layers
+from lightning_topo.capture import FixedSample, build_sample, model_device, resolve_layers, trace_layers
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.metrics import TopologyResult, evaluate_topology
 
@@ -158,6 +158,7 @@ def analyse(
     """
     TopologyConfig.check_names(fields)
     cfg = TopologyConfig(**fields) if config is None else TopologyConfig.from_kwargs(config, **fields)
+    cfg.check_device()
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module (or LightningModule), got {type(model).__name__}.")
     layer_names = resolve_layers(model, cfg.layers, max_layers=cfg.max_layers)
@@ -170,10 +171,21 @@ def analyse(
     if layer_by_layer is None:
         layer_by_layer = cfg.complex == "rips"
     with _on_device(model, target):
-        ordered = execution_order(model, sample.inputs[:1], layer_names, forward_fn=cfg.forward_fn)
-        if ordered != layer_names:
+        trace = trace_layers(model, sample.inputs[:1], layer_names, forward_fn=cfg.forward_fn)
+        ordered = trace.order
+        if trace.never_run:
             warnings.warn(
-                f"analyse: `layers` {layer_names} are analysed in the order the forward pass runs them: {ordered}.",
+                f"analyse: {trace.never_run} never run in the forward pass, so they are not analysed.",
+                UserWarning,
+                stacklevel=2,
+            )
+        if not ordered:
+            raise ConfigError(f"none of the layers {layer_names} runs in the forward pass; pass `layers=[...]`.")
+        kept = [n for n in layer_names if n in ordered]
+        if [n for n in ordered if n in kept] != kept or len(ordered) != len(kept):
+            warnings.warn(
+                f"analyse: `layers` {kept} are analysed in the order the forward pass runs them, one layer per call "
+                f"of a module that runs more than once (name#k): {ordered}.",
                 UserWarning,
                 stacklevel=2,
             )

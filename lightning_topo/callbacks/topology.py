@@ -16,6 +16,8 @@ about half a millisecond per key and call, more than the topology of a small mod
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 import time
 from collections.abc import Sequence
@@ -29,7 +31,15 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning_utilities.core.imports import RequirementCache
 from typing_extensions import override
 
-from lightning_topo.capture import FixedSample, UnknownLayerError, build_sample, execution_order, resolve_layers
+from lightning_topo.capture import (
+    FixedSample,
+    SampleError,
+    UnknownLayerError,
+    build_sample,
+    resolve_layers,
+    trace_layers,
+)
+from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
@@ -52,9 +62,10 @@ def _check_positive_int(value: Any, name: str) -> None:
         raise TopologyMisconfiguration(f"`{name}` must be an integer >= 1, got {value!r}.")
 
 
-# Fields that say how, not what, the callback computes: left out of ``state_key`` so that a resumed run with
-# another batch size or device keeps its history.
+# Fields that say how, not what, the callback computes: never compared on resume.
 _RUNTIME_FIELDS = ("batch_size", "device")
+# The callback's own arguments (the rest are TopologyConfig fields), for the message on a misspelt one.
+_OWN_ARGUMENTS = ("config", "every_n_epochs", "log_per_class", "run_on_sanity_check", "run_on_fast_dev_run", "charts")
 
 
 class TopologyCallback(Callback):
@@ -107,8 +118,8 @@ class TopologyCallback(Callback):
         **fields: Any,
     ) -> None:
         super().__init__()
+        self._check_argument_names(fields)
         try:
-            TopologyConfig.check_names(fields)
             self.config = TopologyConfig(**fields) if config is None else TopologyConfig.from_kwargs(config, **fields)
         except ConfigError as err:
             raise TopologyMisconfiguration(str(err)) from err
@@ -122,6 +133,7 @@ class TopologyCallback(Callback):
         self.layer_names: list[str] = []
         self.sample: FixedSample | None = None
         self.history: list[dict[str, Any]] = []
+        self.validate_history: list[dict[str, Any]] = []
         self.last_result: TopologyResult | None = None
         self.timings: list[float] = []
         self._charts = ChartWriter(self.chart_kinds, figures=_MATPLOTLIB_AVAILABLE, on_error=self._chart_failed)
@@ -129,7 +141,22 @@ class TopologyCallback(Callback):
         self._state_key: str | None = None
         self._ordered = False
         self._restored_indices: list[int] | None = None
+        self._samples: dict[int, tuple[Any, FixedSample]] = {}  # id(dataset) -> (dataset, its sample)
+        self._fit_sample: FixedSample | None = None
         self._warned: set[str] = set()
+
+    @staticmethod
+    def _check_argument_names(fields: dict[str, Any]) -> None:
+        names = [f.name for f in dataclasses.fields(TopologyConfig)]
+        unknown = sorted(set(fields) - set(names))
+        if not unknown:
+            return
+        close = {u: difflib.get_close_matches(u, [*_OWN_ARGUMENTS, *names], n=1) for u in unknown}
+        hints = "; ".join(f"did you mean `{c[0]}`?" for c in close.values() if c)
+        raise TopologyMisconfiguration(
+            f"TopologyCallback got unknown argument(s) {unknown}{' (' + hints + ')' if hints else ''}. It takes "
+            f"{list(_OWN_ARGUMENTS)} and the TopologyConfig fields {sorted(names)}."
+        )
 
     @staticmethod
     def _validate_charts(charts: bool | str | Sequence[str]) -> tuple[str, ...]:
@@ -174,19 +201,28 @@ class TopologyCallback(Callback):
     @property
     @override
     def state_key(self) -> str:
-        """Derived from the config (callables by ``module.qualname``): the same in every run with the same
-        arguments, and different for callbacks that compute different things."""
+        """Built from what changes the numbers for the chosen view (:meth:`TopologyConfig.numeric_settings`): the
+        same in every run that computes the same values (another ``k`` on the cubical view, another batch size or
+        an equivalent ``input_fn`` keep the history), different for callbacks that compute different things."""
         # Lightning reads this at every hook call (profiler names): computed once, the config is frozen.
         if self._state_key is None:
-            settings = {k: v for k, v in self.config.settings().items() if k not in _RUNTIME_FIELDS}
-            self._state_key = self._generate_state_key(**settings)
+            self._state_key = self._generate_state_key(**self.config.numeric_settings())
         return self._state_key
+
+    def _settings(self) -> dict[str, Any]:
+        return {k: v for k, v in self.config.settings().items() if k not in _RUNTIME_FIELDS}
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        """History, watched layers and the sample's dataset indices (plain Python types: weights_only-safe)."""
-        indices = self.sample.indices.tolist() if self.sample is not None else self._restored_indices
-        return {"history": self.history, "layer_names": list(self.layer_names), "sample_indices": indices}
+        """History, watched layers, the fit sample's dataset indices and the settings (plain Python types:
+        weights_only-safe)."""
+        indices = self._fit_sample.indices.tolist() if self._fit_sample is not None else self._restored_indices
+        return {
+            "history": self.history,
+            "layer_names": list(self.layer_names),
+            "sample_indices": indices,
+            "settings": self._settings(),
+        }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -198,18 +234,48 @@ class TopologyCallback(Callback):
                 f"TopologyCallback: the checkpoint watched layers {restored_layers}, this run watches "
                 f"{self.layer_names}; the history mixes both."
             )
+        saved = state_dict.get("settings")
+        if isinstance(saved, dict):
+            changed = _differences(saved, self._settings(), only=("samples_per_class", "max_samples", "seed"))
+            if changed:
+                rank_zero_warn(
+                    f"TopologyCallback: the checkpoint's history was sampled with {changed['saved']}, this run uses "
+                    f"{changed['now']}; the history is kept, but evaluations before and after differ in sample."
+                )
+
+    @override
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Say by name which saved topology state no callback of this run restores (Lightning drops it quietly)."""
+        saved = checkpoint.get("callbacks") or {}
+        ours = {cb.state_key for cb in trainer.callbacks if isinstance(cb, TopologyCallback)}
+        if self is not next(cb for cb in trainer.callbacks if isinstance(cb, TopologyCallback)):
+            return  # one message per checkpoint
+        for key, state in saved.items():
+            if not str(key).startswith(type(self).__name__) or key in ours or not isinstance(state, dict):
+                continue
+            settings = state.get("settings")
+            diff = _differences(settings, self._settings()) if isinstance(settings, dict) else {}
+            what = (
+                f"it was computed with {diff['saved']}, this callback computes {diff['now']}"
+                if diff
+                else "it was saved by an older version with another state key"
+            )
+            rank_zero_warn(
+                f"TopologyCallback: the checkpoint's topology history ({len(state.get('history', []))} evaluations) "
+                f"is not restored: {what}. Pass the same values to resume it."
+            )
 
     # ------------------------------------------------------------------ lifecycle
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        # Unknown layer names fail here, before any training step.
+        # Unknown layer names and a device this machine lacks fail here, before any training step.
         try:
+            self.config.check_device()
             self.layer_names = resolve_layers(pl_module, self.config.layers, max_layers=self.config.max_layers)
-        except UnknownLayerError as err:
+        except (UnknownLayerError, ConfigError) as err:
             raise TopologyMisconfiguration(str(err)) from err
         self._ordered = False
-        modules = dict(pl_module.named_modules())
-        self._module_types = {name: type(modules[name]).__name__ for name in self.layer_names if name in modules}
+        self._module_types = self._types_of(pl_module, self.layer_names)
         if not self.layer_names:
             raise TopologyMisconfiguration(
                 "TopologyCallback found no layer to watch; pass `layers=[...]` with names from "
@@ -225,36 +291,71 @@ class TopologyCallback(Callback):
             return (trainer.current_epoch + 1) % self.every_n_epochs == 0
         return True
 
+    @staticmethod
+    def _types_of(pl_module: LightningModule, names: Sequence[str]) -> dict[str, str]:
+        modules = dict(named_user_modules(pl_module))
+        return {n: type(modules[split_call(n)[0]]).__name__ for n in names if split_call(n)[0] in modules}
+
     def _ensure_sample(self, trainer: Trainer) -> FixedSample | None:
-        if self.sample is not None:
-            return self.sample
+        """The sample of the validation set being evaluated: picked once per dataset, so ``trainer.validate(model,
+        other_loader)`` measures that loader's data, and the next fit evaluation its own sample again."""
         loaders = trainer.val_dataloaders
         if isinstance(loaders, (list, tuple)):
             loaders = loaders[0] if loaders else None
         if loaders is None:
             self._warn_once("no-val", "TopologyCallback: no validation dataloader, so there is nothing to sample.")
             return None
+        dataset = getattr(loaders, "dataset", loaders)
+        cached = self._samples.get(id(dataset))
+        if cached is not None and cached[0] is dataset:
+            self.sample = cached[1]
+            return self.sample
         cfg = self.config
-        self.sample = build_sample(
-            loaders,
-            samples_per_class=cfg.samples_per_class,
-            max_samples=cfg.max_samples,
-            seed=cfg.seed,
-            input_fn=cfg.input_fn,
-            target_fn=cfg.target_fn,
-        )
-        for note in self.sample.notes:
-            self._warn_once(note, note)
-        if self._restored_indices is not None and self.sample.indices.tolist() != self._restored_indices:
-            rank_zero_warn(
-                "TopologyCallback: the resumed run sampled different validation inputs than the checkpoint "
-                "(the validation set or the sampling arguments changed); history before and after differ in sample."
+        try:
+            sample = build_sample(
+                loaders,
+                samples_per_class=cfg.samples_per_class,
+                max_samples=cfg.max_samples,
+                seed=cfg.seed,
+                input_fn=cfg.input_fn,
+                target_fn=cfg.target_fn,
             )
+        except SampleError as err:
+            raise TopologyMisconfiguration(f"TopologyCallback cannot sample the validation set: {err}") from err
+        self._samples[id(dataset)] = (dataset, sample)
+        self.sample = sample
+        for note in sample.notes:
+            self._warn_once(note, note)
+        fitting = trainer.state.fn == "fit"
+        if fitting:
+            self._fit_sample = sample
+            if self._restored_indices is not None and sample.indices.tolist() != self._restored_indices:
+                rank_zero_warn(
+                    "TopologyCallback: the resumed run sampled different validation inputs than the checkpoint "
+                    "(the validation set or the sampling arguments changed); history before and after differ in "
+                    "sample."
+                )
+        limit = trainer.limit_val_batches
+        if not (isinstance(limit, float) and limit == 1.0):
+            self._warn_once(
+                "limit_val_batches",
+                f"TopologyCallback: `limit_val_batches={limit}` limits Lightning's validation loop, not the topology "
+                f"sample: it is drawn from the whole validation set ({len(sample.labels)} inputs, at most "
+                "`samples_per_class` per class and `max_samples` in all); lower those to evaluate fewer inputs.",
+            )
+        stage = "" if fitting else f" ({getattr(trainer.state.fn, 'value', trainer.state.fn)})"
         rank_zero_info(
-            f"TopologyCallback: watching {len(self.layer_names)} layers on {len(self.sample.labels)} validation "
-            f"inputs ({len(self.sample.classes)} classes)."
+            f"TopologyCallback: watching {len(self.layer_names)} layers on {len(sample.labels)} validation "
+            f"inputs ({len(sample.classes)} classes){stage}."
         )
-        return self.sample
+        return sample
+
+    @override
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # The sample is picked before the first evaluation's forward passes, so labels that are not classes fail
+        # at the sanity check (before any training step) rather than after an epoch.
+        if self._should_run(trainer) or trainer.sanity_checking:
+            self._ensure_sample(trainer)
 
     @override
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -283,9 +384,11 @@ class TopologyCallback(Callback):
             self._warn_once(message, f"TopologyCallback: {message}")
         self.last_result = result
         self._log(trainer, result)
-        self.history.append(self._record(trainer, result))
+        # A `validate` run's values are logged and kept apart: they are not epochs of the fit.
+        records = self.history if trainer.state.fn == "fit" else self.validate_history
+        records.append(self._record(trainer, result))
         if trainer.is_global_zero and self.chart_kinds and trainer.loggers and not trainer.sanity_checking:
-            self._send_charts(trainer)  # loggers get nothing from the sanity check, as in Lightning
+            self._send_charts(trainer, records)  # loggers get nothing from the sanity check, as in Lightning
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -297,18 +400,38 @@ class TopologyCallback(Callback):
         self._charts.finish()
 
     def _order_layers(self, pl_module: LightningModule, sample: FixedSample) -> None:
-        """Put the watched layers in the order the forward pass runs them (the decay over depth needs it)."""
-        ordered = execution_order(pl_module, sample.inputs[:1], self.layer_names, forward_fn=self.config.forward_fn)
-        if ordered != self.layer_names:
+        """Put the watched layers in the order the forward pass runs them (the decay over depth needs it), one layer
+        per call of a module that runs more than once, and drop those that never run (by name)."""
+        trace = trace_layers(pl_module, sample.inputs[:1], self.layer_names, forward_fn=self.config.forward_fn)
+        if trace.never_run:
+            self._warn_once(
+                "never-run",
+                f"TopologyCallback: {trace.never_run} never run in the forward pass, so they are not watched.",
+            )
+        if not trace.order:
+            raise TopologyMisconfiguration(
+                f"TopologyCallback: none of the layers {self.layer_names} runs in the forward pass; pass "
+                "`layers=[...]` with modules the model calls (or `forward_fn=` if the model is run another way)."
+            )
+        repeated = [n for n in trace.order if split_call(n)[1] > 1]
+        if repeated:
+            self._warn_once(
+                "calls",
+                f"TopologyCallback: {sorted({split_call(n)[0] for n in repeated})} run more than once per forward "
+                f"pass; each call is a layer of its own: {repeated} (name#k is the k-th call).",
+            )
+        kept = [n for n in self.layer_names if n in trace.order]
+        if [n for n in trace.order if n in kept] != kept:
             self._warn_once(
                 "order",
-                f"TopologyCallback: `layers` {self.layer_names} are analysed in the order the forward pass runs "
-                f"them: {ordered} (the decay over depth reads them in that order).",
+                f"TopologyCallback: `layers` {kept} are analysed in the order the forward pass runs "
+                f"them: {trace.order} (the decay over depth reads them in that order).",
             )
-            self.layer_names = ordered
+        self.layer_names = trace.order
+        self._module_types = self._types_of(pl_module, self.layer_names)
         self._ordered = True
 
-    def _send_charts(self, trainer: Trainer) -> None:
+    def _send_charts(self, trainer: Trainer, records: list[dict[str, Any]]) -> None:
         wanted = {kind for kind, _ in chart_targets(trainer)}
         if {"tensorboard", "png"} & wanted & set(self.chart_kinds) and not _MATPLOTLIB_AVAILABLE:
             self._warn_once(
@@ -316,7 +439,7 @@ class TopologyCallback(Callback):
                 'TopologyCallback: figures for TensorBoard / PNG need matplotlib: pip install "lightning-topo[plot]"; '
                 "skipping them.",
             )
-        self._charts.send(trainer, self.history)
+        self._charts.send(trainer, records)
 
     def plot(self) -> dict[str, Any]:
         """Matplotlib figures of the history so far: ``betti_vs_depth`` (latest evaluation), ``omega_history``
@@ -375,3 +498,14 @@ class TopologyCallback(Callback):
         if key not in self._warned:
             self._warned.add(key)
             rank_zero_warn(message)
+
+
+def _differences(saved: dict[str, Any], now: dict[str, Any], only: Sequence[str] | None = None) -> dict[str, str]:
+    """``{"saved": "k=10, seed=1", "now": "k=14, seed=0"}`` for the settings that differ (empty when none do)."""
+    names = [n for n in (only or sorted(set(saved) | set(now))) if saved.get(n) != now.get(n)]
+    if not names:
+        return {}
+    return {
+        "saved": ", ".join(f"{n}={saved.get(n)!r}" for n in names),
+        "now": ", ".join(f"{n}={now.get(n)!r}" for n in names),
+    }

@@ -7,25 +7,30 @@ No Lightning import here; errors are this package's own types (``errors.py``).
 from lightning_topo.capture.errors import CaptureError, SampleError, UnknownLayerError
 from lightning_topo.capture.hooks import (
     ActivationCapture,
+    LayerTrace,
     execution_order,
     first_tensor,
     model_device,
     model_dtype,
     run_on_sample,
+    trace_layers,
 )
-from lightning_topo.capture.layers import resolve_layers
+from lightning_topo.capture.layers import CALL_SEPARATOR, resolve_layers, split_call
 from lightning_topo.capture.reduce import LayerValues, capture_layers, pooled_embedding
-from lightning_topo.capture.sampling import FixedSample, build_sample, shard
+from lightning_topo.capture.sampling import FixedSample, build_sample, class_labels, shard
 
 __all__ = [
+    "CALL_SEPARATOR",
     "ActivationCapture",
     "CaptureError",
     "FixedSample",
+    "LayerTrace",
     "LayerValues",
     "SampleError",
     "UnknownLayerError",
     "build_sample",
     "capture_layers",
+    "class_labels",
     "execution_order",
     "first_tensor",
     "model_device",
@@ -34,4 +39,6 @@ __all__ = [
     "resolve_layers",
     "run_on_sample",
     "shard",
+    "split_call",
+    "trace_layers",
 ]

@@ -5,21 +5,37 @@ them all when left (also on an exception). Each hook picks the tensor out of the
 detaches it and hands it to a ``reducer`` at once, keeping only the reduced value: no raw activation
 outlives its forward call. :func:`run_on_sample` runs the sample through the model in eval mode under
 ``torch.inference_mode``, batch by batch.
+
+A module that runs more than once per forward pass (the PyTorch tutorial CNN's one ``self.pool``, a shared
+activation) is a layer per call: its first call is ``name``, its second ``name#2``, and so on
+(:data:`CALL_SEPARATOR`). Watching ``name`` watches the first call; :func:`trace_layers` expands a name into
+all of its calls, in the order the forward pass runs them.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_topo.capture.layers import get_submodule_by_user_name
+from lightning_topo.capture.layers import CALL_SEPARATOR, get_submodule_by_user_name, split_call
 
-__all__ = ["ActivationCapture", "execution_order", "first_tensor", "model_device", "model_dtype", "run_on_sample"]
+__all__ = [
+    "CALL_SEPARATOR",
+    "ActivationCapture",
+    "LayerTrace",
+    "execution_order",
+    "first_tensor",
+    "model_device",
+    "model_dtype",
+    "run_on_sample",
+    "trace_layers",
+]
 
 
 def first_tensor(output: Any) -> Tensor | None:
@@ -42,7 +58,8 @@ class ActivationCapture:
     Args:
         model: the model whose layers are watched.
         layer_names: names as in ``model.named_modules()`` (DDP's ``module.`` and torch.compile's
-            ``_orig_mod.`` prefixes may be left out).
+            ``_orig_mod.`` prefixes may be left out); ``name#k`` is the k-th call of a module that runs more than
+            once per forward pass (plain ``name`` is its first call).
         reducer: ``reducer(name, activation) -> value``, called inside the hook with the detached tensor;
             the value is appended to ``results[name]``.
         output_fn: picks the tensor from a layer output (default: :func:`first_tensor`).
@@ -74,10 +91,26 @@ class ActivationCapture:
         self.results: dict[str, list[Any]] = {name: [] for name in self.layer_names}
         self.skipped: dict[str, str] = {}
         self._handles: list[RemovableHandle] = []
+        # One hook per module; each call of it in a forward pass is told apart by a counter, reset per pass.
+        self._calls: dict[str, dict[int, str]] = {}
+        for name in self.layer_names:
+            base, call = split_call(name)
+            self._calls.setdefault(base, {})[call] = name
+        self._count: dict[str, int] = {}
 
-    def _hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+    def start_pass(self) -> None:
+        """A new forward pass begins: the next call of each module is its first again (also done by a pre-hook on
+        the model; :func:`run_on_sample` calls this before each batch, for a ``forward_fn`` that bypasses it)."""
+        self._count.clear()
+
+    def _hook(self, base: str) -> Callable[[nn.Module, Any, Any], None]:
+        calls = self._calls[base]
+
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if name in self.skipped:
+            call = self._count.get(base, 0) + 1
+            self._count[base] = call
+            name = calls.get(call)
+            if name is None or name in self.skipped:
                 return
             tensor = self.output_fn(output) if self.output_fn is not None else first_tensor(output)
             if not isinstance(tensor, Tensor):
@@ -94,10 +127,12 @@ class ActivationCapture:
         return torch.compiler.disable(hook)
 
     def __enter__(self) -> ActivationCapture:
+        self.start_pass()
         try:
-            for name in self.layer_names:
-                module = get_submodule_by_user_name(self.model, name)
-                self._handles.append(module.register_forward_hook(self._hook(name)))
+            self._handles.append(self.model.register_forward_pre_hook(lambda *_: self.start_pass()))
+            for base in self._calls:
+                module = get_submodule_by_user_name(self.model, base)
+                self._handles.append(module.register_forward_hook(self._hook(base)))
         except BaseException:
             self.remove()
             raise
@@ -136,13 +171,15 @@ def run_on_sample(
     batch_size: int = 64,
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    on_batch_start: Callable[[], None] | None = None,
 ) -> None:
     """Run ``inputs`` through ``model`` in eval mode under ``torch.inference_mode``, batch by batch.
 
     The forward pass runs where the model lives: each batch is moved to the model's device, and floating-point
     inputs are cast to the model's floating dtype (a model trained with ``precision="64-true"`` gets float64).
     The model's training flags are restored afterwards, also when the forward pass raises. Outputs are
-    discarded: hooks collect what is needed. ``on_batch(n)`` is called after each batch of ``n`` inputs.
+    discarded: hooks collect what is needed. ``on_batch_start()`` is called before and ``on_batch(n)`` after each
+    batch of ``n`` inputs.
     """
     target = model_device(model)
     dtype = model_dtype(model)
@@ -156,6 +193,8 @@ def run_on_sample(
                     batch = batch.to(target, dtype=dtype, non_blocking=True)
                 else:
                     batch = batch.to(target, non_blocking=True)
+                if on_batch_start is not None:
+                    on_batch_start()
                 if forward_fn is None:
                     model(batch)
                 else:
@@ -167,6 +206,61 @@ def run_on_sample(
             module.training = mode
 
 
+@dataclass
+class LayerTrace:
+    """Where the watched layers run in one forward pass (:func:`trace_layers`).
+
+    Attributes:
+        order: the layers in the order the forward pass runs them, a module that runs more than once expanded
+            into one layer per call (``name``, ``name#2``, ...).
+        never_run: requested layers the forward pass did not run (watching them would give no value).
+    """
+
+    order: list[str]
+    never_run: list[str]
+
+
+def trace_layers(
+    model: nn.Module,
+    probe: Tensor,
+    layer_names: Sequence[str],
+    *,
+    forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
+) -> LayerTrace:
+    """Run ``probe`` (one or a few inputs) once and see where ``layer_names`` run.
+
+    A plain name of a module that runs more than once per forward pass stands for all of its calls; ``name#k``
+    stands for its k-th call only.
+
+    Example:
+        >>> class Net(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc, self.act, self.unused = nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)
+        ...     def forward(self, x):
+        ...         return self.act(self.fc(self.act(x)))
+        >>> trace_layers(Net(), torch.zeros(1, 2), ["fc", "act", "unused"])
+        LayerTrace(order=['act', 'fc', 'act#2'], never_run=['unused'])
+    """
+    requested = list(dict.fromkeys(layer_names))
+    bases = list(dict.fromkeys(split_call(name)[0] for name in requested))
+    seen: list[str] = []
+
+    def record(name: str, _tensor: Tensor) -> None:
+        seen.append(name)
+
+    # Watch up to 64 calls of each module: the calls that run tell how many layers a module is.
+    probe_names = [base if k == 1 else f"{base}{CALL_SEPARATOR}{k}" for base in bases for k in range(1, 65)]
+    with ActivationCapture(model, probe_names, record):
+        run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn)
+    order: list[str] = []
+    for name in seen:
+        base, call = split_call(name)
+        if (name in requested or (call > 1 and base in requested)) and name not in order:
+            order.append(name)
+    return LayerTrace(order, [name for name in requested if name not in order])
+
+
 def execution_order(
     model: nn.Module,
     probe: Tensor,
@@ -176,20 +270,14 @@ def execution_order(
 ) -> list[str]:
     """``layer_names`` in the order the forward pass first runs them on ``probe`` (one or a few inputs).
 
-    The decay over depth needs layers in depth order; a user's list may be in any order. Layers that the
-    forward pass never runs keep their relative order at the end.
+    The decay over depth needs layers in depth order; a user's list may be in any order. A module that runs more
+    than once per forward pass becomes one layer per call (``name``, ``name#2``, ...). Layers that the forward
+    pass never runs keep their relative order at the end (:func:`trace_layers` tells them apart).
 
     Example:
         >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
         >>> execution_order(net, torch.zeros(1, 2), ["2", "0"])
         ['0', '2']
     """
-    seen: list[str] = []
-
-    def record(name: str, _tensor: Tensor) -> None:
-        if name not in seen:
-            seen.append(name)
-
-    with ActivationCapture(model, layer_names, record):
-        run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn)
-    return seen + [n for n in layer_names if n not in seen]
+    trace = trace_layers(model, probe, layer_names, forward_fn=forward_fn)
+    return trace.order + trace.never_run

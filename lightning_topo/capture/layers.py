@@ -1,7 +1,13 @@
 """Which layers to watch: the automatic choice, names, glob patterns or a predicate.
 
 Names are the ones users see in their own model: the ``module.`` prefix that DDP adds and the
-``_orig_mod.`` prefix of ``torch.compile`` are stripped (and accepted).
+``_orig_mod.`` of ``torch.compile`` (wherever a compiled submodule sits) are stripped (and accepted).
+``name#k`` is the k-th call of a module that runs more than once per forward pass (see
+:mod:`lightning_topo.capture.hooks`).
+
+Glob patterns (``*``, ``?``, ``[...]``) match within one part of a dotted name: ``*`` does not cross a
+dot (``encoder.layer.*`` matches ``encoder.layer.3`` but not ``encoder.layer.3.output.dropout``); ``**``
+crosses dots (``encoder.**.dense``).
 
 ``layers="auto"`` follows the seed paper's naming (Suresh et al.):
 
@@ -25,7 +31,7 @@ are thinned to ``max_layers`` evenly spaced ones, always keeping the first and t
 from __future__ import annotations
 
 import difflib
-import fnmatch
+import re
 from collections.abc import Callable, Iterator, Sequence
 
 from torch import nn
@@ -34,10 +40,12 @@ from lightning_topo.capture.errors import UnknownLayerError
 
 __all__ = [
     "ACTIVATION_TYPES",
+    "CALL_SEPARATOR",
     "PASS_THROUGH_TYPES",
     "get_submodule_by_user_name",
     "named_user_modules",
     "resolve_layers",
+    "split_call",
     "unwrap_model",
     "user_name",
 ]
@@ -87,17 +95,34 @@ PASS_THROUGH_TYPES: tuple[type[nn.Module], ...] = (
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
+CALL_SEPARATOR = "#"
+"""``name#k`` names the k-th call (k >= 2) of a module that runs more than once per forward pass."""
+
+
+def split_call(name: str) -> tuple[str, int]:
+    """``("pool", 2)`` for ``"pool#2"``; ``(name, 1)`` for a plain name (its first call).
+
+    Example:
+        >>> split_call("pool#2"), split_call("net.0")
+        (('pool', 2), ('net.0', 1))
+    """
+    base, sep, call = name.rpartition(CALL_SEPARATOR)
+    if sep and base and call.isdigit() and int(call) >= 1:
+        return base, int(call)
+    return name, 1
+
+
 def user_name(name: str) -> str:
-    """``name`` without the ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) wrapper prefixes."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if name.startswith(prefix):
-                name, changed = name[len(prefix) :], True
-        if name in ("module", "_orig_mod"):
-            return ""
-    return name
+    """``name`` without the ``module.`` (DDP) prefix and the ``_orig_mod`` parts of ``torch.compile`` wrappers.
+
+    Example:
+        >>> user_name("module.net._orig_mod.0"), user_name("_orig_mod")
+        ('net.0', '')
+    """
+    parts = name.split(".") if name else []
+    while parts and parts[0] in ("module", "_orig_mod"):
+        parts.pop(0)
+    return ".".join(p for p in parts if p != "_orig_mod")
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -129,7 +154,7 @@ def get_submodule_by_user_name(model: nn.Module, name: str) -> nn.Module:
         return model.get_submodule(name)
     except AttributeError:
         pass
-    wanted = user_name(name)
+    wanted = user_name(split_call(name)[0])
     for clean, module in named_user_modules(model):
         if clean == wanted:
             return module
@@ -138,12 +163,15 @@ def get_submodule_by_user_name(model: nn.Module, name: str) -> nn.Module:
 
 def _unknown_message(model: nn.Module, name: str) -> str:
     names = [n for n, _ in named_user_modules(model)]
-    close = difflib.get_close_matches(user_name(name), names, n=5, cutoff=0.5)
-    hint = f" Close matches: {close}." if close else ""
+    wanted = user_name(split_call(name)[0])
+    # A name given relative to a wrapped network ('0' for 'net.0') first, then spelling neighbours.
+    nested = [n for n in names if n.endswith(f".{wanted}")]
+    close = nested[:5] + [n for n in difflib.get_close_matches(wanted, names, n=5, cutoff=0.5) if n not in nested]
+    hint = f" Close matches: {close[:5]}." if close else ""
     return (
         f"Layer {name!r} does not match any module of {type(unwrap_model(model)).__name__}.{hint} "
         "List the valid names with `[n for n, _ in model.named_modules()]` (glob patterns such as "
-        "'layer*.0' are accepted)."
+        "'layer*.0' are accepted; `*` stays within one dotted part, `**` crosses dots)."
     )
 
 
@@ -233,7 +261,7 @@ def resolve_layers(
         (['1', '3'], ['0', '4'], ['2', '4'])
     """
     if isinstance(layers, str) and layers == "auto":
-        return _thin(_auto_layers(model), max_layers)
+        return _thin(list(dict.fromkeys(user_name(n) for n in _auto_layers(model))), max_layers)
     named = list(named_user_modules(model))
     order = {n: i for i, (n, _) in enumerate(named)}
     if callable(layers):
@@ -245,14 +273,42 @@ def resolve_layers(
         if not isinstance(spec, str):
             raise UnknownLayerError(f"`layers` entries must be strings, got {spec!r}.")
         if any(ch in spec for ch in "*?["):
-            matches = [n for n, _ in named if fnmatch.fnmatchcase(n, user_name(spec))]
+            pattern = _glob_regex(user_name(spec))
+            matches = [n for n, _ in named if pattern.fullmatch(n)]
         else:
-            matches = [user_name(spec)] if user_name(spec) in order else []
+            base, call = split_call(spec)
+            base = user_name(base)
+            matches = [base if call == 1 else f"{base}{CALL_SEPARATOR}{call}"] if base in order else []
         if not matches:
             raise UnknownLayerError(_unknown_message(model, spec))
         chosen += [m for m in matches if m not in chosen]
     # Patterns select in definition order; explicit lists keep the user's order here: the callback and analyse put
     # the watched layers in execution order (capture.execution_order) before the decay over depth.
     if any(any(ch in s for ch in "*?[") for s in layers):
-        chosen.sort(key=order.__getitem__)
+        chosen.sort(key=lambda n: order[split_call(n)[0]])
     return chosen
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A glob over dotted names: ``*`` and ``?`` stay within one part, ``**`` crosses dots, ``[...]`` a set."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append(r"[^.]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append(r"[^.]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1 : end]
+            body = body.replace("\\", "\\\\")
+            out.append("[^." + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))

@@ -37,10 +37,18 @@ _REAL_INT = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
     """A batch of layer outputs as flat float32 embeddings ``(B, d)``; conv maps ``(B, C, H, W)`` are first
-    average-pooled to ``(C, pool_size, pool_size)`` (``None``: flattened as they are)."""
+    average-pooled to ``(C, pool_size, pool_size)`` (``None``: flattened as they are).
+
+    Always a new tensor, never a view of ``out``: the embeddings outlive the hook, and a later in-place op
+    (``ReLU(inplace=True)`` after the watched layer) would otherwise change them.
+    """
     if out.ndim == 4 and pool_size is not None:
         out = nn.functional.adaptive_avg_pool2d(out.float(), pool_size)
-    return out.reshape(out.shape[0], -1).float()
+    flat = out.reshape(out.shape[0], -1)
+    embedding = flat.float()
+    if embedding.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
+        embedding = embedding.clone()
+    return embedding
 
 
 class _Reducer:
@@ -133,7 +141,14 @@ def capture_layers(
     reducer = _Reducer(config, device, CPU_BUFFER_BYTES if device.type == "cpu" else ACCELERATOR_BUFFER_BYTES)
     with ActivationCapture(model, layer_names, reducer, output_fn=config.output_fn) as capture:
         if len(inputs):
-            run_on_sample(model, inputs, batch_size=config.batch_size, forward_fn=config.forward_fn, on_batch=on_batch)
+            run_on_sample(
+                model,
+                inputs,
+                batch_size=config.batch_size,
+                forward_fn=config.forward_fn,
+                on_batch=on_batch,
+                on_batch_start=capture.start_pass,
+            )
     for name in layer_names:
         capture.results.setdefault(name, []).append(reducer.flush(name))
     values: dict[str, Tensor] = {}
@@ -141,8 +156,15 @@ def capture_layers(
     for name in layer_names:
         problem = reducer.problems.get(name) or capture.skipped.get(name)
         reduced = [r for r in capture.results.get(name, []) if r is not None]
-        if problem is None and len(inputs) and sum(len(r) for r in reduced) != len(inputs):
-            problem = "no output captured for every sampled input (is the layer used in forward?)"
+        captured = sum(len(r) for r in reduced)
+        if problem is None and len(inputs) and captured != len(inputs):
+            problem = (
+                "the forward pass never ran it"
+                if captured == 0
+                else f"it produced outputs for {captured} of the {len(inputs)} sampled inputs (does it run on "
+                "every input? a module that runs more than once per forward pass is one layer per call: "
+                f"'{name}', '{name}#2', ...)"
+            )
         if problem is not None:
             problems[name] = problem
         elif reduced:

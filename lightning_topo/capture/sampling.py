@@ -26,7 +26,7 @@ from torch.utils.data.dataloader import default_collate
 
 from lightning_topo.capture.errors import SampleError
 
-__all__ = ["FixedSample", "build_sample", "default_input", "default_target", "shard"]
+__all__ = ["FixedSample", "build_sample", "class_labels", "default_input", "default_target", "shard"]
 
 _INPUT_KEYS = ("x", "input", "inputs", "image", "images")
 _TARGET_KEYS = ("y", "label", "labels", "target", "targets")
@@ -66,46 +66,100 @@ def default_input(item: Any) -> Tensor:
 
 
 def default_target(item: Any) -> Any:
-    """The integer label of an item or batch: the second element or a dict's y/label/target, if integer."""
-    value = None
+    """The label of an item or batch: the second element or a dict's y/label/target (``None``: no label).
+
+    The value is returned as it is; :func:`class_labels` turns it into integer classes (or says why it is not a
+    class label)."""
     if isinstance(item, Mapping):
-        value = next((item[k] for k in _TARGET_KEYS if k in item), None)
-    elif isinstance(item, (tuple, list)) and len(item) > 1:
-        value = item[1]
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) or (
-        isinstance(value, Tensor) and not value.is_floating_point() and value.dtype != torch.bool
-    ):
-        return value
+        return next((item[k] for k in _TARGET_KEYS if k in item), None)
+    if isinstance(item, (tuple, list)) and len(item) > 1:
+        return item[1]
     return None
 
 
-def _labels_fast(dataset: Dataset) -> Tensor | None:
-    """All labels without reading items, when the dataset exposes them."""
+_ONE_HOT_NOTE = (
+    "lightning-topo sample: the labels are one-hot rows; each input's class is the position of its 1 (argmax). "
+    "Pass `target_fn=` to read classes another way."
+)
+_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def class_labels(value: Any, *, batched: bool) -> tuple[Tensor, str | None]:
+    """Integer class labels ``(N,)`` from the label of one item (``batched=False``) or of a batch / dataset.
+
+    Integers are classes; floats that are whole numbers are classes as integers are; one-hot rows (0/1, one 1
+    per row) are read by argmax, with a note (the second value). Anything else (fractional or soft labels, NaN,
+    booleans, several values per input, strings) is not a class label: a :class:`SampleError` naming
+    ``target_fn``. ``None`` (no label) is class 0.
+
+    Example:
+        >>> class_labels(torch.tensor([1.0, 0.0, 2.0]), batched=True)[0].tolist()
+        [1, 0, 2]
+        >>> labels, note = class_labels(torch.tensor([[0, 1], [1, 0]]), batched=True)
+        >>> labels.tolist(), note is not None
+        ([1, 0], True)
+    """
+    if value is None:
+        return torch.zeros(0 if batched else 1, dtype=torch.long), None
+    if isinstance(value, bool) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        raise SampleError(
+            "the labels are booleans, not class labels; pass `target_fn=` returning integer classes "
+            "(e.g. `target_fn=lambda item: int(item[1])`)."
+        )
+    try:
+        y = value if isinstance(value, Tensor) else torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise SampleError(
+            f"a label of type {type(value).__name__} is not an integer class label; pass `target_fn=` returning "
+            "the integer class of a dataset item."
+        ) from None
+    if not (y.is_floating_point() or y.dtype in _INT_DTYPES):
+        raise SampleError(f"labels of dtype {y.dtype} are not class labels; pass `target_fn=` returning integers.")
+    note = None
+    if (y.ndim == 2) if batched else (y.ndim == 1 and y.numel() > 1):
+        rows = y.reshape(-1, y.shape[-1])
+        if not (bool(((rows == 0) | (rows == 1)).all()) and bool((rows.sum(dim=-1) == 1).all())):
+            raise SampleError(
+                f"the labels have shape {tuple(y.shape)} and are not one-hot rows, so they are not one class per "
+                "input; pass `target_fn=` returning each item's integer class."
+            )
+        y, note = rows.argmax(dim=-1), _ONE_HOT_NOTE
+    elif (y.ndim > 1) if batched else (y.numel() != 1):
+        raise SampleError(
+            f"a label must be one integer per input, got shape {tuple(y.shape)}; pass `target_fn=` returning "
+            "each item's integer class."
+        )
+    if y.is_floating_point():
+        whole = torch.isfinite(y) & (y == torch.round(y))
+        if not bool(whole.all()):
+            bad = y[~whole].reshape(-1)[:3].tolist()
+            raise SampleError(
+                f"the labels are not whole numbers (e.g. {bad}): regression targets or soft labels are not classes; "
+                "pass `target_fn=` returning each item's integer class (or a constant for one class)."
+            )
+    return y.reshape(-1).long(), note
+
+
+def _labels_fast(dataset: Dataset) -> tuple[Tensor, str | None] | None:
+    """All labels without reading items, when the dataset exposes them (with :func:`class_labels`' note)."""
     if isinstance(dataset, Subset):
         inner = _labels_fast(dataset.dataset)
-        return None if inner is None else inner[torch.as_tensor(dataset.indices, dtype=torch.long)]
+        if inner is None:
+            return None
+        return inner[0][torch.as_tensor(dataset.indices, dtype=torch.long)], inner[1]
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) > 1:
-        y = dataset.tensors[1]
-        return y.long() if not y.is_floating_point() and y.ndim == 1 else None
+        return class_labels(dataset.tensors[1], batched=True)
     for attr in ("targets", "labels"):
         y = getattr(dataset, attr, None)
-        if y is not None:
+        if y is None:
+            continue
+        try:
             y = torch.as_tensor(y)
-            if y.ndim == 1 and not y.is_floating_point():
-                return y.long()
+        except (TypeError, ValueError, RuntimeError):
+            return None
+        if y.ndim in (1, 2) and len(y) == len(dataset):  # type: ignore[arg-type]
+            return class_labels(y, batched=True)
     return None
-
-
-def _as_label(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, Tensor):
-        if value.numel() != 1:
-            raise SampleError(f"a label must be one integer per input, got a tensor of shape {tuple(value.shape)}.")
-        return int(value.item())
-    return int(value)
 
 
 def _choose(labels: Tensor, samples_per_class: int | None, max_samples: int, seed: int) -> Tensor:
@@ -145,8 +199,9 @@ def build_sample(
         max_samples: at most this many inputs in all.
         seed: seed of the per-class permutations.
         input_fn: picks the input from an item (default :func:`default_input`).
-        target_fn: picks the integer label from an item (default :func:`default_target`; no label means
-            every input is class 0).
+        target_fn: picks the label from an item (default :func:`default_target`; no label means every input is
+            class 0). Integer, whole-number float and one-hot labels are read as classes (:func:`class_labels`);
+            anything else raises a :class:`SampleError`.
 
     Example:
         >>> ds = TensorDataset(torch.randn(30, 4), torch.arange(30) % 3)
@@ -166,9 +221,15 @@ def build_sample(
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise SampleError("the validation dataset is empty: there is nothing to sample.")
-    labels = _labels_fast(dataset) if target_fn is default_target else None
-    if labels is None:
-        labels = torch.tensor([_as_label(target_fn(dataset[i])) for i in range(n)], dtype=torch.long)
+    fast = _labels_fast(dataset) if target_fn is default_target else None
+    if fast is None:
+        read = [class_labels(target_fn(dataset[i]), batched=False) for i in range(n)]
+        labels = torch.cat([y for y, _ in read])
+        note = next((note for _, note in read if note), None)
+    else:
+        labels, note = fast
+    if note:
+        notes.append(note)
     indices = _choose(labels, samples_per_class, max_samples, seed)
     wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * len(labels.unique()))
     if len(indices) < wanted:
@@ -199,10 +260,14 @@ def _from_batches(
     xs: list[Tensor] = []
     ys: list[int] = []
     counts: dict[int, int] = {}
+    notes = [note]
     for batch in loader:
         x = input_fn(batch)
-        y = target_fn(batch)
-        y = torch.zeros(len(x), dtype=torch.long) if y is None else torch.as_tensor(y).long().reshape(-1)
+        y, label_note = class_labels(target_fn(batch), batched=True)
+        if not len(y):  # no label: one class
+            y = torch.zeros(len(x), dtype=torch.long)
+        if label_note and label_note not in notes:
+            notes.append(label_note)
         for xi, yi in zip(x, y.tolist(), strict=False):
             if samples_per_class is not None and counts.get(yi, 0) >= samples_per_class:
                 continue
@@ -222,7 +287,7 @@ def _from_batches(
         torch.stack(xs)[order],
         labels[order],
         sorted(set(ys)),
-        [note],
+        notes,
     )
 
 

@@ -1,0 +1,313 @@
+"""Issue 19: the cases a new user met where a number was silently wrong, NaN, or a crash after an epoch.
+
+Each test runs the real thing (Lightning fits and validations on scikit-learn's digits, CPU) and asserts the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from models import TutorialCNN
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_topo import TopologyCallback, analyse
+from lightning_topo.capture import UnknownLayerError, resolve_layers, trace_layers
+from lightning_topo.config import TopologyConfig
+from lightning_topo.datasets import load_digits_tensors
+from lightning_topo.models import Classifier, digits_cnn
+
+
+def _trainer(tmp_path: Path, callbacks: list, max_epochs: int = 1, **kwargs) -> Trainer:
+    defaults = dict(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
+    defaults.update(kwargs)
+    return Trainer(callbacks=callbacks, **defaults)
+
+
+def _digits(size: int = 8, channels: int = 1) -> tuple[TensorDataset, TensorDataset]:
+    x, y = load_digits_tensors(size)
+    x = x.expand(-1, channels, -1, -1).contiguous() if channels > 1 else x
+    return TensorDataset(x[:1200], y[:1200]), TensorDataset(x[1200:], y[1200:])
+
+
+def _topology(trainer: Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("topology/")}
+
+
+def _report_values(report) -> dict[str, float]:
+    values = {"topology/theta": report.theta, "topology/decay_rate": report.decay_rate}
+    means = report.mean_betti()
+    for i, name in enumerate(report.layers):
+        for k in range(means.shape[1]):
+            values[f"topology/{name}/b{k}"] = float(means[i, k])
+        values[f"topology/{name}/omega"] = float(report.omega[i])
+    values["topology/omega_last"] = float(report.omega[-1])
+    return values
+
+
+# 1. In-place ops after a watched layer -------------------------------------------------------------------------
+@pytest.mark.parametrize("view", ["rips", "cubical"])
+def test_inplace_relu_after_the_watched_layer_changes_nothing(view: str) -> None:
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(60, 8), torch.arange(60) % 2)
+    reports = []
+    for inplace in (False, True):
+        torch.manual_seed(1)
+        net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(inplace=inplace), nn.Linear(16, 4), nn.ReLU(inplace=inplace))
+        cfg = TopologyConfig(layers=["0", "2"], complex=view, k=4, samples_per_class=30, batch_size=16)
+        reports.append(analyse(net, data, cfg, progress=False))
+    plain, inplace_ = reports
+    assert torch.equal(plain.betti, inplace_.betti)
+    assert plain.decay_rate == inplace_.decay_rate or (math.isnan(plain.decay_rate) and math.isnan(inplace_.decay_rate))
+
+
+def test_pooled_embedding_is_a_copy_not_a_view() -> None:
+    from lightning_topo.capture import capture_layers
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(inplace=True))
+    x = torch.randn(20, 8)
+    captured = capture_layers(net, x, ["0"], TopologyConfig(complex="rips"))
+    with torch.no_grad():
+        expected = net[0](x)
+    assert float(captured.values["0"].min()) < 0  # pre-ReLU values, not overwritten by the in-place ReLU
+    torch.testing.assert_close(captured.values["0"], expected)
+
+
+# 2. validate(model, other_loader) after fit --------------------------------------------------------------------
+def test_validate_on_another_loader_measures_that_loader(tmp_path: Path) -> None:
+    seed_everything(0)
+    train, val = _digits()
+    other = TensorDataset(train.tensors[0][:400], train.tensors[1][:400])
+    model = Classifier(digits_cnn())
+    topo = TopologyCallback(samples_per_class=8, charts=False)
+    trainer = _trainer(tmp_path, [topo], max_epochs=2)
+    trainer.fit(model, DataLoader(train, batch_size=64), DataLoader(val, batch_size=64))
+    fit_history = [dict(h) for h in topo.history]
+    assert len(fit_history) == 2
+
+    trainer.validate(model, DataLoader(other, batch_size=64), verbose=False)
+    logged = _topology(trainer)
+    expected = _report_values(analyse(model, other, topo.config, progress=False))
+    assert set(expected) <= set(logged)
+    for key, value in expected.items():
+        assert logged[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key  # logged as float32 tensors
+    assert topo.history == fit_history  # the fit's history is untouched
+    assert len(topo.validate_history) == 1
+    # The fit's own sample is used again for its validation set.
+    trainer.validate(model, DataLoader(val, batch_size=64), verbose=False)
+    expected_val = _report_values(analyse(model, val, topo.config, progress=False))
+    assert _topology(trainer)["topology/decay_rate"] == pytest.approx(expected_val["topology/decay_rate"])
+    assert topo.state_dict()["sample_indices"] == topo._fit_sample.indices.tolist()
+
+
+# 3. Float and one-hot labels -----------------------------------------------------------------------------------
+class _FloatLabels(Classifier):
+    """A user's module whose loss takes float class labels (it casts them)."""
+
+    def _step(self, batch, stage):
+        x, y = batch
+        return super()._step((x, y.long()), stage)
+
+
+def test_whole_number_float_labels_are_classes(tmp_path: Path) -> None:
+    _, val = _digits()
+    x, y = val.tensors
+    results = {}
+    for name, labels in (("int", y), ("float", y.float())):
+        topo = TopologyCallback(charts=False)
+        torch.manual_seed(0)
+        loader = DataLoader(TensorDataset(x, labels), batch_size=64)
+        _trainer(tmp_path, [topo]).validate(_FloatLabels(digits_cnn()), loader, verbose=False)
+        assert topo.sample.classes == list(range(10))
+        results[name] = topo.last_result
+    assert results["float"].omega.tolist() == results["int"].omega.tolist()
+    assert len(topo.sample.labels) == 200
+
+
+def test_one_hot_labels_are_read_by_argmax_with_a_warning(tmp_path: Path) -> None:
+    _, val = _digits()
+    x, y = val.tensors
+    topo = TopologyCallback(charts=False)
+    with pytest.warns(UserWarning, match="one-hot"):
+        _trainer(tmp_path, [topo]).validate(
+            Classifier(digits_cnn()), DataLoader(TensorDataset(x, nn.functional.one_hot(y, 10).float())), verbose=False
+        )
+    assert topo.sample.classes == list(range(10))
+    assert topo.sample.labels.tolist() == sorted(topo.sample.labels.tolist())
+    assert torch.equal(topo.sample.labels, y[topo.sample.indices])
+
+
+@pytest.mark.parametrize("labels", ["soft", "regression"])
+def test_labels_that_are_not_classes_fail_before_training(tmp_path: Path, labels: str) -> None:
+    train, val = _digits()
+    y = val.tensors[1].float()
+    y = torch.softmax(torch.randn(len(y), 10), dim=1) if labels == "soft" else y + 0.5
+    topo = TopologyCallback(charts=False)
+    trainer = _trainer(tmp_path, [topo], num_sanity_val_steps=1)
+    with pytest.raises(MisconfigurationException, match="target_fn"):
+        trainer.fit(
+            Classifier(digits_cnn()),
+            DataLoader(train, batch_size=64),
+            DataLoader(TensorDataset(val.tensors[0], y), batch_size=64),
+        )
+    assert trainer.global_step == 0
+
+
+# 4. limit_val_batches ------------------------------------------------------------------------------------------
+def test_limit_val_batches_is_said_once_and_the_sample_is_the_whole_set(tmp_path: Path) -> None:
+    train, val = _digits()
+    topo = TopologyCallback(charts=False)
+    trainer = _trainer(tmp_path, [topo], max_epochs=2, limit_val_batches=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(Classifier(digits_cnn()), DataLoader(train, batch_size=64), DataLoader(val, batch_size=64))
+    said = [w for w in caught if "limit_val_batches" in str(w.message) and "TopologyCallback" in str(w.message)]
+    assert len(said) == 1
+    assert len(topo.sample.labels) == 200  # from the whole validation set, not from its first batch
+    assert len(topo.history) == 2
+
+
+# 5. Resume keeps the history when nothing that changes the numbers changed ---------------------------------------
+def _fit_with_checkpoint(tmp_path: Path) -> tuple[Path, list]:
+    train, val = _digits()
+    seed_everything(0)
+    topo = TopologyCallback(charts=False, samples_per_class=5)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    trainer = _trainer(tmp_path, [topo, ckpt], enable_checkpointing=True)
+    trainer.fit(Classifier(digits_cnn()), DataLoader(train, batch_size=64), DataLoader(val, batch_size=64))
+    return tmp_path / "ckpt" / "last.ckpt", topo.history
+
+
+def test_resume_keeps_history_across_irrelevant_changes_and_names_a_dropped_state(tmp_path: Path) -> None:
+    path, saved = _fit_with_checkpoint(tmp_path)
+    train, val = _digits()
+
+    def resume(topo: TopologyCallback) -> list[warnings.WarningMessage]:
+        trainer = _trainer(tmp_path, [topo], max_epochs=2)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(
+                Classifier(digits_cnn()),
+                DataLoader(train, batch_size=64),
+                DataLoader(val, batch_size=64),
+                ckpt_path=path,
+            )
+        return caught
+
+    def same_input(item):  # an equivalent input_fn defined elsewhere
+        return item[0]
+
+    kept = TopologyCallback(charts=False, samples_per_class=5, k=10, batch_size=7, input_fn=same_input)
+    resume(kept)
+    assert kept.history[:1] == saved and len(kept.history) == 2
+
+    dropped = TopologyCallback(charts=False, samples_per_class=5, threshold=0.0)
+    caught = resume(dropped)
+    messages = [str(w.message) for w in caught if "not restored" in str(w.message)]
+    assert len(messages) == 1 and "threshold='mean'" in messages[0] and "threshold=0.0" in messages[0]
+    assert len(dropped.history) == 1  # only the new epoch
+
+    resampled = TopologyCallback(charts=False, samples_per_class=6)
+    caught = resume(resampled)
+    assert len(resampled.history) == 2
+    assert any("samples_per_class=5" in str(w.message) for w in caught)
+
+
+# 8. A module used twice in forward ------------------------------------------------------------------------------
+def test_tutorial_cnn_at_defaults_has_a_finite_decay_rate(tmp_path: Path) -> None:
+    seed_everything(0)
+    train, val = _digits(size=32, channels=3)
+    model = Classifier(TutorialCNN())
+    topo = TopologyCallback(charts=False)
+    with pytest.warns(UserWarning, match="more than once"):
+        _trainer(tmp_path, [topo], max_epochs=1).fit(
+            model, DataLoader(train, batch_size=64), DataLoader(val, batch_size=64)
+        )
+    assert topo.layer_names == [f"net.{n}" for n in ("conv1", "pool", "conv2", "pool#2", "fc1", "fc2", "fc3")]
+    result = topo.last_result
+    assert all(layer.problem is None for layer in result.layers)
+    assert math.isfinite(result.decay_rate) and math.isfinite(result.theta)
+    # The two calls are two different volumes: 6x14x14 and 16x5x5.
+    pool1, pool2 = result.layers[1], result.layers[3]
+    assert pool1.per_input is not None and pool2.per_input is not None
+    assert not torch.equal(pool1.per_input, pool2.per_input)
+    # analyse agrees with the callback, layer for layer.
+    report = analyse(model, val, topo.config, progress=False)
+    assert report.layers == topo.layer_names
+    assert report.omega.tolist() == pytest.approx(result.omega.tolist())
+
+
+def test_shared_activation_is_a_layer_per_call_in_depth_order() -> None:
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2, self.act, self.unused = nn.Linear(4, 8), nn.Linear(8, 8), nn.ReLU(), nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.act(self.fc2(self.act(self.fc1(x))))
+
+    net = Shared()
+    trace = trace_layers(net, torch.zeros(1, 4), ["act", "fc2", "unused"])
+    assert trace.order == ["act", "fc2", "act#2"] and trace.never_run == ["unused"]
+    data = TensorDataset(torch.randn(40, 4), torch.arange(40) % 2)
+    with pytest.warns(UserWarning, match=r"\['unused'\] never run"):
+        report = analyse(net, data, layers=["act", "fc2", "unused"], progress=False)
+    assert report.layers == ["act", "fc2", "act#2"] and not report.problems
+    only_second = analyse(net, data, layers=["act#2"], progress=False)
+    assert only_second.betti[0].tolist() == report.betti[2].tolist()
+
+
+# 10. A device the machine lacks --------------------------------------------------------------------------------
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda_fails_before_training(tmp_path: Path) -> None:
+    train, val = _digits()
+    trainer = _trainer(tmp_path, [TopologyCallback(device="cuda")])
+    with pytest.raises(MisconfigurationException, match=r"`device='cuda'`.*no CUDA device"):
+        trainer.fit(Classifier(digits_cnn()), DataLoader(train, batch_size=64), DataLoader(val, batch_size=64))
+    assert trainer.global_step == 0
+    with pytest.raises(ValueError, match="device"):
+        analyse(Classifier(digits_cnn()), val, device="cuda:0", progress=False)
+
+
+# Smaller ---------------------------------------------------------------------------------------------------------
+def test_compiled_inner_net_names_have_no_orig_mod() -> None:
+    model = Classifier(torch.compile(digits_cnn()))
+    names = resolve_layers(model)
+    assert names and not any("_orig_mod" in n for n in names)
+    assert names == resolve_layers(Classifier(digits_cnn()))
+    assert resolve_layers(model, ["net.0"]) == ["net.0"]
+
+
+def test_a_name_relative_to_the_wrapped_net_is_suggested() -> None:
+    with pytest.raises(UnknownLayerError, match=r"'net\.0'"):
+        resolve_layers(Classifier(digits_cnn()), ["0"])
+
+
+def test_glob_star_stays_within_a_dotted_part() -> None:
+    net = nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.Dropout()), nn.Sequential(nn.Linear(2, 2)))
+    assert resolve_layers(net, ["*"]) == ["0", "1"]
+    assert resolve_layers(net, ["*.*"]) == ["0.0", "0.1", "1.0"]
+    assert resolve_layers(net, ["**"]) == ["0", "0.0", "0.1", "1", "1.0"]
+
+
+def test_misspelt_callback_argument_names_the_callback_argument() -> None:
+    with pytest.raises(MisconfigurationException, match=r"every_n_epoch'\].*did you mean `every_n_epochs`"):
+        TopologyCallback(every_n_epoch=2)
