@@ -149,7 +149,6 @@ class LayerwiseTopology(Metric):
         self.config = config if config is not None else TopologyConfig()
         self.layer_names = list(layers)
         self.classes = [int(c) for c in classes]
-        self._class_index = {c: i for i, c in enumerate(self.classes)}
         self.problems: dict[str, str] = {}
         n_layers, n_classes = len(self.layer_names), len(self.classes)
         self.add_state("problem", torch.zeros(n_layers, dtype=torch.int64), dist_reduce_fx="sum")
@@ -172,10 +171,14 @@ class LayerwiseTopology(Metric):
 
     def class_index(self, labels: Tensor) -> Tensor:
         """Positions of ``labels`` in :attr:`classes` (a label outside them is an error naming it)."""
-        try:
-            return torch.tensor([self._class_index[int(c)] for c in labels.reshape(-1)], dtype=torch.long)
-        except KeyError as err:
-            raise ValueError(f"label {err.args[0]} is not one of this metric's classes {self.classes}.") from None
+        flat = torch.as_tensor(labels).reshape(-1).to("cpu", torch.long)
+        classes = torch.tensor(self.classes, dtype=torch.long)
+        known, order = torch.sort(classes)
+        at = torch.searchsorted(known, flat).clamp_(max=max(len(known) - 1, 0))
+        unknown = known[at] != flat if len(known) else torch.ones_like(flat, dtype=torch.bool)
+        if bool(unknown.any()):
+            raise ValueError(f"label {int(flat[unknown][0])} is not one of this metric's classes {self.classes}.")
+        return order[at]
 
     def update(  # type: ignore[override]
         self,
