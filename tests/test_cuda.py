@@ -588,3 +588,31 @@ def test_betti_numbers_are_computed_on_the_gpu_without_copying_activations(monke
     # The smallest watched activation batch (layer4.1: 40 x 64 x 1 x 1) is larger than anything moved.
     assert moved, "the per-input Betti numbers come back to the CPU: the spies must have seen that"
     assert max(moved) < smallest[0], (max(moved), smallest[0])
+
+
+@cuda_test
+@pytest.mark.parametrize("complex_", ["cubical", "rips"])
+def test_reused_module_and_inplace_relu_on_cuda_equal_cpu(complex_: str) -> None:
+    """Issue 19: a module called twice (the tutorial CNN's `pool`) and in-place ReLUs on the buffered accelerator
+    path: one layer per call, nothing overwritten, the CPU's numbers."""
+    from models import TutorialCNN
+
+    class Inplace(TutorialCNN):
+        def __init__(self) -> None:
+            super().__init__()
+            self.act = nn.ReLU(inplace=True)
+
+        def forward(self, x: Tensor) -> Tensor:
+            x = self.pool(self.act(self.conv1(x)))
+            x = self.pool(self.act(self.conv2(x)))
+            return self.fc3(self.act(self.fc2(self.act(self.fc1(x.flatten(1))))))
+
+    torch.manual_seed(0)
+    net = Inplace().double().eval()  # float64: the same k-NN graph on both devices
+    data = TensorDataset(torch.randn(60, 3, 32, 32, dtype=torch.float64), torch.arange(60) % 3)
+    layers = ["conv1", "pool", "conv2", "fc1", "fc2"]
+    on_cpu = analyse(net, data, layers=layers, complex=complex_, k=5, progress=False)
+    on_gpu = analyse(net.cuda(), data, layers=layers, complex=complex_, k=5, progress=False)
+    assert on_gpu.layers == on_cpu.layers == ["conv1", "pool", "conv2", "pool#2", "fc1", "fc2"]
+    assert not on_gpu.problems
+    torch.testing.assert_close(on_gpu.betti, on_cpu.betti, atol=1e-9, rtol=0)
