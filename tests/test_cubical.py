@@ -221,3 +221,17 @@ def test_bad_thresholds_and_backend() -> None:
         cubical_betti(vols, backend="gpu")
     with pytest.raises(TypeError, match=r"must be a torch\.Tensor"):
         cubical_betti(np.zeros((2, 3)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dims", [(1, 2, 3), (1,), (2, 3), (0,), (0, 1, 2, 3), (-1,), 3, (3, 1), ()])
+def test_count_true_counts_over_the_given_dims(dims: int | tuple[int, ...]) -> None:
+    # Issue 19: on the CPU `count_true` used to count over every axis but the first, whatever `dims` said.
+    from lightning_topo.functional.cubical import count_true
+
+    x = torch.rand(3, 4, 5, 6, generator=torch.Generator().manual_seed(0)) < 0.5
+    got, expected = count_true(x, dims), torch.count_nonzero(x, dim=dims)
+    assert got.dtype == torch.int64 and got.shape == expected.shape
+    assert torch.equal(got, expected)
+    flat = x[0, :, :, 0]  # 2-D and 1-D inputs
+    assert torch.equal(count_true(flat, (0,)), flat.count_nonzero(dim=0))
+    assert count_true(flat[0], 0).item() == flat[0].count_nonzero().item()

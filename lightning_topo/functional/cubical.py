@@ -93,11 +93,22 @@ def _count_rows(x: np.ndarray) -> np.ndarray:
     return np.count_nonzero(x.reshape(x.shape[0], -1), axis=1).astype(np.int64)
 
 
-def count_true(x: Tensor, dims: tuple[int, ...]) -> Tensor:
-    """``torch.count_nonzero`` over ``dims``; on CPU through NumPy's popcount, about 10x faster there."""
-    if x.device.type == "cpu":
-        return torch.from_numpy(_count_rows(x.numpy()))
-    return torch.count_nonzero(x, dim=dims)
+def count_true(x: Tensor, dims: int | tuple[int, ...]) -> Tensor:
+    """``torch.count_nonzero(x, dim=dims)`` (int64); on the CPU through NumPy's popcount, about 10x faster there.
+
+    Example:
+        >>> x = torch.tensor([[[True, False], [True, True]]])
+        >>> count_true(x, (1, 2)).tolist(), count_true(x, 2).tolist(), count_true(x, (0, 1, 2)).item()
+        ([3], [[1, 2]], 3)
+    """
+    axes = (dims,) if isinstance(dims, int) else tuple(dims)
+    if x.device.type != "cpu" or x.requires_grad or x.ndim == 0:
+        return torch.count_nonzero(x, dim=axes)
+    axes = tuple(sorted({a % x.ndim for a in axes})) or tuple(range(x.ndim))  # () means every axis, as in torch
+    array = x.numpy()
+    if axes == tuple(range(1, x.ndim)):
+        return torch.from_numpy(_count_rows(array))
+    return torch.as_tensor(np.count_nonzero(array, axis=axes), dtype=torch.int64)
 
 
 def _euler_terms(masks: Any, count: Callable[[Any], Any]) -> Any:
