@@ -221,3 +221,61 @@ def test_bad_thresholds_and_backend() -> None:
         cubical_betti(vols, backend="gpu")
     with pytest.raises(TypeError, match=r"must be a torch\.Tensor"):
         cubical_betti(np.zeros((2, 3)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dims", [(1, 2, 3), (1,), (2, 3), (0,), (0, 1, 2, 3), (-1,), 3, (3, 1), ()])
+def test_count_true_counts_over_the_given_dims(dims: int | tuple[int, ...]) -> None:
+    # Issue 19: on the CPU `count_true` used to count over every axis but the first, whatever `dims` said.
+    from lightning_topo.functional.cubical import count_true
+
+    x = torch.rand(3, 4, 5, 6, generator=torch.Generator().manual_seed(0)) < 0.5
+    got, expected = count_true(x, dims), torch.count_nonzero(x, dim=dims)
+    assert got.dtype == torch.int64 and got.shape == expected.shape
+    assert torch.equal(got, expected)
+    flat = x[0, :, :, 0]  # 2-D and 1-D inputs
+    assert torch.equal(count_true(flat, (0,)), flat.count_nonzero(dim=0))
+    assert count_true(flat[0], 0).item() == flat[0].count_nonzero().item()
+
+
+@pytest.fixture
+def deferred_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run `cubical_betti`'s accelerator path of checks (device flags, one host sync at the end) on the CPU."""
+    import lightning_topo.functional.cubical as cubical
+
+    monkeypatch.setattr(cubical, "_DEFER_CHECKS_ON_CPU", True)
+
+
+@pytest.mark.usefixtures("deferred_checks")
+def test_deferred_checks_give_the_same_numbers_and_errors() -> None:
+    rng = np.random.default_rng(8)
+    for ndim in (1, 2, 3):
+        for _ in range(10):
+            vol = _random_volume(rng, ndim, max_side=12)
+            _check_against_gudhi(vol, _thresholds(rng, vol), "cc3d")
+    vols = torch.rand(6, 4, 4)
+    vols[3, 1, 2] = math.nan
+    with pytest.raises(ValueError, match="sample index 3"):
+        cubical_betti(vols)
+    with pytest.raises(ValueError, match="`threshold` is NaN"):
+        cubical_betti(torch.rand(3, 4, 4), torch.tensor([0.0, math.nan, 1.0]))
+    with pytest.raises(ValueError, match="sample index 1"):  # the volumes' error first, as without deferral
+        cubical_betti(torch.tensor([[0.0, 1.0], [math.inf, 0.0]]), math.nan)
+
+
+@pytest.mark.usefixtures("deferred_checks")
+def test_deferred_checks_catch_labels_out_of_raster_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stacked (cupy) path's ordering flag is read once at the end: an explicit backend raises.
+    from scipy import ndimage
+
+    import lightning_topo.functional.components as components
+
+    def shuffled(stack: torch.Tensor, connectivity: int, out: torch.Tensor) -> int:
+        labels, n = ndimage.label(stack.numpy(), structure=ndimage.generate_binary_structure(3, 1))
+        relabel = np.concatenate([[0], np.random.default_rng(0).permutation(n) + 1])
+        out.copy_(torch.from_numpy(relabel[labels].astype(np.int32)))
+        return int(n)
+
+    monkeypatch.setattr(components, "_label_cupy", shuffled)
+    vols = torch.from_numpy(np.random.default_rng(4).random((6, 5, 6, 7)))
+    with pytest.raises(RuntimeError, match="raster order"):
+        cubical_betti(vols, 0.3, backend="cupy")

@@ -82,7 +82,7 @@ def test_dry_run_writes_every_fixed_field(dry_run: tuple[dict[str, Any], Path, f
     assert results["torch_version"] == torch.__version__
     assert results["cuda_equals_cpu"] is None  # no CUDA here: not "true"
     assert "--dry" in results["cuda_equals_cpu_detail"]
-    for stage in ("env", "cuda_tests", "ccl", "eval", "fit"):
+    for stage in ("env", "cuda_tests", "ccl", "sizes", "eval", "fit"):
         assert results["stages"][stage]["status"] == "ok", (stage, results["stages"][stage])
     # The CUDA tests were collected (and skipped, without CUDA): the file imports and the marker works.
     tests = results["cuda_tests"]
@@ -138,6 +138,41 @@ def test_dry_run_benchmarks_are_sane(dry_run: tuple[dict[str, Any], Path, float]
         assert versions.get(name), name
     assert datetime.datetime.fromisoformat(results["date"]).tzinfo is not None
     assert results["cpu_model"] and results["cpu_threads"] >= 1
+
+
+def test_dry_run_times_the_labellers_at_the_buffered_batch_sizes(dry_run: tuple[dict[str, Any], Path, float]) -> None:
+    results, _, _ = dry_run
+    rows = results["ccl_sizes"]
+    assert {row["input"] for row in rows} == {"32", "224"}
+    buffered = [row for row in rows if row["why"] == "buffered"]
+    assert len({(row["input"], tuple(row["shape"])) for row in buffered}) == 10  # 5 layer shapes at each input size
+    for row in rows:
+        assert _positive(row["torch_ms"]) and _positive(row["torch_b0_ms"]) and _positive(row["torch_b2_ms"])
+        assert _positive(row["cubical_betti_auto_ms"])
+        assert row["identical"] is True and row["winner"] == "torch" and row["auto"] == "cc3d"
+    assert results["ccl_sizes_identical"] is True
+    assert results["ccl_rule_suggested"] is None  # no CuPy here: nothing to compare
+
+
+def test_buffered_batches_follow_the_capture_buffer() -> None:
+    bench = _bench_module()
+    mib = 2**20
+    assert bench.buffered_batches((64, 16, 16), 2000, 256, 256 * mib) == [2000]
+    assert bench.buffered_batches((64, 56, 56), 2000, 256, 256 * mib) == [512, 512, 512, 464]
+    assert bench.buffered_batches((64, 112, 112), 600, 256, 256 * mib) == [256, 256, 88]
+
+
+def test_suggested_rule_fits_the_measurements() -> None:
+    bench = _bench_module()
+    rows = [  # torch wins below 400 pixels per plane, cupy above
+        {"pixels": p, "stack_voxels": 10**6, "torch_ms": t, "cupy_ms": c, "auto": "cupy"}
+        for p, t, c in ((49, 1.0, 5.0), (196, 2.0, 3.0), (784, 6.0, 2.0), (3136, 9.0, 3.0))
+    ]
+    rule = bench.suggest_rule(rows)
+    assert rule["CUDA_TORCH_BELOW_PIXELS"] == 197 and rule["CUDA_TORCH_BELOW_STACK_VOXELS"] == 0
+    assert rule["total_ms_suggested"] == rule["total_ms_best_per_call"] == 8.0
+    assert rule["total_ms_all_cupy"] == 13.0 and rule["total_ms_current_rule"] == 13.0
+    assert bench.suggest_rule([]) is None
 
 
 def test_summary_records_failures_instead_of_hiding_them(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@
 
 Stages: ``init`` (results.json with every fixed field empty), ``env`` (device, versions, CPU),
 ``ccl`` (per-volume times of every connected-component backend, and whether all give the same Betti
-numbers), ``eval`` (one TopologyCallback evaluation of ResNet18 on 2000 inputs, at 32x32 and 224x224),
-``fit`` (fit time with and without the callback) and ``summary`` (CUDA test result, goals, a table).
+numbers), ``sizes`` (both CUDA labellers per call at the batch sizes the callback buffers, and the size rule
+those measurements suggest), ``eval`` (one TopologyCallback evaluation of ResNet18 on 2000 inputs, at 32x32
+and 224x224), ``fit`` (fit time with and without the callback) and ``summary`` (CUDA test result, goals, a table).
 
 Every stage merges its fields into ``OUTDIR/results.json`` as soon as it has them (atomic writes), so a
 stage killed by its time cap keeps what it measured. ``--dry`` runs the same steps at tiny sizes on the
@@ -354,6 +355,19 @@ def cripser_betti(volume: Any, threshold: float) -> list[int]:
     return counts
 
 
+def auto_labeller(device: Any, shape: tuple[int, int, int, int]) -> str:
+    """The labeller ``backend="auto"`` picks for a batch of masks of ``shape`` (B, D, H, W) on ``device``."""
+    components = _components()
+    auto = components.resolve_backend("auto", device)
+    if device.type == "cuda" and auto == "cupy":
+        rule = getattr(components, "cuda_auto_labeller", None)
+        if rule is not None:
+            return str(rule(tuple(shape)))
+        if shape[-1] * shape[-2] < getattr(components, "CUDA_TORCH_BELOW_PIXELS", 0):
+            return "torch"
+    return str(auto)
+
+
 def device_backends(device: Any) -> dict[str, str | None]:
     """Backends to time on ``device``: name -> None when it runs, else why not."""
     if device.type != "cuda":
@@ -398,11 +412,7 @@ def bench_shape(
     )
     entry["cc3d"] = 1000 * seconds / cpu_batch
     entry["cc3d_batch"] = cpu_batch
-    components = _components()
-    auto = components.resolve_backend("auto", device)  # what the callback uses on this device
-    below = getattr(components, "CUDA_TORCH_BELOW_PIXELS", 0)
-    if device.type == "cuda" and auto == "cupy" and shape[-1] * shape[-2] < below:
-        auto = "torch"  # count_components' size rule: small H x W go to the torch rounds
+    auto = auto_labeller(device, (batch, *shape))  # what the callback uses on this device
     if entry.get(auto) is None and isinstance(entry.get("torch"), float):  # auto falls back to torch after an error
         auto = "torch"
     entry["auto_backend"] = auto
@@ -487,6 +497,171 @@ def stage_ccl(args: argparse.Namespace) -> None:
     )
     if args.dry:
         note(args.out, "--dry: the 'device' timings are the torch backend on the CPU, at reduced shapes")
+
+
+# --------------------------------------------------------------------------------------------
+# stage: sizes (both CUDA labellers per call at the batch sizes the callback buffers; a suggested rule)
+# --------------------------------------------------------------------------------------------
+# The distinct output shapes of the 11 watched layers of resnet18 at 32x32 inputs (224x224: RESNET18_224_LAYERS).
+RESNET18_32_SHAPES: tuple[tuple[int, int, int], ...] = ((64, 16, 16), (64, 8, 8), (128, 4, 4), (256, 2, 2), (512, 1, 1))
+
+
+def buffered_batches(shape: tuple[int, ...], inputs: int, forward_batch: int, buffer_bytes: int) -> list[int]:
+    """The batch sizes of the reductions of one layer in a callback evaluation on an accelerator: forward batches
+    of ``forward_batch`` float32 outputs gathered until they hold ``buffer_bytes`` (capture/reduce.py), the rest
+    at the end."""
+    per_input = 4 * math.prod(shape)
+    calls, pending, left = [], 0, inputs
+    while left:
+        step = min(forward_batch, left)
+        pending += step
+        left -= step
+        if pending * per_input >= buffer_bytes or not left:
+            calls.append(pending)
+            pending = 0
+    return calls
+
+
+def _buffer_bytes() -> int:
+    try:
+        from lightning_topo.capture.reduce import ACCELERATOR_BUFFER_BYTES
+
+        return int(ACCELERATOR_BUFFER_BYTES)
+    except Exception:
+        return 256 * 2**20
+
+
+def time_labellers(masks: Any, device: Any, backends: list[str], repeats: int) -> dict[str, Any]:
+    """Per-call seconds of ``count_components`` for the b0 call (6-connected, the masks) and the b2 call
+    (26-connected bounded components of the complement) of each backend, their peak memory and counts."""
+    import torch
+
+    from lightning_topo.functional.components import count_components
+
+    complement = ~masks
+    out: dict[str, Any] = {}
+    for name in backends:
+        entry: dict[str, Any] = {}
+        try:
+            base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            b0_s, b0 = time_call(lambda b=name: count_components(masks, 6, backend=b), device, repeats)
+            b2_s, b2 = time_call(
+                lambda b=name: count_components(complement, 26, bounded_only=True, backend=b), device, repeats
+            )
+            if device.type == "cuda":
+                entry["peak_extra_bytes"] = int(torch.cuda.max_memory_allocated(device)) - base
+            entry.update(b0_ms=1000 * b0_s, b2_ms=1000 * b2_s, call_ms=1000 * (b0_s + b2_s))
+            entry["counts"] = torch.stack([b0, b2]).cpu()
+        except Exception as err:  # one failing backend must not hide the others
+            entry["error"] = f"{type(err).__name__}: {err}"
+        out[name] = entry
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return out
+
+
+def suggest_rule(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The rule "torch if H*W < P or B*D*H*W < V, else cupy" with the least total time over the measured calls
+    (P, V from the measured values; 0 = that part off), against the current rule and the per-call best."""
+    rows = [r for r in rows if isinstance(r.get("torch_ms"), float) and isinstance(r.get("cupy_ms"), float)]
+    if not rows:
+        return None
+    pixels = sorted({0, *(r["pixels"] + 1 for r in rows)})
+    stack = sorted({0, *(r["stack_voxels"] + 1 for r in rows)})
+
+    def cost(p: int, v: int) -> float:
+        return sum(r["torch_ms"] if (r["pixels"] < p or r["stack_voxels"] < v) else r["cupy_ms"] for r in rows)
+
+    best = min(((cost(p, v), p, v) for p in pixels for v in stack), key=lambda t: (round(t[0], 6), t[1], t[2]))
+    current = sum(r[f"{r['auto']}_ms"] if isinstance(r.get(f"{r['auto']}_ms"), float) else r["torch_ms"] for r in rows)
+    return {
+        "CUDA_TORCH_BELOW_PIXELS": best[1],
+        "CUDA_TORCH_BELOW_STACK_VOXELS": best[2],
+        "total_ms_suggested": best[0],
+        "total_ms_current_rule": current,
+        "total_ms_best_per_call": sum(min(r["torch_ms"], r["cupy_ms"]) for r in rows),
+        "total_ms_all_torch": sum(r["torch_ms"] for r in rows),
+        "total_ms_all_cupy": sum(r["cupy_ms"] for r in rows),
+        "calls": len(rows),
+    }
+
+
+def stage_sizes(args: argparse.Namespace) -> None:
+    """``ccl_sizes``: both CUDA labellers (and "auto") per call, at the batch sizes the callback buffers for every
+    ResNet18 layer shape at 32x32 and 224x224 inputs (2000 inputs), then at extra batch sizes while the budget
+    lasts; ``ccl_rule_suggested``: the size rule that fits these measurements best."""
+    import torch
+
+    from lightning_topo.functional import cubical_betti, sublevel_thresholds
+    from lightning_topo.functional.cubical import as_volumes_3d, sublevel_masks
+
+    budget = Budget(90)
+    device = _device(args.dry)
+    backends = [b for b, why in device_backends(device).items() if why is None]
+    inputs, forward_batch = (40, 8) if args.dry else (2000, 256)
+    buffer_bytes = 2**16 if args.dry else _buffer_bytes()
+    size = _dry_shape if args.dry else (lambda s: s)
+    shapes_224 = list(dict.fromkeys(s for _, s in RESNET18_224_LAYERS))
+    plan: list[tuple[str, tuple[int, int, int], int, str]] = []  # (input, shape, batch, why)
+    for label, shapes in (("32", RESNET18_32_SHAPES), ("224", shapes_224)):
+        for shape in shapes:
+            calls = buffered_batches(size(shape), inputs, forward_batch, buffer_bytes)
+            plan += [(label, size(shape), b, "buffered") for b in dict.fromkeys(calls)]
+    extra = (4, 16) if args.dry else (64, 256, 1024)
+    for label, shapes in (("32", RESNET18_32_SHAPES), ("224", shapes_224)):
+        for shape in shapes:
+            done = {b for lab, s, b, _ in plan if s == size(shape) and lab == label}
+            plan += [(label, size(shape), b, "extra") for b in extra if b not in done and b < max(done)]
+    repeats = 1 if args.dry else 3
+    rows: list[dict[str, Any]] = []
+    identical = True
+    for i, (label, shape, batch, why) in enumerate(plan):
+        if budget.left() < (5 if args.dry else 15):
+            note(args.out, f"sizes: {i} of {len(plan)} measurements done within the stage budget")
+            break
+        vols = relu_like(batch, shape, device, seed=100 + i)
+        thresholds = sublevel_thresholds(vols, "mean")
+        masks = sublevel_masks(as_volumes_3d(vols), thresholds)
+        labellers = time_labellers(masks, device, backends, repeats if batch * math.prod(shape) < 2**27 else 2)
+        auto = auto_labeller(device, (batch, *shape))
+        seconds, _ = time_call(lambda v=vols, t=thresholds: cubical_betti(v, t), device, repeats)
+        row: dict[str, Any] = {
+            "input": label,
+            "shape": list(shape),
+            "batch": batch,
+            "why": why,
+            "pixels": shape[1] * shape[2],
+            "stack_voxels": batch * math.prod(shape),
+            "auto": auto,
+            "cubical_betti_auto_ms": 1000 * seconds,
+        }
+        counts = [e["counts"] for e in labellers.values() if "counts" in e]
+        same = all(torch.equal(c, counts[0]) for c in counts) and len(counts) == len(labellers)
+        identical &= same
+        row["identical"] = same
+        for name, entry in labellers.items():
+            row.update({f"{name}_{k}": v for k, v in entry.items() if k != "counts"})
+            if "call_ms" in entry:
+                row[f"{name}_ms"] = entry["call_ms"]
+        winner = min(
+            (b for b in labellers if isinstance(row.get(f"{b}_ms"), float)), key=lambda b: row[f"{b}_ms"], default=None
+        )
+        row["winner"] = winner
+        rows.append(row)
+        print(
+            f"{label:>3s} {'x'.join(map(str, shape)):>10s} B={batch:<5d} "
+            + " ".join(f"{b} {row.get(f'{b}_ms', float('nan')):8.2f} ms" for b in backends)
+            + f"  auto={auto} betti {row['cubical_betti_auto_ms']:8.2f} ms  winner {winner}  identical {same}"
+        )
+        update_results(args.out, ccl_sizes=rows, ccl_sizes_identical=identical)
+        del vols, masks
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    suggestion = suggest_rule(rows)
+    update_results(args.out, ccl_rule_suggested=suggestion)
+    print(f"suggested rule (torch if H*W < P or B*D*H*W < V): {json.dumps(suggestion)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -782,8 +957,17 @@ def print_table(results: dict[str, Any], missing: list[str]) -> None:
             f"{'r18 224 per input':20s} "
             + " ".join(f"{_fmt(per_input.get(b)):>8s}" for b in ("auto", "torch", "cupy", "cc3d", "cripser"))
         )
+    sizes = results.get("ccl_sizes") or []
+    if sizes:
+        print(f"\n{'labeller ms per call':28s} {'torch':>9s} {'cupy':>9s} {'auto':>6s} {'betti':>9s}  winner")
+        for row in sizes:
+            key = f"{row['input']:>3s} {'x'.join(map(str, row['shape']))} B={row['batch']}"
+            cells = " ".join(f"{_fmt(row.get(b + '_ms')):>9s}" for b in ("torch", "cupy"))
+            print(f"{key:28s} {cells} {row['auto']:>6s} {_fmt(row.get('cubical_betti_auto_ms')):>9s}  {row['winner']}")
+        print(f"suggested rule: {results.get('ccl_rule_suggested')}")
     print()
     for key in (
+        "ccl_sizes_identical",
         "benchmark_backends_identical",
         "cripser_agrees",
         "resnet18_eval_seconds",
@@ -808,6 +992,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], None]] = {
     "init": stage_init,
     "env": stage_env,
     "ccl": stage_ccl,
+    "sizes": stage_sizes,
     "eval": stage_eval,
     "fit": stage_fit,
     "summary": stage_summary,

@@ -33,13 +33,13 @@ export CUPY_CACHE_DIR="${CUPY_CACHE_DIR:-/tmp/cupy_kernel_cache}"  # CuPy compil
 
 if [[ $DRY -eq 1 ]]; then
     DEADLINE=75        # seconds from the start by which every stage but the summary must end
-    CAP_ENV=30 CAP_TESTS=40 CAP_CCL=30 CAP_EVAL=40 CAP_FIT=40
+    CAP_ENV=30 CAP_TESTS=40 CAP_CCL=30 CAP_SIZES=20 CAP_EVAL=40 CAP_FIT=40
     DRY_FLAG=(--dry)
     # One thread: on a small, shared CPU, multi-threaded torch ops can stall for seconds in their barriers.
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 else
     DEADLINE=420       # 7 minutes; the summary (a few seconds, capped at 30) follows
-    CAP_ENV=60 CAP_TESTS=150 CAP_CCL=120 CAP_EVAL=120 CAP_FIT=120
+    CAP_ENV=60 CAP_TESTS=150 CAP_CCL=120 CAP_SIZES=90 CAP_EVAL=120 CAP_FIT=120
     DRY_FLAG=()
 fi
 
@@ -111,6 +111,7 @@ main() {
     run_stage cuda_tests "$CAP_TESTS" "$PY" -m pytest -m cuda tests/test_cuda.py -q -p no:cacheprovider \
         -o junit_family=xunit2 --junitxml="$OUT/junit_cuda.xml" -rfEsxX
     run_stage ccl "$CAP_CCL" "$PY" "$BENCH" ccl --out "$OUT" ${DRY_FLAG[@]+"${DRY_FLAG[@]}"}
+    run_stage sizes "$CAP_SIZES" "$PY" "$BENCH" sizes --out "$OUT" ${DRY_FLAG[@]+"${DRY_FLAG[@]}"}
     run_stage eval "$CAP_EVAL" "$PY" "$BENCH" eval --out "$OUT" ${DRY_FLAG[@]+"${DRY_FLAG[@]}"}
     run_stage fit "$CAP_FIT" "$PY" "$BENCH" fit --out "$OUT" ${DRY_FLAG[@]+"${DRY_FLAG[@]}"}
     capped 30 "$PY" "$BENCH" summary --out "$OUT" --stages-file "$STAGES_FILE" ${DRY_FLAG[@]+"${DRY_FLAG[@]}"} ||

@@ -19,6 +19,7 @@ __all__ = [
     "check_tensor",
     "check_volumes",
     "exact_threshold_compare_dtype",
+    "finite_flag",
     "round_down_to_dtype",
 ]
 
@@ -63,11 +64,20 @@ def check_finite_per_sample(x: Tensor, name: str, what: str = "sample") -> None:
         )
 
 
-def check_volumes(volumes: object, name: str = "volumes") -> Tensor:
+def finite_flag(x: Tensor) -> Tensor:
+    """A 0-d bool tensor on ``x``'s device: whether every value of ``x`` is finite (no host sync)."""
+    if not x.is_floating_point() or not x.numel():
+        return torch.ones((), dtype=torch.bool, device=x.device)
+    low, high = torch.aminmax(x)  # NaN propagates through min/max, and an Inf is the max or min
+    return torch.isfinite(low) & torch.isfinite(high)
+
+
+def check_volumes(volumes: object, name: str = "volumes", *, finite: bool = True) -> Tensor:
     """Validate a batch of volumes ``(B, *spatial)`` with 1, 2 or 3 spatial axes.
 
     Returns the tensor. Raises on a non-tensor, a wrong number of axes, an empty batch, a zero-size
-    axis, a complex or boolean dtype, or NaN/Inf (naming the sample index).
+    axis, a complex or boolean dtype, or (unless ``finite=False``: the caller checks later, e.g. through
+    :func:`finite_flag` without a host sync) NaN/Inf (naming the sample index).
     """
     volumes = check_tensor(volumes, name)
     if volumes.ndim not in (2, 3, 4):
@@ -85,7 +95,8 @@ def check_volumes(volumes: object, name: str = "volumes") -> Tensor:
         )
     if volumes.is_complex() or volumes.dtype == torch.bool:
         raise ValueError(f"`{name}` has dtype {volumes.dtype}; accepted are real floating point and integer dtypes.")
-    check_finite_per_sample(volumes, name, "sample")
+    if finite:
+        check_finite_per_sample(volumes, name, "sample")
     return volumes
 
 
@@ -111,7 +122,7 @@ def round_down_to_dtype(threshold: Tensor, dtype: torch.dtype) -> Tensor:
     """
     rounded = threshold.to(dtype)
     too_big = rounded.to(torch.float64) > threshold
-    if bool(too_big.any()):
-        lower = torch.nextafter(rounded, torch.full_like(rounded, -math.inf))
-        rounded = torch.where(too_big, lower, rounded)
-    return rounded
+    if rounded.device.type == "cpu" and not bool(too_big.any()):
+        return rounded  # (on an accelerator the test would be a host sync; the `where` below is cheaper)
+    lower = torch.nextafter(rounded, torch.full_like(rounded, -math.inf))
+    return torch.where(too_big, lower, rounded)

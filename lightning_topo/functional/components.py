@@ -44,8 +44,10 @@ __all__ = [
     "BACKENDS",
     "CUDA_AUTO_ORDER",
     "CUDA_TORCH_BELOW_PIXELS",
+    "CUDA_TORCH_BELOW_STACK_VOXELS",
     "TORCH_CHECK_EVERY",
     "count_components",
+    "cuda_auto_labeller",
     "resolve_backend",
 ]
 
@@ -64,10 +66,31 @@ order here if it does not).
 
 CUDA_TORCH_BELOW_PIXELS = 400
 """On CUDA, ``"auto"`` uses the torch backend for volumes whose two last axes hold fewer than this many voxels
-(H x W), whatever :data:`CUDA_AUTO_ORDER` says. Measured on an H200 (ms per volume, batches of 64, ReLU-like
-volumes at their mean): 512x7x7 torch 0.14 / cupy 0.59, 256x14x14 0.19 / 0.28, 128x28x28 0.34 / 0.16,
-64x56x56 0.51 / 0.15: short label paths converge in few torch rounds, while CuPy pays per voxel of the stack
-with its separating slabs."""
+(H x W), whatever :data:`CUDA_AUTO_ORDER` says (see :func:`cuda_auto_labeller`). Measured on an H200 (ms per
+volume, batches of 64, ReLU-like volumes at their mean): 512x7x7 torch 0.14 / cupy 0.59, 256x14x14 0.19 / 0.28,
+128x28x28 0.34 / 0.16, 64x56x56 0.51 / 0.15: short label paths converge in few torch rounds, while CuPy pays per
+voxel of the stack with its separating slabs. ``benchmarks/gpu`` (stage ``sizes``) times both backends per call
+at the batch sizes the callback buffers and prints the rule its measurements suggest."""
+
+CUDA_TORCH_BELOW_STACK_VOXELS = 0
+"""On CUDA, ``"auto"`` also uses the torch backend for batches holding fewer than this many voxels in all
+(B x D x H x W); 0 turns this part of the rule off (see :func:`cuda_auto_labeller`)."""
+
+
+def cuda_auto_labeller(shape: tuple[int, ...]) -> str:
+    """The labeller ``backend="auto"`` uses for a CUDA batch of masks of ``shape`` ``(B, D, H, W)`` when CuPy works:
+    ``"torch"`` below :data:`CUDA_TORCH_BELOW_PIXELS` voxels per plane (H x W) or below
+    :data:`CUDA_TORCH_BELOW_STACK_VOXELS` voxels per batch, else ``"cupy"``. The constants are the whole rule.
+
+    Example:
+        >>> cuda_auto_labeller((64, 512, 7, 7)), cuda_auto_labeller((64, 64, 56, 56))
+        ('torch', 'cupy')
+    """
+    batch, depth, height, width = shape
+    if height * width < CUDA_TORCH_BELOW_PIXELS or batch * depth * height * width < CUDA_TORCH_BELOW_STACK_VOXELS:
+        return "torch"
+    return "cupy"
+
 
 TORCH_CHECK_EVERY: dict[str, int] = {"cpu": 1}
 """Rounds of the ``torch`` backend between convergence checks (host syncs), by device type.
@@ -160,20 +183,56 @@ def count_components(
         >>> count_components(m, 6).tolist(), count_components(~m, 26, bounded_only=True).tolist()
         ([2], [0])
     """
+    checks: list[Tensor] = []
+    counts = _count_components(masks, connectivity, bounded_only, backend, checks)
+    if not labels_ordered(checks):
+        fall_back_or_raise(backend)
+        counts = _count_torch(masks, connectivity, bounded_only)
+    return counts
+
+
+def labels_ordered(checks: list[Tensor]) -> bool:
+    """Whether every flag of ``checks`` (from :func:`_count_components`) holds: one host sync for all of them,
+    none when the list is empty."""
+    return not checks or bool(torch.stack(checks).all())
+
+
+def fall_back_or_raise(backend: str) -> None:
+    """After CuPy numbered labels out of raster order: under ``"auto"`` stop using CuPy (with a warning; the
+    caller recomputes with the torch backend), else raise."""
+    if backend != "auto":
+        raise RuntimeError(
+            "count_components: the labeller did not number components in raster order; the per-volume counts "
+            "would be wrong. Use backend='torch'."
+        )
+    _BROKEN_AUTO.add("cupy")
+    warnings.warn(
+        "count_components: the CuPy backend numbered components out of raster order; backend='auto' uses the torch "
+        "backend on CUDA from now on (same results, slower).",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _count_components(
+    masks: Tensor, connectivity: int, bounded_only: bool, backend: str, checks: list[Tensor]
+) -> Tensor:
+    """:func:`count_components`, with the stacked CUDA path's validity flags appended to ``checks`` (0-d bool
+    tensors on the device) instead of checked at once, so a caller pays one host sync for several calls."""
     if connectivity not in (6, 26):
         raise ValueError(f"`connectivity` must be 6 or 26, got {connectivity!r}.")
     if masks.ndim != 4 or masks.dtype != torch.bool:
         raise ValueError(f"`masks` must be a bool tensor (B, D, H, W), got {masks.dtype} {tuple(masks.shape)}.")
     name = resolve_backend(backend, masks.device)
-    if backend == "auto" and name == "cupy" and masks.shape[-1] * masks.shape[-2] < CUDA_TORCH_BELOW_PIXELS:
-        name = "torch"
+    if backend == "auto" and name == "cupy":
+        name = cuda_auto_labeller(tuple(masks.shape))
     if name == "torch":
         return _count_torch(masks, connectivity, bounded_only)
     if name == "cupy":
         if backend != "auto":
-            return _count_stacked_torch(masks, connectivity, bounded_only, _label_cupy)
+            return _count_stacked_torch(masks, connectivity, bounded_only, _label_cupy, checks)
         try:
-            return _count_stacked_torch(masks, connectivity, bounded_only, _label_cupy)
+            return _count_stacked_torch(masks, connectivity, bounded_only, _label_cupy, checks)
         except Exception as err:  # a broken CuPy install: the torch rounds give the same numbers
             if isinstance(err, torch.cuda.OutOfMemoryError) or _is_cupy_out_of_memory(err):
                 raise  # not CuPy's fault, and the torch rounds need more memory still
@@ -182,7 +241,7 @@ def count_components(
                 f"count_components: the CuPy backend failed ({type(err).__name__}: {err}); backend='auto' "
                 "uses the torch backend on CUDA from now on (same results, slower).",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             return _count_torch(masks, connectivity, bounded_only)
     counts = _count_stacked_numpy(masks.cpu().numpy(), connectivity, bounded_only, name)
@@ -258,10 +317,13 @@ def _label_cupy(stack: Tensor, connectivity: int, out: Tensor) -> int:
             return int(ndimage.label(cupy.from_dlpack(stack), structure=structure, output=cupy.from_dlpack(out)))
 
 
-def _count_stacked_torch(masks: Tensor, connectivity: int, bounded_only: bool, labeller: Labeller) -> Tensor:
+def _count_stacked_torch(
+    masks: Tensor, connectivity: int, bounded_only: bool, labeller: Labeller, checks: list[Tensor]
+) -> Tensor:
     """The CPU path's stacking and running-maximum count, as tensor ops on the masks' device.
 
-    Batches whose stack would exceed ``_MAX_STACK_VOXELS`` are labelled in several calls.
+    Batches whose stack would exceed ``_MAX_STACK_VOXELS`` are labelled in several calls. The flag saying that
+    the labels came in raster order (so the counts are right) is appended to ``checks``, not synced here.
     """
     batch, depth, height, width = masks.shape
     frame = 2 if bounded_only else 0
@@ -269,7 +331,7 @@ def _count_stacked_torch(masks: Tensor, connectivity: int, bounded_only: bool, l
     step = max(1, _MAX_STACK_VOXELS // per_volume)
     if batch > step:
         parts = [masks[i : i + step] for i in range(0, batch, step)]
-        return torch.cat([_count_stacked_torch(part, connectivity, bounded_only, labeller) for part in parts])
+        return torch.cat([_count_stacked_torch(p, connectivity, bounded_only, labeller, checks) for p in parts])
     slab = depth + 1
     if bounded_only:
         # As on the CPU: a True slab before each volume, a True rim in H and W, one True slab at the end.
@@ -296,11 +358,7 @@ def _count_stacked_torch(masks: Tensor, connectivity: int, bounded_only: bool, l
     ordered &= running[-1] == max(n_labels, first_label)
     if bounded_only:
         ordered &= labels.view(-1)[0] == 1
-    if not bool(ordered):
-        raise RuntimeError(
-            "count_components: the labeller did not number components in raster order; the per-volume counts "
-            "would be wrong. Use backend='torch'."
-        )
+    checks.append(ordered)
     return counts
 
 
