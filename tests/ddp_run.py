@@ -3,6 +3,11 @@
 Lightning's "ddp" strategy relaunches this script once per extra rank (gloo on CPU). Every rank writes
 `rank{R}.json` with the topology values it logged for: validation with the cubical view, validation with
 the point-cloud view, and a fit with EarlyStopping on `topology/decay_rate`.
+
+With `--fail-rank R` the script instead validates with an `output_fn` that raises on rank R only (fault
+injection through the public config), records what each rank raised, then validates once more with the same
+processes (the process group must still be in step) and records those values; in between it checks
+`ranks_fail_together` on its own, plain and nested.
 """
 
 from __future__ import annotations
@@ -19,8 +24,23 @@ from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import TopologyCallback, TopologyReport, analyse
+from lightning_topo.capture import first_tensor
 from lightning_topo.datasets import load_digits_tensors
+from lightning_topo.metrics import TopologyEvaluationError, ranks_fail_together
 from lightning_topo.models import Classifier, digits_cnn
+
+FAIL_RANK: int | None = None
+
+
+class InjectedFailure(RuntimeError):
+    """The failure `--fail-rank` injects into one rank's capture."""
+
+
+def output_fn(output: object) -> torch.Tensor | None:
+    """The default choice of tensor, except on rank FAIL_RANK, where it raises."""
+    if FAIL_RANK is not None and torch.distributed.is_initialized() and torch.distributed.get_rank() == FAIL_RANK:
+        raise InjectedFailure(f"injected failure on rank {FAIL_RANK}")
+    return first_tensor(output)
 
 
 def loaders(uneven: bool) -> tuple[DataLoader, DataLoader]:
@@ -52,13 +72,51 @@ def report_values(report: TopologyReport) -> dict[str, float]:
     return values
 
 
+def failure_run(common: dict, val: DataLoader) -> dict[str, object]:
+    """Validation with a capture that raises on rank FAIL_RANK, then a normal validation in the same processes."""
+    out: dict[str, object] = {}
+    seed_everything(0)
+    model = Classifier(digits_cnn())
+    topo = TopologyCallback(samples_per_class=4, output_fn=output_fn)
+    try:
+        Trainer(callbacks=[topo], **common).validate(model, val, verbose=False)
+        out["raised"] = None
+    except Exception as err:  # every rank records what it raised
+        cause = err.__cause__
+        out["raised"] = type(err).__name__
+        out["message"] = str(err)
+        out["failed_ranks"] = list(err.failed_ranks) if isinstance(err, TopologyEvaluationError) else None
+        out["cause"] = type(cause).__name__ if cause is not None else None
+    # The helper on its own (what a caller wraps around per-rank work before a collective), plain and nested:
+    # rank FAIL_RANK fails outside the inner block, the others leave through the inner block's exchange.
+    for nested in (False, True):
+        try:
+            with ranks_fail_together():
+                if torch.distributed.get_rank() == FAIL_RANK:
+                    raise InjectedFailure("direct")
+                if nested:
+                    with ranks_fail_together():
+                        pass
+            out[f"direct_nested={nested}"] = None
+        except TopologyEvaluationError as err:
+            out[f"direct_nested={nested}"] = list(err.failed_ranks)
+    topo = TopologyCallback(samples_per_class=4)
+    trainer = Trainer(callbacks=[topo], **common)
+    trainer.validate(model, val, verbose=False)
+    out["after"] = topology_values(trainer)
+    return out
+
+
 def main() -> None:
+    global FAIL_RANK
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=1)
     parser.add_argument("--out", required=True)
     parser.add_argument("--uneven", action="store_true")
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--fail-rank", type=int, default=None)
     args = parser.parse_args()
+    FAIL_RANK = args.fail_rank
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     common = dict(
@@ -73,7 +131,12 @@ def main() -> None:
     )
     train, val = loaders(args.uneven)
     out: dict[str, object] = {}
-    for complex_ in ("cubical", "rips"):
+    if FAIL_RANK is not None:
+        out = failure_run(common, val)
+        complexes: tuple[str, ...] = ()
+    else:
+        complexes = ("cubical", "rips")
+    for complex_ in complexes:
         seed_everything(0)
         model = Classifier(digits_cnn())
         topo = TopologyCallback(complex=complex_, samples_per_class=8, k=5)
@@ -84,7 +147,7 @@ def main() -> None:
         # The same weights and sample in this one process (no sync even though a process group exists).
         report = analyse(model, val.dataset, topo.config, progress=False)
         out[f"analyse_{complex_}"] = report_values(report)
-    if not args.uneven:
+    if not args.uneven and FAIL_RANK is None:
         seed_everything(0)
         model = Classifier(digits_cnn())
         topo = TopologyCallback(samples_per_class=8)

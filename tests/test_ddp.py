@@ -92,6 +92,23 @@ def test_uneven_ranks_finish_and_match(tmp_path: Path) -> None:
     assert all(v == v for v in single[0]["validate_cubical"].values())  # no NaN: every class counted
 
 
+def test_a_failure_on_one_rank_reaches_every_rank(tmp_path: Path) -> None:
+    # Rank 1's output_fn raises during capture; rank 0 must not wait for it in the metric's gather.
+    ranks = _run(tmp_path, 2, "--fail-rank", "1", timeout=120)
+    for out in ranks:
+        assert out["raised"] == "TopologyEvaluationError", out
+        assert out["failed_ranks"] == [1]
+        assert "rank 1 (InjectedFailure: injected failure on rank 1)" in out["message"]
+    assert ranks[1]["cause"] == "InjectedFailure"  # the failed rank chains its own exception
+    assert ranks[0]["cause"] is None
+    for out in ranks:
+        assert out["direct_nested=False"] == out["direct_nested=True"] == [1]
+    # The same processes validate again: the process group is still in step, and both ranks log the same values.
+    assert len(ranks[0]["after"]) > 10
+    assert all(v == v for v in ranks[0]["after"].values())
+    _assert_same(ranks[0]["after"], ranks[1]["after"])
+
+
 def test_torch_compile_gives_the_same_values_and_names() -> None:
     from lightning_topo.capture.layers import resolve_layers
     from lightning_topo.config import TopologyConfig

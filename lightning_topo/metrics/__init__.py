@@ -8,7 +8,14 @@
 """
 
 from lightning_topo.metrics.betti import DECAY_KINDS, BettiNumbers, DecayRate, TopologicalComplexity
-from lightning_topo.metrics.layerwise import LayerTopology, LayerwiseTopology, TopologyResult, evaluate_topology
+from lightning_topo.metrics.layerwise import (
+    LayerTopology,
+    LayerwiseTopology,
+    TopologyEvaluationError,
+    TopologyResult,
+    evaluate_topology,
+    ranks_fail_together,
+)
 
 __all__ = [
     "DECAY_KINDS",
@@ -17,6 +24,8 @@ __all__ = [
     "LayerTopology",
     "LayerwiseTopology",
     "TopologicalComplexity",
+    "TopologyEvaluationError",
     "TopologyResult",
     "evaluate_topology",
+    "ranks_fail_together",
 ]
