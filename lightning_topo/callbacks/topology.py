@@ -43,7 +43,7 @@ from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
-from lightning_topo.metrics import TopologyResult, evaluate_topology
+from lightning_topo.metrics import TopologyResult, evaluate_topology, ranks_fail_together
 
 __all__ = ["TopologyCallback", "TopologyMisconfiguration"]
 
@@ -366,7 +366,8 @@ class TopologyCallback(Callback):
             return
         start = time.perf_counter()
         if not self._ordered:
-            self._order_layers(pl_module, sample)
+            with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):  # forward_fn runs here first
+                self._order_layers(pl_module, sample)
         # Each rank runs its strided slice of the sample; the metric's states are combined across ranks.
         positions = torch.arange(trainer.global_rank, len(sample.labels), trainer.world_size)
         result = evaluate_topology(
