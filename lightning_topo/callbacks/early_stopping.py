@@ -289,7 +289,8 @@ class TopologyEarlyStopping(EarlyStopping):
         if not topology:
             return True
         here = (int(trainer.current_epoch), int(trainer.global_step))
-        return any(cb.history and (cb.history[-1]["epoch"], cb.history[-1]["global_step"]) == here for cb in topology)
+        last = [cb.history[-1] for cb in topology if cb.history]
+        return any((record.get("epoch"), record.get("global_step")) == here for record in last)
 
     def _evaluate_floor(self, trainer: Trainer, logs: dict[str, Tensor]) -> tuple[bool, str | None]:
         """Update ``floor_count`` from ``logs[floor_key]``; return whether the floor rule stops, and why."""
