@@ -15,7 +15,8 @@ One jsonargparse parser with three subcommands:
 The ``--analysis.*`` options are the fields of :class:`~lightning_topo.config.TopologyConfig` (with their
 documentation as help). Errors are classified by their type only, never by their message: a user error (a bad
 argument or YAML file, a bad ``TopologyConfig`` value, an unknown layer, data that cannot be sampled, a Lightning
-misconfiguration, a missing or unreadable checkpoint) prints one line, ``lightning-topo <command>: error: ...``,
+misconfiguration, a missing or unreadable checkpoint, one whose objects torch's safe loader refuses: see
+``--trust_checkpoint``) prints one line, ``lightning-topo <command>: error: ...``,
 and exits with code 2; any other exception prints one line naming its type and exits with code 1. ``--debug``
 (anywhere on the command line) shows the traceback instead.
 """
@@ -196,7 +197,9 @@ def import_class(class_path: str) -> type:
     raise CLIError(f"class path {class_path!r} cannot be imported; check the spelling.")
 
 
-def load_model(class_path: str, ckpt: str | None = None, init_args: dict[str, Any] | None = None) -> nn.Module:
+def load_model(
+    class_path: str, ckpt: str | None = None, init_args: dict[str, Any] | None = None, trust_checkpoint: bool = False
+) -> nn.Module:
     """Build a model from its class path and load a checkpoint.
 
     A ``LightningModule`` subclass is restored with ``load_from_checkpoint`` (its saved hyperparameters,
@@ -209,13 +212,18 @@ def load_model(class_path: str, ckpt: str | None = None, init_args: dict[str, An
         ckpt: the checkpoint file, or ``None`` for a freshly initialised model.
         init_args: keyword arguments of the class (only those given by the user: for a ``LightningModule``
             they override the saved hyperparameters).
+        trust_checkpoint: load ``ckpt`` with ``torch.load(weights_only=False)``, which unpickles any object the
+            file names (and so runs code from it): only for a file you trust whose hyperparameters hold objects
+            beyond tensors and plain types (e.g. numpy numbers). Default ``False``: torch's safe loader
+            (``weights_only=True``); a file it refuses raises a ``CLIError`` naming the objects.
 
     Returns:
         The model (on the CPU).
 
     Raises:
         CLIError: the class is not an ``nn.Module``, the checkpoint is missing or not a readable checkpoint
-            (the message names the file), or the checkpoint does not fit the class.
+            (the message names the file), torch's safe loader refuses objects it holds (the message names them
+            and ``--trust_checkpoint``), or the checkpoint does not fit the class.
     """
     import torch
     from lightning.pytorch import LightningModule
@@ -233,17 +241,24 @@ def load_model(class_path: str, ckpt: str | None = None, init_args: dict[str, An
         config = config_writing(path)
         how = f"`{PROG} fit --config {config}` writes it" if config else f"train one with `{PROG} fit --config ...`"
         raise CLIError(f"checkpoint {str(path)!r} not found; pass an existing file to --ckpt ({how}).")
+    weights_only = not trust_checkpoint
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        state = torch.load(str(path), map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as err:  # refused by the safe loader, or not a pickle at all
+        unsafe = _unsafe_globals(path) if weights_only else []
+        if unsafe:
+            raise CLIError(
+                f"checkpoint {str(path)!r} is readable but holds objects torch's safe loader (weights_only=True) "
+                f"refuses: {', '.join(unsafe)}; if you trust the file (loading it runs code it names), rerun with "
+                "--trust_checkpoint true, or save plain Python types in the hyperparameters."
+            ) from err
+        raise _unreadable(path, err) from err
     except CHECKPOINT_READ_ERRORS as err:
-        raise CLIError(
-            f"checkpoint {str(path)!r} is not a readable checkpoint ({type(err).__name__} while loading it: the file "
-            "is truncated, corrupt or not written by torch.save / Lightning); pass a complete checkpoint file."
-        ) from err
+        raise _unreadable(path, err) from err
     try:
         if issubclass(cls, LightningModule):
             del state  # read again by Lightning, which also restores the saved hyperparameters
-            return cls.load_from_checkpoint(str(path), map_location="cpu", **init_args)
+            return cls.load_from_checkpoint(str(path), map_location="cpu", weights_only=weights_only, **init_args)
         model = _build(cls, init_args)
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
         return model
@@ -252,6 +267,40 @@ def load_model(class_path: str, ckpt: str | None = None, init_args: dict[str, An
             f"cannot load checkpoint {str(path)!r} into {class_path}: {one_line(err)}; check that the checkpoint "
             "was written for this class (and its init_args)."
         ) from err
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The objects (``module.name``) a checkpoint's pickle names that ``weights_only=True`` refuses, read without
+    unpickling anything; empty when the file is not a readable ``torch.save`` archive.
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        The names, e.g. ``["numpy.dtype"]``.
+    """
+    from torch.serialization import get_unsafe_globals_in_checkpoint
+
+    try:
+        return list(get_unsafe_globals_in_checkpoint(str(path)))
+    except CHECKPOINT_READ_ERRORS:
+        return []
+
+
+def _unreadable(path: Path, err: BaseException) -> CLIError:
+    """The error for a file ``torch.load`` cannot read at all (truncated, random bytes, ...).
+
+    Args:
+        path: the checkpoint file.
+        err: what ``torch.load`` raised.
+
+    Returns:
+        The ``CLIError`` to raise.
+    """
+    return CLIError(
+        f"checkpoint {str(path)!r} is not a readable checkpoint ({type(err).__name__} while loading it: the file "
+        "is truncated, corrupt or not written by torch.save / Lightning); pass a complete checkpoint file."
+    )
 
 
 def config_writing(ckpt: str | Path, folder: str | Path = "configs") -> str | None:
@@ -462,6 +511,15 @@ def _add_analysis_and_output(parser: ArgumentParser, command: str) -> None:
     )
     parser.add_argument("--output_dir", type=str, default=f"outputs/{command}", help="Where the files are written.")
     parser.add_argument("--progress", type=bool, default=True, help="Show a progress bar.")
+    parser.add_argument(
+        "--trust_checkpoint",
+        type=bool,
+        default=False,
+        help=(
+            "Load the checkpoint(s) with torch.load(weights_only=False): for a file you trust whose hyperparameters "
+            "hold objects torch's safe loader refuses (e.g. numpy numbers). Unpickling runs code the file names."
+        ),
+    )
     for dest in ("model", "analysis.threshold"):
         _drop_subclass_list(parser, dest)
 
@@ -851,7 +909,7 @@ def run_analyse(parser: ArgumentParser, cfg: Namespace) -> int:
     from lightning_topo.analysis import analyse
 
     config = _topology_config(cfg)
-    model = load_model(cfg.model.class_path, cfg.ckpt, _init_args(cfg.model))
+    model = load_model(cfg.model.class_path, cfg.ckpt, _init_args(cfg.model), trust_checkpoint=cfg.trust_checkpoint)
     data = _instantiate_data(parser, cfg)
     name = cfg.ckpt or cfg.model.class_path
     report = analyse(model, data, config, progress=cfg.progress, name=name)
@@ -889,7 +947,12 @@ def run_rank(parser: ArgumentParser, cfg: Namespace) -> int:
         if len(names) < 3:
             raise CLIError(f"rank correlations need at least 3 models, got {len(names)}; add models or drop --scores.")
     data = _instantiate_data(parser, cfg)
-    models = {entry.name: load_model(entry.model.class_path, entry.ckpt, _init_args(entry.model)) for entry in entries}
+    models = {
+        entry.name: load_model(
+            entry.model.class_path, entry.ckpt, _init_args(entry.model), trust_checkpoint=cfg.trust_checkpoint
+        )
+        for entry in entries
+    }
     ranking = rank_models(models, data, scores=cfg.scores, by=cfg.by, config=config, progress=cfg.progress)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -406,3 +406,43 @@ def test_real_run_stops_on_the_callbacks_decay_rate(tmp_path: Path, caplog: pyte
     assert f"TopologyEarlyStopping stopped the run at epoch 2: {stopper.stopping_reason_message}" in caplog.text
     assert len(topo.history) == 3
     assert "topology/omega_last" in trainer.callback_metrics
+
+
+def _sparse_fit(stopper: TopologyEarlyStopping, root: Path, every: int = 2) -> tuple[Trainer, TopologyCallback]:
+    """A real fit where the TopologyCallback evaluates every ``every``-th epoch only (stale metrics in between)."""
+    topo = TopologyCallback(samples_per_class=3, every_n_epochs=every)
+    trainer = Trainer(
+        max_epochs=12,
+        callbacks=[topo, stopper],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        accelerator="cpu",
+        default_root_dir=root,
+    )
+    trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    return trainer, topo
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_every_n_epochs_counts_fresh_evaluations_only(tmp_path: Path, strict: bool) -> None:
+    """every_n_epochs=2: epoch 0 has no evaluation yet (not an error under strict=True), and the stale values of
+    the epochs between evaluations are not counted again: patience 2 = 2 evaluations without improvement."""
+    stopper = TopologyEarlyStopping(patience=2, strict=strict, **{**RAW, "min_delta": 5.0})
+    _, topo = _sparse_fit(stopper, tmp_path)
+    assert [r["epoch"] for r in topo.history] == [1, 3, 5]  # improvement, then 2 without
+    assert stopper.evaluations == len(topo.history) == 3
+    assert stopper.stopped_epoch == 5 and stopper.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
+    assert "did not improve in the last 2 records" in stopper.stopping_reason_message
+
+
+def test_every_n_epochs_floor_rule_counts_fresh_evaluations_only(tmp_path: Path) -> None:
+    stopper = TopologyEarlyStopping(patience=50, floor_patience=2, floor=1e9)  # always at the "floor"
+    _, topo = _sparse_fit(stopper, tmp_path)
+    assert [r["epoch"] for r in topo.history] == [1, 3]
+    assert stopper.floor_reached and stopper.floor_count == 2 and stopper.stopped_epoch == 3
+    assert stopper.evaluations == 2

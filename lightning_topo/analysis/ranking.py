@@ -10,11 +10,19 @@ weighted Kendall tau that transferability papers report (``scipy.stats.weightedt
 agreement among the top-ranked models most). All three are computed between the *predictor*
 (``-theta``, or ``decay_rate``: higher = predicted better) and the scores, so a positive value means the
 topology ranking agrees with the scores — the sign convention of LogME / LEEP tables.
+
+theta depends on the number of watched layers (the same linear decay of Omega gives theta -0.207 / -0.044 /
+-0.019 over 4 / 11 / 19 layers), so it is only comparable between models watched on the same number of layers.
+Ranking by theta across different depths still ranks by theta (as asked: ``examples/rank_models.py`` reproduces
+the paper's comparison that way) but warns once with a :class:`DepthMismatchWarning` naming each model's depth,
+and the :class:`Ranking` records it (``depths``, ``note``, also in ``to_dict()`` and ``table()``).
+``by="decay_rate"`` is normalised by depth and compares across depths without a warning.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,9 +32,16 @@ from torch import nn
 from lightning_topo.analysis.analyse import analyse
 from lightning_topo.analysis.report import TopologyReport
 
-__all__ = ["RANK_BY", "Ranking", "correlations", "rank_models"]
+__all__ = ["RANK_BY", "DepthMismatchWarning", "Ranking", "correlations", "rank_models"]
 
 RANK_BY = ("theta", "decay_rate")
+
+
+class DepthMismatchWarning(UserWarning):
+    """Models ranked by theta were watched on different numbers of layers, where theta is not comparable.
+
+    Turn it into an error with ``warnings.simplefilter("error", DepthMismatchWarning)``.
+    """
 
 
 def correlations(predictor: list[float], scores: list[float]) -> dict[str, float]:
@@ -59,12 +74,15 @@ def correlations(predictor: list[float], scores: list[float]) -> dict[str, float
 @dataclass
 class Ranking:
     """Models ranked by topology: ``rows`` (best first), ``correlations`` with the scores (or ``None``),
-    the per-model ``reports`` and what ranked them (``by``)."""
+    the per-model ``reports``, what ranked them (``by``), each model's number of watched layers (``depths``) and
+    ``note``: why the ranking may mislead (theta compared across different depths), or ``None``."""
 
     rows: list[dict[str, Any]]
     by: str
     correlations: dict[str, float] | None = None
     reports: dict[str, TopologyReport] = field(default_factory=dict)
+    depths: dict[str, int] = field(default_factory=dict)
+    note: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -81,6 +99,7 @@ class Ranking:
             "by": self.by,
             "rows": [{k: clean(v) for k, v in row.items()} for row in self.rows],
             "correlations": None if self.correlations is None else {k: clean(v) for k, v in self.correlations.items()},
+            "note": self.note,
         }
 
     def table(self) -> str:
@@ -104,6 +123,8 @@ class Ranking:
                 f"Spearman rho = {c['spearman_rho']:.3f} (p = {c['spearman_p']:.3g}), "
                 f"weighted tau = {c['weighted_tau']:.3f}"
             )
+        if self.note is not None:
+            lines.append(f"note: {self.note}")
         return "\n".join(lines)
 
     def plot(self) -> Any:
@@ -148,11 +169,18 @@ def rank_models(
             ``None`` when every entry is already a report.
         scores: name -> a score where higher is better (e.g. fine-tuned accuracy); every model needs one.
         by: ``"theta"`` (default; the paper's score, lower ranks first) or ``"decay_rate"`` (higher first).
+            theta is only comparable between models watched on the same number of layers: when they differ, the
+            models are still ranked by theta, with a :class:`DepthMismatchWarning` naming each model's depth and
+            the same words in the ranking's ``note``; rank by ``"decay_rate"`` (depth-normalised) instead.
         **analyse_kwargs: passed to :func:`~lightning_topo.analyse` (``layers``, ``samples_per_class``, ...).
 
     Returns:
         A :class:`Ranking`. Models whose score is NaN (e.g. a layer with NaN activations) rank last and are
         left out of the correlations, with a note in their row.
+
+    Warns:
+        DepthMismatchWarning: ``by="theta"`` and the models were watched on different numbers of layers (once
+            per call).
 
     Example:
         >>> import torch
@@ -185,6 +213,16 @@ def rank_models(
             reports[name] = analyse(model, data, name=name, **analyse_kwargs)
         else:
             raise TypeError(f"model {name!r} must be an nn.Module or a TopologyReport, got {type(model).__name__}.")
+    depths = {name: len(report.layers) for name, report in reports.items()}
+    note = None
+    if by == "theta" and len(set(depths.values())) > 1:
+        listed = ", ".join(f"{name}: {d}" for name, d in depths.items())
+        note = (
+            f"theta ranks models watched on different numbers of layers ({listed}), where it is not comparable "
+            '(the same decay gives a different theta at another depth); rank by="decay_rate" (depth-normalised) '
+            "or watch the same number of layers in every model."
+        )
+        warnings.warn(note, DepthMismatchWarning, stacklevel=2)
     sign = 1.0 if by == "theta" else -1.0
 
     def key(name: str) -> tuple[int, float]:
@@ -212,4 +250,4 @@ def rank_models(
         usable = [r for r in rows if math.isfinite(r[by]) and math.isfinite(r["score"])]
         predictor = [-r[by] if by == "theta" else r[by] for r in usable]
         corr = correlations(predictor, [r["score"] for r in usable])
-    return Ranking(rows=rows, by=by, correlations=corr, reports=reports)
+    return Ranking(rows=rows, by=by, correlations=corr, reports=reports, depths=depths, note=note)

@@ -20,6 +20,14 @@ An evaluation whose monitored value is NaN/Inf (a layer with NaN activations, or
 curve; see ``TopologyCallback``) is skipped with a warning instead of stopping the run, unless
 ``check_finite=True``; it does not enter the moving average. The floor rule likewise skips evaluations where
 ``floor_key`` is not finite.
+
+**Only fresh evaluations count.** When the trainer has a ``TopologyCallback`` (found in ``trainer.callbacks``),
+a check counts only if one of them evaluated at this point of training (the last record of its ``history`` has
+this ``epoch`` and ``global_step``). With ``TopologyCallback(every_n_epochs=n)`` the validations in between
+are skipped: they are no error (even with ``strict=True``), and the values they would see, still in
+``trainer.callback_metrics`` from the last evaluation, are not counted again, so ``patience``, the moving
+average and ``floor_patience`` count evaluations, not epochs. Without a ``TopologyCallback`` (values logged by
+the module itself) every check counts, as in ``EarlyStopping``: a repeated value is a plateau, not a stale one.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
+
+from lightning_topo.callbacks.topology import TopologyCallback
 
 __all__ = ["TopologyEarlyStopping"]
 
@@ -53,7 +63,8 @@ class TopologyEarlyStopping(EarlyStopping):
         monitor: the logged key to watch (default ``"topology/decay_rate"``).
         mode: ``"max"`` (default: the normalised decay rises while the net simplifies) or ``"min"``
             (e.g. for ``monitor="topology/theta"``).
-        patience: evaluations without improvement before stopping (integer >= 1, default 15).
+        patience: evaluations without improvement before stopping (integer >= 1, default 15); with a
+            ``TopologyCallback`` in the trainer, only its evaluations count (see "Only fresh evaluations count").
         min_delta: smallest change that counts as an improvement (finite, >= 0; default 0.05, read as a fraction
             of the best value so far under the default ``min_delta_mode="rel"``).
         floor_patience: stop once ``floor_key`` has been ``<= floor + floor_tol`` for this many consecutive
@@ -84,6 +95,7 @@ class TopologyEarlyStopping(EarlyStopping):
             smoothing).
         floor_count: consecutive evaluations at the floor so far.
         floor_reached: True once the floor rule stopped the run.
+        evaluations: the checks counted so far (fresh evaluations; see the module documentation).
         stopping_reason: an ``EarlyStoppingReason``; the floor rule reports ``STOPPING_THRESHOLD`` (the floor is
             a threshold on ``floor_key``) and sets ``floor_reached``. When both rules fire at the same
             evaluation, the plateau/threshold reason of ``EarlyStopping`` is reported.
@@ -171,6 +183,7 @@ class TopologyEarlyStopping(EarlyStopping):
         self.floor_tol = float(floor_tol)
         self.floor_count = 0
         self.floor_reached = False
+        self.evaluations = 0
 
     @property
     @override
@@ -189,7 +202,12 @@ class TopologyEarlyStopping(EarlyStopping):
     @override
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        state.update(floor_count=self.floor_count, floor_reached=self.floor_reached, ema_value=self.ema_value)
+        state.update(
+            floor_count=self.floor_count,
+            floor_reached=self.floor_reached,
+            ema_value=self.ema_value,
+            evaluations=self.evaluations,
+        )
         return state
 
     @override
@@ -198,6 +216,7 @@ class TopologyEarlyStopping(EarlyStopping):
         # `.get`: a state saved by a plain `EarlyStopping` has no floor entries.
         self.floor_count = int(state_dict.get("floor_count", 0))
         self.floor_reached = bool(state_dict.get("floor_reached", False))
+        self.evaluations = int(state_dict.get("evaluations", 0))
         ema = state_dict.get("ema_value")
         self.ema_value = None if ema is None else float(ema)
 
@@ -226,6 +245,9 @@ class TopologyEarlyStopping(EarlyStopping):
         """Evaluate the plateau and floor rules, agree across ranks, and tell the trainer to stop."""
         if trainer.fast_dev_run:  # disabled under fast_dev_run, like EarlyStopping
             return
+        if not self._fresh_evaluation(trainer):
+            return  # the same on every rank: each rank's TopologyCallback records every evaluation
+        self.evaluations += 1
         logs = trainer.callback_metrics
         should_stop, reason = False, None
         if self._validate_condition_metric(logs):
@@ -258,6 +280,17 @@ class TopologyEarlyStopping(EarlyStopping):
                 f"TopologyEarlyStopping stopped the run at epoch {trainer.current_epoch}: "
                 f"{reason or 'another process decided to stop'}"
             )
+
+    @staticmethod
+    def _fresh_evaluation(trainer: Trainer) -> bool:
+        """Whether this check sees a new evaluation: a ``TopologyCallback`` of the trainer recorded one at this
+        epoch and global step (``True`` when the trainer has none: every check counts, as in ``EarlyStopping``)."""
+        topology = [cb for cb in trainer.callbacks if isinstance(cb, TopologyCallback)]  # type: ignore[attr-defined]
+        if not topology:
+            return True
+        here = (int(trainer.current_epoch), int(trainer.global_step))
+        last = [cb.history[-1] for cb in topology if cb.history]
+        return any((record.get("epoch"), record.get("global_step")) == here for record in last)
 
     def _evaluate_floor(self, trainer: Trainer, logs: dict[str, Tensor]) -> tuple[bool, str | None]:
         """Update ``floor_count`` from ``logs[floor_key]``; return whether the floor rule stops, and why."""

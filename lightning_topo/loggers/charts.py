@@ -166,13 +166,15 @@ class ChartWriter:
         self._layouts: set[int] = set()  # id() of the SummaryWriters that have the layout
         self._figure_writers: dict[str, Any] = {}  # run directory -> our SummaryWriter
         self._writers_lock = threading.Lock()
+        self._finish_lock = threading.Lock()  # orders `finish` (main thread) against `_on_idle` (worker)
         self._finished = False  # fitting ended: close our writers once the last figures are written
 
     def send(self, trainer: Trainer, history: Sequence[Record]) -> None:
         """Log the charts of the latest evaluation in ``history`` (figures are drawn in the background)."""
         if not history:
             return
-        self._finished = False
+        with self._finish_lock:
+            self._finished = False
         step = logging_step(trainer)
         drawings: list[tuple[str, Any]] = []
         for kind, logger in chart_targets(trainer):
@@ -193,14 +195,22 @@ class ChartWriter:
             self.renderer.submit(functools.partial(self._draw, list(history), drawings, step))
 
     def finish(self) -> None:
-        """Fitting ended: draw the pending figures now (no waiting), then close the event files opened for them."""
-        self._finished = True
+        """Fitting ended: draw the pending figures now (no waiting), then close the event files opened for them.
+
+        Race-free against the worker: with no job waiting or running, this closes them (the worker may be between
+        its last job and stopping, past its own check); else the worker's ``_on_idle`` runs after that job and sees
+        ``_finished`` set. Closing twice closes nothing twice (the writers are taken out under a lock).
+        """
+        with self._finish_lock:
+            self._finished = True
         self.renderer.flush()
-        if not self.renderer.running:  # else the worker closes them when it stops (`_on_idle`)
+        if self.renderer.idle:
             self._close_writers()
 
     def _on_idle(self) -> None:
-        if self._finished:
+        with self._finish_lock:
+            finished = self._finished
+        if finished:
             self._close_writers()
 
     def _close_writers(self) -> None:
@@ -278,12 +288,13 @@ class ChartWriter:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.update(_profile=None, _layouts=set(), _figure_writers={})
-        del state["_writers_lock"]
+        del state["_writers_lock"], state["_finish_lock"]
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._writers_lock = threading.Lock()
+        self._finish_lock = threading.Lock()
 
 
 def _log_dir(trainer: Trainer, logger: Logger) -> str:

@@ -7,8 +7,8 @@
 Every function takes the plain-Python records of ``TopologyCallback.history`` and returns a
 ``matplotlib.figure.Figure`` built without pyplot, so figures can be drawn on a background thread
 (:mod:`lightning_topo.loggers.render`). Sizes are fixed (they do not grow with epochs or layers) and
-fonts are large enough to read in a TensorBoard thumbnail; layers are labelled with their name and
-module type (``net.3`` / ``Conv2d``).
+fonts are large enough to read in a TensorBoard thumbnail (their sizes are set on each text, never through the
+process-wide ``matplotlib.rcParams``); layers are labelled with their name and module type (``net.3`` / ``Conv2d``).
 """
 
 from __future__ import annotations
@@ -40,14 +40,12 @@ FIGURE_NAMES = ("betti_vs_depth", "omega_history", "decay")
 
 # Legible as a ~400 px wide thumbnail: 7 x 4.6 in at 100 dpi with 12-13 pt text.
 _SIZE = (7.0, 4.6)
-_RC = {
-    "font.size": 12,
-    "axes.titlesize": 13,
-    "axes.labelsize": 12,
-    "xtick.labelsize": 11,
-    "ytick.labelsize": 11,
-    "legend.fontsize": 11,
-}
+# Set on each artist, never through ``rcParams``: those are process-wide, and the figures are drawn on a worker
+# thread while the user's code (maybe inside its own ``rc_context``) runs on the main thread.
+_TITLE_SIZE = 13
+_LABEL_SIZE = 12
+_TICK_SIZE = 11
+_LEGEND_SIZE = 11
 _LAYOUT = "constrained"
 _SERIES_STYLE = {
     "b0": {"color": "#1f77b4", "marker": "o"},
@@ -90,6 +88,13 @@ def _new_figure(size: tuple[float, float] = _SIZE) -> Any:
     fig = mpl.figure.Figure(figsize=size, dpi=100, layout=_LAYOUT)
     FigureCanvasAgg(fig)  # drawable (``fig.canvas.draw()``, ``buffer_rgba()``) without pyplot's global state
     return fig
+
+
+def _ticks(ax: Any) -> None:
+    """Tick labels (and the axes' offset texts, e.g. ``1e-3``) at the thumbnail size."""
+    ax.tick_params(labelsize=_TICK_SIZE)
+    ax.xaxis.offsetText.set_fontsize(_TICK_SIZE)
+    ax.yaxis.offsetText.set_fontsize(_TICK_SIZE)
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -138,28 +143,26 @@ def _layer_axis(ax: Any, record: Record) -> None:
     ax.set_xticks(range(1, len(labels) + 1))
     widest = max((len(part) for label in labels for part in label.split("\n")), default=0)
     if len(labels) * widest <= 60:  # fits upright: name over module type
-        ax.set_xticklabels(labels)
+        ax.set_xticklabels(labels, fontsize=_TICK_SIZE)
     else:  # one turned line per layer, every layer still named
         ax.set_xticklabels(layer_labels(record, " "), rotation=30, ha="right", rotation_mode="anchor", fontsize=10)
-    ax.set_xlabel("layer (in forward order)")
+    ax.set_xlabel("layer (in forward order)", fontsize=_LABEL_SIZE)
 
 
 def betti_depth_figure(record: Record, title: str | None = None) -> Any:
     """Betti numbers and Omega against the layers for one evaluation (one line per series)."""
-    matplotlib = _matplotlib()
-
     names, series = betti_vs_depth(record)
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure()
-        ax = fig.add_subplot()
-        depth = list(range(1, len(names) + 1))
-        for key, values in series.items():
-            ax.plot(depth, values, label="Omega" if key == "omega" else key, **_SERIES_STYLE.get(key, {}))
-        _layer_axis(ax, record)
-        ax.set_ylabel("Betti number, Omega\n(mean over classes)")
-        ax.set_title(title or f"Betti numbers vs depth, {_when(record)}")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best", ncols=2)
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    _ticks(ax)
+    depth = list(range(1, len(names) + 1))
+    for key, values in series.items():
+        ax.plot(depth, values, label="Omega" if key == "omega" else key, **_SERIES_STYLE.get(key, {}))
+    _layer_axis(ax, record)
+    ax.set_ylabel("Betti number, Omega\n(mean over classes)", fontsize=_LABEL_SIZE)
+    ax.set_title(title or f"Betti numbers vs depth, {_when(record)}", fontsize=_TITLE_SIZE)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", ncols=2, fontsize=_LEGEND_SIZE)
     return fig
 
 
@@ -170,34 +173,35 @@ def omega_history_figure(history: Sequence[Record]) -> Any:
     latest = history[-1]
     names = list(latest["layers"])
     epochs = [int(r["epoch"]) for r in history]
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure()
-        ax = fig.add_subplot()
-        # Older epochs from dark to light; the latest in black, the strongest contrast on white.
-        cmap = matplotlib.colors.ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, 256)))
-        low, high = min(epochs), max(epochs)
-        norm = matplotlib.colors.Normalize(vmin=low, vmax=high if high > low else low + 1)
-        depth = list(range(1, len(names) + 1))
-        for record in history:
-            omega = [record["layers"].get(n, {}).get("omega", math.nan) for n in names]
-            last = record is latest
-            ax.plot(
-                depth,
-                omega,
-                color="black" if last else cmap(norm(int(record["epoch"]))),
-                linewidth=2.8 if last else 1.2,
-                alpha=1.0 if last else 0.7,
-                marker="o" if last else None,
-                zorder=3 if last else 2,
-            )
-        _layer_axis(ax, latest)
-        ax.set_ylabel("Omega = b0 + b1 + b2")
-        span = f"epochs {low}-{high}, black: {_when(latest)}" if high > low else _when(latest)
-        ax.set_title(f"Omega vs depth, {span}")
-        ax.grid(alpha=0.3)
-        colorbar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-        colorbar.set_label("epoch")
-        colorbar.ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    _ticks(ax)
+    # Older epochs from dark to light; the latest in black, the strongest contrast on white.
+    cmap = matplotlib.colors.ListedColormap(matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, 256)))
+    low, high = min(epochs), max(epochs)
+    norm = matplotlib.colors.Normalize(vmin=low, vmax=high if high > low else low + 1)
+    depth = list(range(1, len(names) + 1))
+    for record in history:
+        omega = [record["layers"].get(n, {}).get("omega", math.nan) for n in names]
+        last = record is latest
+        ax.plot(
+            depth,
+            omega,
+            color="black" if last else cmap(norm(int(record["epoch"]))),
+            linewidth=2.8 if last else 1.2,
+            alpha=1.0 if last else 0.7,
+            marker="o" if last else None,
+            zorder=3 if last else 2,
+        )
+    _layer_axis(ax, latest)
+    ax.set_ylabel("Omega = b0 + b1 + b2", fontsize=_LABEL_SIZE)
+    span = f"epochs {low}-{high}, black: {_when(latest)}" if high > low else _when(latest)
+    ax.set_title(f"Omega vs depth, {span}", fontsize=_TITLE_SIZE)
+    ax.grid(alpha=0.3)
+    colorbar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+    colorbar.set_label("epoch", fontsize=_LABEL_SIZE)
+    _ticks(colorbar.ax)
+    colorbar.ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     return fig
 
 
@@ -206,20 +210,20 @@ def decay_figure(history: Sequence[Record]) -> Any:
     matplotlib = _matplotlib()
 
     epochs = [int(r["epoch"]) for r in history]
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure()
-        top, bottom = fig.subplots(2, 1, sharex=True)
-        top.plot(epochs, [r["decay_rate"] for r in history], marker="o", color="#1f77b4")
-        top.set_ylabel("decay_rate\n(higher = simpler)")
-        top.set_title("Decay of Omega over depth, per epoch")
-        bottom.plot(epochs, [r["theta"] for r in history], marker="s", color="#d62728")
-        bottom.set_ylabel("theta\n(lower = steeper)")
-        bottom.set_xlabel("epoch")
-        bottom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        if len(set(epochs)) == 1:
-            bottom.set_xlim(epochs[0] - 1, epochs[0] + 1)
-        for ax in (top, bottom):
-            ax.grid(alpha=0.3)
+    fig = _new_figure()
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot(epochs, [r["decay_rate"] for r in history], marker="o", color="#1f77b4")
+    top.set_ylabel("decay_rate\n(higher = simpler)", fontsize=_LABEL_SIZE)
+    top.set_title("Decay of Omega over depth, per epoch", fontsize=_TITLE_SIZE)
+    bottom.plot(epochs, [r["theta"] for r in history], marker="s", color="#d62728")
+    bottom.set_ylabel("theta\n(lower = steeper)", fontsize=_LABEL_SIZE)
+    bottom.set_xlabel("epoch", fontsize=_LABEL_SIZE)
+    bottom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if len(set(epochs)) == 1:
+        bottom.set_xlim(epochs[0] - 1, epochs[0] + 1)
+    for ax in (top, bottom):
+        _ticks(ax)
+        ax.grid(alpha=0.3)
     return fig
 
 

@@ -1,0 +1,59 @@
+"""`rank_models` across different numbers of watched layers: theta is only comparable at equal depth, so a typed
+warning names the depths and the ranking records it (real models analysed on the same data)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from lightning_topo import rank_models
+from lightning_topo.analysis.ranking import DepthMismatchWarning
+
+
+def _cnn(depth: int) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(1, 4, 3, padding=1), nn.ReLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict:
+    torch.manual_seed(0)
+    data = TensorDataset(torch.rand(30, 1, 8, 8), torch.arange(30) % 3)
+    zoo = {"shallow": _cnn(2), "deep": _cnn(4), "deep_too": _cnn(4)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DepthMismatchWarning)
+        return rank_models(zoo, data, samples_per_class=10, progress=False).reports
+
+
+def test_theta_across_depths_warns_once_naming_each_models_depth(reports: dict) -> None:
+    depths = {name: len(r.layers) for name, r in reports.items()}
+    assert depths["shallow"] < depths["deep"] == depths["deep_too"]  # the models really differ in depth
+    with pytest.warns(DepthMismatchWarning) as caught:
+        ranking = rank_models(reports, scores={"shallow": 0.5, "deep": 0.7, "deep_too": 0.6})
+    mismatch = [w for w in caught if issubclass(w.category, DepthMismatchWarning)]
+    assert len(mismatch) == 1
+    text = str(mismatch[0].message)
+    assert all(f"{name}: {d}" in text for name, d in depths.items()) and 'by="decay_rate"' in text
+    # Ranked as asked (theta, lower first), and the ranking itself says the depths differ.
+    assert ranking.by == "theta"
+    thetas = [row["theta"] for row in ranking.rows]
+    assert thetas == sorted(thetas)
+    assert ranking.depths == depths
+    assert ranking.note is not None and ranking.to_dict()["note"] == ranking.note
+    assert ranking.note in ranking.table()
+
+
+def test_no_warning_at_equal_depth_or_by_decay_rate(reports: dict) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DepthMismatchWarning)
+        same = rank_models({k: v for k, v in reports.items() if k != "shallow"})
+        by_decay = rank_models(reports, by="decay_rate")
+    assert same.note is None and by_decay.note is None
+    assert by_decay.depths["shallow"] < by_decay.depths["deep"]
+    assert "note" not in same.to_dict() or same.to_dict()["note"] is None
