@@ -279,3 +279,21 @@ def test_deferred_checks_catch_labels_out_of_raster_order(monkeypatch: pytest.Mo
     vols = torch.from_numpy(np.random.default_rng(4).random((6, 5, 6, 7)))
     with pytest.raises(RuntimeError, match="raster order"):
         cubical_betti(vols, 0.3, backend="cupy")
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 1, 1), (1, 1, 9), (3, 64, 65), (8, 7, 9), (2, 3, 128), (5, 16, 33), (4, 5, 200), (6, 3, 17), (3, 3, 64)],
+)
+def test_bit_packed_euler_characteristic_equals_the_bool_count(shape: tuple[int, int, int]) -> None:
+    # Rows of 1..200 voxels: one word of 8/16/32/64 bits, or several 64-bit words with carries between them.
+    import lightning_topo.functional.cubical as cubical
+
+    rng = np.random.default_rng(sum(shape))
+    masks = rng.random((6, *shape)) < rng.uniform(0.2, 0.9, size=(6, 1, 1, 1))
+    masks[0] = True  # full and empty volumes
+    masks[1] = False
+    masks[2, ..., ::2] = True  # runs across word boundaries
+    want = cubical._euler_terms(masks, cubical._count_rows)
+    assert cubical._euler_packed(masks).tolist() == want.tolist()
+    assert cubical.euler_characteristic(torch.from_numpy(masks)).tolist() == want.tolist()

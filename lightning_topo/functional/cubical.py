@@ -26,6 +26,7 @@ are handled as 3-D volumes with size-1 axes, which gives their own homology (``b
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -139,13 +140,62 @@ def _euler_terms(masks: Any, count: Callable[[Any], Any]) -> Any:
     return vertices - edges + squares - count(cubes)
 
 
+_WORDS = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
+
+
+def _packed_lines(masks: np.ndarray) -> np.ndarray:
+    """The rows (last axis) of a ``(B, D, H, W)`` bool array as unsigned words ``(B, D, H, k)``: bit ``j`` of word
+    ``i`` is voxel ``64 i + j`` (words of 8, 16 or 32 bits when ``W`` fits in one; padding bits are 0)."""
+    width = masks.shape[-1]
+    bits = next((b for b in _WORDS if b >= width), 64)
+    words = -(-width // bits)
+    packed = np.packbits(masks, axis=-1, bitorder="little")  # (B, D, H, ceil(W / 8)), fast along the last axis
+    lines = np.zeros((*packed.shape[:-1], words * bits // 8), dtype=np.uint8)
+    lines[..., : packed.shape[-1]] = packed
+    out = lines.view(_WORDS[bits])
+    return out.byteswap() if sys.byteorder != "little" else out  # little-endian byte order: bit j = voxel j
+
+
+def _and_next(lines: np.ndarray) -> np.ndarray:
+    """``line & (line >> 1)`` of multi-word lines: bit ``j`` set when voxels ``j`` and ``j + 1`` both are."""
+    shifted = lines >> lines.dtype.type(1)
+    if lines.shape[-1] > 1:  # the carry from the next word
+        shifted[..., :-1] |= lines[..., 1:] << lines.dtype.type(8 * lines.itemsize - 1)
+    return lines & shifted
+
+
+def _euler_packed(masks: np.ndarray) -> np.ndarray:
+    """:func:`_euler_terms` on bit-packed rows: each row of voxels becomes one or a few unsigned words, so a
+    shifted AND along the rows is :func:`_and_next`, along the other axes an AND of neighbouring words, and a
+    count ``np.bitwise_count``: 8 voxels per byte touched instead of 1."""
+    lines = _packed_lines(masks)
+
+    def count(x: np.ndarray) -> np.ndarray:
+        return np.bitwise_count(x).reshape(x.shape[0], -1).sum(axis=1, dtype=np.int64)
+
+    e_d = lines[:, 1:] & lines[:, :-1]
+    e_h = lines[:, :, 1:] & lines[:, :, :-1]
+    e_w = _and_next(lines)
+    s_dh = e_d[:, :, 1:] & e_d[:, :, :-1]
+    s_dw = _and_next(e_d)
+    s_hw = _and_next(e_h)
+    cubes = _and_next(s_dh)
+    vertices = count(lines)
+    edges = count(e_d) + count(e_h) + count(e_w)
+    squares = count(s_dh) + count(s_dw) + count(s_hw)
+    return vertices - edges + squares - count(cubes)
+
+
 def euler_characteristic(masks: Tensor) -> Tensor:
     """Euler characteristic ``V - E + S - C`` of the V-construction complex of each mask ``(B, D, H, W)``.
 
-    A cell is present when all of its corner voxels are in the mask; counted with shifted ANDs (in NumPy on the
-    CPU: single-threaded and several times faster than torch's thread pool on a sample's small volumes).
+    A cell is present when all of its corner voxels are in the mask; counted with shifted ANDs. On the CPU in
+    NumPy (single-threaded and several times faster than torch's thread pool on a sample's small volumes), on
+    bit-packed rows (NumPy >= 2.0; else on the bool masks).
     """
     if masks.device.type == "cpu":
+        if hasattr(np, "bitwise_count"):
+            return torch.from_numpy(_euler_packed(masks.numpy()))
         return torch.from_numpy(_euler_terms(masks.numpy(), _count_rows))
     return _euler_terms(masks, lambda x: count_true(x, (1, 2, 3)))
 
