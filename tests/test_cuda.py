@@ -57,11 +57,11 @@ def _has_cupy() -> bool:
         return False
 
 
-CUDA_BACKENDS = ("auto", "torch", "cupy")
+CUDA_BACKENDS = ("auto", "torch", "cupy", "cuda_uf")
 
 
 def _skip_unless_runs(backend: str) -> None:
-    if backend == "cupy" and not _has_cupy():
+    if backend in ("cupy", "cuda_uf") and not _has_cupy():
         pytest.skip("CuPy is not installed (or sees no CUDA device)")
 
 
@@ -274,8 +274,29 @@ def test_auto_backend_by_device() -> None:
 @cuda_test
 def test_auto_backend_on_cuda_is_the_first_available() -> None:
     module = _components_module()
-    expected = "cupy" if _has_cupy() and module.CUDA_AUTO_ORDER[0] == "cupy" else "torch"
+    expected = next(n for n in module.CUDA_AUTO_ORDER if n not in ("cupy", "cuda_uf") or _has_cupy())
     assert module.resolve_backend("auto", torch.device("cuda")) == expected
+
+
+@cuda_test
+def test_auto_falls_back_when_the_union_find_kernel_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lightning_topo.functional._cuda_unionfind as kernel
+
+    module = _components_module()
+
+    def broken(masks: Tensor, connectivity: int, bounded_only: bool) -> Tensor:
+        raise RuntimeError("simulated compile failure")
+
+    monkeypatch.setattr(kernel, "count_components_unionfind", broken)
+    monkeypatch.setattr(module, "CUDA_AUTO_ORDER", ("cuda_uf", "torch"))
+    monkeypatch.setattr(module, "_cupy_available", lambda: True)
+    monkeypatch.setattr(module, "_BROKEN_AUTO", set())
+    masks = torch.from_numpy(np.random.default_rng(7).random((3, 5, 6, 7)) < 0.4)
+    want = count_components(masks, 26, bounded_only=True, backend="cc3d")
+    with pytest.warns(RuntimeWarning, match="union-find kernel failed"):
+        got = count_components(masks.cuda(), 26, bounded_only=True)
+    assert got.cpu().tolist() == want.tolist()
+    assert module.resolve_backend("auto", torch.device("cuda")) == "torch"
 
 
 @cuda_test
@@ -616,3 +637,8 @@ def test_reused_module_and_inplace_relu_on_cuda_equal_cpu(complex_: str) -> None
     assert on_gpu.layers == on_cpu.layers == ["conv1", "pool", "conv2", "pool#2", "fc1", "fc2"]
     assert not on_gpu.problems
     torch.testing.assert_close(on_gpu.betti, on_cpu.betti, atol=1e-9, rtol=0)
+
+
+def test_cuda_uf_backend_needs_cuda_tensors() -> None:
+    with pytest.raises(ValueError, match="cuda_uf"):
+        count_components(torch.ones(1, 2, 2, 2, dtype=torch.bool), 6, backend="cuda_uf")

@@ -373,7 +373,7 @@ def device_backends(device: Any) -> dict[str, str | None]:
     if device.type != "cuda":
         return {"torch": None}
     cupy_ok, why = cupy_status()
-    return {"torch": None, "cupy": None if cupy_ok else why}
+    return {"torch": None, "cupy": None if cupy_ok else why, "cuda_uf": None if cupy_ok else why}
 
 
 def bench_shape(
@@ -475,7 +475,7 @@ def stage_ccl(args: argparse.Namespace) -> None:
         update_results(args.out, per_volume_ms={"resnet18_224": {"shapes": layer_shapes}})
     # One input through the 11 layers: the sum of the per-volume times of its layers' shapes.
     per_input: dict[str, float | None] = {}
-    for name in ("auto", "torch", "cupy", "cc3d", "cripser"):
+    for name in ("auto", "torch", "cupy", "cuda_uf", "cc3d", "cripser"):
         times = [layer_shapes[_shape_key(s)].get(name) for _, s in RESNET18_224_LAYERS]
         per_input[name] = sum(times) if all(isinstance(t, float) for t in times) else None
     resnet = {
@@ -947,23 +947,26 @@ def print_table(results: dict[str, Any], missing: list[str]) -> None:
     per_volume = results.get("per_volume_ms") or {}
     rows = [(k, v) for k, v in per_volume.items() if k != "resnet18_224"]
     rows += [(f"r18 {k}", v) for k, v in ((per_volume.get("resnet18_224") or {}).get("shapes") or {}).items()]
-    print(f"\n{'ms per volume':20s} {'auto':>8s} {'torch':>8s} {'cupy':>8s} {'cc3d':>8s} {'cripser':>8s}  identical")
+    names = ("auto", "torch", "cupy", "cuda_uf", "cc3d", "cripser")
+    print(f"\n{'ms per volume':20s} " + " ".join(f"{b:>8s}" for b in names) + "  identical")
     for key, entry in rows:
-        cells = " ".join(f"{_fmt(entry.get(b)):>8s}" for b in ("auto", "torch", "cupy", "cc3d", "cripser"))
+        cells = " ".join(f"{_fmt(entry.get(b)):>8s}" for b in names)
         print(f"{key:20s} {cells}  {entry.get('identical')} {entry.get('cripser_agrees', '')}")
     per_input = (per_volume.get("resnet18_224") or {}).get("per_input_11_layers_ms") or {}
     if per_input:
         print(
             f"{'r18 224 per input':20s} "
-            + " ".join(f"{_fmt(per_input.get(b)):>8s}" for b in ("auto", "torch", "cupy", "cc3d", "cripser"))
+            + " ".join(f"{_fmt(per_input.get(b)):>8s}" for b in names)
         )
     sizes = results.get("ccl_sizes") or []
     if sizes:
-        print(f"\n{'labeller ms per call':28s} {'torch':>9s} {'cupy':>9s} {'auto':>6s} {'betti':>9s}  winner")
+        labellers = ("torch", "cupy", "cuda_uf")
+        header = " ".join(f"{b:>9s}" for b in labellers)
+        print(f"\n{'labeller ms per call':28s} {header}     auto     betti  winner")
         for row in sizes:
             key = f"{row['input']:>3s} {'x'.join(map(str, row['shape']))} B={row['batch']}"
-            cells = " ".join(f"{_fmt(row.get(b + '_ms')):>9s}" for b in ("torch", "cupy"))
-            print(f"{key:28s} {cells} {row['auto']:>6s} {_fmt(row.get('cubical_betti_auto_ms')):>9s}  {row['winner']}")
+            cells = " ".join(f"{_fmt(row.get(b + '_ms')):>9s}" for b in labellers)
+            print(f"{key:28s} {cells} {row['auto']:>8s} {_fmt(row.get('cubical_betti_auto_ms')):>9s}  {row['winner']}")
         print(f"suggested rule: {results.get('ccl_rule_suggested')}")
     print()
     for key in (

@@ -14,6 +14,9 @@ It is dispatched by device, with identical results on every backend:
   :func:`cupyx.scipy.ndimage.label` in one call per batch. The tensors are handed to CuPy through
   DLPack (zero copy) on the caller's CUDA stream; only the number of labels and one validity flag
   reach the host.
+* ``"cuda_uf"`` (CUDA tensors only; needs CuPy to compile it; the default there when CuPy is installed):
+  our own union-find kernel (:mod:`lightning_topo.functional._cuda_unionfind`): every volume labelled where
+  it lies, no separating slabs, no renumbering, the counts summed on the device (no host sync).
 * ``"torch"`` (the default for other accelerators, and on CUDA without CuPy): pure tensor ops on the
   input's device — union-find style hooking and shortcutting (FastSV: every voxel points at a voxel
   of its own component with a smaller or equal index; each round hooks trees onto the smallest
@@ -51,17 +54,20 @@ __all__ = [
     "resolve_backend",
 ]
 
-Backend = Literal["auto", "cc3d", "scipy", "torch", "cupy"]
-BACKENDS: tuple[str, ...] = ("auto", "cc3d", "scipy", "torch", "cupy")
+Backend = Literal["auto", "cc3d", "scipy", "torch", "cupy", "cuda_uf"]
+BACKENDS: tuple[str, ...] = ("auto", "cc3d", "scipy", "torch", "cupy", "cuda_uf")
 
-CUDA_AUTO_ORDER: tuple[str, ...] = ("cupy", "torch")
-"""What ``backend="auto"`` uses on CUDA tensors: the first of these that is available.
+CUDA_AUTO_ORDER: tuple[str, ...] = ("cuda_uf", "cupy", "torch")
+"""What ``backend="auto"`` uses on CUDA tensors: the first of these that is available (a labeller that fails
+under ``"auto"`` is dropped from the order with a warning; the next gives the same numbers).
 
-CuPy's labeller is one union-find kernel with atomics plus a relabelling pass, and two host syncs per
-call (its label count, our ordering check); the torch backend runs about 10 rounds per call (8-10 on
-ReLU-like 64x56x56 volumes) of some 15 element-wise kernels each on 64-bit labels, so it moves several
-times more memory. So CuPy is expected to win on every size; ``benchmarks/gpu`` measures both (flip the
-order here if it does not).
+``"cuda_uf"``, our union-find kernel, labels each volume where it lies (no stack with separating slabs, no
+renumbering of labels, no host sync); CuPy's ``label`` stacks the batch, renumbers its labels in raster order
+and reads the count back; the torch backend runs 8-10 rounds of some 15 element-wise kernels on 64-bit labels.
+``benchmarks/gpu`` (stage ``sizes``) times all three per call at the batch sizes the callback buffers. Before
+the kernel, an H200 measured (ms per b0 + b2 pair of calls, torch / cupy) at 2000 buffered 32x32-input
+volumes: 64x16x16 73 / 77, 64x8x8 22 / 54, 128x4x4 18 / 50; at 224x224 inputs: 64x56x56 (batch 512) 298 / 53,
+256x14x14 (1536) 214 / 307, 512x7x7 (2000) 162 / 320.
 """
 
 CUDA_TORCH_BELOW_PIXELS = 400
@@ -152,7 +158,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         for name in CUDA_AUTO_ORDER:
             if name in _BROKEN_AUTO:
                 continue
-            if name != "cupy" or _cupy_available():
+            if name not in ("cupy", "cuda_uf") or _cupy_available():
                 return name
     return "torch"
 
@@ -167,8 +173,8 @@ def count_components(
         connectivity: ``6`` (voxels sharing a face) or ``26`` (sharing a face, edge or corner).
         bounded_only: count only the components that do not touch the volume's boundary (the
             bounded components of a complement, which give b2 by Alexander duality).
-        backend: ``"auto"``, ``"cc3d"``, ``"scipy"``, ``"cupy"`` or ``"torch"`` (see the module
-            docstring). Every backend gives the same counts.
+        backend: ``"auto"``, ``"cc3d"``, ``"scipy"``, ``"cupy"``, ``"cuda_uf"`` or ``"torch"`` (see the
+            module docstring). Every backend gives the same counts.
 
     Returns:
         int64 tensor ``(B,)`` on the device of ``masks``.
@@ -228,6 +234,24 @@ def _count_components(
         name = cuda_auto_labeller(tuple(masks.shape))
     if name == "torch":
         return _count_torch(masks, connectivity, bounded_only)
+    if name == "cuda_uf":
+        from lightning_topo.functional._cuda_unionfind import count_components_unionfind
+
+        if backend != "auto":
+            return count_components_unionfind(masks, connectivity, bounded_only)
+        try:
+            return count_components_unionfind(masks, connectivity, bounded_only)
+        except Exception as err:  # the kernel does not compile here: the other labellers give the same numbers
+            if isinstance(err, torch.cuda.OutOfMemoryError) or _is_cupy_out_of_memory(err):
+                raise
+            _BROKEN_AUTO.add("cuda_uf")
+            warnings.warn(
+                f"count_components: the CUDA union-find kernel failed ({type(err).__name__}: {err}); "
+                "backend='auto' uses the next labeller from now on (same results).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return _count_components(masks, connectivity, bounded_only, backend, checks)
     if name == "cupy":
         if backend != "auto":
             return _count_stacked_torch(masks, connectivity, bounded_only, _label_cupy, checks)

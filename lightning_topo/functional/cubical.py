@@ -224,7 +224,7 @@ def cubical_betti(
         device: where to compute; ``None`` means the device of ``volumes``. Results live there.
         backend: connected-component labelling: ``"auto"`` (``cc3d`` on CPU; on CUDA CuPy when installed, else
             tensor propagation; see :mod:`lightning_topo.functional.components`), ``"cc3d"``, ``"scipy"``,
-            ``"cupy"`` or ``"torch"``. All give the same numbers.
+            ``"cupy"``, ``"cuda_uf"`` or ``"torch"``. All give the same numbers.
 
     Returns:
         int64 tensor of shape ``(B, 3)``: ``b0``, ``b1``, ``b2`` per volume.
