@@ -36,7 +36,7 @@ import math
 from typing import Any
 
 import torch
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -83,7 +83,8 @@ class TopologyEarlyStopping(EarlyStopping):
             (default 0.3; 1 = the raw value), or ``None`` for the raw value. ``stopping_threshold`` and
             ``divergence_threshold`` apply to the average.
         **kwargs: passed on to ``EarlyStopping`` (``verbose``, ``strict``, ``stopping_threshold``,
-            ``divergence_threshold``, ``check_on_train_epoch_end``).
+            ``divergence_threshold``); checks always run at the end of validation, where the topology values are
+            computed (``check_on_train_epoch_end=True`` is refused).
 
     Attributes:
         wait_count: evaluations since the last improvement of ``monitor`` (from ``EarlyStopping``).
@@ -112,7 +113,7 @@ class TopologyEarlyStopping(EarlyStopping):
             message lists the valid values.
 
     Example:
-        >>> from lightning.pytorch import Trainer
+        >>> from lightning.pytorch import LightningModule, Trainer
         >>> from lightning_topo import TopologyCallback
         >>> stopper = TopologyEarlyStopping(floor_patience=2)
         >>> trainer = Trainer(callbacks=[TopologyCallback(), stopper], logger=False, enable_progress_bar=False)
@@ -164,6 +165,12 @@ class TopologyEarlyStopping(EarlyStopping):
             raise MisconfigurationException(f"`floor` must be a finite number, got {floor!r}.")
         if not _is_real(floor_tol) or floor_tol < 0:
             raise MisconfigurationException(f"`floor_tol` must be a finite number >= 0, got {floor_tol!r}.")
+        if kwargs.get("check_on_train_epoch_end"):
+            raise MisconfigurationException(
+                "`check_on_train_epoch_end=True` is not supported: the topology values are computed at the end of "
+                "validation, so TopologyEarlyStopping checks there."
+            )
+        kwargs["check_on_train_epoch_end"] = False
         super().__init__(
             monitor=monitor,
             mode=mode,
@@ -221,65 +228,88 @@ class TopologyEarlyStopping(EarlyStopping):
         self.ema_value = None if ema is None else float(ema)
 
     @override
-    def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:
-        """``EarlyStopping``'s criteria on the moving average of ``current``, with the relative ``min_delta``.
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Run ``EarlyStopping``'s own check on the smoothed value of a fresh evaluation, then the floor rule.
 
-        In float64 on the CPU (the logged value is float32, maybe on an accelerator without float64): the same
-        arithmetic as the offline simulation of ``examples/stopping_rules.py``, so both stop at the same evaluation.
+        Only public surface is used: for the duration of ``EarlyStopping.on_validation_end`` the moving average is
+        in ``trainer.callback_metrics`` under a key of its own (``"topology/decay_rate (EMA 0.3)"``), which the
+        documented ``monitor`` attribute names; the relative ``min_delta`` is set on the documented ``min_delta``
+        attribute before it. Both are restored after the call. So the plateau rule's arithmetic, thresholds,
+        messages and the agreement across ranks are Lightning's.
         """
-        current = current.detach().to(device="cpu", dtype=torch.float64)
-        if self.ema_alpha is not None and bool(torch.isfinite(current)):
-            x = float(current)
-            self.ema_value = (
-                x if self.ema_value is None else self.ema_alpha * x + (1.0 - self.ema_alpha) * self.ema_value
-            )
-            current = torch.tensor(self.ema_value, dtype=torch.float64)
-        if self.relative_min_delta is not None:
-            best = float(self.best_score)
-            delta = self.relative_min_delta * abs(best) if math.isfinite(best) else 0.0
-            self.min_delta = delta if self.monitor_op == torch.gt else -delta
-        return super()._evaluate_stopping_criteria(current)
-
-    @override
-    def _run_early_stopping_check(self, trainer: Trainer) -> None:
-        """Evaluate the plateau and floor rules, agree across ranks, and tell the trainer to stop."""
-        if trainer.fast_dev_run:  # disabled under fast_dev_run, like EarlyStopping
-            return
+        if trainer.state.fn != "fit" or trainer.sanity_checking or trainer.fast_dev_run:
+            return  # as EarlyStopping: no checks outside fitting, during the sanity check or under fast_dev_run
         if not self._fresh_evaluation(trainer):
             return  # the same on every rank: each rank's TopologyCallback records every evaluation
         self.evaluations += 1
         logs = trainer.callback_metrics
-        should_stop, reason = False, None
-        if self._validate_condition_metric(logs):
-            current = logs[self.monitor].squeeze()
-            if not self.check_finite and not bool(torch.isfinite(current).all()):
-                rank_zero_warn(
-                    f"TopologyEarlyStopping: {self.monitor} = {float(current)} at epoch {trainer.current_epoch}; "
-                    "this evaluation is skipped (see the TopologyCallback warning for the layer at fault).",
-                    category=UserWarning,
-                )
-            else:
-                should_stop, reason = self._evaluate_stopping_criteria(current)
+        stopped_before = trainer.should_stop
+        raw = logs.get(self.monitor)
+        finite = raw is not None and bool(torch.isfinite(raw).all())
+        if raw is not None and not finite and not self.check_finite:
+            rank_zero_warn(
+                f"TopologyEarlyStopping: {self.monitor} = {float(raw.squeeze())} at epoch {trainer.current_epoch}; "
+                "this evaluation is skipped (see the TopologyCallback warning for the layer at fault).",
+                category=UserWarning,
+            )
+        elif not finite:  # missing (strict: EarlyStopping raises naming it) or non-finite with check_finite
+            super().on_validation_end(trainer, pl_module)
+        else:
+            # EarlyStopping watches the smoothed float64 value under a key of its own for this one call (a value
+            # logged with `self.log` is re-read from Lightning's results at each access, so it cannot be replaced).
+            monitor, watched = self.monitor, self._watched_key()
+            logs[watched] = self._smoothed(raw)
+            self._set_min_delta()
+            self.monitor = watched
+            try:
+                super().on_validation_end(trainer, pl_module)
+            finally:
+                self.monitor = monitor
+                logs.pop(watched, None)
+        plateau_stop = trainer.should_stop and not stopped_before and self.stopped_epoch == trainer.current_epoch
         floor_stop, floor_reason = self._evaluate_floor(trainer, logs)
-        if floor_stop and not should_stop:
-            should_stop, reason = True, floor_reason
+        if self.floor_patience is not None:  # the same on every rank
+            floor_stop = trainer.strategy.reduce_boolean_decision(floor_stop, all=False)
+        if floor_stop and not plateau_stop:
+            trainer.should_stop = True
+            self.stopped_epoch = trainer.current_epoch
             self.floor_reached = True
             self.stopping_reason = EarlyStoppingReason.STOPPING_THRESHOLD
-
-        # Stop every process if any process decides to stop.
-        should_stop = trainer.strategy.reduce_boolean_decision(should_stop, all=False)
-        trainer.should_stop = trainer.should_stop or should_stop
-        if should_stop:
-            self.stopped_epoch = trainer.current_epoch
-            self.stopping_reason_message = reason
-        if reason and self.verbose:
-            self._log_info(trainer, reason, self.log_rank_zero_only)
-        elif should_stop:
+            self.stopping_reason_message = floor_reason or "another process reached the Betti floor"
+            if floor_reason and self.verbose:
+                rank_zero_info(f"TopologyEarlyStopping: {floor_reason}")
+        if (plateau_stop or floor_stop) and not self.verbose:
             # Without `verbose` the run still says why it ended (once, on rank zero): a silent stop looks like a bug.
             rank_zero_info(
                 f"TopologyEarlyStopping stopped the run at epoch {trainer.current_epoch}: "
-                f"{reason or 'another process decided to stop'}"
+                f"{self.stopping_reason_message or 'another process decided to stop'}"
             )
+
+    @override
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Nothing: the topology values come from validation, so the checks run in :meth:`on_validation_end`."""
+
+    def _watched_key(self) -> str:
+        """The name EarlyStopping's messages give the value it compares: the moving average, in float64."""
+        return f"{self.monitor} (EMA {self.ema_alpha})" if self.ema_alpha is not None else f"{self.monitor} (float64)"
+
+    def _smoothed(self, current: Tensor) -> Tensor:
+        """The moving average after ``current`` (in float64 on the CPU, the arithmetic of the offline simulation in
+        ``examples/stopping_rules.py``, so both stop at the same evaluation); ``current`` itself without smoothing."""
+        value = current.detach().squeeze().to(device="cpu", dtype=torch.float64)
+        if self.ema_alpha is None:
+            return value
+        x = float(value)
+        self.ema_value = x if self.ema_value is None else self.ema_alpha * x + (1.0 - self.ema_alpha) * self.ema_value
+        return torch.tensor(self.ema_value, dtype=torch.float64)
+
+    def _set_min_delta(self) -> None:
+        """Under ``min_delta_mode="rel"``: ``min_delta = relative_min_delta * |best|`` (signed as EarlyStopping's)."""
+        if self.relative_min_delta is None:
+            return
+        best = float(self.best_score)
+        delta = self.relative_min_delta * abs(best) if math.isfinite(best) else 0.0
+        self.min_delta = delta if self.monitor_op == torch.gt else -delta
 
     @staticmethod
     def _fresh_evaluation(trainer: Trainer) -> bool:
