@@ -1,5 +1,6 @@
 """Where activations are captured: which layers (``layers.py``), which inputs (``sampling.py``), forward hooks
-that live for one pass (``hooks.py``) and the reduction of each layer's output inside its hook (``reduce.py``).
+that live for one pass (``hooks.py``), the reduction of each layer's output inside its hook (``reduce.py``) and
+how token outputs of transformers are read (``tokens.py``).
 
 No Lightning import here; errors are this package's own types (``errors.py``).
 """
@@ -13,9 +14,10 @@ from lightning_topo.capture.hooks import (
     model_dtype,
     run_on_sample,
 )
-from lightning_topo.capture.layers import resolve_layers
+from lightning_topo.capture.layers import auto_layer_note, resolve_layers
 from lightning_topo.capture.reduce import LayerValues, capture_layers, pooled_embedding
 from lightning_topo.capture.sampling import FixedSample, build_sample, shard
+from lightning_topo.capture.tokens import TokenLayout, patch_grid, pool_tokens, token_layout, token_volumes
 
 __all__ = [
     "ActivationCapture",
@@ -23,15 +25,21 @@ __all__ = [
     "FixedSample",
     "LayerValues",
     "SampleError",
+    "TokenLayout",
     "UnknownLayerError",
+    "auto_layer_note",
     "build_sample",
     "capture_layers",
     "execution_order",
     "first_tensor",
     "model_device",
     "model_dtype",
+    "patch_grid",
+    "pool_tokens",
     "pooled_embedding",
     "resolve_layers",
     "run_on_sample",
     "shard",
+    "token_layout",
+    "token_volumes",
 ]
