@@ -60,8 +60,8 @@ def sample_from(data: DataLoader | Dataset | LightningDataModule, config: Topolo
     cfg = config if config is not None else TopologyConfig()
     return build_sample(
         _loader_of(data),
-        samples_per_class=cfg.samples_per_class,
-        max_samples=cfg.max_samples,
+        samples_per_class=cfg.per_class_cap,
+        max_samples=cfg.total_cap,
         seed=cfg.seed,
         input_fn=cfg.input_fn,
         target_fn=cfg.target_fn,

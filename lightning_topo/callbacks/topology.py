@@ -89,8 +89,8 @@ class TopologyCallback(Callback):
         >>> from lightning.pytorch import Trainer
         >>> from lightning_topo import TopologyCallback
         >>> topo = TopologyCallback(complex="rips", k=10)
-        >>> topo.config.k, topo.config.samples_per_class
-        (10, 20)
+        >>> topo.config.k, topo.config.per_class_cap
+        (10, 300)
         >>> trainer = Trainer(callbacks=[topo], max_epochs=1, logger=False,
         ...                   enable_checkpointing=False, enable_progress_bar=False)
     """
@@ -237,8 +237,8 @@ class TopologyCallback(Callback):
         cfg = self.config
         self.sample = build_sample(
             loaders,
-            samples_per_class=cfg.samples_per_class,
-            max_samples=cfg.max_samples,
+            samples_per_class=cfg.per_class_cap,
+            max_samples=cfg.total_cap,
             seed=cfg.seed,
             input_fn=cfg.input_fn,
             target_fn=cfg.target_fn,
