@@ -17,7 +17,14 @@ from lightning_topo.capture.hooks import (
 from lightning_topo.capture.layers import auto_layer_note, resolve_layers
 from lightning_topo.capture.reduce import LayerValues, capture_layers, pooled_embedding
 from lightning_topo.capture.sampling import FixedSample, build_sample, shard
-from lightning_topo.capture.tokens import TokenLayout, patch_grid, pool_tokens, token_layout, token_volumes
+from lightning_topo.capture.tokens import (
+    TokenLayout,
+    cubical_volumes,
+    patch_grid,
+    pool_tokens,
+    token_layout,
+    token_volumes,
+)
 
 __all__ = [
     "ActivationCapture",
@@ -30,6 +37,7 @@ __all__ = [
     "auto_layer_note",
     "build_sample",
     "capture_layers",
+    "cubical_volumes",
     "execution_order",
     "first_tensor",
     "model_device",

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_topo.capture.hooks import ActivationCapture, model_device, run_on_sample
-from lightning_topo.capture.tokens import TokenLayout, pool_tokens, token_layout, token_volumes
+from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, pool_tokens, token_layout
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import NonFiniteError, cubical_betti, sublevel_thresholds
 
@@ -46,15 +46,6 @@ def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
     if out.ndim == 4 and pool_size is not None:
         out = nn.functional.adaptive_avg_pool2d(out.float(), pool_size)
     return out.reshape(out.shape[0], -1).float()
-
-
-def _volumes(out: Tensor, layout: TokenLayout) -> Tensor:
-    """A batch of layer outputs as cubical volumes: tokens by :func:`~lightning_topo.capture.tokens.token_volumes`,
-    a vector batch ``(B,)`` as ``(B, 1)``, anything else as it is."""
-    if out.ndim == 1:
-        return out.unsqueeze(1)
-    tokens = token_volumes(out, layout) if out.ndim == 3 else None
-    return out if tokens is None else tokens
 
 
 class _Reducer:
@@ -88,7 +79,7 @@ class _Reducer:
                     "(e.g. one channel of a Conv3d output) or watch another layer"
                 )
                 return None
-            volumes = _volumes(moved, self.layout)
+            volumes = cubical_volumes(moved, self.layout)
             if not self.buffer_bytes:
                 return self._betti(name, volumes)
             # Keep a copy: a later in-place op (ReLU(inplace=True)) may overwrite the layer's output.

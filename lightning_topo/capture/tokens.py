@@ -62,6 +62,7 @@ __all__ = [
     "EXTRA_TOKEN_PARAMETERS",
     "MAX_EXTRA_TOKENS",
     "TokenLayout",
+    "cubical_volumes",
     "patch_grid",
     "pool_tokens",
     "token_layout",
@@ -279,3 +280,18 @@ def pool_tokens(out: Tensor, layout: TokenLayout) -> Tensor | None:
     if _is_sequence(out, layout):
         return out.to(torch.float32).mean(dim=1)
     return None
+
+
+def cubical_volumes(out: Tensor, layout: TokenLayout) -> Tensor:
+    """A batch of layer outputs as the cubical view's volumes: tokens by :func:`token_volumes`, a batch of
+    scalars ``(B,)`` as ``(B, 1)``, anything else (conv maps ``(B, C, H, W)``, vectors ``(B, D)``) as it is.
+
+    Example:
+        >>> vit = TokenLayout("vision", grids=((8, 8),), extra_tokens=1)
+        >>> [tuple(cubical_volumes(torch.zeros(s), vit).shape) for s in ((2, 65, 32), (2, 16, 8, 8), (2, 10))]
+        [(2, 32, 8, 8), (2, 16, 8, 8), (2, 10)]
+    """
+    if out.ndim == 1:
+        return out.unsqueeze(1)
+    tokens = token_volumes(out, layout) if out.ndim == 3 else None
+    return out if tokens is None else tokens
