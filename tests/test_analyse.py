@@ -295,17 +295,18 @@ def test_rank_bad_arguments() -> None:
 
 def test_point_cloud_view_warns_when_k_makes_the_graph_nearly_complete() -> None:
     """At 20 inputs per class, k = 14 joins almost every pair: b0 = 1 carries no information, and a warning says
-    so; with 40 per class (> 2k) it does not fire."""
+    so; with 40 per class (> 2k) it does not fire, nor at the defaults (k from the class size)."""
+    import warnings as _warnings
+
     torch.manual_seed(0)
     model = digits_cnn()
     with pytest.warns(UserWarning, match=r"k = 14 is at least half of class \d+'s 20 sampled points"):
-        analyse(model, DigitsDataModule(), complex="rips", progress=False)
-    import warnings as _warnings
-
-    with _warnings.catch_warnings(record=True) as caught:
-        _warnings.simplefilter("always")
-        analyse(model, DigitsDataModule(), complex="rips", samples_per_class=40, max_samples=400, progress=False)
-    assert not [w for w in caught if "at least half of class" in str(w.message)]
+        analyse(model, DigitsDataModule(), complex="rips", k=14, samples_per_class=20, progress=False)
+    for kwargs in ({"k": 14, "samples_per_class": 40, "max_samples": 400}, {}):
+        with _warnings.catch_warnings(record=True) as caught:
+            _warnings.simplefilter("always")
+            analyse(model, DigitsDataModule(), complex="rips", progress=False, **kwargs)
+        assert not [w for w in caught if "at least half of class" in str(w.message)], kwargs
 
 
 @pytest.mark.parametrize(

@@ -153,3 +153,20 @@ def test_readme_findings_match_the_committed_json() -> None:
     findings = json.loads((ROOT / "docs/findings/relu_vs_tanh/results.json").read_text())
     paired = findings["summary"]["paired"]
     assert f"Wilcoxon signed-rank p = {paired['wilcoxon_p_two_sided']:.3g}" in readme
+
+
+@pytest.mark.parametrize("extra", [[], PERTURBED], ids=["default", "perturbed"])
+def test_vit_digits_quick_mode_watches_every_block_as_a_patch_volume(tmp_path: Path, extra: list[str]) -> None:
+    pytest.importorskip("transformers")
+    out = tmp_path / "vit"
+    printed = _run("vit_digits.py", "--quick", "--threads", "1", "--out", str(out), *extra)
+    results = json.loads((out / "results.json").read_text())
+    layers = ["model.vit.embeddings"] + [f"model.vit.layers.{i}" for i in range(4)]
+    assert results["layers"] == layers  # layers="auto": the stem and every ViTLayer
+    assert results["read_as"] == {name: [32, 8, 8] for name in layers}  # 8x8 patch grid, width 32, CLS dropped
+    assert [e["epoch"] for e in results["epochs"]] == [0, 1]
+    for e in results["epochs"]:
+        assert math.isfinite(e["decay_rate"]) and math.isfinite(e["theta"]) and 0.0 <= e["val_acc"] <= 1.0
+        assert set(e["omega"]) == set(layers) and all(math.isfinite(v) and v > 0 for v in e["omega"].values())
+    assert "read as (32, 8, 8)" in printed
+    _check_environment(results["environment"], **_perturbation(extra))

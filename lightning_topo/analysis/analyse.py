@@ -23,7 +23,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_topo.analysis.report import TopologyReport
-from lightning_topo.capture import FixedSample, build_sample, model_device, resolve_layers, trace_layers
+from lightning_topo.capture import (
+    FixedSample,
+    auto_layer_note,
+    build_sample,
+    model_device,
+    resolve_layers,
+    trace_layers,
+)
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.metrics import TopologyResult, evaluate_topology
 
@@ -60,8 +67,8 @@ def sample_from(data: DataLoader | Dataset | LightningDataModule, config: Topolo
     cfg = config if config is not None else TopologyConfig()
     return build_sample(
         _loader_of(data),
-        samples_per_class=cfg.samples_per_class,
-        max_samples=cfg.max_samples,
+        samples_per_class=cfg.per_class_cap,
+        max_samples=cfg.total_cap,
         seed=cfg.seed,
         input_fn=cfg.input_fn,
         target_fn=cfg.target_fn,
@@ -181,6 +188,9 @@ def analyse(
             )
         if not ordered:
             raise ConfigError(f"none of the layers {layer_names} runs in the forward pass; pass `layers=[...]`.")
+        note = auto_layer_note(model, ordered) if cfg.layers == "auto" else None
+        if note:
+            warnings.warn(f"analyse: {note}", UserWarning, stacklevel=2)
         kept = [n for n in layer_names if n in ordered]
         if [n for n in ordered if n in kept] != kept or len(ordered) != len(kept):
             warnings.warn(

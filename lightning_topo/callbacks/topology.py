@@ -39,7 +39,7 @@ from lightning_topo.capture import (
     resolve_layers,
     trace_layers,
 )
-from lightning_topo.capture.layers import named_user_modules, split_call
+from lightning_topo.capture.layers import auto_layer_note, named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
@@ -100,8 +100,8 @@ class TopologyCallback(Callback):
         >>> from lightning.pytorch import Trainer
         >>> from lightning_topo import TopologyCallback
         >>> topo = TopologyCallback(complex="rips", k=10)
-        >>> topo.config.k, topo.config.samples_per_class
-        (10, 20)
+        >>> topo.config.k, topo.config.per_class_cap
+        (10, 300)
         >>> trainer = Trainer(callbacks=[topo], max_epochs=1, logger=False,
         ...                   enable_checkpointing=False, enable_progress_bar=False)
     """
@@ -203,7 +203,8 @@ class TopologyCallback(Callback):
     def state_key(self) -> str:
         """Built from what changes the numbers for the chosen view (:meth:`TopologyConfig.numeric_settings`): the
         same in every run that computes the same values (another ``k`` on the cubical view, another batch size or
-        an equivalent ``input_fn`` keep the history), different for callbacks that compute different things."""
+        an equivalent ``input_fn`` keep the history), different for callbacks that compute different things (two
+        callbacks on other layers or views in one trainer keep separate states)."""
         # Lightning reads this at every hook call (profiler names): computed once, the config is frozen.
         if self._state_key is None:
             self._state_key = self._generate_state_key(**self.config.numeric_settings())
@@ -234,14 +235,6 @@ class TopologyCallback(Callback):
                 f"TopologyCallback: the checkpoint watched layers {restored_layers}, this run watches "
                 f"{self.layer_names}; the history mixes both."
             )
-        saved = state_dict.get("settings")
-        if isinstance(saved, dict):
-            changed = _differences(saved, self._settings(), only=("samples_per_class", "max_samples", "seed"))
-            if changed:
-                rank_zero_warn(
-                    f"TopologyCallback: the checkpoint's history was sampled with {changed['saved']}, this run uses "
-                    f"{changed['now']}; the history is kept, but evaluations before and after differ in sample."
-                )
 
     @override
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
@@ -314,8 +307,8 @@ class TopologyCallback(Callback):
         try:
             sample = build_sample(
                 loaders,
-                samples_per_class=cfg.samples_per_class,
-                max_samples=cfg.max_samples,
+                samples_per_class=cfg.per_class_cap,
+                max_samples=cfg.total_cap,
                 seed=cfg.seed,
                 input_fn=cfg.input_fn,
                 target_fn=cfg.target_fn,
@@ -431,6 +424,9 @@ class TopologyCallback(Callback):
         self.layer_names = trace.order
         self._module_types = self._types_of(pl_module, self.layer_names)
         self._ordered = True
+        note = auto_layer_note(pl_module, self.layer_names) if self.config.layers == "auto" else None
+        if note:
+            self._warn_once("few-layers", f"TopologyCallback: {note}")
 
     def _send_charts(self, trainer: Trainer, records: list[dict[str, Any]]) -> None:
         wanted = {kind for kind, _ in chart_targets(trainer)}
@@ -501,9 +497,9 @@ class TopologyCallback(Callback):
             rank_zero_warn(message)
 
 
-def _differences(saved: dict[str, Any], now: dict[str, Any], only: Sequence[str] | None = None) -> dict[str, str]:
+def _differences(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, str]:
     """``{"saved": "k=10, seed=1", "now": "k=14, seed=0"}`` for the settings that differ (empty when none do)."""
-    names = [n for n in (only or sorted(set(saved) | set(now))) if saved.get(n) != now.get(n)]
+    names = [n for n in sorted(set(saved) | set(now)) if saved.get(n) != now.get(n)]
     if not names:
         return {}
     return {

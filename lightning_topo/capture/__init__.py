@@ -1,5 +1,6 @@
 """Where activations are captured: which layers (``layers.py``), which inputs (``sampling.py``), forward hooks
-that live for one pass (``hooks.py``) and the reduction of each layer's output inside its hook (``reduce.py``).
+that live for one pass (``hooks.py``), the reduction of each layer's output inside its hook (``reduce.py``) and
+how token outputs of transformers are read (``tokens.py``).
 
 No Lightning import here; errors are this package's own types (``errors.py``).
 """
@@ -15,9 +16,17 @@ from lightning_topo.capture.hooks import (
     run_on_sample,
     trace_layers,
 )
-from lightning_topo.capture.layers import CALL_SEPARATOR, resolve_layers, split_call
+from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, resolve_layers, split_call
 from lightning_topo.capture.reduce import LayerValues, capture_layers, pooled_embedding
 from lightning_topo.capture.sampling import FixedSample, build_sample, class_labels, shard
+from lightning_topo.capture.tokens import (
+    TokenLayout,
+    cubical_volumes,
+    patch_grid,
+    pool_tokens,
+    token_layout,
+    token_volumes,
+)
 
 __all__ = [
     "CALL_SEPARATOR",
@@ -27,18 +36,25 @@ __all__ = [
     "LayerTrace",
     "LayerValues",
     "SampleError",
+    "TokenLayout",
     "UnknownLayerError",
+    "auto_layer_note",
     "build_sample",
     "capture_layers",
     "class_labels",
+    "cubical_volumes",
     "execution_order",
     "first_tensor",
     "model_device",
     "model_dtype",
+    "patch_grid",
+    "pool_tokens",
     "pooled_embedding",
     "resolve_layers",
     "run_on_sample",
     "shard",
     "split_call",
+    "token_layout",
+    "token_volumes",
     "trace_layers",
 ]

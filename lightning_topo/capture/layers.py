@@ -9,7 +9,8 @@ Glob patterns (``*``, ``?``, ``[...]``) match within one part of a dotted name: 
 dot (``encoder.layer.*`` matches ``encoder.layer.3`` but not ``encoder.layer.3.output.dropout``); ``**``
 crosses dots (``encoder.**.dense``).
 
-``layers="auto"`` follows the seed paper's naming (Suresh et al.):
+``layers="auto"`` follows the seed paper's naming (Suresh et al.) where it applies and otherwise looks for the
+network's depth in its *structure* (module types and nesting, never names), first rule that applies:
 
 ============================  ===================================================================
 model family (by structure)   watched layers
@@ -19,13 +20,28 @@ ResNet (torchvision-style)    ``conv1``, ``bn1``, ``relu``, then every residual 
 VGG (``features`` Sequential) every activation module in ``features``
 DenseNet                      every ``denseblockN`` and ``transitionN`` in ``features``
 MLP (Linear + activations)    every activation module
+repeated blocks               the stem, then every block of the outermost *block list*: a ``ModuleList`` /
+                              ``Sequential`` of two or more blocks of one class (composite modules with
+                              parameters). Transformers 5.x: ViT ``vit.embeddings``, ``vit.layers.N``; BERT
+                              ``bert.embeddings``, ``bert.encoder.layer.N``; Swin ``swin.embeddings``,
+                              ``swin.encoder.layers.N`` (stages; the blocks inside a stage are not watched);
+                              ConvNeXt ``convnext.embeddings``, ``convnext.encoder.stages.N``; ResNet
+                              ``resnet.embedder``, ``resnet.encoder.stages.N``; timm's ``blocks`` /
+                              ``stages`` with ``patch_embed`` / ``stem``. The *stem* is what runs before the
+                              block list: walking up from the list, the first ancestor level with earlier
+                              siblings gives them (those with parameters, or activations)
 anything else                 every top-level child except pass-through modules (``Flatten``,
                               ``Unflatten``, ``Identity``, dropout), which repeat the layer before
 ============================  ===================================================================
 
 A model (or LightningModule) that only wraps one network, e.g. ``self.net``, is looked into: the
 rules apply to that network and names keep the prefix (``net.1``). More than ``max_layers`` layers
-are thinned to ``max_layers`` evenly spaced ones, always keeping the first and the last.
+are thinned to ``max_layers`` evenly spaced ones, always keeping the first and the last. When the choice
+has fewer than 3 layers, :func:`auto_layer_note` says why and how to choose layers (a decay over depth
+from one or two points says little).
+
+How each watched layer's output is read (conv maps, token sequences of vision transformers and of text
+models) is :mod:`lightning_topo.capture.tokens`.
 """
 
 from __future__ import annotations
@@ -41,7 +57,9 @@ from lightning_topo.capture.errors import UnknownLayerError
 __all__ = [
     "ACTIVATION_TYPES",
     "CALL_SEPARATOR",
+    "MIN_AUTO_LAYERS",
     "PASS_THROUGH_TYPES",
+    "auto_layer_note",
     "get_submodule_by_user_name",
     "named_user_modules",
     "resolve_layers",
@@ -93,6 +111,9 @@ PASS_THROUGH_TYPES: tuple[type[nn.Module], ...] = (
     nn.FeatureAlphaDropout,
 )
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+MIN_AUTO_LAYERS = 3
+"""Fewer watched layers than this and :func:`auto_layer_note` explains the choice: the decay over depth is a
+cubic fit over the layers, which one or two points do not constrain."""
 
 
 CALL_SEPARATOR = "#"
@@ -202,8 +223,61 @@ def _is_resnet(root: nn.Module) -> bool:
     return all(k in names for k in ("conv1", "bn1", "relu", "layer1")) and isinstance(names["layer1"], nn.Sequential)
 
 
-def _auto_layers(model: nn.Module) -> list[str]:
+def _has_params(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters())
+
+
+def _is_block_list(module: nn.Module) -> bool:
+    """A ``ModuleList`` / ``Sequential`` of two or more blocks of one class, each a composite module with
+    parameters (a list of bare ``Linear`` heads is not a list of blocks)."""
+    if not isinstance(module, (nn.ModuleList, nn.Sequential)):
+        return False
+    kids = list(module.children())
+    return (
+        len(kids) >= 2
+        and len({type(k) for k in kids}) == 1
+        and all(any(True for _ in k.children()) and _has_params(k) for k in kids)
+    )
+
+
+def _block_lists(root: nn.Module) -> list[str]:
+    """Names (relative to ``root``; ``""`` for ``root`` itself) of the outermost block lists, in definition
+    order. A block list inside another (Swin's blocks inside its stages) is not outermost."""
+    found: list[str] = []
+    for name, module in root.named_modules():
+        if any(name == f or f == "" or name.startswith(f + ".") for f in found):
+            continue
+        if _is_block_list(module):
+            found.append(name)
+    return found
+
+
+def _stem(root: nn.Module, block_list: str) -> list[str]:
+    """What runs before ``block_list``: walking up from it, the earlier siblings at the first level that has
+    any (with parameters, or activations; pass-through modules and bare pools are left out)."""
+    if not block_list:
+        return []
+    parts = block_list.split(".")
+    for level in range(len(parts) - 1, -1, -1):
+        parent_name = ".".join(parts[:level])
+        parent = root.get_submodule(parent_name) if parent_name else root
+        before: list[str] = []
+        for child_name, child in parent.named_children():
+            if child_name == parts[level]:
+                break
+            if isinstance(child, PASS_THROUGH_TYPES):
+                continue
+            if _has_params(child) or isinstance(child, ACTIVATION_TYPES):
+                before.append(f"{parent_name}.{child_name}" if parent_name else child_name)
+        if before:
+            return before
+    return []
+
+
+def _auto_choice(model: nn.Module) -> tuple[list[str], str]:
+    """The automatic choice (before thinning) and the rule that made it, in words."""
     prefix, root = _network_root(model)
+    kind = type(root).__name__
     children = dict(root.named_children())
     if _is_resnet(root):
         names = ["conv1", "bn1", "relu"]
@@ -211,22 +285,72 @@ def _auto_layers(model: nn.Module) -> list[str]:
         while isinstance(children.get(f"layer{i}"), nn.Sequential):
             names += [f"layer{i}.{j}" for j, _ in children[f"layer{i}"].named_children()]
             i += 1
-        return [prefix + n for n in names]
+        return [prefix + n for n in names], f"{kind} has the torchvision ResNet layout (stem, then every block)"
     features = children.get("features")
     if isinstance(features, nn.Sequential):
         feature_children = list(features.named_children())
         dense = [n for n, _ in feature_children if n.startswith(("denseblock", "transition"))]
         if dense:
-            return [f"{prefix}features.{n}" for n in dense]
+            return [f"{prefix}features.{n}" for n in dense], f"{kind} has the DenseNet layout"
         acts = [n for n, c in feature_children if isinstance(c, ACTIVATION_TYPES)]
         if acts:
-            return [f"{prefix}features.{n}" for n in acts]
+            return [f"{prefix}features.{n}" for n in acts], f"{kind} has the VGG layout (activations in `features`)"
     leaves = [(n, m) for n, m in root.named_modules() if n and not any(True for _ in m.children())]
     if leaves and all(isinstance(m, _MLP_LEAVES) for _, m in leaves):
         acts = [n for n, m in leaves if isinstance(m, ACTIVATION_TYPES)]
         if acts:
-            return [prefix + n for n in acts]
-    return [prefix + n for n, c in children.items() if not isinstance(c, PASS_THROUGH_TYPES)]
+            return [prefix + n for n in acts], f"{kind} is an MLP (every activation module)"
+    lists = _block_lists(root)
+    if lists:
+        names = _stem(root, lists[0])
+        for block_list in lists:
+            module = root.get_submodule(block_list) if block_list else root
+            names += [f"{block_list}.{n}" if block_list else n for n, _ in module.named_children()]
+        where = ", ".join(repr(b or kind) for b in lists)
+        return [prefix + n for n in names], f"{kind}'s repeated blocks ({where}) and the stem before them"
+    names = [prefix + n for n, c in children.items() if not isinstance(c, PASS_THROUGH_TYPES)]
+    why = (
+        f"{kind} has no recognised family layout and no list of repeated blocks (a ModuleList / Sequential of "
+        "two or more blocks of one class), so its top-level children are watched"
+    )
+    return names, why
+
+
+def _auto_layers(model: nn.Module) -> list[str]:
+    return _auto_choice(model)[0]
+
+
+def auto_layer_note(model: nn.Module, names: Sequence[str]) -> str | None:
+    """A one-time note for a watched-layer list shorter than :data:`MIN_AUTO_LAYERS`: why, and how to choose.
+
+    ``names`` are the layers the run watches (after any per-call split by the capture). ``None`` when there are
+    enough layers. For ``layers="auto"`` the note names the rule that chose them (see the module docstring).
+
+    Example:
+        >>> class Two(nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.body, self.head = nn.Conv2d(1, 4, 3), nn.Linear(4, 2)
+        >>> note = auto_layer_note(Two(), resolve_layers(Two()))
+        >>> note.startswith("2 watched layers (['body', 'head'])")
+        True
+        >>> auto_layer_note(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.ReLU()),
+        ...                 ["1", "3", "4"]) is None
+        True
+    """
+    names = list(names)
+    if len(names) >= MIN_AUTO_LAYERS:
+        return None
+    auto, why = _auto_choice(model)
+    chose = f'layers="auto" chose them because {why}' if [n for n in names if "#" not in n] == auto else ""
+    return (
+        f"{len(names)} watched layer{'s' if len(names) != 1 else ''} ({names}): the decay over depth (theta, "
+        f"decay_rate) is fitted over the watched layers, and {len(names)} point{'s' if len(names) != 1 else ''} "
+        "say little about it" + (f"; {chose}" if chose else "") + ". Choose the layers to watch with "
+        "`layers=[...]`: names from `[n for n, _ in model.named_modules()]` or glob patterns such as "
+        "'encoder.layer.?', or a predicate `(name, module) -> bool` such as "
+        "`lambda name, m: isinstance(m, MyBlock)`."
+    )
 
 
 def _thin(names: list[str], max_layers: int) -> list[str]:

@@ -5,6 +5,10 @@
   compute device, so no raw activation outlives its batch;
 * point-cloud view: the hook turns the batch into pooled, flattened embeddings ``(B, d)``.
 
+Token outputs ``(B, T, D)`` of transformers are read by :mod:`lightning_topo.capture.tokens`: a vision
+transformer's patch tokens as the volume ``(D, h, w)``, a text sequence as ``(D, T)``, and for the point-cloud
+view the mean token; the model's :class:`~lightning_topo.capture.tokens.TokenLayout` is found once per pass.
+
 A layer whose output cannot be read this way (NaN or Inf values, a non-real dtype, an empty output, more than
 three axes per input) is *skipped with a reason*, never guessed at: its values are NaN and the reason is
 reported (``problems``).
@@ -19,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_topo.capture.hooks import ActivationCapture, model_device, run_on_sample
+from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, pool_tokens, token_layout
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import NonFiniteError, cubical_betti, sublevel_thresholds
 
@@ -54,10 +59,13 @@ def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
 class _Reducer:
     """Called by the hooks: one layer's output batch -> per-input Betti numbers or pooled embeddings."""
 
-    def __init__(self, config: TopologyConfig, device: torch.device, buffer_bytes: int = 0) -> None:
+    def __init__(
+        self, config: TopologyConfig, device: torch.device, buffer_bytes: int = 0, layout: TokenLayout | None = None
+    ) -> None:
         self.config = config
         self.device = device
         self.buffer_bytes = buffer_bytes
+        self.layout = layout if layout is not None else TokenLayout()
         self.problems: dict[str, str] = {}
         self._pending: dict[str, list[Tensor]] = {}
 
@@ -79,7 +87,7 @@ class _Reducer:
                     "(e.g. one channel of a Conv3d output) or watch another layer"
                 )
                 return None
-            volumes = moved.unsqueeze(1) if moved.ndim == 1 else moved
+            volumes = cubical_volumes(moved, self.layout)
             if not self.buffer_bytes:
                 return self._betti(name, volumes)
             # Keep a copy: a later in-place op (ReLU(inplace=True)) may overwrite the layer's output.
@@ -91,7 +99,8 @@ class _Reducer:
         if moved.is_floating_point() and not bool(torch.isfinite(moved).all()):
             self.problems[name] = "NaN or Inf in its activations"
             return None
-        return pooled_embedding(moved, self.config.pool_size)
+        pooled = pool_tokens(moved, self.layout)
+        return pooled_embedding(moved if pooled is None else pooled, self.config.pool_size)
 
     def _betti(self, name: str, volumes: Tensor) -> Tensor | None:
         try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
@@ -138,7 +147,8 @@ def capture_layers(
     ``on_batch(n)`` is called after each forward batch.
     """
     device = config.torch_device or model_device(model)
-    reducer = _Reducer(config, device, CPU_BUFFER_BYTES if device.type == "cpu" else ACCELERATOR_BUFFER_BYTES)
+    budget = CPU_BUFFER_BYTES if device.type == "cpu" else ACCELERATOR_BUFFER_BYTES
+    reducer = _Reducer(config, device, budget, token_layout(model, inputs))
     with ActivationCapture(model, layer_names, reducer, output_fn=config.output_fn) as capture:
         if len(inputs):
             run_on_sample(

@@ -414,12 +414,12 @@ class LayerwiseTopology(Metric):
                 if message not in warnings:
                     warnings.append(message)
                 continue
-            k = min(self.config.k, len(points) - 1)
+            k = self.config.k_for(len(points))
             if self.config.metric == "knn_hops" and 2 * k >= len(points):
                 message = (
                     f"k = {k} is at least half of class {c}'s {len(points)} sampled points: the k-NN graph is "
                     "nearly complete, so b0 = 1 there says nothing about the embedding; sample at least "
-                    f"{2 * self.config.k + 1} inputs per class (`samples_per_class`, and `max_samples` for all "
+                    f"{2 * k + 1} inputs per class (`samples_per_class`, and `max_samples` for all "
                     "classes) or lower `k`."
                 )
                 if message not in warnings:
@@ -431,7 +431,7 @@ class LayerwiseTopology(Metric):
 
     def _rips(self, points: Tensor) -> Tensor:
         cfg = self.config
-        kwargs: dict[str, Any] = {"k": min(cfg.k, points.shape[0] - 1)} if cfg.metric == "knn_hops" else {}
+        kwargs: dict[str, Any] = {"k": cfg.k_for(points.shape[0])} if cfg.metric == "knn_hops" else {}
         return rips_betti(points, cfg.scale, maxdim=cfg.maxdim, metric=cfg.metric, **kwargs).to(torch.float64).cpu()
 
 

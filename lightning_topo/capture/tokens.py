@@ -1,0 +1,297 @@
+"""How a layer output of tokens is read: a vision transformer's patch tokens as a conv map, a text sequence as a
+2-D volume; pooled tokens for the point-cloud view.
+
+A transformer block returns ``(B, T, D)``: T tokens of width D per input. The cubical view reads a conv map
+``(C, H, W)`` as a 3-D grey-scale volume; the patch tokens of a vision transformer are the same thing on the
+patch grid, so they are read as the volume ``(D, h, w)``. What is a patch grid is decided from the model's
+*structure*, once per pass (:func:`token_layout`), never from the token count alone: a BERT sequence of 16
+tokens is not a 4 x 4 image.
+
+The rule, explicit:
+
+1. **Is the model a vision token model?** It has a *patchify* ``Conv2d`` (kernel size = stride > 1, as
+   ViT's, DeiT's, Swin's and timm's ``PatchEmbed``), or a ``config`` with ``image_size`` and ``patch_size``
+   (Hugging Face). The patch size p is that convolution's stride (else ``config.patch_size``); the image size
+   is the sampled inputs' ``(H, W)`` (else ``config.image_size``).
+2. **Candidate grids** (:attr:`TokenLayout.grids`): the patch grid ``(ceil(H/p), ceil(W/p))`` (and the floor,
+   where it differs), then each grid halved (ceil and floor) up to 6 times: hierarchical models (Swin's patch
+   merging) halve the grid per stage.
+3. **A ``(B, T, D)`` output is a patch grid** when ``T = n + h*w`` for a candidate ``(h, w)``, trying for n the
+   model's counted extra tokens first (parameters named ``cls_token``, ``dist_token`` / ``distillation_token``,
+   ``reg_token`` / ``register_tokens``: the CLS, distillation and register tokens of ViT, DeiT, DINOv2 and
+   timm), then 0, 1, ..., :data:`MAX_EXTRA_TOKENS`. Without a candidate grid (no image size known), ``T - n``
+   must be a perfect square ``h = w``. The n extra tokens are the first ones (as in all of those models) and
+   are dropped; the cubical threshold rule (default: the volume's mean) is applied to the patch volume.
+4. **Otherwise a token sequence** (text, or no grid found): a *text* model (an ``nn.Embedding``, no patchify
+   conv) gives ``(B, T, D)`` outputs whose D is one of its embedding widths (or ``config.hidden_size``); one
+   input is read as the 2-D volume ``(D, T)`` (axis order does not change homology: this is the same complex
+   as ``(T, D)``, which is how any other ``(B, X, Y)`` output is read).
+
+Point-cloud view: a patch grid is pooled to the **mean of its patch tokens** ``(D,)``; a text sequence to the
+mean of its tokens. Not the CLS token, which ViT's classifier reads: at the embedding layer the CLS token is
+the same learned vector for every input (a cloud of one point) and gathers the image only in later blocks, so a
+depth curve of CLS tokens starts from nothing; the mean of the patch tokens is defined the same way at every
+depth. To use the CLS token instead, pass ``output_fn=lambda out: first_tensor(out)[:, 0]`` (a ``(B, D)``
+vector per input). Other 3-D outputs are flattened, as before.
+
+``output_fn`` still overrides what tensor is read; this module then reads the tensor it returns.
+
+================================  ============================  ===================================================
+family (transformers 5.x)         watched layer output          read as (cubical view)
+================================  ============================  ===================================================
+ViT / DeiT (``vit.layers.N``)     ``(B, 1 + h*w, D)``           ``(D, h, w)``, CLS (and distillation) dropped
+Swin (``swin.encoder.layers.N``)  tuple: ``(B, h*w, C)``, ...   ``(C, h, w)`` of the first tensor (the stage's
+                                                                tokens after patch merging)
+ConvNeXt, ResNet (``stages.N``)   ``(B, C, H, W)``              ``(C, H, W)``, as any conv map
+BERT (``encoder.layer.N``)        ``(B, T, D)``                 ``(D, T)``: no patchify conv, so never a grid
+an MLP on sequences               ``(B, T, D)``                 ``(T, D)``, as any 3-D output (same homology)
+================================  ============================  ===================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "EXTRA_TOKEN_PARAMETERS",
+    "MAX_EXTRA_TOKENS",
+    "TokenLayout",
+    "cubical_volumes",
+    "patch_grid",
+    "pool_tokens",
+    "token_layout",
+    "token_volumes",
+]
+
+MAX_EXTRA_TOKENS = 8
+"""Most tokens before the patch tokens tried when the model's extra tokens are not counted (CLS, distillation,
+registers)."""
+EXTRA_TOKEN_PARAMETERS: tuple[str, ...] = (
+    "cls_token",
+    "dist_token",
+    "distillation_token",
+    "reg_token",
+    "register_tokens",
+)
+"""Parameter names of the tokens a vision transformer puts before its patch tokens (ViT, DeiT, DINOv2, timm);
+each counts as many tokens as its second-to-last axis is long."""
+_HALVINGS = 6
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """What a model's token outputs are (see the module docstring for the rule).
+
+    Attributes:
+        kind: ``"vision"`` (patch tokens on a grid), ``"text"`` (a token sequence) or ``None`` (no token model:
+            every output is read as it is).
+        grids: candidate patch grids ``(h, w)``, finest first (vision; empty when the image size is unknown).
+        extra_tokens: the tokens counted before the patch tokens (CLS, distillation, registers), or ``None``.
+        widths: text: the token widths D of the model (embedding widths, ``config.hidden_size``).
+        why: how the layout was found, in words.
+    """
+
+    kind: Literal["vision", "text"] | None = None
+    grids: tuple[tuple[int, int], ...] = ()
+    extra_tokens: int | None = None
+    widths: frozenset[int] = frozenset()
+    why: str = "no patchify Conv2d, no image_size / patch_size config and no nn.Embedding: not a token model"
+
+
+def _pair(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value > 0:
+        return value, value
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return int(value[0]), int(value[1])
+    return None
+
+
+def _configs(model: nn.Module) -> Iterable[Any]:
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and not isinstance(config, (nn.Module, dict)):
+            yield config
+
+
+def _config_value(model: nn.Module, name: str) -> Any:
+    for config in _configs(model):
+        value = getattr(config, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _patchify_conv(model: nn.Module) -> nn.Conv2d | None:
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            pad = module.padding
+            unpadded = pad == "valid" or (not isinstance(pad, str) and all(p == 0 for p in pad))
+            if tuple(module.kernel_size) == tuple(module.stride) and min(module.stride) > 1 and unpadded:
+                return module
+    return None
+
+
+def _count_extra_tokens(model: nn.Module) -> int | None:
+    count, found = 0, False
+    for name, param in model.named_parameters():
+        if name.rsplit(".", 1)[-1] in EXTRA_TOKEN_PARAMETERS:
+            found = True
+            count += int(param.shape[-2]) if param.ndim >= 2 else 1
+    return count if found else None
+
+
+def _grids(h0: int, w0: int, floor: tuple[int, int] | None = None) -> tuple[tuple[int, int], ...]:
+    level = {(h0, w0)} | ({floor} if floor is not None and min(floor) > 0 else set())
+    out: list[tuple[int, int]] = sorted(level, key=lambda g: (-g[0] * g[1], g))
+    for _ in range(_HALVINGS):
+        level = {(f(h / 2), f(w / 2)) for h, w in level for f in (math.ceil, math.floor)}
+        level = {g for g in level if min(g) > 0}
+        out += [g for g in sorted(level, key=lambda g: (-g[0] * g[1], g)) if g not in out]
+    return tuple(out)
+
+
+def token_layout(model: nn.Module, inputs: Tensor | None = None) -> TokenLayout:
+    """The :class:`TokenLayout` of ``model`` given sampled ``inputs`` (their shape only).
+
+    Example:
+        >>> vit_like = nn.Sequential(nn.Conv2d(3, 8, 4, stride=4), nn.Linear(8, 8))
+        >>> lay = token_layout(vit_like, torch.zeros(1, 3, 32, 32))
+        >>> lay.kind, lay.grids[:3]
+        ('vision', ((8, 8), (4, 4), (2, 2)))
+        >>> token_layout(nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 4))).kind
+        'text'
+        >>> token_layout(nn.Sequential(nn.Linear(4, 4))).kind is None
+        True
+    """
+    conv = _patchify_conv(model)
+    config_patch = _pair(_config_value(model, "patch_size"))
+    config_image = _pair(_config_value(model, "image_size"))
+    if conv is not None or (config_patch is not None and config_image is not None):
+        if conv is not None:
+            patch = (int(conv.stride[0]), int(conv.stride[1]))
+            why = f"a patchify Conv2d (kernel = stride = {patch[0]}x{patch[1]})"
+        else:
+            assert config_patch is not None
+            patch, why = config_patch, f"config.patch_size {config_patch[0]}x{config_patch[1]}"
+        image: tuple[int, int] | None = None
+        if inputs is not None and inputs.ndim == 4 and inputs.is_floating_point():
+            image = (int(inputs.shape[-2]), int(inputs.shape[-1]))
+            why += f", inputs of {image[0]}x{image[1]}"
+        elif config_image is not None:
+            image, why = config_image, why + f", config.image_size {config_image[0]}x{config_image[1]}"
+        grids: tuple[tuple[int, int], ...] = ()
+        if image is not None:
+            ceil = (math.ceil(image[0] / patch[0]), math.ceil(image[1] / patch[1]))
+            floor = (image[0] // patch[0], image[1] // patch[1])
+            grids = _grids(*ceil, floor=floor if floor != ceil else None)
+        return TokenLayout("vision", grids, _count_extra_tokens(model), frozenset(), why)
+    embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    if embeddings:
+        widths = {int(m.embedding_dim) for m in embeddings}
+        for name in ("hidden_size", "d_model"):
+            value = _config_value(model, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                widths.add(value)
+        return TokenLayout("text", (), None, frozenset(widths), "an nn.Embedding and no patchify Conv2d")
+    return TokenLayout()
+
+
+def patch_grid(num_tokens: int, layout: TokenLayout) -> tuple[int, int, int] | None:
+    """``(n_extra, h, w)`` when ``num_tokens`` tokens are ``n_extra`` extra tokens then an ``h x w`` patch grid
+    under ``layout`` (rule 3 of the module docstring); ``None`` otherwise.
+
+    Example:
+        >>> lay = TokenLayout("vision", grids=((8, 8), (4, 4)), extra_tokens=1)
+        >>> patch_grid(65, lay), patch_grid(16, lay), patch_grid(50, lay)
+        ((1, 8, 8), (0, 4, 4), None)
+        >>> patch_grid(16, TokenLayout("text"))  # a 16-token sentence is not a 4 x 4 image
+    """
+    if layout.kind != "vision":
+        return None
+    tries = ([layout.extra_tokens] if layout.extra_tokens is not None else []) + list(range(MAX_EXTRA_TOKENS + 1))
+    seen: set[int] = set()
+    for n in tries:
+        if n in seen:
+            continue
+        seen.add(n)
+        m = num_tokens - n
+        if m < 1:
+            continue
+        if layout.grids:
+            for h, w in layout.grids:
+                if h * w == m:
+                    return n, h, w
+        else:
+            r = math.isqrt(m)
+            if r * r == m:
+                return n, r, r
+    return None
+
+
+def _is_sequence(out: Tensor, layout: TokenLayout) -> bool:
+    return layout.kind == "text" and out.ndim == 3 and int(out.shape[-1]) in layout.widths
+
+
+def token_volumes(out: Tensor, layout: TokenLayout) -> Tensor | None:
+    """A batch of token outputs ``(B, T, D)`` as cubical volumes: ``(B, D, h, w)`` for patch tokens (extra
+    tokens dropped), ``(B, D, T)`` for a text sequence; ``None`` when ``out`` is not tokens under ``layout``.
+
+    Example:
+        >>> lay = TokenLayout("vision", grids=((2, 2),), extra_tokens=1)
+        >>> x = torch.arange(2 * 5 * 3.0).reshape(2, 5, 3)  # CLS + 2x2 patches, width 3
+        >>> v = token_volumes(x, lay)
+        >>> tuple(v.shape), bool((v[0, :, 0, 1] == x[0, 2]).all())
+        ((2, 3, 2, 2), True)
+    """
+    if out.ndim != 3:
+        return None
+    grid = patch_grid(int(out.shape[1]), layout)
+    if grid is not None:
+        n, h, w = grid
+        return out[:, n:].transpose(1, 2).reshape(out.shape[0], out.shape[2], h, w)
+    if _is_sequence(out, layout):
+        return out.transpose(1, 2)
+    return None
+
+
+def pool_tokens(out: Tensor, layout: TokenLayout) -> Tensor | None:
+    """The point-cloud view's embedding of token outputs: ``(B, D)``, the mean of the patch tokens (extra
+    tokens dropped) or of a text sequence's tokens; ``None`` when ``out`` is not tokens under ``layout``.
+
+    Example:
+        >>> lay = TokenLayout("vision", grids=((2, 2),), extra_tokens=1)
+        >>> x = torch.zeros(1, 5, 2); x[0, 0] = 100.0; x[0, 1:] = 1.0  # a CLS token of 100, patches of 1
+        >>> pool_tokens(x, lay).tolist()
+        [[1.0, 1.0]]
+    """
+    if out.ndim != 3:
+        return None
+    grid = patch_grid(int(out.shape[1]), layout)
+    if grid is not None:
+        return out[:, grid[0] :].to(torch.float32).mean(dim=1)
+    if _is_sequence(out, layout):
+        return out.to(torch.float32).mean(dim=1)
+    return None
+
+
+def cubical_volumes(out: Tensor, layout: TokenLayout) -> Tensor:
+    """A batch of layer outputs as the cubical view's volumes: tokens by :func:`token_volumes`, a batch of
+    scalars ``(B,)`` as ``(B, 1)``, anything else (conv maps ``(B, C, H, W)``, vectors ``(B, D)``) as it is.
+
+    Example:
+        >>> vit = TokenLayout("vision", grids=((8, 8),), extra_tokens=1)
+        >>> [tuple(cubical_volumes(torch.zeros(s), vit).shape) for s in ((2, 65, 32), (2, 16, 8, 8), (2, 10))]
+        [(2, 32, 8, 8), (2, 16, 8, 8), (2, 10)]
+    """
+    if out.ndim == 1:
+        return out.unsqueeze(1)
+    tokens = token_volumes(out, layout) if out.ndim == 3 else None
+    return out if tokens is None else tokens
