@@ -815,7 +815,7 @@ def stage_fit(args: argparse.Namespace) -> None:
     warm, _ = fit(True, max_epochs=1, limit_train_batches=1 if args.dry else 3, limit_val_batches=1)
     runs: dict[str, list[float]] = {"without": [], "with": []}
     evaluations: list[float] = []
-    order = ["without", "with"] if args.dry else ["without", "with", "with", "without"]
+    order = ["without", "with"] if args.dry else ["without", "with", "with", "without", "without", "with"]
     for i, kind in enumerate(order):
         seconds, timings = fit(kind == "with", max_epochs=2)
         runs[kind].append(seconds)
@@ -841,6 +841,49 @@ def stage_fit(args: argparse.Namespace) -> None:
         if i >= 1 and budget.left() < 1.5 * seconds + 5:
             note(args.out, f"fit: {i + 1} of {len(order)} timed fits done within the stage budget")
             break
+    realistic_fit(args, budget)
+
+
+def realistic_fit(args: argparse.Namespace, budget: Budget) -> None:
+    """``fit_realistic``: the overhead on a realistic epoch (issue 22): ResNet18, 50,000 inputs of 3x32x32, batch
+    256, ``bf16-mixed``, one epoch with and without the default ``TopologyCallback()`` (200 per class)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from lightning_topo import TopologyCallback
+
+    n_train, n_val, batch = (256, 40, 64) if args.dry else (50000, 2000, 256)
+    train = DataLoader(synthetic_images(n_train, 32, seed=3), batch_size=batch, shuffle=True)
+    val = DataLoader(synthetic_images(n_val, 32, seed=4), batch_size=batch)
+    precision = "32-true" if args.dry else "bf16-mixed"
+    runs: dict[str, list[float]] = {"without": [], "with": []}
+    for kind in ("without", "with", "with", "without"):
+        if budget.left() < 20:
+            note(args.out, "fit_realistic: stopped early for the stage budget")
+            break
+        torch.manual_seed(0)
+        net, _ = make_resnet18(args.dry)
+        callbacks = [TopologyCallback(samples_per_class=200, max_samples=2000)] if kind == "with" else []
+        trainer = make_trainer(args.dry, callbacks, max_epochs=1, precision=precision)
+        if not args.dry:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        trainer.fit(make_classifier(net), train, val)
+        if not args.dry:
+            torch.cuda.synchronize()
+        runs[kind].append(time.perf_counter() - start)
+        print(f"realistic fit {kind} callback: {runs[kind][-1]:.2f} s")
+        if runs["with"] and runs["without"]:
+            with_s, without_s = statistics.mean(runs["with"]), statistics.mean(runs["without"])
+            update_results(
+                args.out,
+                fit_realistic={
+                    "setup": f"ResNet18, {n_train} inputs of 3x32x32, batch {batch}, {precision}, 1 epoch; "
+                    "TopologyCallback(samples_per_class=200, max_samples=2000), 11 layers",
+                    "runs": runs,
+                    "overhead": with_s / without_s,
+                },
+            )
 
 
 # --------------------------------------------------------------------------------------------

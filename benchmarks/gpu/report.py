@@ -36,8 +36,9 @@ def section(results: dict[str, Any]) -> str:
         "volumes; `auto` is what the callback uses on CUDA; every backend gave identical numbers "
         f"({results.get('benchmark_backends_identical')}), and cripser agreed ({results.get('cripser_agrees')}):",
         "",
-        "| volume (C x H x W) | ours, CUDA (auto) | CUDA torch rounds | CUDA cupy | ours, CPU (cc3d) | cripser (CPU) |",
-        "|---|---|---|---|---|---|",
+        "| volume (C x H x W) | ours, CUDA (auto) | CUDA union-find kernel | CUDA torch rounds | CUDA cupy "
+        "| ours, CPU (cc3d) | cripser (CPU) |",
+        "|---|---|---|---|---|---|---|",
     ]
     per_volume = results.get("per_volume_ms", {})
     rows = [(key, entry) for key, entry in per_volume.items() if isinstance(entry, dict) and "auto" in entry]
@@ -45,15 +46,31 @@ def section(results: dict[str, Any]) -> str:
     rows += [(f"ResNet18 at 224: {key}", entry) for key, entry in r18.get("shapes", {}).items()]
     for key, entry in rows:
         lines.append(
-            f"| {key} | {_ms(entry.get('auto'))} | {_ms(entry.get('torch'))} | {_ms(entry.get('cupy'))} | "
-            f"{_ms(entry.get('cc3d'))} | {_ms(entry.get('cripser'))} |"
+            f"| {key} | {_ms(entry.get('auto'))} | {_ms(entry.get('cuda_uf'))} | {_ms(entry.get('torch'))} | "
+            f"{_ms(entry.get('cupy'))} | {_ms(entry.get('cc3d'))} | {_ms(entry.get('cripser'))} |"
         )
     per_input = r18.get("per_input_11_layers_ms")
     if isinstance(per_input, dict):
         lines.append(
-            f"| ResNet18 at 224, one input's 11 layers | {_ms(per_input.get('auto'))} | {_ms(per_input.get('torch'))} "
-            f"| {_ms(per_input.get('cupy'))} | {_ms(per_input.get('cc3d'))} | {_ms(per_input.get('cripser'))} |"
+            f"| ResNet18 at 224, one input's 11 layers | {_ms(per_input.get('auto'))} "
+            f"| {_ms(per_input.get('cuda_uf'))} | {_ms(per_input.get('torch'))} | {_ms(per_input.get('cupy'))} "
+            f"| {_ms(per_input.get('cc3d'))} | {_ms(per_input.get('cripser'))} |"
         )
+    sizes = [r for r in results.get("ccl_sizes") or [] if r.get("why", "buffered") == "buffered"]
+    if sizes:
+        lines += [
+            "",
+            "Labelling per call (b0 + b2, milliseconds) at the batch sizes the callback buffers for 2000 inputs "
+            f"(identical counts: {results.get('ccl_sizes_identical')}):",
+            "",
+            "| input | volume | batch | union-find kernel | torch rounds | cupy | `auto` |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in sizes:
+            lines.append(
+                f"| {r.get('input')} | {'x'.join(map(str, r.get('shape', [])))} | {r.get('batch')} | "
+                f"{_ms(r.get('cuda_uf_ms'))} | {_ms(r.get('torch_ms'))} | {_ms(r.get('cupy_ms'))} | {r.get('auto')} |"
+            )
     goals = results.get("goals", {})
     lines += ["", "| goal | target | measured | met |", "|---|---|---|---|"]
     for name, goal in goals.items():
@@ -68,6 +85,12 @@ def section(results: dict[str, Any]) -> str:
         f"{_ms(results.get('fit_seconds_without_callback'))} s without the callback, "
         f"{_ms(results.get('fit_seconds_with_callback'))} s with it (overhead {_ms(results.get('fit_overhead'))}x).",
     ]
+    realistic = results.get("fit_realistic") or {}
+    if realistic.get("overhead") is not None:
+        lines.append(
+            f"On a realistic epoch ({realistic.get('setup')}): overhead {_ms(realistic['overhead'])}x "
+            f"(seconds per fit: {realistic.get('runs')})."
+        )
     if breakdown:
         lines.append(
             f"Where an evaluation's time goes: the forward pass over the sample "
