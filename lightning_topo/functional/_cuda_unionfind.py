@@ -8,7 +8,8 @@ on tensors shared through DLPack, so counting the components of a batch needs no
 2. ``merge``: every foreground voxel joins each foreground neighbour that comes before it in raster order
    within its own volume (3 of the 6 face neighbours, or 13 of the 26 neighbours), by lock-free union-find:
    the larger of two roots is pointed at the smaller with ``atomicMin`` until both finds agree (Playne and
-   Hawick's union; ``parent[x] <= x`` always holds, so the parent forest never has a cycle).
+   Hawick's union; ``parent[x] <= x`` always holds, so the parent forest never has a cycle). Finds shorten the
+   paths they walk (pointer jumping with plain stores, as ECL-CC does).
 3. ``compress``: every foreground voxel points at its root.
 4. ``count``: a root adds one to its volume's count; with ``bounded_only``, a voxel on the volume's boundary first
    marks its root, and marked roots are not counted (the components of a complement that touch the boundary
@@ -33,10 +34,21 @@ MAX_VOXELS = 2**31 - 1
 _SOURCE = r"""
 extern "C" {
 
-__device__ __forceinline__ int uf_find(const int* parent, int x) {
-    int p = parent[x];
-    while (p != x) { x = p; p = parent[x]; }
-    return x;
+__device__ __forceinline__ int uf_find(int* parent, int x) {
+    // The root of x, shortening the path on the way (each visited non-root voxel is pointed at its grand-parent).
+    // Plain stores are safe: parent values only decrease towards the root, a non-root never becomes a root again,
+    // and an ancestor is in the same set; a concurrent hook that such a store overwrites is redone by the hooking
+    // loop of uf_union, which continues from the value it displaced.
+    int curr = parent[x];
+    if (curr != x) {
+        int next, prev = x;
+        while (curr > (next = parent[curr])) {
+            parent[prev] = next;
+            prev = curr;
+            curr = next;
+        }
+    }
+    return curr;
 }
 
 __device__ void uf_union(int* parent, int a, int b) {
