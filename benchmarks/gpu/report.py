@@ -89,7 +89,9 @@ def section(results: dict[str, Any]) -> str:
     if realistic.get("overhead") is not None:
         lines.append(
             f"On a realistic epoch ({realistic.get('setup')}): overhead {_ms(realistic['overhead'])}x "
-            f"(seconds per fit: {realistic.get('runs')})."
+            "(seconds per fit: "
+            + "; ".join(f"{k} " + ", ".join(f"{v:.2f}" for v in vals) for k, vals in realistic.get("runs", {}).items())
+            + ")."
         )
     if breakdown:
         lines.append(
