@@ -2,7 +2,7 @@
 
 Reproduces the activation comparison of Naitzat, Zhitnikov & Lim, "Topology of deep neural networks"
 (JMLR 2020) on their dataset D-I, with the product's point-cloud view
-(:func:`lightning_topo.metrics.evaluate_topology`, ``complex="rips"``):
+(:func:`lightning_topo.analysis.evaluate_topology`, ``complex="rips"``):
 
 * D-I (:func:`lightning_topo.datasets.shapes.naitzat_d1`): class a (label 0) = 9 disks, Betti numbers (9, 0);
   class b (label 1) = a big disk minus 9 holes, (1, 9).
@@ -67,10 +67,10 @@ import torch
 from _provenance import environment
 from torch import nn
 
+from lightning_topo.analysis import evaluate_topology
 from lightning_topo.capture.layers import resolve_layers
 from lightning_topo.config import TopologyConfig
 from lightning_topo.datasets.shapes import KNOWN_BETTI, naitzat_d1, naitzat_d2
-from lightning_topo.metrics import evaluate_topology
 from lightning_topo.models import cosine_with_warmup, mlp
 
 ACTIVATIONS = ("relu", "tanh")

@@ -25,6 +25,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from lightning_topo.functional._checks import check_int
+from lightning_topo.functional.rips import METRICS as RIPS_METRICS
 from lightning_topo.functional.thresholds import THRESHOLD_RULES, check_threshold_rule
 
 __all__ = [
@@ -43,7 +45,7 @@ COMPLEXES: tuple[str, ...] = ("cubical", "rips")
 """Valid ``complex`` values."""
 THRESHOLDS: tuple[str, ...] = THRESHOLD_RULES
 """Named threshold rules."""
-METRICS: tuple[str, ...] = ("knn_hops", "euclidean")
+METRICS: tuple[str, ...] = RIPS_METRICS
 """Valid ``metric`` values."""
 
 AUTO_SAMPLES: dict[str, tuple[int, int]] = {"cubical": (20, 200), "rips": (300, 3000)}
@@ -93,11 +95,13 @@ def describe_callable(fn: Any) -> str:
 
 
 def _positive_int(name: str, value: Any, *, allow_none: bool = False, allow_auto: bool = False) -> None:
-    if (value is None and allow_none) or (value == "auto" and allow_auto):
+    if value == "auto" and allow_auto:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    try:
+        check_int(value, name, 1, allow_none=allow_none, error=ConfigError)
+    except ConfigError as err:
         auto = ' "auto" (the default) picks a value for the view.' if allow_auto else ""
-        raise ConfigError(f"`{name}` must be {'None or ' if allow_none else ''}an integer >= 1, got {value!r}.{auto}")
+        raise ConfigError(f"{err}{auto}") from None
 
 
 def _optional_callable(name: str, value: Any) -> None:
@@ -193,8 +197,7 @@ class TopologyConfig:
         _positive_int("pool_size", self.pool_size, allow_none=True)
         _positive_int("samples_per_class", self.samples_per_class, allow_none=True, allow_auto=True)
         _positive_int("max_samples", self.max_samples, allow_auto=True)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"`seed` must be an integer, got {self.seed!r}.")
+        check_int(self.seed, "seed", error=ConfigError)
         _positive_int("batch_size", self.batch_size)
         _positive_int("max_layers", self.max_layers)
         if self.device is not None:
@@ -329,8 +332,3 @@ class TopologyConfig:
                 value = list(value)
             out[f.name] = value
         return out
-
-
-def config_fields() -> Mapping[str, dataclasses.Field]:
-    """The fields of :class:`TopologyConfig` by name (for signatures and the command line)."""
-    return {f.name: f for f in dataclasses.fields(TopologyConfig)}

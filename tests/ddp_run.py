@@ -24,9 +24,9 @@ from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import TopologyCallback, TopologyReport, analyse
+from lightning_topo.analysis import TopologyEvaluationError, ranks_fail_together
 from lightning_topo.capture import first_tensor
 from lightning_topo.datasets import load_digits_tensors
-from lightning_topo.metrics import TopologyEvaluationError, ranks_fail_together
 from lightning_topo.models import Classifier, digits_cnn
 
 FAIL_RANK: int | None = None

@@ -19,9 +19,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import ConfigError, TopologyCallback, TopologyConfig, analyse
+from lightning_topo.analysis import evaluate_topology
 from lightning_topo.capture import capture_layers, resolve_layers
 from lightning_topo.functional import NonFiniteError, cubical_betti
-from lightning_topo.metrics import evaluate_topology
 from lightning_topo.models import Classifier, digits_cnn
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -110,10 +110,10 @@ def test_a_failure_on_one_rank_reaches_every_rank(tmp_path: Path) -> None:
 
 
 def test_torch_compile_gives_the_same_values_and_names() -> None:
+    from lightning_topo.analysis import evaluate_topology
     from lightning_topo.capture.layers import resolve_layers
     from lightning_topo.config import TopologyConfig
     from lightning_topo.datasets import load_digits_tensors
-    from lightning_topo.metrics import evaluate_topology
     from lightning_topo.models import Classifier, digits_cnn
 
     torch.manual_seed(0)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from lightning_topo.analysis import TopologyEvaluationError, evaluate_topology
 from lightning_topo.config import TopologyConfig
-from lightning_topo.metrics import TopologyEvaluationError, evaluate_topology
 
 
 class _Broken(RuntimeError):

@@ -213,3 +213,48 @@ def test_constants() -> None:
     assert BettiNumbers.higher_is_better is False and TopologicalComplexity.higher_is_better is False
     assert DecayRate(num_layers=2).higher_is_better is True
     assert DecayRate(num_layers=2, kind="theta").higher_is_better is False
+
+
+def test_metric_classes_equal_the_callback_at_defaults(tmp_path) -> None:
+    """Issue 21: BettiNumbers(), TopologicalComplexity() and TopologyCallback() at their defaults give the same
+    numbers on the same volumes (the one per-class reduction, and the same default threshold rule)."""
+    from lightning.pytorch import Trainer
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from lightning_topo import BettiNumbers, TopologicalComplexity, TopologyCallback
+    from lightning_topo.capture import ActivationCapture, run_on_sample
+    from lightning_topo.datasets import load_digits_tensors
+    from lightning_topo.models import Classifier, digits_cnn
+
+    torch.manual_seed(0)
+    x, y = load_digits_tensors()
+    model = Classifier(digits_cnn())
+    topo = TopologyCallback(layers=["net.1"], charts=False)
+    trainer = Trainer(callbacks=[topo], logger=False, enable_progress_bar=False, enable_model_summary=False,
+                      accelerator="cpu", default_root_dir=tmp_path)  # fmt: skip
+    trainer.validate(model, DataLoader(TensorDataset(x[:400], y[:400]), batch_size=64), verbose=False)
+    sample = topo.sample
+    betti, omega_metric = BettiNumbers(num_classes=10), TopologicalComplexity(num_classes=10)
+    with ActivationCapture(model, ["net.1"], lambda name, out: (betti.update(out, sample.labels),
+                                                                 omega_metric.update(out, sample.labels))):
+        run_on_sample(model, sample.inputs, batch_size=len(sample.inputs))
+    layer = topo.last_result.layers[0]
+    torch.testing.assert_close(betti.compute(), layer.betti, rtol=0, atol=1e-12)
+    assert float(omega_metric.compute()) == pytest.approx(layer.omega, abs=1e-12)
+    assert float(trainer.callback_metrics["topology/net.1/omega"]) == pytest.approx(layer.omega, rel=1e-6)
+
+
+def test_layer_problem_reasons_are_metric_states() -> None:
+    from lightning_topo.metrics import LayerwiseTopology
+
+    a, b = LayerwiseTopology(["x", "y"], classes=[0]), LayerwiseTopology(["x", "y"], classes=[0])
+    a.update("x", torch.tensor([[1, 0, 0]]), torch.tensor([0]))
+    b.update("x", problem="NaN or Inf in its activations")
+    a.update("y", torch.tensor([[1, 0, 0]]), torch.tensor([0]))
+    b.update("y", torch.tensor([[2, 0, 0]]), torch.tensor([0]))
+    a.merge_state(b)  # as a DDP sync would combine them
+    result = a.compute()
+    assert result.layers[0].problem == "NaN or Inf in its activations"  # the other process's reason, not a stub
+    assert a.problems == {"x": "NaN or Inf in its activations"}
+    a.reset()
+    assert a.problems == {}

@@ -1,8 +1,18 @@
-"""One-off analyses without training: :func:`analyse` (``analyse.py``), its :class:`TopologyReport`
+"""Running models on samples without training: :func:`evaluate_topology` (``evaluate.py``: capture a sample and
+feed the metric; the callback uses it too), :func:`analyse` (``analyse.py``), its :class:`TopologyReport`
 (``report.py``) and :func:`rank_models` (``ranking.py``). Uses capture and metrics, never the callbacks."""
 
 from lightning_topo.analysis.analyse import analyse
+from lightning_topo.analysis.evaluate import TopologyEvaluationError, evaluate_topology, ranks_fail_together
 from lightning_topo.analysis.ranking import Ranking, rank_models
 from lightning_topo.analysis.report import TopologyReport
 
-__all__ = ["Ranking", "TopologyReport", "analyse", "rank_models"]
+__all__ = [
+    "Ranking",
+    "TopologyEvaluationError",
+    "TopologyReport",
+    "analyse",
+    "evaluate_topology",
+    "rank_models",
+    "ranks_fail_together",
+]

@@ -22,6 +22,7 @@ from lightning.pytorch import LightningDataModule
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from lightning_topo.analysis.evaluate import evaluate_topology
 from lightning_topo.analysis.report import TopologyReport
 from lightning_topo.capture import (
     FixedSample,
@@ -32,7 +33,7 @@ from lightning_topo.capture import (
     trace_layers,
 )
 from lightning_topo.config import ConfigError, TopologyConfig
-from lightning_topo.metrics import TopologyResult, evaluate_topology
+from lightning_topo.metrics import TopologyResult
 
 __all__ = ["analyse", "default_device", "sample_from"]
 

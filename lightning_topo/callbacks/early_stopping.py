@@ -45,6 +45,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from lightning_topo.callbacks.topology import TopologyCallback
+from lightning_topo.functional._checks import check_int
 
 __all__ = ["TopologyEarlyStopping"]
 
@@ -143,8 +144,7 @@ class TopologyEarlyStopping(EarlyStopping):
                 raise MisconfigurationException(f"`{name}` must be a non-empty logged metric name, got {key!r}.")
         if mode not in self.mode_dict:
             raise MisconfigurationException(f"`mode` must be one of 'min', 'max', got {mode!r}.")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise MisconfigurationException(f"`patience` must be an integer >= 1, got {patience!r}.")
+        check_int(patience, "patience", 1, error=MisconfigurationException)
         if not _is_real(min_delta) or min_delta < 0:
             raise MisconfigurationException(f"`min_delta` must be a finite number >= 0, got {min_delta!r}.")
         if min_delta_mode not in MIN_DELTA_MODES:
@@ -155,12 +155,7 @@ class TopologyEarlyStopping(EarlyStopping):
             raise MisconfigurationException(
                 f"`ema_alpha` must be None (no smoothing) or a number in (0, 1], got {ema_alpha!r}."
             )
-        if floor_patience is not None and (
-            isinstance(floor_patience, bool) or not isinstance(floor_patience, int) or floor_patience < 1
-        ):
-            raise MisconfigurationException(
-                f"`floor_patience` must be None (floor rule off) or an integer >= 1, got {floor_patience!r}."
-            )
+        check_int(floor_patience, "floor_patience", 1, allow_none="floor rule off", error=MisconfigurationException)
         if not _is_real(floor):
             raise MisconfigurationException(f"`floor` must be a finite number, got {floor!r}.")
         if not _is_real(floor_tol) or floor_tol < 0:

@@ -31,6 +31,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning_utilities.core.imports import RequirementCache
 from typing_extensions import override
 
+from lightning_topo.analysis.evaluate import evaluate_topology, ranks_fail_together
 from lightning_topo.capture import (
     FixedSample,
     SampleError,
@@ -41,9 +42,10 @@ from lightning_topo.capture import (
 )
 from lightning_topo.capture.layers import auto_layer_note, named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
+from lightning_topo.functional._checks import check_int
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
-from lightning_topo.metrics import TopologyResult, evaluate_topology, ranks_fail_together
+from lightning_topo.metrics import TopologyResult
 
 __all__ = ["TopologyCallback", "TopologyMisconfiguration"]
 
@@ -55,11 +57,6 @@ _BETTI_KEYS = ("b0", "b1", "b2")
 
 class TopologyMisconfiguration(MisconfigurationException, ConfigError):
     """A bad argument of a topology callback: a Lightning ``MisconfigurationException`` and a ``ConfigError``."""
-
-
-def _check_positive_int(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TopologyMisconfiguration(f"`{name}` must be an integer >= 1, got {value!r}.")
 
 
 # Fields that say how, not what, the callback computes: never compared on resume.
@@ -123,7 +120,7 @@ class TopologyCallback(Callback):
             self.config = TopologyConfig(**fields) if config is None else TopologyConfig.from_kwargs(config, **fields)
         except ConfigError as err:
             raise TopologyMisconfiguration(str(err)) from err
-        _check_positive_int(every_n_epochs, "every_n_epochs")
+        check_int(every_n_epochs, "every_n_epochs", 1, error=TopologyMisconfiguration)
         self.chart_kinds = self._validate_charts(charts)
         self.every_n_epochs = every_n_epochs
         self.log_per_class = log_per_class

@@ -5,7 +5,8 @@
   (``curves.py``); :func:`sublevel_thresholds` — the threshold rules (``thresholds.py``).
 * :func:`h0_persistence`, :func:`knn_hop_distances`, :func:`rips_betti` — the point-cloud view (``rips.py``).
 * :func:`omega`, :func:`theta`, :func:`normalised_decay` — topological complexity and its decay
-  (``complexity.py``).
+  (``complexity.py``); :func:`class_statistics` and its ``_betti_update`` / ``_betti_compute`` /
+  ``_omega_compute`` — the per-class sums and counts every metric keeps (``statistics.py``).
 
 This package imports torch, numpy, scipy, cc3d and giotto-ph only (lazily where they are heavy); never lightning,
 torchmetrics, matplotlib or wandb, and nothing else of lightning_topo. Names load on first use (PEP 562).
@@ -23,11 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from lightning_topo.functional.cubical import cubical_betti
     from lightning_topo.functional.curves import betti_curves
     from lightning_topo.functional.rips import h0_persistence, knn_hop_distances, rips_betti
+    from lightning_topo.functional.statistics import class_statistics
     from lightning_topo.functional.thresholds import sublevel_thresholds
 
 _EXPORTS = {
     "NonFiniteError": "_checks",
     "betti_curves": "curves",
+    "class_statistics": "statistics",
     "count_components": "components",
     "cubical_betti": "cubical",
     "h0_persistence": "rips",
@@ -42,6 +45,7 @@ _EXPORTS = {
 __all__ = [
     "NonFiniteError",
     "betti_curves",
+    "class_statistics",
     "count_components",
     "cubical_betti",
     "h0_persistence",

@@ -16,6 +16,7 @@ __all__ = [
     "NonFiniteError",
     "as_device",
     "check_finite_per_sample",
+    "check_int",
     "check_tensor",
     "check_volumes",
     "exact_threshold_compare_dtype",
@@ -30,6 +31,52 @@ class NonFiniteError(ValueError):
     def __init__(self, message: str, index: int) -> None:
         super().__init__(message)
         self.index = index
+
+
+def check_int(
+    value: object,
+    name: str,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    *,
+    allow_none: bool | str = False,
+    why: str = "",
+    bounds: str | None = None,
+    error: type[Exception] = ValueError,
+) -> int | None:
+    """The one check of "an integer (not a bool) in [minimum, maximum]" of the whole package.
+
+    Raises ``error`` (a ``ValueError`` by default; callers pass their own typed error, e.g. ``ConfigError`` or
+    Lightning's ``MisconfigurationException``) naming ``name``, the accepted range and the value. ``allow_none``
+    may be a string saying what ``None`` means (``"floor rule off"``); ``bounds`` replaces the range's wording.
+
+    Example:
+        >>> check_int(3, "k", 1)
+        3
+        >>> check_int(True, "k", 1)
+        Traceback (most recent call last):
+        ...
+        ValueError: `k` must be an integer >= 1, got True.
+    """
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if ok and ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)):  # type: ignore[operator]
+        ok = False
+    if not ok:
+        if bounds is not None:
+            bounds = f" {bounds}"
+        elif minimum is not None and maximum is not None:
+            bounds = f" in [{minimum}, {maximum}]"
+        elif minimum is not None:
+            bounds = f" >= {minimum}"
+        elif maximum is not None:
+            bounds = f" <= {maximum}"
+        else:
+            bounds = ""
+        none = "" if not allow_none else "None or " if allow_none is True else f"None ({allow_none}) or "
+        raise error(f"`{name}` must be {none}an integer{bounds}{why}, got {value!r}.")
+    return value  # type: ignore[return-value]
 
 
 def check_tensor(value: object, name: str) -> Tensor:

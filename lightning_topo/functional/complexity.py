@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from lightning_topo.functional._checks import check_tensor
+from lightning_topo.functional.statistics import class_statistics
 
 __all__ = ["RIDGE_ALPHA", "cubic_ridge_fit", "normalised_decay", "omega", "theta"]
 
@@ -57,18 +58,13 @@ def omega(betti: Tensor, labels: Tensor | None = None) -> Tensor:
         raise ValueError(f"`betti` must have shape (..., B, K), got shape {tuple(betti.shape)}.")
     if betti.shape[-2] == 0:
         raise ValueError("`betti` has no samples (B = 0): Omega of an empty sample is undefined.")
-    total = betti.to(torch.float64).sum(dim=-1)  # (..., B)
-    if labels is None:
-        return total.mean(dim=-1)
-    labels = check_tensor(labels, "labels")
-    if labels.shape != (betti.shape[-2],):
-        raise ValueError(
-            f"`labels` must have shape (B,) = ({betti.shape[-2]},) to match `betti`, got {tuple(labels.shape)}."
-        )
-    classes, inverse = torch.unique(labels.to(total.device), return_inverse=True)
-    one_hot = torch.nn.functional.one_hot(inverse, num_classes=classes.numel()).to(torch.float64)  # (B, C)
-    per_class = (total @ one_hot) / one_hot.sum(dim=0)  # (..., C)
-    return per_class.mean(dim=-1)
+    if labels is not None:
+        labels = check_tensor(labels, "labels")
+        if labels.shape != (betti.shape[-2],):
+            raise ValueError(
+                f"`labels` must have shape (B,) = ({betti.shape[-2]},) to match `betti`, got {tuple(labels.shape)}."
+            )
+    return class_statistics(betti, labels)[2]
 
 
 def _check_curve(curve: Tensor, name: str) -> Tensor:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_topo.functional._checks import as_device, check_finite_per_sample, check_tensor
+from lightning_topo.functional._checks import as_device, check_finite_per_sample, check_int, check_tensor
 
 __all__ = [
     "METRICS",
@@ -109,10 +109,8 @@ _DENSE_KNN_ROWS = 1024
 
 
 def _check_knn_args(n: int, k: object, max_hops: object) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n - 1:
-        raise ValueError(f"`k` must be an integer in [1, n - 1] = [1, {n - 1}] for {n} points, got {k!r}.")
-    if isinstance(max_hops, bool) or not isinstance(max_hops, int) or max_hops < 1:
-        raise ValueError(f"`max_hops` must be an integer >= 1, got {max_hops!r}.")
+    check_int(k, "k", 1, n - 1, bounds=f"in [1, n - 1] = [1, {n - 1}] for {n} points")
+    check_int(max_hops, "max_hops", 1)
 
 
 def knn_graph(points: Tensor, k: int, *, device: torch.device | str | None = None) -> Any:
@@ -260,8 +258,7 @@ def rips_betti(
     points = _check_points(points)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"`scale` must be a finite number > 0, got {scale!r}.")
-    if isinstance(maxdim, bool) or not isinstance(maxdim, int) or maxdim < 0:
-        raise ValueError(f"`maxdim` must be an integer >= 0, got {maxdim!r}.")
+    check_int(maxdim, "maxdim", 0)
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {METRICS}, got {metric!r}.")
     target = as_device(device, points.device)

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +26,10 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import cubical_betti, normalised_decay, sublevel_thresholds, theta
+from lightning_topo.functional._checks import check_int
+from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
 from lightning_topo.functional.thresholds import check_threshold_rule
 
 __all__ = ["DECAY_KINDS", "BettiNumbers", "DecayRate", "TopologicalComplexity"]
@@ -36,12 +38,9 @@ DECAY_KINDS: tuple[str, ...] = ("normalised", "theta")
 """Valid ``kind`` values of :class:`DecayRate`."""
 
 _BETTI_NAMES = ("b0", "b1", "b2")
-
-
-def _check_int(value: Any, name: str, minimum: int, why: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}{why}, got {value!r}.")
-    return value
+DEFAULT_THRESHOLD = TopologyConfig().threshold
+"""The metric classes' default threshold rule: :class:`~lightning_topo.config.TopologyConfig`'s (``"mean"``), so
+they give the callback's numbers on the same volumes."""
 
 
 def _check_threshold(threshold: Any) -> Any:
@@ -139,8 +138,8 @@ class _PerClassBetti(Metric):
     betti_sum: Tensor
     count: Tensor
 
-    def __init__(self, num_classes: int = 1, threshold: Any = 0.0, **kwargs: Any) -> None:
-        _check_int(num_classes, "num_classes", 1)
+    def __init__(self, num_classes: int = 1, threshold: Any = DEFAULT_THRESHOLD, **kwargs: Any) -> None:
+        check_int(num_classes, "num_classes", 1)
         threshold = _check_threshold(threshold)
         super().__init__(**kwargs)
         self.num_classes = num_classes
@@ -161,12 +160,9 @@ class _PerClassBetti(Metric):
         """
         b = _betti_of(volumes, betti, self.threshold, self.betti_sum.device)
         lab = _check_labels(labels, b.shape[0], self.num_classes, self.betti_sum.device)
-        self.betti_sum.index_add_(0, lab, b)
-        self.count.index_add_(0, lab, torch.ones_like(lab))
-
-    def _per_class_mean(self) -> Tensor:
-        """``(num_classes, 3)`` float64 means; NaN rows for classes without samples."""
-        return self.betti_sum.to(torch.float64) / self.count.to(torch.float64).unsqueeze(1)
+        sums, counts = _betti_update(b, lab, self.num_classes)
+        self.betti_sum += sums
+        self.count += counts
 
 
 class BettiNumbers(_PerClassBetti):
@@ -174,15 +170,16 @@ class BettiNumbers(_PerClassBetti):
 
     Args:
         num_classes: number of classes C (labels in ``[0, C)``); default 1 (no labels needed).
-        threshold: the sublevel threshold rule used when ``update`` gets volumes: a number (default 0.0),
-            ``"mean"``, ``"median"`` or a callable ``volumes -> (B,)`` (the rules of ``TopologyConfig.threshold``).
+        threshold: the sublevel threshold rule used when ``update`` gets volumes: ``"mean"`` (the default, as
+            ``TopologyConfig.threshold``: each volume's own mean), ``"median"``, a number or a callable
+            ``volumes -> (B,)``.
         **kwargs: passed to :class:`torchmetrics.Metric`.
 
     ``compute()`` returns float64 ``(num_classes, 3)`` (NaN rows for classes without samples), or ``(3,)``
     when ``num_classes == 1``. Lower means a simpler embedding (``higher_is_better = False``).
 
     Example:
-        >>> m = BettiNumbers(threshold=0.5)
+        >>> m = BettiNumbers()  # threshold "mean": each volume's own mean (here 1/3)
         >>> m.update(torch.tensor([[[0.0, 1.0, 0.0]]]))  # one 2-D volume: two separate sub-threshold voxels
         >>> m.compute().tolist()
         [2.0, 0.0, 0.0]
@@ -194,7 +191,7 @@ class BettiNumbers(_PerClassBetti):
 
     def compute(self) -> Tensor:
         """Per-class means ``(num_classes, 3)``, or ``(3,)`` for a single class."""
-        mean = self._per_class_mean()
+        mean = _betti_compute(self.betti_sum, self.count)
         return mean[0] if self.num_classes == 1 else mean
 
     def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: Any = None) -> Any:
@@ -224,8 +221,9 @@ class TopologicalComplexity(_PerClassBetti):
 
     Args:
         num_classes: number of classes C (labels in ``[0, C)``); default 1 (no labels needed).
-        threshold: the sublevel threshold rule used when ``update`` gets volumes: a number (default 0.0),
-            ``"mean"``, ``"median"`` or a callable ``volumes -> (B,)`` (the rules of ``TopologyConfig.threshold``).
+        threshold: the sublevel threshold rule used when ``update`` gets volumes: ``"mean"`` (the default, as
+            ``TopologyConfig.threshold``: each volume's own mean), ``"median"``, a number or a callable
+            ``volumes -> (B,)``.
         **kwargs: passed to :class:`torchmetrics.Metric`.
 
     Example:
@@ -237,11 +235,7 @@ class TopologicalComplexity(_PerClassBetti):
 
     def compute(self) -> Tensor:
         """Scalar float64 Omega (NaN when no sample was seen)."""
-        per_class = self._per_class_mean().sum(dim=1)
-        present = self.count > 0
-        if not bool(present.any()):
-            return torch.tensor(math.nan, dtype=torch.float64, device=per_class.device)
-        return per_class[present].mean()
+        return _omega_compute(self.betti_sum, self.count)
 
     def plot(self, val: Tensor | Sequence[Tensor] | None = None, ax: Any = None) -> Any:
         """Plot Omega, or a sequence of Omega values over steps (torchmetrics' standard scalar plot).
@@ -264,8 +258,9 @@ class DecayRate(Metric):
             depths, higher = more simplification, ``higher_is_better = True``) or ``"theta"`` (the paper's
             score :func:`~lightning_topo.functional.theta`; lower went with better transfer,
             ``higher_is_better = False``; compare only equal L).
-        threshold: the sublevel threshold rule used when ``update`` gets volumes: a number (default 0.0),
-            ``"mean"``, ``"median"`` or a callable ``volumes -> (B,)`` (the rules of ``TopologyConfig.threshold``).
+        threshold: the sublevel threshold rule used when ``update`` gets volumes: ``"mean"`` (the default, as
+            ``TopologyConfig.threshold``: each volume's own mean), ``"median"``, a number or a callable
+            ``volumes -> (B,)``.
         **kwargs: passed to :class:`torchmetrics.Metric`.
 
     ``update(betti_per_layer)`` with ``(L, B, 3)`` adds a batch for every layer; ``update(betti, layer=i)``
@@ -294,10 +289,15 @@ class DecayRate(Metric):
     count: Tensor
 
     def __init__(
-        self, num_layers: int, num_classes: int = 1, kind: str = "normalised", threshold: Any = 0.0, **kwargs: Any
+        self,
+        num_layers: int,
+        num_classes: int = 1,
+        kind: str = "normalised",
+        threshold: Any = DEFAULT_THRESHOLD,
+        **kwargs: Any,
     ) -> None:
-        _check_int(num_layers, "num_layers", 2, " (a decay over depth needs at least two layers)")
-        _check_int(num_classes, "num_classes", 1)
+        check_int(num_layers, "num_layers", 2, why=" (a decay over depth needs at least two layers)")
+        check_int(num_classes, "num_classes", 1)
         if kind not in DECAY_KINDS:
             raise ValueError(f"`kind` must be one of {', '.join(map(repr, DECAY_KINDS))}, got {kind!r}.")
         threshold = _check_threshold(threshold)
@@ -341,21 +341,18 @@ class DecayRate(Metric):
             for i, b in enumerate(rows):
                 self._add(i, b.to(self.betti_sum.device), lab)
             return
-        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < self.num_layers:
-            raise ValueError(f"`layer` must be an integer in [0, {self.num_layers - 1}], got {layer!r}.")
+        check_int(layer, "layer", 0, self.num_layers - 1)
         b = _betti_of(volumes, betti, self.threshold, self.betti_sum.device)
         self._add(layer, b, _check_labels(labels, b.shape[0], self.num_classes, self.betti_sum.device))
 
     def _add(self, layer: int, betti: Tensor, labels: Tensor) -> None:
-        self.betti_sum[layer].index_add_(0, labels, betti)
-        self.count[layer].index_add_(0, labels, torch.ones_like(labels))
+        sums, counts = _betti_update(betti, labels, self.num_classes)
+        self.betti_sum[layer] += sums
+        self.count[layer] += counts
 
     def omega_per_layer(self) -> Tensor:
         """``(L,)`` float64 Omega per layer from the (synchronised) states; NaN for a layer without samples."""
-        per_class = self.betti_sum.sum(dim=2).to(torch.float64) / self.count.to(torch.float64)  # (L, C)
-        present = self.count > 0
-        per_class = torch.where(present, per_class, torch.zeros_like(per_class))
-        return per_class.sum(dim=1) / present.sum(dim=1).to(torch.float64)  # NaN (0/0) for an empty layer
+        return _omega_compute(self.betti_sum, self.count)
 
     def compute(self) -> Tensor:
         """The decay (``kind``) of :meth:`omega_per_layer`, a float64 scalar."""

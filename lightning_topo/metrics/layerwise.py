@@ -5,47 +5,35 @@ view, pooled embeddings for the point-cloud view) go in with :meth:`LayerwiseTop
 :meth:`~torchmetrics.Metric.compute` returns a :class:`TopologyResult`. The states are what DDP must combine:
 
 * cubical: per-layer, per-class integer sums of ``(b0, b1, b2)`` and sample counts, ``dist_reduce_fx="sum"``
-  (the sufficient statistics of the per-class means, in the style of torchmetrics' functional ``_update`` /
-  ``_compute`` split: :func:`cubical_statistics` and :func:`cubical_summary`);
+  (the sufficient statistics of the per-class means: ``_betti_update`` / ``_betti_compute`` /
+  ``_omega_compute`` of :mod:`lightning_topo.functional.statistics`, in the style of torchmetrics' functional
+  ``_update`` / ``_compute`` split);
 * point cloud: each layer's embeddings, labels and sample positions, ``dist_reduce_fx="cat"`` (a point cloud's
   Betti numbers need all of its points); after the gather the points are put back in sample order, so the
   result does not depend on how the sample was split over ranks;
-* a per-layer problem count (``"sum"``): a layer with a problem on any rank is NaN everywhere.
+* a per-layer problem count (``"sum"``) and the reasons as text (UTF-8 bytes, ``"cat"``): a layer with a problem
+  on any rank is NaN everywhere, with that rank's reason.
 
 So a 2-process DDP run computes from the synchronised states exactly what one process computes on the whole
-sample. An exception while one rank captures (a failing ``forward_fn`` or ``output_fn``, CuPy's ordering check,
-out of memory) reaches every rank before the sync, as a :class:`TopologyEvaluationError`
-(:func:`ranks_fail_together`): no rank waits in the gather for a rank that left.
+sample. Running a model on a sample and feeding this metric is :func:`lightning_topo.analysis.evaluate_topology`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 from torchmetrics import Metric
 
-from lightning_topo.capture import capture_layers
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import normalised_decay, rips_betti, theta
+from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
 
-__all__ = [
-    "LayerTopology",
-    "LayerwiseTopology",
-    "TopologyEvaluationError",
-    "TopologyResult",
-    "cubical_statistics",
-    "cubical_summary",
-    "decays",
-    "evaluate_topology",
-    "ranks_fail_together",
-]
+__all__ = ["LayerTopology", "LayerwiseTopology", "TopologyResult", "decays"]
 
 
 @dataclass
@@ -80,37 +68,6 @@ class TopologyResult:
         return torch.tensor([layer.omega for layer in self.layers], dtype=torch.float64)
 
 
-def cubical_statistics(betti: Tensor, class_index: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-    """A batch's sufficient statistics: per-class sums ``(C, 3)`` of Betti numbers and counts ``(C,)`` (int64).
-
-    Example:
-        >>> s, n = cubical_statistics(torch.tensor([[2, 1, 0], [1, 0, 0], [3, 0, 0]]), torch.tensor([0, 0, 1]), 2)
-        >>> s.tolist(), n.tolist()
-        ([[3, 1, 0], [3, 0, 0]], [2, 1])
-    """
-    sums = torch.zeros(num_classes, betti.shape[1], dtype=torch.int64, device=betti.device)
-    counts = torch.zeros(num_classes, dtype=torch.int64, device=betti.device)
-    index = class_index.to(betti.device)
-    sums.index_add_(0, index, betti.to(torch.int64))
-    counts.index_add_(0, index, torch.ones_like(index))
-    return sums, counts
-
-
-def cubical_summary(sums: Tensor, counts: Tensor) -> tuple[Tensor, float]:
-    """Per-class mean Betti numbers ``(C, 3)`` (NaN rows for empty classes) and Omega from the statistics.
-
-    Example:
-        >>> means, om = cubical_summary(torch.tensor([[3, 1, 0], [3, 0, 0]]), torch.tensor([2, 1]))
-        >>> means.tolist(), om
-        ([[1.5, 0.5, 0.0], [3.0, 0.0, 0.0]], 2.5)
-    """
-    sums, counts = sums.cpu().to(torch.float64), counts.cpu().to(torch.float64)
-    per_class = sums / counts.unsqueeze(1)
-    present = counts > 0
-    om = float(per_class[present].sum(dim=1).mean()) if bool(present.any()) else math.nan
-    return per_class, om
-
-
 def decays(omegas: Tensor) -> tuple[float, float, str | None]:
     """``(theta, decay_rate, why)`` of an Omega curve; NaN with the reason when they are undefined."""
     if omegas.numel() < 2:
@@ -120,92 +77,6 @@ def decays(omegas: Tensor) -> tuple[float, float, str | None]:
     if bool((omegas == 0).all()):
         return math.nan, math.nan, "Omega is 0 at every layer (threshold below every activation?): decay undefined"
     return float(theta(omegas)), float(normalised_decay(omegas)), None
-
-
-class TopologyEvaluationError(RuntimeError):
-    """A topology evaluation failed on some DDP rank; raised on every rank, so that none waits for the others.
-
-    On a rank that failed, the original exception is chained (``__cause__``); the other ranks name the failed
-    rank(s) and their errors in the message.
-
-    Attributes:
-        failed_ranks: the ranks (in the process group) whose evaluation raised, sorted.
-        errors: ``{rank: "Type: message"}`` of each failed rank's exception.
-
-    Example:
-        >>> err = TopologyEvaluationError({1: "RuntimeError: out of memory"})
-        >>> err.failed_ranks
-        (1,)
-        >>> print(err)
-        the topology evaluation failed on rank 1 (RuntimeError: out of memory); every rank raises this error ...
-    """
-
-    def __init__(self, errors: dict[int, str]) -> None:
-        self.errors = dict(sorted(errors.items()))
-        self.failed_ranks = tuple(self.errors)
-        where = ", ".join(f"rank {rank} ({text})" for rank, text in self.errors.items())
-        super().__init__(
-            f"the topology evaluation failed on {where}; every rank raises this error instead of waiting for the "
-            "failed rank's metric states (on a failed rank the original exception is chained as __cause__)."
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.errors,)
-
-
-def _describe(err: BaseException, limit: int = 500) -> str:
-    text = f"{type(err).__name__}: {err}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _exchange_failure(
-    err: BaseException | None, world_size: int, device: torch.device | str | None, group: Any
-) -> None:
-    """One ``all_reduce`` of a per-rank failure flag; if any rank failed, every rank raises (after one more
-    collective, on that path only, that gathers the failed ranks' error texts)."""
-    flags = torch.zeros(world_size, dtype=torch.int32, device=device)
-    if err is not None:
-        flags[dist.get_rank(group)] = 1
-    dist.all_reduce(flags, group=group)
-    if not bool(flags.any()):
-        return
-    texts: list[str | None] = [None] * world_size
-    dist.all_gather_object(texts, None if err is None else _describe(err), group=group)
-    failed = torch.nonzero(flags.cpu()).flatten().tolist()
-    errors = {rank: texts[rank] or "an exception" for rank in failed}
-    raise TopologyEvaluationError(errors) from err
-
-
-@contextmanager
-def ranks_fail_together(
-    device: torch.device | str | None = None, *, sync: bool = True, group: Any = None
-) -> Iterator[None]:
-    """Under DDP, an exception in the block on any rank is raised on every rank as :class:`TopologyEvaluationError`.
-
-    Wrap the per-rank work that comes before a collective (the metric's gather): each rank that leaves the block,
-    normally or with an exception, takes part in one ``all_reduce`` of a failure flag (``world_size`` int32 on
-    ``device``: the process group's device, where the metric's states live); when some rank failed, every rank
-    raises, so none is left blocked in a collective the failed rank never joins. Without a process group, with
-    ``sync=False`` or a world of one process, the block runs as it is and its exceptions propagate unchanged.
-    Only ``Exception`` is exchanged: ``KeyboardInterrupt`` / ``SystemExit`` end the process as they would anyway.
-    A :class:`TopologyEvaluationError` from a nested block passes through (every rank already raised it).
-
-    Example:
-        >>> with ranks_fail_together():  # no process group: nothing is exchanged
-        ...     pass
-    """
-    world_size = dist.get_world_size(group) if sync and dist.is_available() and dist.is_initialized() else 1
-    if world_size < 2:
-        yield
-        return
-    try:
-        yield
-    except TopologyEvaluationError:
-        raise
-    except Exception as err:
-        _exchange_failure(err, world_size, device, group)
-        raise  # not reached: the exchange raises when this rank failed
-    _exchange_failure(None, world_size, device, group)
 
 
 class LayerwiseTopology(Metric):
@@ -241,9 +112,10 @@ class LayerwiseTopology(Metric):
         self.config = config if config is not None else TopologyConfig()
         self.layer_names = list(layers)
         self.classes = [int(c) for c in classes]
-        self.problems: dict[str, str] = {}
         n_layers, n_classes = len(self.layer_names), len(self.classes)
         self.add_state("problem", torch.zeros(n_layers, dtype=torch.int64), dist_reduce_fx="sum")
+        for i in range(n_layers):  # why a layer cannot be computed: UTF-8 bytes, each reason ended by a 0 byte
+            self.add_state(f"reason_{i}", [], dist_reduce_fx="cat")
         if self.config.complex == "cubical":
             self.add_state("betti_sum", torch.zeros(n_layers, n_classes, 3, dtype=torch.int64), dist_reduce_fx="sum")
             self.add_state("count", torch.zeros(n_layers, n_classes, dtype=torch.int64), dist_reduce_fx="sum")
@@ -295,13 +167,14 @@ class LayerwiseTopology(Metric):
         i = self._layer(layer)
         if problem is not None:
             self.problem[i] += 1
-            self.problems[self.layer_names[i]] = problem
+            text = torch.tensor([*problem.encode(), 0], dtype=torch.uint8, device=self.problem.device)
+            getattr(self, f"reason_{i}").append(text)
             return
         if values is None or labels is None:
             raise ValueError("pass `values` and `labels` (or `problem=`).")
         index = self.class_index(labels)
         if self.config.complex == "cubical":
-            sums, counts = cubical_statistics(values, index, len(self.classes))
+            sums, counts = _betti_update(values, index, len(self.classes))
             self.betti_sum[i] += sums.to(self.betti_sum.device)
             self.count[i] += counts.to(self.count.device)
             return
@@ -317,13 +190,15 @@ class LayerwiseTopology(Metric):
     def _sync_dist(self, dist_sync_fn: Any = None, process_group: Any = None) -> None:
         # Every rank must gather every list state with the same number of axes, also a rank that holds no input
         # for a layer: give such states a typed, empty 1-D tensor (clouds are stored flat for this reason).
+        device = self.problem.device
+        lists = [("reason", torch.uint8)]
         if self.config.complex == "rips":
-            device = self.problem.device
-            for i in range(len(self.layer_names)):
-                for name, dtype in (("cloud", torch.float32), ("labels", torch.long), ("positions", torch.long)):
-                    state = getattr(self, f"{name}_{i}")
-                    if isinstance(state, list) and not state:
-                        state.append(torch.zeros(0, dtype=dtype, device=device))
+            lists += [("cloud", torch.float32), ("labels", torch.long), ("positions", torch.long)]
+        for i in range(len(self.layer_names)):
+            for name, dtype in lists:
+                state = getattr(self, f"{name}_{i}")
+                if isinstance(state, list) and not state:
+                    state.append(torch.zeros(0, dtype=dtype, device=device))
         if dist_sync_fn is None:
             super()._sync_dist(process_group=process_group)
         else:
@@ -338,12 +213,13 @@ class LayerwiseTopology(Metric):
         problem = self.problem.cpu()
         for i, name in enumerate(self.layer_names):
             if problem[i] > 0:
-                why = self.problems.get(name, "a problem on another rank (see its warning)")
+                why = self.problems.get(name, "a problem on another process")
                 nan = torch.full((n_classes, dims), math.nan, dtype=torch.float64)
                 layers.append(LayerTopology(name, nan, math.nan, problem=why))
             elif self.config.complex == "cubical":
-                per_class, om = cubical_summary(self.betti_sum[i], self.count[i])
-                layers.append(LayerTopology(name, per_class, om))
+                sums, counts = self.betti_sum[i].cpu(), self.count[i].cpu()
+                om = float(_omega_compute(sums, counts))
+                layers.append(LayerTopology(name, _betti_compute(sums, counts), om))
             else:
                 layers.append(self._rips_layer(i, name, warnings))
         for layer in layers:
@@ -390,6 +266,17 @@ class LayerwiseTopology(Metric):
         ax.grid(True, alpha=0.3)
         return fig, ax
 
+    @property
+    def problems(self) -> dict[str, str]:
+        """``{layer: why}`` for the layers marked with ``update(..., problem=...)`` (on any process, once synced:
+        the reasons are metric states); the first reason of each layer."""
+        out: dict[str, str] = {}
+        for i, name in enumerate(self.layer_names):
+            data = self._state_cat(f"reason_{i}")
+            if data is not None and data.numel():
+                out[name] = bytes(data.tolist()).split(b"\0")[0].decode(errors="replace")
+        return out
+
     def _state_cat(self, name: str) -> Tensor | None:
         value = getattr(self, name)
         if isinstance(value, Tensor):  # synchronised: already concatenated
@@ -425,93 +312,11 @@ class LayerwiseTopology(Metric):
                 if message not in warnings:
                     warnings.append(message)
             per_class[j] = self._rips(points)
-        finite = per_class[~torch.isnan(per_class).any(dim=1)]
-        om = float(finite.sum(dim=1).mean()) if len(finite) else math.nan
+        present = (~torch.isnan(per_class).any(dim=1)).to(torch.int64)  # classes with a value, each a mean already
+        om = float(_omega_compute(torch.nan_to_num(per_class), present))
         return LayerTopology(name, per_class, om)
 
     def _rips(self, points: Tensor) -> Tensor:
         cfg = self.config
         kwargs: dict[str, Any] = {"k": cfg.k_for(points.shape[0])} if cfg.metric == "knn_hops" else {}
         return rips_betti(points, cfg.scale, maxdim=cfg.maxdim, metric=cfg.metric, **kwargs).to(torch.float64).cpu()
-
-
-def evaluate_topology(
-    model: Any,
-    inputs: Tensor,
-    labels: Tensor,
-    layer_names: Sequence[str],
-    config: TopologyConfig | None = None,
-    *,
-    classes: Sequence[int] | None = None,
-    positions: Tensor | None = None,
-    layer_by_layer: bool = False,
-    metric_device: torch.device | str | None = None,
-    sync: bool = True,
-    on_batch: Any = None,
-) -> TopologyResult:
-    """Layerwise topology of ``model`` on sampled ``inputs``: capture, feed a :class:`LayerwiseTopology`, compute.
-
-    The one implementation behind :class:`~lightning_topo.callbacks.TopologyCallback` and
-    :func:`~lightning_topo.analysis.analyse`. Under DDP each process passes its share of the sample
-    (``positions`` in the whole sample) and the metric's states are combined across processes.
-
-    Args:
-        model: the network (a LightningModule is run through ``forward``); the forward pass runs where it lives.
-        inputs: ``(n, ...)`` sampled inputs.
-        labels: ``(n,)`` their integer labels.
-        layer_names: watched layers, in depth (execution) order.
-        config: the view and settings (default: :class:`~lightning_topo.config.TopologyConfig` defaults).
-        classes: the classes of the whole sample (default: those in ``labels``).
-        positions: ``(n,)`` positions of the inputs in the whole sample (default ``0..n-1``).
-        layer_by_layer: one forward pass per layer, holding one layer's values at a time (point-cloud view).
-        metric_device: where the metric's states live (the process group's device under DDP; default CPU).
-        sync: combine the states across processes when ``torch.distributed`` is initialised (the callback's
-            sharded sample); ``False`` when every process holds the whole sample (``analyse``).
-        on_batch: called with the number of inputs after each forward batch (a progress bar).
-
-    Returns:
-        A :class:`TopologyResult`; for the cubical view each layer's ``per_input`` holds this process's
-        per-input Betti numbers.
-
-    Raises:
-        TopologyEvaluationError: when states are synchronised (``sync=True``, ``torch.distributed`` initialised,
-            more than one process) and capturing or feeding the metric raised on any rank: on every rank, before
-            the gather (:func:`ranks_fail_together`, one tiny ``all_reduce`` per evaluation). Such an exception
-            is an internal failure (a bug in ``forward_fn`` / ``output_fn``, CuPy's ordering check, out of
-            memory), not bad input: a single process raises it too, so a DDP run raises it as well, on every rank
-            and naming the failed rank, instead of hanging in the gather or turning it into NaN values that would
-            differ from the single-process run and hide the bug behind one rank's warning. Bad input (a layer
-            that cannot be computed) is not an exception: it is a ``problem`` and NaN on every rank. Without
-            sync, the original exception propagates unchanged.
-
-    Example:
-        >>> from torch import nn
-        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU())
-        >>> r = evaluate_topology(net, torch.randn(30, 3), torch.arange(30) % 2, ["1", "3"],
-        ...                       TopologyConfig(complex="rips", k=5))
-        >>> [layer.name for layer in r.layers], tuple(r.layers[0].betti.shape)
-        (['1', '3'], (2, 2))
-    """
-    cfg = config if config is not None else TopologyConfig()
-    classes = sorted(int(c) for c in torch.unique(labels)) if classes is None else list(classes)
-    metric = LayerwiseTopology(layer_names, classes, cfg, sync_on_compute=sync)
-    if metric_device is not None:
-        metric = metric.to(metric_device)
-    groups = [[name] for name in layer_names] if layer_by_layer else [list(layer_names)]
-    per_input: dict[str, Tensor] = {}
-    # A rank that raises here would never join the gather in `compute`: every rank learns of it first.
-    with ranks_fail_together(metric.problem.device, sync=sync, group=metric.process_group):
-        for group in groups:
-            captured = capture_layers(model, inputs, group, cfg, on_batch=on_batch)
-            for name in group:
-                if name in captured.problems:
-                    metric.update(name, problem=captured.problems[name])
-                elif name in captured.values:
-                    values = captured.values[name]
-                    metric.update(name, values, labels, positions)
-                    if cfg.complex == "cubical":
-                        per_input[name] = values.cpu()
-    result = metric.compute()
-    for layer in result.layers:
-        layer.per_input = per_input.get(layer.name)
-    return result

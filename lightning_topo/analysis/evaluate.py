@@ -1,0 +1,193 @@
+"""Running a model on a sample and measuring its layers: :func:`evaluate_topology`, the one implementation behind
+:class:`~lightning_topo.callbacks.TopologyCallback` and :func:`~lightning_topo.analysis.analyse`.
+
+It drives the model (capture, ``lightning_topo.capture``) and feeds the states of a
+:class:`~lightning_topo.metrics.LayerwiseTopology` (a torchmetrics ``Metric`` never drives a model). Under DDP an
+exception while one rank captures (a failing ``forward_fn`` or ``output_fn``, CuPy's ordering check, out of memory)
+reaches every rank before the metric's sync, as a :class:`TopologyEvaluationError` (:func:`ranks_fail_together`):
+no rank waits in the gather for a rank that left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from lightning_topo.capture import capture_layers
+from lightning_topo.config import TopologyConfig
+from lightning_topo.metrics import LayerwiseTopology, TopologyResult
+
+__all__ = ["TopologyEvaluationError", "evaluate_topology", "ranks_fail_together"]
+
+
+class TopologyEvaluationError(RuntimeError):
+    """A topology evaluation failed on some DDP rank; raised on every rank, so that none waits for the others.
+
+    On a rank that failed, the original exception is chained (``__cause__``); the other ranks name the failed
+    rank(s) and their errors in the message.
+
+    Attributes:
+        failed_ranks: the ranks (in the process group) whose evaluation raised, sorted.
+        errors: ``{rank: "Type: message"}`` of each failed rank's exception.
+
+    Example:
+        >>> err = TopologyEvaluationError({1: "RuntimeError: out of memory"})
+        >>> err.failed_ranks
+        (1,)
+        >>> print(err)
+        the topology evaluation failed on rank 1 (RuntimeError: out of memory); every rank raises this error ...
+    """
+
+    def __init__(self, errors: dict[int, str]) -> None:
+        self.errors = dict(sorted(errors.items()))
+        self.failed_ranks = tuple(self.errors)
+        where = ", ".join(f"rank {rank} ({text})" for rank, text in self.errors.items())
+        super().__init__(
+            f"the topology evaluation failed on {where}; every rank raises this error instead of waiting for the "
+            "failed rank's metric states (on a failed rank the original exception is chained as __cause__)."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.errors,)
+
+
+def _describe(err: BaseException, limit: int = 500) -> str:
+    text = f"{type(err).__name__}: {err}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _exchange_failure(
+    err: BaseException | None, world_size: int, device: torch.device | str | None, group: Any
+) -> None:
+    """One ``all_reduce`` of a per-rank failure flag; if any rank failed, every rank raises (after one more
+    collective, on that path only, that gathers the failed ranks' error texts)."""
+    flags = torch.zeros(world_size, dtype=torch.int32, device=device)
+    if err is not None:
+        flags[dist.get_rank(group)] = 1
+    dist.all_reduce(flags, group=group)
+    if not bool(flags.any()):
+        return
+    texts: list[str | None] = [None] * world_size
+    dist.all_gather_object(texts, None if err is None else _describe(err), group=group)
+    failed = torch.nonzero(flags.cpu()).flatten().tolist()
+    errors = {rank: texts[rank] or "an exception" for rank in failed}
+    raise TopologyEvaluationError(errors) from err
+
+
+@contextmanager
+def ranks_fail_together(
+    device: torch.device | str | None = None, *, sync: bool = True, group: Any = None
+) -> Iterator[None]:
+    """Under DDP, an exception in the block on any rank is raised on every rank as :class:`TopologyEvaluationError`.
+
+    Wrap the per-rank work that comes before a collective (the metric's gather): each rank that leaves the block,
+    normally or with an exception, takes part in one ``all_reduce`` of a failure flag (``world_size`` int32 on
+    ``device``: the process group's device, where the metric's states live); when some rank failed, every rank
+    raises, so none is left blocked in a collective the failed rank never joins. Without a process group, with
+    ``sync=False`` or a world of one process, the block runs as it is and its exceptions propagate unchanged.
+    Only ``Exception`` is exchanged: ``KeyboardInterrupt`` / ``SystemExit`` end the process as they would anyway.
+    A :class:`TopologyEvaluationError` from a nested block passes through (every rank already raised it).
+
+    Example:
+        >>> with ranks_fail_together():  # no process group: nothing is exchanged
+        ...     pass
+    """
+    world_size = dist.get_world_size(group) if sync and dist.is_available() and dist.is_initialized() else 1
+    if world_size < 2:
+        yield
+        return
+    try:
+        yield
+    except TopologyEvaluationError:
+        raise
+    except Exception as err:
+        _exchange_failure(err, world_size, device, group)
+        raise  # not reached: the exchange raises when this rank failed
+    _exchange_failure(None, world_size, device, group)
+
+
+def evaluate_topology(
+    model: Any,
+    inputs: Tensor,
+    labels: Tensor,
+    layer_names: Sequence[str],
+    config: TopologyConfig | None = None,
+    *,
+    classes: Sequence[int] | None = None,
+    positions: Tensor | None = None,
+    layer_by_layer: bool = False,
+    metric_device: torch.device | str | None = None,
+    sync: bool = True,
+    on_batch: Any = None,
+) -> TopologyResult:
+    """Layerwise topology of ``model`` on sampled ``inputs``: capture, feed a :class:`LayerwiseTopology`, compute.
+
+    The one implementation behind :class:`~lightning_topo.callbacks.TopologyCallback` and
+    :func:`~lightning_topo.analysis.analyse`. Under DDP each process passes its share of the sample
+    (``positions`` in the whole sample) and the metric's states are combined across processes.
+
+    Args:
+        model: the network (a LightningModule is run through ``forward``); the forward pass runs where it lives.
+        inputs: ``(n, ...)`` sampled inputs.
+        labels: ``(n,)`` their integer labels.
+        layer_names: watched layers, in depth (execution) order.
+        config: the view and settings (default: :class:`~lightning_topo.config.TopologyConfig` defaults).
+        classes: the classes of the whole sample (default: those in ``labels``).
+        positions: ``(n,)`` positions of the inputs in the whole sample (default ``0..n-1``).
+        layer_by_layer: one forward pass per layer, holding one layer's values at a time (point-cloud view).
+        metric_device: where the metric's states live (the process group's device under DDP; default CPU).
+        sync: combine the states across processes when ``torch.distributed`` is initialised (the callback's
+            sharded sample); ``False`` when every process holds the whole sample (``analyse``).
+        on_batch: called with the number of inputs after each forward batch (a progress bar).
+
+    Returns:
+        A :class:`TopologyResult`; for the cubical view each layer's ``per_input`` holds this process's
+        per-input Betti numbers.
+
+    Raises:
+        TopologyEvaluationError: when states are synchronised (``sync=True``, ``torch.distributed`` initialised,
+            more than one process) and capturing or feeding the metric raised on any rank: on every rank, before
+            the gather (:func:`ranks_fail_together`, one tiny ``all_reduce`` per evaluation). Such an exception
+            is an internal failure (a bug in ``forward_fn`` / ``output_fn``, CuPy's ordering check, out of
+            memory), not bad input: a single process raises it too, so a DDP run raises it as well, on every rank
+            and naming the failed rank, instead of hanging in the gather or turning it into NaN values that would
+            differ from the single-process run and hide the bug behind one rank's warning. Bad input (a layer
+            that cannot be computed) is not an exception: it is a ``problem`` and NaN on every rank. Without
+            sync, the original exception propagates unchanged.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU())
+        >>> r = evaluate_topology(net, torch.randn(30, 3), torch.arange(30) % 2, ["1", "3"],
+        ...                       TopologyConfig(complex="rips", k=5))
+        >>> [layer.name for layer in r.layers], tuple(r.layers[0].betti.shape)
+        (['1', '3'], (2, 2))
+    """
+    cfg = config if config is not None else TopologyConfig()
+    classes = sorted(int(c) for c in torch.unique(labels)) if classes is None else list(classes)
+    metric = LayerwiseTopology(layer_names, classes, cfg, sync_on_compute=sync)
+    if metric_device is not None:
+        metric = metric.to(metric_device)
+    groups = [[name] for name in layer_names] if layer_by_layer else [list(layer_names)]
+    per_input: dict[str, Tensor] = {}
+    # A rank that raises here would never join the gather in `compute`: every rank learns of it first.
+    with ranks_fail_together(metric.problem.device, sync=sync, group=metric.process_group):
+        for group in groups:
+            captured = capture_layers(model, inputs, group, cfg, on_batch=on_batch)
+            for name in group:
+                if name in captured.problems:
+                    metric.update(name, problem=captured.problems[name])
+                elif name in captured.values:
+                    values = captured.values[name]
+                    metric.update(name, values, labels, positions)
+                    if cfg.complex == "cubical":
+                        per_input[name] = values.cpu()
+    result = metric.compute()
+    for layer in result.layers:
+        layer.per_input = per_input.get(layer.name)
+    return result
