@@ -8,6 +8,7 @@ and must leave a results.json with every field the outside check reads.
 from __future__ import annotations
 
 import datetime
+import importlib
 import importlib.util
 import json
 import math
@@ -53,6 +54,12 @@ def _bench_module() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _stage_module(name: str) -> ModuleType:
+    """``benchmarks/gpu/stages/<name>.py`` (bench_gpu.py puts the folders it imports from on ``sys.path``)."""
+    _bench_module()
+    return importlib.import_module(f"stages.{name}")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +162,7 @@ def test_dry_run_times_the_labellers_at_the_buffered_batch_sizes(dry_run: tuple[
 
 
 def test_buffered_batches_follow_the_capture_buffer() -> None:
-    bench = _bench_module()
+    bench = _stage_module("labelling")
     mib = 2**20
     assert bench.buffered_batches((64, 16, 16), 2000, 256, 256 * mib) == [2000]
     assert bench.buffered_batches((64, 56, 56), 2000, 256, 256 * mib) == [512, 512, 512, 464]
@@ -163,7 +170,7 @@ def test_buffered_batches_follow_the_capture_buffer() -> None:
 
 
 def test_suggested_rule_fits_the_measurements() -> None:
-    bench = _bench_module()
+    bench = _stage_module("labelling")
     rows = [  # torch wins below 400 pixels per plane, cupy above
         {"pixels": p, "stack_voxels": 10**6, "torch_ms": t, "cupy_ms": c, "auto": "cupy"}
         for p, t, c in ((49, 1.0, 5.0), (196, 2.0, 3.0), (784, 6.0, 2.0), (3136, 9.0, 3.0))
@@ -188,7 +195,7 @@ def test_summary_records_failures_instead_of_hiding_them(tmp_path: Path) -> None
     )
     stages = tmp_path / "stages.tsv"
     stages.write_text("env\t0\t3\t60\ncuda_tests\t1\t40\t150\nccl\t124\t120\t120\nfit\tskipped\t0\t0\n")
-    bench.update_results(tmp_path, resnet18_eval_seconds=3.5, fit_overhead=1.01)
+    _stage_module("results").update_results(tmp_path, resnet18_eval_seconds=3.5, fit_overhead=1.01)
     bench.main(["summary", "--out", str(tmp_path), "--stages-file", str(stages)])
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["cuda_equals_cpu"] is False

@@ -1,0 +1,98 @@
+"""What several benchmarks repeat: provenance (CPU model, package versions), a median timer, ReLU-like volumes,
+cripser's Betti numbers at a threshold, and the tests' torchvision-layout ResNet18.
+
+A benchmark run as ``python benchmarks/NAME.py`` has this folder on ``sys.path`` and imports it as ``_common``
+(``benchmarks/gpu/bench_gpu.py`` puts the folder there itself). The CPU model comes from the examples' provenance
+(``examples/_provenance.py``), so the examples and the benchmarks describe a machine the same way.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    """The module at ``path``, imported as ``name`` (by its file: the examples and the tests are not packages)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_provenance = _load("_provenance", REPO / "examples" / "_provenance.py")
+
+cpu_model: Callable[[], str] = _provenance.cpu_model
+"""The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``): ``examples/_provenance.py``."""
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    """The installed version of each of ``names`` (distribution names); those not installed are left out."""
+    found: dict[str, str] = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def median_time(
+    fn: Callable[[], Any], repeats: int, *, warmup: bool = False, sync: Callable[[], None] | None = None
+) -> tuple[float, Any]:
+    """Median wall time (s) of ``fn()`` over ``repeats`` runs (at least one), after one untimed run when ``warmup``;
+    and the last result. ``sync`` (e.g. ``torch.cuda.synchronize``) runs before and after each timed run."""
+    wait = sync or (lambda: None)
+    result = None
+    if warmup:
+        result = fn()
+        wait()
+    times = []
+    for _ in range(max(1, repeats)):
+        wait()
+        start = time.perf_counter()
+        result = fn()
+        wait()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def relu_like(batch: int, shape: tuple[int, int, int], device: Any, seed: int) -> Any:
+    """ReLU-like volumes ``(batch, *shape)`` on ``device``: max(N(0, 1), 0) after a light 3x3 box blur over H and
+    W (as conv maps are)."""
+    import torch
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    noise = torch.randn(batch, *shape, generator=gen, device=device)
+    return torch.relu(torch.nn.functional.avg_pool2d(noise, 3, stride=1, padding=1))
+
+
+def cripser_betti(volume: Any, threshold: float) -> list[int]:
+    """Betti numbers (b0, b1, b2) of {v <= t} from ``cripser.computePH(maxdim=2)``: the bars with birth <= t < death
+    (an essential bar's death is DBL_MAX)."""
+    import cripser
+    import numpy as np
+
+    bars = cripser.computePH(np.asarray(volume, dtype=np.float64), maxdim=2)
+    dims, births, deaths = bars[:, 0], bars[:, 1], bars[:, 2]
+    alive = (births <= threshold) & ((threshold < deaths) | (deaths >= np.finfo(np.float64).max))
+    return [int(n) for n in np.bincount(dims[alive].astype(np.int64), minlength=3)[:3]]
+
+
+def tests_resnet18(width: int) -> Any:
+    """``tests/models.py``'s ``resnet18(width=width)``: torchvision's layout (width 64 = torchvision's), 10 classes,
+    without torchvision."""
+    return _load("lightning_topo_tests_models", REPO / "tests" / "models.py").resnet18(width=width)
