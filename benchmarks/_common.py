@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import multiprocessing as mp
+import resource
 import statistics
 import sys
 import time
@@ -68,6 +70,22 @@ def median_time(
         wait()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (``ru_maxrss``)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def in_subprocess(target: Callable[..., None], *args: Any) -> Any:
+    """``target(*args, queue)`` in a fresh (spawned) process; what it put on ``queue``."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
 
 
 def relu_like(batch: int, shape: tuple[int, int, int], device: Any, seed: int) -> Any:

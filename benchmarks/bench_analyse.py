@@ -22,34 +22,24 @@ Peak memory: each side runs in a fresh subprocess that reports the increase of i
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import os
-import resource
-import sys
 import time
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from _common import cripser_betti, in_subprocess, peak_rss_mb, tests_resnet18
 
 LAYERS = ["conv1", "bn1", "relu"] + [f"layer{i}.{j}" for i in range(1, 5) for j in (0, 1)]
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _setup(n: int, width: int, size: int) -> tuple[Any, Any, Any]:
     import torch
-    from models import resnet18
 
     from lightning_topo.datasets import load_digits_tensors
 
     torch.manual_seed(0)
     x, y = load_digits_tensors(size=size)
     x, y = x[:n].repeat(1, 3, 1, 1).contiguous(), y[:n]
-    model = resnet18(width=width).eval()
+    model = tests_resnet18(width).eval()
     return model, x, y
 
 
@@ -63,7 +53,7 @@ def _ours(n: int, width: int, size: int, queue: Any) -> None:
     model, x, y = _setup(n, width, size)
     data = TensorDataset(x, y)
     analyse(model, TensorDataset(x[:8], y[:8]), samples_per_class=None, max_samples=8, progress=False)  # warm-up
-    base = _peak_rss_mb()
+    base = peak_rss_mb()
     start = time.perf_counter()
     report = analyse(model, data, samples_per_class=None, max_samples=n, batch_size=64, progress=False)
     elapsed = time.perf_counter() - start
@@ -71,11 +61,10 @@ def _ours(n: int, width: int, size: int, queue: Any) -> None:
     # Back to dataset order for the comparison with the seed pipeline.
     order = torch.argsort(report.indices)
     per_input = report.per_input[:, order].to(torch.int64).numpy()
-    queue.put({"time": elapsed, "peak_mb": _peak_rss_mb() - base, "per_input": per_input, "theta": report.theta})
+    queue.put({"time": elapsed, "peak_mb": peak_rss_mb() - base, "per_input": per_input, "theta": report.theta})
 
 
 def _seed_pipeline(n: int, width: int, size: int, subset: int, queue: Any) -> None:
-    import cripser
     import torch
 
     torch.set_num_threads(2)
@@ -88,8 +77,8 @@ def _seed_pipeline(n: int, width: int, size: int, subset: int, queue: Any) -> No
         )
         for name in LAYERS
     ]
-    cripser.computePH(np.zeros((4, 4, 4)), maxdim=2)  # warm-up
-    base = _peak_rss_mb()
+    cripser_betti(np.zeros((4, 4, 4)), 0.0)  # warm-up
+    base = peak_rss_mb()
     betti = np.zeros((len(LAYERS), subset, 3), dtype=np.int64)
     start = time.perf_counter()
     with torch.no_grad():
@@ -97,24 +86,11 @@ def _seed_pipeline(n: int, width: int, size: int, subset: int, queue: Any) -> No
             model(x[i : i + 1])
             for li, name in enumerate(LAYERS):  # one layer at a time
                 volume = captured[name][0].astype(np.float64)
-                t = float(volume.mean())
-                bars = cripser.computePH(volume, maxdim=2)
-                alive = (bars[:, 1] <= t) & ((t < bars[:, 2]) | (bars[:, 2] >= np.finfo(np.float64).max))
-                betti[li, i] = np.bincount(bars[alive, 0].astype(np.int64), minlength=3)[:3]
+                betti[li, i] = cripser_betti(volume, float(volume.mean()))
     elapsed = time.perf_counter() - start
     for h in hooks:
         h.remove()
-    queue.put({"time": elapsed, "peak_mb": _peak_rss_mb() - base, "betti": betti})
-
-
-def _in_subprocess(target: Any, *args: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    queue.put({"time": elapsed, "peak_mb": peak_rss_mb() - base, "betti": betti})
 
 
 def main() -> None:
@@ -131,8 +107,8 @@ def main() -> None:
         f"## analyse: ResNet18-equivalent (width {args.width}), {args.inputs} inputs of 3x{args.size}x{args.size}, "
         f"{len(LAYERS)} layers, cubical b0-b2 at each volume's mean"
     )
-    ours = _in_subprocess(_ours, args.inputs, args.width, args.size)
-    seed = _in_subprocess(_seed_pipeline, args.inputs, args.width, args.size, args.subset)
+    ours = in_subprocess(_ours, args.inputs, args.width, args.size)
+    seed = in_subprocess(_seed_pipeline, args.inputs, args.width, args.size, args.subset)
     same = np.array_equal(ours["per_input"][:, : args.subset], seed["betti"])
     seed_scaled = seed["time"] / args.subset * args.inputs
     print(f"{'':<28} {'wall time':>12} {'peak memory':>12}")

@@ -155,12 +155,9 @@ def main() -> None:
     import platform
 
     import lightning
+    from _common import cpu_model
 
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
-    except OSError:
-        cpu = platform.processor() or "?"
+    cpu = cpu_model()
     print(
         f"# bench_callback {time.strftime('%Y-%m-%d', time.gmtime())}: python {platform.python_version()}, "
         f"torch {torch.__version__}, lightning {lightning.__version__}, {cpu}, {os.cpu_count()} CPUs"

@@ -25,15 +25,13 @@ runs in a fresh subprocess that loads them and reports the increase of its peak 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
-import resource
-import statistics
 import sys
 import time
 from typing import Any
 
 import numpy as np
+from _common import cripser_betti, in_subprocess, median_time, peak_rss_mb
 
 SHAPES = [(64, 56, 56), (256, 14, 14)]
 KINDS = ["relu-iid", "relu-smooth", "cnn-digits"]
@@ -63,25 +61,16 @@ def make_volumes(kind: str, shape: tuple[int, int, int], batch: int, seed: int =
     raise ValueError(f"unknown kind {kind!r}; valid: {KINDS}")
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _measure_ours(path: str, repeats: int, queue: Any) -> None:
     import torch
 
     from lightning_topo.functional import cubical_betti
 
     vols = torch.from_numpy(np.load(path))
-    vols.shape[0]
     cubical_betti(vols[:2], 0.0)  # warm-up (imports, first-call costs)
-    before = _peak_rss_mb()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        betti = cubical_betti(vols, 0.0)
-        times.append(time.perf_counter() - start)
-    queue.put({"time": statistics.median(times), "peak_mb": _peak_rss_mb() - before, "betti": betti.tolist()})
+    before = peak_rss_mb()
+    seconds, betti = median_time(lambda: cubical_betti(vols, 0.0), repeats)
+    queue.put({"time": seconds, "peak_mb": peak_rss_mb() - before, "betti": betti.tolist()})
 
 
 def _measure_cripser(path: str, subset: int, queue: Any) -> None:
@@ -89,25 +78,10 @@ def _measure_cripser(path: str, subset: int, queue: Any) -> None:
 
     vols = np.load(path)[:subset].astype(np.float64)
     cripser.computePH(vols[0][:4, :4, :4], maxdim=2)  # warm-up
-    before = _peak_rss_mb()
-    betti, times = [], []
-    for vol in vols:
-        start = time.perf_counter()
-        bars = cripser.computePH(vol, maxdim=2)
-        times.append(time.perf_counter() - start)
-        alive = (bars[:, 1] <= 0.0) & (bars[:, 2] > 0.0)
-        betti.append([int(np.sum(alive & (bars[:, 0] == d))) for d in range(3)])
-    queue.put({"time": float(np.mean(times)), "peak_mb": _peak_rss_mb() - before, "betti": betti})
-
-
-def _in_subprocess(target: Any, *args: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    betti = [cripser_betti(vol, 0.0) for vol in vols]
+    queue.put({"time": (time.perf_counter() - start) / len(vols), "peak_mb": peak_rss_mb() - before, "betti": betti})
 
 
 def bench_cubical(batch: int, subset: int, repeats: int) -> list[dict[str, Any]]:
@@ -119,8 +93,8 @@ def bench_cubical(batch: int, subset: int, repeats: int) -> list[dict[str, Any]]
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "volumes.npy")
                 np.save(path, make_volumes(kind, shape, batch))
-                ours = _in_subprocess(_measure_ours, path, repeats)
-                peer = _in_subprocess(_measure_cripser, path, subset)
+                ours = in_subprocess(_measure_ours, path, repeats)
+                peer = in_subprocess(_measure_cripser, path, subset)
             same = ours["betti"][:subset] == peer["betti"]
             per_volume = ours["time"] / batch
             rows.append(

@@ -10,17 +10,10 @@ engine runs in a fresh subprocess that reports the increase of its peak RSS duri
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
-import statistics
-import time
 from typing import Any
 
 import numpy as np
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from _common import in_subprocess, median_time, peak_rss_mb
 
 
 def _run(engine: str, n: int, repeats: int, queue: Any) -> None:
@@ -42,23 +35,9 @@ def _run(engine: str, n: int, repeats: int, queue: Any) -> None:
             dgm = ripser_parallel(points, maxdim=0, n_threads=2)["dgms"][0]
             return np.sort(dgm[np.isfinite(dgm[:, 1]), 1])
 
-    before = _peak_mb()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        deaths = call()
-        times.append(time.perf_counter() - start)
-    queue.put({"time": statistics.median(times), "peak": _peak_mb() - before, "deaths": deaths})
-
-
-def _measure(engine: str, n: int, repeats: int) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_run, args=(engine, n, repeats, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    return out
+    before = peak_rss_mb()
+    seconds, deaths = median_time(call, repeats)
+    queue.put({"time": seconds, "peak": peak_rss_mb() - before, "deaths": deaths})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,8 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{'torch peak':>11} {'giotto peak':>12}"
     )
     for n in sizes:
-        ours = _measure("torch", n, repeats)
-        peer = _measure("giotto", n, repeats)
+        ours = in_subprocess(_run, "torch", n, repeats)
+        peer = in_subprocess(_run, "giotto", n, repeats)
         err = float(np.max(np.abs(ours["deaths"] - peer["deaths"]) / peer["deaths"]))
         if err > 1e-5:
             raise SystemExit(f"H0 deaths differ from giotto-ph at n={n}: max relative error {err:.2e}")

@@ -15,32 +15,25 @@ workers (torch's thread count set to match), which shows whether the labeller re
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import importlib.metadata
 import os
 import platform
-import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import cpu_model, cripser_betti, median_time, package_versions, tests_resnet18
 
-REPO = Path(__file__).resolve().parents[1]
 LAYERS = ("relu", "layer1.0", "layer2.0", "layer3.0", "layer4.0")
 
 
 def activations(n: int) -> dict[str, torch.Tensor]:
     """The watched layers' outputs for ``n`` digits at 224x224 (float32)."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from models import resnet18
     from sklearn.datasets import load_digits
 
     torch.manual_seed(0)
-    net = resnet18(width=64).eval()
+    net = tests_resnet18(64).eval()
     images = torch.tensor(load_digits().images[:n], dtype=torch.float32)[:, None] / 16.0
     x = torch.nn.functional.interpolate(images, size=(224, 224), mode="bilinear", align_corners=False)
     x = ((x - x.mean()) / x.std()).repeat(1, 3, 1, 1)
@@ -69,41 +62,14 @@ def ours(volumes: torch.Tensor, workers: int = 1) -> torch.Tensor:
         return torch.cat(list(pool.map(one, volumes.chunk(workers))))
 
 
-def cripser_betti(volume: np.ndarray, threshold: float) -> list[int]:
-    import cripser
-
-    bars = cripser.computePH(volume.astype(np.float64), maxdim=2)
-    alive = (bars[:, 1] <= threshold) & (bars[:, 2] > threshold)
-    return [int(np.sum(alive & (bars[:, 0] == d))) for d in range(3)]
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def provenance() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    versions = []
-    for name in ("torch", "numpy", "scipy", "connected-components-3d", "cripser"):
-        try:
-            versions.append(f"{name} {importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{name} -")
+    names = ("torch", "numpy", "scipy", "connected-components-3d", "cripser")
+    found = package_versions(names)
+    versions = [f"{name} {found.get(name, '-')}" for name in names]
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     return (
         f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, python "
-        f"{platform.python_version()}, {', '.join(versions)}\n# CPU: {cpu}, {os.cpu_count()} cores "
+        f"{platform.python_version()}, {', '.join(versions)}\n# CPU: {cpu_model()}, {os.cpu_count()} cores "
         f"(load average {', '.join(f'{x:.1f}' for x in load)} at the start; shared machine, timings are noisy), "
         f"torch threads {torch.get_num_threads()}"
     )
@@ -121,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in LAYERS:
         volumes = acts[name]
         ours(volumes[:2])  # warm-up
-        seconds, betti = timed(lambda v=volumes: ours(v), repeats)
+        seconds, betti = median_time(lambda v=volumes: ours(v), repeats)
         thresholds = volumes.reshape(batch, -1).mean(dim=1, dtype=torch.float64)
         start = time.perf_counter()
         peer = [cripser_betti(volumes[i].numpy(), float(thresholds[i])) for i in range(n_cripser)]
@@ -143,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         cells = []
         for workers in (1, 2):
             torch.set_num_threads(workers)
-            seconds, betti = timed(lambda v=volumes, w=workers: ours(v, w), repeats)
+            seconds, betti = median_time(lambda v=volumes, w=workers: ours(v, w), repeats)
             cells.append(seconds)
             assert torch.equal(betti, ours(volumes)), name
         print(f"{name:<9} {1e3 * cells[0] / batch:7.3f}ms {1e3 * cells[1] / batch:8.3f}ms {cells[0] / cells[1]:8.2f}x")
