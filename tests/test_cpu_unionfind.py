@@ -88,6 +88,8 @@ def test_cubical_betti_1d_2d_3d_batches_equal_cc3d() -> None:
 
 
 def test_auto_uses_numba_on_the_cpu_and_cc3d_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert module.resolve_backend("auto", torch.device("cpu")) == module.CPU_AUTO
+    monkeypatch.setattr(module, "CPU_AUTO", "numba")
     assert module.resolve_backend("auto", torch.device("cpu")) == "numba"
     monkeypatch.setattr(module, "_numba_available", lambda: False)
     assert module.resolve_backend("auto", torch.device("cpu")) == "cc3d"
@@ -99,6 +101,7 @@ def test_auto_falls_back_to_cc3d_when_the_kernel_fails(monkeypatch: pytest.Monke
     def broken(*args: object) -> None:
         raise RuntimeError("no compiler here")
 
+    monkeypatch.setattr(module, "CPU_AUTO", "numba")
     monkeypatch.setattr(_cpu_unionfind, "count_components_numba", broken)
     monkeypatch.setattr(module, "_BROKEN_AUTO", set())
     masks = torch.rand(3, 4, 5, 6, generator=torch.Generator().manual_seed(1)) < 0.5

@@ -60,7 +60,7 @@ def _check_against_gudhi(vol: np.ndarray, thresholds: list[float], backend: str)
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_equals_gudhi_on_random_volumes(ndim: int) -> None:
-    # 200 volumes per dimension (600 in all), 8 thresholds each, the CPU default (numba when installed, else cc3d).
+    # 200 volumes per dimension (600 in all), 8 thresholds each, the CPU default (components.CPU_AUTO).
     rng = np.random.default_rng(100 + ndim)
     for _ in range(200):
         vol = _random_volume(rng, ndim)

@@ -261,7 +261,7 @@ def test_cupy_backend_needs_cuda_tensors() -> None:
 
 def test_auto_backend_by_device() -> None:
     module = _components_module()
-    expected_cpu = "numba" if module._numba_available() else "cc3d"
+    expected_cpu = "numba" if module.CPU_AUTO == "numba" and module._numba_available() else "cc3d"
     assert module.resolve_backend("auto", torch.device("cpu")) == expected_cpu
     assert module.resolve_backend("auto", torch.device("meta")) == "torch"
     assert module.CUDA_AUTO_ORDER[-1] == "torch"  # always available: the last resort on CUDA

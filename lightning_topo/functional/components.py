@@ -3,11 +3,12 @@
 This is the one step of the cubical Betti computation that is not a plain elementwise tensor op.
 It is dispatched by device, with identical results on every backend:
 
-* ``"numba"`` (default for CPU tensors when numba is installed: ``pip install lightning-topo[fast]``): our own
+* ``"numba"`` (opt-in; ``"auto"`` uses it on the CPU when :data:`CPU_AUTO` says so and numba imports:
+  ``pip install lightning-topo[fast]``): our own
   compiled union-find (:mod:`lightning_topo.functional._cpu_unionfind`): one raster pass per volume, no labels, no
   stacking; it releases the GIL, so chunks of the batch run on :func:`numba.get_num_threads` threads (set it with
   :func:`numba.set_num_threads` or ``NUMBA_NUM_THREADS``). Compiled at first use, cached on disk after that.
-* ``"cc3d"`` (default for CPU tensors without numba): the `connected-components-3d` C++ labeller, run **once per
+* ``"cc3d"`` (default for CPU tensors): the `connected-components-3d` C++ labeller, run **once per
   batch** on all volumes stacked along the first axis with a separating slab between them, so the
   per-call overhead is paid once, not once per volume. Labels come out numbered 1..N in raster
   order, so the components of volume ``i`` occupy one contiguous label range and a running maximum
@@ -49,6 +50,7 @@ from torch import Tensor
 
 __all__ = [
     "BACKENDS",
+    "CPU_AUTO",
     "CUDA_AUTO_ORDER",
     "CUDA_TORCH_BELOW_PIXELS",
     "CUDA_TORCH_BELOW_STACK_VOXELS",
@@ -60,6 +62,11 @@ __all__ = [
 
 Backend = Literal["auto", "numba", "cc3d", "scipy", "torch", "cupy", "cuda_uf"]
 BACKENDS: tuple[str, ...] = ("auto", "numba", "cc3d", "scipy", "torch", "cupy", "cuda_uf")
+
+CPU_AUTO = "cc3d"
+"""What ``backend="auto"`` uses on CPU tensors: ``"cc3d"``, or ``"numba"`` (then only when numba imports, else cc3d).
+Measured on a shared, saturated 2-core machine (``benchmarks/bench_layers.out.txt``), numba's union-find spent 0-20%
+less CPU time than cc3d per ResNet18 volume end to end, not clearly better, so it is not the default yet."""
 
 CUDA_AUTO_ORDER: tuple[str, ...] = ("cuda_uf", "cupy", "torch")
 """What ``backend="auto"`` uses on CUDA tensors: the first of these that is available (a labeller that fails
@@ -159,7 +166,7 @@ _BROKEN_AUTO: set[str] = set()
 def resolve_backend(backend: str, device: torch.device) -> str:
     """Validate ``backend`` and map ``"auto"`` to the backend used for tensors on ``device``.
 
-    ``"auto"`` is ``"numba"`` on the CPU when numba imports (else ``"cc3d"``), the first available of
+    ``"auto"`` is :data:`CPU_AUTO` on the CPU (``"numba"`` only when numba imports), the first available of
     :data:`CUDA_AUTO_ORDER` on CUDA, and ``"torch"`` on any other device. An explicit ``"cupy"`` needs CUDA
     tensors (checked when it runs).
     """
@@ -168,7 +175,9 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     if backend != "auto":
         return backend
     if device.type == "cpu":
-        return "numba" if "numba" not in _BROKEN_AUTO and _numba_available() else "cc3d"
+        if CPU_AUTO == "numba" and "numba" not in _BROKEN_AUTO and _numba_available():
+            return "numba"
+        return "cc3d"
     if device.type == "cuda":
         for name in CUDA_AUTO_ORDER:
             if name in _BROKEN_AUTO:
