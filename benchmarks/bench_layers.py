@@ -1,4 +1,4 @@
-"""Per-layer benchmark: `cubical_betti` against cripser on real ResNet18 activations, and thread scaling.
+"""Per-layer benchmark: `cubical_betti` against cripser on real ResNet18 activations, per backend and thread count.
 
     python benchmarks/bench_layers.py                 # about 3 minutes on 2 cores
     python benchmarks/bench_layers.py --quick         # a smoke run
@@ -6,34 +6,45 @@
 Activations: scikit-learn digits upsampled to 3x224x224 (standardised) through a randomly initialised ResNet18
 (torchvision's layout, `tests/models.py`, full width 64) at the layers `relu` (stem, 64x112x112), `layer1.0`
 (64x56x56), `layer2.0` (128x28x28), `layer3.0` (256x14x14) and `layer4.0` (512x7x7). Threshold rule "mean" (the
-callback's default). Per layer: ours on a whole batch (median of repeats, per volume) against
-`cripser.computePH(maxdim=2)` on a few volumes of the same batch (bars with birth <= t < death), whose Betti
-numbers must be identical. Thread scaling: the same batch split into chunks over a thread pool of 1 and 2
-workers (torch's thread count set to match), which shows whether the labeller releases the GIL.
+callback's default). Per layer: ours on a whole batch (median of repeats, per volume) with the CPU labellers
+`numba` (our compiled union-find, on 1 and on 2 threads: `numba.set_num_threads`) and `cc3d` (the fallback without
+numba), against `cripser.computePH(maxdim=2)` on a few volumes of the same batch (bars with birth <= t < death),
+whose Betti numbers must be identical; every backend must give the same numbers on the whole batch. torch runs on
+one thread throughout (the masks and the Euler characteristic are NumPy / single-threaded torch), so the thread
+columns measure the labeller alone. Thread scaling of cc3d: the batch split over a Python thread pool of 1 and 2
+workers, which shows that cc3d holds the GIL. The machine is shared: the CPU seconds of the process (not only the
+wall clock) are printed, as are the load averages.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
+import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cpu_model, cripser_betti, median_time, package_versions, tests_resnet18
+from _common import cpu_model, cripser_betti, package_versions
 
+REPO = Path(__file__).resolve().parents[1]
 LAYERS = ("relu", "layer1.0", "layer2.0", "layer3.0", "layer4.0")
 
 
 def activations(n: int) -> dict[str, torch.Tensor]:
     """The watched layers' outputs for ``n`` digits at 224x224 (float32)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from models import resnet18
     from sklearn.datasets import load_digits
 
     torch.manual_seed(0)
-    net = tests_resnet18(64).eval()
+    net = resnet18(width=64).eval()
     images = torch.tensor(load_digits().images[:n], dtype=torch.float32)[:, None] / 16.0
     x = torch.nn.functional.interpolate(images, size=(224, 224), mode="bilinear", align_corners=False)
     x = ((x - x.mean()) / x.std()).repeat(1, 3, 1, 1)
@@ -49,12 +60,12 @@ def activations(n: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def ours(volumes: torch.Tensor, workers: int = 1) -> torch.Tensor:
-    """Betti numbers at the "mean" rule; with ``workers > 1`` the batch is split over a thread pool."""
+def ours(volumes: torch.Tensor, backend: str = "auto", workers: int = 1) -> torch.Tensor:
+    """Betti numbers at the "mean" rule; with ``workers > 1`` the batch is split over a Python thread pool."""
     from lightning_topo.functional import cubical_betti, sublevel_thresholds
 
     def one(v: torch.Tensor) -> torch.Tensor:
-        return cubical_betti(v, sublevel_thresholds(v, "mean"))
+        return cubical_betti(v, sublevel_thresholds(v, "mean"), backend=backend)
 
     if workers == 1:
         return one(volumes)
@@ -62,8 +73,37 @@ def ours(volumes: torch.Tensor, workers: int = 1) -> torch.Tensor:
         return torch.cat(list(pool.map(one, volumes.chunk(workers))))
 
 
+def set_numba_threads(n: int) -> None:
+    with contextlib.suppress(ImportError):
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    """Median wall seconds of ``repeats`` calls (after one warm-up call) and the last result."""
+    fn()
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def cpu_timed(fn, repeats: int) -> tuple[float, float]:
+    """Median wall and median process-CPU seconds of ``repeats`` calls."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def provenance() -> str:
-    names = ("torch", "numpy", "scipy", "connected-components-3d", "cripser")
+    names = ("torch", "numpy", "scipy", "connected-components-3d", "numba", "llvmlite", "cripser")
     found = package_versions(names)
     versions = [f"{name} {found.get(name, '-')}" for name in names]
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
@@ -79,41 +119,70 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small batches, one repeat")
     args = parser.parse_args(argv)
-    batch, n_cripser, repeats = (4, 1, 1) if args.quick else (32, 3, 5)
+    batch, n_cripser, repeats = (4, 1, 1) if args.quick else (32, 3, 7)
+    from lightning_topo.functional.components import resolve_backend
+
+    torch.set_num_threads(1)
     print(provenance())
+    print(f"# backend='auto' on the CPU: {resolve_backend('auto', torch.device('cpu'))}")
     acts = activations(batch)
-    print(f"## per volume, batch of {batch} (ours: median of {repeats}; cripser: mean over {n_cripser} volumes)")
-    print(f"{'layer':<9} {'shape':<12} {'ours':>9} {'cripser':>10} {'ratio':>7}  identical  mean (b0, b1, b2)")
+    cells = [("numba", 1), ("numba", 2), ("cc3d", 1)]
+    print(
+        f"\n## ms per volume, batch of {batch} (ours: median of {repeats} calls on the whole batch; cripser: mean over "
+        f"{n_cripser} volumes); ratio = cripser / ours"
+    )
+    print(
+        f"{'layer':<9} {'shape':<12} {'numba 1t':>9} {'numba 2t':>9} {'cc3d':>8} {'cripser':>9} "
+        f"{'ratio 1t':>8} {'ratio 2t':>8} {'cc3d':>6}  identical  mean (b0, b1, b2)"
+    )
     for name in LAYERS:
         volumes = acts[name]
-        ours(volumes[:2])  # warm-up
-        seconds, betti = median_time(lambda v=volumes: ours(v), repeats)
+        seconds, results = {}, {}
+        for backend, threads in cells:
+            set_numba_threads(threads)
+            seconds[backend, threads], results[backend, threads] = timed(
+                lambda v=volumes, b=backend: ours(v, b), repeats
+            )
+        betti = results["numba", 1]
+        same_backends = all(torch.equal(r, betti) for r in results.values())
         thresholds = volumes.reshape(batch, -1).mean(dim=1, dtype=torch.float64)
         start = time.perf_counter()
         peer = [cripser_betti(volumes[i].numpy(), float(thresholds[i])) for i in range(n_cripser)]
         peer_s = (time.perf_counter() - start) / n_cripser
-        same = betti[:n_cripser].tolist() == peer
-        per_volume = seconds / batch
+        same = same_backends and betti[:n_cripser].tolist() == peer
+        ms = {k: 1e3 * v / batch for k, v in seconds.items()}
         print(
-            f"{name:<9} {'x'.join(map(str, volumes.shape[1:])):<12} {1e3 * per_volume:7.3f}ms {1e3 * peer_s:8.1f}ms "
-            f"{peer_s / per_volume:6.1f}x  {'yes' if same else 'NO':<9}  "
+            f"{name:<9} {'x'.join(map(str, volumes.shape[1:])):<12} {ms['numba', 1]:7.3f}ms {ms['numba', 2]:7.3f}ms "
+            f"{ms['cc3d', 1]:6.3f}ms {1e3 * peer_s:7.1f}ms {1e3 * peer_s / ms['numba', 1]:7.1f}x "
+            f"{1e3 * peer_s / ms['numba', 2]:7.1f}x {1e3 * peer_s / ms['cc3d', 1]:5.1f}x  "
+            f"{'yes' if same else 'NO':<9}  "
             f"{np.round(betti.double().mean(dim=0).numpy(), 1).tolist()}"
         )
         if not same:
-            raise SystemExit(f"{name}: ours {betti[:n_cripser].tolist()} != cripser {peer}")
-    print(f"\n## thread scaling: the batch of {batch} split over a thread pool (ms per volume)")
-    print(f"{'layer':<9} {'1 worker':>9} {'2 workers':>10} {'speed-up':>9}")
-    threads = torch.get_num_threads()
+            raise SystemExit(f"{name}: backends or cripser differ: ours {betti[:n_cripser].tolist()}, cripser {peer}")
+
+    print(
+        f"\n## thread scaling, batch of {batch}: wall ms per volume (process CPU ms per volume), median of {repeats}; "
+        "numba: numba.set_num_threads; cc3d: a Python thread pool over chunks"
+    )
+    print(
+        f"{'layer':<9} {'numba 1t':>16} {'numba 2t':>16} {'speed-up':>8} {'cc3d 1w':>16} {'cc3d 2w':>16} "
+        f"{'speed-up':>8}"
+    )
     for name in LAYERS:
         volumes = acts[name]
-        cells = []
-        for workers in (1, 2):
-            torch.set_num_threads(workers)
-            seconds, betti = median_time(lambda v=volumes, w=workers: ours(v, w), repeats)
-            cells.append(seconds)
-            assert torch.equal(betti, ours(volumes)), name
-        print(f"{name:<9} {1e3 * cells[0] / batch:7.3f}ms {1e3 * cells[1] / batch:8.3f}ms {cells[0] / cells[1]:8.2f}x")
-    torch.set_num_threads(threads)
+        row = []
+        for backend, threads, workers in (("numba", 1, 1), ("numba", 2, 1), ("cc3d", 1, 1), ("cc3d", 1, 2)):
+            set_numba_threads(threads)
+            ours(volumes, backend, workers)  # warm-up
+            row.append(cpu_timed(lambda v=volumes, b=backend, w=workers: ours(v, b, w), repeats))
+        text = [f"{1e3 * w / batch:7.3f} ({1e3 * c / batch:6.3f})" for w, c in row]
+        print(
+            f"{name:<9} {text[0]:>16} {text[1]:>16} {row[0][0] / row[1][0]:7.2f}x {text[2]:>16} {text[3]:>16} "
+            f"{row[2][0] / row[3][0]:7.2f}x"
+        )
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    print(f"\n# load average at the end: {', '.join(f'{x:.1f}' for x in load)}")
 
 
 if __name__ == "__main__":

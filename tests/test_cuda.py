@@ -261,7 +261,8 @@ def test_cupy_backend_needs_cuda_tensors() -> None:
 
 def test_auto_backend_by_device() -> None:
     module = _components_module()
-    assert module.resolve_backend("auto", torch.device("cpu")) == "cc3d"
+    expected_cpu = "numba" if module.CPU_AUTO == "numba" and module._numba_available() else "cc3d"
+    assert module.resolve_backend("auto", torch.device("cpu")) == expected_cpu
     assert module.resolve_backend("auto", torch.device("meta")) == "torch"
     assert module.CUDA_AUTO_ORDER[-1] == "torch"  # always available: the last resort on CUDA
     with pytest.raises(ValueError, match="`backend` must be one of"):

@@ -3,6 +3,11 @@
 This is the one step of the cubical Betti computation that is not a plain elementwise tensor op.
 It is dispatched by device, with identical results on every backend:
 
+* ``"numba"`` (opt-in; ``"auto"`` uses it on the CPU when :data:`CPU_AUTO` says so and numba imports:
+  ``pip install lightning-topo[fast]``): our own
+  compiled union-find (:mod:`lightning_topo.functional._cpu_unionfind`): one raster pass per volume, no labels, no
+  stacking; it releases the GIL, so chunks of the batch run on :func:`numba.get_num_threads` threads (set it with
+  :func:`numba.set_num_threads` or ``NUMBA_NUM_THREADS``). Compiled at first use, cached on disk after that.
 * ``"cc3d"`` (default for CPU tensors): the `connected-components-3d` C++ labeller, run **once per
   batch** on all volumes stacked along the first axis with a separating slab between them, so the
   per-call overhead is paid once, not once per volume. Labels come out numbered 1..N in raster
@@ -45,6 +50,7 @@ from torch import Tensor
 
 __all__ = [
     "BACKENDS",
+    "CPU_AUTO",
     "CUDA_AUTO_ORDER",
     "CUDA_TORCH_BELOW_PIXELS",
     "CUDA_TORCH_BELOW_STACK_VOXELS",
@@ -54,8 +60,13 @@ __all__ = [
     "resolve_backend",
 ]
 
-Backend = Literal["auto", "cc3d", "scipy", "torch", "cupy", "cuda_uf"]
-BACKENDS: tuple[str, ...] = ("auto", "cc3d", "scipy", "torch", "cupy", "cuda_uf")
+Backend = Literal["auto", "numba", "cc3d", "scipy", "torch", "cupy", "cuda_uf"]
+BACKENDS: tuple[str, ...] = ("auto", "numba", "cc3d", "scipy", "torch", "cupy", "cuda_uf")
+
+CPU_AUTO = "cc3d"
+"""What ``backend="auto"`` uses on CPU tensors: ``"cc3d"``, or ``"numba"`` (then only when numba imports, else cc3d).
+Measured on a shared, saturated 2-core machine (``benchmarks/bench_layers.out.txt``), numba's union-find spent 0-20%
+less CPU time than cc3d per ResNet18 volume end to end, not clearly better, so it is not the default yet."""
 
 CUDA_AUTO_ORDER: tuple[str, ...] = ("cuda_uf", "cupy", "torch")
 """What ``backend="auto"`` uses on CUDA tensors: the first of these that is available (a labeller that fails
@@ -129,6 +140,16 @@ def _cupy_status() -> tuple[bool, str]:
     return True, ""
 
 
+@functools.lru_cache(maxsize=1)
+def _numba_available() -> bool:
+    """Whether numba imports (cached; the first call costs numba's import, about 0.2 s)."""
+    try:
+        import numba  # noqa: F401
+    except Exception:  # ImportError, or an llvmlite / NumPy mismatch at import
+        return False
+    return True
+
+
 def _is_cupy_out_of_memory(err: BaseException) -> bool:
     """Whether ``err`` is CuPy's out-of-memory error (by type; CuPy is imported only when it is installed)."""
     try:
@@ -145,14 +166,17 @@ _BROKEN_AUTO: set[str] = set()
 def resolve_backend(backend: str, device: torch.device) -> str:
     """Validate ``backend`` and map ``"auto"`` to the backend used for tensors on ``device``.
 
-    ``"auto"`` is ``"cc3d"`` on the CPU, the first available of :data:`CUDA_AUTO_ORDER` on CUDA, and
-    ``"torch"`` on any other device. An explicit ``"cupy"`` needs CUDA tensors (checked when it runs).
+    ``"auto"`` is :data:`CPU_AUTO` on the CPU (``"numba"`` only when numba imports), the first available of
+    :data:`CUDA_AUTO_ORDER` on CUDA, and ``"torch"`` on any other device. An explicit ``"cupy"`` needs CUDA
+    tensors (checked when it runs).
     """
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}.")
     if backend != "auto":
         return backend
     if device.type == "cpu":
+        if CPU_AUTO == "numba" and "numba" not in _BROKEN_AUTO and _numba_available():
+            return "numba"
         return "cc3d"
     if device.type == "cuda":
         for name in CUDA_AUTO_ORDER:
@@ -173,7 +197,7 @@ def count_components(
         connectivity: ``6`` (voxels sharing a face) or ``26`` (sharing a face, edge or corner).
         bounded_only: count only the components that do not touch the volume's boundary (the
             bounded components of a complement, which give b2 by Alexander duality).
-        backend: ``"auto"``, ``"cc3d"``, ``"scipy"``, ``"cupy"``, ``"cuda_uf"`` or ``"torch"`` (see the
+        backend: ``"auto"``, ``"numba"``, ``"cc3d"``, ``"scipy"``, ``"cupy"``, ``"cuda_uf"`` or ``"torch"`` (see the
             module docstring). Every backend gives the same counts.
 
     Returns:
@@ -268,7 +292,32 @@ def _count_components(
                 stacklevel=3,
             )
             return _count_torch(masks, connectivity, bounded_only)
+    if name == "numba":
+        if backend != "auto":
+            return _count_numba(masks, connectivity, bounded_only)
+        try:
+            return _count_numba(masks, connectivity, bounded_only)
+        except Exception as err:  # numba imports but cannot compile here: cc3d gives the same numbers
+            if isinstance(err, MemoryError):
+                raise
+            _BROKEN_AUTO.add("numba")
+            warnings.warn(
+                f"count_components: the numba union-find failed ({type(err).__name__}: {err}); backend='auto' uses "
+                "cc3d on the CPU from now on (same results).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            name = "cc3d"
     counts = _count_stacked_numpy(masks.cpu().numpy(), connectivity, bounded_only, name)
+    return torch.from_numpy(counts).to(masks.device)
+
+
+def _count_numba(masks: Tensor, connectivity: int, bounded_only: bool) -> Tensor:
+    try:
+        from lightning_topo.functional._cpu_unionfind import count_components_numba
+    except ImportError as err:
+        raise ImportError("backend='numba' needs numba: pip install 'lightning-topo[fast]' (or numba).") from err
+    counts = count_components_numba(masks.detach().cpu().numpy(), connectivity, bounded_only)
     return torch.from_numpy(counts).to(masks.device)
 
 

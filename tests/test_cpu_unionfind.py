@@ -1,0 +1,113 @@
+"""The compiled CPU union-find (``backend="numba"``) against scipy's labeller on random masks of every shape, its thread
+counts, and the ``"auto"`` choice and fallback on the CPU. GUDHI and cripser check it in ``test_cubical.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_topo.functional import components as module
+from lightning_topo.functional import cubical_betti
+from lightning_topo.functional.components import count_components
+
+numba = pytest.importorskip("numba")
+
+
+def _random_masks(rng: np.random.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+    kind = rng.integers(4)
+    if kind == 0:
+        return torch.from_numpy(rng.random(shape) < rng.random())
+    if kind == 1:  # all true / all false
+        return torch.full(shape, bool(rng.integers(2)))
+    if kind == 2:  # smooth blobs: few large components, cavities
+        from scipy.ndimage import gaussian_filter
+
+        vol = gaussian_filter(rng.standard_normal(shape), (0, 1, 1, 1))
+        return torch.from_numpy(vol < rng.normal(0, 0.2))
+    return torch.from_numpy(rng.random(shape) < 0.7)  # mostly foreground: many unions, few holes
+
+
+def _assert_equal_reference(masks: torch.Tensor) -> None:
+    # The reference is scipy: cc3d 4.1.1 raises on some thin stacks with 26-connectivity ("Label 5 cannot be
+    # mapped to union-find array of length 5", e.g. the stack of two (6, 1, 1) volumes in the test below).
+    for connectivity in (6, 26):
+        for bounded in (False, True):
+            want = count_components(masks, connectivity, bounded_only=bounded, backend="scipy")
+            got = count_components(masks, connectivity, bounded_only=bounded, backend="numba")
+            assert got.dtype == torch.int64 and got.device == masks.device
+            assert got.tolist() == want.tolist(), (tuple(masks.shape), connectivity, bounded)
+
+
+def test_equals_reference_on_random_masks_of_every_shape() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 5)), *(int(rng.integers(1, 10)) for _ in range(3)))
+        _assert_equal_reference(_random_masks(rng, shape))
+
+
+@pytest.mark.parametrize(
+    "shape", [(1, 1, 1, 1), (3, 1, 1, 9), (2, 1, 7, 1), (2, 6, 1, 1), (2, 1, 5, 6), (2, 4, 1, 5), (1, 3, 3, 3)]
+)
+@pytest.mark.parametrize("fill", [None, True, False])
+def test_equals_reference_on_size1_axes_and_constant_masks(shape: tuple[int, ...], fill: bool | None) -> None:
+    rng = np.random.default_rng(sum(shape))
+    masks = torch.from_numpy(rng.random(shape) < 0.5) if fill is None else torch.full(shape, fill)
+    _assert_equal_reference(masks)
+
+
+def test_known_counts() -> None:
+    shell = torch.ones(1, 5, 5, 5, dtype=torch.bool)
+    shell[0, 2, 2, 2] = False  # one cavity: the complement's one bounded component
+    assert count_components(~shell, 26, bounded_only=True, backend="numba").tolist() == [1]
+    assert count_components(shell, 6, backend="numba").tolist() == [1]
+    diagonal = torch.zeros(1, 2, 2, 2, dtype=torch.bool)
+    diagonal[0, 0, 0, 0] = diagonal[0, 1, 1, 1] = True  # corner-adjacent: 2 components under 6, 1 under 26
+    assert count_components(diagonal, 6, backend="numba").tolist() == [2]
+    assert count_components(diagonal, 26, backend="numba").tolist() == [1]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_thread_counts_give_the_same_numbers(threads: int) -> None:
+    rng = np.random.default_rng(5)
+    masks = torch.from_numpy(rng.random((9, 8, 12, 11)) < 0.45)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        _assert_equal_reference(masks)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_cubical_betti_1d_2d_3d_batches_equal_cc3d() -> None:
+    rng = np.random.default_rng(3)
+    for shape in [(5, 17), (4, 1), (6, 9, 11), (3, 1, 8), (4, 5, 6, 7), (2, 1, 1, 5), (3, 3, 3, 3)]:
+        vols = torch.from_numpy(np.maximum(rng.standard_normal(shape), 0))
+        for t in (-1.0, 0.0, 0.3, 10.0):
+            assert cubical_betti(vols, t, backend="numba").tolist() == cubical_betti(vols, t, backend="cc3d").tolist()
+
+
+def test_auto_uses_numba_on_the_cpu_and_cc3d_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert module.resolve_backend("auto", torch.device("cpu")) == module.CPU_AUTO
+    monkeypatch.setattr(module, "CPU_AUTO", "numba")
+    assert module.resolve_backend("auto", torch.device("cpu")) == "numba"
+    monkeypatch.setattr(module, "_numba_available", lambda: False)
+    assert module.resolve_backend("auto", torch.device("cpu")) == "cc3d"
+
+
+def test_auto_falls_back_to_cc3d_when_the_kernel_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning_topo.functional import _cpu_unionfind
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(module, "CPU_AUTO", "numba")
+    monkeypatch.setattr(_cpu_unionfind, "count_components_numba", broken)
+    monkeypatch.setattr(module, "_BROKEN_AUTO", set())
+    masks = torch.rand(3, 4, 5, 6, generator=torch.Generator().manual_seed(1)) < 0.5
+    want = count_components(masks, 6, backend="cc3d")
+    with pytest.warns(RuntimeWarning, match="numba union-find failed"):
+        assert count_components(masks, 6).tolist() == want.tolist()
+    assert module.resolve_backend("auto", torch.device("cpu")) == "cc3d"
+    with pytest.raises(RuntimeError, match="no compiler"):
+        count_components(masks, 6, backend="numba")
