@@ -69,6 +69,7 @@ def report_values(report: TopologyReport) -> dict[str, float]:
         for k in range(means.shape[1]):
             values[f"topology/{name}/b{k}"] = float(means[i, k])
         values[f"topology/{name}/omega"] = float(report.omega[i])
+    values["topology/omega_last"] = float(report.omega[-1])
     return values
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from ddp_run import report_values, topology_values
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -45,21 +46,6 @@ def _digits(size: int = 8, channels: int = 1) -> tuple[TensorDataset, TensorData
     x, y = load_digits_tensors(size)
     x = x.expand(-1, channels, -1, -1).contiguous() if channels > 1 else x
     return TensorDataset(x[:1200], y[:1200]), TensorDataset(x[1200:], y[1200:])
-
-
-def _topology(trainer: Trainer) -> dict[str, float]:
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("topology/")}
-
-
-def _report_values(report) -> dict[str, float]:
-    values = {"topology/theta": report.theta, "topology/decay_rate": report.decay_rate}
-    means = report.mean_betti()
-    for i, name in enumerate(report.layers):
-        for k in range(means.shape[1]):
-            values[f"topology/{name}/b{k}"] = float(means[i, k])
-        values[f"topology/{name}/omega"] = float(report.omega[i])
-    values["topology/omega_last"] = float(report.omega[-1])
-    return values
 
 
 # 1. In-place ops after a watched layer -------------------------------------------------------------------------
@@ -104,8 +90,8 @@ def test_validate_on_another_loader_measures_that_loader(tmp_path: Path) -> None
     assert len(fit_history) == 2
 
     trainer.validate(model, DataLoader(other, batch_size=64), verbose=False)
-    logged = _topology(trainer)
-    expected = _report_values(analyse(model, other, topo.config, progress=False))
+    logged = topology_values(trainer)
+    expected = report_values(analyse(model, other, topo.config, progress=False))
     assert set(expected) <= set(logged)
     for key, value in expected.items():
         assert logged[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key  # logged as float32 tensors
@@ -113,8 +99,8 @@ def test_validate_on_another_loader_measures_that_loader(tmp_path: Path) -> None
     assert len(topo.validate_history) == 1
     # The fit's own sample is used again for its validation set.
     trainer.validate(model, DataLoader(val, batch_size=64), verbose=False)
-    expected_val = _report_values(analyse(model, val, topo.config, progress=False))
-    assert _topology(trainer)["topology/decay_rate"] == pytest.approx(expected_val["topology/decay_rate"])
+    expected_val = report_values(analyse(model, val, topo.config, progress=False))
+    assert topology_values(trainer)["topology/decay_rate"] == pytest.approx(expected_val["topology/decay_rate"])
     assert topo.state_dict()["sample_indices"] == topo._fit_sample.indices.tolist()
 
 

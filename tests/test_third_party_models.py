@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
+from models import TutorialCNN
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -76,27 +77,6 @@ def bert() -> nn.Module:
         max_position_embeddings=32, num_labels=CLASSES,
     )  # fmt: skip
     return transformers.BertForSequenceClassification(config)
-
-
-class TutorialCNN(nn.Module):
-    """The PyTorch CIFAR-10 tutorial's network: one ``self.pool`` called twice, ReLU through ``F.relu``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, CLASSES)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.pool(nn.functional.relu(self.conv1(x)))
-        x = self.pool(nn.functional.relu(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        x = nn.functional.relu(self.fc1(x))
-        x = nn.functional.relu(self.fc2(x))
-        return self.fc3(x)
 
 
 class Wrapped(LightningModule):
@@ -281,7 +261,7 @@ def test_fewer_than_three_layers_get_a_note() -> None:
 # change, not merged into this branch when the test was written (it then XPASSes).
 def test_pytorch_tutorial_cnn_watches_each_call_of_its_pool(tmp_path) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
-    module = Wrapped(TutorialCNN())
+    module = Wrapped(TutorialCNN(num_classes=CLASSES))
     expected = [f"model.{n}" for n in ("conv1", "pool", "conv2", "pool#2", "fc1", "fc2", "fc3")]
     train, val = images(4, 1), images(VAL_PER_CLASS, 2)
     callback = TopologyCallback(charts=False)
