@@ -312,6 +312,9 @@ class TopologyCallback(Callback):
             )
         except SampleError as err:
             raise TopologyMisconfiguration(f"TopologyCallback cannot sample the validation set: {err}") from err
+        # Keep the fit's sample and the latest other one: repeated validate runs on new datasets hold no more.
+        keep = {id(d) for d, smp in self._samples.values() if smp is self._fit_sample}
+        self._samples = {key: value for key, value in self._samples.items() if key in keep}
         self._samples[id(dataset)] = (dataset, sample)
         self.sample = sample
         for note in sample.notes:
