@@ -119,9 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run_analysis(args)
             return 0
-        if command and not command.startswith("-") and command not in TRAINER_COMMANDS:
+        if not command.startswith("-") and command not in TRAINER_COMMANDS:
             choices = ", ".join(map(repr, TRAINER_COMMANDS + ANALYSIS_COMMANDS))
-            raise CLIError(f"unknown command {command!r}; choose from {choices} (see `{PROG} --help`).")
+            what = f"unknown command {command!r}" if command else "no command given"
+            raise CLIError(f"{what}; choose from {choices} (see `{PROG} --help`).")
         from lightning_topo.cli.training import run_trainer
 
         return run_trainer(args)

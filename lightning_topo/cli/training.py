@@ -87,8 +87,8 @@ class EpochProgress(Callback):
         self.started = self._epoch_started = time.perf_counter()
         self.trainer: Trainer | None = None
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self.trainer = trainer  # for the summary after Ctrl-C
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self.trainer = trainer  # for the summary after Ctrl-C (Lightning then exits)
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._epoch_started = time.perf_counter()
@@ -124,10 +124,11 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float) -> list[s
         head = f"finished {epoch} epoch{'s' if epoch != 1 else ''}{early} in {seconds:.1f} s"
     lines = [f"{PROG} fit: {head}; written:"]
     callbacks = trainer.checkpoint_callbacks
-    paths = [p for c in callbacks for p in [*getattr(c, "best_k_models", {}), c.best_model_path, c.last_model_path]]
+    best = [getattr(c, "best_model_path", "") for c in callbacks]
+    lasts = [getattr(c, "last_model_path", "") for c in callbacks]
+    paths = [p for i, c in enumerate(callbacks) for p in [*getattr(c, "best_k_models", {}), best[i], lasts[i]]]
     checkpoints = [p for p in dict.fromkeys(paths) if p and Path(p).is_file()]
-    lasts = [c.last_model_path for c in callbacks]
-    unmonitored = [c.best_model_path for c in callbacks if getattr(c, "monitor", "") is None]
+    unmonitored = [b for b, c in zip(best, callbacks, strict=True) if getattr(c, "monitor", "") is None]
     resume = next((p for p in [*lasts, *unmonitored] if p and Path(p).is_file()), None)
     for path in checkpoints:
         note = f" ({_saved_at(path)}; --ckpt_path resumes from it)" if path == resume else ""
