@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import csv
 import dataclasses
@@ -19,9 +20,10 @@ import torch
 import yaml
 
 from lightning_topo import TopologyReport, analyse, cli
+from lightning_topo.cli.analysis import build_parser, load_model
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.datasets import DigitsDataModule
-from lightning_topo.models import CNNClassifier
+from lightning_topo.models import CNNClassifier, MLPClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -194,18 +196,57 @@ def test_fit_interrupted_prints_what_was_written_and_resumes(tmp_path: Path) -> 
     assert _checkpoint(tmp_path / last) == (2, 9, [0, 1, 2])
 
 
-def test_missing_checkpoint_hint_names_the_config_that_writes_it(tmp_path: Path) -> None:
-    assert (
-        cli.config_writing("outputs/digits_mlp/checkpoints/digits_mlp.ckpt", CONFIGS)
-        == (CONFIGS / "digits_mlp.yaml").as_posix()
-    )
-    assert (
-        cli.config_writing("outputs/digits_cnn/checkpoints/last.ckpt", CONFIGS)
-        == (CONFIGS / "digits_cnn.yaml").as_posix()
-    )
-    assert cli.config_writing("outputs/elsewhere/model.ckpt", CONFIGS) is None
-    with pytest.raises(cli.CLIError, match=r"`lightning-topo fit --config ...`"):
-        cli.load_model("lightning_topo.models.MLPClassifier", str(tmp_path / "missing.ckpt"))
+def test_validate_runs_the_config_on_a_checkpoint(workdir: Path) -> None:
+    """`validate` is LightningCLI's: the config's model, data and TopologyCallback on the checkpoint's weights."""
+    ckpt = "outputs/digits_cnn/checkpoints/digits_cnn.ckpt"
+    proc = _ok(run_cli("validate", "--config", str(CONFIGS / "digits_cnn.yaml"), "--ckpt_path", ckpt, cwd=workdir))
+    assert "lightning-topo fit:" not in proc.stdout and "TopologyCallback: watching" in proc.stderr
+    (fit_metrics,) = (workdir / "outputs/digits_cnn/logs").glob("version_0/metrics.csv")
+    last = [row["val_acc"] for row in csv.DictReader(fit_metrics.open()) if row.get("val_acc")][-1]
+    match = re.search(r"val_acc\D+([0-9.]+)", proc.stdout)
+    assert match and float(match[1]) == pytest.approx(float(last), abs=1e-6), proc.stdout[-2000:]
+
+
+TESTABLE = """
+from lightning_topo.datasets import DigitsDataModule
+from lightning_topo.models import CNNClassifier, MLPClassifier
+
+
+class TestableCNN(CNNClassifier):
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_acc", (self(x).argmax(1) == y).float().mean())
+
+
+class DigitsWithTest(DigitsDataModule):
+    def test_dataloader(self):
+        return self.val_dataloader()
+"""
+
+
+def test_test_runs_a_model_with_a_test_step(tmp_path: Path) -> None:
+    """`test` is LightningCLI's too (the bundled classifier has no test_step: see test_bad_input_exits_2...)."""
+    (tmp_path / "testable.py").write_text(TESTABLE)  # importable: `python -m` puts the cwd on sys.path
+    config = ["--config", str(CONFIGS / "digits_cnn.yaml"), "--model", "testable.TestableCNN"]
+    config += ["--data", "testable.DigitsWithTest", "--trainer.limit_val_batches", "2"]
+    _ok(run_cli("fit", *config, *SHORT, cwd=tmp_path))
+    proc = _ok(run_cli("test", *config, "--ckpt_path", "outputs/digits_cnn/checkpoints/last.ckpt", cwd=tmp_path))
+    assert "test_acc" in proc.stdout and "lightning-topo fit:" not in proc.stdout
+
+
+def test_missing_checkpoint_names_the_checkpoints_beside_it(tmp_path: Path) -> None:
+    """The hint comes from the path given (no configs/ folder is scanned): the checkpoints in its folder, or that
+    the folder does not exist yet."""
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    (tmp_path / "best.ckpt").write_bytes(b"")
+    with pytest.raises(
+        cli.CLIError,
+        match=r"'.*missing\.ckpt' not found; pass an existing file to --ckpt \(beside "
+        r"it: best\.ckpt, last\.ckpt\)",
+    ):
+        cli.read_checkpoint(str(tmp_path / "missing.ckpt"), "--ckpt")
+    with pytest.raises(cli.CLIError, match=r"nothing is there yet: `lightning-topo fit` writes checkpoints"):
+        load_model(MLPClassifier, str(tmp_path / "no" / "such.ckpt"))
 
 
 def test_analyse_report_equals_the_api(workdir: Path) -> None:
@@ -225,6 +266,8 @@ def test_analyse_with_class_paths_and_rips_options(workdir: Path) -> None:
         "analyse",
         "--model",
         "lightning_topo.models.MLPClassifier",
+        "--model_args",
+        "{lr: 0.5}",  # a LightningModule's model_args override the saved hyperparameters
         "--ckpt",
         "outputs/digits_mlp/checkpoints/digits_mlp.ckpt",
         "--data",
@@ -281,11 +324,7 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "--data",
                 "lightning_topo.datasets.DigitsDataModule",
             ],
-            (
-                "'lightning_topo.models.NoSuchNet'",
-                "has no attribute 'NoSuchNet'",
-                "see `lightning-topo analyse --help`",
-            ),
+            ("module 'lightning_topo.models' has no attribute 'NoSuchNet'", "see `lightning-topo analyse --help`"),
         ),
         (
             [
@@ -298,6 +337,26 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "lightning_topo.datasets.DigitsDataModule",
             ],
             ("checkpoint 'missing.ckpt' not found", "pass an existing file to --ckpt"),
+        ),
+        (
+            ["validate", "--config", "@cnn", "--ckpt_path", "outputs/digits_cnn/checkpoints/missing.ckpt"],
+            ("checkpoint 'outputs/digits_cnn/checkpoints/missing.ckpt' not found", "to --ckpt_path", "digits_cnn.ckpt"),
+        ),
+        (
+            ["analyse", "--model", "torch.optim.SGD", "--data", "lightning_topo.datasets.DigitsDataModule"],
+            ("torch.optim.sgd.SGD is not a torch.nn.Module class",),
+        ),
+        (
+            ["analyse", "--config", "@analyse", "--model_args", "{channels: [4]}"],  # does not fit the checkpoint
+            ("cannot build lightning_topo.models.CNNClassifier from checkpoint", "size mismatch"),
+        ),
+        (
+            ["analyse", "--config", "@analyse", "--data.init_args.val_fraction", "2"],
+            ("`val_fraction` must be in (0, 1)",),
+        ),
+        (
+            ["fit", "--config", "@cnn", "--data.init_args.val_fraction", "2"],
+            ("cannot build the classes of the config", "`val_fraction` must be in (0, 1), got 2.0"),
         ),
         (["analyse", "--config", "@analyse", "--analysis.layers", "[net.99]"], ("Layer 'net.99' does not match",)),
         (
@@ -320,8 +379,7 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "--config",
                 "@cnn",
                 *SHORT,
-                "--trainer.callbacks+=lightning_topo.TopologyCallback",
-                "--trainer.callbacks.layers=[net.42]",
+                "--trainer.callbacks=[{class_path: lightning_topo.TopologyCallback, init_args: {layers: [net.42]}}]",
             ],
             ("Layer 'net.42' does not match",),
         ),
@@ -335,11 +393,22 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "--config",
                 "@rank",
                 "--models",
-                "[{name: a, class_path: lightning_topo.models.CNNClassifier, ckp: x}]",
+                "[{name: a, model: lightning_topo.models.CNNClassifier, ckp: x}]",
             ],
-            ("--models entry 0 (a)", "'ckp'"),
+            ('Parser key "models"', "Option 'ckp' is not accepted"),
         ),
-        (["nope"], ("'nope'", "'fit', 'analyse'")),
+        (
+            [
+                "rank",
+                "--config",
+                "@rank",
+                "--models",
+                "[{name: a, model: torch.nn.ReLU}, {name: a, model: torch.nn.ReLU}]",
+            ],
+            ("a different name for each", "['a', 'a']"),
+        ),
+        (["test", "--config", "@cnn"], ("lightning-topo test: error: No `test_step()` method defined",)),
+        (["nope"], ("unknown command 'nope'", "'fit', 'validate', 'test', 'predict', 'analyse', 'rank'")),
     ],
 )
 def test_bad_input_exits_2_with_one_line(workdir: Path, args: list[str], message: tuple[str, ...]) -> None:
@@ -368,7 +437,7 @@ def test_unreadable_checkpoint_exits_2_with_one_line_naming_the_file(workdir: Pa
     elif kind == "truncated_state_dict":
         torch.save(torch.nn.Linear(64, 10).state_dict(), tmp_path / "linear.pt")
         ckpt = _truncated(tmp_path / "linear.pt", tmp_path / "half.pt")
-        model = ["--model", "torch.nn.Linear", "--model.in_features", "64", "--model.out_features", "10"]
+        model = ["--model", "torch.nn.Linear", "--model_args", "{in_features: 64, out_features: 10}"]
     elif kind == "random_bytes":
         ckpt = tmp_path / "random.ckpt"
         ckpt.write_bytes(random.Random(0).randbytes(4096))
@@ -384,32 +453,56 @@ def test_unreadable_checkpoint_exits_2_with_one_line_naming_the_file(workdir: Pa
     assert "weights_only" not in lines[0]
 
 
-def test_internal_errors_exit_1_naming_the_type_and_debug(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def boom(parser: object, cfg: object) -> int:
-        raise RuntimeError("deep\n  inside")
+def _unsafe_checkpoint(src: Path, dst: Path) -> Path:
+    """A copy of a Lightning checkpoint that also holds a Python object torch's safe loader refuses."""
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    state["note"] = argparse.Namespace(source="a trusted run")
+    torch.save(state, dst)
+    return dst
 
-    args = [
-        "analyse",
-        "--model",
-        "lightning_topo.models.CNNClassifier",
-        "--data",
-        "lightning_topo.datasets.DigitsDataModule",
-    ]
-    monkeypatch.setitem(cli.RUNNERS, "analyse", boom)
+
+def test_checkpoint_with_objects_says_so_and_loads_with_weights_only_false(workdir: Path, tmp_path: Path) -> None:
+    """An intact checkpoint that torch's safe loader refuses is not called corrupt: the line names the objects and
+    how to load a trusted file (`--weights_only false`), which works for analyse and for LightningCLI's commands."""
+    ckpt = _unsafe_checkpoint(workdir / "outputs/digits_mlp/checkpoints/digits_mlp.ckpt", tmp_path / "objects.ckpt")
+    analyse_args = ["analyse", "--model", "lightning_topo.models.MLPClassifier", "--ckpt", str(ckpt)]
+    analyse_args += ["--data", "lightning_topo.datasets.DigitsDataModule", "--output_dir", str(tmp_path / "out")]
+    validate_args = ["validate", "--config", str(CONFIGS / "digits_mlp.yaml"), "--ckpt_path", str(ckpt)]
+    quiet = {"analyse": ["--progress", "false"], "validate": ["--trainer.limit_val_batches", "2"]}
+    for args in (analyse_args, validate_args):
+        proc = run_cli(*args, *quiet[args[0]], cwd=workdir)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        (line,) = [line for line in proc.stderr.splitlines() if "error:" in line]
+        assert str(ckpt) in line and "is intact but holds Python objects" in line and "argparse.Namespace" in line
+        assert "pass `--weights_only false`" in line and "not a readable checkpoint" not in line, line
+        _ok(run_cli(*args, *quiet[args[0]], "--weights_only", "false", cwd=workdir))
+
+
+def test_exit_codes_1_2_130_and_debug(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """An internal error exits 1 naming its type (--debug raises it), a user error anywhere exits 2, Ctrl-C 130."""
+    from lightning_topo.cli import analysis
+
+    def raising(error: BaseException) -> object:
+        def analyse_model(*args: object, **kwargs: object) -> object:
+            raise error
+
+        return analyse_model
+
+    args = ["analyse", "--model", "torch.nn.Identity", "--data", "lightning_topo.datasets.DigitsDataModule"]
+    monkeypatch.setattr(analysis, "analyse_model", raising(RuntimeError("deep\n  inside")))
     assert cli.main(args) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line == "lightning-topo analyse: error: RuntimeError: deep inside (rerun with --debug for the traceback)"
     with pytest.raises(RuntimeError, match="deep"):
         cli.main([*args, "--debug"])
 
-    def bad_value(parser: object, cfg: object) -> int:
-        raise ConfigError("`k` must be an integer >= 1, got 0.")
-
-    monkeypatch.setitem(cli.RUNNERS, "analyse", bad_value)
+    monkeypatch.setattr(analysis, "analyse_model", raising(ConfigError("`k` must be an integer >= 1, got 0.")))
     assert cli.main(["analyze", *args[1:]]) == 2
     assert capsys.readouterr().err == "lightning-topo analyse: error: `k` must be an integer >= 1, got 0.\n"
+
+    monkeypatch.setattr(analysis, "analyse_model", raising(KeyboardInterrupt()))
+    assert cli.main(args) == cli.INTERRUPTED_EXIT == 130
+    assert capsys.readouterr().err == "lightning-topo analyse: interrupted\n"
 
 
 def test_one_line_collapses_whitespace_and_caps_the_length() -> None:
@@ -444,8 +537,8 @@ def test_help_describes_every_analysis_option(command: str, tmp_path: Path) -> N
     for name, text in options.items():
         description = re.split(r"\((?:type|required|default):", text)[0].strip()
         assert description, f"{name} has no description in `lightning-topo {command} --help`: {text!r}"
-    fields = {f.name for f in dataclasses.fields(TopologyConfig)} - {"input_fn", "target_fn", "output_fn", "forward_fn"}
-    # the --analysis.* options are exactly the TopologyConfig fields a command line can give
+    fields = {f.name for f in dataclasses.fields(TopologyConfig)}
+    # the --analysis.* options are exactly the TopologyConfig fields (the functions given by import path)
     assert {name for name in options if not name.endswith(".help")} == {f"--analysis.{f}" for f in fields}
     assert "known subclasses: torch.nn.Identity" not in proc.stdout  # the list of every nn.Module is left out
 
@@ -629,12 +722,12 @@ def test_every_config_parses() -> None:
         config = yaml.safe_load(path.read_text())
         assert isinstance(config, dict) and ("trainer" in config or "analysis" in config), path.name
     # the analyse / rank configs pass the command line's own parser (class paths, TopologyConfig fields, types)
-    parser = cli.build_parser()
-    analyse_cfg = parser.parse_args(["analyse", "--config", str(CONFIGS / "analyse_digits.yaml")]).analyse
-    assert analyse_cfg.model.class_path == "lightning_topo.models.CNNClassifier" and analyse_cfg.ckpt
-    assert TopologyConfig(**analyse_cfg.analysis.as_dict()).samples_per_class == 20
-    rank_cfg = parser.parse_args(["rank", "--config", str(CONFIGS / "rank_digits.yaml")]).rank
-    assert [entry.name for entry in cli._model_entries(rank_cfg.models)] == ["cnn", "mlp", "cnn_untrained"]
+    parser = build_parser()
+    analyse_cfg = parser.instantiate(parser.parse_args(["analyse", "--config", str(CONFIGS / "analyse_digits.yaml")]))
+    assert analyse_cfg.analyse.model is CNNClassifier and analyse_cfg.analyse.ckpt
+    assert analyse_cfg.analyse.analysis == TopologyConfig(samples_per_class=20, max_samples=200, seed=0)
+    rank_cfg = parser.instantiate(parser.parse_args(["rank", "--config", str(CONFIGS / "rank_digits.yaml")]))
+    assert [entry.name for entry in rank_cfg.rank.models] == ["cnn", "mlp", "cnn_untrained"]
 
 
 @pytest.mark.parametrize("name", ["d1_relu.yaml", "d1_tanh.yaml"])

@@ -1,6 +1,6 @@
 """`lightning-topo analyse / rank` on a checkpoint torch's safe loader refuses: the file is fine but its
 hyperparameters hold objects ``weights_only=True`` will not unpickle (a numpy float here). The one-line error says
-that, not "truncated", and how to load a trusted file (``--trust_checkpoint true``), which then works; truly
+that, not "truncated", and how to load a trusted file (``--weights_only false``), which then works; truly
 unreadable files keep their message."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from lightning.pytorch import Trainer
 
 from lightning_topo import cli
+from lightning_topo.cli.analysis import load_model
 from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.models import CNNClassifier
 
@@ -53,26 +54,26 @@ def test_unsafe_checkpoint_says_what_is_wrong_and_how_to_trust_it(
     assert cli.main(["analyse", *MODEL, "--ckpt", str(unsafe_ckpt), *DATA]) == 2
     line = _error_line(capsys)
     assert line.startswith("lightning-topo analyse: error: ") and str(unsafe_ckpt) in line
-    assert "numpy" in line and "weights_only" in line and "--trust_checkpoint true" in line
+    assert "numpy" in line and "--weights_only false" in line
     assert "truncated" not in line and "not a readable checkpoint" not in line
 
 
 def test_rank_gives_the_same_message(unsafe_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    models = json.dumps([{"name": "a", "class_path": "lightning_topo.models.CNNClassifier", "ckpt": str(unsafe_ckpt)}])
+    models = json.dumps([{"name": "a", "model": "lightning_topo.models.CNNClassifier", "ckpt": str(unsafe_ckpt)}])
     assert cli.main(["rank", "--models", models, *DATA, "--output_dir", str(tmp_path)]) == 2
     line = _error_line(capsys)
     assert line.startswith("lightning-topo rank: error: ") and str(unsafe_ckpt) in line
-    assert "--trust_checkpoint true" in line
+    assert "--weights_only false" in line
 
 
-def test_trust_checkpoint_loads_it(unsafe_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["analyse", *MODEL, "--ckpt", str(unsafe_ckpt), *DATA, "--trust_checkpoint", "true"]
+def test_weights_only_false_loads_it(unsafe_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["analyse", *MODEL, "--ckpt", str(unsafe_ckpt), *DATA, "--weights_only", "false"]
     small = ["--analysis.samples_per_class", "3", "--progress", "false", "--output_dir", str(tmp_path)]
     assert cli.main([*args, *small]) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["layers"]
     # The API the flag maps to: the hyperparameters come back as saved.
-    model = cli.load_model("lightning_topo.models.CNNClassifier", str(unsafe_ckpt), trust_checkpoint=True)
+    model = load_model(CNNClassifier, str(unsafe_ckpt), weights_only=False)
     assert model.hparams.lr == 0.01 and list(model.hparams.channels) == [4, 8]
 
 
@@ -88,4 +89,4 @@ def test_unreadable_files_keep_their_message(
         bad.write_bytes(random.Random(1).randbytes(4096))  # torch reports an UnpicklingError for these
     assert cli.main(["analyse", *MODEL, "--ckpt", str(bad), *DATA]) == 2
     line = _error_line(capsys)
-    assert str(bad) in line and "is not a readable checkpoint" in line and "--trust_checkpoint" not in line
+    assert str(bad) in line and "is not a readable checkpoint" in line and "weights_only" not in line

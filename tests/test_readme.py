@@ -2,12 +2,12 @@
 
 What runs: every fenced ```` ```bash ```` block of README.md that mentions ``lightning-topo``, line by line, in the
 README's order (a trailing ``\\`` joins a line to the next; ``#`` comments are dropped, as a shell drops them). Each
-command must be ``lightning-topo <subcommand> ...`` with a subcommand this test knows (``fit``, ``analyse``,
-``analyze``, ``rank``); any other line in such a block (a new subcommand, ``cd``, a pipe, ``python -m ...``) fails
-the test until it is taught here how to run it. Each command runs as ``python -m lightning_topo <args>`` with its
-working directory a temporary folder holding a copy of ``configs/`` (so ``outputs/`` is written there, not in the
-checkout) and must exit 0. Commands read what earlier ones wrote, so a README that uses a checkpoint before the
-command that trains it fails here.
+command must be ``lightning-topo <subcommand> ...`` with a subcommand this test knows (``fit``, ``validate``,
+``test``, ``predict``, ``analyse``, ``analyze``, ``rank``); any other line in such a block (a new subcommand,
+``cd``, a pipe, ``python -m ...``) fails the test until it is taught here how to run it. Each command runs as
+``python -m lightning_topo <args>`` with its working directory a temporary folder holding a copy of ``configs/``
+(so ``outputs/`` is written there, not in the checkout) and must exit 0. Commands read what earlier ones wrote, so
+a README that uses a checkpoint before the command that trains it fails here.
 
 How commands are shortened (the only change made to them; jsonargparse lets the last value of an option win, so
 the README's own values are overridden):
@@ -16,6 +16,7 @@ the README's own values are overridden):
   (``--ckpt_path``) gets ``--trainer.max_epochs 2`` instead: one epoch more than the shortened run that wrote its
   checkpoint, so it really trains.
 * ``analyse`` / ``rank``: ``--progress false`` appended (no progress bar in the log); nothing else.
+* ``validate`` / ``test`` / ``predict``: run as they are (one pass over the data).
 
 The README's Python blocks run in ``test_readme_python_blocks_run`` (``max_epochs=20`` shortened to 2).
 """
@@ -41,7 +42,7 @@ SHORT_RESUME = ["--trainer.max_epochs", "2", "--trainer.limit_train_batches", "3
 """Appended to a README ``fit --ckpt_path``: one epoch after the shortened run it resumes."""
 QUIET = ["--progress", "false"]
 """Appended to ``analyse`` / ``rank``."""
-SUBCOMMANDS = {"fit", "analyse", "analyze", "rank"}
+SUBCOMMANDS = {"fit", "validate", "test", "predict", "analyse", "analyze", "rank"}
 
 
 class UnknownCommand(AssertionError):
@@ -75,6 +76,8 @@ def shortened(words: list[str]) -> list[str]:
     args = words[1:]
     if "--help" in args or "-h" in args:
         return args
+    if args[0] in {"validate", "test", "predict"}:
+        return args
     if args[0] == "fit":
         resumes = any(arg == "--ckpt_path" or arg.startswith("--ckpt_path=") for arg in args)
         return [*args, *(SHORT_RESUME if resumes else SHORT_FIT)]
@@ -86,6 +89,7 @@ def test_shortening_rules() -> None:
     resume = ["lightning-topo", "fit", "--config", "c.yaml", "--ckpt_path", "last.ckpt", "--trainer.max_epochs", "20"]
     assert shortened(resume)[-len(SHORT_RESUME) :] == SHORT_RESUME
     assert shortened(["lightning-topo", "rank", "--config", "r.yaml"]) == ["rank", "--config", "r.yaml", *QUIET]
+    assert shortened(["lightning-topo", "validate", "--ckpt_path", "x.ckpt"]) == ["validate", "--ckpt_path", "x.ckpt"]
     for words in (["pip", "install", "x"], ["python", "-m", "lightning_topo", "fit"], ["lightning-topo", "nope"]):
         with pytest.raises(UnknownCommand):
             shortened(words)

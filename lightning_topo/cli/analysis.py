@@ -1,0 +1,189 @@
+"""``lightning-topo analyse`` and ``rank``: jsonargparse's ``auto_cli`` makes their options, ``--config``,
+``--print_config`` and help from the signatures and docstrings below; ``--analysis.*`` are the fields of
+:class:`~lightning_topo.config.TopologyConfig`, each documented once in its docstring."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from jsonargparse import ArgumentParser, auto_parser
+from lightning.pytorch import LightningDataModule, LightningModule
+from torch import nn
+
+from lightning_topo.analysis import Ranking, TopologyReport, rank_models
+from lightning_topo.analysis import analyse as analyse_model
+from lightning_topo.cli import PROG, CLIError, one_line, read_checkpoint
+from lightning_topo.config import TopologyConfig
+
+MODEL_LOAD_ERRORS = (RuntimeError, KeyError, TypeError, ValueError, AttributeError)
+"""What building a model, or loading a readable checkpoint into it, raises when they do not fit each other."""
+
+
+@runtime_checkable
+class ModelClass(Protocol):
+    """A model class, named by its import path: any ``torch.nn.Module``."""
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any: ...
+
+
+@dataclass
+class ModelEntry:
+    """One model of ``rank --models``.
+
+    Args:
+        name: Its name in the ranking and the name of its report file.
+        model: Import path of its class (any torch.nn.Module), e.g. lightning_topo.models.CNNClassifier.
+        ckpt: Its checkpoint (Lightning's, or a torch.save'd state_dict); none: a freshly initialised model.
+        model_args: Keyword arguments of the class; a LightningModule's override the hyperparameters saved in ckpt.
+    """
+
+    name: str
+    model: type[ModelClass]
+    ckpt: str | None = None
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+
+def load_model(
+    cls: type, ckpt: str | None = None, model_args: dict[str, Any] | None = None, weights_only: bool = True
+) -> nn.Module:
+    """Build a model of class ``cls`` and load ``ckpt`` into it (on the CPU).
+
+    A ``LightningModule`` is restored by ``load_from_checkpoint`` (its saved hyperparameters, overridden by
+    ``model_args``); another ``nn.Module`` is built from ``model_args`` and given the checkpoint's ``state_dict``.
+    Without ``ckpt``: the freshly initialised model, with a warning. Every failure is a :class:`CLIError`.
+    """
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise CLIError(f"{name} is not a torch.nn.Module class; e.g. lightning_topo.models.CNNClassifier.")
+    model_args = dict(model_args or {})
+    state = None if ckpt is None else read_checkpoint(ckpt, "--ckpt", weights_only)
+    if ckpt is None:
+        warnings.warn(
+            f"no checkpoint given: analysing a freshly initialised {cls.__name__}.", UserWarning, stacklevel=2
+        )
+    try:
+        if ckpt is not None and issubclass(cls, LightningModule):
+            return cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=weights_only, **model_args)
+        model = cls(**model_args)
+        if isinstance(state, dict):
+            model.load_state_dict(state.get("state_dict", state))
+        return model
+    except MODEL_LOAD_ERRORS as err:
+        source = f"checkpoint {ckpt!r} and " if ckpt else ""
+        raise CLIError(
+            f"cannot build {name} from {source}model_args {model_args}: {one_line(err)}; check that the checkpoint "
+            "was written for this class and that the model_args are its arguments."
+        ) from err
+
+
+def analyse(
+    model: type[ModelClass],
+    data: LightningDataModule,
+    ckpt: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    analysis: TopologyConfig = TopologyConfig(),  # noqa: B008 - frozen, so never shared mutable state
+    output_dir: str = "outputs/analyse",
+    progress: bool = True,
+    weights_only: bool = True,
+) -> TopologyReport:
+    """Layerwise topology of one model checkpoint: writes report.json and report.png, prints the table.
+
+    Args:
+        model: Import path of the model class (any torch.nn.Module), e.g. lightning_topo.models.CNNClassifier.
+        data: Data module (class path and init_args) whose validation split is analysed.
+        ckpt: Checkpoint to load (Lightning's, or a torch.save'd state_dict); none: a freshly initialised model.
+        model_args: Keyword arguments of the model class; a LightningModule's override the hyperparameters saved
+            in ckpt.
+        analysis: What to compute on which layers and inputs (the fields of TopologyConfig).
+        output_dir: Where report.json and report.png are written.
+        progress: Show a progress bar.
+        weights_only: Load checkpoints with torch's safe loader (tensors and plain values only); false loads a
+            trusted checkpoint that holds other Python objects (and runs the code pickled in it).
+    """
+    net = load_model(model, ckpt, model_args, weights_only)
+    report = analyse_model(net, data, analysis, progress=progress, name=ckpt or f"{model.__module__}.{model.__name__}")
+    out = Path(output_dir)
+    json_path, png = report.to_json(out / "report.json"), _save_figure(report.plot(), out / "report.png")
+    print(f"{report.table()}\nwrote {json_path} and {png}")
+    return report
+
+
+def rank(
+    models: list[ModelEntry],
+    data: LightningDataModule,
+    scores: dict[str, float] | None = None,
+    by: Literal["theta", "decay_rate"] = "theta",
+    analysis: TopologyConfig = TopologyConfig(),  # noqa: B008 - frozen, so never shared mutable state
+    output_dir: str = "outputs/rank",
+    progress: bool = True,
+    weights_only: bool = True,
+) -> Ranking:
+    """Rank model checkpoints by the decay of their topology: writes ranking.json, ranking.png and a report per
+    model, prints the table and, given scores, the rank correlations.
+
+    Args:
+        models: The models: a list of {name, model, ckpt (optional), model_args (optional)}.
+        data: Data module (class path and init_args) whose validation split every model is analysed on.
+        scores: Model name -> score (higher = better, e.g. fine-tuned accuracy) for the rank correlations.
+        by: What ranks the models: theta (lower first) or decay_rate (higher first).
+        analysis: What to compute on which layers and inputs (the fields of TopologyConfig).
+        output_dir: Where the files are written.
+        progress: Show a progress bar.
+        weights_only: Load checkpoints with torch's safe loader (tensors and plain values only); false loads
+            trusted checkpoints that hold other Python objects (and runs the code pickled in them).
+    """
+    names = [entry.name for entry in models]
+    if not names or len(set(names)) < len(names):
+        raise CLIError(f"--models needs at least one entry and a different name for each, got {names}.")
+    if scores is not None and (set(scores) != set(names) or len(names) < 3):
+        raise CLIError(
+            f"`scores` must have one value per model and at least 3 models: missing "
+            f"{[n for n in names if n not in scores]}, unknown {[n for n in scores if n not in names]} "
+            f"(models: {names}); give --scores a score for each name of --models, or drop it."
+        )
+    nets = {e.name: load_model(e.model, e.ckpt, e.model_args, weights_only) for e in models}
+    ranking = rank_models(nets, data, scores=scores, by=by, config=analysis, progress=progress)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ranking.json").write_text(json.dumps(ranking.to_dict(), indent=1))
+    for name, report in ranking.reports.items():
+        report.to_json(out / "reports" / f"{name}.json")
+    png = _save_figure(ranking.plot(), out / "ranking.png")
+    print(f"{ranking.table()}\nwrote {out / 'ranking.json'} and {png}")
+    return ranking
+
+
+def _save_figure(fig: Any, path: Path) -> Path:
+    """Save a matplotlib figure to ``path`` and close it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+COMMANDS = {"analyse": analyse, "rank": rank}
+
+
+def build_parser() -> ArgumentParser:
+    """jsonargparse's parser of :data:`COMMANDS`: one subcommand per function, its options from the signature."""
+    return auto_parser(COMMANDS, prog=PROG, as_positional=False, exit_on_error=False)
+
+
+def run_analysis(args: list[str]) -> Any:
+    """Run ``analyse`` or ``rank``: jsonargparse's parser of :data:`COMMANDS` parses ``args`` and builds the data
+    module and ``TopologyConfig`` (their errors, and a class path that does not import, are a :class:`CLIError`),
+    then the command runs."""
+    parser = build_parser()
+    try:
+        cfg = parser.parse_args(args)
+        init = parser.instantiate(cfg)[cfg.subcommand]
+    except (ImportError, AttributeError, TypeError, ValueError) as err:
+        raise CLIError(f"{one_line(err)} (see `{PROG} {args[0]} --help`)") from err
+    init.pop("config", None)
+    return COMMANDS[cfg.subcommand](**init)

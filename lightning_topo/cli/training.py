@@ -1,0 +1,205 @@
+"""``lightning-topo fit | validate | test | predict``: Lightning's ``LightningCLI``, with every one of its options,
+a line per training epoch (:class:`EpochProgress`) and, after ``fit`` (also after Ctrl-C), what was written and the
+command that resumes (:func:`fit_summary`)."""
+
+from __future__ import annotations
+
+import pkgutil
+import re
+import shlex
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import LightningCLI
+
+from lightning_topo.cli import INTERRUPTED_EXIT, PROG, CLIError, one_line, read_checkpoint
+
+CHART_WAIT_SECONDS = 60.0
+"""How long the summary waits for ``TopologyCallback``'s last figures to be written."""
+DESCRIPTION = f"""Layerwise topology (Betti numbers) of neural networks. The commands below are LightningCLI's;
+`{PROG} analyse` (one checkpoint) and `{PROG} rank` (several) have their own --help. --debug shows an error's
+traceback."""
+
+
+class TopologyCLI(LightningCLI):
+    """``LightningCLI`` whose user errors (a bad checkpoint, a bad value for a class of the config) are typed."""
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Parse, then read ``--ckpt_path`` (a :class:`CLIError` naming a missing, unreadable or unsafe file);
+        with ``--weights_only false`` allow its objects, which LightningCLI's own read of its hyperparameters needs."""
+        super().parse_arguments(parser, args)
+        command = self.config.get("subcommand")
+        ckpt = self.config[command].get("ckpt_path") if command else None
+        if ckpt is None or ckpt in ("last", "best", "hpc") or str(ckpt).startswith("registry"):
+            return
+        trusted = self.config[command].get("weights_only") is False
+        read_checkpoint(str(ckpt), "--ckpt_path", weights_only=not trusted)
+        if trusted:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(ckpt)
+            torch.serialization.add_safe_globals([pkgutil.resolve_name(name) for name in unsafe])
+
+    def instantiate_classes(self) -> None:
+        """Build the model, data, trainer and callbacks; their own argument errors are a :class:`CLIError`."""
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as err:
+            raise CLIError(f"cannot build the classes of the config: {one_line(err)}") from err
+
+
+def run_trainer(args: list[str]) -> int:
+    """Run a Trainer command with :class:`TopologyCLI`; return 0, or 130 after Ctrl-C (summary printed first)."""
+    progress = EpochProgress()
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+    try:
+        cli = TopologyCLI(
+            LightningModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=args,
+            parser_kwargs={"exit_on_error": False, "prog": PROG, "description": DESCRIPTION},
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [progress]},
+        )
+        trainer = cli.trainer
+    except SystemExit:  # Lightning exits after its graceful shutdown on KeyboardInterrupt; also --help
+        if progress.trainer is None or not progress.trainer.interrupted:
+            raise
+        trainer = progress.trainer
+    if trainer.is_global_zero and args[0] == "fit":
+        print("\n".join(fit_summary(trainer, args[1:], time.perf_counter() - progress.started)), flush=True)
+    return INTERRUPTED_EXIT if trainer.interrupted else 0
+
+
+class EpochProgress(Callback):
+    """One line per training epoch on global rank zero when no progress bar is shown, e.g. ``[2/10] epoch 1:
+    train_loss 0.31  val_acc 0.92  topology/decay_rate 0.804  (1.2 s)`` (epochs done of ``max_epochs``, the epoch as
+    logged, its metrics without ``/`` and ``topology/decay_rate``, its wall time); keeps the trainer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = self._epoch_started = time.perf_counter()
+        self.trainer: Trainer | None = None
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self.trainer = trainer  # for the summary after Ctrl-C (Lightning then exits)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.progress_bar_callback is not None or trainer.sanity_checking:
+            return
+        total = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else "?"
+        metrics, epoch = trainer.callback_metrics, trainer.current_epoch
+        keys = [key for key in sorted(metrics) if "/" not in key] + ["topology/decay_rate"]
+        values = "  ".join(f"{k} {float(metrics[k]):.4g}" for k in keys if k in metrics and metrics[k].numel() == 1)
+        seconds = time.perf_counter() - self._epoch_started
+        print(f"[{epoch + 1}/{total}] epoch {epoch}: {values}  ({seconds:.2f} s)", flush=True)
+
+
+def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float) -> list[str]:
+    """What a ``fit`` run wrote and how to resume it, as lines to print.
+
+    A first line (finished, or interrupted in which epoch), then ``checkpoint:`` per checkpoint file of the run,
+    ``metrics:`` and ``config:`` per logger, ``figures:`` (the latest PNG file of each kind written by
+    ``TopologyCallback``), ``topology:`` its last evaluation and ``resume:`` the command that continues from the
+    last checkpoint (for a run that reached ``max_epochs``, with twice that many). Paths relative to the working
+    directory when under it.
+    """
+    from lightning_topo.callbacks import TopologyCallback
+
+    epoch, interrupted = trainer.current_epoch, trainer.interrupted
+    max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+    if interrupted:
+        head = f"interrupted (KeyboardInterrupt) during epoch {epoch} after {seconds:.1f} s"
+    else:
+        early = " (stopped early)" if max_epochs is not None and epoch < max_epochs else ""
+        head = f"finished {epoch} epoch{'s' if epoch != 1 else ''}{early} in {seconds:.1f} s"
+    lines = [f"{PROG} fit: {head}; written:"]
+    callbacks = trainer.checkpoint_callbacks
+    best = [getattr(c, "best_model_path", "") for c in callbacks]
+    lasts = [getattr(c, "last_model_path", "") for c in callbacks]
+    paths = [p for i, c in enumerate(callbacks) for p in [*getattr(c, "best_k_models", {}), best[i], lasts[i]]]
+    checkpoints = [p for p in dict.fromkeys(paths) if p and Path(p).is_file()]
+    unmonitored = [b for b, c in zip(best, callbacks, strict=True) if getattr(c, "monitor", "") is None]
+    resume = next((p for p in [*lasts, *unmonitored] if p and Path(p).is_file()), None)
+    for path in checkpoints:
+        note = f" ({_saved_at(path)}; --ckpt_path resumes from it)" if path == resume else ""
+        lines.append(f"  checkpoint: {_shown(path)}{note}")
+    for logger in trainer.loggers:
+        folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+        if folder is not None:
+            metrics = Path(folder) / "metrics.csv"
+            lines.append(f"  metrics:    {_shown(str(metrics if metrics.is_file() else folder))}")
+            if (Path(folder) / "config.yaml").is_file():
+                lines.append(f"  config:     {_shown(str(Path(folder) / 'config.yaml'))}")
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, TopologyCallback):
+            lines += _topology_lines(callback)
+    done = not interrupted and max_epochs is not None and epoch >= max_epochs
+    hint = resume_command(args, _shown(resume), 2 * max_epochs if done and max_epochs else None) if resume else ""
+    if resume is None and checkpoints:
+        again = resume_command(args, _shown(checkpoints[-1]))
+        hint = f"no last checkpoint (set `save_last: true` on the ModelCheckpoint); from the best one: {again}"
+    hint = hint or f"no checkpoint was written; run again: {shlex.join([PROG, 'fit', *args])}"
+    return [*lines, f"  resume:     {hint}"]
+
+
+def resume_command(args: Sequence[str], ckpt: str, max_epochs: int | None = None) -> str:
+    """``lightning-topo fit`` with the same arguments, ``--ckpt_path ckpt`` and, given, ``--trainer.max_epochs``.
+
+    Example:
+        >>> resume_command(["--config", "c.yaml", "--ckpt_path=a.ckpt"], "out/last.ckpt", 20)
+        'lightning-topo fit --config c.yaml --ckpt_path out/last.ckpt --trainer.max_epochs 20'
+    """
+    replaced = {"--ckpt_path"} | ({"--trainer.max_epochs"} if max_epochs is not None else set())
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        name, eq, _ = arg.partition("=")
+        if not skip and name not in replaced:
+            kept.append(arg)
+        skip = not skip and name in replaced and not eq
+    kept += ["--ckpt_path", ckpt] + (["--trainer.max_epochs", str(max_epochs)] if max_epochs is not None else [])
+    return shlex.join([PROG, "fit", *kept])
+
+
+def _saved_at(path: str) -> str:
+    """``"epoch E, step S"`` of a Lightning checkpoint (read memory-mapped), or ``"saved by this run"``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return f"epoch {int(state['epoch'])}, step {int(state['global_step'])}"
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError):
+        return "saved by this run"
+
+
+def _topology_lines(callback: Any) -> list[str]:
+    """The ``figures:`` lines (the latest file of each kind per folder) and ``topology:`` line of a callback."""
+    callback.wait_for_charts(CHART_WAIT_SECONDS)  # figures may still be drawing in the background
+    files = [Path(p) for p in dict.fromkeys(callback.chart_files) if Path(p).is_file()]
+    latest = {(p.parent, re.sub(r"_epoch\d+$", "", p.stem)): p for p in files}  # betti_vs_depth_epoch007 -> kind
+    lines = []
+    for folder in dict.fromkeys(p.parent for p in files):
+        names = ", ".join(p.name for (parent, _), p in latest.items() if parent == folder)
+        count = sum(p.parent == folder for p in files)
+        lines.append(f"  figures:    {_shown(str(folder))}/ ({count} PNG files; latest: {names})")
+    if callback.history:
+        last = callback.history[-1]
+        lines.append(
+            f"  topology:   {len(callback.history)} evaluations; epoch {last['epoch']}: "
+            f"decay_rate {last['decay_rate']:.4g}, theta {last['theta']:.4g}"
+        )
+    return lines
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it, else as it is."""
+    full, cwd = Path(path).resolve(), Path.cwd().resolve()
+    return str(full.relative_to(cwd)) if full.is_relative_to(cwd) else str(path)
