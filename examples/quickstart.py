@@ -1,6 +1,6 @@
 """Quickstart: the digits CNN trained with `TopologyCallback()`, Betti curves per epoch and the decay rate.
 
-    python examples/quickstart.py            # 15 epochs (13-16 s with --threads 1 on a busy 2-core CPU; ~45 s with torch's default threads)
+    python examples/quickstart.py            # 15 epochs (13-16 s with --threads 1 on a busy 2-core CPU)
     python examples/quickstart.py --quick    # 3 epochs
     python examples/quickstart.py --wandb    # also log to Weights & Biases (offline run under outputs/)
     python examples/quickstart.py --quick --threads 1 --precision 64 --first-seed 1   # perturbed rounding/data
