@@ -140,3 +140,27 @@ def test_knn_hops_equal_an_independent_dense_pipeline(scale: float) -> None:
     sparse_hops = knn_hop_matrix(torch.from_numpy(points), 5, max_hops=depth).toarray()
     within = (hops <= depth) & (hops > 0)
     assert np.array_equal(sparse_hops > 0, within) and np.array_equal(sparse_hops[within], hops[within])
+
+
+def test_point_cloud_view_at_defaults_says_something_on_d1() -> None:
+    """Issue 20: `complex="rips"` at its defaults (samples_per_class and k "auto") gives a non-trivial answer on
+    Naitzat's D-I through an MLP, and no "the k-NN graph says nothing" warning: not (1, 0) at every layer."""
+    import warnings
+
+    from torch.utils.data import TensorDataset
+
+    from lightning_topo import analyse
+    from lightning_topo.datasets import NaitzatDataModule
+    from lightning_topo.models import mlp
+
+    x, y = NaitzatDataModule(dataset="d1").full_data()
+    torch.manual_seed(0)
+    net = mlp(in_features=2, hidden=15, depth=3, num_classes=2).double()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = analyse(net, TensorDataset(x, y), complex="rips", progress=False)
+    assert not [w for w in caught if "says nothing" in str(w.message)]
+    assert report.betti.shape[1:] == (2, 2)  # (layers, classes, b0..b1)
+    trivial = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert not all(torch.equal(report.betti[i, c], trivial) for i in range(report.betti.shape[0]) for c in range(2))
+    assert float(report.betti[0, 0, 0]) >= 2  # class a's nine disks are more than one component at the first layer
