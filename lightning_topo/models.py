@@ -71,7 +71,8 @@ def mlp(
 
 
 class Classifier(LightningModule):
-    """Cross-entropy classification around any network; logs ``train_loss``, ``val_loss``, ``val_acc``.
+    """Cross-entropy classification around any network; logs ``train_loss``, ``val_loss``, ``val_acc`` (and
+    ``test_loss``, ``test_acc`` in ``trainer.test``); ``trainer.predict`` returns the predicted classes.
 
     Args:
         net: the network (default: :func:`digits_cnn`).
@@ -122,6 +123,14 @@ class Classifier(LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """Predicted classes of a batch (``(inputs, labels)`` or inputs alone)."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).argmax(dim=1)
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)

@@ -207,31 +207,16 @@ def test_validate_runs_the_config_on_a_checkpoint(workdir: Path) -> None:
     assert match and float(match[1]) == pytest.approx(float(last), abs=1e-6), proc.stdout[-2000:]
 
 
-TESTABLE = """
-from lightning_topo.datasets import DigitsDataModule
-from lightning_topo.models import CNNClassifier, MLPClassifier
-
-
-class TestableCNN(CNNClassifier):
-    def test_step(self, batch, batch_idx):
-        x, y = batch
-        self.log("test_acc", (self(x).argmax(1) == y).float().mean())
-
-
-class DigitsWithTest(DigitsDataModule):
-    def test_dataloader(self):
-        return self.val_dataloader()
-"""
-
-
-def test_test_runs_a_model_with_a_test_step(tmp_path: Path) -> None:
-    """`test` is LightningCLI's too (the bundled classifier has no test_step: see test_bad_input_exits_2...)."""
-    (tmp_path / "testable.py").write_text(TESTABLE)  # importable: `python -m` puts the cwd on sys.path
-    config = ["--config", str(CONFIGS / "digits_cnn.yaml"), "--model", "testable.TestableCNN"]
-    config += ["--data", "testable.DigitsWithTest", "--trainer.limit_val_batches", "2"]
-    _ok(run_cli("fit", *config, *SHORT, cwd=tmp_path))
-    proc = _ok(run_cli("test", *config, "--ckpt_path", "outputs/digits_cnn/checkpoints/last.ckpt", cwd=tmp_path))
-    assert "test_acc" in proc.stdout and "lightning-topo fit:" not in proc.stdout
+def test_test_and_predict_run_the_config_on_a_checkpoint(workdir: Path) -> None:
+    """`test` and `predict` are LightningCLI's too: the bundled classifier and data module have both steps (the
+    held-out split is the test split), so the config runs as it is; test_acc equals the last val_acc of the fit."""
+    ckpt = "outputs/digits_cnn/checkpoints/digits_cnn.ckpt"
+    proc = _ok(run_cli("test", "--config", str(CONFIGS / "digits_cnn.yaml"), "--ckpt_path", ckpt, cwd=workdir))
+    (fit_metrics,) = (workdir / "outputs/digits_cnn/logs").glob("version_0/metrics.csv")
+    last = [row["val_acc"] for row in csv.DictReader(fit_metrics.open()) if row.get("val_acc")][-1]
+    match = re.search(r"test_acc\D+([0-9.]+)", proc.stdout)
+    assert match and float(match[1]) == pytest.approx(float(last), abs=1e-6), proc.stdout[-2000:]
+    _ok(run_cli("predict", "--config", str(CONFIGS / "digits_cnn.yaml"), "--ckpt_path", ckpt, cwd=workdir))
 
 
 def test_missing_checkpoint_names_the_checkpoints_beside_it(tmp_path: Path) -> None:
@@ -407,7 +392,6 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
             ],
             ("a different name for each", "['a', 'a']"),
         ),
-        (["test", "--config", "@cnn"], ("lightning-topo test: error: No `test_step()` method defined",)),
         (["nope"], ("unknown command 'nope'", "'fit', 'validate', 'test', 'predict', 'analyse', 'rank'")),
     ],
 )

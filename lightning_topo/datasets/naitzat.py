@@ -186,3 +186,12 @@ class NaitzatDataModule(LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None, "call setup() first"
         return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        """The held-out split again (this data has no separate test split): ``trainer.test`` and ``predict``
+        evaluate the validation images."""
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        """The held-out split (see :meth:`test_dataloader`)."""
+        return self.val_dataloader()
