@@ -24,14 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lightning_topo.analysis.evaluate import evaluate_topology
 from lightning_topo.analysis.report import TopologyReport
-from lightning_topo.capture import (
-    FixedSample,
-    auto_layer_note,
-    build_sample,
-    model_device,
-    resolve_layers,
-    trace_layers,
-)
+from lightning_topo.capture import FixedSample, build_sample, model_device, resolve_layers, watched_layers
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.metrics import TopologyResult
 
@@ -179,27 +172,11 @@ def analyse(
     if layer_by_layer is None:
         layer_by_layer = cfg.complex == "rips"
     with _on_device(model, target):
-        trace = trace_layers(model, sample.inputs[:1], layer_names, forward_fn=cfg.forward_fn)
-        ordered = trace.order
-        if trace.never_run:
-            warnings.warn(
-                f"analyse: {trace.never_run} never run in the forward pass, so they are not analysed.",
-                UserWarning,
-                stacklevel=2,
-            )
-        if not ordered:
-            raise ConfigError(f"none of the layers {layer_names} runs in the forward pass; pass `layers=[...]`.")
-        note = auto_layer_note(model, ordered) if cfg.layers == "auto" else None
-        if note:
-            warnings.warn(f"analyse: {note}", UserWarning, stacklevel=2)
-        kept = [n for n in layer_names if n in ordered]
-        if [n for n in ordered if n in kept] != kept or len(ordered) != len(kept):
-            warnings.warn(
-                f"analyse: `layers` {kept} are analysed in the order the forward pass runs them, one layer per call "
-                f"of a module that runs more than once (name#k): {ordered}.",
-                UserWarning,
-                stacklevel=2,
-            )
+        ordered, notes = watched_layers(
+            model, sample.inputs[:1], layer_names, forward_fn=cfg.forward_fn, auto=cfg.layers == "auto"
+        )
+        for _, message in notes:
+            warnings.warn(f"analyse: {message}", UserWarning, stacklevel=2)
         result = _run(model, sample, ordered, cfg, layer_by_layer=layer_by_layer, progress=progress)
     for message in result.warnings:
         warnings.warn(f"analyse: {message}", UserWarning, stacklevel=2)

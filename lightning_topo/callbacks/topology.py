@@ -38,9 +38,9 @@ from lightning_topo.capture import (
     UnknownLayerError,
     build_sample,
     resolve_layers,
-    trace_layers,
+    watched_layers,
 )
-from lightning_topo.capture.layers import auto_layer_note, named_user_modules, split_call
+from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.functional._checks import check_int
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
@@ -396,37 +396,21 @@ class TopologyCallback(Callback):
     def _order_layers(self, pl_module: LightningModule, sample: FixedSample) -> None:
         """Put the watched layers in the order the forward pass runs them (the decay over depth needs it), one layer
         per call of a module that runs more than once, and drop those that never run (by name)."""
-        trace = trace_layers(pl_module, sample.inputs[:1], self.layer_names, forward_fn=self.config.forward_fn)
-        if trace.never_run:
-            self._warn_once(
-                "never-run",
-                f"TopologyCallback: {trace.never_run} never run in the forward pass, so they are not watched.",
+        try:
+            order, notes = watched_layers(
+                pl_module,
+                sample.inputs[:1],
+                self.layer_names,
+                forward_fn=self.config.forward_fn,
+                auto=self.config.layers == "auto",
             )
-        if not trace.order:
-            raise TopologyMisconfiguration(
-                f"TopologyCallback: none of the layers {self.layer_names} runs in the forward pass; pass "
-                "`layers=[...]` with modules the model calls (or `forward_fn=` if the model is run another way)."
-            )
-        repeated = [n for n in trace.order if split_call(n)[1] > 1]
-        if repeated:
-            self._warn_once(
-                "calls",
-                f"TopologyCallback: {sorted({split_call(n)[0] for n in repeated})} run more than once per forward "
-                f"pass; each call is a layer of its own: {repeated} (name#k is the k-th call).",
-            )
-        kept = [n for n in self.layer_names if n in trace.order]
-        if [n for n in trace.order if n in kept] != kept:
-            self._warn_once(
-                "order",
-                f"TopologyCallback: `layers` {kept} are analysed in the order the forward pass runs "
-                f"them: {trace.order} (the decay over depth reads them in that order).",
-            )
-        self.layer_names = trace.order
+        except UnknownLayerError as err:
+            raise TopologyMisconfiguration(f"TopologyCallback: {err}") from err
+        for key, message in notes:
+            self._warn_once(key, f"TopologyCallback: {message}")
+        self.layer_names = order
         self._module_types = self._types_of(pl_module, self.layer_names)
         self._ordered = True
-        note = auto_layer_note(pl_module, self.layer_names) if self.config.layers == "auto" else None
-        if note:
-            self._warn_once("few-layers", f"TopologyCallback: {note}")
 
     def _send_charts(self, trainer: Trainer, records: list[dict[str, Any]]) -> None:
         wanted = {kind for kind, _ in chart_targets(trainer)}

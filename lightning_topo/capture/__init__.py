@@ -15,6 +15,7 @@ from lightning_topo.capture.hooks import (
     model_dtype,
     run_on_sample,
     trace_layers,
+    watched_layers,
 )
 from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, resolve_layers, split_call
 from lightning_topo.capture.reduce import LayerValues, capture_layers, pooled_embedding
@@ -57,4 +58,5 @@ __all__ = [
     "token_layout",
     "token_volumes",
     "trace_layers",
+    "watched_layers",
 ]

@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_topo.capture.layers import CALL_SEPARATOR, get_submodule_by_user_name, split_call
+from lightning_topo.capture.errors import UnknownLayerError
+from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, get_submodule_by_user_name, split_call
 
 __all__ = [
     "CALL_SEPARATOR",
@@ -35,6 +36,7 @@ __all__ = [
     "model_dtype",
     "run_on_sample",
     "trace_layers",
+    "watched_layers",
 ]
 
 
@@ -259,6 +261,58 @@ def trace_layers(
         if (name in requested or (call > 1 and base in requested)) and name not in order:
             order.append(name)
     return LayerTrace(order, [name for name in requested if name not in order])
+
+
+def watched_layers(
+    model: nn.Module,
+    probe: Tensor,
+    layer_names: Sequence[str],
+    *,
+    forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
+    auto: bool = False,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The layers to measure, in depth order (:func:`trace_layers`), and the notes a user should read about them.
+
+    Returns ``(order, notes)``: ``notes`` are ``(key, message)`` pairs (the key identifies the kind of note, for a
+    once-only warning): layers that never run (dropped), modules that run more than once (a layer per call), a
+    changed order, and for ``auto`` (``layers="auto"``) a choice of fewer than 3 layers (:func:`auto_layer_note`).
+    The callback and ``analyse`` both use it.
+
+    Raises:
+        UnknownLayerError: none of ``layer_names`` runs in the forward pass.
+    """
+    trace = trace_layers(model, probe, layer_names, forward_fn=forward_fn)
+    if not trace.order:
+        raise UnknownLayerError(
+            f"none of the layers {list(layer_names)} runs in the forward pass; pass `layers=[...]` with modules the "
+            "model calls (or `forward_fn=` if the model is run another way)."
+        )
+    notes: list[tuple[str, str]] = []
+    if trace.never_run:
+        notes.append(("never-run", f"{trace.never_run} never run in the forward pass, so they are not measured."))
+    repeated = [n for n in trace.order if split_call(n)[1] > 1]
+    if repeated:
+        modules = sorted({split_call(n)[0] for n in repeated})
+        notes.append(
+            (
+                "calls",
+                f"{modules} run more than once per forward pass; each call is a layer of its own: {repeated} "
+                "(name#k is the k-th call).",
+            )
+        )
+    kept = [n for n in layer_names if n in trace.order]
+    if [n for n in trace.order if n in kept] != kept:
+        notes.append(
+            (
+                "order",
+                f"`layers` {kept} are analysed in the order the forward pass runs them: {trace.order} (the decay "
+                "over depth reads them in that order).",
+            )
+        )
+    note = auto_layer_note(model, trace.order) if auto else None
+    if note:
+        notes.append(("few-layers", note))
+    return trace.order, notes
 
 
 def execution_order(

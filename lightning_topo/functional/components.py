@@ -65,8 +65,8 @@ BACKENDS: tuple[str, ...] = ("auto", "numba", "cc3d", "scipy", "torch", "cupy", 
 
 CPU_AUTO = "cc3d"
 """What ``backend="auto"`` uses on CPU tensors: ``"cc3d"``, or ``"numba"`` (then only when numba imports, else cc3d).
-Measured on a shared, saturated 2-core machine (``benchmarks/bench_layers.out.txt``), numba's union-find spent 0-20%
-less CPU time than cc3d per ResNet18 volume end to end, not clearly better, so it is not the default yet."""
+Measured on 2 cores at load 0.2 (``benchmarks/bench_layers.out.txt``), numba on 2 threads was 1.1-1.4x faster than
+cc3d per ResNet18 volume end to end, but slower on one thread on the stem and 210 MB to install: not the default yet."""
 
 CUDA_AUTO_ORDER: tuple[str, ...] = ("cuda_uf", "cupy", "torch")
 """What ``backend="auto"`` uses on CUDA tensors: the first of these that is available (a labeller that fails
