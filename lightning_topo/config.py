@@ -274,19 +274,20 @@ class TopologyConfig:
     def numeric_settings(self) -> dict[str, Any]:
         """The fields that change the numbers computed, for the chosen view (plain values).
 
-        Both views: ``complex``, ``layers`` (and ``max_layers`` for ``"auto"``), ``samples_per_class``,
-        ``max_samples`` and ``seed`` (which inputs); cubical: ``threshold``; point cloud: ``scale``, ``metric``,
-        ``k`` (for ``"knn_hops"``), ``maxdim`` and ``pool_size``. Left out: fields of the other view, how the work is
-        run (``batch_size``, ``device``) and the data functions (``input_fn``, ``target_fn``, ``output_fn``,
-        ``forward_fn``: two equivalent functions cannot be told apart, and a changed one shows in the sample's
-        indices or the layer names). The callback's ``state_key`` is built from this, so a run resumed with another
-        ``k`` on the cubical view, another batch size or an equivalent ``input_fn`` keeps its history.
+        Both views: ``complex``, ``layers`` (and ``max_layers`` for ``"auto"``), ``samples_per_class`` and
+        ``max_samples`` (``"auto"`` resolved for the view) and ``seed`` (which inputs); cubical: ``threshold``;
+        point cloud: ``scale``, ``metric``, ``k`` (for ``"knn_hops"``), ``maxdim`` and ``pool_size``. Left out:
+        fields of the other view, how the work is run (``batch_size``, ``device``) and the data functions
+        (``input_fn``, ``target_fn``, ``output_fn``, ``forward_fn``: two equivalent functions cannot be told apart,
+        and a changed one shows in the sample's indices or the layer names). The callback's ``state_key`` is built
+        from this, so a run resumed with another ``k`` on the cubical view, another batch size or an equivalent
+        ``input_fn`` keeps its history.
 
         Example:
-            >>> TopologyConfig(k=10).numeric_settings() == TopologyConfig().numeric_settings()
+            >>> TopologyConfig(k=10).numeric_settings() == TopologyConfig(samples_per_class=20).numeric_settings()
             True
         """
-        values = self.settings()
+        values = {**self.settings(), "samples_per_class": self.per_class_cap, "max_samples": self.total_cap}
         names = ["complex", "layers", *(["max_layers"] if self.layers == "auto" else [])]
         names += ["samples_per_class", "max_samples", "seed"]
         if self.complex == "cubical":
