@@ -23,12 +23,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from lightning_topo.functional.components import count_components
     from lightning_topo.functional.cubical import cubical_betti
     from lightning_topo.functional.curves import betti_curves
+    from lightning_topo.functional.persistence import PersistenceDiagrams
     from lightning_topo.functional.rips import h0_persistence, knn_hop_distances, rips_betti
     from lightning_topo.functional.statistics import class_statistics
     from lightning_topo.functional.thresholds import sublevel_thresholds
 
 _EXPORTS = {
     "NonFiniteError": "_checks",
+    "PersistenceDiagrams": "persistence",
     "betti_curves": "curves",
     "class_statistics": "statistics",
     "count_components": "components",
@@ -44,6 +46,7 @@ _EXPORTS = {
 
 __all__ = [
     "NonFiniteError",
+    "PersistenceDiagrams",
     "betti_curves",
     "class_statistics",
     "count_components",
