@@ -6,7 +6,8 @@ Stages: ``init`` (results.json with every fixed field empty), ``env`` (device, v
 ``ccl`` (per-volume times of every connected-component backend, and whether all give the same Betti
 numbers), ``sizes`` (both CUDA labellers per call at the batch sizes the callback buffers, and the size rule
 those measurements suggest), ``eval`` (one TopologyCallback evaluation of ResNet18 on 2000 inputs, at 32x32
-and 224x224), ``fit`` (fit time with and without the callback) and ``summary`` (CUDA test result, goals, a table).
+and 224x224), ``fit`` (fit time with and without the callback), ``persistence`` (persistence diagrams of a
+ResNet18 sample, issue 23) and ``summary`` (CUDA test result, goals, a table).
 
 Every stage merges its fields into ``OUTDIR/results.json`` as soon as it has them (atomic writes), so a
 stage killed by its time cap keeps what it measured. ``--dry`` runs the same steps at tiny sizes on the
@@ -36,6 +37,7 @@ from stages.environment import stage_env  # noqa: E402
 from stages.evaluation import stage_eval  # noqa: E402
 from stages.fit import stage_fit  # noqa: E402
 from stages.labelling import stage_ccl, stage_sizes  # noqa: E402
+from stages.persistence import stage_persistence  # noqa: E402
 from stages.results import stage_init  # noqa: E402
 from stages.summary import stage_summary  # noqa: E402
 
@@ -46,6 +48,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], None]] = {
     "sizes": stage_sizes,
     "eval": stage_eval,
     "fit": stage_fit,
+    "persistence": stage_persistence,
     "summary": stage_summary,
 }
 
