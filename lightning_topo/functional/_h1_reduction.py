@@ -52,8 +52,8 @@ else:
 
 __all__ = ["h1_pairs", "h1_pairs_batch"]
 
-MAX_VOXELS = 2**31 - 1
-"""Voxels per volume the kernel indexes (square keys ``< 3 * N**2`` must fit in int64)."""
+MAX_VOXELS = (2**31 - 1) // 3
+"""Voxels per volume the kernel indexes (the int32 owner array holds edge slots ``3 * voxel + direction``)."""
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -67,45 +67,50 @@ def _grow(buf: np.ndarray, need: int) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _square_key(p: int, q: int, r: int, t: int, n: int) -> int:
+    """``rank(top corner) * n + rank(second corner)`` of a square whose corner ranks are ``p, q, r, t``."""
+    pq_hi = max(p, q)
+    rt_hi = max(r, t)
+    second = max(min(pq_hi, rt_hi), max(min(p, q), min(r, t)))
+    return max(pq_hi, rt_hi) * n + second
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _coboundary(
-    edge: int,
-    rank: np.ndarray,
-    n: int,
-    size: np.ndarray,
-    stride: np.ndarray,
-    out: np.ndarray,
+    edge: int, rank: np.ndarray, flags: np.ndarray, stride: np.ndarray, n: int, keys: np.ndarray, slots: np.ndarray
 ) -> int:
-    """Write the sorted keys of the squares containing edge slot ``edge`` (``direction * n + anchor``) into ``out``;
-    return how many (0 to 4)."""
-    k = edge // n
-    a = edge - k * n
+    """Write the squares containing edge slot ``edge`` (``3 * anchor + direction``), sorted by filtration order, into
+    ``keys`` (``rank(top) * n + rank(second)``) and ``slots`` (``3 * anchor + normal``); return how many (0 to 4)."""
+    a = edge // 3
+    k = edge - 3 * a
     b = a + stride[k]
-    top = max(rank[a], rank[b])
-    three_n = 3 * n
+    ra = rank[a]
+    rb = rank[b]
+    f = flags[a]
     count = 0
     for o in range(3):
         if o == k:
             continue
-        m = 3 - k - o  # the square of normal o is spanned by k and m
-        cm = (a // stride[m]) % size[m]
-        if cm + 1 < size[m]:
-            s = stride[m]
-            r = max(top, max(rank[a + s], rank[b + s]))
-            out[count] = r * three_n + o * n + a
+        m = 3 - k - o  # the square of normal o is spanned by directions k and m
+        s = stride[m]
+        if f & (2 << (2 * m)):  # a has a neighbour at +m
+            keys[count] = _square_key(ra, rb, rank[a + s], rank[b + s], n)
+            slots[count] = 3 * a + o
             count += 1
-        if cm > 0:
-            s = stride[m]
-            r = max(top, max(rank[a - s], rank[b - s]))
-            out[count] = r * three_n + o * n + a - s
+        if f & (1 << (2 * m)):  # a has a neighbour at -m
+            keys[count] = _square_key(ra, rb, rank[a - s], rank[b - s], n)
+            slots[count] = 3 * (a - s) + o
             count += 1
-    # insertion sort of at most four keys
-    for i in range(1, count):
-        x = out[i]
+    for i in range(1, count):  # insertion sort by (key, slot) of at most four squares
+        x = keys[i]
+        y = slots[i]
         j = i - 1
-        while j >= 0 and out[j] > x:
-            out[j + 1] = out[j]
+        while j >= 0 and (keys[j] > x or (keys[j] == x and slots[j] > y)):
+            keys[j + 1] = keys[j]
+            slots[j + 1] = slots[j]
             j -= 1
-        out[j + 1] = x
+        keys[j + 1] = x
+        slots[j + 1] = y
     return count
 
 
@@ -119,27 +124,38 @@ def _find(parent: np.ndarray, x: int) -> int:
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _edges_at(v: int, rank: np.ndarray, n: int, size: np.ndarray, stride: np.ndarray, out: np.ndarray) -> int:
-    """Write the slots of the edges whose top vertex is ``v`` (its neighbours of lower rank), sorted increasing,
-    into ``out``; return how many (0 to 6)."""
+def _edges_at(
+    v: int, rank: np.ndarray, flags: np.ndarray, stride: np.ndarray, slots: np.ndarray, lower: np.ndarray
+) -> int:
+    """Write the edges whose top vertex is ``v`` (to its neighbours of lower rank) into ``slots``, sorted by the rank
+    of the other end (their filtration order), which goes into ``lower``; return how many (0 to 6)."""
     rv = rank[v]
+    f = flags[v]
     count = 0
     for k in range(3):
         s = stride[k]
-        c = (v // s) % size[k]
-        if c > 0 and rank[v - s] < rv:
-            out[count] = k * n + v - s
-            count += 1
-        if c + 1 < size[k] and rank[v + s] < rv:
-            out[count] = k * n + v
-            count += 1
+        if f & (1 << (2 * k)):
+            r = rank[v - s]
+            if r < rv:
+                slots[count] = 3 * (v - s) + k
+                lower[count] = r
+                count += 1
+        if f & (2 << (2 * k)):
+            r = rank[v + s]
+            if r < rv:
+                slots[count] = 3 * v + k
+                lower[count] = r
+                count += 1
     for i in range(1, count):
-        x = out[i]
+        x = slots[i]
+        y = lower[i]
         j = i - 1
-        while j >= 0 and out[j] > x:
-            out[j + 1] = out[j]
+        while j >= 0 and lower[j] > y:
+            slots[j + 1] = slots[j]
+            lower[j + 1] = lower[j]
             j -= 1
-        out[j + 1] = x
+        slots[j + 1] = x
+        lower[j + 1] = y
     return count
 
 
@@ -150,113 +166,143 @@ def _h1_kernel(
     """The finite H1 pairs with ``birth < death`` of one flat volume ``values`` (``depth * height * width``) whose
     voxels sorted by value are ``order``: float64 births and deaths."""
     n = depth * height * width
-    size = np.array([depth, height, width], dtype=np.int64)
     stride = np.array([height * width, width, 1], dtype=np.int64)
-    three_n = 3 * n
-    rank = np.empty(n, dtype=np.int64)
+    rank = np.empty(n, dtype=np.int32)
+    ordered = np.empty(n, dtype=np.float64)  # values in filtration order: ordered[r] is the value of rank r
     for i in range(n):
         rank[order[i]] = i
+        ordered[i] = values[order[i]]
+    # flags[v]: bit 2k set when v has a neighbour at -k, bit 2k + 1 when it has one at +k
+    flags = np.empty(n, dtype=np.uint8)
+    i = 0
+    for d in range(depth):
+        fd = (1 if d > 0 else 0) | (2 if d + 1 < depth else 0)
+        for h in range(height):
+            fh = fd | (4 if h > 0 else 0) | (8 if h + 1 < height else 0)
+            for w in range(width):
+                flags[i] = fh | (16 if w > 0 else 0) | (32 if w + 1 < width else 0)
+                i += 1
     edges = np.empty(6, dtype=np.int64)
+    lower = np.empty(6, dtype=np.int64)
 
-    # H0 by union-find in filtration order: the edges that join two components are cleared.
-    cleared = np.zeros(three_n, dtype=np.bool_)
-    parent = np.empty(n, dtype=np.int64)
+    # The filtration: a cell's key is (rank of its top vertex, rank of its second vertex), then dimension, then slot
+    # (a lexicographic refinement of the lower-star order; it makes most pairs apparent). H0 by union-find in that
+    # order: the edges that join two components die in H0, and their H1 columns are cleared.
+    cleared = np.zeros(3 * n, dtype=np.bool_)
+    parent = np.empty(n, dtype=np.int32)
     for i in range(n):
         v = order[i]
         parent[v] = v
-        count = _edges_at(v, rank, n, size, stride, edges)
+        count = _edges_at(v, rank, flags, stride, edges, lower)
         for j in range(count):
             e = edges[j]
-            k = e // n
-            a = e - k * n
+            a = e // 3
             ra = _find(parent, a)
-            rb = _find(parent, a + stride[k])
+            rb = _find(parent, a + stride[e - 3 * a])
             if ra != rb:
-                # hook the root entered later onto the earlier one (any union is correct; this keeps trees shallow)
-                if rank[ra] < rank[rb]:
+                if rank[ra] < rank[rb]:  # hook the younger root onto the older (any union is correct)
                     parent[rb] = ra
                 else:
                     parent[ra] = rb
                 cleared[e] = True
 
-    # H1 by reducing the coboundaries of the other edges, in decreasing filtration order.
-    owner = np.full(three_n, -1, dtype=np.int64)  # square slot -> the edge slot whose reduced column has it as pivot
-    start = np.full(three_n, -1, dtype=np.int64)  # edge slot -> offset of its stored reduced column in pool (or -1)
-    length = np.zeros(three_n, dtype=np.int64)
-    pool = np.empty(1024, dtype=np.int64)
-    used = 0
-    work = np.empty(64, dtype=np.int64)
-    other = np.empty(64, dtype=np.int64)
-    column = np.empty(4, dtype=np.int64)
+    # H1: reduce the coboundaries of the other edges, in decreasing filtration order.
+    owner = np.full(3 * n, -1, dtype=np.int32)  # square slot -> the column with that pivot: edge slot, or -2 - stored
+    colptr = np.zeros(64, dtype=np.int64)  # stored column c is pool_*[colptr[c]:colptr[c + 1]]
+    stored = 0
+    pool_keys = np.empty(1024, dtype=np.int64)
+    pool_slots = np.empty(1024, dtype=np.int64)
+    keys = np.empty(64, dtype=np.int64)  # the working column, sorted by (key, slot)
+    slots = np.empty(64, dtype=np.int64)
+    keys2 = np.empty(64, dtype=np.int64)
+    slots2 = np.empty(64, dtype=np.int64)
+    add_keys = np.empty(4, dtype=np.int64)
+    add_slots = np.empty(4, dtype=np.int64)
     births = np.empty(256, dtype=np.float64)
     deaths = np.empty(256, dtype=np.float64)
     pairs = 0
     for i in range(n - 1, -1, -1):
         v = order[i]
-        count = _edges_at(v, rank, n, size, stride, edges)
+        count = _edges_at(v, rank, flags, stride, edges, lower)
         for j in range(count - 1, -1, -1):
             e = edges[j]
             if cleared[e]:
                 continue
-            size_work = _coboundary(e, rank, n, size, stride, column)
-            if size_work == 0:
+            size = _coboundary(e, rank, flags, stride, n, keys, slots)
+            if size == 0:
                 raise RuntimeError("h1_pairs: an edge without cofaces was not cleared (an essential H1 class).")
-            pivot = column[0]
-            slot = pivot % three_n
-            if owner[slot] >= 0:
+            pivot = slots[0]
+            if owner[pivot] != -1:
                 # Reduce: add the column owning the pivot until the pivot is free.
-                work = _grow(work, size_work)
-                work[:size_work] = column[:size_work]
                 while True:
-                    o = owner[slot]
-                    if start[o] >= 0:
-                        add = pool[start[o] : start[o] + length[o]]
+                    o = owner[pivot]
+                    if o >= 0:  # an apparent column, recomputed from the volume
+                        src_keys = add_keys
+                        src_slots = add_slots
+                        lo = 0
+                        hi = _coboundary(o, rank, flags, stride, n, add_keys, add_slots)
                     else:
-                        c = _coboundary(o, rank, n, size, stride, column)
-                        add = column[:c]
-                    # symmetric difference of the sorted work and add, into other (both start with the pivot)
-                    other = _grow(other, size_work + add.shape[0])
+                        src_keys = pool_keys
+                        src_slots = pool_slots
+                        lo = colptr[-2 - o]
+                        hi = colptr[-1 - o]
+                    # symmetric difference of the two sorted columns (both start with the pivot) into keys2, slots2
+                    if keys2.shape[0] < size + hi - lo:
+                        keys2 = _grow(keys2, size + hi - lo)
+                        slots2 = _grow(slots2, size + hi - lo)
                     p = 1
-                    q = 1
+                    q = lo + 1
                     r = 0
-                    while p < size_work and q < add.shape[0]:
-                        x = work[p]
-                        y = add[q]
-                        if x < y:
-                            other[r] = x
+                    while p < size and q < hi:
+                        x = keys[p]
+                        y = src_keys[q]
+                        if x < y or (x == y and slots[p] < src_slots[q]):
+                            keys2[r] = x
+                            slots2[r] = slots[p]
                             p += 1
                             r += 1
-                        elif y < x:
-                            other[r] = y
+                        elif x > y or slots[p] > src_slots[q]:
+                            keys2[r] = y
+                            slots2[r] = src_slots[q]
                             q += 1
                             r += 1
                         else:
                             p += 1
                             q += 1
-                    while p < size_work:
-                        other[r] = work[p]
+                    while p < size:
+                        keys2[r] = keys[p]
+                        slots2[r] = slots[p]
                         p += 1
                         r += 1
-                    while q < add.shape[0]:
-                        other[r] = add[q]
+                    while q < hi:
+                        keys2[r] = src_keys[q]
+                        slots2[r] = src_slots[q]
                         q += 1
                         r += 1
-                    work, other = other, work
-                    size_work = r
-                    if size_work == 0:
+                    keys, keys2 = keys2, keys
+                    slots, slots2 = slots2, slots
+                    size = r
+                    if size == 0:
                         raise RuntimeError("h1_pairs: a coboundary column reduced to zero (an essential H1 class).")
-                    pivot = work[0]
-                    slot = pivot % three_n
-                    if owner[slot] < 0:
+                    pivot = slots[0]
+                    if owner[pivot] == -1:
                         break
-                pool = _grow(pool, used + size_work)
-                pool[used : used + size_work] = work[:size_work]
-                start[e] = used
-                length[e] = size_work
-                used += size_work
-            owner[slot] = e
+                # store the reduced column (it was not the coboundary of one edge)
+                base = colptr[stored]
+                if pool_keys.shape[0] < base + size:
+                    pool_keys = _grow(pool_keys, base + size)
+                    pool_slots = _grow(pool_slots, base + size)
+                pool_keys[base : base + size] = keys[:size]
+                pool_slots[base : base + size] = slots[:size]
+                if colptr.shape[0] < stored + 2:
+                    colptr = _grow(colptr, stored + 2)
+                colptr[stored + 1] = base + size
+                owner[pivot] = -2 - stored
+                stored += 1
+            else:
+                owner[pivot] = e
             birth = values[v]
-            death = values[order[pivot // three_n]]
+            death = ordered[keys[0] // n]
             if birth < death:
                 if pairs == births.shape[0]:
                     births = _grow(births, pairs + 1)
