@@ -115,6 +115,41 @@ def _coboundary(
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _edge_key(p: int, q: int, n: int) -> int:
+    """``rank(top end) * n + rank(lower end)`` of an edge whose end ranks are ``p, q``."""
+    return max(p, q) * n + min(p, q)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _latest_face(square: int, rank: np.ndarray, stride: np.ndarray, n: int) -> int:
+    """The edge slot of the face of square slot ``square`` (``3 * anchor + normal``) latest in filtration order."""
+    c = square // 3
+    o = square - 3 * c
+    i = 1 if o == 0 else 0  # the two spanning directions i < j
+    j = 1 if o == 2 else 2
+    si = stride[i]
+    sj = stride[j]
+    r00 = rank[c]
+    r10 = rank[c + si]
+    r01 = rank[c + sj]
+    r11 = rank[c + si + sj]
+    best = 3 * c + i
+    key = _edge_key(r00, r10, n)
+    x = _edge_key(r00, r01, n)
+    if x > key:
+        key = x
+        best = 3 * c + j
+    x = _edge_key(r01, r11, n)
+    if x > key:
+        key = x
+        best = 3 * (c + sj) + i
+    x = _edge_key(r10, r11, n)
+    if x > key:
+        best = 3 * (c + si) + j
+    return best
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _find(parent: np.ndarray, x: int) -> int:
     while parent[x] != x:
         grand = parent[parent[x]]
@@ -188,7 +223,7 @@ def _h1_kernel(
     # The filtration: a cell's key is (rank of its top vertex, rank of its second vertex), then dimension, then slot
     # (a lexicographic refinement of the lower-star order; it makes most pairs apparent). H0 by union-find in that
     # order: the edges that join two components die in H0, and their H1 columns are cleared.
-    cleared = np.zeros(3 * n, dtype=np.bool_)
+    state = np.zeros(3 * n, dtype=np.uint8)  # 1: cleared (an H0 death), 2: in an apparent pair
     parent = np.empty(n, dtype=np.int32)
     for i in range(n):
         v = order[i]
@@ -204,112 +239,148 @@ def _h1_kernel(
                     parent[rb] = ra
                 else:
                     parent[ra] = rb
-                cleared[e] = True
+                state[e] = 1
 
-    # H1: reduce the coboundaries of the other edges, in decreasing filtration order.
+    # Apparent pairs, found locally in memory order: (e, s) with s the earliest coface of e and e the latest face of
+    # s are persistence pairs, and e's column is not stored (it is recomputed from the volume when needed).
     owner = np.full(3 * n, -1, dtype=np.int32)  # square slot -> the column with that pivot: edge slot, or -2 - stored
+    births = np.empty(256, dtype=np.float64)
+    deaths = np.empty(256, dtype=np.float64)
+    pairs = 0
+    keys = np.empty(64, dtype=np.int64)  # the working column, sorted by (key, slot)
+    slots = np.empty(64, dtype=np.int64)
+    todo = 0
+    for v in range(n):
+        f = flags[v]
+        for k in range(3):
+            if not f & (2 << (2 * k)):
+                continue
+            e = 3 * v + k
+            if state[e]:
+                continue
+            size = _coboundary(e, rank, flags, stride, n, keys, slots)
+            if size > 0 and _latest_face(slots[0], rank, stride, n) == e:
+                state[e] = 2
+                owner[slots[0]] = e
+                birth = ordered[_edge_key(rank[v], rank[v + stride[k]], n) // n]
+                death = ordered[keys[0] // n]
+                if birth < death:
+                    if pairs == births.shape[0]:
+                        births = _grow(births, pairs + 1)
+                        deaths = _grow(deaths, pairs + 1)
+                    births[pairs] = birth
+                    deaths[pairs] = death
+                    pairs += 1
+            else:
+                todo += 1
+
+    # The other edges, sorted by filtration order.
+    todo_keys = np.empty(todo, dtype=np.int64)
+    todo_edges = np.empty(todo, dtype=np.int64)
+    t = 0
+    for v in range(n):
+        f = flags[v]
+        for k in range(3):
+            if f & (2 << (2 * k)) and not state[3 * v + k]:
+                todo_keys[t] = _edge_key(rank[v], rank[v + stride[k]], n)
+                todo_edges[t] = 3 * v + k
+                t += 1
+    todo_edges = todo_edges[np.argsort(todo_keys)]
+
+    # Reduce their coboundaries in decreasing filtration order.
     colptr = np.zeros(64, dtype=np.int64)  # stored column c is pool_*[colptr[c]:colptr[c + 1]]
     stored = 0
     pool_keys = np.empty(1024, dtype=np.int64)
     pool_slots = np.empty(1024, dtype=np.int64)
-    keys = np.empty(64, dtype=np.int64)  # the working column, sorted by (key, slot)
-    slots = np.empty(64, dtype=np.int64)
     keys2 = np.empty(64, dtype=np.int64)
     slots2 = np.empty(64, dtype=np.int64)
     add_keys = np.empty(4, dtype=np.int64)
     add_slots = np.empty(4, dtype=np.int64)
-    births = np.empty(256, dtype=np.float64)
-    deaths = np.empty(256, dtype=np.float64)
-    pairs = 0
-    for i in range(n - 1, -1, -1):
-        v = order[i]
-        count = _edges_at(v, rank, flags, stride, edges, lower)
-        for j in range(count - 1, -1, -1):
-            e = edges[j]
-            if cleared[e]:
-                continue
-            size = _coboundary(e, rank, flags, stride, n, keys, slots)
-            if size == 0:
-                raise RuntimeError("h1_pairs: an edge without cofaces was not cleared (an essential H1 class).")
-            pivot = slots[0]
-            if owner[pivot] != -1:
-                # Reduce: add the column owning the pivot until the pivot is free.
-                while True:
-                    o = owner[pivot]
-                    if o >= 0:  # an apparent column, recomputed from the volume
-                        src_keys = add_keys
-                        src_slots = add_slots
-                        lo = 0
-                        hi = _coboundary(o, rank, flags, stride, n, add_keys, add_slots)
-                    else:
-                        src_keys = pool_keys
-                        src_slots = pool_slots
-                        lo = colptr[-2 - o]
-                        hi = colptr[-1 - o]
-                    # symmetric difference of the two sorted columns (both start with the pivot) into keys2, slots2
-                    if keys2.shape[0] < size + hi - lo:
-                        keys2 = _grow(keys2, size + hi - lo)
-                        slots2 = _grow(slots2, size + hi - lo)
-                    p = 1
-                    q = lo + 1
-                    r = 0
-                    while p < size and q < hi:
-                        x = keys[p]
-                        y = src_keys[q]
-                        if x < y or (x == y and slots[p] < src_slots[q]):
-                            keys2[r] = x
-                            slots2[r] = slots[p]
-                            p += 1
-                            r += 1
-                        elif x > y or slots[p] > src_slots[q]:
-                            keys2[r] = y
-                            slots2[r] = src_slots[q]
-                            q += 1
-                            r += 1
-                        else:
-                            p += 1
-                            q += 1
-                    while p < size:
-                        keys2[r] = keys[p]
+    for t in range(todo - 1, -1, -1):
+        e = todo_edges[t]
+        size = _coboundary(e, rank, flags, stride, n, keys, slots)
+        if size == 0:
+            raise RuntimeError("h1_pairs: an edge without cofaces was not cleared (an essential H1 class).")
+        pivot = slots[0]
+        if owner[pivot] != -1:
+            # Reduce: add the column owning the pivot until the pivot is free.
+            while True:
+                o = owner[pivot]
+                if o >= 0:  # an apparent column, recomputed from the volume
+                    src_keys = add_keys
+                    src_slots = add_slots
+                    lo = 0
+                    hi = _coboundary(o, rank, flags, stride, n, add_keys, add_slots)
+                else:
+                    src_keys = pool_keys
+                    src_slots = pool_slots
+                    lo = colptr[-2 - o]
+                    hi = colptr[-1 - o]
+                # symmetric difference of the two sorted columns (both start with the pivot) into keys2, slots2
+                if keys2.shape[0] < size + hi - lo:
+                    keys2 = _grow(keys2, size + hi - lo)
+                    slots2 = _grow(slots2, size + hi - lo)
+                p = 1
+                q = lo + 1
+                r = 0
+                while p < size and q < hi:
+                    x = keys[p]
+                    y = src_keys[q]
+                    if x < y or (x == y and slots[p] < src_slots[q]):
+                        keys2[r] = x
                         slots2[r] = slots[p]
                         p += 1
                         r += 1
-                    while q < hi:
-                        keys2[r] = src_keys[q]
+                    elif x > y or slots[p] > src_slots[q]:
+                        keys2[r] = y
                         slots2[r] = src_slots[q]
                         q += 1
                         r += 1
-                    keys, keys2 = keys2, keys
-                    slots, slots2 = slots2, slots
-                    size = r
-                    if size == 0:
-                        raise RuntimeError("h1_pairs: a coboundary column reduced to zero (an essential H1 class).")
-                    pivot = slots[0]
-                    if owner[pivot] == -1:
-                        break
-                # store the reduced column (it was not the coboundary of one edge)
-                base = colptr[stored]
-                if pool_keys.shape[0] < base + size:
-                    pool_keys = _grow(pool_keys, base + size)
-                    pool_slots = _grow(pool_slots, base + size)
-                pool_keys[base : base + size] = keys[:size]
-                pool_slots[base : base + size] = slots[:size]
-                if colptr.shape[0] < stored + 2:
-                    colptr = _grow(colptr, stored + 2)
-                colptr[stored + 1] = base + size
-                owner[pivot] = -2 - stored
-                stored += 1
-            else:
-                owner[pivot] = e
-            birth = values[v]
-            death = ordered[keys[0] // n]
-            if birth < death:
-                if pairs == births.shape[0]:
-                    births = _grow(births, pairs + 1)
-                    deaths = _grow(deaths, pairs + 1)
-                births[pairs] = birth
-                deaths[pairs] = death
-                pairs += 1
+                    else:
+                        p += 1
+                        q += 1
+                while p < size:
+                    keys2[r] = keys[p]
+                    slots2[r] = slots[p]
+                    p += 1
+                    r += 1
+                while q < hi:
+                    keys2[r] = src_keys[q]
+                    slots2[r] = src_slots[q]
+                    q += 1
+                    r += 1
+                keys, keys2 = keys2, keys
+                slots, slots2 = slots2, slots
+                size = r
+                if size == 0:
+                    raise RuntimeError("h1_pairs: a coboundary column reduced to zero (an essential H1 class).")
+                pivot = slots[0]
+                if owner[pivot] == -1:
+                    break
+            # store the reduced column (it was not the coboundary of one edge)
+            base = colptr[stored]
+            if pool_keys.shape[0] < base + size:
+                pool_keys = _grow(pool_keys, base + size)
+                pool_slots = _grow(pool_slots, base + size)
+            pool_keys[base : base + size] = keys[:size]
+            pool_slots[base : base + size] = slots[:size]
+            if colptr.shape[0] < stored + 2:
+                colptr = _grow(colptr, stored + 2)
+            colptr[stored + 1] = base + size
+            owner[pivot] = -2 - stored
+            stored += 1
+        else:
+            owner[pivot] = e
+        a = e // 3
+        birth = values[a] if rank[a] > rank[a + stride[e - 3 * a]] else values[a + stride[e - 3 * a]]
+        death = ordered[keys[0] // n]
+        if birth < death:
+            if pairs == births.shape[0]:
+                births = _grow(births, pairs + 1)
+                deaths = _grow(deaths, pairs + 1)
+            births[pairs] = birth
+            deaths[pairs] = death
+            pairs += 1
     return births[:pairs].copy(), deaths[:pairs].copy()
 
 
