@@ -115,6 +115,38 @@ def _coboundary(
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _first_coface(edge: int, rank: np.ndarray, flags: np.ndarray, stride: np.ndarray, n: int) -> tuple[int, int]:
+    """``(key, slot)`` of the earliest square containing edge slot ``edge``, as :func:`_coboundary`'s first entry;
+    ``(-1, -1)`` when there is none."""
+    a = edge // 3
+    k = edge - 3 * a
+    b = a + stride[k]
+    ra = rank[a]
+    rb = rank[b]
+    f = flags[a]
+    best_key = -1
+    best_slot = -1
+    for o in range(3):
+        if o == k:
+            continue
+        m = 3 - k - o
+        s = stride[m]
+        if f & (2 << (2 * m)):
+            key = _square_key(ra, rb, rank[a + s], rank[b + s], n)
+            slot = 3 * a + o
+            if best_key < 0 or key < best_key or (key == best_key and slot < best_slot):
+                best_key = key
+                best_slot = slot
+        if f & (1 << (2 * m)):
+            key = _square_key(ra, rb, rank[a - s], rank[b - s], n)
+            slot = 3 * (a - s) + o
+            if best_key < 0 or key < best_key or (key == best_key and slot < best_slot):
+                best_key = key
+                best_slot = slot
+    return best_key, best_slot
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _edge_key(p: int, q: int, n: int) -> int:
     """``rank(top end) * n + rank(lower end)`` of an edge whose end ranks are ``p, q``."""
     return max(p, q) * n + min(p, q)
@@ -249,6 +281,8 @@ def _h1_kernel(
     pairs = 0
     keys = np.empty(64, dtype=np.int64)  # the working column, sorted by (key, slot)
     slots = np.empty(64, dtype=np.int64)
+    todo_keys = np.empty(1024, dtype=np.int64)  # the other edges: keys and slots, sorted below
+    todo_edges = np.empty(1024, dtype=np.int64)
     todo = 0
     for v in range(n):
         f = flags[v]
@@ -258,12 +292,12 @@ def _h1_kernel(
             e = 3 * v + k
             if state[e]:
                 continue
-            size = _coboundary(e, rank, flags, stride, n, keys, slots)
-            if size > 0 and _latest_face(slots[0], rank, stride, n) == e:
+            key, first = _first_coface(e, rank, flags, stride, n)
+            if first >= 0 and _latest_face(first, rank, stride, n) == e:
                 state[e] = 2
-                owner[slots[0]] = e
+                owner[first] = e
                 birth = ordered[_edge_key(rank[v], rank[v + stride[k]], n) // n]
-                death = ordered[keys[0] // n]
+                death = ordered[key // n]
                 if birth < death:
                     if pairs == births.shape[0]:
                         births = _grow(births, pairs + 1)
@@ -272,19 +306,16 @@ def _h1_kernel(
                     deaths[pairs] = death
                     pairs += 1
             else:
+                if todo == todo_keys.shape[0]:
+                    todo_keys = _grow(todo_keys, todo + 1)
+                    todo_edges = _grow(todo_edges, todo + 1)
+                todo_keys[todo] = _edge_key(rank[v], rank[v + stride[k]], n)
+                todo_edges[todo] = e
                 todo += 1
 
     # The other edges, sorted by filtration order.
-    todo_keys = np.empty(todo, dtype=np.int64)
-    todo_edges = np.empty(todo, dtype=np.int64)
-    t = 0
-    for v in range(n):
-        f = flags[v]
-        for k in range(3):
-            if f & (2 << (2 * k)) and not state[3 * v + k]:
-                todo_keys[t] = _edge_key(rank[v], rank[v + stride[k]], n)
-                todo_edges[t] = 3 * v + k
-                t += 1
+    todo_keys = todo_keys[:todo]
+    todo_edges = todo_edges[:todo]
     todo_edges = todo_edges[np.argsort(todo_keys)]
 
     # Reduce their coboundaries in decreasing filtration order.
