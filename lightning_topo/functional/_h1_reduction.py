@@ -5,23 +5,27 @@ volumes (H0 and the top dimension have union-find shortcuts; H1 in 3-D has none)
 filtration of the V-construction: the voxels are the vertices and an edge, square or cube enters at the largest
 value of its corner voxels, exactly GUDHI's ``CubicalComplex(vertices=volume)`` and cripser's ``computePH``.
 
-The algorithm (persistent cohomology with clearing, the scheme of Ripser and CubicalRipser, written anew):
+The algorithm (persistent cohomology with clearing and apparent pairs, the scheme of Ripser and CubicalRipser,
+written anew):
 
-* **A total order.** The voxels are ranked by a stable argsort of their values; a cell enters with its corner of
-  highest rank, and cells are ordered by (that rank, dimension, a fixed index). Faces come before cofaces and the
-  order refines the values, so the pairs with ``birth < death`` are GUDHI's; ties of equal values only change the
-  zero-persistence pairs, which are dropped.
+* **A total order.** The voxels are ranked by a stable argsort of their values. A cell is ordered by the rank of
+  its highest corner, then the rank of its second-highest corner, then dimension, then a fixed slot index (a
+  lexicographic refinement of the lower-star order). Faces come before cofaces and the order refines the values, so
+  the pairs with ``birth < death`` are GUDHI's; ties of equal values only change the zero-persistence pairs, which
+  are dropped. The second rank matters for speed only: on a ResNet feature map it made 4x fewer columns need a
+  reduction than ordering by the highest corner alone.
 * **Clearing.** One union-find pass over the edges in that order marks the edges that join two components (the
   H0 deaths): their coboundary columns reduce to zero, so they are skipped.
-* **Reduction.** The other edges are visited in decreasing order; the coboundary of an edge (at most four squares)
-  is reduced modulo 2 by adding the reduced columns of later edges that own its pivot (its earliest square). An
-  edge whose pivot is free is paired at once (the apparent and emergent pairs: almost all edges of a feature map,
-  and the whole plateau of exact zeros a ReLU leaves); its column is not stored, since it is recomputed from the
-  volume when needed. Only columns that needed additions are stored, in one growing pool.
+* **Apparent pairs.** One pass in memory order pairs every edge ``e`` whose earliest coface ``s`` has ``e`` as its
+  latest face (about 85 % of the other edges of a feature map, the whole ReLU plateau of exact zeros among them):
+  such pairs are persistence pairs, and ``e``'s column is never stored (it is recomputed from the volume).
+* **Reduction.** The remaining edges are sorted and visited in decreasing order; the coboundary of an edge (at most
+  four squares) is reduced modulo 2 by adding the column that owns its pivot (its earliest square) until the pivot
+  is free. Only columns that needed additions are stored, in one growing pool.
 
-A square is keyed by ``rank(its top corner) * 3N + orientation * N + anchor`` (``N`` voxels), so comparing keys
-compares filtration order. In a box H1 has no essential class: a column that reduces to zero is a bug, raised as
-:class:`RuntimeError`.
+Slots: an edge is ``3 * anchor + direction`` and a square ``3 * anchor + normal`` (the anchor is its lowest-index
+voxel), so the cells of one voxel share cache lines. In a box H1 has no essential class: a column that reduces to
+zero is a bug, raised as :class:`RuntimeError`.
 
 The kernel is compiled by numba (``pip install "lightning-topo[fast]"``) at first use, cached on disk, and releases
 the GIL: the volumes of a batch run on a thread pool.
