@@ -235,8 +235,9 @@ def test_metric_classes_equal_the_callback_at_defaults(tmp_path) -> None:
     trainer.validate(model, DataLoader(TensorDataset(x[:400], y[:400]), batch_size=64), verbose=False)
     sample = topo.sample
     betti, omega_metric = BettiNumbers(num_classes=10), TopologicalComplexity(num_classes=10)
-    with ActivationCapture(model, ["net.1"], lambda name, out: (betti.update(out, sample.labels),
-                                                                 omega_metric.update(out, sample.labels))):
+    with ActivationCapture(
+        model, ["net.1"], lambda name, out: (betti.update(out, sample.labels), omega_metric.update(out, sample.labels))
+    ):
         run_on_sample(model, sample.inputs, batch_size=len(sample.inputs))
     layer = topo.last_result.layers[0]
     torch.testing.assert_close(betti.compute(), layer.betti, rtol=0, atol=1e-12)

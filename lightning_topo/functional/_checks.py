@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "MissingDependencyError",
     "NonFiniteError",
     "as_device",
     "check_finite_per_sample",
@@ -23,6 +24,10 @@ __all__ = [
     "finite_flag",
     "round_down_to_dtype",
 ]
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency a feature needs is not installed; the message names the pip extra."""
 
 
 class NonFiniteError(ValueError):
