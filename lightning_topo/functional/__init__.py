@@ -3,6 +3,9 @@
 * :func:`cubical_betti` — Betti numbers of sublevel sets of activation volumes (cubical view; ``cubical.py``,
   with connected components in ``components.py``); :func:`betti_curves` — the same at many thresholds
   (``curves.py``); :func:`sublevel_thresholds` — the threshold rules (``thresholds.py``).
+* :class:`PersistenceDiagrams` — the pairs of a batch (``persistence.py``); :func:`total_persistence`,
+  :func:`persistence_entropy`, :func:`persistent_betti`, :func:`persistence_summaries` — summaries of them per
+  volume and dimension (``summaries.py``).
 * :func:`h0_persistence`, :func:`knn_hop_distances`, :func:`rips_betti` — the point-cloud view (``rips.py``).
 * :func:`omega`, :func:`theta`, :func:`normalised_decay` — topological complexity and its decay
   (``complexity.py``); :func:`class_statistics` and its ``_betti_update`` / ``_betti_compute`` /
@@ -26,6 +29,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from lightning_topo.functional.persistence import PersistenceDiagrams
     from lightning_topo.functional.rips import h0_persistence, knn_hop_distances, rips_betti
     from lightning_topo.functional.statistics import class_statistics
+    from lightning_topo.functional.summaries import (
+        persistence_entropy,
+        persistence_summaries,
+        persistent_betti,
+        total_persistence,
+    )
     from lightning_topo.functional.thresholds import sublevel_thresholds
 
 _EXPORTS = {
@@ -39,9 +48,13 @@ _EXPORTS = {
     "knn_hop_distances": "rips",
     "normalised_decay": "complexity",
     "omega": "complexity",
+    "persistence_entropy": "summaries",
+    "persistence_summaries": "summaries",
+    "persistent_betti": "summaries",
     "rips_betti": "rips",
     "sublevel_thresholds": "thresholds",
     "theta": "complexity",
+    "total_persistence": "summaries",
 }
 
 __all__ = [
@@ -55,9 +68,13 @@ __all__ = [
     "knn_hop_distances",
     "normalised_decay",
     "omega",
+    "persistence_entropy",
+    "persistence_summaries",
+    "persistent_betti",
     "rips_betti",
     "sublevel_thresholds",
     "theta",
+    "total_persistence",
 ]
 
 
