@@ -2,7 +2,8 @@
 
 Every check raises :class:`ValueError` (or :class:`TypeError` for a non-tensor) whose message
 names the argument, the bad value or sample index, and what is accepted. NaN or Inf input raises the
-subclass :class:`NonFiniteError`, so callers can skip such data by type, never by message text.
+subclass :class:`NonFiniteError`, so callers can skip such data by type, never by message text. A missing optional
+dependency raises :class:`MissingDependencyError` (an ``ImportError``) naming the ``pip install`` line.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "MissingDependencyError",
     "NonFiniteError",
     "as_device",
     "check_finite_per_sample",
@@ -31,6 +33,10 @@ class NonFiniteError(ValueError):
     def __init__(self, message: str, index: int) -> None:
         super().__init__(message)
         self.index = index
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency a function needs is not installed (the message names the ``pip install`` line)."""
 
 
 def check_int(
