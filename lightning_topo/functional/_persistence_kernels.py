@@ -45,138 +45,218 @@ def _find(parent: np.ndarray, x: int) -> int:
 
 
 @njit(nogil=True, cache=True)
-def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx: np.ndarray, m: int) -> None:
-    """Sort ``idx[:m]`` by ``keys[:m]`` (uint64, order-preserving), in place: a stable LSD radix sort with 8-bit
-    digits that skips the digits every key shares."""
+def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx: np.ndarray, m: int) -> np.ndarray:
+    """Sort ``idx[:m]`` by ``keys[:m]`` (uint64, order-preserving) in place: a stable LSD radix sort over the bits
+    that differ between keys only, in passes of at most 11 bits (the histograms of all passes in one read). Returns
+    the array that holds the sorted keys (``keys`` or ``tmp_keys``)."""
     if m < 2:
-        return
+        return keys
     first = keys[0]
     varying = np.uint64(0)
     for j in range(m):
         varying |= keys[j] ^ first
-    counts = np.zeros(256, dtype=np.int64)
-    src_k, src_i, dst_k, dst_i = keys, idx, tmp_keys, tmp_idx
-    swapped = False
-    for digit in range(8):
-        shift = np.uint64(8 * digit)
-        if ((varying >> shift) & np.uint64(255)) == 0:
-            continue
-        counts[:] = 0
-        for j in range(m):
-            counts[(src_k[j] >> shift) & np.uint64(255)] += 1
+    if varying == 0:
+        return keys
+    low = 0
+    while not (varying >> np.uint64(low)) & np.uint64(1):
+        low += 1
+    high = 63
+    while not (varying >> np.uint64(high)) & np.uint64(1):
+        high -= 1
+    nbits = high - low + 1
+    passes = (nbits + 10) // 11
+    bits = (nbits + passes - 1) // passes
+    mask = np.uint64((1 << bits) - 1)
+    counts = np.zeros((passes, 1 << bits), dtype=np.int64)
+    for j in range(m):
+        key = keys[j] >> np.uint64(low)
+        for p in range(passes):
+            counts[p, (key >> np.uint64(p * bits)) & mask] += 1
+    for p in range(passes):
         total = 0
-        for c in range(256):
-            n = counts[c]
-            counts[c] = total
-            total += n
+        for c in range(1 << bits):
+            count = counts[p, c]
+            counts[p, c] = total
+            total += count
+    src_k, src_i, dst_k, dst_i = keys, idx, tmp_keys, tmp_idx
+    for p in range(passes):
+        shift = np.uint64(low + p * bits)
+        slots = counts[p]
         for j in range(m):
             key = src_k[j]
-            c = (key >> shift) & np.uint64(255)
-            pos = counts[c]
-            counts[c] = pos + 1
+            c = (key >> shift) & mask
+            pos = slots[c]
+            slots[c] = pos + 1
             dst_k[pos] = key
             dst_i[pos] = src_i[j]
         src_k, src_i, dst_k, dst_i = dst_k, dst_i, src_k, src_i
-        swapped = not swapped
-    if swapped:
-        for j in range(m):
-            idx[j] = src_i[j]
+    if passes % 2:
+        idx[:m] = src_i[:m]
+    return src_k
 
 
 @njit(nogil=True, cache=True)
-def _order(
-    values: np.ndarray, vmin: float, order: np.ndarray, keys: np.ndarray, tmp_keys: np.ndarray, tmp_idx: np.ndarray
-) -> None:
-    """``order``: the voxels in increasing value; those equal to ``vmin`` first, in raster order."""
+def _prepare(
+    values: np.ndarray,
+    depth: int,
+    height: int,
+    width: int,
+    rank: np.ndarray,
+    order: np.ndarray,
+    ordered: np.ndarray,
+    keys: np.ndarray,
+    tmp_keys: np.ndarray,
+    tmp_idx: np.ndarray,
+) -> tuple[float, float, int]:
+    """Order the voxels of ``values`` by value: those equal to the minimum first, in raster order, then the others
+    sorted. Writes ``order`` (the voxels' indices in the padded volume, in that order), ``ordered`` (their values)
+    and ``rank`` (per padded voxel its position in ``order``; the padding keeps the ``n + 1`` it was filled with).
+    Returns the minimum, the maximum and the number of voxels equal to the minimum."""
     n = values.size
+    pd, ph, pw = int(depth > 1), int(height > 1), int(width > 1)
+    hp, wp = height + 2 * ph, width + 2 * pw
+    vmin = values[0]
+    vmax = values[0]
+    for x in values:
+        vmin = min(vmin, x)
+        vmax = max(vmax, x)
     plateau = 0
-    for i in range(n):
-        if values[i] == vmin:
-            plateau += 1
-    p = 0
-    r = 0
-    rest = order[plateau:]
-    ubits = values.view(np.uint64)
-    for i in range(n):
-        x = values[i]
+    for x in values:
         if x == vmin:
-            order[p] = i
-            p += 1
-        else:
-            bits = ubits[i]  # x != vmin, so x is not -0.0 == 0.0 == vmin ...
-            if x == 0.0:
-                bits = np.uint64(0)  # ... but a -0.0 among +0.0 is the same value: one key for both
-            keys[r] = ~bits if bits & _SIGN else bits | _SIGN
-            rest[r] = i
-            r += 1
-    _sort_rest(keys, rest, tmp_keys, tmp_idx, r)
+            plateau += 1
+    ubits = values.view(np.uint64)
+    p = 0
+    r = plateau
+    i = 0
+    for d in range(depth):
+        for h in range(height):
+            base = ((d + pd) * hp + h + ph) * wp + pw
+            for w in range(width):
+                x = values[i]
+                if x == vmin:
+                    order[p] = base + w
+                    p += 1
+                else:
+                    # x != vmin, so x is not a zero equal to a -0.0 or +0.0 minimum; but a -0.0 among +0.0 is the
+                    # same value: one key for both.
+                    bits = ubits[i] if x != 0.0 else np.uint64(0)
+                    keys[r - plateau] = ~bits if bits & _SIGN else bits | _SIGN
+                    order[r] = base + w
+                    r += 1
+                i += 1
+    m = n - plateau
+    done = _sort_rest(keys, order[plateau:], tmp_keys, tmp_idx, m)
+    ordered[:plateau] = vmin
+    obits = ordered.view(np.uint64)
+    for j in range(m):
+        key = done[j]
+        obits[plateau + j] = key ^ _SIGN if key & _SIGN else ~key
+    for j in range(n):
+        rank[order[j]] = j
+    return vmin, vmax, plateau
+
+
+@njit(nogil=True, cache=True)
+def _offsets(depth: int, height: int, width: int, faces: bool, backward: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Index offsets in the padded volume of the face (6) or all (26) neighbours along the axes of size >= 2
+    (faces first); with ``backward``, only those before the voxel in raster order. And per neighbour, the bit mask of
+    the neighbours listed before it that are 26-adjacent to it."""
+    hp, wp = height + 2 * int(height > 1), width + 2 * int(width > 1)
+    out = np.empty(26, dtype=np.int64)
+    steps_of = np.empty((26, 3), dtype=np.int64)
+    k = 0
+    for rank in range(1, 4):
+        for dd in range(-1, 2):
+            if dd != 0 and depth == 1:
+                continue
+            for dh in range(-1, 2):
+                if dh != 0 and height == 1:
+                    continue
+                for dw in range(-1, 2):
+                    if dw != 0 and width == 1:
+                        continue
+                    if abs(dd) + abs(dh) + abs(dw) != rank or (faces and rank > 1):
+                        continue
+                    off = (dd * hp + dh) * wp + dw
+                    if backward and off > 0:
+                        continue
+                    out[k] = off
+                    steps_of[k, 0] = dd
+                    steps_of[k, 1] = dh
+                    steps_of[k, 2] = dw
+                    k += 1
+    adjacent = np.zeros(k, dtype=np.int64)
+    for i in range(k):
+        for j in range(i):
+            if (
+                abs(steps_of[i, 0] - steps_of[j, 0]) <= 1
+                and abs(steps_of[i, 1] - steps_of[j, 1]) <= 1
+                and abs(steps_of[i, 2] - steps_of[j, 2]) <= 1
+            ):
+                adjacent[i] |= np.int64(1) << j
+    return out[:k].copy(), adjacent
 
 
 @njit(nogil=True, cache=True)
 def _h0_pass(
-    values: np.ndarray,
-    order: np.ndarray,
-    depth: int,
-    height: int,
-    width: int,
-    parent: np.ndarray,
     rank: np.ndarray,
+    order: np.ndarray,
+    ordered: np.ndarray,
+    plateau: int,
+    faces: np.ndarray,
+    back_faces: np.ndarray,
+    parent: np.ndarray,
     births: np.ndarray,
     deaths: np.ndarray,
 ) -> int:
-    """The finite H0 pairs (``birth < death``) into ``births``/``deaths``; their number."""
-    n = values.size
-    plane = height * width
-    for i in range(n):
-        parent[i] = -1
-    k = 0
-    for step in range(n):
-        v = order[step]
-        x = values[v]
+    """The finite H0 pairs (``birth < death``) into ``births``/``deaths``; their number.
+
+    A voxel is visited at step ``rank[v]``, so at step ``j`` the visited voxels are those of rank below ``j`` (the
+    padding's ``n + 1`` never is). A set's root is the voxel of smallest rank of the set, whose value is its birth.
+    """
+    n = order.size
+    # The minimum's plateau, in raster order: joining each voxel with the plateau voxels before it joins every
+    # adjacent pair; every merge is at the minimum (no pair).
+    for j in range(plateau):
+        v = order[j]
         parent[v] = v
-        rank[v] = step
         root = v
-        d = v // plane
-        rem = v - d * plane
-        h = rem // width
-        w = rem - h * width
-        for q in range(6):
-            if q == 0:
-                if d == 0:
-                    continue
-                nb = v - plane
-            elif q == 1:
-                if d + 1 >= depth:
-                    continue
-                nb = v + plane
-            elif q == 2:
-                if h == 0:
-                    continue
-                nb = v - width
-            elif q == 3:
-                if h + 1 >= height:
-                    continue
-                nb = v + width
-            elif q == 4:
-                if w == 0:
-                    continue
-                nb = v - 1
-            else:
-                if w + 1 >= width:
-                    continue
-                nb = v + 1
-            if parent[nb] < 0:
+        for off in back_faces:
+            nb = v + off
+            if rank[nb] > j:
+                continue
+            other = _find(parent, nb)
+            if other != root:
+                if rank[other] < rank[root]:
+                    parent[root] = other
+                    root = other
+                else:
+                    parent[other] = root
+    k = 0
+    for j in range(plateau, n):
+        v = order[j]
+        x = ordered[j]
+        parent[v] = v
+        root = v
+        root_rank = j
+        for off in faces:
+            nb = v + off
+            if rank[nb] > j:
                 continue
             other = _find(parent, nb)
             if other == root:
                 continue
-            if rank[other] < rank[root]:
+            other_rank = rank[other]
+            if other_rank < root_rank:  # the elder (smaller birth, ties by rank) survives
+                young_rank = root_rank
                 young = root
                 root = other
+                root_rank = other_rank
             else:
+                young_rank = other_rank
                 young = other
             parent[young] = root
-            birth = values[young]
+            birth = ordered[young_rank]
             if birth < x:
                 births[k] = birth
                 deaths[k] = x
@@ -186,72 +266,66 @@ def _h0_pass(
 
 @njit(nogil=True, cache=True)
 def _dual_pass(
-    values: np.ndarray,
-    order: np.ndarray,
-    depth: int,
-    height: int,
-    width: int,
-    parent: np.ndarray,
     rank: np.ndarray,
+    order: np.ndarray,
+    ordered: np.ndarray,
+    plateau: int,
+    neighbours: np.ndarray,
+    adjacent: np.ndarray,
+    parent: np.ndarray,
     births: np.ndarray,
     deaths: np.ndarray,
 ) -> int:
-    """The finite pairs of the top dimension (``birth < death``) into ``births``/``deaths``; their number."""
-    n = values.size
-    plane = height * width
-    outside = n
-    for i in range(n):
-        parent[i] = -1
-    parent[outside] = outside
-    rank[outside] = -1  # older than every voxel: never dies
+    """The finite pairs of the top dimension (``birth < death``) into ``births``/``deaths``; their number.
+
+    Steps ``j = n - 1, ..., 0``: the visited voxels are those of rank above ``j``; the padding (rank ``n + 1``,
+    every padding voxel's parent the padding voxel 0) is the outside, visited from the start and the eldest set.
+    A set's root is the voxel of largest rank of the set, whose value is the set's maximum.
+    """
+    n = order.size
     k = 0
-    for step in range(n):
-        v = order[n - 1 - step]
-        x = values[v]
+    for j in range(n - 1, plateau - 1, -1):
+        v = order[j]
+        x = ordered[j]
         parent[v] = v
-        rank[v] = step
         root = v
-        d = v // plane
-        rem = v - d * plane
-        h = rem // width
-        w = rem - h * width
-        for dd in range(-1, 2):
-            if d + dd < 0 or d + dd >= depth:
+        root_rank = j
+        seen = np.int64(0)  # the visited neighbours looked at, as bits
+        for q in range(neighbours.size):
+            # Two adjacent visited voxels are in one set (the later joined the earlier): a neighbour adjacent to
+            # one seen visited is in its set if visited at all, so it need not even be looked at.
+            if adjacent[q] & seen:
                 continue
-            for dh in range(-1, 2):
-                if h + dh < 0 or h + dh >= height:
-                    continue
-                for dw in range(-1, 2):
-                    if w + dw < 0 or w + dw >= width:
-                        continue
-                    nb = v + dd * plane + dh * width + dw
-                    if nb == v or parent[nb] < 0:
-                        continue
-                    other = _find(parent, nb)
-                    if other == root:
-                        continue
-                    if rank[other] < rank[root]:
-                        young = root
-                        root = other
-                    else:
-                        young = other
-                    parent[young] = root
-                    top = values[young]
-                    if x < top:
-                        births[k] = x
-                        deaths[k] = top
-                        k += 1
-        # The outside is older than every voxel, so it is always a root and never dies.
-        if root != outside and (
-            (depth > 1 and (d == 0 or d == depth - 1))
-            or (height > 1 and (h == 0 or h == height - 1))
-            or (width > 1 and (w == 0 or w == width - 1))
-        ):
-            parent[root] = outside
-            top = values[root]
+            nb = v + neighbours[q]
+            if rank[nb] < j:
+                continue
+            seen |= np.int64(1) << q
+            other = _find(parent, nb)
+            if other == root:
+                continue
+            other_rank = rank[other]
+            if other_rank > root_rank:  # the elder (larger maximum, ties by rank) survives
+                young_rank = root_rank
+                young = root
+                root = other
+                root_rank = other_rank
+            else:
+                young_rank = other_rank
+                young = other
+            parent[young] = root
+            top = ordered[young_rank]
             if x < top:
                 births[k] = x
                 deaths[k] = top
+                k += 1
+    # The minimum's plateau enters last, all at the minimum: every component of {v > min} that does not touch the
+    # outside (a root other than the padding's) is a void filled then.
+    if plateau > 0:
+        vmin = ordered[0]
+        for j in range(plateau, n):
+            if parent[order[j]] == order[j]:
+                births[k] = vmin
+                deaths[k] = ordered[j]
                 k += 1
     return k
 
@@ -267,36 +341,41 @@ def pairs_chunk(
     top_dim: int,
     start: int,
     stop: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The pairs of volumes ``start:stop`` of ``values`` ``(B, D*H*W)`` (float64, finite): float64 ``(P, 2)``
     ``[birth, death]``, int64 dims and int64 volume index; H0 (with its essential pair ``(min, inf)``) when
-    ``want_h0``, and the pairs of the top dimension ``top_dim`` (the dual pass) when ``want_top``."""
+    ``want_h0``, and the pairs of the top dimension ``top_dim`` (the dual pass) when ``want_top``. And each
+    volume's minimum and maximum (float64 ``(stop - start,)``)."""
     n = depth * height * width
+    size = (depth + 2 * int(depth > 1)) * (height + 2 * int(height > 1)) * (width + 2 * int(width > 1))
+    faces = _offsets(depth, height, width, True, False)[0]
+    back_faces = _offsets(depth, height, width, True, True)[0]
+    neighbours, adjacent = _offsets(depth, height, width, False, False)
+    rank = np.full(size, n + 1, dtype=np.int32)  # the padding keeps n + 1; every voxel is written per volume
+    parent = np.zeros(size, dtype=np.int32)  # the padding's parent is the padding voxel 0 (a root) for good
     order = np.empty(n, dtype=np.int32)
+    ordered = np.empty(n, dtype=np.float64)
     keys = np.empty(n, dtype=np.uint64)
     tmp_keys = np.empty(n, dtype=np.uint64)
     tmp_idx = np.empty(n, dtype=np.int32)
-    parent = np.empty(n + 1, dtype=np.int32)
-    rank = np.empty(n + 1, dtype=np.int32)
     births = np.empty(n, dtype=np.float64)
     deaths = np.empty(n, dtype=np.float64)
+    lows = np.empty(stop - start, dtype=np.float64)
+    highs = np.empty(stop - start, dtype=np.float64)
     cap = 1024
     out = np.empty((cap, 2), dtype=np.float64)
     out_dims = np.empty(cap, dtype=np.int64)
     out_index = np.empty(cap, dtype=np.int64)
     total = 0
     for b in range(start, stop):
-        vol = values[b]
-        vmin = vol[0]
-        for i in range(n):
-            if vol[i] < vmin:
-                vmin = vol[i]
-        _order(vol, vmin, order, keys, tmp_keys, tmp_idx)
+        vmin, vmax, plateau = _prepare(values[b], depth, height, width, rank, order, ordered, keys, tmp_keys, tmp_idx)
+        lows[b - start] = vmin
+        highs[b - start] = vmax
         for dim in range(2):
             if dim == 0:
                 if not want_h0:
                     continue
-                k = _h0_pass(vol, order, depth, height, width, parent, rank, births, deaths)
+                k = _h0_pass(rank, order, ordered, plateau, faces, back_faces, parent, births, deaths)
                 births[k] = vmin
                 deaths[k] = np.inf
                 k += 1
@@ -304,7 +383,7 @@ def pairs_chunk(
             else:
                 if not want_top:
                     continue
-                k = _dual_pass(vol, order, depth, height, width, parent, rank, births, deaths)
+                k = _dual_pass(rank, order, ordered, plateau, neighbours, adjacent, parent, births, deaths)
                 label = top_dim
             if total + k > cap:
                 while total + k > cap:
@@ -324,4 +403,4 @@ def pairs_chunk(
                 out_dims[total + j] = label
                 out_index[total + j] = b
             total += k
-    return out[:total].copy(), out_dims[:total].copy(), out_index[:total].copy()
+    return out[:total].copy(), out_dims[:total].copy(), out_index[:total].copy(), lows, highs

@@ -220,8 +220,9 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 def _union_find_pairs(
     host: np.ndarray, want_h0: bool, want_top: bool, top_dim: int, workers: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """H0 and/or top-dimension pairs of ``host`` ``(B, D, H, W)`` float64, on ``workers`` threads."""
+) -> tuple[np.ndarray, ...]:
+    """H0 and/or top-dimension pairs of ``host`` ``(B, D, H, W)`` float64, on ``workers`` threads: pairs, dims,
+    index, and each volume's minimum and maximum."""
     kernels = _kernels()
     batch, depth, height, width = host.shape
     flat = host.reshape(batch, -1)
@@ -233,7 +234,7 @@ def _union_find_pairs(
     bounds = np.unique(np.linspace(0, batch, min(batch, 4 * workers) + 1).astype(np.int64)).tolist()
     futures = [_pool(workers).submit(kernels.pairs_chunk, flat, *args, lo, hi) for lo, hi in itertools.pairwise(bounds)]
     parts = [future.result() for future in futures]
-    return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))  # type: ignore[return-value]
+    return tuple(np.concatenate([part[i] for part in parts]) for i in range(5))
 
 
 def cubical_persistence(
@@ -303,15 +304,16 @@ def cubical_persistence(
 
         workers = numba.get_num_threads()
     host = np.ascontiguousarray(vols.to(device="cpu", dtype=torch.float64).numpy())
-    flat = host.reshape(batch, -1)
-    value_min, value_max = flat.min(axis=1), flat.max(axis=1)
     spatial = sum(side >= 2 for side in (depth, height, width))
     top_dim = spatial - 1  # H2 of a 3-D volume, H1 of a 2-D one (a 1-D one: H0 only, which the H0 pass computes)
     want_h0 = 0 in wanted
     want_top = top_dim >= 1 and top_dim in wanted
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: list[tuple[np.ndarray, ...]] = []
     if want_h0 or want_top:
-        parts.append(_union_find_pairs(host, want_h0, want_top, top_dim, workers))
+        *found, value_min, value_max = _union_find_pairs(host, want_h0, want_top, top_dim, workers)
+        parts.append(tuple(found))
+    else:
+        value_min, value_max = host.reshape(batch, -1).min(axis=1), host.reshape(batch, -1).max(axis=1)
     if spatial == 3 and 1 in wanted:
         try:
             # (by name until the module is in this branch: import-linter reads a missing module as its package)
