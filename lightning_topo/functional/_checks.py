@@ -27,6 +27,10 @@ __all__ = [
 ]
 
 
+class MissingDependencyError(ImportError):
+    """An optional dependency a feature needs is not installed; the message names the pip extra."""
+
+
 class NonFiniteError(ValueError):
     """The input holds NaN or Inf, where Betti numbers are undefined (``index``: the first bad sample)."""
 
