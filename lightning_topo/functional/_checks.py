@@ -39,10 +39,6 @@ class NonFiniteError(ValueError):
         self.index = index
 
 
-class MissingDependencyError(ImportError):
-    """An optional dependency a function needs is not installed (the message names the ``pip install`` line)."""
-
-
 def check_int(
     value: object,
     name: str,

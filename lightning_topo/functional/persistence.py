@@ -17,7 +17,6 @@ compiled union-find over the voxels in value order (:mod:`lightning_topo.functio
 
 from __future__ import annotations
 
-import importlib
 import itertools
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -315,17 +314,9 @@ def cubical_persistence(
     else:
         value_min, value_max = host.reshape(batch, -1).min(axis=1), host.reshape(batch, -1).max(axis=1)
     if spatial == 3 and 1 in wanted:
-        try:
-            # (by name until the module is in this branch: import-linter reads a missing module as its package)
-            h1_pairs_batch = importlib.import_module("lightning_topo.functional._h1_reduction").h1_pairs_batch
-        except ModuleNotFoundError as err:
-            if err.name != "lightning_topo.functional._h1_reduction":
-                raise
-            raise NotImplementedError(
-                "cubical_persistence: H1 of 3-D volumes is not available in this build; pass dims=(0, 2)."
-            ) from err
+        from lightning_topo.functional._h1_reduction import h1_pairs_batch
 
-        pairs, index = h1_pairs_batch(host)
+        pairs, index = h1_pairs_batch(host, workers=workers)
         parts.append(
             (
                 np.asarray(pairs, dtype=np.float64).reshape(-1, 2),
