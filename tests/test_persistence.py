@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,3 +229,18 @@ def test_cuda_input_gives_cuda_diagrams() -> None:
     d = cubical_persistence(volumes.cuda(), (0, 2))
     assert d.device.type == "cuda"
     assert torch.equal(d.to("cpu").pairs, cubical_persistence(volumes, (0, 2)).pairs)
+
+
+def test_benchmark_quick_run_checks_against_both_peers() -> None:
+    pytest.importorskip("cripser")
+    pytest.importorskip("sklearn")
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / "bench_persistence.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=repo,
+    ).stdout
+    rows = [line for line in out.splitlines() if line.startswith("layer")][1:]
+    assert len(rows) == 2 and all(row.endswith("yes") for row in rows), out
