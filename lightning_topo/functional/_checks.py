@@ -2,7 +2,8 @@
 
 Every check raises :class:`ValueError` (or :class:`TypeError` for a non-tensor) whose message
 names the argument, the bad value or sample index, and what is accepted. NaN or Inf input raises the
-subclass :class:`NonFiniteError`, so callers can skip such data by type, never by message text.
+subclass :class:`NonFiniteError`, so callers can skip such data by type, never by message text. A missing optional
+dependency raises :class:`MissingDependencyError` (an ``ImportError``) naming the ``pip install`` line.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "MissingDependencyError",
     "NonFiniteError",
     "as_device",
     "check_finite_per_sample",
@@ -23,6 +25,10 @@ __all__ = [
     "finite_flag",
     "round_down_to_dtype",
 ]
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency a feature needs is not installed; the message names the pip extra."""
 
 
 class NonFiniteError(ValueError):

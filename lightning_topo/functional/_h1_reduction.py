@@ -1,0 +1,441 @@
+"""The H1 persistence pairs of 3-D cubical volumes: a compiled coboundary reduction with clearing.
+
+Used by :func:`lightning_topo.functional.persistence.cubical_persistence` for the H1 diagram of genuinely 3-D
+volumes (H0 and the top dimension have union-find shortcuts; H1 in 3-D has none). The filtration is the sublevel
+filtration of the V-construction: the voxels are the vertices and an edge, square or cube enters at the largest
+value of its corner voxels, exactly GUDHI's ``CubicalComplex(vertices=volume)`` and cripser's ``computePH``.
+
+The algorithm (persistent cohomology with clearing, the scheme of Ripser and CubicalRipser, written anew):
+
+* **A total order.** The voxels are ranked by a stable argsort of their values; a cell enters with its corner of
+  highest rank, and cells are ordered by (that rank, dimension, a fixed index). Faces come before cofaces and the
+  order refines the values, so the pairs with ``birth < death`` are GUDHI's; ties of equal values only change the
+  zero-persistence pairs, which are dropped.
+* **Clearing.** One union-find pass over the edges in that order marks the edges that join two components (the
+  H0 deaths): their coboundary columns reduce to zero, so they are skipped.
+* **Reduction.** The other edges are visited in decreasing order; the coboundary of an edge (at most four squares)
+  is reduced modulo 2 by adding the reduced columns of later edges that own its pivot (its earliest square). An
+  edge whose pivot is free is paired at once (the apparent and emergent pairs: almost all edges of a feature map,
+  and the whole plateau of exact zeros a ReLU leaves); its column is not stored, since it is recomputed from the
+  volume when needed. Only columns that needed additions are stored, in one growing pool.
+
+A square is keyed by ``rank(its top corner) * 3N + orientation * N + anchor`` (``N`` voxels), so comparing keys
+compares filtration order. In a box H1 has no essential class: a column that reduces to zero is a bug, raised as
+:class:`RuntimeError`.
+
+The kernel is compiled by numba (``pip install "lightning-topo[fast]"``) at first use, cached on disk, and releases
+the GIL: the volumes of a batch run on a thread pool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from lightning_topo.functional._checks import MissingDependencyError, NonFiniteError
+
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - exercised where numba is absent; the functions then raise
+    _HAVE_NUMBA = False
+
+    def njit(*args: Any, **kwargs: Any) -> Any:
+        """Stand-in for ``numba.njit`` when numba is absent (the kernels are never run then)."""
+        return lambda func: func
+
+else:
+    _HAVE_NUMBA = True
+
+__all__ = ["h1_pairs", "h1_pairs_batch"]
+
+MAX_VOXELS = (2**31 - 1) // 3
+"""Voxels per volume the kernel indexes (the int32 owner array holds edge slots ``3 * voxel + direction``)."""
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _grow(buf: np.ndarray, need: int) -> np.ndarray:
+    """``buf``, or a copy at least twice as long when it holds fewer than ``need`` entries."""
+    if need <= buf.shape[0]:
+        return buf
+    out = np.empty(max(need, 2 * buf.shape[0]), dtype=buf.dtype)
+    out[: buf.shape[0]] = buf
+    return out
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _square_key(p: int, q: int, r: int, t: int, n: int) -> int:
+    """``rank(top corner) * n + rank(second corner)`` of a square whose corner ranks are ``p, q, r, t``."""
+    pq_hi = max(p, q)
+    rt_hi = max(r, t)
+    second = max(min(pq_hi, rt_hi), max(min(p, q), min(r, t)))
+    return max(pq_hi, rt_hi) * n + second
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _coboundary(
+    edge: int, rank: np.ndarray, flags: np.ndarray, stride: np.ndarray, n: int, keys: np.ndarray, slots: np.ndarray
+) -> int:
+    """Write the squares containing edge slot ``edge`` (``3 * anchor + direction``), sorted by filtration order, into
+    ``keys`` (``rank(top) * n + rank(second)``) and ``slots`` (``3 * anchor + normal``); return how many (0 to 4)."""
+    a = edge // 3
+    k = edge - 3 * a
+    b = a + stride[k]
+    ra = rank[a]
+    rb = rank[b]
+    f = flags[a]
+    count = 0
+    for o in range(3):
+        if o == k:
+            continue
+        m = 3 - k - o  # the square of normal o is spanned by directions k and m
+        s = stride[m]
+        if f & (2 << (2 * m)):  # a has a neighbour at +m
+            keys[count] = _square_key(ra, rb, rank[a + s], rank[b + s], n)
+            slots[count] = 3 * a + o
+            count += 1
+        if f & (1 << (2 * m)):  # a has a neighbour at -m
+            keys[count] = _square_key(ra, rb, rank[a - s], rank[b - s], n)
+            slots[count] = 3 * (a - s) + o
+            count += 1
+    for i in range(1, count):  # insertion sort by (key, slot) of at most four squares
+        x = keys[i]
+        y = slots[i]
+        j = i - 1
+        while j >= 0 and (keys[j] > x or (keys[j] == x and slots[j] > y)):
+            keys[j + 1] = keys[j]
+            slots[j + 1] = slots[j]
+            j -= 1
+        keys[j + 1] = x
+        slots[j + 1] = y
+    return count
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _find(parent: np.ndarray, x: int) -> int:
+    while parent[x] != x:
+        grand = parent[parent[x]]
+        parent[x] = grand  # path halving
+        x = grand
+    return x
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _edges_at(
+    v: int, rank: np.ndarray, flags: np.ndarray, stride: np.ndarray, slots: np.ndarray, lower: np.ndarray
+) -> int:
+    """Write the edges whose top vertex is ``v`` (to its neighbours of lower rank) into ``slots``, sorted by the rank
+    of the other end (their filtration order), which goes into ``lower``; return how many (0 to 6)."""
+    rv = rank[v]
+    f = flags[v]
+    count = 0
+    for k in range(3):
+        s = stride[k]
+        if f & (1 << (2 * k)):
+            r = rank[v - s]
+            if r < rv:
+                slots[count] = 3 * (v - s) + k
+                lower[count] = r
+                count += 1
+        if f & (2 << (2 * k)):
+            r = rank[v + s]
+            if r < rv:
+                slots[count] = 3 * v + k
+                lower[count] = r
+                count += 1
+    for i in range(1, count):
+        x = slots[i]
+        y = lower[i]
+        j = i - 1
+        while j >= 0 and lower[j] > y:
+            slots[j + 1] = slots[j]
+            lower[j + 1] = lower[j]
+            j -= 1
+        slots[j + 1] = x
+        lower[j + 1] = y
+    return count
+
+
+@njit(nogil=True, cache=True)
+def _h1_kernel(
+    values: np.ndarray, order: np.ndarray, depth: int, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The finite H1 pairs with ``birth < death`` of one flat volume ``values`` (``depth * height * width``) whose
+    voxels sorted by value are ``order``: float64 births and deaths."""
+    n = depth * height * width
+    stride = np.array([height * width, width, 1], dtype=np.int64)
+    rank = np.empty(n, dtype=np.int32)
+    ordered = np.empty(n, dtype=np.float64)  # values in filtration order: ordered[r] is the value of rank r
+    for i in range(n):
+        rank[order[i]] = i
+        ordered[i] = values[order[i]]
+    # flags[v]: bit 2k set when v has a neighbour at -k, bit 2k + 1 when it has one at +k
+    flags = np.empty(n, dtype=np.uint8)
+    i = 0
+    for d in range(depth):
+        fd = (1 if d > 0 else 0) | (2 if d + 1 < depth else 0)
+        for h in range(height):
+            fh = fd | (4 if h > 0 else 0) | (8 if h + 1 < height else 0)
+            for w in range(width):
+                flags[i] = fh | (16 if w > 0 else 0) | (32 if w + 1 < width else 0)
+                i += 1
+    edges = np.empty(6, dtype=np.int64)
+    lower = np.empty(6, dtype=np.int64)
+
+    # The filtration: a cell's key is (rank of its top vertex, rank of its second vertex), then dimension, then slot
+    # (a lexicographic refinement of the lower-star order; it makes most pairs apparent). H0 by union-find in that
+    # order: the edges that join two components die in H0, and their H1 columns are cleared.
+    cleared = np.zeros(3 * n, dtype=np.bool_)
+    parent = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        v = order[i]
+        parent[v] = v
+        count = _edges_at(v, rank, flags, stride, edges, lower)
+        for j in range(count):
+            e = edges[j]
+            a = e // 3
+            ra = _find(parent, a)
+            rb = _find(parent, a + stride[e - 3 * a])
+            if ra != rb:
+                if rank[ra] < rank[rb]:  # hook the younger root onto the older (any union is correct)
+                    parent[rb] = ra
+                else:
+                    parent[ra] = rb
+                cleared[e] = True
+
+    # H1: reduce the coboundaries of the other edges, in decreasing filtration order.
+    owner = np.full(3 * n, -1, dtype=np.int32)  # square slot -> the column with that pivot: edge slot, or -2 - stored
+    colptr = np.zeros(64, dtype=np.int64)  # stored column c is pool_*[colptr[c]:colptr[c + 1]]
+    stored = 0
+    pool_keys = np.empty(1024, dtype=np.int64)
+    pool_slots = np.empty(1024, dtype=np.int64)
+    keys = np.empty(64, dtype=np.int64)  # the working column, sorted by (key, slot)
+    slots = np.empty(64, dtype=np.int64)
+    keys2 = np.empty(64, dtype=np.int64)
+    slots2 = np.empty(64, dtype=np.int64)
+    add_keys = np.empty(4, dtype=np.int64)
+    add_slots = np.empty(4, dtype=np.int64)
+    births = np.empty(256, dtype=np.float64)
+    deaths = np.empty(256, dtype=np.float64)
+    pairs = 0
+    for i in range(n - 1, -1, -1):
+        v = order[i]
+        count = _edges_at(v, rank, flags, stride, edges, lower)
+        for j in range(count - 1, -1, -1):
+            e = edges[j]
+            if cleared[e]:
+                continue
+            size = _coboundary(e, rank, flags, stride, n, keys, slots)
+            if size == 0:
+                raise RuntimeError("h1_pairs: an edge without cofaces was not cleared (an essential H1 class).")
+            pivot = slots[0]
+            if owner[pivot] != -1:
+                # Reduce: add the column owning the pivot until the pivot is free.
+                while True:
+                    o = owner[pivot]
+                    if o >= 0:  # an apparent column, recomputed from the volume
+                        src_keys = add_keys
+                        src_slots = add_slots
+                        lo = 0
+                        hi = _coboundary(o, rank, flags, stride, n, add_keys, add_slots)
+                    else:
+                        src_keys = pool_keys
+                        src_slots = pool_slots
+                        lo = colptr[-2 - o]
+                        hi = colptr[-1 - o]
+                    # symmetric difference of the two sorted columns (both start with the pivot) into keys2, slots2
+                    if keys2.shape[0] < size + hi - lo:
+                        keys2 = _grow(keys2, size + hi - lo)
+                        slots2 = _grow(slots2, size + hi - lo)
+                    p = 1
+                    q = lo + 1
+                    r = 0
+                    while p < size and q < hi:
+                        x = keys[p]
+                        y = src_keys[q]
+                        if x < y or (x == y and slots[p] < src_slots[q]):
+                            keys2[r] = x
+                            slots2[r] = slots[p]
+                            p += 1
+                            r += 1
+                        elif x > y or slots[p] > src_slots[q]:
+                            keys2[r] = y
+                            slots2[r] = src_slots[q]
+                            q += 1
+                            r += 1
+                        else:
+                            p += 1
+                            q += 1
+                    while p < size:
+                        keys2[r] = keys[p]
+                        slots2[r] = slots[p]
+                        p += 1
+                        r += 1
+                    while q < hi:
+                        keys2[r] = src_keys[q]
+                        slots2[r] = src_slots[q]
+                        q += 1
+                        r += 1
+                    keys, keys2 = keys2, keys
+                    slots, slots2 = slots2, slots
+                    size = r
+                    if size == 0:
+                        raise RuntimeError("h1_pairs: a coboundary column reduced to zero (an essential H1 class).")
+                    pivot = slots[0]
+                    if owner[pivot] == -1:
+                        break
+                # store the reduced column (it was not the coboundary of one edge)
+                base = colptr[stored]
+                if pool_keys.shape[0] < base + size:
+                    pool_keys = _grow(pool_keys, base + size)
+                    pool_slots = _grow(pool_slots, base + size)
+                pool_keys[base : base + size] = keys[:size]
+                pool_slots[base : base + size] = slots[:size]
+                if colptr.shape[0] < stored + 2:
+                    colptr = _grow(colptr, stored + 2)
+                colptr[stored + 1] = base + size
+                owner[pivot] = -2 - stored
+                stored += 1
+            else:
+                owner[pivot] = e
+            birth = values[v]
+            death = ordered[keys[0] // n]
+            if birth < death:
+                if pairs == births.shape[0]:
+                    births = _grow(births, pairs + 1)
+                    deaths = _grow(deaths, pairs + 1)
+                births[pairs] = birth
+                deaths[pairs] = death
+                pairs += 1
+    return births[:pairs].copy(), deaths[:pairs].copy()
+
+
+def _require_numba() -> None:
+    if not _HAVE_NUMBA:
+        raise MissingDependencyError(
+            "The H1 persistence diagram of 3-D volumes needs numba, which is not installed: "
+            'pip install "lightning-topo[fast]".'
+        )
+
+
+def _one(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Births and deaths of one C-contiguous float64 ``(D, H, W)`` volume."""
+    depth, height, width = volume.shape
+    flat = volume.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    return _h1_kernel(flat, order, depth, height, width)
+
+
+def _check_values(values: object, ndim: int, name: str) -> np.ndarray:
+    if not isinstance(values, np.ndarray):
+        raise TypeError(f"`{name}` must be a numpy.ndarray, got {type(values).__name__}.")
+    if values.ndim != ndim or any(s < 1 for s in values.shape):
+        shape = "(B, D, H, W)" if ndim == 4 else "(D, H, W)"
+        raise ValueError(f"`{name}` must have shape {shape} with every size >= 1, got {values.shape}.")
+    if math.prod(values.shape[-3:]) > MAX_VOXELS:
+        raise ValueError(
+            f"`{name}`: volumes of {math.prod(values.shape[-3:])} voxels exceed the {MAX_VOXELS} the kernel indexes."
+        )
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    finite = np.isfinite(values.reshape(values.shape[0], -1) if ndim == 4 else values.reshape(1, -1)).all(axis=1)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise NonFiniteError(
+            f"`{name}` holds NaN or Inf (volume {bad}): the filtration needs finite values; replace or drop them.",
+            bad,
+        )
+    return values
+
+
+def h1_pairs(volume: np.ndarray) -> np.ndarray:
+    """The finite H1 persistence pairs of one volume's sublevel filtration (V-construction), as GUDHI's
+    ``CubicalComplex(vertices=volume)`` gives them, zero-persistence pairs omitted.
+
+    Args:
+        volume: float ``(D, H, W)`` array (every size >= 1; converted to C-contiguous float64), finite.
+
+    Returns:
+        float64 ``(P, 2)``: ``[birth, death]`` per pair, ``birth < death``, in no particular order.
+
+    Raises:
+        MissingDependencyError: numba is not installed (``pip install "lightning-topo[fast]"``).
+        TypeError: ``volume`` is not a numpy array.
+        ValueError: ``volume`` is not 3-D or has an empty axis; :class:`NonFiniteError` if it holds NaN or Inf.
+
+    Example:
+        >>> ring = np.zeros((1, 3, 3)); ring[0, 1, 1] = 5.0
+        >>> h1_pairs(ring).tolist()
+        [[0.0, 5.0]]
+    """
+    _require_numba()
+    volume = _check_values(volume, 3, "volume")
+    births, deaths = _one(volume)
+    return np.stack([births, deaths], axis=1)
+
+
+_POOL: list = []  # [ThreadPoolExecutor, workers], created at the first batch run on more than one thread
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    if not _POOL or _POOL[1] < workers:
+        if _POOL:
+            _POOL[0].shutdown(wait=False)
+        _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="lightning-topo-h1"), workers]
+    return _POOL[0]
+
+
+def h1_pairs_batch(values: np.ndarray, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The finite H1 persistence pairs of every volume of a batch, as :func:`h1_pairs` gives them per volume.
+
+    Args:
+        values: float ``(B, D, H, W)`` array (every size >= 1; converted to C-contiguous float64), finite.
+        workers: threads the volumes are spread over (the kernel releases the GIL); ``None``:
+            :func:`numba.get_num_threads`, at most ``B``.
+
+    Returns:
+        ``(pairs, index)``: float64 ``(P, 2)`` ``[birth, death]`` with ``birth < death``, and int64 ``(P,)``: the
+        volume each pair belongs to (volume 0's pairs first, then volume 1's, ...).
+
+    Raises:
+        MissingDependencyError: numba is not installed (``pip install "lightning-topo[fast]"``).
+        TypeError: ``values`` is not a numpy array.
+        ValueError: ``values`` is not 4-D or has an empty axis, or ``workers`` is not an integer >= 1;
+            :class:`NonFiniteError` if a volume holds NaN or Inf.
+
+    Example:
+        >>> rings = np.zeros((2, 1, 3, 3)); rings[1, 0, 1, 1] = 5.0
+        >>> pairs, index = h1_pairs_batch(rings, workers=1)
+        >>> pairs.tolist(), index.tolist()
+        ([[0.0, 5.0]], [1])
+    """
+    _require_numba()
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"`workers` must be an integer >= 1 or None, got {workers!r}.")
+    values = _check_values(values, 4, "values")
+    batch = values.shape[0]
+    if workers is None:
+        import numba
+
+        workers = numba.get_num_threads()
+    workers = min(workers, batch)
+    if workers <= 1:
+        results = [_one(v) for v in values]
+    else:
+        # Chunks of consecutive volumes per thread: each thread runs its own argsort and kernel without the GIL.
+        bounds = np.linspace(0, batch, workers + 1).astype(np.int64).tolist()
+
+        def chunk(lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
+            return [_one(values[b]) for b in range(lo, hi)]
+
+        futures = [_pool(workers).submit(chunk, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+        results = [r for f in futures for r in f.result()]
+    counts = np.array([len(b) for b, _ in results], dtype=np.int64)
+    pairs = np.empty((int(counts.sum()), 2), dtype=np.float64)
+    if len(pairs):
+        pairs[:, 0] = np.concatenate([b for b, _ in results])
+        pairs[:, 1] = np.concatenate([d for _, d in results])
+    index = np.repeat(np.arange(batch, dtype=np.int64), counts)
+    return pairs, index
