@@ -5,8 +5,10 @@ Per volume (the voxels of a ``(D, H, W)`` volume, flat in raster order, as float
 * **One order for both passes.** The voxels equal to the volume's minimum (with ReLU maps about half of them) come
   first, in raster order, unsorted: every merge among them happens at the minimum, so the order inside the plateau
   cannot change a diagram. The others are sorted by value with an LSD radix sort of order-preserving integer keys
-  (:func:`_sort_rest`), whose passes over digits that are equal in every key are skipped: a float32 value stored
-  as a float64 has 29 zero mantissa bits, so float32 data costs about five passes.
+  (:func:`_sort_rest`) over the bits that differ between keys only, in passes of at most 11 bits: a float32 value
+  stored as a float64 has 29 zero mantissa bits, so float32 data costs three passes. ``rank`` (per voxel of a
+  volume padded by one layer on each axis of size >= 2, its position in that order) then tells both passes which
+  neighbours are visited, without flags to reset.
 * **H0** (:func:`_h0_pass`): the voxels in increasing order; each joins its already-visited face neighbours (6 in
   3-D; size-1 axes leave 4 in 2-D and 2 in 1-D) by union-find with path halving. A set's root is its oldest voxel
   (the first visited), so its value is the set's birth; when two sets meet at value ``x`` the younger root (the one
@@ -14,10 +16,12 @@ Per volume (the voxels of a ``(D, H, W)`` volume, flat in raster order, as float
   unless ``birth == x`` (the elder rule).
 * **The top dimension** (:func:`_dual_pass`), by Alexander duality: the H0 of the complement's *superlevel*
   filtration, 26-connected (8 in a plane), with one more node for the outside joined to every voxel on the
-  boundary of the volume's non-degenerate axes and older than every voxel. The voxels in decreasing order; when two
-  sets meet at value ``s`` the younger one (smaller maximum, ties by visit order) was a bounded component of
-  ``{v > t}`` for ``s <= t < max``: a void (a 1-cycle in a plane) of the sublevel set ``{v <= t}``, the pair
-  ``(s, max)``.
+  boundary of the volume's non-degenerate axes and older than every voxel (the padding is that node). A
+  neighbour adjacent to one already joined is skipped unread: adjacent visited voxels are in one set. The
+  minimum's plateau is not visited: each set still apart from the outside then is a void filled at the minimum.
+  The voxels in decreasing order; when two sets meet at value ``s`` the younger one (smaller maximum, ties by
+  visit order) was a bounded component of ``{v > t}`` for ``s <= t < max``: a void (a 1-cycle in a plane) of the
+  sublevel set ``{v <= t}``, the pair ``(s, max)``.
 
 The kernels release the GIL (``nogil=True``): the caller runs chunks of a batch on a thread pool.
 """
