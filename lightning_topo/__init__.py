@@ -18,7 +18,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from lightning_topo.analysis import Ranking, TopologyReport, analyse, rank_models
     from lightning_topo.callbacks import TopologyCallback, TopologyEarlyStopping
     from lightning_topo.config import ConfigError, TopologyConfig
-    from lightning_topo.metrics import BettiNumbers, DecayRate, LayerwiseTopology, TopologicalComplexity
+    from lightning_topo.metrics import (
+        BettiNumbers,
+        DecayRate,
+        LayerwiseTopology,
+        PersistenceSummaries,
+        TopologicalComplexity,
+    )
 
 __version__ = "0.1.0.dev0"
 
@@ -27,6 +33,7 @@ _EXPORTS = {
     "ConfigError": "lightning_topo.config",
     "DecayRate": "lightning_topo.metrics",
     "LayerwiseTopology": "lightning_topo.metrics",
+    "PersistenceSummaries": "lightning_topo.metrics",
     "Ranking": "lightning_topo.analysis",
     "TopologicalComplexity": "lightning_topo.metrics",
     "TopologyCallback": "lightning_topo.callbacks",
@@ -42,6 +49,7 @@ __all__ = [
     "ConfigError",
     "DecayRate",
     "LayerwiseTopology",
+    "PersistenceSummaries",
     "Ranking",
     "TopologicalComplexity",
     "TopologyCallback",

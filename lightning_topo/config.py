@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from lightning_topo.functional._checks import check_int
 from lightning_topo.functional.rips import METRICS as RIPS_METRICS
+from lightning_topo.functional.summaries import SUMMARY_KINDS, summary_keys
 from lightning_topo.functional.thresholds import THRESHOLD_RULES, check_threshold_rule
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "AUTO_SAMPLES",
     "COMPLEXES",
     "METRICS",
+    "PERSISTENCE_SUMMARIES",
     "THRESHOLDS",
     "ConfigError",
     "TopologyConfig",
@@ -47,6 +50,8 @@ THRESHOLDS: tuple[str, ...] = THRESHOLD_RULES
 """Named threshold rules."""
 METRICS: tuple[str, ...] = RIPS_METRICS
 """Valid ``metric`` values."""
+PERSISTENCE_SUMMARIES: tuple[str, ...] = SUMMARY_KINDS
+"""Valid entries of ``persistence``: ``"total_persistence"``, ``"entropy"``, ``"persistent_betti"``."""
 
 AUTO_SAMPLES: dict[str, tuple[int, int]] = {"cubical": (20, 200), "rips": (300, 3000)}
 """``samples_per_class="auto"`` and ``max_samples="auto"`` per view: ``(per class, in all)``. The cubical view's
@@ -76,6 +81,7 @@ def auto_k(n: int) -> int:
 
 LayerSpec = str | Sequence[str] | Callable[[str, nn.Module], bool]
 ThresholdSpec = float | str | Callable[[Tensor], Tensor | float]
+PersistenceSummary = Literal["total_persistence", "entropy", "persistent_betti"]
 
 
 class ConfigError(ValueError):
@@ -121,6 +127,15 @@ class TopologyConfig:
             "rips" (per class, the sampled embeddings form a point cloud; Naitzat et al.).
         threshold: Cubical sublevel threshold: "mean" (each volume's own mean; scale-free), "median" (each volume's
             lower median), a number, or a callable mapping volumes (B, ...) to a (B,) tensor.
+        persistence: Cubical view: summaries of each volume's persistence diagram to compute and log, per
+            dimension of persistence_dims, averaged like the Betti numbers: "total_persistence" (sum of the
+            lifetimes; the essential class ends at the volume's max), "entropy" (Shannon entropy of the lifetimes
+            as fractions of their sum) and "persistent_betti" (the features alive at the threshold that persist at
+            least min_persistence); None (the default) computes no diagram.
+        min_persistence: Cubical view, "persistent_betti": the shortest lifetime counted, as a fraction of each
+            volume's range (max - min), in [0, 1]; 0 counts every feature (then they equal the Betti numbers).
+        persistence_dims: Cubical view: the homology dimensions of the persistence summaries (0, 1, 2); H1 is the
+            costly one to compute.
         scale: Point-cloud view: the Vietoris-Rips scale (hops for metric "knn_hops").
         metric: Point-cloud view: "knn_hops" (hop distance on the k-NN graph) or "euclidean".
         k: Point-cloud view: neighbours of the k-NN graph: "auto" = from each class's sample size n, round(n / 30)
@@ -149,6 +164,9 @@ class TopologyConfig:
     layers: LayerSpec = "auto"
     complex: Literal["cubical", "rips"] = "cubical"
     threshold: ThresholdSpec = "mean"
+    persistence: Sequence[PersistenceSummary] | None = None
+    min_persistence: float = 0.1
+    persistence_dims: Sequence[int] = (0, 1, 2)
     scale: float = 2.5
     metric: Literal["knn_hops", "euclidean"] = "knn_hops"
     k: int | Literal["auto"] = "auto"
@@ -186,6 +204,7 @@ class TopologyConfig:
             check_threshold_rule(self.threshold)
         except ValueError as err:
             raise ConfigError(str(err)) from err
+        self._check_persistence()
         s = self.scale
         if isinstance(s, bool) or not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
             raise ConfigError(f"`scale` must be a finite number > 0, got {s!r}.")
@@ -211,11 +230,69 @@ class TopologyConfig:
         for name in ("input_fn", "target_fn", "output_fn", "forward_fn"):
             _optional_callable(name, getattr(self, name))
 
+    def _check_persistence(self) -> None:
+        spec = self.persistence
+        if spec is not None:
+            names = (spec,) if isinstance(spec, str) else spec
+            if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+                raise ConfigError(f"`persistence` must be None or a list of {PERSISTENCE_SUMMARIES}, got {spec!r}.")
+            unknown = [n for n in names if n not in PERSISTENCE_SUMMARIES]
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], PERSISTENCE_SUMMARIES, n=1, cutoff=0.4)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(
+                    f"`persistence` has unknown summary {unknown[0]!r}{hint}; choose from {PERSISTENCE_SUMMARIES}."
+                )
+            if not names:
+                raise ConfigError(
+                    f"`persistence` is an empty list; pass None to compute no diagram, or some of "
+                    f"{PERSISTENCE_SUMMARIES}."
+                )
+            if self.complex != "cubical":
+                raise ConfigError(
+                    f"`persistence={list(names)}` needs the cubical view (persistence diagrams of each input's "
+                    f"activation volume); complex={self.complex!r} has none: use complex='cubical' or persistence=None."
+                )
+            object.__setattr__(self, "persistence", tuple(n for n in PERSISTENCE_SUMMARIES if n in names))
+        mp = self.min_persistence
+        if isinstance(mp, bool) or not (isinstance(mp, (int, float)) and 0.0 <= mp <= 1.0):
+            raise ConfigError(
+                f"`min_persistence` must be a number in [0, 1] (a fraction of each volume's range), got {mp!r}."
+            )
+        object.__setattr__(self, "min_persistence", float(mp))
+        dims = self.persistence_dims
+        if isinstance(dims, int) and not isinstance(dims, bool):
+            dims = (dims,)
+        if (
+            isinstance(dims, str)
+            or not isinstance(dims, Sequence)
+            or not dims
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 2 for d in dims)
+        ):
+            raise ConfigError(
+                f"`persistence_dims` must be a non-empty list of 0, 1 and 2, got {self.persistence_dims!r}."
+            )
+        object.__setattr__(self, "persistence_dims", tuple(sorted(set(dims))))
+
     # ------------------------------------------------------------------ derived
     @property
     def betti_dims(self) -> int:
         """How many Betti numbers each layer reports (3 for cubical, ``maxdim + 1`` for Rips)."""
         return 3 if self.complex == "cubical" else self.maxdim + 1
+
+    @property
+    def persistence_keys(self) -> list[str]:
+        """The persistence summaries computed per input and layer, by name (empty when ``persistence`` is None):
+        ``total_persistence_{k}``, ``persistence_entropy_{k}``, ``persistent_b{k}`` for each ``k`` of
+        ``persistence_dims``; the callback logs them as ``topology/{layer}/{name}``.
+
+        Example:
+            >>> TopologyConfig(persistence=["persistent_betti", "entropy"], persistence_dims=[1]).persistence_keys
+            ['persistence_entropy_1', 'persistent_b1']
+        """
+        if self.persistence is None:
+            return []
+        return summary_keys(self.persistence, self.persistence_dims)
 
     @property
     def per_class_cap(self) -> int | None:
@@ -276,7 +353,9 @@ class TopologyConfig:
 
         Both views: ``complex``, ``layers`` (and ``max_layers`` for ``"auto"``), ``samples_per_class`` and
         ``max_samples`` (``"auto"`` resolved for the view) and ``seed`` (which inputs); cubical: ``threshold``;
-        point cloud: ``scale``, ``metric``, ``k`` (for ``"knn_hops"``), ``maxdim`` and ``pool_size``. Left out:
+        point cloud: ``scale``, ``metric``, ``k`` (for ``"knn_hops"``), ``maxdim`` and ``pool_size``; with
+        ``persistence`` set (only then, so the keys of runs without it do not change): ``persistence``,
+        ``persistence_dims`` and, for ``"persistent_betti"``, ``min_persistence``. Left out:
         fields of the other view, how the work is run (``batch_size``, ``device``) and the data functions
         (``input_fn``, ``target_fn``, ``output_fn``, ``forward_fn``: two equivalent functions cannot be told apart,
         and a changed one shows in the sample's indices or the layer names). The callback's ``state_key`` is built
@@ -292,6 +371,9 @@ class TopologyConfig:
         names += ["samples_per_class", "max_samples", "seed"]
         if self.complex == "cubical":
             names += ["threshold"]
+            if self.persistence is not None:
+                names += ["persistence", "persistence_dims"]
+                names += ["min_persistence"] if "persistent_betti" in self.persistence else []
         else:
             names += ["scale", "metric", *(["k"] if self.metric == "knn_hops" else []), "maxdim", "pool_size"]
         return {name: values[name] for name in names}

@@ -70,6 +70,9 @@ def report_values(report: TopologyReport) -> dict[str, float]:
             values[f"topology/{name}/b{k}"] = float(means[i, k])
         values[f"topology/{name}/omega"] = float(report.omega[i])
     values["topology/omega_last"] = float(report.omega[-1])
+    for key, means in report.mean_persistence().items():
+        for i, name in enumerate(report.layers):
+            values[f"topology/{name}/{key}"] = float(means[i])
     return values
 
 
@@ -148,6 +151,15 @@ def main() -> None:
         # The same weights and sample in this one process (no sync even though a process group exists).
         report = analyse(model, val.dataset, topo.config, progress=False)
         out[f"analyse_{complex_}"] = report_values(report)
+    if FAIL_RANK is None:  # persistence summaries (all three, every dimension): reduced across ranks
+        seed_everything(0)
+        model = Classifier(digits_cnn())
+        topo = TopologyCallback(samples_per_class=4, persistence=["total_persistence", "entropy", "persistent_betti"])
+        trainer = Trainer(callbacks=[topo], **common)
+        trainer.validate(model, val, verbose=False)
+        out["validate_persistence"] = topology_values(trainer)
+        report = analyse(model, val.dataset, topo.config, progress=False)
+        out["analyse_persistence"] = report_values(report)
     if not args.uneven and FAIL_RANK is None:
         seed_everything(0)
         model = Classifier(digits_cnn())

@@ -72,6 +72,18 @@ def test_ddp_values_equal_single_process(even_runs: tuple[list[dict], list[dict]
         _assert_same(logged, rank[f"analyse_{view}"])
 
 
+def test_ddp_persistence_summaries_equal_single_process(even_runs: tuple[list[dict], list[dict]]) -> None:
+    single, ddp = even_runs
+    reference = single[0]["validate_persistence"]
+    keys = [k for k in reference if "persist" in k]
+    assert len(keys) >= 9 * 3  # three summaries x three dimensions, per layer
+    for rank in ddp:
+        _assert_same(reference, rank["validate_persistence"])
+        logged = {k: v for k, v in rank["validate_persistence"].items() if k in rank["analyse_persistence"]}
+        assert len(logged) == len(rank["analyse_persistence"])
+        _assert_same(logged, rank["analyse_persistence"])
+
+
 def test_early_stopping_same_epoch_on_every_rank(even_runs: tuple[list[dict], list[dict]]) -> None:
     single, ddp = even_runs
     assert single[0]["fit_stopped_epoch"] == 2

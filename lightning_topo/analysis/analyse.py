@@ -141,7 +141,8 @@ def analyse(
         **fields: any ``TopologyConfig`` field (``complex="rips"``, ``k=5``, ...), overriding ``config``.
 
     Returns:
-        A :class:`~lightning_topo.report.TopologyReport`.
+        A :class:`~lightning_topo.report.TopologyReport`; with ``persistence=[...]`` it also holds the persistence
+        summaries (per class and per input) and every layer's persistence diagrams of the sample.
 
     Raises:
         ConfigError: a bad ``TopologyConfig`` field (a ``ValueError`` naming it and the fix).
@@ -188,6 +189,20 @@ def analyse(
             [nan_rows if layer.per_input is None else layer.per_input.to(torch.float64) for layer in result.layers]
         )
     settings = cfg.settings()
+    persistence = per_input_persistence = diagrams = None
+    if cfg.persistence is not None:
+        keys = cfg.persistence_keys
+        nan_means = torch.full((len(result.classes), len(keys)), float("nan"), dtype=torch.float64)
+        nan_inputs = torch.full((len(sample.labels), len(keys)), float("nan"), dtype=torch.float64)
+        persistence = torch.stack(
+            [torch.stack([layer.persistence[k] for k in keys], dim=1) if layer.persistence else nan_means
+             for layer in result.layers]
+        )  # fmt: skip
+        per_input_persistence = torch.stack(
+            [nan_inputs if layer.per_input_persistence is None else layer.per_input_persistence.to(torch.float64)
+             for layer in result.layers]
+        )  # fmt: skip
+        diagrams = {layer.name: layer.diagrams for layer in result.layers if layer.diagrams is not None}
     return TopologyReport(
         layers=[layer.name for layer in result.layers],
         classes=list(result.classes),
@@ -202,4 +217,8 @@ def analyse(
         config=settings,
         warnings=list(result.warnings),
         name=name,
+        persistence_keys=cfg.persistence_keys,
+        persistence=persistence,
+        per_input_persistence=per_input_persistence,
+        diagrams=diagrams,
     )

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from lightning_topo.capture import capture_layers
 from lightning_topo.config import TopologyConfig
+from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.metrics import LayerwiseTopology, TopologyResult
 
 __all__ = ["TopologyEvaluationError", "evaluate_topology", "ranks_fail_together"]
@@ -147,7 +148,8 @@ def evaluate_topology(
 
     Returns:
         A :class:`TopologyResult`; for the cubical view each layer's ``per_input`` holds this process's
-        per-input Betti numbers.
+        per-input Betti numbers; with ``config.persistence`` set, its ``persistence`` the per-class means of the
+        summaries (combined over processes), ``per_input_persistence`` and ``diagrams`` this process's.
 
     Raises:
         TopologyEvaluationError: when states are synchronised (``sync=True``, ``torch.distributed`` initialised,
@@ -175,6 +177,8 @@ def evaluate_topology(
         metric = metric.to(metric_device)
     groups = [[name] for name in layer_names] if layer_by_layer else [list(layer_names)]
     per_input: dict[str, Tensor] = {}
+    persistence: dict[str, Tensor] = {}
+    diagrams: dict[str, PersistenceDiagrams] = {}
     # A rank that raises here would never join the gather in `compute`: every rank learns of it first.
     with ranks_fail_together(metric.problem.device, sync=sync, group=metric.process_group):
         for group in groups:
@@ -184,10 +188,16 @@ def evaluate_topology(
                     metric.update(name, problem=captured.problems[name])
                 elif name in captured.values:
                     values = captured.values[name]
-                    metric.update(name, values, labels, positions)
+                    summaries = captured.persistence.get(name)
+                    metric.update(name, values, labels, positions, persistence=summaries)
                     if cfg.complex == "cubical":
                         per_input[name] = values.cpu()
+                    if summaries is not None:
+                        persistence[name] = summaries.cpu()
+                        diagrams[name] = captured.diagrams[name]
     result = metric.compute()
     for layer in result.layers:
         layer.per_input = per_input.get(layer.name)
+        layer.per_input_persistence = persistence.get(layer.name)
+        layer.diagrams = diagrams.get(layer.name)
     return result

@@ -7,11 +7,17 @@ A report holds, for the watched layers in depth order and the sampled classes:
 * ``per_input`` ``(L, N, K)`` float64: Betti numbers of every sampled input (cubical view only);
 * ``omega`` ``(L,)``, ``theta`` (the paper's score) and ``decay_rate`` (the depth-normalised alternative,
   see :mod:`lightning_topo.functional.complexity`);
-* the sample (``labels``, dataset ``indices``), the analysis settings (``config``), problems and warnings.
+* the sample (``labels``, dataset ``indices``), the analysis settings (``config``), problems and warnings;
+* with ``TopologyConfig.persistence`` set (cubical view): ``persistence_keys`` (S names, e.g.
+  ``total_persistence_1``), ``persistence`` ``(L, C, S)`` float64 per-class means and ``per_input_persistence``
+  ``(L, N, S)`` per input of the persistence summaries, and ``diagrams``: each layer's
+  :class:`~lightning_topo.functional.PersistenceDiagrams` of the ``N`` sampled inputs (``index`` = position in
+  the sample).
 
 ``to_json`` writes standard JSON (non-finite floats as the strings ``"NaN"``, ``"Infinity"``,
 ``"-Infinity"``; floats written with Python's shortest round-tripping repr), so
-``TopologyReport.from_json(path)`` gives back exactly the same numbers.
+``TopologyReport.from_json(path)`` gives back exactly the same numbers. ``to_npz`` writes the diagrams as binary
+arrays (and the rest as that JSON), the compact form for many pairs; ``from_npz`` reads it back, equal.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from lightning_topo.functional.persistence import PersistenceDiagrams
 
 __all__ = ["REPORT_FORMAT", "TopologyReport", "short_name"]
 
@@ -91,6 +100,18 @@ class TopologyReport:
     config: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     name: str = ""
+    persistence_keys: list[str] = field(default_factory=list)
+    persistence: Tensor | None = None
+    per_input_persistence: Tensor | None = None
+    diagrams: dict[str, PersistenceDiagrams] | None = None
+
+    def mean_persistence(self) -> dict[str, Tensor]:
+        """``{name: (L,)}``: each persistence summary per layer averaged over the classes (NaN classes left out),
+        as the callback logs them; empty without persistence summaries."""
+        if self.persistence is None:
+            return {}
+        means = torch.nanmean(self.persistence, dim=1)
+        return {key: means[:, j] for j, key in enumerate(self.persistence_keys)}
 
     @property
     def betti_dims(self) -> int:
@@ -119,7 +140,22 @@ class TopologyReport:
             "problems": dict(self.problems),
             "config": dict(self.config),
             "warnings": list(self.warnings),
+            **self._persistence_dict(diagrams=True),
         }
+
+    def _persistence_dict(self, diagrams: bool) -> dict[str, Any]:
+        if self.persistence is None and self.diagrams is None:
+            return {}
+        out: dict[str, Any] = {
+            "persistence_keys": list(self.persistence_keys),
+            "persistence": None if self.persistence is None else _encode_tensor(self.persistence),
+            "per_input_persistence": (
+                None if self.per_input_persistence is None else _encode_tensor(self.per_input_persistence)
+            ),
+        }
+        if diagrams:
+            out["diagrams"] = None if self.diagrams is None else {k: _diagram_dict(d) for k, d in self.diagrams.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TopologyReport:
@@ -146,6 +182,7 @@ class TopologyReport:
             config=dict(data.get("config", {})),
             warnings=list(data.get("warnings", [])),
             name=str(data.get("name", "")),
+            **_persistence_fields(data, len(layers), len(classes), n),
         )
 
     def to_json(self, path: str | Path) -> Path:
@@ -162,6 +199,57 @@ class TopologyReport:
         if not path.is_file():
             raise FileNotFoundError(f"no report at {str(path)!r}.")
         return cls.from_dict(json.loads(path.read_text()))
+
+    def to_npz(self, path: str | Path) -> Path:
+        """Write the report as a NumPy ``.npz`` file (creating parent directories); returns the path.
+
+        The diagrams are stored as arrays (``diagrams.{i}.pairs`` ... for the ``i``-th layer that has them), the
+        rest as the JSON of :meth:`to_json` (an array of one string): :meth:`from_npz` reads it back without
+        pickle, equal in every field.
+
+        Example:
+            >>> import tempfile
+            >>> from torch.utils.data import TensorDataset
+            >>> from lightning_topo import analyse
+            >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU())
+            >>> data = TensorDataset(torch.rand(6, 1, 8, 8), torch.arange(6) % 2)
+            >>> report = analyse(net, data, progress=False, persistence=["total_persistence"])
+            >>> path = report.to_npz(tempfile.mkdtemp() + "/report.npz")
+            >>> TopologyReport.from_npz(path).equals(report), report.persistence_keys[:1]
+            (True, ['total_persistence_0'])
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.to_dict()
+        data.pop("diagrams", None)
+        arrays: dict[str, np.ndarray] = {"report": np.asarray(json.dumps(data, allow_nan=False))}
+        layers = list(self.diagrams or {})
+        arrays["diagram_layers"] = np.asarray(json.dumps(layers))
+        for i, layer in enumerate(layers):
+            for key, value in self.diagrams[layer].as_arrays().items():  # type: ignore[index]
+                arrays[f"diagrams.{i}.{key}"] = value
+        with open(path, "wb") as f:  # np.savez would append ".npz" to another suffix
+            np.savez(f, **arrays)
+        return path
+
+    @classmethod
+    def from_npz(cls, path: str | Path) -> TopologyReport:
+        """Read a report written by :meth:`to_npz` (no pickle is loaded)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no report at {str(path)!r}.")
+        with np.load(path, allow_pickle=False) as npz:
+            data = json.loads(str(npz["report"]))
+            layers = json.loads(str(npz["diagram_layers"])) if "diagram_layers" in npz.files else []
+            report = cls.from_dict(data)
+            if layers:
+                report.diagrams = {
+                    layer: PersistenceDiagrams.from_arrays(
+                        {key.split(".", 2)[2]: npz[key] for key in npz.files if key.startswith(f"diagrams.{i}.")}
+                    )
+                    for i, layer in enumerate(layers)
+                }
+        return report
 
     def equals(self, other: TopologyReport) -> bool:
         """Exact equality of every field (NaN equals NaN)."""
@@ -186,7 +274,8 @@ class TopologyReport:
         }
 
     def to_pandas(self) -> Any:
-        """A long ``pandas.DataFrame``: one row per (layer, class) with depth, b0.. and the layer's Omega."""
+        """A long ``pandas.DataFrame``: one row per (layer, class) with depth, b0.., the layer's Omega and the
+        persistence summaries (when computed)."""
         try:
             import pandas as pd
         except ImportError as err:
@@ -198,6 +287,8 @@ class TopologyReport:
                 for kk in range(self.betti_dims):
                     row[_BETTI[kk]] = float(self.betti[i, j, kk])
                 row["omega"] = float(self.omega[i])
+                for s, key in enumerate(self.persistence_keys if self.persistence is not None else []):
+                    row[key] = float(self.persistence[i, j, s])  # type: ignore[index]
                 rows.append(row)
         return pd.DataFrame(rows)
 
@@ -229,6 +320,43 @@ class TopologyReport:
         footer = self.name if self.name and self.name != short else None
         _fit_texts(fig, fig.axes[0].title, footer)
         return fig
+
+
+def _diagram_dict(d: PersistenceDiagrams) -> dict[str, Any]:
+    return {
+        "pairs": _encode_tensor(d.pairs.detach().cpu().to(torch.float64)) if len(d) else [],
+        "dims": [int(v) for v in d.dims.tolist()],
+        "index": [int(v) for v in d.index.tolist()],
+        "num_volumes": int(d.num_volumes),
+        "computed_dims": [int(v) for v in d.computed_dims],
+        "value_min": _encode_tensor(d.value_min.detach().cpu().to(torch.float64)),
+        "value_max": _encode_tensor(d.value_max.detach().cpu().to(torch.float64)),
+    }
+
+
+def _diagram_from_dict(data: dict[str, Any]) -> PersistenceDiagrams:
+    b = int(data["num_volumes"])
+    return PersistenceDiagrams(
+        pairs=_tensor(data["pairs"], (len(data["dims"]), 2)),
+        dims=torch.tensor(data["dims"], dtype=torch.long).reshape(-1),
+        index=torch.tensor(data["index"], dtype=torch.long).reshape(-1),
+        num_volumes=b,
+        computed_dims=tuple(int(v) for v in data["computed_dims"]),
+        value_min=_tensor(data["value_min"], (b,)),
+        value_max=_tensor(data["value_max"], (b,)),
+    )
+
+
+def _persistence_fields(data: dict[str, Any], layers: int, classes: int, n: int) -> dict[str, Any]:
+    """The persistence fields of :meth:`TopologyReport.from_dict` (absent in reports without them)."""
+    keys = list(data.get("persistence_keys") or [])
+    means, per_input, diagrams = data.get("persistence"), data.get("per_input_persistence"), data.get("diagrams")
+    return {
+        "persistence_keys": keys,
+        "persistence": None if means is None else _tensor(means, (layers, classes, len(keys))),
+        "per_input_persistence": None if per_input is None else _tensor(per_input, (layers, n, len(keys))),
+        "diagrams": None if diagrams is None else {k: _diagram_from_dict(v) for k, v in diagrams.items()},
+    }
 
 
 def short_name(name: str) -> str:

@@ -12,6 +12,17 @@ about half a millisecond per key and call, more than the topology of a small mod
 * ``topology/decay_rate`` — the headline, depth-normalised decay: the fitted fraction of peak Omega lost
   from the first to the last watched layer; **higher = more simplification** (``mode="max"``);
 * ``topology/omega_last`` — Omega of the deepest watched layer (for the Betti-floor stopping rule).
+
+With ``persistence=[...]`` (cubical view; off by default), per layer and dimension ``k`` of
+``persistence_dims``, averaged per class, then over classes, as the Betti numbers (and combined across DDP
+ranks and kept in the history the same way):
+
+* ``topology/{layer}/total_persistence_{k}`` — the sum of the lifetimes of the H_k pairs of an input's volume
+  (the essential H0 class ends at the volume's max);
+* ``topology/{layer}/persistence_entropy_{k}`` — the Shannon entropy (nats) of those lifetimes as fractions of
+  their sum (0 with no pair);
+* ``topology/{layer}/persistent_b{k}`` — the H_k features alive at the threshold that persist at least
+  ``min_persistence`` of the volume's range (``min_persistence=0``: ``b{k}``).
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ from lightning_topo.capture import (
 from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.functional._checks import check_int
+from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
 from lightning_topo.metrics import TopologyResult
@@ -132,6 +144,8 @@ class TopologyCallback(Callback):
         self.history: list[dict[str, Any]] = []
         self.validate_history: list[dict[str, Any]] = []
         self.last_result: TopologyResult | None = None
+        #: The persistence diagrams of the latest evaluation, per layer (``persistence`` set; this rank's inputs).
+        self.last_diagrams: dict[str, PersistenceDiagrams] = {}
         self.timings: list[float] = []
         self._charts = ChartWriter(self.chart_kinds, figures=_MATPLOTLIB_AVAILABLE, on_error=self._chart_failed)
         self._module_types: dict[str, str] = {}
@@ -377,12 +391,15 @@ class TopologyCallback(Callback):
         for message in result.warnings:
             self._warn_once(message, f"TopologyCallback: {message}")
         self.last_result = result
+        self.last_diagrams = {layer.name: layer.diagrams for layer in result.layers if layer.diagrams is not None}
         self._log(trainer, result)
         # A `validate` run's values are logged and kept apart: they are not epochs of the fit.
         records = self.history if trainer.state.fn == "fit" else self.validate_history
         records.append(self._record(trainer, result))
         if trainer.is_global_zero and self.chart_kinds and trainer.loggers and not trainer.sanity_checking:
-            self._send_charts(trainer, records)  # loggers get nothing from the sanity check, as in Lightning
+            self._send_charts(
+                trainer, records, self.last_diagrams
+            )  # loggers get nothing from the sanity check, as in Lightning
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -412,7 +429,9 @@ class TopologyCallback(Callback):
         self._module_types = self._types_of(pl_module, self.layer_names)
         self._ordered = True
 
-    def _send_charts(self, trainer: Trainer, records: list[dict[str, Any]]) -> None:
+    def _send_charts(
+        self, trainer: Trainer, records: list[dict[str, Any]], diagrams: dict[str, PersistenceDiagrams]
+    ) -> None:
         wanted = {kind for kind, _ in chart_targets(trainer)}
         if {"tensorboard", "png"} & wanted & set(self.chart_kinds) and not _MATPLOTLIB_AVAILABLE:
             self._warn_once(
@@ -420,13 +439,14 @@ class TopologyCallback(Callback):
                 'TopologyCallback: figures for TensorBoard / PNG need matplotlib: pip install "lightning-topo[plot]"; '
                 "skipping them.",
             )
-        self._charts.send(trainer, records)
+        self._charts.send(trainer, records, diagrams)
 
     def plot(self) -> dict[str, Any]:
         """Matplotlib figures of the history so far: ``betti_vs_depth`` (latest evaluation), ``omega_history``
-        (Omega vs depth, a line per epoch) and ``decay`` (for notebooks; needs matplotlib). Empty before the first
-        evaluation."""
-        return figures_of(self.history)
+        (Omega vs depth, a line per epoch) and ``decay``, and with ``persistence`` set a
+        ``persistence_diagram/{layer}`` per watched layer (the latest evaluation's diagrams; for notebooks; needs
+        matplotlib). Empty before the first evaluation."""
+        return figures_of(self.history, self.last_diagrams)
 
     # ------------------------------------------------------------------ logging
     def metrics_of(self, result: TopologyResult) -> dict[str, float]:
@@ -437,10 +457,14 @@ class TopologyCallback(Callback):
             for i in range(self.config.betti_dims):
                 metrics[f"topology/{layer.name}/{_BETTI_KEYS[i]}"] = float(mean[i])
             metrics[f"topology/{layer.name}/omega"] = layer.omega
+            for key, value in layer.mean_persistence().items():
+                metrics[f"topology/{layer.name}/{key}"] = value
             if self.log_per_class:
-                for row, c in zip(layer.betti, result.classes, strict=False):
+                for j, (row, c) in enumerate(zip(layer.betti, result.classes, strict=False)):
                     for i in range(self.config.betti_dims):
                         metrics[f"topology/{layer.name}/class_{c}/{_BETTI_KEYS[i]}"] = float(row[i])
+                    for key, values in (layer.persistence or {}).items():
+                        metrics[f"topology/{layer.name}/class_{c}/{key}"] = float(values[j])
         metrics["topology/theta"] = result.theta
         metrics["topology/decay_rate"] = result.decay_rate
         metrics["topology/omega_last"] = result.layers[-1].omega if result.layers else math.nan
@@ -465,6 +489,10 @@ class TopologyCallback(Callback):
                 "problem": layer.problem,
                 "module": self._module_types.get(layer.name),
             }
+            if layer.persistence is not None:  # per class, as "betti"
+                layers[layer.name]["persistence"] = {
+                    k: [float(v) for v in t.tolist()] for k, t in layer.persistence.items()
+                }
         return {
             "epoch": int(trainer.current_epoch),
             "global_step": int(trainer.global_step),

@@ -2,7 +2,9 @@
 
 * cubical view: the output of one input is a volume — ``(C, H, W)``, ``(H, W)`` or ``(D,)``; the hook turns
   the batch into per-input Betti numbers ``(B, 3)`` (:func:`~lightning_topo.functional.cubical_betti`) on the
-  compute device, so no raw activation outlives its batch;
+  compute device, so no raw activation outlives its batch; with ``TopologyConfig.persistence`` set, also into
+  the batch's persistence diagrams (``cubical_persistence``, kept on the CPU) and their per-input summaries
+  ``(B, S)`` (:func:`~lightning_topo.functional.persistence_summaries`, at the same thresholds);
 * point-cloud view: the hook turns the batch into pooled, flattened embeddings ``(B, d)``.
 
 Token outputs ``(B, T, D)`` of transformers are read by :mod:`lightning_topo.capture.tokens`: a vision
@@ -17,7 +19,7 @@ reported (``problems``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -25,9 +27,17 @@ from torch import Tensor, nn
 from lightning_topo.capture.hooks import ActivationCapture, model_device, run_on_sample
 from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, pool_tokens, token_layout
 from lightning_topo.config import TopologyConfig
-from lightning_topo.functional import NonFiniteError, cubical_betti, sublevel_thresholds
+from lightning_topo.functional import NonFiniteError, cubical_betti, persistence_summaries, sublevel_thresholds
+from lightning_topo.functional.persistence import PersistenceDiagrams
 
-__all__ = ["ACCELERATOR_BUFFER_BYTES", "CPU_BUFFER_BYTES", "LayerValues", "capture_layers", "pooled_embedding"]
+__all__ = [
+    "ACCELERATOR_BUFFER_BYTES",
+    "CPU_BUFFER_BYTES",
+    "LayerValues",
+    "capture_layers",
+    "cat_diagrams",
+    "pooled_embedding",
+]
 
 ACCELERATOR_BUFFER_BYTES = 256 * 2**20
 """On an accelerator, a layer's activations are gathered over forward batches up to this many bytes and reduced
@@ -68,6 +78,9 @@ class _Reducer:
         self.layout = layout if layout is not None else TokenLayout()
         self.problems: dict[str, str] = {}
         self._pending: dict[str, list[Tensor]] = {}
+        # With `config.persistence`: per layer, one (summaries, diagrams) per reduced batch, in the order of the
+        # Betti numbers returned (the hooks append those to `ActivationCapture.results`).
+        self.persistence: dict[str, list[tuple[Tensor, PersistenceDiagrams]]] = {}
 
     def __call__(self, name: str, out: Tensor) -> Tensor | None:
         if name in self.problems:
@@ -104,10 +117,25 @@ class _Reducer:
 
     def _betti(self, name: str, volumes: Tensor) -> Tensor | None:
         try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
-            return cubical_betti(volumes, sublevel_thresholds(volumes, self.config.threshold))
+            thresholds = sublevel_thresholds(volumes, self.config.threshold)
+            betti = cubical_betti(volumes, thresholds)
         except NonFiniteError:
             self.problems[name] = "NaN or Inf in its activations"
             return None
+        if self.config.persistence is not None:
+            self.persistence.setdefault(name, []).append(self._diagrams(volumes, thresholds))
+        return betti
+
+    def _diagrams(self, volumes: Tensor, thresholds: Tensor | float) -> tuple[Tensor, PersistenceDiagrams]:
+        """The batch's persistence summaries ``(B, S)`` (on the compute device) and diagrams (on the CPU)."""
+        from lightning_topo.functional import cubical_persistence  # the engine of functional/persistence.py
+
+        cfg = self.config
+        diagrams = cubical_persistence(volumes, dims=cfg.persistence_dims)
+        summaries = persistence_summaries(
+            diagrams, thresholds, cfg.persistence or (), cfg.min_persistence, cfg.persistence_dims
+        )
+        return summaries, diagrams.to("cpu")
 
     def flush(self, name: str) -> Tensor | None:
         """Reduce the activations of ``name`` gathered so far (``None`` when there are none)."""
@@ -125,10 +153,45 @@ class LayerValues:
         values: ``{layer: tensor}`` — cubical: ``(n, 3)`` int64 Betti numbers; point cloud: ``(n, d)`` float32
             embeddings; on the compute device. Layers with a problem are absent.
         problems: ``{layer: why}`` for the layers that could not be reduced.
+        persistence: cubical view with ``config.persistence`` set: ``{layer: (n, S)}`` float64 persistence
+            summaries per input (columns ``config.persistence_keys``), on the compute device; else empty.
+        diagrams: the same layers' persistence diagrams of the ``n`` inputs (on the CPU); else empty.
     """
 
     values: dict[str, Tensor]
     problems: dict[str, str]
+    persistence: dict[str, Tensor] = field(default_factory=dict)
+    diagrams: dict[str, PersistenceDiagrams] = field(default_factory=dict)
+
+
+def cat_diagrams(parts: Sequence[PersistenceDiagrams]) -> PersistenceDiagrams:
+    """The diagrams of consecutive batches as the diagrams of one batch (``index`` offset by the volumes before).
+
+    Example:
+        >>> one = PersistenceDiagrams(torch.tensor([[0.0, 1.0]], dtype=torch.float64), torch.tensor([0]),
+        ...                           torch.tensor([0]), 1, (0,), torch.zeros(1, dtype=torch.float64),
+        ...                           torch.ones(1, dtype=torch.float64))
+        >>> both = cat_diagrams([one, one])
+        >>> both.index.tolist(), both.num_volumes
+        ([0, 1], 2)
+    """
+    if not parts:
+        raise ValueError("cat_diagrams needs at least one PersistenceDiagrams.")
+    if len(parts) == 1:
+        return parts[0]
+    dims = {p.computed_dims for p in parts}
+    if len(dims) > 1:
+        raise ValueError(f"the diagrams to concatenate were computed for different dims: {sorted(dims)}.")
+    offsets = torch.tensor([0] + [p.num_volumes for p in parts[:-1]]).cumsum(0).tolist()
+    return PersistenceDiagrams(
+        pairs=torch.cat([p.pairs for p in parts]),
+        dims=torch.cat([p.dims for p in parts]),
+        index=torch.cat([p.index + offset for p, offset in zip(parts, offsets, strict=True)]),
+        num_volumes=sum(p.num_volumes for p in parts),
+        computed_dims=parts[0].computed_dims,
+        value_min=torch.cat([p.value_min for p in parts]),
+        value_max=torch.cat([p.value_max for p in parts]),
+    )
 
 
 def capture_layers(
@@ -163,6 +226,8 @@ def capture_layers(
         capture.results.setdefault(name, []).append(reducer.flush(name))
     values: dict[str, Tensor] = {}
     problems: dict[str, str] = {}
+    persistence: dict[str, Tensor] = {}
+    diagrams: dict[str, PersistenceDiagrams] = {}
     for name in layer_names:
         problem = reducer.problems.get(name) or capture.skipped.get(name)
         reduced = [r for r in capture.results.get(name, []) if r is not None]
@@ -179,4 +244,8 @@ def capture_layers(
             problems[name] = problem
         elif reduced:
             values[name] = torch.cat(reduced)
-    return LayerValues(values, problems)
+            parts = reducer.persistence.get(name)
+            if parts:
+                persistence[name] = torch.cat([summaries for summaries, _ in parts])
+                diagrams[name] = cat_diagrams([d for _, d in parts])
+    return LayerValues(values, problems, persistence, diagrams)

@@ -2,7 +2,8 @@
 
 Every check raises :class:`ValueError` (or :class:`TypeError` for a non-tensor) whose message
 names the argument, the bad value or sample index, and what is accepted. NaN or Inf input raises the
-subclass :class:`NonFiniteError`, so callers can skip such data by type, never by message text.
+subclass :class:`NonFiniteError`, so callers can skip such data by type, never by message text. A missing optional
+dependency raises :class:`MissingDependencyError` (an ``ImportError``) naming the ``pip install`` line.
 """
 
 from __future__ import annotations

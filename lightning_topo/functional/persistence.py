@@ -7,18 +7,39 @@ pairs of dimension ``k`` with ``birth <= t < death`` is ``cubical_betti(volumes,
 
 :class:`PersistenceDiagrams` holds the pairs of a whole batch as three flat tensors (``pairs``, ``dims``,
 ``index``), as torch_geometric batches graphs: one volume's or one dimension's diagram is a boolean selection.
+
+:func:`cubical_persistence` computes them on the CPU (a CUDA input is copied to the host and the diagrams are moved
+back; a batched GPU path is future work): H0 and the top dimension (H2 of a 3-D volume, H1 of a 2-D one) by a
+compiled union-find over the voxels in value order (:mod:`lightning_topo.functional._persistence_kernels`, numba:
+``pip install "lightning-topo[fast]"``), H1 of a 3-D volume by a boundary-matrix reduction
+(:mod:`lightning_topo.functional._h1_reduction`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["PersistenceDiagrams"]
+from lightning_topo.functional._checks import (
+    MissingDependencyError,
+    as_device,
+    check_int,
+    check_tensor,
+    check_volumes,
+)
+from lightning_topo.functional.cubical import as_volumes_3d
+
+__all__ = ["PersistenceDiagrams", "cubical_persistence"]
+
+INSTALL_FAST = 'pip install "lightning-topo[fast]"'
 
 
 @dataclass(frozen=True)
@@ -149,3 +170,171 @@ class PersistenceDiagrams:
             value_min=torch.as_tensor(np.asarray(arrays["value_min"], dtype=np.float64)),
             value_max=torch.as_tensor(np.asarray(arrays["value_max"], dtype=np.float64)),
         )
+
+
+def check_dims(dims: object) -> tuple[int, ...]:
+    """``dims`` as a sorted tuple of distinct homological dimensions in 0..2; a ``ValueError`` naming a bad one.
+
+    Example:
+        >>> check_dims((2, 0))
+        (0, 2)
+        >>> check_dims(1)
+        (1,)
+    """
+    if isinstance(dims, int) and not isinstance(dims, bool):
+        dims = (dims,)
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, Iterable):
+        raise ValueError(f"`dims` must be a tuple of homological dimensions in 0..2, e.g. (0, 1, 2), got {dims!r}.")
+    items = tuple(dims)
+    if not items:
+        raise ValueError("`dims` is empty: pass at least one homological dimension in 0..2, e.g. dims=(0,).")
+    for dim in items:
+        check_int(dim, "dims", 0, 2, why=f" (a homological dimension of a volume; in dims={items!r})")
+    return tuple(sorted(set(items)))  # type: ignore[arg-type]
+
+
+def _kernels() -> Any:
+    """The compiled kernels (a namespace of ``MAX_VOXELS`` and ``pairs_chunk``); a :class:`MissingDependencyError`
+    when numba is not installed."""
+    try:
+        from lightning_topo.functional._persistence_kernels import MAX_VOXELS, pairs_chunk
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"cubical_persistence needs numba for its compiled union-find: {INSTALL_FAST} (or pip install numba). "
+            f"Importing it failed: {err}"
+        ) from err
+    return SimpleNamespace(MAX_VOXELS=MAX_VOXELS, pairs_chunk=pairs_chunk)
+
+
+_POOL: list = []  # [ThreadPoolExecutor, workers], created at the first batch computed on more than one thread
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    if not _POOL or _POOL[1] < workers:
+        if _POOL:
+            _POOL[0].shutdown(wait=False)
+        _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="lightning-topo-ph"), workers]
+    return _POOL[0]
+
+
+def _union_find_pairs(
+    host: np.ndarray, want_h0: bool, want_top: bool, top_dim: int, workers: int
+) -> tuple[np.ndarray, ...]:
+    """H0 and/or top-dimension pairs of ``host`` ``(B, D, H, W)`` float64, on ``workers`` threads: pairs, dims,
+    index, and each volume's minimum and maximum."""
+    kernels = _kernels()
+    batch, depth, height, width = host.shape
+    flat = host.reshape(batch, -1)
+    args = (depth, height, width, want_h0, want_top, top_dim)
+    workers = min(batch, workers)
+    if workers <= 1:
+        return kernels.pairs_chunk(flat, *args, 0, batch)
+    # More chunks than threads, so a chunk of costly volumes does not leave the other threads idle.
+    bounds = np.unique(np.linspace(0, batch, min(batch, 4 * workers) + 1).astype(np.int64)).tolist()
+    futures = [_pool(workers).submit(kernels.pairs_chunk, flat, *args, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    parts = [future.result() for future in futures]
+    return tuple(np.concatenate([part[i] for part in parts]) for i in range(5))
+
+
+def cubical_persistence(
+    volumes: Tensor,
+    dims: Iterable[int] | int = (0, 1, 2),
+    *,
+    device: torch.device | str | None = None,
+    workers: int | None = None,
+) -> PersistenceDiagrams:
+    """Persistence diagrams of the sublevel filtration of each volume of a batch.
+
+    The filtration :func:`~lightning_topo.functional.cubical_betti` takes slices of: the voxels are the vertices of
+    a cubical complex and a cell enters at the largest value of its vertices (the V-construction), exactly GUDHI's
+    ``CubicalComplex(vertices=volume)`` and cripser's ``computePH``. So for every finite ``t`` the number of pairs of
+    dimension ``k`` with ``birth <= t < death`` is ``cubical_betti(volumes, t)[:, k]``. Pairs with
+    ``birth == death`` are omitted; H0 has one essential pair per volume, ``(min, +inf)``; no other dimension has
+    one (a volume is contractible). A 2-D volume has no H2, a 1-D one neither H1 nor H2.
+
+    Computed on the CPU: a CUDA input is copied to the host and the diagrams moved back (a batched GPU path is
+    future work). H0 and the top dimension (H2 of a 3-D volume, H1 of a 2-D one, by Alexander duality) come from a
+    compiled union-find over the voxels in value order; H1 of a 3-D volume (all sides >= 2) from a boundary-matrix
+    reduction, by far the costliest part: ``dims=(0, 2)`` skips it.
+
+    Args:
+        volumes: a batch ``(B, *spatial)`` with 1, 2 or 3 spatial axes; a conv-map batch ``(B, C, H, W)`` is ``B``
+            volumes of shape ``(C, H, W)``, ``(B, H, W)`` is ``B`` 2-D maps and ``(B, D)`` ``B`` vectors (size-1
+            axes are dropped: a ``(1, H, W)`` volume is a 2-D map). Any real dtype (integers and half precision
+            included; values are compared in float64, exact for integers below 2**53); NaN or Inf is an error.
+        dims: the homological dimensions to compute and return, in 0..2 (an int for one).
+        device: where the returned tensors live; ``None`` means the device of ``volumes``.
+        workers: threads over the volumes of the batch for the union-find (the kernels release the GIL);
+            ``None`` means :func:`numba.get_num_threads`.
+
+    Returns:
+        :class:`PersistenceDiagrams` of the batch: float64 ``[birth, death]`` pairs ordered by volume, then
+        dimension, with ``computed_dims == tuple(sorted(set(dims)))``.
+
+    Raises:
+        ValueError: on a bad ``dims`` or ``workers``, a wrong number of axes, an empty batch, a zero-size axis or
+            NaN/Inf values (:class:`~lightning_topo.functional.NonFiniteError`, naming the sample index).
+        TypeError: if ``volumes`` is not a tensor.
+        MissingDependencyError: numba is not installed (an ``ImportError``; ``pip install "lightning-topo[fast]"``).
+
+    Example:
+        >>> ring = torch.ones(1, 5, 5)
+        >>> ring[0, 1:4, 1:4] = 0.0   # a 3x3 square of zeros ...
+        >>> ring[0, 2, 2] = 0.5       # ... around a higher middle
+        >>> d = cubical_persistence(ring)
+        >>> d.diagram(dim=0).tolist(), d.diagram(dim=1).tolist(), d.diagram(dim=2).tolist()
+        ([[0.0, inf]], [[0.0, 0.5]], [])
+    """
+    target = as_device(device, check_tensor(volumes, "volumes").device)
+    volumes = check_volumes(volumes)
+    wanted = check_dims(dims)
+    if workers is not None:
+        check_int(workers, "workers", 1, allow_none="numba.get_num_threads()")
+    vols = as_volumes_3d(volumes.detach())
+    batch, depth, height, width = vols.shape
+    kernels = _kernels()
+    if depth * height * width > kernels.MAX_VOXELS:
+        raise ValueError(
+            f"`volumes` has {depth * height * width} voxels per volume, more than the {kernels.MAX_VOXELS} "
+            "cubical_persistence indexes: split the volumes."
+        )
+    if workers is None:
+        import numba
+
+        workers = numba.get_num_threads()
+    host = np.ascontiguousarray(vols.to(device="cpu", dtype=torch.float64).numpy())
+    spatial = sum(side >= 2 for side in (depth, height, width))
+    top_dim = spatial - 1  # H2 of a 3-D volume, H1 of a 2-D one (a 1-D one: H0 only, which the H0 pass computes)
+    want_h0 = 0 in wanted
+    want_top = top_dim >= 1 and top_dim in wanted
+    parts: list[tuple[np.ndarray, ...]] = []
+    if want_h0 or want_top:
+        *found, value_min, value_max = _union_find_pairs(host, want_h0, want_top, top_dim, workers)
+        parts.append(tuple(found))
+    else:
+        value_min, value_max = host.reshape(batch, -1).min(axis=1), host.reshape(batch, -1).max(axis=1)
+    if spatial == 3 and 1 in wanted:
+        from lightning_topo.functional._h1_reduction import h1_pairs_batch
+
+        pairs, index = h1_pairs_batch(host, workers=workers)
+        parts.append(
+            (
+                np.asarray(pairs, dtype=np.float64).reshape(-1, 2),
+                np.ones(len(index), dtype=np.int64),
+                np.asarray(index, dtype=np.int64),
+            )
+        )
+    if parts:
+        pairs, dims_of, index = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    else:
+        pairs, dims_of, index = np.empty((0, 2)), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    order = np.lexsort((dims_of, index))  # stable: by volume, then dimension, each kernel's order within
+    return PersistenceDiagrams(
+        pairs=torch.from_numpy(np.ascontiguousarray(pairs[order])).to(target),
+        dims=torch.from_numpy(np.ascontiguousarray(dims_of[order])).to(target),
+        index=torch.from_numpy(np.ascontiguousarray(index[order])).to(target),
+        num_volumes=batch,
+        computed_dims=wanted,
+        value_min=torch.from_numpy(value_min).to(target),
+        value_max=torch.from_numpy(value_max).to(target),
+    )

@@ -13,7 +13,13 @@ global rank zero. Everything is logged at the step Lightning logs that epoch's s
     :data:`MAX_EPOCH_LINES` epochs, evenly spaced, first and latest kept, so a log stays small);
   - ``topology/betti_vs_depth``: b0, b1, b2 and Omega against depth for the latest evaluation.
 
-  The x axis of both charts is the depth; its title names the layers (``1 net.0 · 2 net.1 · …``). The
+  - with persistence diagrams (``TopologyConfig.persistence`` set): ``topology/persistence_diagram/{layer}``, a
+    scatter chart of birth against death of the latest evaluation per watched layer; its table has the columns
+    ``dim``, ``birth``, ``death``, ``lifetime``, ``essential`` (the essential class at the diagram's ``inf``
+    line, :func:`~lightning_topo.loggers.figures.diagram_bounds`), at most :data:`MAX_WANDB_PAIRS` pairs (the
+    most persistent; the title says how many of how many).
+
+  The x axis of the depth charts is the depth; its title names the layers (``1 net.0 · 2 net.1 · …``). The
   scalars reach W&B as they reach every logger (:func:`log_scalars`).
 * a ``TensorBoardLogger``: a custom-scalars layout (:func:`tensorboard_layout`, written once through the
   logger: Omega of every layer on one chart, b0/b1/b2 per layer, decay rate and theta) and the figures of
@@ -21,7 +27,11 @@ global rank zero. Everything is logged at the step Lightning logs that epoch's s
   logger's run directory (an event file ending in ``.topology_figures``; TensorBoard reads every event file
   of a run), so they can be written after Lightning closed its writer; it is closed once the last figures are in.
 * any other logger (CSV, ...): the figures as PNG files under ``<log_dir>/topology/`` (``betti_vs_depth.png``,
-  ``omega_history.png``, ``decay.png``; rewritten, the last one drawn holds every epoch).
+  ``omega_history.png``, ``decay.png``; rewritten, the last one drawn holds every epoch), and with persistence
+  diagrams ``persistence_diagram/{layer}.png`` (TensorBoard: the tag ``topology/persistence_diagram/{layer}``).
+
+Under DDP the diagrams drawn are global rank zero's (its share of the sample); the summaries logged as scalars
+are combined over every rank.
 
 Figures are drawn on a background thread (:class:`~lightning_topo.loggers.render.BackgroundRenderer`), throttled
 to about a tenth of the wall time: training does not wait for matplotlib. When evaluations come faster than
@@ -44,12 +54,13 @@ from typing import Any
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
-from lightning_topo.loggers.figures import betti_dims, betti_vs_depth, figures_of
+from lightning_topo.loggers.figures import betti_dims, betti_vs_depth, diagram_bounds, figures_of
 from lightning_topo.loggers.render import BackgroundRenderer
 
 __all__ = [
     "CHART_TARGETS",
     "MAX_EPOCH_LINES",
+    "MAX_WANDB_PAIRS",
     "PROFILE_COLUMNS",
     "ChartWriter",
     "chart_targets",
@@ -63,6 +74,9 @@ CHART_TARGETS = ("wandb", "tensorboard", "png")
 
 #: The most epochs drawn as lines on W&B's ``topology/omega_vs_depth`` chart.
 MAX_EPOCH_LINES = 10
+
+#: The most pairs per layer in W&B's ``topology/persistence_diagram/{layer}`` table (the most persistent are kept).
+MAX_WANDB_PAIRS = 2000
 
 #: The columns of W&B's ``topology/depth_profile`` table (``b2`` only where Betti numbers go up to b2).
 PROFILE_COLUMNS = ("epoch", "step", "depth", "layer", "module", "b0", "b1", "b2", "omega")
@@ -169,8 +183,9 @@ class ChartWriter:
         self._finish_lock = threading.Lock()  # orders `finish` (main thread) against `_on_idle` (worker)
         self._finished = False  # fitting ended: close our writers once the last figures are written
 
-    def send(self, trainer: Trainer, history: Sequence[Record]) -> None:
-        """Log the charts of the latest evaluation in ``history`` (figures are drawn in the background)."""
+    def send(self, trainer: Trainer, history: Sequence[Record], diagrams: dict[str, Any] | None = None) -> None:
+        """Log the charts of the latest evaluation in ``history`` (figures are drawn in the background), and of
+        its persistence diagrams ``{layer: PersistenceDiagrams}`` when given."""
         if not history:
             return
         with self._finish_lock:
@@ -181,7 +196,7 @@ class ChartWriter:
             if kind not in self.kinds:
                 continue
             if kind == "wandb":
-                logger.log_metrics(self._wandb_charts(history, step), step=step)
+                logger.log_metrics({**self._wandb_charts(history, step), **_wandb_diagrams(diagrams)}, step=step)
             elif kind == "tensorboard":
                 writer = logger.experiment
                 if id(writer) not in self._layouts:
@@ -192,7 +207,8 @@ class ChartWriter:
                 drawings.append(("png", os.path.join(_log_dir(trainer, logger), "topology")))
         if drawings and self.figures:
             # Records are never changed once in the history: a shallow copy is a consistent snapshot.
-            self.renderer.submit(functools.partial(self._draw, list(history), drawings, step))
+            job = functools.partial(self._draw, list(history), drawings, step, dict(diagrams or {}))
+            self.renderer.submit(job)
 
     def finish(self) -> None:
         """Fitting ended: draw the pending figures now (no waiting), then close the event files opened for them.
@@ -259,8 +275,10 @@ class ChartWriter:
         }
 
     # ------------------------------------------------------------------ figures (background thread)
-    def _draw(self, history: Sequence[Record], drawings: Sequence[tuple[str, Any]], step: int) -> None:
-        figures = figures_of(history)
+    def _draw(
+        self, history: Sequence[Record], drawings: Sequence[tuple[str, Any]], step: int, diagrams: dict[str, Any]
+    ) -> None:
+        figures = figures_of(history, diagrams) if diagrams else figures_of(history)
         for kind, where in drawings:
             if kind == "tensorboard":
                 writer = self._figure_writer(where)
@@ -268,9 +286,9 @@ class ChartWriter:
                     writer.add_figure(f"topology/{name}", fig, global_step=step, close=False)
                 writer.flush()
                 continue
-            os.makedirs(where, exist_ok=True)
             for name, fig in figures.items():
-                path = os.path.join(where, f"{name}.png")
+                path = os.path.join(where, *name.split("/")) + ".png"
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 partial = f"{path}.partial"
                 fig.savefig(partial, format="png", dpi=100)
                 os.replace(partial, path)  # a reader never sees half a file
@@ -295,6 +313,38 @@ class ChartWriter:
         self.__dict__.update(state)
         self._writers_lock = threading.Lock()
         self._finish_lock = threading.Lock()
+
+
+def _wandb_diagrams(diagrams: dict[str, Any] | None) -> dict[str, Any]:
+    """W&B scatter charts ``topology/persistence_diagram/{layer}`` of birth against death (see the module doc)."""
+    if not diagrams:
+        return {}
+    import torch
+    import wandb
+
+    charts = {}
+    for layer, diagram in diagrams.items():
+        inf_line = diagram_bounds(diagram)[2]
+        pairs = diagram.pairs.detach().cpu().to(torch.float64)
+        essential = torch.isinf(pairs[:, 1])
+        death = torch.where(essential, torch.full_like(pairs[:, 1], inf_line), pairs[:, 1])
+        ends = torch.where(essential, diagram.value_max.to(pairs)[diagram.index.cpu()], pairs[:, 1])
+        lifetime = ends - pairs[:, 0]
+        keep = torch.argsort(-lifetime, stable=True)[:MAX_WANDB_PAIRS]
+        keep = keep[torch.argsort(keep)]  # the most persistent, in the diagram's order
+        table = wandb.Table(columns=["dim", "birth", "death", "lifetime", "essential"])
+        dims = diagram.dims.cpu()
+        for i in keep.tolist():
+            table.add_data(int(dims[i]), float(pairs[i, 0]), float(death[i]), float(lifetime[i]), bool(essential[i]))
+        shown = (
+            f"the {len(keep)} most persistent of {len(pairs)} pairs"
+            if len(keep) < len(pairs)
+            else f"{len(pairs)} pairs"
+        )
+        dims_text = ", ".join(f"H{d}" for d in diagram.computed_dims)
+        title = f"Persistence diagram of {layer} ({dims_text}; {shown}; essential class at death = {inf_line:.4g})"
+        charts[f"topology/persistence_diagram/{layer}"] = wandb.plot.scatter(table, "birth", "death", title=title)
+    return charts
 
 
 def _log_dir(trainer: Trainer, logger: Logger) -> str:

@@ -2,7 +2,10 @@
 
 * :func:`betti_depth_figure` — b0, b1, b2 and Omega against the layers for one evaluation;
 * :func:`omega_history_figure` — Omega against the layers, one line per evaluated epoch (fixed size);
-* :func:`decay_figure` — the decay rate and theta over epochs, each on its own axis.
+* :func:`decay_figure` — the decay rate and theta over epochs, each on its own axis;
+* :func:`persistence_diagram_figure` — a layer's persistence diagram (birth vs death, a panel per dimension; the
+  essential class on an "inf" line; a 2-D density above :data:`DENSITY_ABOVE` pairs, so 10^4 pairs stay
+  readable), drawn for each watched layer when the callback computes persistence.
 
 Every function takes the plain-Python records of ``TopologyCallback.history`` and returns a
 ``matplotlib.figure.Figure`` built without pyplot, so figures can be drawn on a background thread
@@ -21,22 +24,29 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DENSITY_ABOVE",
     "FIGURE_NAMES",
     "betti_depth_figure",
     "betti_dims",
     "betti_vs_depth",
     "decay_figure",
+    "diagram_bounds",
     "figures_of",
     "layer_labels",
     "omega_history_figure",
+    "persistence_diagram_figure",
     "png_bytes",
     "require_matplotlib",
 ]
 
 Record = dict[str, Any]
 
-#: The figures :func:`figures_of` draws, in order.
+#: The figures :func:`figures_of` draws, in order (then ``persistence_diagram/{layer}`` per layer, given diagrams).
 FIGURE_NAMES = ("betti_vs_depth", "omega_history", "decay")
+
+#: A persistence diagram panel with more finite pairs than this is drawn as a 2-D density (hexagonal bins, log
+#: colour scale) instead of one marker per pair, which would be an unreadable blot.
+DENSITY_ABOVE = 1000
 
 # Legible as a ~400 px wide thumbnail: 7 x 4.6 in at 100 dpi with 12-13 pt text.
 _SIZE = (7.0, 4.6)
@@ -227,16 +237,114 @@ def decay_figure(history: Sequence[Record]) -> Any:
     return fig
 
 
-def figures_of(history: Sequence[Record]) -> dict[str, Any]:
+def diagram_bounds(diagrams: Any) -> tuple[float, float, float]:
+    """``(low, high, inf_line)`` of a persistence diagram's axes: the smallest and largest value of its volumes
+    (a constant volume padded by 1) and the height at which the essential class (``death = inf``) is drawn,
+    8% of the range above ``high``.
+
+    Example:
+        >>> import torch
+        >>> from lightning_topo.functional.persistence import PersistenceDiagrams
+        >>> d = PersistenceDiagrams(torch.tensor([[0.0, float("inf")]], dtype=torch.float64), torch.tensor([0]),
+        ...                         torch.tensor([0]), 1, (0,), torch.tensor([0.0], dtype=torch.float64),
+        ...                         torch.tensor([10.0], dtype=torch.float64))
+        >>> diagram_bounds(d)
+        (0.0, 10.0, 10.8)
+    """
+    if diagrams.num_volumes == 0:
+        return 0.0, 1.0, 1.08
+    low, high = float(diagrams.value_min.min()), float(diagrams.value_max.max())
+    if not high > low:
+        low, high = low - 0.5, high + 0.5
+    return low, high, high + 0.08 * (high - low)
+
+
+def persistence_diagram_figure(diagrams: Any, layer: str = "", record: Record | None = None) -> Any:
+    """A layer's persistence diagram: birth against death, one panel per computed dimension.
+
+    Every input's pairs are drawn together (the diagram of the layer on the sample). Finite pairs are markers, or
+    above :data:`DENSITY_ABOVE` pairs in a panel a 2-D density (hexagonal bins, log colour scale: the count of
+    pairs per bin); the essential class (``death = inf``) is drawn as triangles on a dashed line labelled
+    ``inf`` above the largest value; the diagonal ``death = birth`` is where features without persistence lie.
+
+    Args:
+        diagrams: a :class:`~lightning_topo.functional.PersistenceDiagrams`.
+        layer: the layer's name, for the title.
+        record: the evaluation's history record, for the epoch and step in the title.
+
+    Example:
+        >>> import torch
+        >>> from lightning_topo.functional.persistence import PersistenceDiagrams
+        >>> d = PersistenceDiagrams(torch.tensor([[0.0, float("inf")], [1.0, 3.0]], dtype=torch.float64),
+        ...                         torch.tensor([0, 1]), torch.tensor([0, 0]), 1, (0, 1),
+        ...                         torch.tensor([0.0], dtype=torch.float64), torch.tensor([4.0], dtype=torch.float64))
+        >>> [ax.get_title() for ax in persistence_diagram_figure(d, "conv").axes]
+        ['H0: 1 pair (1 essential)', 'H1: 1 pair']
+    """
+    matplotlib = _matplotlib()
+    pairs = diagrams.pairs.detach().cpu().to(dtype=diagrams.pairs.dtype).numpy()
+    dims = diagrams.dims.detach().cpu().numpy()
+    low, high, inf_line = diagram_bounds(diagrams)
+    pad = 0.04 * (inf_line - low)
+    panels = list(diagrams.computed_dims)
+    fig = _new_figure((3.6 * max(len(panels), 1) + 0.6, 4.4))
+    axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
+    locator = matplotlib.ticker.MaxNLocator(nbins=5)
+    for ax, dim in zip(axes, panels, strict=False):
+        _ticks(ax)
+        chosen = pairs[dims == dim]
+        essential = ~np.isfinite(chosen[:, 1])
+        finite = chosen[~essential]
+        ax.plot([low, high], [low, high], color="gray", linewidth=1.0, zorder=1)
+        ax.axhline(inf_line, color="gray", linestyle="--", linewidth=1.0, zorder=1)
+        if len(finite) > DENSITY_ABOVE:
+            bins = ax.hexbin(
+                finite[:, 0], finite[:, 1], gridsize=40, bins="log", mincnt=1, cmap="viridis",
+                extent=(low, high, low, high), zorder=2,
+            )  # fmt: skip
+            colorbar = fig.colorbar(bins, ax=ax)
+            colorbar.set_label("pairs per bin", fontsize=_TICK_SIZE)
+            _ticks(colorbar.ax)
+        elif len(finite):
+            ax.scatter(finite[:, 0], finite[:, 1], s=12, alpha=0.6, color=_DIM_COLOURS[dim % 3], zorder=2)
+        if essential.any():
+            births = chosen[essential, 0]
+            ax.scatter(births, np.full(len(births), inf_line), marker="^", s=40, color="#d62728", zorder=3)
+        ticks = [t for t in locator.tick_values(low, high) if low - pad <= t <= high]
+        ax.set_yticks([*ticks, inf_line], [*(f"{t:.3g}" for t in ticks), "inf"])
+        ax.set_xlim(low - pad, high + pad)
+        ax.set_ylim(low - pad, inf_line + pad)
+        count = f"{len(chosen)} pair{'s' if len(chosen) != 1 else ''}"
+        ax.set_title(
+            f"H{dim}: {count}" + (f" ({int(essential.sum())} essential)" if essential.any() else ""),
+            fontsize=_LABEL_SIZE,
+        )
+        ax.set_xlabel("birth", fontsize=_LABEL_SIZE)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("death", fontsize=_LABEL_SIZE)
+    when = f", {_when(record)}" if record is not None else ""
+    name = f" of {layer}" if layer else ""
+    fig.suptitle(f"Persistence diagram{name} ({diagrams.num_volumes} inputs{when})", fontsize=_TITLE_SIZE)
+    return fig
+
+
+_DIM_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")
+
+
+def figures_of(history: Sequence[Record], diagrams: dict[str, Any] | None = None) -> dict[str, Any]:
     """All figures of a history (:data:`FIGURE_NAMES`): ``betti_vs_depth`` (latest evaluation), ``omega_history``
-    (every evaluation) and ``decay``."""
+    (every evaluation) and ``decay``; given the latest evaluation's ``{layer: PersistenceDiagrams}``, also a
+    ``persistence_diagram/{layer}`` per layer (:func:`persistence_diagram_figure`)."""
     if not history:
         return {}
-    return {
+    figures = {
         "betti_vs_depth": betti_depth_figure(history[-1]),
         "omega_history": omega_history_figure(history),
         "decay": decay_figure(history),
     }
+    for layer, diagram in (diagrams or {}).items():
+        figures[f"persistence_diagram/{layer}"] = persistence_diagram_figure(diagram, layer, history[-1])
+    return figures
 
 
 def png_bytes(fig: Any, dpi: int = 100) -> bytes:

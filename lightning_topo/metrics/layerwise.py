@@ -7,7 +7,9 @@ view, pooled embeddings for the point-cloud view) go in with :meth:`LayerwiseTop
 * cubical: per-layer, per-class integer sums of ``(b0, b1, b2)`` and sample counts, ``dist_reduce_fx="sum"``
   (the sufficient statistics of the per-class means: ``_betti_update`` / ``_betti_compute`` /
   ``_omega_compute`` of :mod:`lightning_topo.functional.statistics`, in the style of torchmetrics' functional
-  ``_update`` / ``_compute`` split);
+  ``_update`` / ``_compute`` split); with ``config.persistence`` set, also per-layer, per-class float64 sums of
+  the per-input persistence summaries (``persistence_sum``, reduced and averaged the same way, with the same
+  counts);
 * point cloud: each layer's embeddings, labels and sample positions, ``dist_reduce_fx="cat"`` (a point cloud's
   Betti numbers need all of its points); after the gather the points are put back in sample order, so the
   result does not depend on how the sample was split over ranks;
@@ -31,6 +33,7 @@ from torchmetrics import Metric
 
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import normalised_decay, rips_betti, theta
+from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
 
 __all__ = ["LayerTopology", "LayerwiseTopology", "TopologyResult", "decays"]
@@ -43,6 +46,10 @@ class LayerTopology:
     ``betti``: ``(C, K)`` mean Betti numbers per class (NaN for a class that could not be computed);
     ``per_input``: ``(N, K)`` Betti numbers per sampled input (cubical view, this process's inputs; ``None``
     for Rips); ``omega``: Omega (per class, then over classes); ``problem``: why the layer is NaN, if it is.
+    With ``TopologyConfig.persistence`` set (cubical view): ``persistence``, ``{name: (C,)}`` float64 per-class
+    means of each summary (names: ``TopologyConfig.persistence_keys``, e.g. ``total_persistence_1``;
+    combined over processes like ``betti``); ``per_input_persistence``, ``(N, S)`` the summaries per input and
+    ``diagrams``, the inputs' persistence diagrams (both of this process's inputs, as ``per_input``).
     """
 
     name: str
@@ -50,6 +57,14 @@ class LayerTopology:
     omega: float
     per_input: Tensor | None = None
     problem: str | None = None
+    persistence: dict[str, Tensor] | None = None
+    per_input_persistence: Tensor | None = None
+    diagrams: PersistenceDiagrams | None = None
+
+    def mean_persistence(self) -> dict[str, float]:
+        """Each persistence summary averaged over the classes (NaN classes left out), as the callback logs it;
+        empty when none was computed."""
+        return {key: float(torch.nanmean(values)) for key, values in (self.persistence or {}).items()}
 
 
 @dataclass
@@ -99,6 +114,15 @@ class LayerwiseTopology(Metric):
         >>> r = m.compute()
         >>> [layer.omega for layer in r.layers], [b.tolist() for b in r.layers[0].betti]
         ([3.0, 1.0], [[3.0, 1.0, 0.0], [2.0, 0.0, 0.0]])
+
+        With persistence summaries (``TopologyConfig.persistence``), each batch brings them along:
+
+        >>> cfg = TopologyConfig(persistence=["persistent_betti"], persistence_dims=[0])
+        >>> m = LayerwiseTopology(["conv"], classes=[0, 1], config=cfg)
+        >>> m.update("conv", torch.tensor([[3, 1, 0], [2, 0, 0]]), torch.tensor([0, 1]),
+        ...          persistence=torch.tensor([[2.0], [1.0]]))
+        >>> m.compute().layers[0].persistence["persistent_b0"].tolist()
+        [2.0, 1.0]
     """
 
     is_differentiable = False
@@ -119,6 +143,9 @@ class LayerwiseTopology(Metric):
         if self.config.complex == "cubical":
             self.add_state("betti_sum", torch.zeros(n_layers, n_classes, 3, dtype=torch.int64), dist_reduce_fx="sum")
             self.add_state("count", torch.zeros(n_layers, n_classes, dtype=torch.int64), dist_reduce_fx="sum")
+            if self.config.persistence is not None:
+                shape = (n_layers, n_classes, len(self.config.persistence_keys))
+                self.add_state("persistence_sum", torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
         else:
             self.add_state("width", torch.zeros(n_layers, dtype=torch.int64), dist_reduce_fx="max")
             for i in range(n_layers):
@@ -152,6 +179,7 @@ class LayerwiseTopology(Metric):
         positions: Tensor | None = None,
         *,
         problem: str | None = None,
+        persistence: Tensor | None = None,
     ) -> None:
         """Add one layer's values for a batch of sampled inputs, or mark the layer as unusable.
 
@@ -163,6 +191,8 @@ class LayerwiseTopology(Metric):
                 in sample order after a DDP gather, so ties in the k-NN graph break the same way; default
                 ``0..B-1``).
             problem: instead of values: why the layer cannot be computed; it is then NaN on every rank.
+            persistence: cubical view with ``config.persistence`` set (and only then): ``(B, S)`` persistence
+                summaries of the same inputs, columns ``config.persistence_keys``.
         """
         i = self._layer(layer)
         if problem is not None:
@@ -174,10 +204,16 @@ class LayerwiseTopology(Metric):
             raise ValueError("pass `values` and `labels` (or `problem=`).")
         index = self.class_index(labels)
         if self.config.complex == "cubical":
+            self._check_persistence(persistence, len(index))
             sums, counts = _betti_update(values, index, len(self.classes))
             self.betti_sum[i] += sums.to(self.betti_sum.device)
             self.count[i] += counts.to(self.count.device)
+            if persistence is not None:
+                sums, _ = _betti_update(persistence.to(torch.float64), index, len(self.classes))
+                self.persistence_sum[i] += sums.to(self.persistence_sum.device)
             return
+        if persistence is not None:
+            raise ValueError("`persistence=` is for the cubical view; this metric computes the point-cloud view.")
         if positions is None:
             positions = torch.arange(len(index))
         device = self.problem.device
@@ -186,6 +222,25 @@ class LayerwiseTopology(Metric):
         getattr(self, f"cloud_{i}").append(flat.reshape(-1))
         getattr(self, f"labels_{i}").append(torch.as_tensor(labels).reshape(-1).to(device, torch.long))
         getattr(self, f"positions_{i}").append(torch.as_tensor(positions).reshape(-1).to(device, torch.long))
+
+    def _check_persistence(self, persistence: Tensor | None, batch: int) -> None:
+        keys = self.config.persistence_keys
+        if persistence is None:
+            if keys:
+                raise ValueError(
+                    f"this metric's config asks for persistence summaries {keys}: pass `persistence=` (B, {len(keys)}) "
+                    "with the Betti numbers."
+                )
+            return
+        if not keys:
+            raise ValueError("`persistence=` was passed, but this metric's config has persistence=None.")
+        if persistence.shape != (batch, len(keys)) or persistence.is_complex():
+            raise ValueError(
+                f"`persistence` must be real with shape (B, S) = ({batch}, {len(keys)}) (columns {keys}), got "
+                f"{tuple(persistence.shape)}."
+            )
+        if not bool(torch.isfinite(persistence).all()):
+            raise ValueError("`persistence` holds NaN or Inf; the summaries of finite diagrams are finite.")
 
     def _sync_dist(self, dist_sync_fn: Any = None, process_group: Any = None) -> None:
         # Every rank must gather every list state with the same number of axes, also a rank that holds no input
@@ -215,11 +270,17 @@ class LayerwiseTopology(Metric):
             if problem[i] > 0:
                 why = self.problems.get(name, "a problem on another process")
                 nan = torch.full((n_classes, dims), math.nan, dtype=torch.float64)
-                layers.append(LayerTopology(name, nan, math.nan, problem=why))
+                keys = self.config.persistence_keys
+                nans = {key: torch.full((n_classes,), math.nan, dtype=torch.float64) for key in keys} if keys else None
+                layers.append(LayerTopology(name, nan, math.nan, problem=why, persistence=nans))
             elif self.config.complex == "cubical":
                 sums, counts = self.betti_sum[i].cpu(), self.count[i].cpu()
                 om = float(_omega_compute(sums, counts))
-                layers.append(LayerTopology(name, _betti_compute(sums, counts), om))
+                persistence = None
+                if self.config.persistence is not None:
+                    means = _betti_compute(self.persistence_sum[i].cpu(), counts)
+                    persistence = {key: means[:, j] for j, key in enumerate(self.config.persistence_keys)}
+                layers.append(LayerTopology(name, _betti_compute(sums, counts), om, persistence=persistence))
             else:
                 layers.append(self._rips_layer(i, name, warnings))
         for layer in layers:

@@ -1,0 +1,162 @@
+"""Per-layer benchmark: `cubical_persistence` against cripser and GUDHI on real ResNet18 activations.
+
+    python benchmarks/bench_persistence.py            # about 2 minutes on 2 cores
+    python benchmarks/bench_persistence.py --quick    # a smoke run (two small layers, one repeat)
+
+Activations: `bench_layers.py`'s (scikit-learn digits upsampled to 3x224x224 through a randomly initialised ResNet18,
+full width 64) at `relu` (64x112x112), `layer1.0` (64x56x56), `layer2.0` (128x28x28), `layer3.0` (256x14x14) and
+`layer4.0` (512x7x7); and one synthetic row, `_common.relu_like` at 64x56x56 (a blurred Gaussian field through a
+ReLU: half exact zeros, about 20,000 pairs, where cripser is 4-5x slower than on the real layer1.0 maps of the same
+shape, which have about 4,000).
+
+Per layer, ms per volume: ours on a whole batch (median of repeats) for H0 + H2 (`dims=(0, 2)`: the compiled
+union-find passes) and for all three diagrams (with the H1 reduction), on 1 and on 2 threads (`workers`); against
+`cripser.computePH(maxdim=2)` and GUDHI's `CubicalComplex(vertices=v).persistence()` (all three diagrams each) on a
+few volumes of the same batch. Every diagram (finite pairs as sorted arrays, essential births) must equal both
+peers', else the run stops. ratio = peer / ours. The machine is shared: the load averages are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import cpu_model, package_versions, relu_like
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = ("relu", "layer1.0", "layer2.0", "layer3.0", "layer4.0")
+QUICK_LAYERS = ("layer3.0", "layer4.0")
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    """Median wall seconds of ``repeats`` calls (after one warm-up call) and the last result."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def _sorted(pairs: np.ndarray) -> np.ndarray:
+    pairs = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+def split(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Finite pairs with birth < death (sorted) and essential births (sorted) of ``(n, 2)`` pairs, where an
+    essential death is +inf or cripser's DBL_MAX."""
+    pairs = np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
+    essential = pairs[:, 1] >= np.finfo(np.float64).max
+    finite = pairs[~essential]
+    return _sorted(finite[finite[:, 0] < finite[:, 1]]), np.sort(pairs[essential, 0])
+
+
+def cripser_diagrams(volume: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    import cripser
+
+    bars = cripser.computePH(volume, maxdim=2)
+    return {dim: split(bars[bars[:, 0] == dim][:, 1:3]) for dim in range(3)}
+
+
+def gudhi_diagrams(volume: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    import gudhi
+
+    cc = gudhi.CubicalComplex(vertices=volume)
+    bars = cc.persistence()  # min_persistence=0: the pairs with birth == death are left out, as ours are
+    return {dim: split(np.array([p for d, p in bars if d == dim]).reshape(-1, 2)) for dim in range(3)}
+
+
+def ours_diagrams(diagrams, volume: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    return {dim: split(diagrams.diagram(volume=volume, dim=dim).numpy()) for dim in diagrams.computed_dims}
+
+
+def same(a: dict, b: dict, dims) -> bool:
+    return all(np.array_equal(a[d][0], b[d][0]) and np.array_equal(a[d][1], b[d][1]) for d in dims)
+
+
+def provenance(threads: int) -> str:
+    names = ("torch", "numpy", "numba", "llvmlite", "cripser", "gudhi")
+    found = package_versions(names)
+    versions = [f"{name} {found.get(name, '-')}" for name in names]
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    return (
+        f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, python "
+        f"{platform.python_version()}, {', '.join(versions)}\n# CPU: {cpu_model()}, {os.cpu_count()} cores "
+        f"(load average {', '.join(f'{x:.1f}' for x in load)} at the start; shared machine, timings are noisy), "
+        f"torch threads {torch.get_num_threads()}, numba threads {threads}; peers single-threaded"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="two small layers, small batches, one repeat")
+    args = parser.parse_args(argv)
+    batch, n_peer, repeats = (2, 1, 1) if args.quick else (8, 2, 5)
+    layers = QUICK_LAYERS if args.quick else LAYERS
+    import numba
+    from bench_layers import activations
+
+    from lightning_topo.functional import cubical_persistence
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    print(provenance(numba.get_num_threads()))
+    acts = activations(batch)
+    volumes_of = {name: acts[name] for name in layers}
+    if not args.quick:
+        volumes_of["relu_like"] = relu_like(batch, (64, 56, 56), "cpu", 0)
+    print(
+        f"\n## ms per volume, batch of {batch} (ours: median of {repeats} calls on the whole batch, 1 and 2 threads; "
+        f"peers: mean over {n_peer} volumes, all three diagrams); ratio = peer / ours"
+    )
+    print(
+        f"{'layer':<10} {'shape':<11} {'pairs':>6} {'H0+H2 1t':>9} {'2t':>7} {'all 1t':>8} {'2t':>8} {'cripser':>8} "
+        f"{'gudhi':>8}  {'cripser/H0+H2':>13} {'cripser/all':>11} {'gudhi/all':>9}  identical"
+    )
+    for name, volumes in volumes_of.items():
+        ms = {}
+        for dims in ((0, 2), (0, 1, 2)):
+            for workers in (1, 2):
+                seconds, result = timed(
+                    lambda v=volumes, d=dims, w=workers: cubical_persistence(v, d, workers=w), repeats
+                )
+                ms[dims, workers] = 1e3 * seconds / batch
+        full = result
+        host = volumes.double().numpy()
+        peer_ms = {}
+        identical = True
+        for peer, diagrams_of in (("cripser", cripser_diagrams), ("gudhi", gudhi_diagrams)):
+            start = time.perf_counter()
+            found = [diagrams_of(host[i]) for i in range(n_peer)]
+            peer_ms[peer] = 1e3 * (time.perf_counter() - start) / n_peer
+            identical &= all(same(ours_diagrams(full, i), found[i], (0, 1, 2)) for i in range(n_peer))
+        pairs = len(full.select(volume=0))
+        crip, gud = peer_ms["cripser"], peer_ms["gudhi"]
+        print(
+            f"{name:<10} {'x'.join(map(str, volumes.shape[1:])):<11} {pairs:>6} {ms[(0, 2), 1]:7.2f}ms "
+            f"{ms[(0, 2), 2]:5.2f}ms {ms[(0, 1, 2), 1]:6.1f}ms {ms[(0, 1, 2), 2]:6.1f}ms {crip:6.0f}ms "
+            f"{gud:6.0f}ms  {crip / ms[(0, 2), 1]:5.1f}x/{crip / ms[(0, 2), 2]:5.1f}x "
+            f"{crip / ms[(0, 1, 2), 1]:4.1f}x/{crip / ms[(0, 1, 2), 2]:4.1f}x {gud / ms[(0, 1, 2), 1]:8.1f}x  "
+            f"{'yes' if identical else 'NO'}"
+        )
+        if not identical:
+            raise SystemExit(f"{name}: our diagrams differ from cripser's or GUDHI's")
+    print(
+        "\n# ratio columns: x/y = against ours on 1 / on 2 threads; 'pairs': volume 0's pairs with birth < death "
+        "(all dims, the essential H0 class included)"
+    )
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    print(f"# load average at the end: {', '.join(f'{x:.1f}' for x in load)}")
+
+
+if __name__ == "__main__":
+    main()

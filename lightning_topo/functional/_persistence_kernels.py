@@ -1,0 +1,410 @@
+"""Compiled kernels of :func:`lightning_topo.functional.cubical_persistence`: H0 and the top dimension by union-find.
+
+Per volume (the voxels of a ``(D, H, W)`` volume, flat in raster order, as float64):
+
+* **One order for both passes.** The voxels equal to the volume's minimum (with ReLU maps about half of them) come
+  first, in raster order, unsorted: every merge among them happens at the minimum, so the order inside the plateau
+  cannot change a diagram. The others are sorted by value with an LSD radix sort of order-preserving integer keys
+  (:func:`_sort_rest`) over the bits that differ between keys only, in passes of at most 11 bits: a float32 value
+  stored as a float64 has 29 zero mantissa bits, so float32 data costs three passes. ``rank`` (per voxel of a
+  volume padded by one layer on each axis of size >= 2, its position in that order) then tells both passes which
+  neighbours are visited, without flags to reset.
+* **H0** (:func:`_h0_pass`): the voxels in increasing order; each joins its already-visited face neighbours (6 in
+  3-D; size-1 axes leave 4 in 2-D and 2 in 1-D) by union-find with path halving. A set's root is its oldest voxel
+  (the first visited), so its value is the set's birth; when two sets meet at value ``x`` the younger root (the one
+  visited later: larger birth, ties by visit order) is hooked onto the elder and the pair ``(birth, x)`` is written
+  unless ``birth == x`` (the elder rule).
+* **The top dimension** (:func:`_dual_pass`), by Alexander duality: the H0 of the complement's *superlevel*
+  filtration, 26-connected (8 in a plane), with one more node for the outside joined to every voxel on the
+  boundary of the volume's non-degenerate axes and older than every voxel (the padding is that node). A
+  neighbour adjacent to one already joined is skipped unread: adjacent visited voxels are in one set. The
+  minimum's plateau is not visited: each set still apart from the outside then is a void filled at the minimum.
+  The voxels in decreasing order; when two sets meet at value ``s`` the younger one (smaller maximum, ties by
+  visit order) was a bounded component of ``{v > t}`` for ``s <= t < max``: a void (a 1-cycle in a plane) of the
+  sublevel set ``{v <= t}``, the pair ``(s, max)``.
+
+The kernels release the GIL (``nogil=True``): the caller runs chunks of a batch on a thread pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["MAX_VOXELS", "pairs_chunk"]
+
+MAX_VOXELS = 2**31 - 2
+"""Voxels per volume the int32 union-find arrays index (one more node for the outside)."""
+
+_SIGN = np.uint64(1) << np.uint64(63)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _find(parent: np.ndarray, x: int) -> int:
+    while parent[x] != x:
+        grand = parent[parent[x]]
+        parent[x] = grand  # path halving
+        x = grand
+    return x
+
+
+@njit(nogil=True, cache=True)
+def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx: np.ndarray, m: int) -> np.ndarray:
+    """Sort ``idx[:m]`` by ``keys[:m]`` (uint64, order-preserving) in place: a stable LSD radix sort over the bits
+    that differ between keys only, in passes of at most 11 bits (the histograms of all passes in one read). Returns
+    the array that holds the sorted keys (``keys`` or ``tmp_keys``)."""
+    if m < 2:
+        return keys
+    first = keys[0]
+    varying = np.uint64(0)
+    for j in range(m):
+        varying |= keys[j] ^ first
+    if varying == 0:
+        return keys
+    low = 0
+    while not (varying >> np.uint64(low)) & np.uint64(1):
+        low += 1
+    high = 63
+    while not (varying >> np.uint64(high)) & np.uint64(1):
+        high -= 1
+    nbits = high - low + 1
+    passes = (nbits + 10) // 11
+    bits = (nbits + passes - 1) // passes
+    mask = np.uint64((1 << bits) - 1)
+    counts = np.zeros((passes, 1 << bits), dtype=np.int64)
+    for j in range(m):
+        key = keys[j] >> np.uint64(low)
+        for p in range(passes):
+            counts[p, (key >> np.uint64(p * bits)) & mask] += 1
+    for p in range(passes):
+        total = 0
+        for c in range(1 << bits):
+            count = counts[p, c]
+            counts[p, c] = total
+            total += count
+    src_k, src_i, dst_k, dst_i = keys, idx, tmp_keys, tmp_idx
+    for p in range(passes):
+        shift = np.uint64(low + p * bits)
+        slots = counts[p]
+        for j in range(m):
+            key = src_k[j]
+            c = (key >> shift) & mask
+            pos = slots[c]
+            slots[c] = pos + 1
+            dst_k[pos] = key
+            dst_i[pos] = src_i[j]
+        src_k, src_i, dst_k, dst_i = dst_k, dst_i, src_k, src_i
+    if passes % 2:
+        idx[:m] = src_i[:m]
+    return src_k
+
+
+@njit(nogil=True, cache=True)
+def _prepare(
+    values: np.ndarray,
+    depth: int,
+    height: int,
+    width: int,
+    rank: np.ndarray,
+    order: np.ndarray,
+    ordered: np.ndarray,
+    keys: np.ndarray,
+    tmp_keys: np.ndarray,
+    tmp_idx: np.ndarray,
+) -> tuple[float, float, int]:
+    """Order the voxels of ``values`` by value: those equal to the minimum first, in raster order, then the others
+    sorted. Writes ``order`` (the voxels' indices in the padded volume, in that order), ``ordered`` (their values)
+    and ``rank`` (per padded voxel its position in ``order``; the padding keeps the ``n + 1`` it was filled with).
+    Returns the minimum, the maximum and the number of voxels equal to the minimum."""
+    n = values.size
+    pd, ph, pw = int(depth > 1), int(height > 1), int(width > 1)
+    hp, wp = height + 2 * ph, width + 2 * pw
+    vmin = values[0]
+    vmax = values[0]
+    for x in values:
+        vmin = min(vmin, x)
+        vmax = max(vmax, x)
+    plateau = 0
+    for x in values:
+        if x == vmin:
+            plateau += 1
+    ubits = values.view(np.uint64)
+    p = 0
+    r = plateau
+    i = 0
+    for d in range(depth):
+        for h in range(height):
+            base = ((d + pd) * hp + h + ph) * wp + pw
+            for w in range(width):
+                x = values[i]
+                if x == vmin:
+                    order[p] = base + w
+                    p += 1
+                else:
+                    # x != vmin, so x is not a zero equal to a -0.0 or +0.0 minimum; but a -0.0 among +0.0 is the
+                    # same value: one key for both.
+                    bits = ubits[i] if x != 0.0 else np.uint64(0)
+                    keys[r - plateau] = ~bits if bits & _SIGN else bits | _SIGN
+                    order[r] = base + w
+                    r += 1
+                i += 1
+    m = n - plateau
+    done = _sort_rest(keys, order[plateau:], tmp_keys, tmp_idx, m)
+    ordered[:plateau] = vmin
+    obits = ordered.view(np.uint64)
+    for j in range(m):
+        key = done[j]
+        obits[plateau + j] = key ^ _SIGN if key & _SIGN else ~key
+    for j in range(n):
+        rank[order[j]] = j
+    return vmin, vmax, plateau
+
+
+@njit(nogil=True, cache=True)
+def _offsets(depth: int, height: int, width: int, faces: bool, backward: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Index offsets in the padded volume of the face (6) or all (26) neighbours along the axes of size >= 2
+    (faces first); with ``backward``, only those before the voxel in raster order. And per neighbour, the bit mask of
+    the neighbours listed before it that are 26-adjacent to it."""
+    hp, wp = height + 2 * int(height > 1), width + 2 * int(width > 1)
+    out = np.empty(26, dtype=np.int64)
+    steps_of = np.empty((26, 3), dtype=np.int64)
+    k = 0
+    for rank in range(1, 4):
+        for dd in range(-1, 2):
+            if dd != 0 and depth == 1:
+                continue
+            for dh in range(-1, 2):
+                if dh != 0 and height == 1:
+                    continue
+                for dw in range(-1, 2):
+                    if dw != 0 and width == 1:
+                        continue
+                    if abs(dd) + abs(dh) + abs(dw) != rank or (faces and rank > 1):
+                        continue
+                    off = (dd * hp + dh) * wp + dw
+                    if backward and off > 0:
+                        continue
+                    out[k] = off
+                    steps_of[k, 0] = dd
+                    steps_of[k, 1] = dh
+                    steps_of[k, 2] = dw
+                    k += 1
+    adjacent = np.zeros(k, dtype=np.int64)
+    for i in range(k):
+        for j in range(i):
+            if (
+                abs(steps_of[i, 0] - steps_of[j, 0]) <= 1
+                and abs(steps_of[i, 1] - steps_of[j, 1]) <= 1
+                and abs(steps_of[i, 2] - steps_of[j, 2]) <= 1
+            ):
+                adjacent[i] |= np.int64(1) << j
+    return out[:k].copy(), adjacent
+
+
+@njit(nogil=True, cache=True)
+def _h0_pass(
+    rank: np.ndarray,
+    order: np.ndarray,
+    ordered: np.ndarray,
+    plateau: int,
+    faces: np.ndarray,
+    back_faces: np.ndarray,
+    parent: np.ndarray,
+    births: np.ndarray,
+    deaths: np.ndarray,
+) -> int:
+    """The finite H0 pairs (``birth < death``) into ``births``/``deaths``; their number.
+
+    A voxel is visited at step ``rank[v]``, so at step ``j`` the visited voxels are those of rank below ``j`` (the
+    padding's ``n + 1`` never is). A set's root is the voxel of smallest rank of the set, whose value is its birth.
+    """
+    n = order.size
+    # The minimum's plateau, in raster order: joining each voxel with the plateau voxels before it joins every
+    # adjacent pair; every merge is at the minimum (no pair).
+    for j in range(plateau):
+        v = order[j]
+        parent[v] = v
+        root = v
+        for off in back_faces:
+            nb = v + off
+            if rank[nb] > j:
+                continue
+            other = _find(parent, nb)
+            if other != root:
+                if rank[other] < rank[root]:
+                    parent[root] = other
+                    root = other
+                else:
+                    parent[other] = root
+    k = 0
+    for j in range(plateau, n):
+        v = order[j]
+        x = ordered[j]
+        parent[v] = v
+        root = v
+        root_rank = j
+        for off in faces:
+            nb = v + off
+            if rank[nb] > j:
+                continue
+            other = _find(parent, nb)
+            if other == root:
+                continue
+            other_rank = rank[other]
+            if other_rank < root_rank:  # the elder (smaller birth, ties by rank) survives
+                young_rank = root_rank
+                young = root
+                root = other
+                root_rank = other_rank
+            else:
+                young_rank = other_rank
+                young = other
+            parent[young] = root
+            birth = ordered[young_rank]
+            if birth < x:
+                births[k] = birth
+                deaths[k] = x
+                k += 1
+    return k
+
+
+@njit(nogil=True, cache=True)
+def _dual_pass(
+    rank: np.ndarray,
+    order: np.ndarray,
+    ordered: np.ndarray,
+    plateau: int,
+    neighbours: np.ndarray,
+    adjacent: np.ndarray,
+    parent: np.ndarray,
+    births: np.ndarray,
+    deaths: np.ndarray,
+) -> int:
+    """The finite pairs of the top dimension (``birth < death``) into ``births``/``deaths``; their number.
+
+    Steps ``j = n - 1, ..., 0``: the visited voxels are those of rank above ``j``; the padding (rank ``n + 1``,
+    every padding voxel's parent the padding voxel 0) is the outside, visited from the start and the eldest set.
+    A set's root is the voxel of largest rank of the set, whose value is the set's maximum.
+    """
+    n = order.size
+    k = 0
+    for j in range(n - 1, plateau - 1, -1):
+        v = order[j]
+        x = ordered[j]
+        parent[v] = v
+        root = v
+        root_rank = j
+        seen = np.int64(0)  # the visited neighbours looked at, as bits
+        for q in range(neighbours.size):
+            # Two adjacent visited voxels are in one set (the later joined the earlier): a neighbour adjacent to
+            # one seen visited is in its set if visited at all, so it need not even be looked at.
+            if adjacent[q] & seen:
+                continue
+            nb = v + neighbours[q]
+            if rank[nb] < j:
+                continue
+            seen |= np.int64(1) << q
+            other = _find(parent, nb)
+            if other == root:
+                continue
+            other_rank = rank[other]
+            if other_rank > root_rank:  # the elder (larger maximum, ties by rank) survives
+                young_rank = root_rank
+                young = root
+                root = other
+                root_rank = other_rank
+            else:
+                young_rank = other_rank
+                young = other
+            parent[young] = root
+            top = ordered[young_rank]
+            if x < top:
+                births[k] = x
+                deaths[k] = top
+                k += 1
+    # The minimum's plateau enters last, all at the minimum: every component of {v > min} that does not touch the
+    # outside (a root other than the padding's) is a void filled then.
+    if plateau > 0:
+        vmin = ordered[0]
+        for j in range(plateau, n):
+            if parent[order[j]] == order[j]:
+                births[k] = vmin
+                deaths[k] = ordered[j]
+                k += 1
+    return k
+
+
+@njit(nogil=True, cache=True)
+def pairs_chunk(
+    values: np.ndarray,
+    depth: int,
+    height: int,
+    width: int,
+    want_h0: bool,
+    want_top: bool,
+    top_dim: int,
+    start: int,
+    stop: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs of volumes ``start:stop`` of ``values`` ``(B, D*H*W)`` (float64, finite): float64 ``(P, 2)``
+    ``[birth, death]``, int64 dims and int64 volume index; H0 (with its essential pair ``(min, inf)``) when
+    ``want_h0``, and the pairs of the top dimension ``top_dim`` (the dual pass) when ``want_top``. And each
+    volume's minimum and maximum (float64 ``(stop - start,)``)."""
+    n = depth * height * width
+    size = (depth + 2 * int(depth > 1)) * (height + 2 * int(height > 1)) * (width + 2 * int(width > 1))
+    faces = _offsets(depth, height, width, True, False)[0]
+    back_faces = _offsets(depth, height, width, True, True)[0]
+    neighbours, adjacent = _offsets(depth, height, width, False, False)
+    rank = np.full(size, n + 1, dtype=np.int32)  # the padding keeps n + 1; every voxel is written per volume
+    parent = np.zeros(size, dtype=np.int32)  # the padding's parent is the padding voxel 0 (a root) for good
+    order = np.empty(n, dtype=np.int32)
+    ordered = np.empty(n, dtype=np.float64)
+    keys = np.empty(n, dtype=np.uint64)
+    tmp_keys = np.empty(n, dtype=np.uint64)
+    tmp_idx = np.empty(n, dtype=np.int32)
+    births = np.empty(n, dtype=np.float64)
+    deaths = np.empty(n, dtype=np.float64)
+    lows = np.empty(stop - start, dtype=np.float64)
+    highs = np.empty(stop - start, dtype=np.float64)
+    cap = 1024
+    out = np.empty((cap, 2), dtype=np.float64)
+    out_dims = np.empty(cap, dtype=np.int64)
+    out_index = np.empty(cap, dtype=np.int64)
+    total = 0
+    for b in range(start, stop):
+        vmin, vmax, plateau = _prepare(values[b], depth, height, width, rank, order, ordered, keys, tmp_keys, tmp_idx)
+        lows[b - start] = vmin
+        highs[b - start] = vmax
+        for dim in range(2):
+            if dim == 0:
+                if not want_h0:
+                    continue
+                k = _h0_pass(rank, order, ordered, plateau, faces, back_faces, parent, births, deaths)
+                births[k] = vmin
+                deaths[k] = np.inf
+                k += 1
+                label = 0
+            else:
+                if not want_top:
+                    continue
+                k = _dual_pass(rank, order, ordered, plateau, neighbours, adjacent, parent, births, deaths)
+                label = top_dim
+            if total + k > cap:
+                while total + k > cap:
+                    cap *= 2
+                grown = np.empty((cap, 2), dtype=np.float64)
+                grown[:total] = out[:total]
+                out = grown
+                grown_dims = np.empty(cap, dtype=np.int64)
+                grown_dims[:total] = out_dims[:total]
+                out_dims = grown_dims
+                grown_index = np.empty(cap, dtype=np.int64)
+                grown_index[:total] = out_index[:total]
+                out_index = grown_index
+            for j in range(k):
+                out[total + j, 0] = births[j]
+                out[total + j, 1] = deaths[j]
+                out_dims[total + j] = label
+                out_index[total + j] = b
+            total += k
+    return out[:total].copy(), out_dims[:total].copy(), out_index[:total].copy(), lows, highs
