@@ -23,12 +23,15 @@ bounded; Alexander duality gives b2 from the others). The count formula stays "n
 from __future__ import annotations
 
 import itertools
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-__all__ = ["count_chunk", "count_components_numba"]
+__all__ = ["betti_chunk", "count_chunk", "count_components_numba", "cubical_betti_numba"]
 
 MAX_VOXELS = 2**31 - 2
 """Voxels per volume the int32 parent array indexes (one more node for the outside)."""
@@ -205,6 +208,296 @@ def count_components_numba(masks: np.ndarray, connectivity: int, bounded_only: b
     bounds = np.linspace(0, batch, workers + 1).astype(np.int64)
     futures = [
         _pool(workers).submit(count_chunk, flat, depth, height, width, connectivity, bounded_only, lo, hi, out)
+        for lo, hi in itertools.pairwise(bounds.tolist())
+    ]
+    for future in futures:
+        future.result()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The fused kernel: b0, b2 and chi of a batch of sublevel sets from the raw values, one call per batch
+# --------------------------------------------------------------------------------------------
+@intrinsic
+def _popcount(typingctx, x):  # noqa: ANN001, ANN202 (numba intrinsic)
+    """LLVM ``ctpop`` of a uint64 (one ``popcnt`` instruction where the CPU has it)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        return builder.ctpop(args[0])
+
+    return types.uint64(types.uint64), codegen
+
+
+@intrinsic
+def _ctz(typingctx, x):  # noqa: ANN001, ANN202 (numba intrinsic)
+    """LLVM ``cttz`` of a nonzero uint64: the index of its lowest set bit."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return types.uint64(types.uint64), codegen
+
+
+_ONE = np.uint64(1)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_TOP = np.uint64(63)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _pc(x: np.uint64) -> int:
+    return np.int64(_popcount(x))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _and_shift(a: np.uint64, a_next: np.uint64) -> np.uint64:
+    """Bit ``j`` set when bits ``j`` and ``j + 1`` of a row are (``a_next``: the row's next word, 0 after the last)."""
+    return a & ((a >> _ONE) | (a_next << _TOP))
+
+
+@njit(nogil=True, cache=True)
+def _pack(v: np.ndarray, t: float, rows: int, width: int, words: int, packed: np.ndarray) -> bool:
+    """Pack ``v <= t`` row by row into ``packed`` (bit ``j`` of word ``k`` = voxel ``64 k + j``); whether every
+    value is finite."""
+    finite = np.uint64(1)
+    for r in range(rows):
+        base = r * width
+        for k in range(words):
+            lo = k * 64
+            hi = min(lo + 64, width)
+            word = np.uint64(0)
+            for j in range(lo, hi):
+                x = v[base + j]
+                finite &= np.uint64((x - x) == 0.0)  # NaN for NaN and +-inf
+                word |= np.uint64(x <= t) << np.uint64(j - lo)
+            packed[r * words + k] = word
+    return finite == 1
+
+
+@njit(nogil=True, cache=True)
+def _euler(packed: np.ndarray, depth: int, height: int, words: int) -> int:
+    """``V - E + S - C`` of the V-construction complex of the packed mask."""
+    zero = np.uint64(0)
+    vertices = 0
+    edges = 0
+    squares = 0
+    cubes = 0
+    for d in range(depth):
+        for h in range(height):
+            r = (d * height + h) * words
+            up = r - words
+            back = r - height * words
+            backup = back - words
+            for k in range(words):
+                last = k + 1 == words
+                a = packed[r + k]
+                an = zero if last else packed[r + k + 1]
+                vertices += _pc(a)
+                edges += _pc(_and_shift(a, an))
+                if h > 0:
+                    eh = a & packed[up + k]
+                    ehn = zero if last else an & packed[up + k + 1]
+                    edges += _pc(eh)
+                    squares += _pc(_and_shift(eh, ehn))
+                if d > 0:
+                    ed = a & packed[back + k]
+                    edn = zero if last else an & packed[back + k + 1]
+                    edges += _pc(ed)
+                    squares += _pc(_and_shift(ed, edn))
+                    if h > 0:
+                        c = ed & packed[up + k] & packed[backup + k]
+                        cn = zero if last else edn & packed[up + k + 1] & packed[backup + k + 1]
+                        squares += _pc(c)
+                        cubes += _pc(_and_shift(c, cn))
+    return vertices - edges + squares - cubes
+
+
+@njit(nogil=True, cache=True)
+def _runs(packed: np.ndarray, rows: int, width: int, words: int, starts: np.ndarray, ends: np.ndarray,
+          first: np.ndarray, cstarts: np.ndarray, cends: np.ndarray, cfirst: np.ndarray) -> None:
+    """The runs of set bits of every row (``starts``/``ends`` inclusive, row ``r``'s runs at
+    ``first[r]:first[r + 1]``) and the runs of the complement (the gaps), likewise in ``c*``."""
+    n = 0
+    cn = 0
+    for r in range(rows):
+        first[r] = n
+        cfirst[r] = cn
+        row0 = n
+        for k in range(words):
+            x = packed[r * words + k]
+            base = k * 64
+            while x != 0:
+                s = _ctz(x)
+                rest = ~x & (_ALL << s)
+                e = np.uint64(64) if rest == 0 else _ctz(rest)
+                start = base + np.int64(s)
+                end = base + np.int64(e) - 1
+                if n > row0 and ends[n - 1] == start - 1:  # continues the run of the previous word
+                    ends[n - 1] = end
+                else:
+                    starts[n] = start
+                    ends[n] = end
+                    n += 1
+                x = np.uint64(0) if e == 64 else x & (_ALL << e)
+        prev = 0
+        for i in range(row0, n):
+            if starts[i] > prev:
+                cstarts[cn] = prev
+                cends[cn] = starts[i] - 1
+                cn += 1
+            prev = ends[i] + 1
+        if prev < width:
+            cstarts[cn] = prev
+            cends[cn] = width - 1
+            cn += 1
+    first[rows] = n
+    cfirst[rows] = cn
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _join_rows(starts: np.ndarray, ends: np.ndarray, a0: int, a1: int, b0: int, b1: int, dilate: int,
+               parent: np.ndarray) -> int:
+    """Union every run of ``a0:a1`` with every run of ``b0:b1`` it overlaps (within ``dilate`` voxels); the
+    number of successful unions."""
+    unions = 0
+    i = a0
+    j = b0
+    while i < a1 and j < b1:
+        if ends[j] + dilate < starts[i]:
+            j += 1
+        elif ends[i] + dilate < starts[j]:
+            i += 1
+        else:
+            unions += _union(parent, i, j)
+            if ends[i] < ends[j]:
+                i += 1
+            else:
+                j += 1
+    return unions
+
+
+@njit(nogil=True, cache=True)
+def _b0_runs(starts: np.ndarray, ends: np.ndarray, first: np.ndarray, depth: int, height: int,
+             parent: np.ndarray) -> int:
+    """6-connected components: runs joined with the overlapping runs of the rows above (h - 1) and behind (d - 1)."""
+    n = first[depth * height]
+    for i in range(n):
+        parent[i] = i
+    unions = 0
+    for d in range(depth):
+        for h in range(height):
+            r = d * height + h
+            if h > 0:
+                unions += _join_rows(starts, ends, first[r], first[r + 1], first[r - 1], first[r], 0, parent)
+            if d > 0:
+                q = r - height
+                unions += _join_rows(starts, ends, first[r], first[r + 1], first[q], first[q + 1], 0, parent)
+    return n - unions
+
+
+@njit(nogil=True, cache=True)
+def _b2_runs(starts: np.ndarray, ends: np.ndarray, first: np.ndarray, depth: int, height: int, width: int,
+             parent: np.ndarray) -> int:
+    """Bounded 26-connected components: runs joined with the runs of the 4 earlier rows of their 3x3 row
+    neighbourhood overlapping within one voxel, and the runs on the boundary with one outside node."""
+    n = first[depth * height]
+    outside = n
+    for i in range(n + 1):
+        parent[i] = i
+    unions = 0
+    for d in range(depth):
+        for h in range(height):
+            r = d * height + h
+            lo = first[r]
+            hi = first[r + 1]
+            if lo == hi:
+                continue
+            if d == 0 or h == 0 or d == depth - 1 or h == height - 1:
+                for i in range(lo, hi):
+                    unions += _union(parent, i, outside)
+            else:
+                if starts[lo] == 0:
+                    unions += _union(parent, lo, outside)
+                if ends[hi - 1] == width - 1:
+                    unions += _union(parent, hi - 1, outside)
+            if h > 0:
+                unions += _join_rows(starts, ends, lo, hi, first[r - 1], first[r], 1, parent)
+            if d > 0:
+                for dh in range(-1, 2):
+                    if 0 <= h + dh < height:
+                        q = r - height + dh
+                        unions += _join_rows(starts, ends, lo, hi, first[q], first[q + 1], 1, parent)
+    return n - unions
+
+
+@njit(nogil=True, cache=True)
+def betti_chunk(
+    values: np.ndarray,
+    thresholds: np.ndarray,
+    depth: int,
+    height: int,
+    width: int,
+    start: int,
+    stop: int,
+    out: np.ndarray,
+) -> None:
+    """``(b0, b1, b2, finite)`` of the volumes ``start:stop`` of ``values`` ``(B, D*H*W)`` at ``thresholds``
+    into the int64 rows of ``out`` ``(B, 4)`` (``finite`` 0: the volume holds NaN or Inf, the counts are 0)."""
+    rows = depth * height
+    words = (width + 63) // 64
+    most = rows * ((width + 1) // 2) + 1
+    packed = np.empty(rows * words, dtype=np.uint64)
+    starts = np.empty(most, dtype=np.int32)
+    ends = np.empty(most, dtype=np.int32)
+    cstarts = np.empty(most, dtype=np.int32)
+    cends = np.empty(most, dtype=np.int32)
+    first = np.empty(rows + 1, dtype=np.int64)
+    cfirst = np.empty(rows + 1, dtype=np.int64)
+    parent = np.empty(most + 1, dtype=np.int32)
+    for b in range(start, stop):
+        if not _pack(values[b], thresholds[b], rows, width, words, packed):
+            out[b, 0] = 0
+            out[b, 1] = 0
+            out[b, 2] = 0
+            out[b, 3] = 0
+            continue
+        chi = _euler(packed, depth, height, words)
+        _runs(packed, rows, width, words, starts, ends, first, cstarts, cends, cfirst)
+        b0 = _b0_runs(starts, ends, first, depth, height, parent)
+        b2 = _b2_runs(cstarts, cends, cfirst, depth, height, width, parent)
+        out[b, 0] = b0
+        out[b, 1] = b0 + b2 - chi
+        out[b, 2] = b2
+        out[b, 3] = 1
+
+
+def cubical_betti_numba(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Betti numbers of ``{v <= t}`` of a batch ``(B, D, H, W)`` of float32 or float64 volumes, ``thresholds``
+    ``(B,)`` of the same dtype (compared as given: round them down first), as int64 ``(B, 4)``: ``b0, b1, b2``
+    and 1 where the volume is finite (0 where it holds NaN or Inf; its counts are then 0). One call per batch;
+    chunks of the batch run on :func:`numba.get_num_threads` threads, with the same numbers on any count."""
+    import numba
+
+    if sys.byteorder != "little":
+        raise RuntimeError("cubical_betti_numba: packed words assume a little-endian machine.")
+    batch, depth, height, width = values.shape
+    if depth * height * width > MAX_VOXELS:
+        raise ValueError(f"cubical_betti_numba: volumes of {depth * height * width} voxels exceed {MAX_VOXELS}.")
+    if values.dtype not in (np.float32, np.float64) or thresholds.dtype != values.dtype:
+        raise TypeError(f"cubical_betti_numba: float32/float64 values and thresholds, got {values.dtype}.")
+    flat = np.ascontiguousarray(values).reshape(batch, -1)
+    thresholds = np.ascontiguousarray(thresholds)
+    out = np.zeros((batch, 4), dtype=np.int64)
+    workers = min(batch, numba.get_num_threads())
+    if workers <= 1:
+        betti_chunk(flat, thresholds, depth, height, width, 0, batch, out)
+        return out
+    bounds = np.linspace(0, batch, workers + 1).astype(np.int64)
+    futures = [
+        _pool(workers).submit(betti_chunk, flat, thresholds, depth, height, width, lo, hi, out)
         for lo, hi in itertools.pairwise(bounds.tolist())
     ]
     for future in futures:
