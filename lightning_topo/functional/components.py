@@ -3,12 +3,11 @@
 This is the one step of the cubical Betti computation that is not a plain elementwise tensor op.
 It is dispatched by device, with identical results on every backend:
 
-* ``"numba"`` (opt-in; ``"auto"`` uses it on the CPU when :data:`CPU_AUTO` says so and numba imports:
-  ``pip install lightning-topo[fast]``): our own
+* ``"numba"`` (the CPU default when numba imports: ``pip install lightning-topo[fast]``; see :data:`CPU_AUTO`): our own
   compiled union-find (:mod:`lightning_topo.functional._cpu_unionfind`): one raster pass per volume, no labels, no
   stacking; it releases the GIL, so chunks of the batch run on :func:`numba.get_num_threads` threads (set it with
   :func:`numba.set_num_threads` or ``NUMBA_NUM_THREADS``). Compiled at first use, cached on disk after that.
-* ``"cc3d"`` (default for CPU tensors): the `connected-components-3d` C++ labeller, run **once per
+* ``"cc3d"`` (the CPU default without numba): the `connected-components-3d` C++ labeller, run **once per
   batch** on all volumes stacked along the first axis with a separating slab between them, so the
   per-call overhead is paid once, not once per volume. Labels come out numbered 1..N in raster
   order, so the components of volume ``i`` occupy one contiguous label range and a running maximum
@@ -63,10 +62,12 @@ __all__ = [
 Backend = Literal["auto", "numba", "cc3d", "scipy", "torch", "cupy", "cuda_uf"]
 BACKENDS: tuple[str, ...] = ("auto", "numba", "cc3d", "scipy", "torch", "cupy", "cuda_uf")
 
-CPU_AUTO = "cc3d"
-"""What ``backend="auto"`` uses on CPU tensors: ``"cc3d"``, or ``"numba"`` (then only when numba imports, else cc3d).
-Measured on 2 cores at load 0.2 (``benchmarks/bench_layers.out.txt``), numba on 2 threads was 1.1-1.4x faster than
-cc3d per ResNet18 volume end to end, but slower on one thread on the stem and 210 MB to install: not the default yet."""
+CPU_AUTO = "numba"
+"""What ``backend="auto"`` uses on CPU tensors: ``"numba"`` (only when numba imports, else cc3d) or ``"cc3d"``.
+With numba, :func:`lightning_topo.functional.cubical_betti` runs one fused compiled kernel per batch (masks,
+Euler characteristic by popcount on bit-packed rows, b0 and b2 by union-find over runs; see
+``benchmarks/bench_layers.out.txt``: several times faster than cc3d per ResNet18 volume, most on the small deep
+layers). A kernel that fails under ``"auto"`` is dropped from it with a warning, and cc3d gives the same numbers."""
 
 CUDA_AUTO_ORDER: tuple[str, ...] = ("cuda_uf", "cupy", "torch")
 """What ``backend="auto"`` uses on CUDA tensors: the first of these that is available (a labeller that fails
@@ -225,6 +226,18 @@ def labels_ordered(checks: list[Tensor]) -> bool:
     """Whether every flag of ``checks`` (from :func:`_count_components`) holds: one host sync for all of them,
     none when the list is empty."""
     return not checks or bool(torch.stack(checks).all())
+
+
+def drop_from_auto(name: str, err: BaseException) -> None:
+    """Stop ``backend="auto"`` from using ``name`` after it raised ``err`` (a one-time warning; the next backend gives
+    the same numbers)."""
+    _BROKEN_AUTO.add(name)
+    warnings.warn(
+        f"lightning_topo: the {name} backend failed ({type(err).__name__}: {err}); backend='auto' uses the next "
+        "backend from now on (same results).",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def fall_back_or_raise(backend: str) -> None:

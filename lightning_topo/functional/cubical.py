@@ -45,6 +45,7 @@ from lightning_topo.functional._checks import (
 )
 from lightning_topo.functional.components import (
     _count_components,
+    drop_from_auto,
     fall_back_or_raise,
     labels_ordered,
     resolve_backend,
@@ -200,6 +201,38 @@ def euler_characteristic(masks: Tensor) -> Tensor:
     return _euler_terms(masks, lambda x: count_true(x, (1, 2, 3)))
 
 
+def _cubical_betti_fused(vols: Tensor, threshold: float | Tensor, backend: str) -> Tensor | None:
+    """:func:`cubical_betti` of CPU volumes ``(B, D, H, W)`` by the fused numba kernel
+    (:func:`lightning_topo.functional._cpu_unionfind.cubical_betti_numba`: masks, b0, b2 and chi in one compiled
+    call per batch, no mask tensors). The same errors as the tensor path; ``None`` when the kernel failed under
+    ``backend="auto"`` (then numba is dropped from ``"auto"`` with a warning and the caller uses cc3d)."""
+    flags: list[Tensor] = []
+    thr = _batch_thresholds(threshold, vols.shape[0], vols.device, flags)
+    if not bool(flags[0]):  # a NaN threshold: raise what the tensor path raises, non-finite volumes first
+        check_finite_per_sample(vols, "volumes", "sample")
+        _batch_thresholds(threshold, vols.shape[0], vols.device)
+    dtype = exact_threshold_compare_dtype(vols.dtype)
+    thr = round_down_to_dtype(thr, dtype)
+    values = vols.detach().to(dtype).contiguous().numpy()
+    try:
+        from lightning_topo.functional._cpu_unionfind import cubical_betti_numba
+
+        out = cubical_betti_numba(values, thr.numpy())
+    except ImportError as err:
+        if backend == "auto":
+            drop_from_auto("numba", err)
+            return None
+        raise ImportError("backend='numba' needs numba: pip install 'lightning-topo[fast]' (or numba).") from err
+    except Exception as err:  # numba imports but cannot compile here: cc3d gives the same numbers
+        if backend != "auto" or isinstance(err, MemoryError):
+            raise
+        drop_from_auto("numba", err)
+        return None
+    if not out[:, 3].all():
+        check_finite_per_sample(vols, "volumes", "sample")  # raises, naming the first non-finite sample
+    return torch.from_numpy(np.ascontiguousarray(out[:, :3]))
+
+
 _DEFER_CHECKS_ON_CPU = False
 """Whether :func:`cubical_betti` defers its checks on CPU tensors too, as it does on accelerators (for tests)."""
 
@@ -222,9 +255,12 @@ def cubical_betti(
             half precision included); NaN or Inf is an error.
         threshold: a number, or a tensor of shape ``(B,)`` with one threshold per volume (±inf allowed).
         device: where to compute; ``None`` means the device of ``volumes``. Results live there.
-        backend: connected-component labelling: ``"auto"`` (``cc3d`` on CPU; on CUDA CuPy when installed, else
-            tensor propagation; see :mod:`lightning_topo.functional.components`), ``"cc3d"``, ``"scipy"``,
-            ``"cupy"``, ``"cuda_uf"`` or ``"torch"``. All give the same numbers.
+        backend: connected-component labelling: ``"auto"`` (on the CPU the fused numba kernel when numba is
+            installed, else ``cc3d``; on CUDA our union-find kernel when CuPy is installed, else tensor propagation;
+            see :mod:`lightning_topo.functional.components`), ``"numba"``, ``"cc3d"``, ``"scipy"``, ``"cupy"``,
+            ``"cuda_uf"`` or ``"torch"``. All give the same numbers. With ``"numba"`` on CPU tensors the masks, the
+            Euler characteristic and both labellings are one compiled call per batch
+            (:func:`lightning_topo.functional._cpu_unionfind.cubical_betti_numba`).
 
     Returns:
         int64 tensor of shape ``(B, 3)``: ``b0``, ``b1``, ``b2`` per volume.
@@ -248,9 +284,15 @@ def cubical_betti(
     # On an accelerator every validity check (finite values, no NaN threshold, labels in raster order) is a flag
     # on the device, all read in one host sync at the end; the eager checks run again only to raise.
     deferred = target.type != "cpu" or _DEFER_CHECKS_ON_CPU
-    volumes = check_volumes(volumes, finite=not deferred)
+    fused = not deferred and sys.byteorder == "little" and resolve_backend(backend, target) == "numba"
+    volumes = check_volumes(volumes, finite=not deferred and not fused)  # (the fused kernel checks as it reads)
     resolve_backend(backend, target)  # validate before any work
     vols = as_volumes_3d(volumes.to(target))
+    if fused:
+        betti = _cubical_betti_fused(vols, threshold, backend)
+        if betti is not None:
+            return betti
+        check_finite_per_sample(vols, "volumes", "sample")  # the kernel failed under "auto": the cc3d path below
     checks: list[Tensor] = [finite_flag(vols)] if deferred else []
     masks = sublevel_masks(vols, threshold, checks if deferred else None)
     b0 = _count_components(masks, 6, False, backend, checks)
