@@ -219,24 +219,24 @@ def count_components_numba(masks: np.ndarray, connectivity: int, bounded_only: b
 # The fused kernel: b0, b2 and chi of a batch of sublevel sets from the raw values, one call per batch
 # --------------------------------------------------------------------------------------------
 @intrinsic
-def _popcount(typingctx, x):  # noqa: ANN001, ANN202 (numba intrinsic)
+def _popcount(typingctx, x):
     """LLVM ``ctpop`` of a uint64 (one ``popcnt`` instruction where the CPU has it)."""
     if x != types.uint64:
         return None
 
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+    def codegen(context, builder, signature, args):
         return builder.ctpop(args[0])
 
     return types.uint64(types.uint64), codegen
 
 
 @intrinsic
-def _ctz(typingctx, x):  # noqa: ANN001, ANN202 (numba intrinsic)
+def _ctz(typingctx, x):
     """LLVM ``cttz`` of a nonzero uint64: the index of its lowest set bit."""
     if x != types.uint64:
         return None
 
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202
+    def codegen(context, builder, signature, args):
         return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
 
     return types.uint64(types.uint64), codegen
@@ -316,8 +316,18 @@ def _euler(packed: np.ndarray, depth: int, height: int, words: int) -> int:
 
 
 @njit(nogil=True, cache=True)
-def _runs(packed: np.ndarray, rows: int, width: int, words: int, starts: np.ndarray, ends: np.ndarray,
-          first: np.ndarray, cstarts: np.ndarray, cends: np.ndarray, cfirst: np.ndarray) -> None:
+def _runs(
+    packed: np.ndarray,
+    rows: int,
+    width: int,
+    words: int,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    first: np.ndarray,
+    cstarts: np.ndarray,
+    cends: np.ndarray,
+    cfirst: np.ndarray,
+) -> None:
     """The runs of set bits of every row (``starts``/``ends`` inclusive, row ``r``'s runs at
     ``first[r]:first[r + 1]``) and the runs of the complement (the gaps), likewise in ``c*``."""
     n = 0
@@ -358,8 +368,9 @@ def _runs(packed: np.ndarray, rows: int, width: int, words: int, starts: np.ndar
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _join_rows(starts: np.ndarray, ends: np.ndarray, a0: int, a1: int, b0: int, b1: int, dilate: int,
-               parent: np.ndarray) -> int:
+def _join_rows(
+    starts: np.ndarray, ends: np.ndarray, a0: int, a1: int, b0: int, b1: int, dilate: int, parent: np.ndarray
+) -> int:
     """Union every run of ``a0:a1`` with every run of ``b0:b1`` it overlaps (within ``dilate`` voxels); the
     number of successful unions."""
     unions = 0
@@ -380,8 +391,9 @@ def _join_rows(starts: np.ndarray, ends: np.ndarray, a0: int, a1: int, b0: int, 
 
 
 @njit(nogil=True, cache=True)
-def _b0_runs(starts: np.ndarray, ends: np.ndarray, first: np.ndarray, depth: int, height: int,
-             parent: np.ndarray) -> int:
+def _b0_runs(
+    starts: np.ndarray, ends: np.ndarray, first: np.ndarray, depth: int, height: int, parent: np.ndarray
+) -> int:
     """6-connected components: runs joined with the overlapping runs of the rows above (h - 1) and behind (d - 1)."""
     n = first[depth * height]
     for i in range(n):
@@ -399,8 +411,9 @@ def _b0_runs(starts: np.ndarray, ends: np.ndarray, first: np.ndarray, depth: int
 
 
 @njit(nogil=True, cache=True)
-def _b2_runs(starts: np.ndarray, ends: np.ndarray, first: np.ndarray, depth: int, height: int, width: int,
-             parent: np.ndarray) -> int:
+def _b2_runs(
+    starts: np.ndarray, ends: np.ndarray, first: np.ndarray, depth: int, height: int, width: int, parent: np.ndarray
+) -> int:
     """Bounded 26-connected components: runs joined with the runs of the 4 earlier rows of their 3x3 row
     neighbourhood overlapping within one voxel, and the runs on the boundary with one outside node."""
     n = first[depth * height]
