@@ -111,3 +111,132 @@ def test_auto_falls_back_to_cc3d_when_the_kernel_fails(monkeypatch: pytest.Monke
     assert module.resolve_backend("auto", torch.device("cpu")) == "cc3d"
     with pytest.raises(RuntimeError, match="no compiler"):
         count_components(masks, 6, backend="numba")
+
+
+# ------------------------------------------------------------------------------------------
+# The fused kernel (cubical_betti with backend "numba" on CPU tensors): GUDHI, cripser and cc3d
+# ------------------------------------------------------------------------------------------
+def _fused_volumes(rng: np.random.Generator, shape: tuple[int, ...], kind: str) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    if kind == "noise":
+        return rng.standard_normal(shape)
+    if kind == "smooth":
+        return gaussian_filter(rng.standard_normal(shape), (0, *[1.0] * (len(shape) - 1)))
+    if kind == "relu":
+        return np.maximum(rng.standard_normal(shape), 0.0)
+    if kind == "ties":
+        return rng.integers(-2, 3, shape).astype(np.float64)
+    return np.full(shape, 0.5)  # constant
+
+
+def _gudhi_rows(vols: np.ndarray, thresholds: list[float]) -> list[list[int]]:
+    from oracles import gudhi_betti
+
+    return [gudhi_betti(v.reshape([s for s in v.shape if s > 1] or [1]), [t])[0] for v, t in zip(vols, thresholds)]
+
+
+FUSED_SHAPES = [
+    (3, 4, 5, 6),
+    (2, 3, 3, 63),
+    (2, 3, 3, 64),
+    (2, 3, 3, 65),
+    (2, 3, 2, 128),
+    (2, 2, 3, 129),
+    (3, 5, 6, 1),
+    (3, 1, 7, 8),
+    (3, 1, 1, 70),
+    (2, 1, 1, 1),
+    (2, 6, 1, 5),
+]
+
+
+@pytest.mark.parametrize("shape", FUSED_SHAPES)
+@pytest.mark.parametrize("kind", ["noise", "smooth", "relu", "ties", "constant"])
+def test_fused_equals_gudhi_and_cc3d(shape: tuple[int, ...], kind: str) -> None:
+    pytest.importorskip("gudhi")
+    rng = np.random.default_rng(sum(shape) + len(kind))
+    vols = _fused_volumes(rng, shape, kind)
+    choices = [0.0, 0.5, -0.3, 1.0, float(np.median(vols)), float("inf"), float("-inf")]
+    thresholds = [float(rng.choice(choices)) for _ in range(shape[0])]
+    x, t = torch.from_numpy(vols), torch.tensor(thresholds, dtype=torch.float64)
+    got = cubical_betti(x, t, backend="numba").tolist()
+    assert got == cubical_betti(x, t, backend="cc3d").tolist()
+    finite = [min(max(u, float(vols.min()) - 1), float(vols.max()) + 1) for u in thresholds]
+    assert got == _gudhi_rows(vols, finite)
+
+
+def test_fused_equals_cripser_on_relu_maps_at_zero() -> None:
+    pytest.importorskip("cripser")
+    from oracles import cripser_betti
+
+    rng = np.random.default_rng(7)
+    vols = np.maximum(rng.standard_normal((3, 6, 9, 70)), 0.0).astype(np.float32)  # half exact zeros, t = 0
+    got = cubical_betti(torch.from_numpy(vols), 0.0, backend="numba").tolist()
+    assert got == [cripser_betti(v, [0.0])[0] for v in vols]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int32])
+def test_fused_dtypes_equal_cc3d(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(3)
+    vols = (torch.randn(4, 5, 6, 67, generator=gen) * 3).to(dtype)
+    for t in (0.0, 0.1, -1.0, 2.5, torch.tensor([0.1, 0.3, -0.7, 1e-3])):
+        assert cubical_betti(vols, t, backend="numba").tolist() == cubical_betti(vols, t, backend="cc3d").tolist()
+
+
+def test_fused_all_in_all_out() -> None:
+    vols = torch.rand(3, 4, 5, 66, generator=torch.Generator().manual_seed(4))
+    assert cubical_betti(vols, 2.0, backend="numba").tolist() == [[1, 0, 0]] * 3
+    assert cubical_betti(vols, -1.0, backend="numba").tolist() == [[0, 0, 0]] * 3
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_fused_non_finite_raises_as_the_tensor_path(bad: float) -> None:
+    from lightning_topo.functional._checks import NonFiniteError
+
+    vols = torch.rand(5, 3, 4, 70)
+    vols[2, 1, 2, 65] = bad
+    vols[4, 0, 0, 0] = bad
+    messages = []
+    for backend in ("numba", "cc3d"):
+        with pytest.raises(NonFiniteError) as info:
+            cubical_betti(vols, 0.5, backend=backend)
+        assert info.value.index == 2
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    with pytest.raises(ValueError, match="threshold` is NaN"):
+        cubical_betti(torch.rand(2, 3, 4), torch.tensor([0.1, float("nan")]), backend="numba")
+
+
+def test_fused_thread_counts_give_identical_numbers() -> None:
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(5)
+    vols = torch.from_numpy(gaussian_filter(rng.standard_normal((9, 8, 20, 130)), (0, 1, 1, 1)).astype(np.float32))
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(cubical_betti(vols, 0.0, backend="numba").tolist())
+    finally:
+        numba.set_num_threads(before)
+    assert results[0] == results[1] == cubical_betti(vols, 0.0, backend="cc3d").tolist()
+
+
+def test_auto_falls_back_to_cc3d_when_the_fused_kernel_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning_topo.functional import _cpu_unionfind
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(module, "CPU_AUTO", "numba")
+    monkeypatch.setattr(_cpu_unionfind, "cubical_betti_numba", broken)
+    monkeypatch.setattr(module, "_BROKEN_AUTO", set())
+    vols = torch.rand(3, 4, 5, 6, generator=torch.Generator().manual_seed(1))
+    want = cubical_betti(vols, 0.5, backend="cc3d")
+    with pytest.warns(RuntimeWarning, match="numba backend failed"):
+        assert cubical_betti(vols, 0.5).tolist() == want.tolist()
+    assert module.resolve_backend("auto", torch.device("cpu")) == "cc3d"
+    with pytest.raises(RuntimeError, match="no compiler"):
+        cubical_betti(vols, 0.5, backend="numba")
