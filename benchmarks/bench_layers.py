@@ -6,13 +6,15 @@
 Activations: scikit-learn digits upsampled to 3x224x224 (standardised) through a randomly initialised ResNet18
 (torchvision's layout, `tests/models.py`, full width 64) at the layers `relu` (stem, 64x112x112), `layer1.0`
 (64x56x56), `layer2.0` (128x28x28), `layer3.0` (256x14x14) and `layer4.0` (512x7x7). Threshold rule "mean" (the
-callback's default). Per layer: ours on a whole batch (median of repeats, per volume) with the CPU labellers
-`numba` (our compiled union-find, on 1 and on 2 threads: `numba.set_num_threads`) and `cc3d` (the fallback without
-numba), against `cripser.computePH(maxdim=2)` on a few volumes of the same batch (bars with birth <= t < death),
-whose Betti numbers must be identical; every backend must give the same numbers on the whole batch. torch runs on
-one thread throughout (the masks and the Euler characteristic are NumPy / single-threaded torch), so the thread
-columns measure the labeller alone. Thread scaling of cc3d: the batch split over a Python thread pool of 1 and 2
-workers, which shows that cc3d holds the GIL. The machine is shared: the CPU seconds of the process (not only the
+callback's default). Per layer: ours on a whole batch (median of repeats, per volume) with the CPU backends
+`numba` (the default when numba is installed: one fused compiled call per batch computes the masks, the Euler
+characteristic and both labellings, on 1 and on 2 threads: `numba.set_num_threads`) and `cc3d` (the fallback without
+numba: torch masks, NumPy Euler characteristic, cc3d labelling), against `cripser.computePH(maxdim=2)` on a few
+volumes of the same batch (bars with birth <= t < death), whose Betti numbers must be identical; every backend must
+give the same numbers on the whole batch. torch runs on one thread throughout (the "mean" thresholds, and the cc3d
+path's masks), so the thread columns measure the fused kernel alone. Goal (issue 22): every layer >= 50x cripser per
+volume. Thread scaling of cc3d: the batch split over a Python thread pool of 1 and 2 workers, which shows that cc3d
+holds the GIL. The machine is shared: the CPU seconds of the process (not only the
 wall clock) are printed, as are the load averages.
 """
 
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{'layer':<9} {'shape':<12} {'numba 1t':>9} {'numba 2t':>9} {'cc3d':>8} {'cripser':>9} "
         f"{'ratio 1t':>8} {'ratio 2t':>8} {'cc3d':>6}  identical  mean (b0, b1, b2)"
     )
+    goal_rows: list[tuple[str, float, float]] = []
     for name in LAYERS:
         volumes = acts[name]
         seconds, results = {}, {}
@@ -158,8 +161,16 @@ def main(argv: list[str] | None = None) -> None:
             f"{'yes' if same else 'NO':<9}  "
             f"{np.round(betti.double().mean(dim=0).numpy(), 1).tolist()}"
         )
+        goal_rows.append((name, 1e3 * peer_s / ms["numba", 1], 1e3 * peer_s / ms["numba", 2]))
         if not same:
             raise SystemExit(f"{name}: backends or cripser differ: ours {betti[:n_cripser].tolist()}, cripser {peer}")
+
+    print("\n## goal: >= 50x cripser per volume at every layer (numba, fused)")
+    for name, one, two in goal_rows:
+        print(
+            f"{name:<9} 1 thread {one:6.1f}x {'met' if one >= 50 else 'NOT met':<8} 2 threads {two:6.1f}x "
+            f"{'met' if two >= 50 else 'NOT met'}"
+        )
 
     print(
         f"\n## thread scaling, batch of {batch}: wall ms per volume (process CPU ms per volume), median of {repeats}; "

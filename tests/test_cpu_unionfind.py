@@ -133,7 +133,10 @@ def _fused_volumes(rng: np.random.Generator, shape: tuple[int, ...], kind: str) 
 def _gudhi_rows(vols: np.ndarray, thresholds: list[float]) -> list[list[int]]:
     from oracles import gudhi_betti
 
-    return [gudhi_betti(v.reshape([s for s in v.shape if s > 1] or [1]), [t])[0] for v, t in zip(vols, thresholds)]
+    return [
+        gudhi_betti(v.reshape([s for s in v.shape if s > 1] or [1]), [t])[0]
+        for v, t in zip(vols, thresholds, strict=True)
+    ]
 
 
 FUSED_SHAPES = [
