@@ -18,6 +18,23 @@ the left to all but 4, the one above to all but 3.
 With ``bounded_only``, one extra node stands for the outside: every foreground voxel on the volume's boundary
 joins it, and the outside's set is not counted (the components of a complement that touch the boundary are not
 bounded; Alexander duality gives b2 from the others). The count formula stays "nodes minus unions", minus one.
+
+**The fused kernel** (:func:`cubical_betti_numba`, what :func:`lightning_topo.functional.cubical_betti` calls on CPU
+tensors with the ``"numba"`` backend): the whole Betti computation of a batch in one compiled call, from the raw
+values, with no mask tensors. Per volume:
+
+* each row (along ``W``) of the sublevel set ``{v <= t}`` is packed into 64-bit words (bit ``j`` of word ``k`` is
+  voxel ``64 k + j``; padding bits 0), the values checked for NaN / Inf on the way;
+* ``chi = V - E + S - C`` by popcounts: vertices ``r``, edges along ``W`` ``r & (r >> 1)`` (with the carry from the
+  next word), along ``H`` and ``D`` the AND of the two rows, squares and cubes the AND of 2 or 4 rows, shifted;
+* ``b0``: union-find over the *runs* of set bits of the rows; a run joins the runs it overlaps in the row above
+  (``h - 1``) and the row behind (``d - 1``) (6-connectivity); components = runs - successful unions;
+* ``b2``: the same over the runs of the complement (the gaps), each joining the runs of the 4 earlier rows of its
+  3x3 row neighbourhood that overlap it within one voxel (26-connectivity), and the runs on the volume's boundary
+  joining one outside node; bounded components = runs - unions.
+
+Work and memory scale with the number of runs, not of voxels, past the packing. Volumes are split in chunks over
+the same thread pool; every volume's numbers depend on it alone, so any thread count gives the same results.
 """
 
 from __future__ import annotations
