@@ -399,7 +399,13 @@ def _join_rows(
         elif ends[i] + dilate < starts[j]:
             i += 1
         else:
-            unions += _union(parent, i, j)
+            if parent[i] == i:
+                # ``i`` is a root, so the smallest index of its set (larger roots are hooked onto smaller ones);
+                # ``j`` < ``i`` is in another set: hook ``i`` onto ``j``'s root, one find saved.
+                parent[i] = _find(parent, j)
+                unions += 1
+            else:
+                unions += _union(parent, i, j)
             if ends[i] < ends[j]:
                 i += 1
             else:
