@@ -112,6 +112,32 @@ def ranks_fail_together(
     _exchange_failure(None, world_size, device, group)
 
 
+def reusable_metric(
+    metric: LayerwiseTopology | None,
+    layer_names: Sequence[str],
+    classes: Sequence[int],
+    config: TopologyConfig,
+    *,
+    metric_device: torch.device | str | None = None,
+    sync: bool = True,
+) -> LayerwiseTopology:
+    """``metric`` reset, when it was built for exactly these layers, classes, config, device and ``sync``; else a
+    new :class:`LayerwiseTopology` for them (on ``metric_device``)."""
+    device = torch.device(metric_device) if metric_device is not None else torch.device("cpu")
+    if (
+        metric is not None
+        and metric.config is config
+        and metric.layer_names == list(layer_names)
+        and metric.classes == [int(c) for c in classes]
+        and metric.sync_on_compute == sync
+        and metric.problem.device == device
+    ):
+        metric.reset()
+        return metric
+    fresh = LayerwiseTopology(layer_names, classes, config, sync_on_compute=sync)
+    return fresh.to(metric_device) if metric_device is not None else fresh
+
+
 def evaluate_topology(
     model: Any,
     inputs: Tensor,
@@ -125,6 +151,7 @@ def evaluate_topology(
     metric_device: torch.device | str | None = None,
     sync: bool = True,
     on_batch: Any = None,
+    metric: LayerwiseTopology | None = None,
 ) -> TopologyResult:
     """Layerwise topology of ``model`` on sampled ``inputs``: capture, feed a :class:`LayerwiseTopology`, compute.
 
@@ -145,6 +172,9 @@ def evaluate_topology(
         sync: combine the states across processes when ``torch.distributed`` is initialised (the callback's
             sharded sample); ``False`` when every process holds the whole sample (``analyse``).
         on_batch: called with the number of inputs after each forward batch (a progress bar).
+        metric: a :class:`LayerwiseTopology` to reuse (reset here first) instead of building one, when it was built
+            for the same layers, classes, config, device and ``sync`` (see :func:`reusable_metric`); the callback
+            keeps one across evaluations, since building one costs milliseconds.
 
     Returns:
         A :class:`TopologyResult`; for the cubical view each layer's ``per_input`` holds this process's
@@ -172,9 +202,7 @@ def evaluate_topology(
     """
     cfg = config if config is not None else TopologyConfig()
     classes = sorted(int(c) for c in torch.unique(labels)) if classes is None else list(classes)
-    metric = LayerwiseTopology(layer_names, classes, cfg, sync_on_compute=sync)
-    if metric_device is not None:
-        metric = metric.to(metric_device)
+    metric = reusable_metric(metric, layer_names, classes, cfg, metric_device=metric_device, sync=sync)
     groups = [[name] for name in layer_names] if layer_by_layer else [list(layer_names)]
     per_input: dict[str, Tensor] = {}
     persistence: dict[str, Tensor] = {}

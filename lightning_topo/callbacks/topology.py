@@ -42,7 +42,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning_utilities.core.imports import RequirementCache
 from typing_extensions import override
 
-from lightning_topo.analysis.evaluate import evaluate_topology, ranks_fail_together
+from lightning_topo.analysis.evaluate import evaluate_topology, ranks_fail_together, reusable_metric
 from lightning_topo.capture import (
     FixedSample,
     SampleError,
@@ -57,7 +57,7 @@ from lightning_topo.functional._checks import check_int
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
-from lightning_topo.metrics import TopologyResult
+from lightning_topo.metrics import LayerwiseTopology, TopologyResult
 
 __all__ = ["TopologyCallback", "TopologyMisconfiguration"]
 
@@ -155,6 +155,9 @@ class TopologyCallback(Callback):
         self._samples: dict[int, tuple[Any, FixedSample]] = {}  # id(dataset) -> (dataset, its sample)
         self._fit_sample: FixedSample | None = None
         self._warned: set[str] = set()
+        # The metric of the latest evaluation, reset and reused by the next one with the same layers and classes
+        # (building a LayerwiseTopology costs milliseconds, as much as the topology of a small model).
+        self._metric: LayerwiseTopology | None = None
 
     @staticmethod
     def _check_argument_names(fields: dict[str, Any]) -> None:
@@ -377,6 +380,9 @@ class TopologyCallback(Callback):
                 self._order_layers(pl_module, sample)
         # Each rank runs its strided slice of the sample; the metric's states are combined across ranks.
         positions = torch.arange(trainer.global_rank, len(sample.labels), trainer.world_size)
+        self._metric = reusable_metric(
+            self._metric, self.layer_names, sample.classes, self.config, metric_device=pl_module.device
+        )
         result = evaluate_topology(
             pl_module,
             sample.inputs[positions],
@@ -386,6 +392,7 @@ class TopologyCallback(Callback):
             classes=sample.classes,
             positions=positions,
             metric_device=pl_module.device,
+            metric=self._metric,
         )
         self.timings.append(time.perf_counter() - start)
         for message in result.warnings:
