@@ -38,14 +38,34 @@ MAX_VOXELS = 2**31 - 2
 
 _SIGN = np.uint64(1) << np.uint64(63)
 
+_UNVISITED = np.int32(2**31 - 1)
+"""``parent`` of a voxel not visited yet. A root's ``parent`` is ``-(rank + 1)`` (its position in the order, which
+tells its birth), any other visited voxel's its parent's index: one array read per neighbour, no ``rank`` array."""
+
 
 @njit(nogil=True, cache=True, inline="always")
 def _find(parent: np.ndarray, x: int) -> int:
-    while parent[x] != x:
-        grand = parent[parent[x]]
+    """The root of visited voxel ``x`` (roots have a negative ``parent``), with path halving."""
+    while True:
+        up = parent[x]
+        if up < 0:
+            return x
+        grand = parent[up]
+        if grand < 0:
+            return up
         parent[x] = grand  # path halving
         x = grand
-    return x
+
+
+@njit(nogil=True, cache=True)
+def _reset(parent: np.ndarray, depth: int, height: int, width: int) -> None:
+    """Mark every voxel of the volume (not the padding) unvisited, in raster order."""
+    pd, ph, pw = int(depth > 1), int(height > 1), int(width > 1)
+    hp, wp = height + 2 * ph, width + 2 * pw
+    for d in range(depth):
+        for h in range(height):
+            base = ((d + pd) * hp + h + ph) * wp + pw
+            parent[base : base + width] = _UNVISITED
 
 
 @njit(nogil=True, cache=True)
@@ -105,7 +125,6 @@ def _prepare(
     depth: int,
     height: int,
     width: int,
-    rank: np.ndarray,
     order: np.ndarray,
     ordered: np.ndarray,
     keys: np.ndarray,
@@ -113,9 +132,8 @@ def _prepare(
     tmp_idx: np.ndarray,
 ) -> tuple[float, float, int]:
     """Order the voxels of ``values`` by value: those equal to the minimum first, in raster order, then the others
-    sorted. Writes ``order`` (the voxels' indices in the padded volume, in that order), ``ordered`` (their values)
-    and ``rank`` (per padded voxel its position in ``order``; the padding keeps the ``n + 1`` it was filled with).
-    Returns the minimum, the maximum and the number of voxels equal to the minimum."""
+    sorted. Writes ``order`` (the voxels' indices in the padded volume, in that order) and ``ordered`` (their
+    values). Returns the minimum, the maximum and the number of voxels equal to the minimum."""
     n = values.size
     pd, ph, pw = int(depth > 1), int(height > 1), int(width > 1)
     hp, wp = height + 2 * ph, width + 2 * pw
@@ -155,8 +173,6 @@ def _prepare(
     for j in range(m):
         key = done[j]
         obits[plateau + j] = key ^ _SIGN if key & _SIGN else ~key
-    for j in range(n):
-        rank[order[j]] = j
     return vmin, vmax, plateau
 
 
@@ -203,7 +219,6 @@ def _offsets(depth: int, height: int, width: int, faces: bool, backward: bool) -
 
 @njit(nogil=True, cache=True)
 def _h0_pass(
-    rank: np.ndarray,
     order: np.ndarray,
     ordered: np.ndarray,
     plateau: int,
@@ -215,52 +230,55 @@ def _h0_pass(
 ) -> int:
     """The finite H0 pairs (``birth < death``) into ``births``/``deaths``; their number.
 
-    A voxel is visited at step ``rank[v]``, so at step ``j`` the visited voxels are those of rank below ``j`` (the
-    padding's ``n + 1`` never is). A set's root is the voxel of smallest rank of the set, whose value is its birth.
+    ``parent``: every voxel and the padding unvisited (the padding stays so). Step ``j`` visits ``order[j]``; a set's
+    root is the voxel of smallest rank of the set (``parent[root] = -(rank + 1)``), whose value is its birth.
     """
     n = order.size
     # The minimum's plateau, in raster order: joining each voxel with the plateau voxels before it joins every
-    # adjacent pair; every merge is at the minimum (no pair).
+    # adjacent pair; every merge is at the minimum (no pair). The other voxels are not visited yet.
     for j in range(plateau):
         v = order[j]
-        parent[v] = v
         root = v
+        root_code = -(j + 1)
+        parent[v] = root_code
         for off in back_faces:
             nb = v + off
-            if rank[nb] > j:
+            if parent[nb] == _UNVISITED:
                 continue
             other = _find(parent, nb)
             if other != root:
-                if rank[other] < rank[root]:
+                other_code = parent[other]
+                if other_code > root_code:  # smaller rank
                     parent[root] = other
                     root = other
+                    root_code = other_code
                 else:
                     parent[other] = root
     k = 0
     for j in range(plateau, n):
         v = order[j]
         x = ordered[j]
-        parent[v] = v
         root = v
-        root_rank = j
+        root_code = -(j + 1)
+        parent[v] = root_code
         for off in faces:
             nb = v + off
-            if rank[nb] > j:
+            if parent[nb] == _UNVISITED:
                 continue
             other = _find(parent, nb)
             if other == root:
                 continue
-            other_rank = rank[other]
-            if other_rank < root_rank:  # the elder (smaller birth, ties by rank) survives
-                young_rank = root_rank
+            other_code = parent[other]
+            if other_code > root_code:  # the elder (smaller birth, ties by rank) survives
+                young_code = root_code
                 young = root
                 root = other
-                root_rank = other_rank
+                root_code = other_code
             else:
-                young_rank = other_rank
+                young_code = other_code
                 young = other
             parent[young] = root
-            birth = ordered[young_rank]
+            birth = ordered[-young_code - 1]
             if birth < x:
                 births[k] = birth
                 deaths[k] = x
@@ -270,7 +288,6 @@ def _h0_pass(
 
 @njit(nogil=True, cache=True)
 def _dual_pass(
-    rank: np.ndarray,
     order: np.ndarray,
     ordered: np.ndarray,
     plateau: int,
@@ -282,18 +299,18 @@ def _dual_pass(
 ) -> int:
     """The finite pairs of the top dimension (``birth < death``) into ``births``/``deaths``; their number.
 
-    Steps ``j = n - 1, ..., 0``: the visited voxels are those of rank above ``j``; the padding (rank ``n + 1``,
-    every padding voxel's parent the padding voxel 0) is the outside, visited from the start and the eldest set.
-    A set's root is the voxel of largest rank of the set, whose value is the set's maximum.
+    Steps ``j = n - 1, ..., 0``. ``parent``: every voxel unvisited; the padding is the outside, visited from the
+    start and the eldest set (every padding voxel's parent is the padding voxel 0, a root of rank ``n + 1``). A set's
+    root is the voxel of largest rank of the set (``parent[root] = -(rank + 1)``), whose value is the set's maximum.
     """
     n = order.size
     k = 0
     for j in range(n - 1, plateau - 1, -1):
         v = order[j]
         x = ordered[j]
-        parent[v] = v
         root = v
-        root_rank = j
+        root_code = -(j + 1)
+        parent[v] = root_code
         seen = np.int64(0)  # the visited neighbours looked at, as bits
         for q in range(neighbours.size):
             # Two adjacent visited voxels are in one set (the later joined the earlier): a neighbour adjacent to
@@ -301,23 +318,23 @@ def _dual_pass(
             if adjacent[q] & seen:
                 continue
             nb = v + neighbours[q]
-            if rank[nb] < j:
+            if parent[nb] == _UNVISITED:
                 continue
             seen |= np.int64(1) << q
             other = _find(parent, nb)
             if other == root:
                 continue
-            other_rank = rank[other]
-            if other_rank > root_rank:  # the elder (larger maximum, ties by rank) survives
-                young_rank = root_rank
+            other_code = parent[other]
+            if other_code < root_code:  # the elder (larger maximum, ties by rank) survives
+                young_code = root_code
                 young = root
                 root = other
-                root_rank = other_rank
+                root_code = other_code
             else:
-                young_rank = other_rank
+                young_code = other_code
                 young = other
             parent[young] = root
-            top = ordered[young_rank]
+            top = ordered[-young_code - 1]
             if x < top:
                 births[k] = x
                 deaths[k] = top
@@ -327,7 +344,7 @@ def _dual_pass(
     if plateau > 0:
         vmin = ordered[0]
         for j in range(plateau, n):
-            if parent[order[j]] == order[j]:
+            if parent[order[j]] < 0:
                 births[k] = vmin
                 deaths[k] = ordered[j]
                 k += 1
@@ -355,8 +372,10 @@ def pairs_chunk(
     faces = _offsets(depth, height, width, True, False)[0]
     back_faces = _offsets(depth, height, width, True, True)[0]
     neighbours, adjacent = _offsets(depth, height, width, False, False)
-    rank = np.full(size, n + 1, dtype=np.int32)  # the padding keeps n + 1; every voxel is written per volume
-    parent = np.zeros(size, dtype=np.int32)  # the padding's parent is the padding voxel 0 (a root) for good
+    parent = np.full(size, _UNVISITED, dtype=np.int32)  # H0: the padding stays unvisited
+    dual_parent = np.zeros(size, dtype=np.int32)  # the dual pass: the padding's parent is the padding voxel 0
+    if size > n:
+        dual_parent[0] = -(n + 2)  # the outside: a root of rank n + 1, older than every voxel
     order = np.empty(n, dtype=np.int32)
     ordered = np.empty(n, dtype=np.float64)
     keys = np.empty(n, dtype=np.uint64)
@@ -372,14 +391,15 @@ def pairs_chunk(
     out_index = np.empty(cap, dtype=np.int64)
     total = 0
     for b in range(start, stop):
-        vmin, vmax, plateau = _prepare(values[b], depth, height, width, rank, order, ordered, keys, tmp_keys, tmp_idx)
+        vmin, vmax, plateau = _prepare(values[b], depth, height, width, order, ordered, keys, tmp_keys, tmp_idx)
         lows[b - start] = vmin
         highs[b - start] = vmax
         for dim in range(2):
             if dim == 0:
                 if not want_h0:
                     continue
-                k = _h0_pass(rank, order, ordered, plateau, faces, back_faces, parent, births, deaths)
+                _reset(parent, depth, height, width)
+                k = _h0_pass(order, ordered, plateau, faces, back_faces, parent, births, deaths)
                 births[k] = vmin
                 deaths[k] = np.inf
                 k += 1
@@ -387,7 +407,8 @@ def pairs_chunk(
             else:
                 if not want_top:
                     continue
-                k = _dual_pass(rank, order, ordered, plateau, neighbours, adjacent, parent, births, deaths)
+                _reset(dual_parent, depth, height, width)
+                k = _dual_pass(order, ordered, plateau, neighbours, adjacent, dual_parent, births, deaths)
                 label = top_dim
             if total + k > cap:
                 while total + k > cap:
