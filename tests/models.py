@@ -3,6 +3,10 @@ does not load with the CPU torch used in CI. Widths are small (``width``) so tes
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import Trainer
 from torch import Tensor, nn
 
 
@@ -137,3 +141,20 @@ class TutorialCNN(nn.Module):
         x = nn.functional.relu(self.fc1(x))
         x = nn.functional.relu(self.fc2(x))
         return self.fc3(x)
+
+
+def quiet_trainer(tmp_path: Path, callbacks: list, max_epochs: int = 1, **kwargs: Any) -> Trainer:
+    """A CPU ``Trainer`` for tests: no logger, progress bar, summary, checkpoints, sanity check (``kwargs`` win)."""
+    defaults: dict[str, Any] = dict(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
+    defaults.update(kwargs)
+    return Trainer(callbacks=callbacks, **defaults)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch import Trainer, seed_everything
-from models import resnet18
+from models import quiet_trainer, resnet18
 from scipy import stats
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -26,18 +26,7 @@ matplotlib.use("Agg")
 
 
 def _fit(tmp_path: Path, model: Classifier, callback: TopologyCallback, epochs: int) -> Trainer:
-    trainer = Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-        callbacks=[callback],
-    )
+    trainer = quiet_trainer(tmp_path, [callback], max_epochs=epochs)
     trainer.fit(model, datamodule=DigitsDataModule(batch_size=64))
     return trainer
 

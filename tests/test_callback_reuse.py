@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import Trainer, seed_everything
+from models import quiet_trainer
 from torch import nn
 
 from lightning_topo import TopologyCallback
@@ -71,19 +72,7 @@ def test_a_metric_for_other_layers_classes_or_config_is_not_reused() -> None:
 
 def _fit(tmp_path: Path, epochs: int, callback: TopologyCallback, ckpt: str | None = None) -> Trainer:
     seed_everything(0, workers=True)
-    trainer = Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        deterministic=True,
-        default_root_dir=tmp_path,
-        callbacks=[callback],
-    )
+    trainer = quiet_trainer(tmp_path, [callback], max_epochs=epochs, deterministic=True)
     trainer.fit(Classifier(digits_cnn(), lr=0.01), datamodule=DigitsDataModule(batch_size=64), ckpt_path=ckpt)
     return trainer
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 from ddp_run import report_values, topology_values
-from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from models import TutorialCNN
+from models import TutorialCNN, quiet_trainer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -25,21 +25,7 @@ from lightning_topo.config import TopologyConfig
 from lightning_topo.datasets import load_digits_tensors
 from lightning_topo.models import Classifier, digits_cnn
 
-
-def _trainer(tmp_path: Path, callbacks: list, max_epochs: int = 1, **kwargs) -> Trainer:
-    defaults = dict(
-        max_epochs=max_epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-    )
-    defaults.update(kwargs)
-    return Trainer(callbacks=callbacks, **defaults)
+_trainer = quiet_trainer
 
 
 def _digits(size: int = 8, channels: int = 1) -> tuple[TensorDataset, TensorDataset]:
