@@ -8,7 +8,7 @@ Activations: scikit-learn digits upsampled to 3x224x224 (standardised) through a
 (64x56x56), `layer2.0` (128x28x28), `layer3.0` (256x14x14) and `layer4.0` (512x7x7). Threshold rule "mean" (the
 callback's default). Per layer: ours on a whole batch (median of repeats, per volume) with the CPU backends
 `numba` (the default when numba is installed: one fused compiled call per batch computes the masks, the Euler
-characteristic and both labellings, on 1 and on 2 threads: `numba.set_num_threads`) and `cc3d` (the fallback without
+characteristic and both labellings, on 1 and on 2 threads: `torch.set_num_threads`) and `cc3d` (the fallback without
 numba: torch masks, NumPy Euler characteristic, cc3d labelling), against `cripser.computePH(maxdim=2)` on a few
 volumes of the same batch (bars with birth <= t < death), whose Betti numbers must be identical; every backend must
 give the same numbers on the whole batch. torch runs on one thread throughout (the "mean" thresholds, and the cc3d
@@ -21,7 +21,6 @@ wall clock) are printed, as are the load averages.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import os
 import platform
@@ -76,10 +75,8 @@ def ours(volumes: torch.Tensor, backend: str = "auto", workers: int = 1) -> torc
 
 
 def set_numba_threads(n: int) -> None:
-    with contextlib.suppress(ImportError):
-        import numba
-
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    """Threads of the compiled kernels: they follow torch's thread count (``functional._checks.cpu_workers``)."""
+    torch.set_num_threads(n)
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -174,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(
         f"\n## thread scaling, batch of {batch}: wall ms per volume (process CPU ms per volume), median of {repeats}; "
-        "numba: numba.set_num_threads; cc3d: a Python thread pool over chunks"
+        "numba: torch.set_num_threads; cc3d: a Python thread pool over chunks"
     )
     print(
         f"{'layer':<9} {'numba 1t':>16} {'numba 2t':>16} {'speed-up':>8} {'cc3d 1w':>16} {'cc3d 2w':>16} "

@@ -92,7 +92,7 @@ def provenance(threads: int) -> str:
         f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, python "
         f"{platform.python_version()}, {', '.join(versions)}\n# CPU: {cpu_model()}, {os.cpu_count()} cores "
         f"(load average {', '.join(f'{x:.1f}' for x in load)} at the start; shared machine, timings are noisy), "
-        f"torch threads {torch.get_num_threads()}, numba threads {threads}; peers single-threaded"
+        f"torch threads {torch.get_num_threads()}, our threads 1 and {threads} (`workers`); peers single-threaded"
     )
 
 
@@ -102,14 +102,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     batch, n_peer, repeats = (2, 1, 1) if args.quick else (8, 2, 5)
     layers = QUICK_LAYERS if args.quick else LAYERS
-    import numba
     from bench_layers import activations
 
     from lightning_topo.functional import cubical_persistence
 
     torch.set_num_threads(1)
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-    print(provenance(numba.get_num_threads()))
+    print(provenance(2))
     acts = activations(batch)
     volumes_of = {name: acts[name] for name in layers}
     if not args.quick:

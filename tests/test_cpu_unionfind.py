@@ -243,3 +243,25 @@ def test_auto_falls_back_to_cc3d_when_the_fused_kernel_fails(monkeypatch: pytest
     assert module.resolve_backend("auto", torch.device("cpu")) == "cc3d"
     with pytest.raises(RuntimeError, match="no compiler"):
         cubical_betti(vols, 0.5, backend="numba")
+
+
+def test_the_kernels_leave_torchs_thread_count_alone() -> None:
+    """numba's threading layer, once started, resets OpenMP's thread count and so torch's: the kernels must not
+    start it (``cpu_workers`` follows torch's count instead). Run in a fresh process: the thread count is global."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "torch.set_num_threads(1)\n"
+        "from lightning_topo.functional import cubical_betti, cubical_persistence\n"
+        "from lightning_topo.functional.components import count_components\n"
+        "v = torch.rand(4, 3, 9, 9)\n"
+        "cubical_betti(v, 0.5, backend='numba')\n"
+        "count_components(v <= 0.5, 6, backend='numba')\n"
+        "cubical_persistence(v)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "1"

@@ -23,7 +23,11 @@ from typing import Any
 import pytest
 import torch
 
+from lightning_topo.functional.components import resolve_backend
+
 REPO = Path(__file__).resolve().parents[1]
+CPU_AUTO = resolve_backend("auto", torch.device("cpu"))
+"""The labeller ``backend="auto"`` uses on this machine's CPU (the dry run measures on the CPU)."""
 RUN_SH = REPO / "benchmarks" / "gpu" / "run.sh"
 
 # The field names an outside check reads (fixed: never rename them).
@@ -118,7 +122,9 @@ def test_dry_run_benchmarks_are_sane(dry_run: tuple[dict[str, Any], Path, float]
         for backend in ("torch", "cc3d", "auto", "cripser"):
             assert _positive(entry[backend]), (entry["shape"], backend, entry)
         assert entry["identical"] is True and entry["cripser_agrees"] is True
-        assert entry["auto_backend"] == "cc3d"  # on the CPU
+        assert entry["auto_backend"] == CPU_AUTO  # on the CPU
+        if CPU_AUTO == "numba":  # the fused kernel, timed beside cc3d, with the same numbers
+            assert _positive(entry["numba"])
     per_input = per_volume["resnet18_224"]["per_input_11_layers_ms"]
     assert _positive(per_input["cc3d"]) and _positive(per_input["torch"])
     assert results["benchmark_backends_identical"] is True and results["cripser_agrees"] is True
@@ -166,7 +172,7 @@ def test_dry_run_times_the_labellers_at_the_buffered_batch_sizes(dry_run: tuple[
     for row in rows:
         assert _positive(row["torch_ms"]) and _positive(row["torch_b0_ms"]) and _positive(row["torch_b2_ms"])
         assert _positive(row["cubical_betti_auto_ms"])
-        assert row["identical"] is True and row["winner"] == "torch" and row["auto"] == "cc3d"
+        assert row["identical"] is True and row["winner"] == "torch" and row["auto"] == CPU_AUTO
     assert results["ccl_sizes_identical"] is True
     assert results["ccl_rule_suggested"] is None  # no CuPy here: nothing to compare
 

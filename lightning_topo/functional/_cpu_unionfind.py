@@ -3,7 +3,7 @@
 Used by :func:`lightning_topo.functional.components.count_components` as the ``"numba"`` backend (the CPU default
 when numba is installed: ``pip install lightning-topo[fast]``). The kernel is compiled by numba at first use
 (``cache=True``: later processes load the machine code from ``__pycache__``) and releases the GIL, so the volumes
-of a batch are counted in chunks on a thread pool of :func:`numba.get_num_threads` workers.
+of a batch are counted in chunks on a thread pool of :func:`torch.get_num_threads` workers.
 
 Per volume, one raster scan, as in the CUDA kernel (:mod:`lightning_topo.functional._cuda_unionfind`), but
 sequential, so no atomics: every foreground voxel joins its foreground neighbours that come before it in raster
@@ -47,6 +47,8 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
+
+from lightning_topo.functional._checks import cpu_workers
 
 __all__ = ["betti_chunk", "count_chunk", "count_components_numba", "cubical_betti_numba"]
 
@@ -210,15 +212,14 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 def count_components_numba(masks: np.ndarray, connectivity: int, bounded_only: bool) -> np.ndarray:
     """The number of components (``bounded_only``: bounded components) of each volume of a bool or uint8 array
-    ``(B, D, H, W)``, as int64 ``(B,)``. Chunks of the batch run on :func:`numba.get_num_threads` threads."""
-    import numba
+    ``(B, D, H, W)``, as int64 ``(B,)``. Chunks of the batch run on :func:`torch.get_num_threads` threads."""
 
     batch, depth, height, width = masks.shape
     if depth * height * width > MAX_VOXELS:
         raise ValueError(f"count_components_numba: volumes of {depth * height * width} voxels exceed {MAX_VOXELS}.")
     flat = np.ascontiguousarray(masks).view(np.uint8).reshape(batch, -1)
     out = np.zeros(batch, dtype=np.int64)
-    workers = min(batch, numba.get_num_threads())
+    workers = min(batch, cpu_workers())
     if workers <= 1:
         count_chunk(flat, depth, height, width, connectivity, bounded_only, 0, batch, out)
         return out
@@ -514,8 +515,7 @@ def cubical_betti_numba(values: np.ndarray, thresholds: np.ndarray) -> np.ndarra
     """Betti numbers of ``{v <= t}`` of a batch ``(B, D, H, W)`` of float32 or float64 volumes, ``thresholds``
     ``(B,)`` of the same dtype (compared as given: round them down first), as int64 ``(B, 4)``: ``b0, b1, b2``
     and 1 where the volume is finite (0 where it holds NaN or Inf; its counts are then 0). One call per batch;
-    chunks of the batch run on :func:`numba.get_num_threads` threads, with the same numbers on any count."""
-    import numba
+    chunks of the batch run on :func:`torch.get_num_threads` threads, with the same numbers on any count."""
 
     if sys.byteorder != "little":
         raise RuntimeError("cubical_betti_numba: packed words assume a little-endian machine.")
@@ -527,7 +527,7 @@ def cubical_betti_numba(values: np.ndarray, thresholds: np.ndarray) -> np.ndarra
     flat = np.ascontiguousarray(values).reshape(batch, -1)
     thresholds = np.ascontiguousarray(thresholds)
     out = np.zeros((batch, 4), dtype=np.int64)
-    workers = min(batch, numba.get_num_threads())
+    workers = min(batch, cpu_workers())
     if workers <= 1:
         betti_chunk(flat, thresholds, depth, height, width, 0, batch, out)
         return out

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from lightning_topo.functional._checks import MissingDependencyError, NonFiniteError
+from lightning_topo.functional._checks import MissingDependencyError, NonFiniteError, cpu_workers
 
 try:
     from numba import njit
@@ -499,7 +499,7 @@ def h1_pairs_batch(values: np.ndarray, workers: int | None = None) -> tuple[np.n
     Args:
         values: float ``(B, D, H, W)`` array (every size >= 1; converted to C-contiguous float64), finite.
         workers: threads the volumes are spread over (the kernel releases the GIL); ``None``:
-            :func:`numba.get_num_threads`, at most ``B``.
+            :func:`torch.get_num_threads`, at most ``B``.
 
     Returns:
         ``(pairs, index)``: float64 ``(P, 2)`` ``[birth, death]`` with ``birth < death``, and int64 ``(P,)``: the
@@ -523,9 +523,7 @@ def h1_pairs_batch(values: np.ndarray, workers: int | None = None) -> tuple[np.n
     values = _check_values(values, 4, "values")
     batch = values.shape[0]
     if workers is None:
-        import numba
-
-        workers = numba.get_num_threads()
+        workers = cpu_workers()
     workers = min(workers, batch)
     if workers <= 1:
         results = [_one(v) for v in values]

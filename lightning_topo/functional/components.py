@@ -5,8 +5,8 @@ It is dispatched by device, with identical results on every backend:
 
 * ``"numba"`` (the CPU default when numba imports: ``pip install lightning-topo[fast]``; see :data:`CPU_AUTO`): our own
   compiled union-find (:mod:`lightning_topo.functional._cpu_unionfind`): one raster pass per volume, no labels, no
-  stacking; it releases the GIL, so chunks of the batch run on :func:`numba.get_num_threads` threads (set it with
-  :func:`numba.set_num_threads` or ``NUMBA_NUM_THREADS``). Compiled at first use, cached on disk after that.
+  stacking; it releases the GIL, so chunks of the batch run on :func:`torch.get_num_threads` threads (set it with
+  :func:`torch.set_num_threads`). Compiled at first use, cached on disk after that.
 * ``"cc3d"`` (the CPU default without numba): the `connected-components-3d` C++ labeller, run **once per
   batch** on all volumes stacked along the first axis with a separating slab between them, so the
   per-call overhead is paid once, not once per volume. Labels come out numbered 1..N in raster

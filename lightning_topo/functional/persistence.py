@@ -34,6 +34,7 @@ from lightning_topo.functional._checks import (
     check_int,
     check_tensor,
     check_volumes,
+    cpu_workers,
 )
 from lightning_topo.functional.cubical import as_volumes_3d
 
@@ -265,7 +266,7 @@ def cubical_persistence(
         dims: the homological dimensions to compute and return, in 0..2 (an int for one).
         device: where the returned tensors live; ``None`` means the device of ``volumes``.
         workers: threads over the volumes of the batch for the union-find (the kernels release the GIL);
-            ``None`` means :func:`numba.get_num_threads`.
+            ``None`` means :func:`torch.get_num_threads` (not numba's: see ``cpu_workers``).
 
     Returns:
         :class:`PersistenceDiagrams` of the batch: float64 ``[birth, death]`` pairs ordered by volume, then
@@ -289,7 +290,7 @@ def cubical_persistence(
     volumes = check_volumes(volumes)
     wanted = check_dims(dims)
     if workers is not None:
-        check_int(workers, "workers", 1, allow_none="numba.get_num_threads()")
+        check_int(workers, "workers", 1, allow_none="torch.get_num_threads()")
     vols = as_volumes_3d(volumes.detach())
     batch, depth, height, width = vols.shape
     kernels = _kernels()
@@ -299,9 +300,7 @@ def cubical_persistence(
             "cubical_persistence indexes: split the volumes."
         )
     if workers is None:
-        import numba
-
-        workers = numba.get_num_threads()
+        workers = cpu_workers()
     host = np.ascontiguousarray(vols.to(device="cpu", dtype=torch.float64).numpy())
     spatial = sum(side >= 2 for side in (depth, height, width))
     top_dim = spatial - 1  # H2 of a 3-D volume, H1 of a 2-D one (a 1-D one: H0 only, which the H0 pass computes)

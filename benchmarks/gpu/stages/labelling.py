@@ -41,6 +41,13 @@ def device_backends(device: Any) -> dict[str, str | None]:
     return {"torch": None, "cupy": None if cupy_ok else why, "cuda_uf": None if cupy_ok else why}
 
 
+def cpu_backends() -> list[str]:
+    """Our CPU paths timed beside the device's: cc3d always, and numba where it is the CPU default (it imports)."""
+    import torch
+
+    return ["cc3d", *(["numba"] if components().resolve_backend("auto", torch.device("cpu")) == "numba" else [])]
+
+
 def bench_shape(
     shape: tuple[int, int, int],
     device: Any,
@@ -74,10 +81,15 @@ def bench_shape(
         entry[name] = 1000 * seconds / batch
         results[name] = out.cpu()
     cpu_vols = vols[:cpu_batch].cpu()
-    seconds, cpu_out = time_call(
-        lambda: cubical_betti(cpu_vols, sublevel_thresholds(cpu_vols, "mean"), backend="cc3d"), torch.device("cpu"), 1
-    )
-    entry["cc3d"] = 1000 * seconds / cpu_batch
+    cpu_outs = {}
+    for name in cpu_backends():  # our CPU paths: cc3d, and the fused numba kernel (the CPU default) where it imports
+        seconds, cpu_outs[name] = time_call(
+            lambda b=name: cubical_betti(cpu_vols, sublevel_thresholds(cpu_vols, "mean"), backend=b),
+            torch.device("cpu"),
+            1,
+        )
+        entry[name] = 1000 * seconds / cpu_batch
+    cpu_out = cpu_outs["cc3d"]
     entry["cc3d_batch"] = cpu_batch
     auto = auto_labeller(device, (batch, *shape))  # what the callback uses on this device
     if entry.get(auto) is None and isinstance(entry.get("torch"), float):  # auto falls back to torch after an error
@@ -88,6 +100,7 @@ def bench_shape(
     identical = bool(results) and not failed
     identical = identical and all(torch.equal(out, next(iter(results.values()))) for out in results.values())
     identical = identical and all(torch.equal(out[:cpu_batch], cpu_out) for out in results.values())
+    identical = identical and all(torch.equal(out, cpu_out) for out in cpu_outs.values())
     entry["identical"] = identical  # every backend that runs here gave the same Betti numbers as cc3d
     if n_cripser:
         thresholds = sublevel_thresholds(cpu_vols, "mean")
@@ -142,7 +155,7 @@ def stage_ccl(args: argparse.Namespace) -> None:
         update_results(args.out, per_volume_ms={"resnet18_224": {"shapes": layer_shapes}})
     # One input through the 11 layers: the sum of the per-volume times of its layers' shapes.
     per_input: dict[str, float | None] = {}
-    for name in ("auto", "torch", "cupy", "cuda_uf", "cc3d", "cripser"):
+    for name in ("auto", "torch", "cupy", "cuda_uf", "cc3d", "numba", "cripser"):
         times = [layer_shapes[shape_key(s)].get(name) for _, s in RESNET18_224_LAYERS]
         per_input[name] = sum(times) if all(isinstance(t, float) for t in times) else None
     resnet = {

@@ -120,7 +120,7 @@ def print_table(results: dict[str, Any], missing: list[str]) -> None:
     per_volume = results.get("per_volume_ms") or {}
     rows = [(k, v) for k, v in per_volume.items() if k != "resnet18_224"]
     rows += [(f"r18 {k}", v) for k, v in ((per_volume.get("resnet18_224") or {}).get("shapes") or {}).items()]
-    names = ("auto", "torch", "cupy", "cuda_uf", "cc3d", "cripser")
+    names = ("auto", "torch", "cupy", "cuda_uf", "cc3d", "numba", "cripser")
     print(f"\n{'ms per volume':20s} " + " ".join(f"{b:>8s}" for b in names) + "  identical")
     for key, entry in rows:
         cells = " ".join(f"{_fmt(entry.get(b)):>8s}" for b in names)
