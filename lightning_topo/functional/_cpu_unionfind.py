@@ -469,6 +469,125 @@ def _b2_runs(
     return n - unions
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _run_index(first: int, starts: np.uint64, bit: np.uint64) -> int:
+    """The index of the run of a one-word row holding bit ``bit``: ``first`` plus the run starts at or below it,
+    minus one (``starts``: the row's bits whose lower neighbour is clear)."""
+    return first + _pc(starts & (_ALL >> (_TOP - bit))) - 1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _hook(parent: np.ndarray, i: int, j: int) -> int:
+    """Join run ``i`` with the earlier run ``j`` (``j < i``); 1 if they were different sets."""
+    if parent[i] == i:
+        # ``i`` a root, so the smallest index of its set; ``j`` < ``i`` is in another set.
+        parent[i] = _find(parent, j)
+        return 1
+    return _union(parent, i, j)
+
+
+@njit(nogil=True, cache=True)
+def _betti_word(
+    packed: np.ndarray,
+    depth: int,
+    height: int,
+    width: int,
+    first0: np.ndarray,
+    first2: np.ndarray,
+    parent0: np.ndarray,
+    parent2: np.ndarray,
+) -> tuple:
+    """``(b0, b2)`` of a packed mask whose rows are one word each (``width <= 64``), in one sweep over the rows:
+    runs are never listed, a run is named by its row's first index and the popcount of the row's run starts up to
+    one of its bits. ``b0``: each run of ``row & earlier_row`` (the row above, the row behind) joins the two runs
+    it lies in. ``b2``: the complement's runs are numbered from 1, node 0 the outside; each run of
+    ``gaps & dilate(earlier_gaps)`` (4 earlier rows of the 3x3 row neighbourhood) lies in one gap run, which joins
+    the earlier gap runs within one voxel of it; pairs of boundary rows (all their runs outside) are skipped."""
+    full = _ALL >> np.uint64(64 - width)
+    n0 = 0
+    n2 = 1
+    u0 = 0
+    u2 = 0
+    parent2[0] = 0
+    for d in range(depth):
+        for h in range(height):
+            r = d * height + h
+            x = packed[r]
+            s0 = x & ~(x << _ONE)
+            first0[r] = n0
+            c = ~x & full
+            s2 = c & ~(c << _ONE)
+            first2[r] = n2
+            k0 = _pc(s0)
+            for i in range(n0, n0 + k0):
+                parent0[i] = i
+            n0 += k0
+            k2 = _pc(s2)
+            border = d == 0 or h == 0 or d == depth - 1 or h == height - 1
+            if border:
+                for i in range(n2, n2 + k2):
+                    parent2[i] = 0
+                u2 += k2
+            else:
+                for i in range(n2, n2 + k2):
+                    parent2[i] = i
+                if k2 > 0:
+                    if c & _ONE:
+                        parent2[n2] = 0
+                        u2 += 1
+                    if (c >> np.uint64(width - 1)) & _ONE:
+                        u2 += _union(parent2, n2 + k2 - 1, 0)
+            n2 += k2
+            f0 = first0[r]
+            f2 = first2[r]
+            # b0: the row above and the row behind.
+            for t in range(2):
+                if (t == 0 and h == 0) or (t == 1 and d == 0):
+                    continue
+                q = r - 1 if t == 0 else r - height
+                y = packed[q]
+                sq = y & ~(y << _ONE)
+                fq = first0[q]
+                o = x & y
+                while o != 0:
+                    b = _ctz(o)
+                    u0 += _hook(parent0, _run_index(f0, s0, b), _run_index(fq, sq, b))
+                    o &= o + (o & (~o + _ONE))
+            if k2 == 0:
+                continue
+            # b2: the row above, the 3 rows behind within one row.
+            for t in range(4):
+                if t == 0:
+                    if h == 0:
+                        continue
+                    q = r - 1
+                    qh = h - 1
+                    qd = d
+                else:
+                    if d == 0 or not 0 <= h + t - 2 < height:
+                        continue
+                    q = r - height + t - 2
+                    qh = h + t - 2
+                    qd = d - 1
+                if border and (qd == 0 or qh == 0 or qd == depth - 1 or qh == height - 1):
+                    continue
+                y = ~packed[q] & full
+                sq = y & ~(y << _ONE)
+                fq = first2[q]
+                o = c & (y | (y << _ONE) | (y >> _ONE))
+                while o != 0:
+                    low = o & (~o + _ONE)
+                    seg = o & ~(o + low)  # a run of o: inside one gap run of this row
+                    o ^= seg
+                    i = _run_index(f2, s2, _ctz(low))
+                    z = y & (seg | (seg << _ONE) | (seg >> _ONE))
+                    while z != 0:
+                        zl = z & (~z + _ONE)
+                        u2 += _hook(parent2, i, _run_index(fq, sq, _ctz(zl)))
+                        z &= z + zl
+    return n0 - u0, n2 - 1 - u2
+
+
 @njit(nogil=True, cache=True)
 def betti_chunk(
     values: np.ndarray,
@@ -493,6 +612,7 @@ def betti_chunk(
     first = np.empty(rows + 1, dtype=np.int64)
     cfirst = np.empty(rows + 1, dtype=np.int64)
     parent = np.empty(most + 1, dtype=np.int32)
+    parent2 = np.empty(most + 1 if words == 1 else 1, dtype=np.int32)
     for b in range(start, stop):
         if not _pack(values[b], thresholds[b], rows, width, words, packed):
             out[b, 0] = 0
@@ -501,6 +621,13 @@ def betti_chunk(
             out[b, 3] = 0
             continue
         chi = _euler(packed, depth, height, words)
+        if words == 1:
+            b0, b2 = _betti_word(packed, depth, height, width, first, cfirst, parent, parent2)
+            out[b, 0] = b0
+            out[b, 1] = b0 + b2 - chi
+            out[b, 2] = b2
+            out[b, 3] = 1
+            continue
         _runs(packed, rows, width, words, starts, ends, first, cstarts, cends, cfirst)
         b0 = _b0_runs(starts, ends, first, depth, height, parent)
         b2 = _b2_runs(cstarts, cends, cfirst, depth, height, width, parent)
