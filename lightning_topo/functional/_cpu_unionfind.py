@@ -295,6 +295,21 @@ def _pack(v: np.ndarray, t: float, rows: int, width: int, words: int, packed: np
 
 
 @njit(nogil=True, cache=True)
+def _pack_word(v: np.ndarray, t: float, rows: int, width: int, packed: np.ndarray) -> bool:
+    """:func:`_pack` for rows of one word (``width <= 64``)."""
+    finite = np.uint64(1)
+    for r in range(rows):
+        base = r * width
+        word = np.uint64(0)
+        for j in range(width):
+            x = v[base + j]
+            finite &= np.uint64((x - x) == 0.0)
+            word |= np.uint64(x <= t) << np.uint64(j)
+        packed[r] = word
+    return finite == 1
+
+
+@njit(nogil=True, cache=True)
 def _euler(packed: np.ndarray, depth: int, height: int, words: int) -> int:
     """``V - E + S - C`` of the V-construction complex of the packed mask."""
     zero = np.uint64(0)
@@ -497,13 +512,17 @@ def _betti_word(
     parent0: np.ndarray,
     parent2: np.ndarray,
 ) -> tuple:
-    """``(b0, b2)`` of a packed mask whose rows are one word each (``width <= 64``), in one sweep over the rows:
+    """``(b0, b2, chi)`` of a packed mask whose rows are one word each (``width <= 64``), in one sweep over the rows:
     runs are never listed, a run is named by its row's first index and the popcount of the row's run starts up to
     one of its bits. ``b0``: each run of ``row & earlier_row`` (the row above, the row behind) joins the two runs
     it lies in. ``b2``: the complement's runs are numbered from 1, node 0 the outside; each run of
     ``gaps & dilate(earlier_gaps)`` (4 earlier rows of the 3x3 row neighbourhood) lies in one gap run, which joins
     the earlier gap runs within one voxel of it; pairs of boundary rows (all their runs outside) are skipped."""
     full = _ALL >> np.uint64(64 - width)
+    vertices = 0
+    edges = 0
+    squares = 0
+    cubes = 0
     n0 = 0
     n2 = 1
     u0 = 0
@@ -513,6 +532,20 @@ def _betti_word(
         for h in range(height):
             r = d * height + h
             x = packed[r]
+            vertices += _pc(x)
+            edges += _pc(x & (x >> _ONE))
+            if h > 0:
+                eh = x & packed[r - 1]
+                edges += _pc(eh)
+                squares += _pc(eh & (eh >> _ONE))
+            if d > 0:
+                ed = x & packed[r - height]
+                edges += _pc(ed)
+                squares += _pc(ed & (ed >> _ONE))
+                if h > 0:
+                    cube = ed & packed[r - 1] & packed[r - height - 1]
+                    squares += _pc(cube)
+                    cubes += _pc(cube & (cube >> _ONE))
             s0 = x & ~(x << _ONE)
             first0[r] = n0
             c = ~x & full
@@ -585,7 +618,7 @@ def _betti_word(
                         zl = z & (~z + _ONE)
                         u2 += _hook(parent2, i, _run_index(fq, sq, _ctz(zl)))
                         z &= z + zl
-    return n0 - u0, n2 - 1 - u2
+    return n0 - u0, n2 - 1 - u2, vertices - edges + squares - cubes
 
 
 @njit(nogil=True, cache=True)
@@ -614,6 +647,19 @@ def betti_chunk(
     parent = np.empty(most + 1, dtype=np.int32)
     parent2 = np.empty(most + 1 if words == 1 else 1, dtype=np.int32)
     for b in range(start, stop):
+        if words == 1:
+            if not _pack_word(values[b], thresholds[b], rows, width, packed):
+                out[b, 0] = 0
+                out[b, 1] = 0
+                out[b, 2] = 0
+                out[b, 3] = 0
+                continue
+            b0, b2, chi = _betti_word(packed, depth, height, width, first, cfirst, parent, parent2)
+            out[b, 0] = b0
+            out[b, 1] = b0 + b2 - chi
+            out[b, 2] = b2
+            out[b, 3] = 1
+            continue
         if not _pack(values[b], thresholds[b], rows, width, words, packed):
             out[b, 0] = 0
             out[b, 1] = 0
@@ -621,13 +667,6 @@ def betti_chunk(
             out[b, 3] = 0
             continue
         chi = _euler(packed, depth, height, words)
-        if words == 1:
-            b0, b2 = _betti_word(packed, depth, height, width, first, cfirst, parent, parent2)
-            out[b, 0] = b0
-            out[b, 1] = b0 + b2 - chi
-            out[b, 2] = b2
-            out[b, 3] = 1
-            continue
         _runs(packed, rows, width, words, starts, ends, first, cstarts, cends, cfirst)
         b0 = _b0_runs(starts, ends, first, depth, height, parent)
         b2 = _b2_runs(cstarts, cends, cfirst, depth, height, width, parent)
