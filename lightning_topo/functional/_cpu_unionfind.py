@@ -515,9 +515,10 @@ def _betti_word(
     """``(b0, b2, chi)`` of a packed mask whose rows are one word each (``width <= 64``), in one sweep over the rows:
     runs are never listed, a run is named by its row's first index and the popcount of the row's run starts up to
     one of its bits. ``b0``: each run of ``row & earlier_row`` (the row above, the row behind) joins the two runs
-    it lies in. ``b2``: the complement's runs are numbered from 1, node 0 the outside; each run of
-    ``gaps & dilate(earlier_gaps)`` (4 earlier rows of the 3x3 row neighbourhood) lies in one gap run, which joins
-    the earlier gap runs within one voxel of it; pairs of boundary rows (all their runs outside) are skipped."""
+    it lies in. ``b2``: node 0 is the outside, and so are the gap runs of the border rows (``d`` or ``h`` first or
+    last; no nodes); the gap runs of the other rows are numbered from 1. Each run of ``gaps & dilate(earlier_gaps)``
+    (4 earlier rows of the 3x3 row neighbourhood) lies in one gap run, which joins the earlier gap runs within one
+    voxel of it (the outside, where either row is a border row); pairs of border rows are skipped."""
     full = _ALL >> np.uint64(64 - width)
     vertices = 0
     edges = 0
@@ -555,21 +556,16 @@ def _betti_word(
             for i in range(n0, n0 + k0):
                 parent0[i] = i
             n0 += k0
-            k2 = _pc(s2)
             border = d == 0 or h == 0 or d == depth - 1 or h == height - 1
-            if border:
-                for i in range(n2, n2 + k2):
-                    parent2[i] = 0
-                u2 += k2
-            else:
-                for i in range(n2, n2 + k2):
-                    parent2[i] = i
-                if k2 > 0:
-                    if c & _ONE:
-                        parent2[n2] = 0
-                        u2 += 1
-                    if (c >> np.uint64(width - 1)) & _ONE:
-                        u2 += _union(parent2, n2 + k2 - 1, 0)
+            k2 = 0 if border else _pc(s2)  # the gap runs of a border row are the outside: no nodes
+            for i in range(n2, n2 + k2):
+                parent2[i] = i
+            if k2 > 0:
+                if c & _ONE:
+                    parent2[n2] = 0
+                    u2 += 1
+                if (c >> np.uint64(width - 1)) & _ONE:
+                    u2 += _union(parent2, n2 + k2 - 1, 0)
             n2 += k2
             f0 = first0[r]
             f2 = first2[r]
@@ -586,7 +582,7 @@ def _betti_word(
                     b = _ctz(o)
                     u0 += _hook(parent0, _run_index(f0, s0, b), _run_index(fq, sq, b))
                     o &= o + (o & (~o + _ONE))
-            if k2 == 0:
+            if c == 0:
                 continue
             # b2: the row above, the 3 rows behind within one row.
             for t in range(4):
@@ -602,12 +598,32 @@ def _betti_word(
                     q = r - height + t - 2
                     qh = h + t - 2
                     qd = d - 1
-                if border and (qd == 0 or qh == 0 or qd == depth - 1 or qh == height - 1):
+                qborder = qd == 0 or qh == 0 or qd == depth - 1 or qh == height - 1
+                if border and qborder:
                     continue
                 y = ~packed[q] & full
+                if y == 0:
+                    continue
+                if border:
+                    # This row is outside: the gap runs of ``q`` within one voxel of it join the outside.
+                    sq = y & ~(y << _ONE)
+                    fq = first2[q]
+                    z = y & (c | (c << _ONE) | (c >> _ONE))
+                    while z != 0:
+                        zl = z & (~z + _ONE)
+                        u2 += _hook(parent2, _run_index(fq, sq, _ctz(zl)), 0)
+                        z &= z + zl
+                    continue
+                o = c & (y | (y << _ONE) | (y >> _ONE))
+                if qborder:
+                    # ``q`` is outside: the gap runs of this row within one voxel of it join the outside.
+                    while o != 0:
+                        low = o & (~o + _ONE)
+                        u2 += _hook(parent2, _run_index(f2, s2, _ctz(low)), 0)
+                        o &= o + low
+                    continue
                 sq = y & ~(y << _ONE)
                 fq = first2[q]
-                o = c & (y | (y << _ONE) | (y >> _ONE))
                 while o != 0:
                     low = o & (~o + _ONE)
                     seg = o & ~(o + low)  # a run of o: inside one gap run of this row
