@@ -578,13 +578,19 @@ def _betti_word(
                 sq = y & ~(y << _ONE)
                 fq = first0[q]
                 o = x & y
+                if t == 1 and h > 0:
+                    # Where the voxels above and above-behind are set too, the one behind is in this set already.
+                    o &= ~(packed[r - 1] & packed[r - height - 1])
                 while o != 0:
                     b = _ctz(o)
                     u0 += _hook(parent0, _run_index(f0, s0, b), _run_index(fq, sq, b))
                     o &= o + (o & (~o + _ONE))
             if c == 0:
                 continue
-            # b2: the row above, the 3 rows behind within one row.
+            # b2: the row above, the 3 rows behind within one row. A gap voxel need not look at a row behind where
+            # a gap voxel next to it (above it, or behind it) is adjacent to all of that row's voxels it is.
+            above = ~packed[r - 1] & full if h > 0 else np.uint64(0)
+            behind = ~packed[r - height] & full if d > 0 else np.uint64(0)
             for t in range(4):
                 if t == 0:
                     if h == 0:
@@ -602,19 +608,27 @@ def _betti_word(
                 if border and qborder:
                     continue
                 y = ~packed[q] & full
-                if y == 0:
+                if t == 0:
+                    ce = c
+                elif t == 1:
+                    ce = c & ~(above | behind)
+                elif t == 2:
+                    ce = c & ~above
+                else:
+                    ce = c & ~behind
+                if y == 0 or ce == 0:
                     continue
                 if border:
                     # This row is outside: the gap runs of ``q`` within one voxel of it join the outside.
                     sq = y & ~(y << _ONE)
                     fq = first2[q]
-                    z = y & (c | (c << _ONE) | (c >> _ONE))
+                    z = y & (ce | (ce << _ONE) | (ce >> _ONE))
                     while z != 0:
                         zl = z & (~z + _ONE)
                         u2 += _hook(parent2, _run_index(fq, sq, _ctz(zl)), 0)
                         z &= z + zl
                     continue
-                o = c & (y | (y << _ONE) | (y >> _ONE))
+                o = ce & (y | (y << _ONE) | (y >> _ONE))
                 if qborder:
                     # ``q`` is outside: the gap runs of this row within one voxel of it join the outside.
                     while o != 0:
