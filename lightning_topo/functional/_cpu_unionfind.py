@@ -33,6 +33,13 @@ values, with no mask tensors. Per volume:
   3x3 row neighbourhood that overlap it within one voxel (26-connectivity), and the runs on the volume's boundary
   joining one outside node; bounded components = runs - unions.
 
+Rows of one word (``W <= 64``: every layer of a ResNet past the stem) take a specialised path,
+:func:`_betti_word`: one sweep over the rows computes ``chi``, ``b0`` and ``b2`` together with no run lists. A run
+is named by its row's first index plus the popcount of the row's run starts (``r & ~(r << 1)``) up to one of its
+bits; the overlaps of two rows are the runs of their AND (of the gaps with the other row's dilated gaps for
+``b2``), each walked by lowest-bit tricks; the gap runs of the border rows are the outside node itself; and a join
+implied by a neighbouring voxel (b0: above and above-behind set; b2: a gap above or behind) is skipped.
+
 Work and memory scale with the number of runs, not of voxels, past the packing. Volumes are split in chunks over
 the same thread pool; every volume's numbers depend on it alone, so any thread count gives the same results.
 """
