@@ -304,16 +304,19 @@ def _pack(v: np.ndarray, t: float, rows: int, width: int, words: int, packed: np
 @njit(nogil=True, cache=True)
 def _pack_word(v: np.ndarray, t: float, rows: int, width: int, packed: np.ndarray) -> bool:
     """:func:`_pack` for rows of one word (``width <= 64``)."""
-    finite = np.uint64(1)
+    bad = False
+    for i in range(rows * width):
+        x = v[i]
+        bad |= (x - x) != 0.0  # NaN for NaN and +-inf
+    if bad:
+        return False
     for r in range(rows):
         base = r * width
         word = np.uint64(0)
         for j in range(width):
-            x = v[base + j]
-            finite &= np.uint64((x - x) == 0.0)
-            word |= np.uint64(x <= t) << np.uint64(j)
+            word |= np.uint64(v[base + j] <= t) << np.uint64(j)
         packed[r] = word
-    return finite == 1
+    return True
 
 
 @njit(nogil=True, cache=True)
