@@ -33,6 +33,13 @@ values, with no mask tensors. Per volume:
   3x3 row neighbourhood that overlap it within one voxel (26-connectivity), and the runs on the volume's boundary
   joining one outside node; bounded components = runs - unions.
 
+Rows of one word (``W <= 64``: every layer of a ResNet past the stem) take a specialised path,
+:func:`_betti_word`: one sweep over the rows computes ``chi``, ``b0`` and ``b2`` together with no run lists. A run
+is named by its row's first index plus the popcount of the row's run starts (``r & ~(r << 1)``) up to one of its
+bits; the overlaps of two rows are the runs of their AND (of the gaps with the other row's dilated gaps for
+``b2``), each walked by lowest-bit tricks; the gap runs of the border rows are the outside node itself; and a join
+implied by a neighbouring voxel (b0: above and above-behind set; b2: a gap above or behind) is skipped.
+
 Work and memory scale with the number of runs, not of voxels, past the packing. Volumes are split in chunks over
 the same thread pool; every volume's numbers depend on it alone, so any thread count gives the same results.
 """
@@ -296,6 +303,24 @@ def _pack(v: np.ndarray, t: float, rows: int, width: int, words: int, packed: np
 
 
 @njit(nogil=True, cache=True)
+def _pack_word(v: np.ndarray, t: float, rows: int, width: int, packed: np.ndarray) -> bool:
+    """:func:`_pack` for rows of one word (``width <= 64``)."""
+    bad = False
+    for i in range(rows * width):
+        x = v[i]
+        bad |= (x - x) != 0.0  # NaN for NaN and +-inf
+    if bad:
+        return False
+    for r in range(rows):
+        base = r * width
+        word = np.uint64(0)
+        for j in range(width):
+            word |= np.uint64(v[base + j] <= t) << np.uint64(j)
+        packed[r] = word
+    return True
+
+
+@njit(nogil=True, cache=True)
 def _euler(packed: np.ndarray, depth: int, height: int, words: int) -> int:
     """``V - E + S - C`` of the V-construction complex of the packed mask."""
     zero = np.uint64(0)
@@ -470,6 +495,173 @@ def _b2_runs(
     return n - unions
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _run_index(first: int, starts: np.uint64, bit: np.uint64) -> int:
+    """The index of the run of a one-word row holding bit ``bit``: ``first`` plus the run starts at or below it,
+    minus one (``starts``: the row's bits whose lower neighbour is clear)."""
+    return first + _pc(starts & (_ALL >> (_TOP - bit))) - 1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _hook(parent: np.ndarray, i: int, j: int) -> int:
+    """Join run ``i`` with the earlier run ``j`` (``j < i``); 1 if they were different sets."""
+    if parent[i] == i:
+        # ``i`` a root, so the smallest index of its set; ``j`` < ``i`` is in another set.
+        parent[i] = _find(parent, j)
+        return 1
+    return _union(parent, i, j)
+
+
+@njit(nogil=True, cache=True)
+def _betti_word(
+    packed: np.ndarray,
+    depth: int,
+    height: int,
+    width: int,
+    first0: np.ndarray,
+    first2: np.ndarray,
+    parent0: np.ndarray,
+    parent2: np.ndarray,
+) -> tuple:
+    """``(b0, b2, chi)`` of a packed mask whose rows are one word each (``width <= 64``), in one sweep over the rows:
+    runs are never listed, a run is named by its row's first index and the popcount of the row's run starts up to
+    one of its bits. ``b0``: each run of ``row & earlier_row`` (the row above, the row behind) joins the two runs
+    it lies in. ``b2``: node 0 is the outside, and so are the gap runs of the border rows (``d`` or ``h`` first or
+    last; no nodes); the gap runs of the other rows are numbered from 1. Each run of ``gaps & dilate(earlier_gaps)``
+    (4 earlier rows of the 3x3 row neighbourhood) lies in one gap run, which joins the earlier gap runs within one
+    voxel of it (the outside, where either row is a border row); pairs of border rows are skipped."""
+    full = _ALL >> np.uint64(64 - width)
+    vertices = 0
+    edges = 0
+    squares = 0
+    cubes = 0
+    n0 = 0
+    n2 = 1
+    u0 = 0
+    u2 = 0
+    parent2[0] = 0
+    for d in range(depth):
+        for h in range(height):
+            r = d * height + h
+            x = packed[r]
+            vertices += _pc(x)
+            edges += _pc(x & (x >> _ONE))
+            if h > 0:
+                eh = x & packed[r - 1]
+                edges += _pc(eh)
+                squares += _pc(eh & (eh >> _ONE))
+            if d > 0:
+                ed = x & packed[r - height]
+                edges += _pc(ed)
+                squares += _pc(ed & (ed >> _ONE))
+                if h > 0:
+                    cube = ed & packed[r - 1] & packed[r - height - 1]
+                    squares += _pc(cube)
+                    cubes += _pc(cube & (cube >> _ONE))
+            s0 = x & ~(x << _ONE)
+            first0[r] = n0
+            c = ~x & full
+            s2 = c & ~(c << _ONE)
+            first2[r] = n2
+            k0 = _pc(s0)
+            for i in range(n0, n0 + k0):
+                parent0[i] = i
+            n0 += k0
+            border = d == 0 or h == 0 or d == depth - 1 or h == height - 1
+            k2 = 0 if border else _pc(s2)  # the gap runs of a border row are the outside: no nodes
+            for i in range(n2, n2 + k2):
+                parent2[i] = i
+            if k2 > 0:
+                if c & _ONE:
+                    parent2[n2] = 0
+                    u2 += 1
+                if (c >> np.uint64(width - 1)) & _ONE:
+                    u2 += _union(parent2, n2 + k2 - 1, 0)
+            n2 += k2
+            f0 = first0[r]
+            f2 = first2[r]
+            # b0: the row above and the row behind.
+            for t in range(2):
+                if (t == 0 and h == 0) or (t == 1 and d == 0):
+                    continue
+                q = r - 1 if t == 0 else r - height
+                y = packed[q]
+                sq = y & ~(y << _ONE)
+                fq = first0[q]
+                o = x & y
+                if t == 1 and h > 0:
+                    # Where the voxels above and above-behind are set too, the one behind is in this set already.
+                    o &= ~(packed[r - 1] & packed[r - height - 1])
+                while o != 0:
+                    b = _ctz(o)
+                    u0 += _hook(parent0, _run_index(f0, s0, b), _run_index(fq, sq, b))
+                    o &= o + (o & (~o + _ONE))
+            if c == 0:
+                continue
+            # b2: the row above, the 3 rows behind within one row. A gap voxel need not look at a row behind where
+            # a gap voxel next to it (above it, or behind it) is adjacent to all of that row's voxels it is.
+            above = ~packed[r - 1] & full if h > 0 else np.uint64(0)
+            behind = ~packed[r - height] & full if d > 0 else np.uint64(0)
+            for t in range(4):
+                if t == 0:
+                    if h == 0:
+                        continue
+                    q = r - 1
+                    qh = h - 1
+                    qd = d
+                else:
+                    if d == 0 or not 0 <= h + t - 2 < height:
+                        continue
+                    q = r - height + t - 2
+                    qh = h + t - 2
+                    qd = d - 1
+                qborder = qd == 0 or qh == 0 or qd == depth - 1 or qh == height - 1
+                if border and qborder:
+                    continue
+                y = ~packed[q] & full
+                if t == 0:
+                    ce = c
+                elif t == 1:
+                    ce = c & ~(above | behind)
+                elif t == 2:
+                    ce = c & ~above
+                else:
+                    ce = c & ~behind
+                if y == 0 or ce == 0:
+                    continue
+                if border:
+                    # This row is outside: the gap runs of ``q`` within one voxel of it join the outside.
+                    sq = y & ~(y << _ONE)
+                    fq = first2[q]
+                    z = y & (ce | (ce << _ONE) | (ce >> _ONE))
+                    while z != 0:
+                        zl = z & (~z + _ONE)
+                        u2 += _hook(parent2, _run_index(fq, sq, _ctz(zl)), 0)
+                        z &= z + zl
+                    continue
+                o = ce & (y | (y << _ONE) | (y >> _ONE))
+                if qborder:
+                    # ``q`` is outside: the gap runs of this row within one voxel of it join the outside.
+                    while o != 0:
+                        low = o & (~o + _ONE)
+                        u2 += _hook(parent2, _run_index(f2, s2, _ctz(low)), 0)
+                        o &= o + low
+                    continue
+                sq = y & ~(y << _ONE)
+                fq = first2[q]
+                while o != 0:
+                    low = o & (~o + _ONE)
+                    seg = o & ~(o + low)  # a run of o: inside one gap run of this row
+                    o ^= seg
+                    i = _run_index(f2, s2, _ctz(low))
+                    z = y & (seg | (seg << _ONE) | (seg >> _ONE))
+                    while z != 0:
+                        zl = z & (~z + _ONE)
+                        u2 += _hook(parent2, i, _run_index(fq, sq, _ctz(zl)))
+                        z &= z + zl
+    return n0 - u0, n2 - 1 - u2, vertices - edges + squares - cubes
+
+
 @njit(nogil=True, cache=True)
 def betti_chunk(
     values: np.ndarray,
@@ -494,7 +686,21 @@ def betti_chunk(
     first = np.empty(rows + 1, dtype=np.int64)
     cfirst = np.empty(rows + 1, dtype=np.int64)
     parent = np.empty(most + 1, dtype=np.int32)
+    parent2 = np.empty(most + 1 if words == 1 else 1, dtype=np.int32)
     for b in range(start, stop):
+        if words == 1:
+            if not _pack_word(values[b], thresholds[b], rows, width, packed):
+                out[b, 0] = 0
+                out[b, 1] = 0
+                out[b, 2] = 0
+                out[b, 3] = 0
+                continue
+            b0, b2, chi = _betti_word(packed, depth, height, width, first, cfirst, parent, parent2)
+            out[b, 0] = b0
+            out[b, 1] = b0 + b2 - chi
+            out[b, 2] = b2
+            out[b, 3] = 1
+            continue
         if not _pack(values[b], thresholds[b], rows, width, words, packed):
             out[b, 0] = 0
             out[b, 1] = 0
