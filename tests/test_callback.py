@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from models import quiet_trainer
 
 from lightning_topo import TopologyCallback
 from lightning_topo.datasets import DigitsDataModule
@@ -24,19 +25,9 @@ from lightning_topo.models import Classifier, digits_cnn, mlp
 
 
 def _trainer(tmp_path: Path, callbacks: list, max_epochs: int, **kwargs) -> Trainer:
-    defaults = dict(
-        max_epochs=max_epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=CSVLogger(tmp_path, name="run"),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        deterministic=True,
-    )
-    defaults.update(kwargs)
-    return Trainer(callbacks=callbacks, default_root_dir=tmp_path, **defaults)
+    """A quiet CPU trainer that logs to CSV (``_read_csv``), deterministic."""
+    kwargs = {"logger": CSVLogger(tmp_path, name="run"), "deterministic": True, **kwargs}
+    return quiet_trainer(tmp_path, callbacks, max_epochs=max_epochs, **kwargs)
 
 
 def _read_csv(trainer: Trainer) -> list[dict[str, str]]:
