@@ -75,7 +75,7 @@ def ours(volumes: torch.Tensor, backend: str = "auto", workers: int = 1) -> torc
 
 
 def set_numba_threads(n: int) -> None:
-    """Threads of the compiled kernels: they follow torch's thread count (``functional._checks.cpu_workers``)."""
+    """Threads of the compiled kernels: they follow torch's thread count (``functional._threads.cpu_workers``)."""
     torch.set_num_threads(n)
 
 

@@ -3,6 +3,9 @@ counts, and the ``"auto"`` choice and fallback on the CPU. GUDHI and cripser che
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -67,16 +70,23 @@ def test_known_counts() -> None:
     assert count_components(diagonal, 26, backend="numba").tolist() == [1]
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` for the block (the compiled kernels use as many)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_thread_counts_give_the_same_numbers(threads: int) -> None:
     rng = np.random.default_rng(5)
     masks = torch.from_numpy(rng.random((9, 8, 12, 11)) < 0.45)
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with _torch_threads(threads):  # the kernels' thread pools follow torch's count (functional._threads)
         _assert_equal_reference(masks)
-    finally:
-        numba.set_num_threads(before)
 
 
 def test_cubical_betti_1d_2d_3d_batches_equal_cc3d() -> None:
@@ -215,16 +225,14 @@ def test_fused_thread_counts_give_identical_numbers() -> None:
     from scipy.ndimage import gaussian_filter
 
     rng = np.random.default_rng(5)
-    vols = torch.from_numpy(gaussian_filter(rng.standard_normal((9, 8, 20, 130)), (0, 1, 1, 1)).astype(np.float32))
-    before = numba.get_num_threads()
-    results = []
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            results.append(cubical_betti(vols, 0.0, backend="numba").tolist())
-    finally:
-        numba.set_num_threads(before)
-    assert results[0] == results[1] == cubical_betti(vols, 0.0, backend="cc3d").tolist()
+    for width in (130, 7):  # rows of several words, and the one-word path
+        noise = rng.standard_normal((9, 8, 20, width))
+        vols = torch.from_numpy(gaussian_filter(noise, (0, 1, 1, 1)).astype(np.float32))
+        results = []
+        for threads in (1, 2):
+            with _torch_threads(threads):
+                results.append(cubical_betti(vols, 0.0, backend="numba").tolist())
+        assert results[0] == results[1] == cubical_betti(vols, 0.0, backend="cc3d").tolist()
 
 
 def test_auto_falls_back_to_cc3d_when_the_fused_kernel_fails(monkeypatch: pytest.MonkeyPatch) -> None:

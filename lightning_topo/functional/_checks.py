@@ -39,14 +39,6 @@ class NonFiniteError(ValueError):
         self.index = index
 
 
-def cpu_workers() -> int:
-    """Threads for the compiled CPU kernels (numba, ``nogil``, run on a Python thread pool): torch's intra-op thread
-    count, :func:`torch.get_num_threads` (set it with :func:`torch.set_num_threads`). Not
-    :func:`numba.get_num_threads`: asking numba starts its threading layer, which resets OpenMP's thread count and so
-    torch's (a process-wide change no library call may make)."""
-    return max(1, torch.get_num_threads())
-
-
 def check_int(
     value: object,
     name: str,

@@ -46,16 +46,14 @@ the same thread pool; every volume's numbers depend on it alone, so any thread c
 
 from __future__ import annotations
 
-import itertools
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from lightning_topo.functional._checks import cpu_workers
+from lightning_topo.functional._threads import cpu_workers, run_chunks
 
 __all__ = ["betti_chunk", "count_chunk", "count_components_numba", "cubical_betti_numba"]
 
@@ -206,17 +204,6 @@ def count_chunk(
             out[b] = _count26(masks[b], parent, depth, height, width, bounded)
 
 
-_POOL: list = []  # [ThreadPoolExecutor, workers], created at the first batch counted on more than one thread
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    if not _POOL or _POOL[1] < workers:
-        if _POOL:
-            _POOL[0].shutdown(wait=False)
-        _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="lightning-topo-uf"), workers]
-    return _POOL[0]
-
-
 def count_components_numba(masks: np.ndarray, connectivity: int, bounded_only: bool) -> np.ndarray:
     """The number of components (``bounded_only``: bounded components) of each volume of a bool or uint8 array
     ``(B, D, H, W)``, as int64 ``(B,)``. Chunks of the batch run on :func:`torch.get_num_threads` threads."""
@@ -226,17 +213,11 @@ def count_components_numba(masks: np.ndarray, connectivity: int, bounded_only: b
         raise ValueError(f"count_components_numba: volumes of {depth * height * width} voxels exceed {MAX_VOXELS}.")
     flat = np.ascontiguousarray(masks).view(np.uint8).reshape(batch, -1)
     out = np.zeros(batch, dtype=np.int64)
-    workers = min(batch, cpu_workers())
-    if workers <= 1:
-        count_chunk(flat, depth, height, width, connectivity, bounded_only, 0, batch, out)
-        return out
-    bounds = np.linspace(0, batch, workers + 1).astype(np.int64)
-    futures = [
-        _pool(workers).submit(count_chunk, flat, depth, height, width, connectivity, bounded_only, lo, hi, out)
-        for lo, hi in itertools.pairwise(bounds.tolist())
-    ]
-    for future in futures:
-        future.result()
+    run_chunks(
+        lambda lo, hi: count_chunk(flat, depth, height, width, connectivity, bounded_only, lo, hi, out),
+        batch,
+        cpu_workers(),
+    )
     return out
 
 
@@ -733,15 +714,5 @@ def cubical_betti_numba(values: np.ndarray, thresholds: np.ndarray) -> np.ndarra
     flat = np.ascontiguousarray(values).reshape(batch, -1)
     thresholds = np.ascontiguousarray(thresholds)
     out = np.zeros((batch, 4), dtype=np.int64)
-    workers = min(batch, cpu_workers())
-    if workers <= 1:
-        betti_chunk(flat, thresholds, depth, height, width, 0, batch, out)
-        return out
-    bounds = np.linspace(0, batch, workers + 1).astype(np.int64)
-    futures = [
-        _pool(workers).submit(betti_chunk, flat, thresholds, depth, height, width, lo, hi, out)
-        for lo, hi in itertools.pairwise(bounds.tolist())
-    ]
-    for future in futures:
-        future.result()
+    run_chunks(lambda lo, hi: betti_chunk(flat, thresholds, depth, height, width, lo, hi, out), batch, cpu_workers())
     return out

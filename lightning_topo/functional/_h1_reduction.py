@@ -33,14 +33,13 @@ the GIL: the volumes of a batch run on a thread pool.
 
 from __future__ import annotations
 
-import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from lightning_topo.functional._checks import MissingDependencyError, NonFiniteError, cpu_workers
+from lightning_topo.functional._checks import MissingDependencyError, NonFiniteError
+from lightning_topo.functional._threads import cpu_workers, run_chunks
 
 try:
     from numba import njit
@@ -482,17 +481,6 @@ def h1_pairs(volume: np.ndarray) -> np.ndarray:
     return np.stack([births, deaths], axis=1)
 
 
-_POOL: list = []  # [ThreadPoolExecutor, workers], created at the first batch run on more than one thread
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    if not _POOL or _POOL[1] < workers:
-        if _POOL:
-            _POOL[0].shutdown(wait=False)
-        _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="lightning-topo-h1"), workers]
-    return _POOL[0]
-
-
 def h1_pairs_batch(values: np.ndarray, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The finite H1 persistence pairs of every volume of a batch, as :func:`h1_pairs` gives them per volume.
 
@@ -524,18 +512,12 @@ def h1_pairs_batch(values: np.ndarray, workers: int | None = None) -> tuple[np.n
     batch = values.shape[0]
     if workers is None:
         workers = cpu_workers()
-    workers = min(workers, batch)
-    if workers <= 1:
-        results = [_one(v) for v in values]
-    else:
-        # Chunks of consecutive volumes per thread: each thread runs its own argsort and kernel without the GIL.
-        bounds = np.linspace(0, batch, workers + 1).astype(np.int64).tolist()
 
-        def chunk(lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
-            return [_one(values[b]) for b in range(lo, hi)]
+    # Chunks of consecutive volumes per thread: each thread runs its own argsort and kernel without the GIL.
+    def chunk(lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [_one(values[b]) for b in range(lo, hi)]
 
-        futures = [_pool(workers).submit(chunk, lo, hi) for lo, hi in itertools.pairwise(bounds)]
-        results = [r for f in futures for r in f.result()]
+    results = [r for part in run_chunks(chunk, batch, workers) for r in part]
     counts = np.array([len(b) for b, _ in results], dtype=np.int64)
     pairs = np.empty((int(counts.sum()), 2), dtype=np.float64)
     if len(pairs):

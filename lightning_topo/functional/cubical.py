@@ -284,9 +284,9 @@ def cubical_betti(
     # On an accelerator every validity check (finite values, no NaN threshold, labels in raster order) is a flag
     # on the device, all read in one host sync at the end; the eager checks run again only to raise.
     deferred = target.type != "cpu" or _DEFER_CHECKS_ON_CPU
-    fused = not deferred and sys.byteorder == "little" and resolve_backend(backend, target) == "numba"
+    resolved = resolve_backend(backend, target)  # validate before any work
+    fused = not deferred and sys.byteorder == "little" and resolved == "numba"
     volumes = check_volumes(volumes, finite=not deferred and not fused)  # (the fused kernel checks as it reads)
-    resolve_backend(backend, target)  # validate before any work
     vols = as_volumes_3d(volumes.to(target))
     if fused:
         betti = _cubical_betti_fused(vols, threshold, backend)

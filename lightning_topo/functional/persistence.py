@@ -17,9 +17,7 @@ compiled union-find over the voxels in value order (:mod:`lightning_topo.functio
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -34,8 +32,8 @@ from lightning_topo.functional._checks import (
     check_int,
     check_tensor,
     check_volumes,
-    cpu_workers,
 )
+from lightning_topo.functional._threads import cpu_workers, run_chunks
 from lightning_topo.functional.cubical import as_volumes_3d
 
 __all__ = ["PersistenceDiagrams", "cubical_persistence"]
@@ -207,17 +205,6 @@ def _kernels() -> Any:
     return SimpleNamespace(MAX_VOXELS=MAX_VOXELS, pairs_chunk=pairs_chunk)
 
 
-_POOL: list = []  # [ThreadPoolExecutor, workers], created at the first batch computed on more than one thread
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    if not _POOL or _POOL[1] < workers:
-        if _POOL:
-            _POOL[0].shutdown(wait=False)
-        _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="lightning-topo-ph"), workers]
-    return _POOL[0]
-
-
 def _union_find_pairs(
     host: np.ndarray, want_h0: bool, want_top: bool, top_dim: int, workers: int
 ) -> tuple[np.ndarray, ...]:
@@ -227,13 +214,10 @@ def _union_find_pairs(
     batch, depth, height, width = host.shape
     flat = host.reshape(batch, -1)
     args = (depth, height, width, want_h0, want_top, top_dim)
-    workers = min(batch, workers)
-    if workers <= 1:
-        return kernels.pairs_chunk(flat, *args, 0, batch)
     # More chunks than threads, so a chunk of costly volumes does not leave the other threads idle.
-    bounds = np.unique(np.linspace(0, batch, min(batch, 4 * workers) + 1).astype(np.int64)).tolist()
-    futures = [_pool(workers).submit(kernels.pairs_chunk, flat, *args, lo, hi) for lo, hi in itertools.pairwise(bounds)]
-    parts = [future.result() for future in futures]
+    parts = run_chunks(lambda lo, hi: kernels.pairs_chunk(flat, *args, lo, hi), batch, workers, chunks=4 * workers)
+    if len(parts) == 1:
+        return parts[0]
     return tuple(np.concatenate([part[i] for part in parts]) for i in range(5))
 
 

@@ -1,0 +1,45 @@
+"""Threads for the compiled CPU kernels (numba, ``nogil``): how many, one shared pool, and a batch split into
+chunks of consecutive volumes across it. Used by the CPU union-find (:mod:`._cpu_unionfind`), the persistence
+kernels (:mod:`.persistence`) and the H1 reduction (:mod:`._h1_reduction`)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+_POOL: list = []  # [ThreadPoolExecutor, workers], created at the first batch run on more than one thread
+
+
+def cpu_workers() -> int:
+    """Threads for the compiled CPU kernels: torch's intra-op thread count, :func:`torch.get_num_threads` (set it
+    with :func:`torch.set_num_threads`). Not :func:`numba.get_num_threads`: asking numba starts its threading layer,
+    which resets OpenMP's thread count and so torch's (a process-wide change no library call may make)."""
+    return max(1, torch.get_num_threads())
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    if not _POOL or _POOL[1] < workers:
+        if _POOL:
+            _POOL[0].shutdown(wait=False)
+        _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="lightning-topo"), workers]
+    return _POOL[0]
+
+
+def run_chunks(fn: Callable[[int, int], T], batch: int, workers: int, chunks: int | None = None) -> list[T]:
+    """``fn(lo, hi)`` over consecutive chunks ``[lo, hi)`` of ``range(batch)``, in order: one call on this thread
+    when ``workers <= 1`` (or ``batch <= 1``), else ``chunks`` (default ``workers``; at most ``batch``) calls on a
+    shared pool of ``workers`` threads. ``fn`` must release the GIL to gain from the threads."""
+    workers = min(workers, batch)
+    if workers <= 1:
+        return [fn(0, batch)]
+    parts = min(batch, chunks if chunks is not None else workers)
+    bounds = np.unique(np.linspace(0, batch, parts + 1).astype(np.int64)).tolist()
+    futures = [_pool(workers).submit(fn, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    return [future.result() for future in futures]
