@@ -52,6 +52,7 @@ except ImportError:  # pragma: no cover - exercised where numba is absent; the f
 
 else:
     _HAVE_NUMBA = True
+    from lightning_topo.functional._persistence_kernels import _sort_rest
 
 __all__ = ["h1_pairs", "h1_pairs_batch"]
 
@@ -195,10 +196,17 @@ def _find(parent: np.ndarray, x: int) -> int:
 
 @njit(nogil=True, cache=True, inline="always")
 def _edges_at(
-    v: int, rank: np.ndarray, flags: np.ndarray, stride: np.ndarray, slots: np.ndarray, lower: np.ndarray
+    v: int,
+    rank: np.ndarray,
+    flags: np.ndarray,
+    stride: np.ndarray,
+    slots: np.ndarray,
+    lower: np.ndarray,
+    ends: np.ndarray,
 ) -> int:
     """Write the edges whose top vertex is ``v`` (to its neighbours of lower rank) into ``slots``, sorted by the rank
-    of the other end (their filtration order), which goes into ``lower``; return how many (0 to 6)."""
+    of the other end (their filtration order), which goes into ``lower``, and that end into ``ends``; return how
+    many (0 to 6)."""
     rv = rank[v]
     f = flags[v]
     count = 0
@@ -209,32 +217,38 @@ def _edges_at(
             if r < rv:
                 slots[count] = 3 * (v - s) + k
                 lower[count] = r
+                ends[count] = v - s
                 count += 1
         if f & (2 << (2 * k)):
             r = rank[v + s]
             if r < rv:
                 slots[count] = 3 * v + k
                 lower[count] = r
+                ends[count] = v + s
                 count += 1
     for i in range(1, count):
         x = slots[i]
         y = lower[i]
+        z = ends[i]
         j = i - 1
         while j >= 0 and lower[j] > y:
             slots[j + 1] = slots[j]
             lower[j + 1] = lower[j]
+            ends[j + 1] = ends[j]
             j -= 1
         slots[j + 1] = x
         lower[j + 1] = y
+        ends[j + 1] = z
     return count
 
 
 @njit(nogil=True, cache=True)
 def _h1_kernel(
-    values: np.ndarray, order: np.ndarray, depth: int, height: int, width: int
-) -> tuple[np.ndarray, np.ndarray]:
+    values: np.ndarray, order: np.ndarray, depth: int, height: int, width: int, want_h0: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The finite H1 pairs with ``birth < death`` of one flat volume ``values`` (``depth * height * width``) whose
-    voxels sorted by value are ``order``: float64 births and deaths."""
+    voxels sorted by value (stably) are ``order``: float64 births and deaths; and with ``want_h0`` the finite H0
+    pairs with ``birth < death`` (births, deaths; empty arrays without)."""
     n = depth * height * width
     stride = np.array([height * width, width, 1], dtype=np.int64)
     rank = np.empty(n, dtype=np.int32)
@@ -254,27 +268,46 @@ def _h1_kernel(
                 i += 1
     edges = np.empty(6, dtype=np.int64)
     lower = np.empty(6, dtype=np.int64)
+    ends = np.empty(6, dtype=np.int64)
 
     # The filtration: a cell's key is (rank of its top vertex, rank of its second vertex), then dimension, then slot
     # (a lexicographic refinement of the lower-star order; it makes most pairs apparent). H0 by union-find in that
     # order: the edges that join two components die in H0, and their H1 columns are cleared.
     state = np.zeros(3 * n, dtype=np.uint8)  # 1: cleared (an H0 death), 2: in an apparent pair
+    # A root is its set's eldest voxel (the younger root is hooked onto the elder), so with ``want_h0`` the merges
+    # are the H0 pairs too (the elder rule): ``(value of the younger root, value of v)``.
     parent = np.empty(n, dtype=np.int32)
+    h0_births = np.empty(256 if want_h0 else 0, dtype=np.float64)
+    h0_deaths = np.empty(256 if want_h0 else 0, dtype=np.float64)
+    h0 = 0
     for i in range(n):
         v = order[i]
         parent[v] = v
-        count = _edges_at(v, rank, flags, stride, edges, lower)
+        root = v  # the root of v's set: v is the youngest voxel yet, so each merge it takes part in keeps the other
+        root_rank = i
+        count = _edges_at(v, rank, flags, stride, edges, lower, ends)
         for j in range(count):
-            e = edges[j]
-            a = e // 3
-            ra = _find(parent, a)
-            rb = _find(parent, a + stride[e - 3 * a])
-            if ra != rb:
-                if rank[ra] < rank[rb]:  # hook the younger root onto the older (any union is correct)
-                    parent[rb] = ra
-                else:
-                    parent[ra] = rb
-                state[e] = 1
+            other = _find(parent, ends[j])
+            if other == root:
+                continue
+            other_rank = rank[other]
+            if other_rank < root_rank:  # hook the younger root onto the older
+                young = root
+                root = other
+                root_rank = other_rank
+            else:
+                young = other
+            parent[young] = root
+            state[edges[j]] = 1
+            if want_h0 and young != v:  # v itself was born now: no pair
+                birth = ordered[rank[young]]
+                if birth < ordered[i]:
+                    if h0 == h0_births.shape[0]:
+                        h0_births = _grow(h0_births, h0 + 1)
+                        h0_deaths = _grow(h0_deaths, h0 + 1)
+                    h0_births[h0] = birth
+                    h0_deaths[h0] = ordered[i]
+                    h0 += 1
 
     # Apparent pairs, found locally in memory order: (e, s) with s the earliest coface of e and e the latest face of
     # s are persistence pairs, and e's column is not stored (it is recomputed from the volume when needed).
@@ -415,7 +448,7 @@ def _h1_kernel(
             births[pairs] = birth
             deaths[pairs] = death
             pairs += 1
-    return births[:pairs].copy(), deaths[:pairs].copy()
+    return births[:pairs].copy(), deaths[:pairs].copy(), h0_births[:h0].copy(), h0_deaths[:h0].copy()
 
 
 def _require_numba() -> None:
@@ -426,12 +459,28 @@ def _require_numba() -> None:
         )
 
 
-def _one(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Births and deaths of one C-contiguous float64 ``(D, H, W)`` volume."""
+@njit(nogil=True, cache=True)
+def _value_order(values: np.ndarray) -> np.ndarray:
+    """The indices of ``values`` (flat, finite float64) sorted by value, ties in index order: ``np.argsort(values,
+    kind="stable")``, by a radix sort of order-preserving integer keys (-0.0 and 0.0 share one key)."""
+    n = values.size
+    sign = np.uint64(1) << np.uint64(63)
+    bits = values.view(np.uint64)
+    keys = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        b = bits[i] if values[i] != 0.0 else np.uint64(0)
+        keys[i] = ~b if b & sign else b | sign
+    order = np.arange(n).astype(np.int32)
+    _sort_rest(keys, order, np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.int32), n)
+    return order
+
+
+def _one(volume: np.ndarray, want_h0: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """H1 births and deaths of one C-contiguous float64 ``(D, H, W)`` volume, and with ``want_h0`` its finite H0
+    births and deaths (empty arrays without)."""
     depth, height, width = volume.shape
     flat = volume.reshape(-1)
-    order = np.argsort(flat, kind="stable")
-    return _h1_kernel(flat, order, depth, height, width)
+    return _h1_kernel(flat, _value_order(flat), depth, height, width, want_h0)
 
 
 def _check_values(values: object, ndim: int, name: str) -> np.ndarray:
@@ -477,7 +526,7 @@ def h1_pairs(volume: np.ndarray) -> np.ndarray:
     """
     _require_numba()
     volume = _check_values(volume, 3, "volume")
-    births, deaths = _one(volume)
+    births, deaths, _, _ = _one(volume)
     return np.stack([births, deaths], axis=1)
 
 
@@ -509,19 +558,41 @@ def h1_pairs_batch(values: np.ndarray, workers: int | None = None) -> tuple[np.n
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"`workers` must be an integer >= 1 or None, got {workers!r}.")
     values = _check_values(values, 4, "values")
-    batch = values.shape[0]
     if workers is None:
         workers = cpu_workers()
+    pairs, _, index = h0_h1_pairs_batch(values, workers, want_h0=False)
+    return pairs, index
 
-    # Chunks of consecutive volumes per thread: each thread runs its own argsort and kernel without the GIL.
-    def chunk(lo: int, hi: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [_one(values[b]) for b in range(lo, hi)]
+
+def h0_h1_pairs_batch(values: np.ndarray, workers: int, *, want_h0: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The H1 pairs of every volume of a checked batch ``values`` (C-contiguous float64 ``(B, D, H, W)``, finite) and
+    with ``want_h0`` their H0 pairs as well, essential ``(min, inf)`` included, from the union-find pass the H1
+    reduction runs anyway (it clears the H0 deaths' columns): ``(pairs, dims, index)``, float64 ``(P, 2)``, int64
+    ``(P,)`` (0 or 1) and int64 ``(P,)`` (the volume), by volume then dimension."""
+    batch = values.shape[0]
+
+    # Chunks of consecutive volumes per thread: each thread runs its own sort and kernel without the GIL.
+    def chunk(lo: int, hi: int) -> list[tuple[np.ndarray, ...]]:
+        return [_one(values[b], want_h0) for b in range(lo, hi)]
 
     results = [r for part in run_chunks(chunk, batch, workers) for r in part]
-    counts = np.array([len(b) for b, _ in results], dtype=np.int64)
-    pairs = np.empty((int(counts.sum()), 2), dtype=np.float64)
-    if len(pairs):
-        pairs[:, 0] = np.concatenate([b for b, _ in results])
-        pairs[:, 1] = np.concatenate([d for _, d in results])
-    index = np.repeat(np.arange(batch, dtype=np.int64), counts)
-    return pairs, index
+    births: list[np.ndarray] = []
+    deaths: list[np.ndarray] = []
+    dims: list[np.ndarray] = []
+    index: list[np.ndarray] = []
+    for b, (h1_births, h1_deaths, h0_births, h0_deaths) in enumerate(results):
+        count = len(h1_births)
+        if want_h0:
+            births += [h0_births, np.array([values[b].min()])]
+            deaths += [h0_deaths, np.array([np.inf])]
+            dims.append(np.zeros(len(h0_births) + 1, dtype=np.int64))
+            count += len(h0_births) + 1
+        births.append(h1_births)
+        deaths.append(h1_deaths)
+        dims.append(np.ones(len(h1_births), dtype=np.int64))
+        index.append(np.full(count, b, dtype=np.int64))
+    if not births:
+        empty = np.empty(0, dtype=np.int64)
+        return np.empty((0, 2), dtype=np.float64), empty, empty
+    pairs = np.stack([np.concatenate(births), np.concatenate(deaths)], axis=1)
+    return pairs, np.concatenate(dims), np.concatenate(index)

@@ -288,7 +288,9 @@ def cubical_persistence(
     host = np.ascontiguousarray(vols.to(device="cpu", dtype=torch.float64).numpy())
     spatial = sum(side >= 2 for side in (depth, height, width))
     top_dim = spatial - 1  # H2 of a 3-D volume, H1 of a 2-D one (a 1-D one: H0 only, which the H0 pass computes)
-    want_h0 = 0 in wanted
+    want_h1 = spatial == 3 and 1 in wanted
+    # With H1, the union-find pass of the H1 reduction gives H0 as well (it clears the H0 deaths' columns).
+    want_h0 = 0 in wanted and not want_h1
     want_top = top_dim >= 1 and top_dim in wanted
     parts: list[tuple[np.ndarray, ...]] = []
     if want_h0 or want_top:
@@ -296,17 +298,10 @@ def cubical_persistence(
         parts.append(tuple(found))
     else:
         value_min, value_max = host.reshape(batch, -1).min(axis=1), host.reshape(batch, -1).max(axis=1)
-    if spatial == 3 and 1 in wanted:
-        from lightning_topo.functional._h1_reduction import h1_pairs_batch
+    if want_h1:
+        from lightning_topo.functional._h1_reduction import h0_h1_pairs_batch
 
-        pairs, index = h1_pairs_batch(host, workers=workers)
-        parts.append(
-            (
-                np.asarray(pairs, dtype=np.float64).reshape(-1, 2),
-                np.ones(len(index), dtype=np.int64),
-                np.asarray(index, dtype=np.int64),
-            )
-        )
+        parts.append(h0_h1_pairs_batch(host, workers, want_h0=0 in wanted))
     if parts:
         pairs, dims_of, index = (np.concatenate([part[i] for part in parts]) for i in range(3))
     else:
