@@ -8,20 +8,26 @@ value of its corner voxels, exactly GUDHI's ``CubicalComplex(vertices=volume)`` 
 The algorithm (persistent cohomology with clearing and apparent pairs, the scheme of Ripser and CubicalRipser,
 written anew):
 
-* **A total order.** The voxels are ranked by a stable argsort of their values. A cell is ordered by the rank of
-  its highest corner, then the rank of its second-highest corner, then dimension, then a fixed slot index (a
-  lexicographic refinement of the lower-star order). Faces come before cofaces and the order refines the values, so
-  the pairs with ``birth < death`` are GUDHI's; ties of equal values only change the zero-persistence pairs, which
-  are dropped. The second rank matters for speed only: on a ResNet feature map it made 4x fewer columns need a
-  reduction than ordering by the highest corner alone.
+* **A total order.** The voxels are ranked by value (a radix sort, :func:`_value_order`), ties in raster order
+  (but see *Ties*). A cell is ordered by the rank of its highest corner, then the rank of its second-highest
+  corner, then dimension, then a fixed slot index (a lexicographic refinement of the lower-star order). Faces come
+  before cofaces and the order refines the values, so the pairs with ``birth < death`` are GUDHI's. The second
+  rank matters for speed only: on a ResNet feature map it made 4x fewer columns need a reduction than ordering by
+  the highest corner alone.
 * **Clearing.** One union-find pass over the edges in that order marks the edges that join two components (the
-  H0 deaths): their coboundary columns reduce to zero, so they are skipped.
+  H0 deaths): their coboundary columns reduce to zero, so they are skipped. With the elder rule the same pass
+  gives the H0 pairs, which :func:`~lightning_topo.functional.cubical_persistence` takes from it with H1.
 * **Apparent pairs.** One pass in memory order pairs every edge ``e`` whose earliest coface ``s`` has ``e`` as its
   latest face (about 85 % of the other edges of a feature map, the whole ReLU plateau of exact zeros among them):
   such pairs are persistence pairs, and ``e``'s column is never stored (it is recomputed from the volume).
 * **Reduction.** The remaining edges are sorted and visited in decreasing order; the coboundary of an edge (at most
   four squares) is reduced modulo 2 by adding the column that owns its pivot (its earliest square) until the pivot
   is free. Only columns that needed additions are stored, in one growing pool.
+* **Ties.** Voxels of equal value may enter in any order (only pairs with ``birth == death`` change). Raster order
+  suits most feature maps, but on the large plateau of exact zeros of a ReLU over a smooth field it makes cocycles
+  that span the plateau and a reduction 10-15x costlier. So the reduction runs under a work budget
+  (:data:`WORK_BUDGET` entries read per voxel, 2-5x what ResNet feature maps need) and past it starts again with
+  the plateau scattered in 4x4x4 bricks (:func:`_scatter_plateau`).
 
 Slots: an edge is ``3 * anchor + direction`` and a square ``3 * anchor + normal`` (the anchor is its lowest-index
 voxel), so the cells of one voxel share cache lines. In a box H1 has no essential class: a column that reduces to
@@ -244,11 +250,12 @@ def _edges_at(
 
 @njit(nogil=True, cache=True)
 def _h1_kernel(
-    values: np.ndarray, order: np.ndarray, depth: int, height: int, width: int, want_h0: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    values: np.ndarray, order: np.ndarray, depth: int, height: int, width: int, want_h0: bool, budget: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
     """The finite H1 pairs with ``birth < death`` of one flat volume ``values`` (``depth * height * width``) whose
-    voxels sorted by value (stably) are ``order``: float64 births and deaths; and with ``want_h0`` the finite H0
-    pairs with ``birth < death`` (births, deaths; empty arrays without)."""
+    voxels sorted by value are ``order`` (ties in any order): float64 births and deaths; with ``want_h0`` the finite
+    H0 pairs with ``birth < death`` (births, deaths; empty arrays without); and ``True``. Or, when the column
+    additions read more than ``budget`` entries (``budget >= 0``), empty arrays and ``False`` (see :func:`_one`)."""
     n = depth * height * width
     stride = np.array([height * width, width, 1], dtype=np.int64)
     rank = np.empty(n, dtype=np.int32)
@@ -363,6 +370,7 @@ def _h1_kernel(
     slots2 = np.empty(64, dtype=np.int64)
     add_keys = np.empty(4, dtype=np.int64)
     add_slots = np.empty(4, dtype=np.int64)
+    work = 0  # entries read by the column additions, against the budget
     for t in range(todo - 1, -1, -1):
         e = todo_edges[t]
         size = _coboundary(e, rank, flags, stride, n, keys, slots)
@@ -383,6 +391,9 @@ def _h1_kernel(
                     src_slots = pool_slots
                     lo = colptr[-2 - o]
                     hi = colptr[-1 - o]
+                work += size + hi - lo
+                if budget >= 0 and work > budget:
+                    return births[:0].copy(), deaths[:0].copy(), h0_births[:0].copy(), h0_deaths[:0].copy(), False
                 # symmetric difference of the two sorted columns (both start with the pivot) into keys2, slots2
                 if keys2.shape[0] < size + hi - lo:
                     keys2 = _grow(keys2, size + hi - lo)
@@ -448,7 +459,7 @@ def _h1_kernel(
             births[pairs] = birth
             deaths[pairs] = death
             pairs += 1
-    return births[:pairs].copy(), deaths[:pairs].copy(), h0_births[:h0].copy(), h0_deaths[:h0].copy()
+    return births[:pairs].copy(), deaths[:pairs].copy(), h0_births[:h0].copy(), h0_deaths[:h0].copy(), True
 
 
 def _require_numba() -> None:
@@ -475,12 +486,59 @@ def _value_order(values: np.ndarray) -> np.ndarray:
     return order
 
 
-def _one(volume: np.ndarray, want_h0: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+@njit(nogil=True, cache=True)
+def _scatter_plateau(values: np.ndarray, order: np.ndarray, depth: int, height: int, width: int) -> np.ndarray:
+    """``order`` (voxels by value) with the voxels equal to the minimum, which come first, reordered: 4x4x4 bricks
+    in a fixed pseudo-random order (a hash of the brick's index), raster order inside a brick."""
+    vmin = values[order[0]]
+    m = 0
+    while m < order.size and values[order[m]] == vmin:
+        m += 1
+    bh = (height + 3) // 4
+    bw = (width + 3) // 4
+    keys = np.empty(m, dtype=np.uint64)
+    for j in range(m):
+        v = order[j]
+        d = v // (height * width)
+        h = (v // width) % height
+        w = v % width
+        # splitmix64's finaliser of the brick's index: a bijection of 64-bit words, so the top 58 bits of bricks'
+        # hashes differ but for a chance collision (then the bricks' voxels interleave: still a valid order)
+        z = np.uint64(((d >> 2) * bh + (h >> 2)) * bw + (w >> 2)) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        keys[j] = (z & ~np.uint64(63)) | np.uint64((d & 3) << 4 | (h & 3) << 2 | (w & 3))
+    out = order.copy()
+    head = out[:m]
+    _sort_rest(keys, head, np.empty(m, dtype=np.uint64), np.empty(m, dtype=np.int32), m)
+    return out
+
+
+WORK_BUDGET = 100
+"""Entries the column additions of :func:`_h1_kernel` may read per voxel before :func:`_one` starts again with the
+minimum's plateau reordered (:func:`_scatter_plateau`)."""
+
+
+def _one(
+    volume: np.ndarray, want_h0: bool = False, budget: int = WORK_BUDGET
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """H1 births and deaths of one C-contiguous float64 ``(D, H, W)`` volume, and with ``want_h0`` its finite H0
-    births and deaths (empty arrays without)."""
+    births and deaths (empty arrays without).
+
+    The voxels equal to one value may enter in any order: only pairs with ``birth == death`` depend on it. Ties by
+    raster order keep memory access local and suit most feature maps, but on large smooth plateaus (the exact zeros
+    of a ReLU over a smooth field) they make cocycles that span the plateau, and the reduction 10-15x costlier than
+    with the plateau scattered in bricks. So the reduction runs with raster ties under a budget of ``budget`` entries
+    read per voxel (``< 0``: none), and past it starts again with the plateau scattered (no budget then)."""
     depth, height, width = volume.shape
     flat = volume.reshape(-1)
-    return _h1_kernel(flat, _value_order(flat), depth, height, width, want_h0)
+    order = _value_order(flat)
+    *found, complete = _h1_kernel(flat, order, depth, height, width, want_h0, budget * flat.size if budget >= 0 else -1)
+    if not complete:
+        order = _scatter_plateau(flat, order, depth, height, width)
+        *found, complete = _h1_kernel(flat, order, depth, height, width, want_h0, -1)
+    return tuple(found)
 
 
 def _check_values(values: object, ndim: int, name: str) -> np.ndarray:
