@@ -38,6 +38,21 @@ MAX_VOXELS = 2**31 - 2
 
 _SIGN = np.uint64(1) << np.uint64(63)
 
+
+def _set_bits() -> tuple[np.ndarray, np.ndarray]:
+    """Per 6-bit mask, the positions of its set bits (3 bits each, lowest first) and how many there are."""
+    listed = np.zeros(64, dtype=np.int64)
+    count = np.zeros(64, dtype=np.int64)
+    for mask in range(64):
+        for i in range(6):
+            if mask >> i & 1:
+                listed[mask] |= i << (3 * count[mask])
+                count[mask] += 1
+    return listed, count
+
+
+_LISTED, _COUNT = _set_bits()
+
 _UNVISITED = np.int32(2**31 - 1)
 """``parent`` of a voxel not visited yet. A root's ``parent`` is ``-(rank + 1)`` (its position in the order, which
 tells its birth), any other visited voxel's its parent's index: one array read per neighbour, no ``rank`` array."""
@@ -254,18 +269,37 @@ def _h0_pass(
                     root_code = other_code
                 else:
                     parent[other] = root
+    # The others in value order. Which face neighbours were visited, as bits first (six reads, no branch), then a
+    # loop over those only: a branch per neighbour on whether it was visited mispredicts half the time.
     k = 0
+    nf = faces.size
+    padded = np.zeros(6, dtype=np.int64)  # offsets repeated where size-1 axes leave fewer than 6 (0: no faces)
+    for i in range(6 if nf else 0):
+        padded[i] = faces[i % nf]
+    f0, f1, f2, f3, f4, f5 = padded[0], padded[1], padded[2], padded[3], padded[4], padded[5]
+    valid = (1 << nf) - 1
     for j in range(plateau, n):
         v = order[j]
+        visited = valid & (
+            int(parent[v + f0] != _UNVISITED)
+            | int(parent[v + f1] != _UNVISITED) << 1
+            | int(parent[v + f2] != _UNVISITED) << 2
+            | int(parent[v + f3] != _UNVISITED) << 3
+            | int(parent[v + f4] != _UNVISITED) << 4
+            | int(parent[v + f5] != _UNVISITED) << 5
+        )
+        if visited == 0:  # a local minimum: a new set
+            parent[v] = -(j + 1)
+            continue
+        # v joins the set of its first visited neighbour (v is the youngest voxel: no pair) ...
+        listed = _LISTED[visited]
+        root = _find(parent, v + faces[listed & 7])
+        parent[v] = root
+        root_code = parent[root]
         x = ordered[j]
-        root = v
-        root_code = -(j + 1)
-        parent[v] = root_code
-        for off in faces:
-            nb = v + off
-            if parent[nb] == _UNVISITED:
-                continue
-            other = _find(parent, nb)
+        # ... which then merges with the sets of the others
+        for t in range(1, _COUNT[visited]):
+            other = _find(parent, v + faces[(listed >> (3 * t)) & 7])
             if other == root:
                 continue
             other_code = parent[other]
