@@ -161,6 +161,16 @@ FUSED_SHAPES = [
     (3, 1, 1, 70),
     (2, 1, 1, 1),
     (2, 6, 1, 5),
+    # (H, W) slices of one word (H >= 2, H * W <= 64): the slice path, _betti_slice
+    (2, 9, 8, 8),
+    (2, 5, 2, 32),
+    (2, 5, 32, 2),
+    (3, 1, 7, 7),
+    (2, 2, 7, 7),
+    (2, 40, 7, 7),
+    (2, 12, 3, 5),
+    (2, 7, 2, 1),
+    (2, 6, 13, 4),
 ]
 
 
@@ -219,6 +229,18 @@ def test_fused_non_finite_raises_as_the_tensor_path(bad: float) -> None:
     assert messages[0] == messages[1]
     with pytest.raises(ValueError, match="threshold` is NaN"):
         cubical_betti(torch.rand(2, 3, 4), torch.tensor([0.1, float("nan")]), backend="numba")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_fused_slice_path_non_finite_raises_as_the_tensor_path(bad: float) -> None:
+    from lightning_topo.functional._checks import NonFiniteError
+
+    vols = torch.rand(4, 6, 7, 7)  # (H, W) slices of 49 bits: the slice path
+    vols[1, 5, 6, 6] = bad
+    for backend in ("numba", "cc3d"):
+        with pytest.raises(NonFiniteError) as info:
+            cubical_betti(vols, 0.5, backend=backend)
+        assert info.value.index == 1
 
 
 def test_fused_thread_counts_give_identical_numbers() -> None:

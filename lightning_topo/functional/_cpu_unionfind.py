@@ -40,6 +40,12 @@ bits; the overlaps of two rows are the runs of their AND (of the gaps with the o
 ``b2``), each walked by lowest-bit tricks; the gap runs of the border rows are the outside node itself; and a join
 implied by a neighbouring voxel (b0: above and above-behind set; b2: a gap above or behind) is skipped.
 
+Volumes whose ``(H, W)`` slices fit one word (``H >= 2``, ``H * W <= 64``: ResNet18's ``layer4`` at 224x224 inputs,
+most layers at 32x32) take :func:`_betti_slice`: a slice is packed into one word (bit ``h * W + w``); ``chi`` by
+popcounts of a slice and the one behind it; ``b0`` and ``b2`` from each slice's in-plane components (bit-parallel
+fills: 4-connected for the set bits, 8-connected for the gaps), joined to the previous slice's they overlap (the
+gaps' dilated by one voxel in-plane). 2-3x faster than rows of 7 or 8 bits.
+
 Work and memory scale with the number of runs, not of voxels, past the packing. Volumes are split in chunks over
 the same thread pool; every volume's numbers depend on it alone, so any thread count gives the same results.
 """
@@ -643,6 +649,143 @@ def _betti_word(
     return n0 - u0, n2 - 1 - u2, vertices - edges + squares - cubes
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _fill4(comp: np.uint64, x: np.uint64, not_first: np.uint64, not_last: np.uint64, width: np.uint64) -> np.uint64:
+    """The 4-connected component of slice word ``x`` holding the bits of ``comp``, by repeated dilation."""
+    while True:
+        grown = (
+            comp | ((comp << _ONE) & not_first) | ((comp >> _ONE) & not_last) | (comp << width) | (comp >> width)
+        ) & x
+        if grown == comp:
+            return comp
+        comp = grown
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _dilate8(m: np.uint64, not_first: np.uint64, not_last: np.uint64, width: np.uint64) -> np.uint64:
+    """The bits of slice word ``m`` and their 8 in-plane neighbours (bits past the slice are the caller's to mask)."""
+    row = m | ((m << _ONE) & not_first) | ((m >> _ONE) & not_last)
+    return row | (row << width) | (row >> width)
+
+
+@njit(nogil=True, cache=True)
+def _betti_slice(
+    packed: np.ndarray,
+    depth: int,
+    height: int,
+    width: int,
+    masks0: np.ndarray,
+    masks2: np.ndarray,
+    nodes2: np.ndarray,
+    parent0: np.ndarray,
+    parent2: np.ndarray,
+) -> tuple:
+    """``(b0, b2, chi)`` of a packed mask whose ``(H, W)`` slices are one word each (``H * W <= 64``; bit
+    ``h * W + w``), in one sweep over the slices. ``chi`` by popcounts of the slice and the one behind it. ``b0``:
+    each slice's 4-connected components (bit-parallel fills) are nodes; two nodes of consecutive slices join where
+    their masks overlap. ``b2``: the 8-connected components of each slice's gaps; node 0 is the outside, and so is a
+    component in the first or last slice or on the slice's border; two components of consecutive slices join where
+    one overlaps the other dilated by one voxel in-plane (26-connectivity). Components = nodes - successful unions.
+    ``masks0``/``masks2``/``nodes2``: ``(2, H * W // 2 + 1)`` scratch (this slice's and the previous one's)."""
+    size = height * width
+    full = _ALL >> np.uint64(64 - size)
+    w = np.uint64(width)
+    first_col = np.uint64(0)
+    last_col = np.uint64(0)
+    for h in range(height):
+        first_col |= _ONE << np.uint64(h * width)
+        last_col |= _ONE << np.uint64(h * width + width - 1)
+    not_first = full & ~first_col
+    not_last = full & ~last_col
+    edge_rows = (_ALL >> np.uint64(64 - width)) | ((_ALL >> np.uint64(64 - width)) << np.uint64(size - width))
+    border = first_col | last_col | edge_rows
+    vertices = 0
+    edges = 0
+    squares = 0
+    cubes = 0
+    prev = np.uint64(0)
+    prev_ew = np.uint64(0)
+    prev_eh = np.uint64(0)
+    prev_sq = np.uint64(0)
+    n0 = 0
+    u0 = 0
+    n2 = 1
+    u2 = 0
+    parent2[0] = 0
+    count0 = 0
+    count2 = 0
+    for d in range(depth):
+        x = packed[d]
+        ew = x & (x >> _ONE) & not_last  # edges along W (bit: the edge's lower end)
+        eh = x & (x >> w)  # along H
+        sq = ew & (ew >> w)  # squares in the (H, W) plane
+        vertices += _pc(x)
+        edges += _pc(ew) + _pc(eh)
+        squares += _pc(sq)
+        if d > 0:
+            edges += _pc(x & prev)
+            squares += _pc(ew & prev_ew) + _pc(eh & prev_eh)
+            cubes += _pc(sq & prev_sq)
+        cur = d & 1
+        old = cur ^ 1
+        # b0: this slice's components, joined to the previous slice's they overlap
+        base = n0
+        k = 0
+        rest = x
+        while rest != 0:
+            comp = _fill4(rest & (~rest + _ONE), x, not_first, not_last, w)
+            rest &= ~comp
+            masks0[cur, k] = comp
+            parent0[base + k] = base + k
+            k += 1
+        n0 += k
+        if d > 0:
+            for j in range(count0):
+                o = masks0[old, j] & x
+                if o == 0:
+                    continue
+                for i in range(k):
+                    if masks0[cur, i] & o:
+                        u0 += _union(parent0, base + i, base - count0 + j)
+        count0 = k
+        # b2: the gaps' components, the outside's where they touch the volume's boundary
+        c = ~x & full
+        outside = d == 0 or d == depth - 1
+        k = 0
+        rest = c
+        while rest != 0:
+            seed = rest & (~rest + _ONE)
+            comp = seed
+            while True:
+                grown = _dilate8(comp, not_first, not_last, w) & c
+                if grown == comp:
+                    break
+                comp = grown
+            rest &= ~comp
+            masks2[cur, k] = comp
+            if outside or comp & border:
+                nodes2[cur, k] = 0
+            else:
+                nodes2[cur, k] = n2
+                parent2[n2] = n2
+                n2 += 1
+            k += 1
+        if d > 0:
+            for j in range(count2):
+                o = _dilate8(masks2[old, j], not_first, not_last, w) & c
+                if o == 0:
+                    continue
+                for i in range(k):
+                    if masks2[cur, i] & o:
+                        u2 += _union(parent2, nodes2[cur, i], nodes2[old, j])
+        count2 = k
+        prev = x
+        prev_ew = ew
+        prev_eh = eh
+        prev_sq = sq
+    return n0 - u0, n2 - 1 - u2, vertices - edges + squares - cubes
+
+
 @njit(nogil=True, cache=True)
 def betti_chunk(
     values: np.ndarray,
@@ -668,7 +811,28 @@ def betti_chunk(
     cfirst = np.empty(rows + 1, dtype=np.int64)
     parent = np.empty(most + 1, dtype=np.int32)
     parent2 = np.empty(most + 1 if words == 1 else 1, dtype=np.int32)
+    slices = height >= 2 and height * width <= 64  # one word per (H, W) slice: _betti_slice
+    per_slice = height * width // 2 + 1 if slices else 1
+    masks0 = np.empty((2, per_slice), dtype=np.uint64)
+    masks2 = np.empty((2, per_slice), dtype=np.uint64)
+    nodes2 = np.empty((2, per_slice), dtype=np.int64)
+    if slices:
+        parent = np.empty(depth * per_slice + 1, dtype=np.int32)
+        parent2 = np.empty(depth * per_slice + 1, dtype=np.int32)
     for b in range(start, stop):
+        if slices:
+            if not _pack_word(values[b], thresholds[b], depth, height * width, packed):
+                out[b, 0] = 0
+                out[b, 1] = 0
+                out[b, 2] = 0
+                out[b, 3] = 0
+                continue
+            b0, b2, chi = _betti_slice(packed, depth, height, width, masks0, masks2, nodes2, parent, parent2)
+            out[b, 0] = b0
+            out[b, 1] = b0 + b2 - chi
+            out[b, 2] = b2
+            out[b, 3] = 1
+            continue
         if words == 1:
             if not _pack_word(values[b], thresholds[b], rows, width, packed):
                 out[b, 0] = 0
