@@ -17,7 +17,9 @@ Per volume (the voxels of a ``(D, H, W)`` volume, flat in raster order, as float
 * **The top dimension** (:func:`_dual_pass`), by Alexander duality: the H0 of the complement's *superlevel*
   filtration, 26-connected (8 in a plane), with one more node for the outside joined to every voxel on the
   boundary of the volume's non-degenerate axes and older than every voxel (the padding is that node). A
-  neighbour adjacent to one already joined is skipped unread: adjacent visited voxels are in one set. The
+  neighbour adjacent to one already joined is skipped unread: adjacent visited voxels are in one set. Both passes
+  read which face neighbours were visited as a bit mask, without branches; the dual pass then looks only at the
+  other neighbours adjacent to none of the visited faces (a table per mask). The
   minimum's plateau is not visited: each set still apart from the outside then is a void filled at the minimum.
   The voxels in decreasing order; when two sets meet at value ``s`` the younger one (smaller maximum, ties by
   visit order) was a bounded component of ``{v > t}`` for ``s <= t < max``: a void (a 1-cycle in a plane) of the
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from lightning_topo.functional._cpu_unionfind import _ctz
 
 __all__ = ["MAX_VOXELS", "pairs_chunk"]
 
@@ -232,6 +236,26 @@ def _offsets(depth: int, height: int, width: int, faces: bool, backward: bool) -
     return out[:k].copy(), adjacent
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _face_count(neighbours: int) -> int:
+    """Face neighbours among ``neighbours`` (26, 8, 2 or 0 in 3, 2, 1 or 0 dimensions), which ``_offsets`` lists
+    first."""
+    return 6 if neighbours == 26 else (4 if neighbours == 8 else neighbours)
+
+
+@njit(nogil=True, cache=True)
+def _free_of_faces(count: int, adjacent: np.ndarray) -> np.ndarray:
+    """Per bit mask of face neighbours, the bits of the other neighbours (of ``count``, as ``_offsets`` lists them
+    with their ``adjacent`` masks) adjacent to none of those faces."""
+    nf = _face_count(count)
+    free = np.zeros(64, dtype=np.uint64)
+    for mask in range(1 << nf):
+        for q in range(nf, count):
+            if not adjacent[q] & mask:  # faces are listed first: bits 0..nf-1 of adjacent[q]
+                free[mask] |= np.uint64(1) << np.uint64(q)
+    return free
+
+
 @njit(nogil=True, cache=True)
 def _h0_pass(
     order: np.ndarray,
@@ -327,6 +351,7 @@ def _dual_pass(
     plateau: int,
     neighbours: np.ndarray,
     adjacent: np.ndarray,
+    free: np.ndarray,
     parent: np.ndarray,
     births: np.ndarray,
     deaths: np.ndarray,
@@ -339,20 +364,39 @@ def _dual_pass(
     """
     n = order.size
     k = 0
+    nf = _face_count(neighbours.size)
+    padded = np.zeros(6, dtype=np.int64)  # the face offsets (0 past the last face; masked out by ``valid``)
+    for i in range(nf):
+        padded[i] = neighbours[i]
+    f0, f1, f2, f3, f4, f5 = padded[0], padded[1], padded[2], padded[3], padded[4], padded[5]
+    valid = (1 << nf) - 1
     for j in range(n - 1, plateau - 1, -1):
         v = order[j]
         x = ordered[j]
         root = v
         root_code = -(j + 1)
         parent[v] = root_code
+        # Which faces were visited, read without branches; then the visited faces and the other neighbours
+        # adjacent to none of them (``free``): a neighbour adjacent to a visited voxel is in its set if visited.
+        faces = valid & (
+            int(parent[v + f0] != _UNVISITED)
+            | int(parent[v + f1] != _UNVISITED) << 1
+            | int(parent[v + f2] != _UNVISITED) << 2
+            | int(parent[v + f3] != _UNVISITED) << 3
+            | int(parent[v + f4] != _UNVISITED) << 4
+            | int(parent[v + f5] != _UNVISITED) << 5
+        )
         seen = np.int64(0)  # the visited neighbours looked at, as bits
-        for q in range(neighbours.size):
+        look = np.uint64(faces) | free[faces]
+        while look != 0:
+            q = np.int64(_ctz(look))
+            look &= look - np.uint64(1)
             # Two adjacent visited voxels are in one set (the later joined the earlier): a neighbour adjacent to
             # one seen visited is in its set if visited at all, so it need not even be looked at.
             if adjacent[q] & seen:
                 continue
             nb = v + neighbours[q]
-            if parent[nb] == _UNVISITED:
+            if q >= nf and parent[nb] == _UNVISITED:
                 continue
             seen |= np.int64(1) << q
             other = _find(parent, nb)
@@ -406,6 +450,7 @@ def pairs_chunk(
     faces = _offsets(depth, height, width, True, False)[0]
     back_faces = _offsets(depth, height, width, True, True)[0]
     neighbours, adjacent = _offsets(depth, height, width, False, False)
+    free = _free_of_faces(neighbours.size, adjacent)
     parent = np.full(size, _UNVISITED, dtype=np.int32)  # H0: the padding stays unvisited
     dual_parent = np.zeros(size, dtype=np.int32)  # the dual pass: the padding's parent is the padding voxel 0
     if size > n:
@@ -442,7 +487,7 @@ def pairs_chunk(
                 if not want_top:
                     continue
                 _reset(dual_parent, depth, height, width)
-                k = _dual_pass(order, ordered, plateau, neighbours, adjacent, dual_parent, births, deaths)
+                k = _dual_pass(order, ordered, plateau, neighbours, adjacent, free, dual_parent, births, deaths)
                 label = top_dim
             if total + k > cap:
                 while total + k > cap:
