@@ -356,10 +356,10 @@ def _h1_kernel(
                 todo_edges[todo] = e
                 todo += 1
 
-    # The other edges, sorted by filtration order.
-    todo_keys = todo_keys[:todo]
-    todo_edges = todo_edges[:todo]
-    todo_edges = todo_edges[np.argsort(todo_keys)]
+    # The other edges, sorted by filtration order (their keys are distinct and >= 0: a radix sort).
+    todo_order = np.arange(todo).astype(np.int32)
+    _sort_rest(todo_keys[:todo].view(np.uint64), todo_order, np.empty(todo, np.uint64), np.empty(todo, np.int32), todo)
+    todo_edges = todo_edges[todo_order]
 
     # Reduce their coboundaries in decreasing filtration order.
     colptr = np.zeros(64, dtype=np.int64)  # stored column c is pool_*[colptr[c]:colptr[c + 1]]
