@@ -19,7 +19,9 @@ written anew):
   gives the H0 pairs, which :func:`~lightning_topo.functional.cubical_persistence` takes from it with H1.
 * **Apparent pairs.** One pass in memory order pairs every edge ``e`` whose earliest coface ``s`` has ``e`` as its
   latest face (about 85 % of the other edges of a feature map, the whole ReLU plateau of exact zeros among them):
-  such pairs are persistence pairs, and ``e``'s column is never stored (it is recomputed from the volume).
+  such pairs are persistence pairs (of zero persistence: both enter at the value of ``e``'s top corner), and
+  ``e``'s column is never stored (it is recomputed from the volume). The test reads each rank once
+  (:func:`_apparent_coface`).
 * **Reduction.** The remaining edges are sorted and visited in decreasing order; the coboundary of an edge (at most
   four squares) is reduced modulo 2 by adding the column that owns its pivot (its earliest square) until the pivot
   is free. Only columns that needed additions are stored, in one growing pool.
@@ -125,9 +127,12 @@ def _coboundary(
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _first_coface(edge: int, rank: np.ndarray, flags: np.ndarray, stride: np.ndarray, n: int) -> tuple[int, int]:
-    """``(key, slot)`` of the earliest square containing edge slot ``edge``, as :func:`_coboundary`'s first entry;
-    ``(-1, -1)`` when there is none."""
+def _apparent_coface(edge: int, rank: np.ndarray, flags: np.ndarray, stride: np.ndarray, n: int) -> tuple[int, bool]:
+    """The slot of the earliest square containing edge slot ``edge`` (by key, then slot, as :func:`_coboundary`
+    sorts them; -1 when there is none), and whether ``edge`` is that square's latest face (an apparent pair), from
+    the ranks read once: the latest face of a square is one of the two edges at its top corner, the one whose other
+    end ranks higher. So ``edge = (a, b)`` is it when the square's top is ``a`` or ``b`` and the square's other
+    neighbour of that top ranks below the edge's other end. (Birth and death are both the top's value: no pair.)"""
     a = edge // 3
     k = edge - 3 * a
     b = a + stride[k]
@@ -136,59 +141,44 @@ def _first_coface(edge: int, rank: np.ndarray, flags: np.ndarray, stride: np.nda
     f = flags[a]
     best_key = -1
     best_slot = -1
+    best_c = 0
+    best_d = 0
     for o in range(3):
         if o == k:
             continue
         m = 3 - k - o
         s = stride[m]
         if f & (2 << (2 * m)):
-            key = _square_key(ra, rb, rank[a + s], rank[b + s], n)
+            rc = rank[a + s]
+            rd = rank[b + s]
+            key = _square_key(ra, rb, rc, rd, n)
             slot = 3 * a + o
             if best_key < 0 or key < best_key or (key == best_key and slot < best_slot):
                 best_key = key
                 best_slot = slot
+                best_c = rc
+                best_d = rd
         if f & (1 << (2 * m)):
-            key = _square_key(ra, rb, rank[a - s], rank[b - s], n)
+            rc = rank[a - s]
+            rd = rank[b - s]
+            key = _square_key(ra, rb, rc, rd, n)
             slot = 3 * (a - s) + o
             if best_key < 0 or key < best_key or (key == best_key and slot < best_slot):
                 best_key = key
                 best_slot = slot
-    return best_key, best_slot
+                best_c = rc
+                best_d = rd
+    if best_slot < 0:
+        return -1, False
+    if ra > rb:  # a is the edge's top: the square's top too, and its other edge at a ends lower than b
+        return best_slot, best_c < ra and best_d < ra and best_c < rb
+    return best_slot, best_c < rb and best_d < rb and best_d < ra
 
 
 @njit(nogil=True, cache=True, inline="always")
 def _edge_key(p: int, q: int, n: int) -> int:
     """``rank(top end) * n + rank(lower end)`` of an edge whose end ranks are ``p, q``."""
     return max(p, q) * n + min(p, q)
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _latest_face(square: int, rank: np.ndarray, stride: np.ndarray, n: int) -> int:
-    """The edge slot of the face of square slot ``square`` (``3 * anchor + normal``) latest in filtration order."""
-    c = square // 3
-    o = square - 3 * c
-    i = 1 if o == 0 else 0  # the two spanning directions i < j
-    j = 1 if o == 2 else 2
-    si = stride[i]
-    sj = stride[j]
-    r00 = rank[c]
-    r10 = rank[c + si]
-    r01 = rank[c + sj]
-    r11 = rank[c + si + sj]
-    best = 3 * c + i
-    key = _edge_key(r00, r10, n)
-    x = _edge_key(r00, r01, n)
-    if x > key:
-        key = x
-        best = 3 * c + j
-    x = _edge_key(r01, r11, n)
-    if x > key:
-        key = x
-        best = 3 * (c + sj) + i
-    x = _edge_key(r10, r11, n)
-    if x > key:
-        best = 3 * (c + si) + j
-    return best
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -335,19 +325,10 @@ def _h1_kernel(
             e = 3 * v + k
             if state[e]:
                 continue
-            key, first = _first_coface(e, rank, flags, stride, n)
-            if first >= 0 and _latest_face(first, rank, stride, n) == e:
+            first, apparent = _apparent_coface(e, rank, flags, stride, n)
+            if apparent:  # a pair of zero persistence: nothing to write
                 state[e] = 2
                 owner[first] = e
-                birth = ordered[_edge_key(rank[v], rank[v + stride[k]], n) // n]
-                death = ordered[key // n]
-                if birth < death:
-                    if pairs == births.shape[0]:
-                        births = _grow(births, pairs + 1)
-                        deaths = _grow(deaths, pairs + 1)
-                    births[pairs] = birth
-                    deaths[pairs] = death
-                    pairs += 1
             else:
                 if todo == todo_keys.shape[0]:
                     todo_keys = _grow(todo_keys, todo + 1)
