@@ -312,7 +312,7 @@ def _h1_kernel(
     births = np.empty(256, dtype=np.float64)
     deaths = np.empty(256, dtype=np.float64)
     pairs = 0
-    keys = np.empty(64, dtype=np.int64)  # the working column, sorted by (key, slot)
+    keys = np.empty(64, dtype=np.int64)  # a coboundary, sorted by (key, slot)
     slots = np.empty(64, dtype=np.int64)
     todo_keys = np.empty(1024, dtype=np.int64)  # the other edges: keys and slots, sorted below
     todo_edges = np.empty(1024, dtype=np.int64)
@@ -342,13 +342,18 @@ def _h1_kernel(
     _sort_rest(todo_keys[:todo].view(np.uint64), todo_order, np.empty(todo, np.uint64), np.empty(todo, np.int32), todo)
     todo_edges = todo_edges[todo_order]
 
-    # Reduce their coboundaries in decreasing filtration order.
-    colptr = np.zeros(64, dtype=np.int64)  # stored column c is pool_*[colptr[c]:colptr[c + 1]]
+    # Reduce their coboundaries in decreasing filtration order. The working column is kept in *decreasing* order,
+    # its pivot last: the pivot cancels by a decrement, and a short column added (an apparent one, at most 3 entries
+    # past its pivot) is inserted entry by entry from the end, where its entries mostly land (on ResNet maps about
+    # 12 of 50 entries are below one), instead of merging the whole column.
+    colptr = np.zeros(64, dtype=np.int64)  # stored column c is pool_*[colptr[c]:colptr[c + 1]] (increasing)
     stored = 0
     pool_keys = np.empty(1024, dtype=np.int64)
     pool_slots = np.empty(1024, dtype=np.int64)
-    keys2 = np.empty(64, dtype=np.int64)
-    slots2 = np.empty(64, dtype=np.int64)
+    wk = np.empty(64, dtype=np.int64)  # the working column, decreasing by (key, slot)
+    ws = np.empty(64, dtype=np.int64)
+    wk2 = np.empty(64, dtype=np.int64)
+    ws2 = np.empty(64, dtype=np.int64)
     add_keys = np.empty(4, dtype=np.int64)
     add_slots = np.empty(4, dtype=np.int64)
     work = 0  # entries read by the column additions, against the budget
@@ -358,8 +363,12 @@ def _h1_kernel(
         if size == 0:
             raise RuntimeError("h1_pairs: an edge without cofaces was not cleared (an essential H1 class).")
         pivot = slots[0]
+        death_key = keys[0]
         if owner[pivot] != -1:
             # Reduce: add the column owning the pivot until the pivot is free.
+            for i in range(size):
+                wk[i] = keys[size - 1 - i]
+                ws[i] = slots[size - 1 - i]
             while True:
                 o = owner[pivot]
                 if o >= 0:  # an apparent column, recomputed from the volume
@@ -375,64 +384,90 @@ def _h1_kernel(
                 work += size + hi - lo
                 if budget >= 0 and work > budget:
                     return births[:0].copy(), deaths[:0].copy(), h0_births[:0].copy(), h0_deaths[:0].copy(), False
-                # symmetric difference of the two sorted columns (both start with the pivot) into keys2, slots2
-                if keys2.shape[0] < size + hi - lo:
-                    keys2 = _grow(keys2, size + hi - lo)
-                    slots2 = _grow(slots2, size + hi - lo)
-                p = 1
-                q = lo + 1
-                r = 0
-                while p < size and q < hi:
-                    x = keys[p]
-                    y = src_keys[q]
-                    if x < y or (x == y and slots[p] < src_slots[q]):
-                        keys2[r] = x
-                        slots2[r] = slots[p]
+                if wk.shape[0] < size + hi - lo:
+                    wk = _grow(wk, size + hi - lo)
+                    ws = _grow(ws, size + hi - lo)
+                size -= 1  # both columns start with the pivot: it cancels
+                if hi - lo <= 8:
+                    for q in range(lo + 1, hi):  # insert, or cancel, each entry, looking from the end
+                        y = src_keys[q]
+                        z = src_slots[q]
+                        i = size - 1
+                        while i >= 0 and (wk[i] < y or (wk[i] == y and ws[i] < z)):
+                            i -= 1
+                        if i >= 0 and wk[i] == y and ws[i] == z:
+                            for j in range(i, size - 1):
+                                wk[j] = wk[j + 1]
+                                ws[j] = ws[j + 1]
+                            size -= 1
+                        else:
+                            for j in range(size, i + 1, -1):
+                                wk[j] = wk[j - 1]
+                                ws[j] = ws[j - 1]
+                            wk[i + 1] = y
+                            ws[i + 1] = z
+                            size += 1
+                else:
+                    # symmetric difference of the two columns, both walked from their largest entry, into wk2
+                    if wk2.shape[0] < wk.shape[0]:
+                        wk2 = np.empty(wk.shape[0], dtype=np.int64)
+                        ws2 = np.empty(wk.shape[0], dtype=np.int64)
+                    p = 0
+                    q = hi - 1
+                    r = 0
+                    while p < size and q > lo:
+                        x = wk[p]
+                        y = src_keys[q]
+                        if x > y or (x == y and ws[p] > src_slots[q]):
+                            wk2[r] = x
+                            ws2[r] = ws[p]
+                            p += 1
+                            r += 1
+                        elif x < y or ws[p] < src_slots[q]:
+                            wk2[r] = y
+                            ws2[r] = src_slots[q]
+                            q -= 1
+                            r += 1
+                        else:
+                            p += 1
+                            q -= 1
+                    while p < size:
+                        wk2[r] = wk[p]
+                        ws2[r] = ws[p]
                         p += 1
                         r += 1
-                    elif x > y or slots[p] > src_slots[q]:
-                        keys2[r] = y
-                        slots2[r] = src_slots[q]
-                        q += 1
+                    while q > lo:
+                        wk2[r] = src_keys[q]
+                        ws2[r] = src_slots[q]
+                        q -= 1
                         r += 1
-                    else:
-                        p += 1
-                        q += 1
-                while p < size:
-                    keys2[r] = keys[p]
-                    slots2[r] = slots[p]
-                    p += 1
-                    r += 1
-                while q < hi:
-                    keys2[r] = src_keys[q]
-                    slots2[r] = src_slots[q]
-                    q += 1
-                    r += 1
-                keys, keys2 = keys2, keys
-                slots, slots2 = slots2, slots
-                size = r
+                    wk, wk2 = wk2, wk
+                    ws, ws2 = ws2, ws
+                    size = r
                 if size == 0:
                     raise RuntimeError("h1_pairs: a coboundary column reduced to zero (an essential H1 class).")
-                pivot = slots[0]
+                pivot = ws[size - 1]
                 if owner[pivot] == -1:
                     break
-            # store the reduced column (it was not the coboundary of one edge)
+            # store the reduced column (it was not the coboundary of one edge), increasing
             base = colptr[stored]
             if pool_keys.shape[0] < base + size:
                 pool_keys = _grow(pool_keys, base + size)
                 pool_slots = _grow(pool_slots, base + size)
-            pool_keys[base : base + size] = keys[:size]
-            pool_slots[base : base + size] = slots[:size]
+            for i in range(size):
+                pool_keys[base + i] = wk[size - 1 - i]
+                pool_slots[base + i] = ws[size - 1 - i]
             if colptr.shape[0] < stored + 2:
                 colptr = _grow(colptr, stored + 2)
             colptr[stored + 1] = base + size
             owner[pivot] = -2 - stored
             stored += 1
+            death_key = wk[size - 1]
         else:
             owner[pivot] = e
         a = e // 3
         birth = values[a] if rank[a] > rank[a + stride[e - 3 * a]] else values[a + stride[e - 3 * a]]
-        death = ordered[keys[0] // n]
+        death = ordered[death_key // n]
         if birth < death:
             if pairs == births.shape[0]:
                 births = _grow(births, pairs + 1)
