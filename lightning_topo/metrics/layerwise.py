@@ -308,9 +308,10 @@ class LayerwiseTopology(Metric):
 
         ``compute()`` goes through torchmetrics' wrapper: it synchronises the states under DDP, then walks the
         value twice (deep-copying each dataclass in it) to turn 1-element tensors into 0-d ones and clone every
-        tensor; for a small model that costs as much as its topology. When the states are not synchronised
-        (``sync_on_compute=False``, or no distributed run), this calls the computation itself and makes the same
-        1-element tensors 0-d: an equal value (the computation builds new tensors, so there is nothing to clone).
+        tensor: about half a millisecond for 3 layers on 2 cores, a tenth of the digits CNN's whole evaluation.
+        When the states are not synchronised (``sync_on_compute=False``, or no distributed run), this calls the
+        computation itself and makes the same 1-element tensors 0-d: an equal value (the computation builds new
+        tensors, so there is nothing to clone).
         Otherwise, or before any update (torchmetrics warns then), it is ``compute()``. Cached as ``compute()``.
         """
         if self._computed is not None or not self.update_called or self._synchronises():
