@@ -3,8 +3,10 @@ a fresh metric every time, after a problem layer, with other classes, and after 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import pytest
 import torch
 from lightning.pytorch import Trainer, seed_everything
 from models import quiet_trainer
@@ -106,3 +108,97 @@ def test_callback_history_equals_fresh_evaluations_and_survives_resume(tmp_path:
     assert len(resumed.history) == 3 and resumed.history[:2] == full.history[:2]
     assert resumed.state_dict()["sample_indices"] == full.state_dict()["sample_indices"]
     assert trainer.callback_metrics.keys() >= {f"topology/{n}/omega" for n in names}
+
+
+def test_the_callback_resets_its_metric_once_per_evaluation(tmp_path: Path, monkeypatch) -> None:
+    """One reset per evaluation (the callback keeps the metric, `evaluate_topology` resets it): resetting twice
+    cost as much as a layer's statistics."""
+    resets: list[int] = []
+    original = LayerwiseTopology.reset
+
+    def counted(self) -> None:
+        resets.append(id(self))
+        original(self)
+
+    monkeypatch.setattr(LayerwiseTopology, "reset", counted)
+    callback = TopologyCallback(layers=["net.1", "net.4", "net.8"], charts=False)
+    _fit(tmp_path, 3, callback)
+    assert len(callback.history) == 3
+    assert resets.count(id(callback._metric)) == 3 and len(resets) == 3
+
+
+def _filled(cfg: TopologyConfig, classes: list[int], sync: bool = False) -> LayerwiseTopology:
+    metric = LayerwiseTopology(["a", "b"], classes, cfg, sync_on_compute=sync)
+    g = torch.Generator().manual_seed(len(classes))
+    labels = torch.tensor(classes * 3)
+    for name in ("a", "b"):
+        if cfg.complex == "cubical":
+            summaries = torch.rand(len(labels), len(cfg.persistence_keys), generator=g, dtype=torch.float64)
+            betti = torch.randint(0, 5, (len(labels), 3), generator=g)
+            metric.update(name, betti, labels, persistence=summaries if cfg.persistence_keys else None)
+        else:
+            metric.update(name, torch.rand(len(labels), 4, generator=g), labels)
+    return metric
+
+
+def _identical(a, b) -> None:
+    assert type(a) is type(b)
+    if isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.isnan(), b.isnan())
+        assert torch.equal(a.nan_to_num(), b.nan_to_num())
+    elif isinstance(a, dict):
+        assert list(a) == list(b)
+        for key in a:
+            _identical(a[key], b[key])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _identical(x, y)
+    elif dataclasses.is_dataclass(a):
+        for f in dataclasses.fields(a):
+            _identical(getattr(a, f.name), getattr(b, f.name))
+    else:
+        assert a == b or (a != a and b != b)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "classes"),
+    [
+        (TopologyConfig(), [0, 1, 2]),
+        (TopologyConfig(), [4]),  # one class: torchmetrics makes 1-element tensors 0-d
+        (TopologyConfig(persistence=["total_persistence", "entropy"]), [0, 1]),
+        (TopologyConfig(persistence=["persistent_betti"], persistence_dims=[0]), [3]),
+        (TopologyConfig(complex="rips", k=2, maxdim=0), [7]),
+        (TopologyConfig(complex="rips", k=2), [0, 1]),
+    ],
+)
+def test_result_equals_torchmetrics_compute(cfg: TopologyConfig, classes: list[int]) -> None:
+    """`result()` (the computation without torchmetrics' wrapper, when nothing is synchronised) gives what
+    `compute()` gives: the same values, dtypes and shapes (0-d where torchmetrics squeezes), warnings included."""
+    fast, standard = _filled(cfg, classes), _filled(cfg, classes)
+    _identical(fast.result(), standard.compute())
+    assert fast.result() is fast.result()  # cached, as compute()
+    problem = _filled(cfg, classes)
+    problem.update("a", problem="broken")
+    _identical(problem.result(), _filled_with_problem(cfg, classes).compute())
+
+
+def _filled_with_problem(cfg: TopologyConfig, classes: list[int]) -> LayerwiseTopology:
+    metric = _filled(cfg, classes)
+    metric.update("a", problem="broken")
+    return metric
+
+
+def test_result_synchronises_through_compute_under_ddp(monkeypatch) -> None:
+    """With states to gather (`sync_on_compute` and a distributed run), `result()` is torchmetrics' `compute()`."""
+    metric = _filled(TopologyConfig(), [0, 1], sync=True)
+    calls: list[bool] = []
+    monkeypatch.setattr(metric, "compute", lambda: calls.append(True) or "computed")
+    assert metric.result() is not None and not calls  # no process group: the direct computation
+    metric._computed = None
+    monkeypatch.setattr(metric, "distributed_available_fn", lambda: True)
+    assert metric.result() == "computed" and calls == [True]
+    unsynced = _filled(TopologyConfig(), [0, 1], sync=False)
+    monkeypatch.setattr(unsynced, "distributed_available_fn", lambda: True)
+    monkeypatch.setattr(unsynced, "compute", lambda: calls.append(False) or "computed")
+    assert unsynced.result() != "computed" and calls == [True]

@@ -72,6 +72,18 @@ def test_sample_is_fixed_stratified_and_bounded() -> None:
     assert not torch.equal(build_sample(ds, samples_per_class=5, max_samples=100, seed=4).indices, a.indices)
 
 
+def test_tensor_dataset_sample_equals_collated_items() -> None:
+    """A TensorDataset's inputs are indexed at once; they equal the collated items (the general path)."""
+    ds = TensorDataset(torch.randn(90, 2, 5, 5), torch.arange(90) % 4)
+    fast = build_sample(DataLoader(ds, batch_size=8), samples_per_class=7, max_samples=25, seed=1)
+    items = build_sample(
+        DataLoader(ds, batch_size=8), samples_per_class=7, max_samples=25, seed=1, input_fn=lambda b: b[0]
+    )
+    assert torch.equal(fast.indices, items.indices) and torch.equal(fast.labels, items.labels)
+    assert fast.inputs.dtype == items.inputs.dtype and fast.inputs.stride() == items.inputs.stride()
+    assert torch.equal(fast.inputs, items.inputs) and torch.equal(fast.inputs, ds.tensors[0][fast.indices])
+
+
 def test_small_dataset_notes_and_uses_all() -> None:
     sample = build_sample(_dataset(6), samples_per_class=10, max_samples=100, seed=0)
     assert len(sample.labels) == 6

@@ -120,9 +120,11 @@ def reusable_metric(
     *,
     metric_device: torch.device | str | None = None,
     sync: bool = True,
+    reset: bool = True,
 ) -> LayerwiseTopology:
     """``metric`` reset, when it was built for exactly these layers, classes, config, device and ``sync``; else a
-    new :class:`LayerwiseTopology` for them (on ``metric_device``)."""
+    new :class:`LayerwiseTopology` for them (on ``metric_device``). ``reset=False`` returns that metric as it is
+    (for a caller that hands it to :func:`evaluate_topology`, which resets it)."""
     device = torch.device(metric_device) if metric_device is not None else torch.device("cpu")
     if (
         metric is not None
@@ -132,7 +134,8 @@ def reusable_metric(
         and metric.sync_on_compute == sync
         and metric.problem.device == device
     ):
-        metric.reset()
+        if reset:
+            metric.reset()
         return metric
     fresh = LayerwiseTopology(layer_names, classes, config, sync_on_compute=sync)
     return fresh.to(metric_device) if metric_device is not None else fresh
@@ -223,7 +226,7 @@ def evaluate_topology(
                     if summaries is not None:
                         persistence[name] = summaries.cpu()
                         diagrams[name] = captured.diagrams[name]
-    result = metric.compute()
+    result = metric.result()  # compute(), without torchmetrics' wrapper when no state is synchronised
     for layer in result.layers:
         layer.per_input = per_input.get(layer.name)
         layer.per_input_persistence = persistence.get(layer.name)

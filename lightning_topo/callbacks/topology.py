@@ -380,8 +380,9 @@ class TopologyCallback(Callback):
                 self._order_layers(pl_module, sample)
         # Each rank runs its strided slice of the sample; the metric's states are combined across ranks.
         positions = torch.arange(trainer.global_rank, len(sample.labels), trainer.world_size)
+        # Built here (kept for the next evaluation) and reset once, by `evaluate_topology`.
         self._metric = reusable_metric(
-            self._metric, self.layer_names, sample.classes, self.config, metric_device=pl_module.device
+            self._metric, self.layer_names, sample.classes, self.config, metric_device=pl_module.device, reset=False
         )
         result = evaluate_topology(
             pl_module,
