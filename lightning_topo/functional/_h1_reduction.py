@@ -60,7 +60,7 @@ except ImportError:  # pragma: no cover - exercised where numba is absent; the f
 
 else:
     _HAVE_NUMBA = True
-    from lightning_topo.functional._persistence_kernels import _sort_rest
+    from lightning_topo.functional._persistence_kernels import _sort_rest, sort_key
 
 __all__ = ["h1_pairs", "h1_pairs_batch"]
 
@@ -491,12 +491,10 @@ def _value_order(values: np.ndarray) -> np.ndarray:
     """The indices of ``values`` (flat, finite float64) sorted by value, ties in index order: ``np.argsort(values,
     kind="stable")``, by a radix sort of order-preserving integer keys (-0.0 and 0.0 share one key)."""
     n = values.size
-    sign = np.uint64(1) << np.uint64(63)
     bits = values.view(np.uint64)
     keys = np.empty(n, dtype=np.uint64)
     for i in range(n):
-        b = bits[i] if values[i] != 0.0 else np.uint64(0)
-        keys[i] = ~b if b & sign else b | sign
+        keys[i] = sort_key(values[i], bits[i])
     order = np.arange(n).astype(np.int32)
     _sort_rest(keys, order, np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.int32), n)
     return order

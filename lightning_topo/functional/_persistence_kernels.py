@@ -76,6 +76,38 @@ def _find(parent: np.ndarray, x: int) -> int:
         x = grand
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _six_faces(offsets: np.ndarray, nf: int) -> tuple[int, int, int, int, int, int]:
+    """The first ``nf`` (at most 6) of ``offsets``, the face neighbours, as six scalars; 0 past the last (a read of
+    the voxel itself, which :func:`_visited_faces` masks out)."""
+    padded = np.zeros(6, dtype=np.int64)
+    for i in range(nf):
+        padded[i] = offsets[i]
+    return padded[0], padded[1], padded[2], padded[3], padded[4], padded[5]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _visited_faces(parent: np.ndarray, v: int, f0: int, f1: int, f2: int, f3: int, f4: int, f5: int, valid: int) -> int:
+    """Which face neighbours of ``v`` (offsets ``f0..f5``, the bits of ``valid`` real) were visited, as bits: six
+    reads and no branch (a branch per neighbour on whether it was visited mispredicts half the time)."""
+    return valid & (
+        int(parent[v + f0] != _UNVISITED)
+        | int(parent[v + f1] != _UNVISITED) << 1
+        | int(parent[v + f2] != _UNVISITED) << 2
+        | int(parent[v + f3] != _UNVISITED) << 3
+        | int(parent[v + f4] != _UNVISITED) << 4
+        | int(parent[v + f5] != _UNVISITED) << 5
+    )
+
+
+@njit(nogil=True, cache=True, inline="always")
+def sort_key(x: float, bits: np.uint64) -> np.uint64:
+    """An unsigned key that orders like the float64 ``x`` (whose bits are ``bits``), -0.0 and 0.0 one key."""
+    if x == 0.0:
+        bits = np.uint64(0)
+    return ~bits if bits & _SIGN else bits | _SIGN
+
+
 @njit(nogil=True, cache=True)
 def _reset(parent: np.ndarray, depth: int, height: int, width: int) -> None:
     """Mark every voxel of the volume (not the padding) unvisited, in raster order."""
@@ -178,10 +210,7 @@ def _prepare(
                     order[p] = base + w
                     p += 1
                 else:
-                    # x != vmin, so x is not a zero equal to a -0.0 or +0.0 minimum; but a -0.0 among +0.0 is the
-                    # same value: one key for both.
-                    bits = ubits[i] if x != 0.0 else np.uint64(0)
-                    keys[r - plateau] = ~bits if bits & _SIGN else bits | _SIGN
+                    keys[r - plateau] = sort_key(x, ubits[i])
                     order[r] = base + w
                     r += 1
                 i += 1
@@ -297,21 +326,11 @@ def _h0_pass(
     # loop over those only: a branch per neighbour on whether it was visited mispredicts half the time.
     k = 0
     nf = faces.size
-    padded = np.zeros(6, dtype=np.int64)  # offsets repeated where size-1 axes leave fewer than 6 (0: no faces)
-    for i in range(6 if nf else 0):
-        padded[i] = faces[i % nf]
-    f0, f1, f2, f3, f4, f5 = padded[0], padded[1], padded[2], padded[3], padded[4], padded[5]
+    f0, f1, f2, f3, f4, f5 = _six_faces(faces, nf)
     valid = (1 << nf) - 1
     for j in range(plateau, n):
         v = order[j]
-        visited = valid & (
-            int(parent[v + f0] != _UNVISITED)
-            | int(parent[v + f1] != _UNVISITED) << 1
-            | int(parent[v + f2] != _UNVISITED) << 2
-            | int(parent[v + f3] != _UNVISITED) << 3
-            | int(parent[v + f4] != _UNVISITED) << 4
-            | int(parent[v + f5] != _UNVISITED) << 5
-        )
+        visited = _visited_faces(parent, v, f0, f1, f2, f3, f4, f5, valid)
         if visited == 0:  # a local minimum: a new set
             parent[v] = -(j + 1)
             continue
@@ -365,10 +384,7 @@ def _dual_pass(
     n = order.size
     k = 0
     nf = _face_count(neighbours.size)
-    padded = np.zeros(6, dtype=np.int64)  # the face offsets (0 past the last face; masked out by ``valid``)
-    for i in range(nf):
-        padded[i] = neighbours[i]
-    f0, f1, f2, f3, f4, f5 = padded[0], padded[1], padded[2], padded[3], padded[4], padded[5]
+    f0, f1, f2, f3, f4, f5 = _six_faces(neighbours, nf)
     valid = (1 << nf) - 1
     for j in range(n - 1, plateau - 1, -1):
         v = order[j]
@@ -378,14 +394,7 @@ def _dual_pass(
         parent[v] = root_code
         # Which faces were visited, read without branches; then the visited faces and the other neighbours
         # adjacent to none of them (``free``): a neighbour adjacent to a visited voxel is in its set if visited.
-        faces = valid & (
-            int(parent[v + f0] != _UNVISITED)
-            | int(parent[v + f1] != _UNVISITED) << 1
-            | int(parent[v + f2] != _UNVISITED) << 2
-            | int(parent[v + f3] != _UNVISITED) << 3
-            | int(parent[v + f4] != _UNVISITED) << 4
-            | int(parent[v + f5] != _UNVISITED) << 5
-        )
+        faces = _visited_faces(parent, v, f0, f1, f2, f3, f4, f5, valid)
         seen = np.int64(0)  # the visited neighbours looked at, as bits
         look = np.uint64(faces) | free[faces]
         while look != 0:
