@@ -159,6 +159,9 @@ class TopologyConfig:
         output_fn: Picks the tensor to analyse from a layer output that is not a tensor (default: the first tensor
             in it).
         forward_fn: forward_fn(model, inputs) runs the model on a batch (default: model(inputs)).
+        overlap: Cubical view on the CPU: compute the Betti numbers of each batch on a background thread while the
+            forward pass goes on, and in the callback (one process) while Lightning's validation loop runs; the
+            numbers are the same. False computes them inside the forward hooks, at the end of validation.
     """
 
     layers: LayerSpec = "auto"
@@ -182,6 +185,7 @@ class TopologyConfig:
     target_fn: Callable[[Any], Any] | None = None
     output_fn: Callable[[Any], Tensor] | None = None
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None
+    overlap: bool = True
 
     def __post_init__(self) -> None:
         layers = self.layers
@@ -229,6 +233,8 @@ class TopologyConfig:
             object.__setattr__(self, "device", str(device))
         for name in ("input_fn", "target_fn", "output_fn", "forward_fn"):
             _optional_callable(name, getattr(self, name))
+        if not isinstance(self.overlap, bool):
+            raise ConfigError(f"`overlap` must be True or False, got {self.overlap!r}.")
 
     def _check_persistence(self) -> None:
         spec = self.persistence
@@ -356,7 +362,7 @@ class TopologyConfig:
         point cloud: ``scale``, ``metric``, ``k`` (for ``"knn_hops"``), ``maxdim`` and ``pool_size``; with
         ``persistence`` set (only then, so the keys of runs without it do not change): ``persistence``,
         ``persistence_dims`` and, for ``"persistent_betti"``, ``min_persistence``. Left out:
-        fields of the other view, how the work is run (``batch_size``, ``device``) and the data functions
+        fields of the other view, how the work is run (``batch_size``, ``device``, ``overlap``) and the data functions
         (``input_fn``, ``target_fn``, ``output_fn``, ``forward_fn``: two equivalent functions cannot be told apart,
         and a changed one shows in the sample's indices or the layer names). The callback's ``state_key`` is built
         from this, so a run resumed with another ``k`` on the cubical view, another batch size or an equivalent

@@ -643,3 +643,20 @@ def test_reused_module_and_inplace_relu_on_cuda_equal_cpu(complex_: str) -> None
 def test_cuda_uf_backend_needs_cuda_tensors() -> None:
     with pytest.raises(ValueError, match="cuda_uf"):
         count_components(torch.ones(1, 2, 2, 2, dtype=torch.bool), 6, backend="cuda_uf")
+
+
+@cuda_test
+@pytest.mark.parametrize("overlap", [True, False])
+def test_reducing_on_the_cpu_a_model_on_the_gpu_waits_for_the_copy(overlap: bool) -> None:
+    # device="cpu" with the model on the GPU: each output is copied to the host inside the hook. A non-blocking copy
+    # lands in pinned memory later, and the CPU kernel would read it unfinished; the copy must be awaited.
+    from lightning_topo.capture import capture_layers
+    from lightning_topo.config import TopologyConfig
+
+    net = nn.Sequential(nn.ReLU(), nn.Conv2d(64, 4, 1))  # the watched ReLU is exact on both devices
+    x = torch.randn(512, 64, 32, 32, generator=torch.Generator().manual_seed(0))
+    cfg = TopologyConfig(device="cpu", batch_size=256, overlap=overlap)
+    on_cpu = capture_layers(net, x, ["0"], cfg)
+    from_gpu = capture_layers(net.cuda(), x, ["0"], cfg)
+    assert from_gpu.values["0"].device.type == "cpu"
+    assert torch.equal(from_gpu.values["0"], on_cpu.values["0"])

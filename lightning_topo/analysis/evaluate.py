@@ -18,12 +18,18 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from lightning_topo.capture import capture_layers
+from lightning_topo.capture import PendingCapture, start_capture
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.metrics import LayerwiseTopology, TopologyResult
 
-__all__ = ["TopologyEvaluationError", "evaluate_topology", "ranks_fail_together"]
+__all__ = [
+    "PendingEvaluation",
+    "TopologyEvaluationError",
+    "evaluate_topology",
+    "ranks_fail_together",
+    "start_evaluation",
+]
 
 
 class TopologyEvaluationError(RuntimeError):
@@ -80,6 +86,10 @@ def _exchange_failure(
     raise TopologyEvaluationError(errors) from err
 
 
+def _synced_world_size(sync: bool, group: Any) -> int:
+    return dist.get_world_size(group) if sync and dist.is_available() and dist.is_initialized() else 1
+
+
 @contextmanager
 def ranks_fail_together(
     device: torch.device | str | None = None, *, sync: bool = True, group: Any = None
@@ -98,7 +108,7 @@ def ranks_fail_together(
         >>> with ranks_fail_together():  # no process group: nothing is exchanged
         ...     pass
     """
-    world_size = dist.get_world_size(group) if sync and dist.is_available() and dist.is_initialized() else 1
+    world_size = _synced_world_size(sync, group)
     if world_size < 2:
         yield
         return
@@ -203,32 +213,133 @@ def evaluate_topology(
         >>> [layer.name for layer in r.layers], tuple(r.layers[0].betti.shape)
         (['1', '3'], (2, 2))
     """
+    return start_evaluation(
+        model,
+        inputs,
+        labels,
+        layer_names,
+        config,
+        classes=classes,
+        positions=positions,
+        layer_by_layer=layer_by_layer,
+        metric_device=metric_device,
+        sync=sync,
+        on_batch=on_batch,
+        metric=metric,
+    ).result()
+
+
+class PendingEvaluation:
+    """An evaluation whose forward pass has run and whose Betti numbers may still be being computed in the
+    background (``TopologyConfig.overlap``); :meth:`result` feeds the metric and computes it. From
+    :func:`start_evaluation`."""
+
+    def __init__(
+        self,
+        metric: LayerwiseTopology,
+        config: TopologyConfig,
+        labels: Tensor,
+        positions: Tensor | None,
+        sync: bool,
+    ) -> None:
+        self.metric = metric
+        self._config = config
+        self._labels = labels
+        self._positions = positions
+        self._sync = sync
+        self._captures: list[PendingCapture] = []
+        self._error: Exception | None = None  # a capture that raised under DDP: raised in `result`, on every rank
+        self._per_input: dict[str, Tensor] = {}
+        self._persistence: dict[str, Tensor] = {}
+        self._diagrams: dict[str, PersistenceDiagrams] = {}
+
+    def _feed(self, pending: PendingCapture) -> None:
+        cfg, metric, labels, positions = self._config, self.metric, self._labels, self._positions
+        captured = pending.result()
+        for name in pending.layer_names:
+            if name in captured.problems:
+                metric.update(name, problem=captured.problems[name])
+                continue
+            if name not in captured.values:
+                continue
+            values = captured.values[name]
+            summaries = captured.persistence.get(name)
+            metric.update(name, values, labels, positions, persistence=summaries)
+            if cfg.complex == "cubical":
+                self._per_input[name] = values.cpu()
+            if summaries is not None:
+                self._persistence[name] = summaries.cpu()
+                self._diagrams[name] = captured.diagrams[name]
+
+    def cancel(self) -> None:
+        """Drop the background work not yet started (the evaluation is abandoned)."""
+        for pending in self._captures:
+            pending.cancel()
+        self._captures = []
+
+    def result(self) -> TopologyResult:
+        """Wait for the Betti numbers, feed the metric and compute it (under DDP, with the other ranks)."""
+        metric = self.metric
+        with ranks_fail_together(metric.problem.device, sync=self._sync, group=metric.process_group):
+            if self._error is not None:
+                raise self._error
+            while self._captures:
+                self._feed(self._captures.pop(0))
+        result = metric.result()  # compute(), without torchmetrics' wrapper when no state is synchronised
+        for layer in result.layers:
+            layer.per_input = self._per_input.get(layer.name)
+            layer.per_input_persistence = self._persistence.get(layer.name)
+            layer.diagrams = self._diagrams.get(layer.name)
+        return result
+
+
+def start_evaluation(
+    model: Any,
+    inputs: Tensor,
+    labels: Tensor,
+    layer_names: Sequence[str],
+    config: TopologyConfig | None = None,
+    *,
+    classes: Sequence[int] | None = None,
+    positions: Tensor | None = None,
+    layer_by_layer: bool = False,
+    metric_device: torch.device | str | None = None,
+    sync: bool = True,
+    on_batch: Any = None,
+    metric: LayerwiseTopology | None = None,
+    workers: int | None = None,
+) -> PendingEvaluation:
+    """The first half of :func:`evaluate_topology` (same arguments): the forward pass over the sample. With
+    ``config.overlap`` on the CPU the Betti numbers are then still being computed on a background thread;
+    :meth:`PendingEvaluation.result` waits for them and returns what :func:`evaluate_topology` returns, the same
+    numbers. The callback starts an evaluation at the first validation batch and reads it at the end of
+    validation, so that the Betti numbers are computed while Lightning's validation loop runs; ``workers`` is
+    how many threads that background work uses (default :func:`torch.get_num_threads`).
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+        >>> pending = start_evaluation(net, torch.randn(6, 1, 8, 8), torch.arange(6) % 2, ["1"])
+        >>> tuple(pending.result().layers[0].betti.shape)  # per class: b0, b1, b2
+        (2, 3)
+    """
     cfg = config if config is not None else TopologyConfig()
     classes = sorted(int(c) for c in torch.unique(labels)) if classes is None else list(classes)
     metric = reusable_metric(metric, layer_names, classes, cfg, metric_device=metric_device, sync=sync)
+    pending = PendingEvaluation(metric, cfg, labels, positions, sync)
+    # Layer by layer (to hold one layer's values at a time) each pass is read before the next; the last is
+    # left to `result`.
     groups = [[name] for name in layer_names] if layer_by_layer else [list(layer_names)]
-    per_input: dict[str, Tensor] = {}
-    persistence: dict[str, Tensor] = {}
-    diagrams: dict[str, PersistenceDiagrams] = {}
-    # A rank that raises here would never join the gather in `compute`: every rank learns of it first.
-    with ranks_fail_together(metric.problem.device, sync=sync, group=metric.process_group):
-        for group in groups:
-            captured = capture_layers(model, inputs, group, cfg, on_batch=on_batch)
-            for name in group:
-                if name in captured.problems:
-                    metric.update(name, problem=captured.problems[name])
-                elif name in captured.values:
-                    values = captured.values[name]
-                    summaries = captured.persistence.get(name)
-                    metric.update(name, values, labels, positions, persistence=summaries)
-                    if cfg.complex == "cubical":
-                        per_input[name] = values.cpu()
-                    if summaries is not None:
-                        persistence[name] = summaries.cpu()
-                        diagrams[name] = captured.diagrams[name]
-    result = metric.result()  # compute(), without torchmetrics' wrapper when no state is synchronised
-    for layer in result.layers:
-        layer.per_input = per_input.get(layer.name)
-        layer.per_input_persistence = persistence.get(layer.name)
-        layer.diagrams = diagrams.get(layer.name)
-    return result
+    try:
+        for i, group in enumerate(groups):
+            pending._captures.append(start_capture(model, inputs, group, cfg, on_batch=on_batch, workers=workers))
+            if i < len(groups) - 1:
+                pending._feed(pending._captures.pop())
+    except Exception as err:
+        pending.cancel()
+        # A rank that raises here would never join the gather in `compute`: under DDP every rank learns of it in
+        # `result` first (see `ranks_fail_together`); a single process raises it now.
+        if _synced_world_size(sync, metric.process_group) < 2:
+            raise
+        pending._error = err
+    return pending

@@ -42,7 +42,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning_utilities.core.imports import RequirementCache
 from typing_extensions import override
 
-from lightning_topo.analysis.evaluate import evaluate_topology, ranks_fail_together, reusable_metric
+from lightning_topo.analysis.evaluate import PendingEvaluation, ranks_fail_together, reusable_metric, start_evaluation
 from lightning_topo.capture import (
     FixedSample,
     SampleError,
@@ -54,6 +54,7 @@ from lightning_topo.capture import (
 from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.functional._checks import check_int
+from lightning_topo.functional._threads import cpu_workers
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
@@ -72,7 +73,7 @@ class TopologyMisconfiguration(MisconfigurationException, ConfigError):
 
 
 # Fields that say how, not what, the callback computes: never compared on resume.
-_RUNTIME_FIELDS = ("batch_size", "device")
+_RUNTIME_FIELDS = ("batch_size", "device", "overlap")
 # The callback's own arguments (the rest are TopologyConfig fields), for the message on a misspelt one.
 _OWN_ARGUMENTS = ("config", "every_n_epochs", "log_per_class", "run_on_sanity_check", "run_on_fast_dev_run", "charts")
 
@@ -158,6 +159,10 @@ class TopologyCallback(Callback):
         # The metric of the latest evaluation, reset and reused by the next one with the same layers and classes
         # (building a LayerwiseTopology costs milliseconds, as much as the topology of a small model).
         self._metric: LayerwiseTopology | None = None
+        # An evaluation started at the first validation batch (`overlap`), read at the end of validation.
+        self._pending: PendingEvaluation | None = None
+        self._pending_seconds = 0.0
+        self._overlap_armed = False
 
     @staticmethod
     def _check_argument_names(fields: dict[str, Any]) -> None:
@@ -368,23 +373,40 @@ class TopologyCallback(Callback):
             self._ensure_sample(trainer)
 
     @override
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self._should_run(trainer):
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._drop_pending()
+        # One process, `overlap` (the default): the evaluation starts at the first validation batch and its Betti
+        # numbers are computed on a background thread while Lightning's loop validates; read at the epoch's end.
+        self._overlap_armed = self.config.overlap and trainer.world_size == 1 and self._should_run(trainer)
+
+    @override
+    def on_validation_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if not self._overlap_armed:
             return
+        self._overlap_armed = False
+        start = time.perf_counter()
+        self._pending = self._start_evaluation(trainer, pl_module, overlapping=True)
+        self._pending_seconds = time.perf_counter() - start
+
+    def _start_evaluation(
+        self, trainer: Trainer, pl_module: LightningModule, overlapping: bool = False
+    ) -> PendingEvaluation | None:
+        """The sample's forward pass (the first half of an evaluation); ``None`` when there is nothing to sample."""
         sample = self._ensure_sample(trainer)
         if sample is None or len(sample.labels) == 0:
-            return
-        start = time.perf_counter()
+            return None
         if not self._ordered:
             with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):  # forward_fn runs here first
                 self._order_layers(pl_module, sample)
         # Each rank runs its strided slice of the sample; the metric's states are combined across ranks.
         positions = torch.arange(trainer.global_rank, len(sample.labels), trainer.world_size)
-        # Built here (kept for the next evaluation) and reset once, by `evaluate_topology`.
+        # Built here (kept for the next evaluation) and reset once, by `start_evaluation`.
         self._metric = reusable_metric(
             self._metric, self.layer_names, sample.classes, self.config, metric_device=pl_module.device, reset=False
         )
-        result = evaluate_topology(
+        return start_evaluation(
             pl_module,
             sample.inputs[positions],
             sample.labels[positions],
@@ -394,7 +416,31 @@ class TopologyCallback(Callback):
             positions=positions,
             metric_device=pl_module.device,
             metric=self._metric,
+            # Overlapping Lightning's validation loop, the Betti numbers leave that loop one core.
+            workers=max(1, cpu_workers() - 1) if overlapping else None,
         )
+
+    def _drop_pending(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = None
+        self._overlap_armed = False
+
+    @override
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not self._should_run(trainer):
+            self._drop_pending()
+            return
+        start = time.perf_counter()
+        started, self._pending = self._pending, None
+        self._overlap_armed = False
+        if started is None:  # no overlap (or no validation batch): the whole evaluation runs now
+            started = self._start_evaluation(trainer, pl_module)
+        else:
+            start -= self._pending_seconds  # the time the first validation batch waited counts too
+        if started is None:
+            return
+        result = started.result()
         self.timings.append(time.perf_counter() - start)
         for message in result.warnings:
             self._warn_once(message, f"TopologyCallback: {message}")
@@ -412,10 +458,12 @@ class TopologyCallback(Callback):
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # The last evaluation's figures start drawing now, in the background (see `wait_for_charts`).
+        self._drop_pending()
         self._charts.finish()
 
     @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._drop_pending()
         self._charts.finish()
 
     def _order_layers(self, pl_module: LightningModule, sample: FixedSample) -> None:

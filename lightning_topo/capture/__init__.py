@@ -18,7 +18,7 @@ from lightning_topo.capture.hooks import (
     watched_layers,
 )
 from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, resolve_layers, split_call
-from lightning_topo.capture.reduce import LayerValues, capture_layers, pooled_embedding
+from lightning_topo.capture.reduce import LayerValues, PendingCapture, capture_layers, pooled_embedding, start_capture
 from lightning_topo.capture.sampling import FixedSample, build_sample, class_labels, shard
 from lightning_topo.capture.tokens import (
     TokenLayout,
@@ -36,6 +36,7 @@ __all__ = [
     "FixedSample",
     "LayerTrace",
     "LayerValues",
+    "PendingCapture",
     "SampleError",
     "TokenLayout",
     "UnknownLayerError",
@@ -55,6 +56,7 @@ __all__ = [
     "run_on_sample",
     "shard",
     "split_call",
+    "start_capture",
     "token_layout",
     "token_volumes",
     "trace_layers",

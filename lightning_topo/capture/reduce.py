@@ -18,7 +18,9 @@ reported (``problems``).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import torch
@@ -28,15 +30,19 @@ from lightning_topo.capture.hooks import ActivationCapture, model_device, run_on
 from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, pool_tokens, token_layout
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import NonFiniteError, cubical_betti, persistence_summaries, sublevel_thresholds
+from lightning_topo.functional._threads import cpu_workers, thread_workers
 from lightning_topo.functional.persistence import PersistenceDiagrams
 
 __all__ = [
     "ACCELERATOR_BUFFER_BYTES",
     "CPU_BUFFER_BYTES",
+    "OVERLAP_BYTES",
     "LayerValues",
+    "PendingCapture",
     "capture_layers",
     "cat_diagrams",
     "pooled_embedding",
+    "start_capture",
 ]
 
 ACCELERATOR_BUFFER_BYTES = 256 * 2**20
@@ -46,6 +52,22 @@ evaluation of ResNet18 on 2000 inputs of 3x32x32 spent ~1.2 s in 88 reductions o
 batch is reduced at once (its cost is per voxel, and memory stays bounded by one batch)."""
 CPU_BUFFER_BYTES = 0
 """The same budget on the CPU: 0, reduce every batch at once."""
+
+OVERLAP_BYTES = 256 * 2**20
+"""With ``TopologyConfig.overlap`` on the CPU, the hooks hand each batch's volumes (a copy) to a background thread
+and go on; at most this many bytes of them wait there: past it, the hook waits for the oldest batch first."""
+
+_NON_FINITE = "NaN or Inf in its activations"
+_BACKGROUND: list[ThreadPoolExecutor] = []  # the one thread that reduces batches while the forward pass goes on
+
+
+def _background() -> ThreadPoolExecutor:
+    # One thread, so batches are reduced in the order they were captured. Not the kernels' own pool
+    # (`functional._threads`): a job here fans out over that pool and waits for it.
+    if not _BACKGROUND:
+        _BACKGROUND.append(ThreadPoolExecutor(1, thread_name_prefix="lightning-topo-reduce"))
+    return _BACKGROUND[0]
+
 
 _REAL_INT = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
@@ -66,23 +88,52 @@ def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
     return embedding
 
 
+class _Job:
+    """One batch's reduction for the background thread: its arguments until it starts, then its future."""
+
+    __slots__ = ("args", "future", "size")
+
+    def __init__(self, volumes: Tensor, thresholds: Tensor | float) -> None:
+        self.args: tuple[Tensor, Tensor | float] | None = (volumes, thresholds)
+        self.future: Future | None = None
+        self.size = volumes.numel() * volumes.element_size()
+
+    def done(self) -> bool:
+        return self.future is not None and self.future.done()
+
+
 class _Reducer:
-    """Called by the hooks: one layer's output batch -> per-input Betti numbers or pooled embeddings."""
+    """Called by the hooks: one layer's output batch -> per-input Betti numbers or pooled embeddings.
+
+    With ``overlap`` (cubical view, reduced on the CPU) a batch's Betti numbers are computed on a background thread
+    (on ``workers`` threads of the kernels' pool) and the hook returns a :class:`_Job`; :meth:`resolve` reads it,
+    in capture order.
+    """
 
     def __init__(
-        self, config: TopologyConfig, device: torch.device, buffer_bytes: int = 0, layout: TokenLayout | None = None
+        self,
+        config: TopologyConfig,
+        device: torch.device,
+        buffer_bytes: int = 0,
+        layout: TokenLayout | None = None,
+        *,
+        overlap: bool = False,
+        workers: int | None = None,
     ) -> None:
         self.config = config
         self.device = device
         self.buffer_bytes = buffer_bytes
         self.layout = layout if layout is not None else TokenLayout()
+        self.overlap = overlap
         self.problems: dict[str, str] = {}
         self._pending: dict[str, list[Tensor]] = {}
+        self.workers = cpu_workers() if workers is None else workers
+        self._jobs: deque[_Job] = deque()  # background jobs held or not known to be done
         # With `config.persistence`: per layer, one (summaries, diagrams) per reduced batch, in the order of the
         # Betti numbers returned (the hooks append those to `ActivationCapture.results`).
         self.persistence: dict[str, list[tuple[Tensor, PersistenceDiagrams]]] = {}
 
-    def __call__(self, name: str, out: Tensor) -> Tensor | None:
+    def __call__(self, name: str, out: Tensor) -> Tensor | _Job | None:
         if name in self.problems:
             return None
         if not (out.is_floating_point() or out.dtype in _REAL_INT):
@@ -91,7 +142,10 @@ class _Reducer:
         if out.ndim == 0 or out.numel() == 0 or out.shape[0] == 0:
             self.problems[name] = f"its output has shape {tuple(out.shape)}; expected (batch, ...) with data"
             return None
-        moved = out.to(self.device, non_blocking=True)
+        # A copy from an accelerator to the CPU is awaited: a non-blocking one lands in pinned memory later, and
+        # the CPU kernels would read it before it is there.
+        to_host = self.device.type == "cpu" and out.device.type != "cpu"
+        moved = out.to(self.device, non_blocking=not to_host)
         if self.config.complex == "cubical":
             if out.ndim > 4:
                 self.problems[name] = (
@@ -102,6 +156,8 @@ class _Reducer:
                 return None
             volumes = cubical_volumes(moved, self.layout)
             if not self.buffer_bytes:
+                if self.overlap and volumes.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
+                    volumes = volumes.clone()  # it outlives the hook: a later in-place op may overwrite the output
                 return self._betti(name, volumes)
             # Keep a copy: a later in-place op (ReLU(inplace=True)) may overwrite the layer's output.
             pending = self._pending.setdefault(name, [])
@@ -110,21 +166,83 @@ class _Reducer:
                 return self.flush(name)
             return None
         if moved.is_floating_point() and not bool(torch.isfinite(moved).all()):
-            self.problems[name] = "NaN or Inf in its activations"
+            self.problems[name] = _NON_FINITE
             return None
         pooled = pool_tokens(moved, self.layout)
         return pooled_embedding(moved if pooled is None else pooled, self.config.pool_size)
 
-    def _betti(self, name: str, volumes: Tensor) -> Tensor | None:
+    def _betti(self, name: str, volumes: Tensor) -> Tensor | _Job | None:
         try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
             thresholds = sublevel_thresholds(volumes, self.config.threshold)
-            betti = cubical_betti(volumes, thresholds)
+            if self.overlap:
+                return self._submit(volumes, thresholds)
+            betti, extra = self._reduce(volumes, thresholds)
         except NonFiniteError:
-            self.problems[name] = "NaN or Inf in its activations"
+            self.problems[name] = _NON_FINITE
             return None
-        if self.config.persistence is not None:
-            self.persistence.setdefault(name, []).append(self._diagrams(volumes, thresholds))
+        if extra is not None:
+            self.persistence.setdefault(name, []).append(extra)
         return betti
+
+    def _reduce(
+        self, volumes: Tensor, thresholds: Tensor | float
+    ) -> tuple[Tensor, tuple[Tensor, PersistenceDiagrams] | None]:
+        """The batch's Betti numbers, and with ``config.persistence`` its summaries and diagrams."""
+        betti = cubical_betti(volumes, thresholds)
+        extra = self._diagrams(volumes, thresholds) if self.config.persistence is not None else None
+        return betti, extra
+
+    def _reduce_in_background(
+        self, volumes: Tensor, thresholds: Tensor | float
+    ) -> tuple[Tensor, tuple[Tensor, PersistenceDiagrams] | None]:
+        # As inside the hook (grad mode is per thread), on this thread's share of the cores.
+        with torch.inference_mode(), thread_workers(self.workers):
+            return self._reduce(volumes, thresholds)
+
+    def _submit(self, volumes: Tensor, thresholds: Tensor | float) -> _Job:
+        """Hold the batch for the background thread: jobs start at :meth:`release` (after the forward pass, so
+        that it does not share the cores with them), or now when more than :data:`OVERLAP_BYTES` are waiting."""
+        job = _Job(volumes, thresholds)
+        self._jobs.append(job)
+        while self._jobs and self._jobs[0].done():
+            self._jobs.popleft()
+        if sum(j.size for j in self._jobs) > OVERLAP_BYTES:
+            self.release()
+            while len(self._jobs) > 1 and sum(j.size for j in self._jobs) > OVERLAP_BYTES:
+                wait([self._jobs.popleft().future])
+        return job
+
+    def release(self) -> None:
+        """Start the held jobs on the background thread, in capture order."""
+        for job in self._jobs:
+            if job.future is None:
+                job.future = _background().submit(self._reduce_in_background, *job.args)
+                job.args = None
+
+    def resolve(self, name: str, value: Tensor | _Job | None) -> Tensor | None:
+        """A hook's value, with a background job's Betti numbers waited for (call in capture order)."""
+        if not isinstance(value, _Job):
+            return value
+        if value.future is None:
+            self.release()
+        try:
+            betti, extra = value.future.result()
+        except NonFiniteError:
+            self.problems.setdefault(name, _NON_FINITE)
+            return None
+        if name in self.problems:
+            return None
+        if extra is not None:
+            self.persistence.setdefault(name, []).append(extra)
+        return betti
+
+    def cancel(self) -> None:
+        """Drop the background jobs not yet started (a forward pass that raised)."""
+        while self._jobs:
+            job = self._jobs.popleft()
+            job.args = None
+            if job.future is not None:
+                job.future.cancel()
 
     def _diagrams(self, volumes: Tensor, thresholds: Tensor | float) -> tuple[Tensor, PersistenceDiagrams]:
         """The batch's persistence summaries ``(B, S)`` (on the compute device) and diagrams (on the CPU)."""
@@ -137,7 +255,7 @@ class _Reducer:
         )
         return summaries, diagrams.to("cpu")
 
-    def flush(self, name: str) -> Tensor | None:
+    def flush(self, name: str) -> Tensor | _Job | None:
         """Reduce the activations of ``name`` gathered so far (``None`` when there are none)."""
         pending = self._pending.pop(name, [])
         if not pending or name in self.problems:
@@ -194,6 +312,101 @@ def cat_diagrams(parts: Sequence[PersistenceDiagrams]) -> PersistenceDiagrams:
     )
 
 
+class PendingCapture:
+    """A pass over a sample whose forward pass has run and whose Betti numbers may still be being computed on the
+    background thread (``TopologyConfig.overlap``); :meth:`result` waits for them. From :func:`start_capture`."""
+
+    def __init__(self, reducer: _Reducer, capture: ActivationCapture, layer_names: Sequence[str], n: int) -> None:
+        self._reducer = reducer
+        self._capture = capture
+        self.layer_names = list(layer_names)
+        self._n = n
+        self._result: LayerValues | None = None
+
+    def cancel(self) -> None:
+        """Drop the background work not yet started (the values are not wanted any more)."""
+        self._reducer.cancel()
+
+    def result(self) -> LayerValues:
+        """The captured values (waits for the background thread; raises what a reduction raised)."""
+        if self._result is None:
+            try:
+                self._result = self._collect()
+            except BaseException:
+                self.cancel()
+                raise
+        return self._result
+
+    def _collect(self) -> LayerValues:
+        reducer, capture, n = self._reducer, self._capture, self._n
+        values: dict[str, Tensor] = {}
+        problems: dict[str, str] = {}
+        persistence: dict[str, Tensor] = {}
+        diagrams: dict[str, PersistenceDiagrams] = {}
+        for name in self.layer_names:
+            resolved = [reducer.resolve(name, r) for r in capture.results.get(name, [])]
+            reduced = [r for r in resolved if r is not None]
+            problem = reducer.problems.get(name) or capture.skipped.get(name)
+            captured = sum(len(r) for r in reduced)
+            if problem is None and n and captured != n:
+                problem = (
+                    "the forward pass never ran it"
+                    if captured == 0
+                    else f"it produced outputs for {captured} of the {n} sampled inputs (does it run on "
+                    "every input? a module that runs more than once per forward pass is one layer per call: "
+                    f"'{name}', '{name}#2', ...)"
+                )
+            if problem is not None:
+                problems[name] = problem
+            elif reduced:
+                values[name] = torch.cat(reduced)
+                parts = reducer.persistence.get(name)
+                if parts:
+                    persistence[name] = torch.cat([summaries for summaries, _ in parts])
+                    diagrams[name] = cat_diagrams([d for _, d in parts])
+        return LayerValues(values, problems, persistence, diagrams)
+
+
+def start_capture(
+    model: nn.Module,
+    inputs: Tensor,
+    layer_names: Sequence[str],
+    config: TopologyConfig,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> PendingCapture:
+    """The forward pass of :func:`capture_layers`; with ``config.overlap`` (cubical view, reduced on the CPU) the
+    Betti numbers of each batch are computed on a background thread, while the forward pass goes on and after it
+    returns, until :meth:`PendingCapture.result` is called. The values are the same either way.
+
+    The jobs start when the forward pass is over (or earlier, when more than :data:`OVERLAP_BYTES` of copied
+    activations wait) and run on ``workers`` threads (default: :func:`torch.get_num_threads`; the callback, whose
+    validation loop goes on meanwhile, leaves it one core)."""
+    device = config.torch_device or model_device(model)
+    budget = CPU_BUFFER_BYTES if device.type == "cpu" else ACCELERATOR_BUFFER_BYTES
+    overlap = config.overlap and config.complex == "cubical" and device.type == "cpu"
+    reducer = _Reducer(config, device, budget, token_layout(model, inputs), overlap=overlap, workers=workers)
+    try:
+        with ActivationCapture(model, layer_names, reducer, output_fn=config.output_fn) as capture:
+            if len(inputs):
+                run_on_sample(
+                    model,
+                    inputs,
+                    batch_size=config.batch_size,
+                    forward_fn=config.forward_fn,
+                    on_batch=on_batch,
+                    on_batch_start=capture.start_pass,
+                )
+        for name in layer_names:
+            capture.results.setdefault(name, []).append(reducer.flush(name))
+        reducer.release()
+    except BaseException:
+        reducer.cancel()
+        raise
+    return PendingCapture(reducer, capture, layer_names, len(inputs))
+
+
 def capture_layers(
     model: nn.Module,
     inputs: Tensor,
@@ -206,46 +419,8 @@ def capture_layers(
 
     The forward pass runs where the model lives (inputs are moved there batch by batch); the reduction runs on
     ``config.device`` (default: the model's device). On an accelerator the cubical view gathers each layer's
-    activations over batches (up to :data:`ACCELERATOR_BUFFER_BYTES`) and reduces them in one call.
-    ``on_batch(n)`` is called after each forward batch.
+    activations over batches (up to :data:`ACCELERATOR_BUFFER_BYTES`) and reduces them in one call. On the CPU,
+    with ``config.overlap`` (the default), a batch's Betti numbers are computed on a background thread while the
+    forward pass goes on (:func:`start_capture`). ``on_batch(n)`` is called after each forward batch.
     """
-    device = config.torch_device or model_device(model)
-    budget = CPU_BUFFER_BYTES if device.type == "cpu" else ACCELERATOR_BUFFER_BYTES
-    reducer = _Reducer(config, device, budget, token_layout(model, inputs))
-    with ActivationCapture(model, layer_names, reducer, output_fn=config.output_fn) as capture:
-        if len(inputs):
-            run_on_sample(
-                model,
-                inputs,
-                batch_size=config.batch_size,
-                forward_fn=config.forward_fn,
-                on_batch=on_batch,
-                on_batch_start=capture.start_pass,
-            )
-    for name in layer_names:
-        capture.results.setdefault(name, []).append(reducer.flush(name))
-    values: dict[str, Tensor] = {}
-    problems: dict[str, str] = {}
-    persistence: dict[str, Tensor] = {}
-    diagrams: dict[str, PersistenceDiagrams] = {}
-    for name in layer_names:
-        problem = reducer.problems.get(name) or capture.skipped.get(name)
-        reduced = [r for r in capture.results.get(name, []) if r is not None]
-        captured = sum(len(r) for r in reduced)
-        if problem is None and len(inputs) and captured != len(inputs):
-            problem = (
-                "the forward pass never ran it"
-                if captured == 0
-                else f"it produced outputs for {captured} of the {len(inputs)} sampled inputs (does it run on "
-                "every input? a module that runs more than once per forward pass is one layer per call: "
-                f"'{name}', '{name}#2', ...)"
-            )
-        if problem is not None:
-            problems[name] = problem
-        elif reduced:
-            values[name] = torch.cat(reduced)
-            parts = reducer.persistence.get(name)
-            if parts:
-                persistence[name] = torch.cat([summaries for summaries, _ in parts])
-                diagrams[name] = cat_diagrams([d for _, d in parts])
-    return LayerValues(values, problems, persistence, diagrams)
+    return start_capture(model, inputs, layer_names, config, on_batch=on_batch).result()

@@ -5,8 +5,10 @@ kernels (:mod:`.persistence`) and the H1 reduction (:mod:`._h1_reduction`)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -15,13 +17,28 @@ import torch
 T = TypeVar("T")
 
 _POOL: list = []  # [ThreadPoolExecutor, workers], created at the first batch run on more than one thread
+_LOCAL = threading.local()  # `workers`: this thread's own count (see `thread_workers`)
 
 
 def cpu_workers() -> int:
     """Threads for the compiled CPU kernels: torch's intra-op thread count, :func:`torch.get_num_threads` (set it
     with :func:`torch.set_num_threads`). Not :func:`numba.get_num_threads`: asking numba starts its threading layer,
-    which resets OpenMP's thread count and so torch's (a process-wide change no library call may make)."""
-    return max(1, torch.get_num_threads())
+    which resets OpenMP's thread count and so torch's (a process-wide change no library call may make). Inside
+    :func:`thread_workers`, that thread's own count."""
+    workers = getattr(_LOCAL, "workers", None)
+    return workers if workers is not None else max(1, torch.get_num_threads())
+
+
+@contextmanager
+def thread_workers(workers: int) -> Iterator[None]:
+    """On the calling thread only, the compiled kernels use ``workers`` threads (a background job that leaves
+    cores to the thread it overlaps)."""
+    before = getattr(_LOCAL, "workers", None)
+    _LOCAL.workers = max(1, int(workers))
+    try:
+        yield
+    finally:
+        _LOCAL.workers = before
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:

@@ -1,0 +1,134 @@
+"""`TopologyConfig.overlap`: on the CPU the Betti numbers of each batch are computed on a background thread while the
+forward pass (and, in the callback, Lightning's validation loop) goes on. The numbers must be exactly those computed
+inside the hooks, also when an in-place op overwrites the watched output and with persistence diagrams."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import seed_everything
+from models import quiet_trainer
+from torch import nn
+
+from lightning_topo import TopologyCallback
+from lightning_topo.analysis.evaluate import evaluate_topology, start_evaluation
+from lightning_topo.capture import capture_layers, start_capture
+from lightning_topo.config import ConfigError, TopologyConfig
+from lightning_topo.datasets import DigitsDataModule
+from lightning_topo.functional import cubical_betti, sublevel_thresholds
+from lightning_topo.models import Classifier, digits_cnn
+
+
+def _inplace_net() -> nn.Module:
+    # The watched convolutions are overwritten by the in-place ReLU after them: a job that read the hook's tensor
+    # later (on the background thread) would see the ReLU's output, not the convolution's.
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(inplace=True)
+    )
+
+
+def test_config_overlap_is_a_bool_and_not_a_numeric_setting() -> None:
+    assert TopologyConfig().overlap is True
+    with pytest.raises(ConfigError, match="`overlap` must be True or False, got 'yes'"):
+        TopologyConfig(overlap="yes")  # type: ignore[arg-type]
+    assert TopologyConfig(overlap=False).numeric_settings() == TopologyConfig().numeric_settings()
+
+
+@pytest.mark.parametrize("persistence", [None, ("total_persistence", "persistent_betti")])
+def test_capture_with_overlap_equals_inside_the_hooks(persistence) -> None:
+    net = _inplace_net()
+    x = torch.randn(23, 1, 9, 9, generator=torch.Generator().manual_seed(1))
+    cfg = TopologyConfig(batch_size=5, persistence=persistence)  # 5 batches per layer, the last one short
+    inside = capture_layers(net, x, ["0", "2"], cfg.replace(overlap=False))
+    pending = start_capture(net, x, ["0", "2"], cfg)
+    overlapped = pending.result()
+    assert pending.result() is overlapped  # read once
+    assert inside.problems == overlapped.problems == {}
+    for name in ("0", "2"):
+        assert torch.equal(inside.values[name], overlapped.values[name])
+        if persistence is not None:
+            assert torch.equal(inside.persistence[name], overlapped.persistence[name])
+            a, b = inside.diagrams[name], overlapped.diagrams[name]
+            assert torch.equal(a.pairs, b.pairs) and torch.equal(a.index, b.index) and torch.equal(a.dims, b.dims)
+    # ... and they are the convolution's Betti numbers, not those of the ReLU that overwrote it in place.
+    with torch.no_grad():
+        conv = net[0](x)
+    assert torch.equal(overlapped.values["0"], cubical_betti(conv, sublevel_thresholds(conv, "mean")))
+    relu = conv.clamp_min(0)
+    assert not torch.equal(overlapped.values["0"], cubical_betti(relu, sublevel_thresholds(relu, "mean")))
+
+
+def test_overlap_computes_on_the_background_thread() -> None:
+    seen: set[str] = set()
+
+    def threshold(volumes: torch.Tensor) -> torch.Tensor:  # runs in the hook, on the calling thread
+        seen.add(threading.current_thread().name)
+        return volumes.flatten(1).mean(1)
+
+    net = _inplace_net()
+    x = torch.randn(8, 1, 9, 9)
+    cfg = TopologyConfig(threshold=threshold, batch_size=4)
+    pending = start_capture(net, x, ["2"], cfg)
+    jobs = [r for r in pending._capture.results["2"] if r is not None]
+    assert len(jobs) == 2 and not any(isinstance(job, torch.Tensor) for job in jobs)  # jobs, not values yet
+    assert seen == {threading.current_thread().name}
+    assert torch.equal(
+        pending.result().values["2"], capture_layers(net, x, ["2"], cfg.replace(overlap=False)).values["2"]
+    )
+
+
+def test_overlap_reports_non_finite_activations_as_a_problem() -> None:
+    class Bad(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x / 0.0  # inf (and nan where x == 0)
+
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), Bad())
+    x = torch.randn(6, 1, 8, 8)
+    for overlap in (True, False):
+        got = capture_layers(net, x, ["0", "1"], TopologyConfig(overlap=overlap, batch_size=2))
+        assert got.problems == {"1": "NaN or Inf in its activations"}
+        assert set(got.values) == {"0"}
+
+
+def test_start_evaluation_equals_evaluate_topology() -> None:
+    net = _inplace_net()
+    x, y = torch.randn(30, 1, 9, 9), torch.arange(30) % 3
+    cfg = TopologyConfig(batch_size=7)
+    pending = start_evaluation(net, x, y, ["0", "2"], cfg)
+    a = pending.result()
+    b = evaluate_topology(net, x, y, ["0", "2"], cfg.replace(overlap=False))
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        assert la.name == lb.name and torch.equal(la.betti, lb.betti) and torch.equal(la.per_input, lb.per_input)
+        assert la.omega == lb.omega
+
+
+def test_a_forward_error_raises_at_start_in_one_process() -> None:
+    def broken(model: nn.Module, inputs: torch.Tensor) -> None:
+        raise RuntimeError("forward_fn broke")
+
+    with pytest.raises(RuntimeError, match="forward_fn broke"):
+        start_evaluation(
+            _inplace_net(), torch.randn(4, 1, 9, 9), torch.zeros(4), ["0"], TopologyConfig(forward_fn=broken)
+        )
+
+
+def test_callback_overlap_logs_the_numbers_of_the_synchronous_path(tmp_path: Path) -> None:
+    # Two callbacks on one fit (so one training trajectory): one overlaps Lightning's validation loop, one computes
+    # at the end of validation. The layer lists differ only in order, so their state keys differ and their
+    # numbers must not.
+    seed_everything(0, workers=True)
+    overlapped = TopologyCallback(layers=["net.1", "net.4"], charts=False)
+    synchronous = TopologyCallback(layers=["net.4", "net.1"], charts=False, overlap=False)
+    trainer = quiet_trainer(tmp_path, [overlapped, synchronous], max_epochs=2, limit_train_batches=3)
+    trainer.fit(Classifier(digits_cnn(channels=(8, 8))), datamodule=DigitsDataModule(batch_size=64))
+    assert len(overlapped.history) == len(synchronous.history) == 2
+    assert overlapped.history == synchronous.history
+    for a, b in zip(overlapped.last_result.layers, synchronous.last_result.layers, strict=True):
+        assert a.name == b.name and torch.equal(a.per_input, b.per_input)
+    assert overlapped._pending is None  # read at the end of validation, nothing left running
+    logged = trainer.callback_metrics
+    assert float(logged["topology/net.1/omega"]) == pytest.approx(overlapped.history[-1]["layers"]["net.1"]["omega"])
