@@ -1,6 +1,6 @@
 """Callback overhead: fit wall time with `TopologyCallback` over the same fit without it, with and without charts.
 
-    python benchmarks/bench_callback.py            # the three cases below (about 7 minutes on 2 cores)
+    python benchmarks/bench_callback.py            # the three cases below (about 8 minutes on 2 cores)
     python benchmarks/bench_callback.py --quick    # fewer, shorter runs (a smoke test, not a measurement)
     python benchmarks/bench_callback.py --case digits   # or digits_all_layers, long
 
@@ -46,10 +46,10 @@ CASES: dict[str, dict[str, Any]] = {
         "layers": ["net.1", "net.4", "net.8"],
         "repeat": 1,
         "epochs": 3,
-        "runs": 7,
+        "runs": 21,  # a fit lasts 0.3 s and single ratios spread over +-5 %: many pairs for a stable median
         "goal": {"charts": 1.05, "no_charts": 1.05},  # issue 22, goal 4: charts on
     },
-    "digits_all_layers": {"channels": (16, 32), "layers": "auto", "repeat": 1, "epochs": 3, "runs": 7, "goal": {}},
+    "digits_all_layers": {"channels": (16, 32), "layers": "auto", "repeat": 1, "epochs": 3, "runs": 21, "goal": {}},
     "long": {
         "channels": (192, 384),
         "layers": "auto",
@@ -140,7 +140,9 @@ def run_case(name: str, quick: bool) -> None:
         goal = case["goal"].get(mode)
         target = f"  (goal <= {goal:.2f}x)" if goal else ""
         per_run = ", ".join(f"{r:.3f}" for r in ratios[mode])
-        print(f"overhead, {label}: {statistics.median(ratios[mode]):.3f}x{target}   per run: {per_run}")
+        q1, _, q3 = statistics.quantiles(ratios[mode], n=4) if len(ratios[mode]) > 1 else (0.0, 0.0, 0.0)
+        spread = f" (middle half {q1:.3f}-{q3:.3f})" if len(ratios[mode]) > 1 else ""
+        print(f"overhead, {label}: {statistics.median(ratios[mode]):.3f}x{target}{spread}   per run: {per_run}")
     print(f"figures done after fit : median {statistics.median(drains):.2f} s (not part of the fit time)")
     if name == "long" and epoch_s < 10 and not quick:
         print(f"note: an epoch took {epoch_s:.1f} s here, under the 10 s this case is meant to have")

@@ -132,3 +132,30 @@ def test_callback_overlap_logs_the_numbers_of_the_synchronous_path(tmp_path: Pat
     assert overlapped._pending is None  # read at the end of validation, nothing left running
     logged = trainer.callback_metrics
     assert float(logged["topology/net.1/omega"]) == pytest.approx(overlapped.history[-1]["layers"]["net.1"]["omega"])
+
+
+def test_background_kernels_follow_the_thread_count_set_later_on_the_calling_thread() -> None:
+    # torch's thread count as another thread sees it is the one that held when that thread first ran torch; the
+    # background job must run the kernels on the count of the thread that captured, read when it captured.
+    from lightning_topo.capture.reduce import _background, _Reducer
+    from lightning_topo.functional import _threads
+
+    before = torch.get_num_threads()
+    _background().submit(torch.get_num_threads).result()  # the background thread has run torch now
+    reducer = _Reducer(TopologyConfig(), torch.device("cpu"), overlap=True)
+    seen: list[int] = []
+
+    def record(volumes: torch.Tensor, thresholds: object) -> tuple[torch.Tensor, None]:
+        seen.append(_threads.cpu_workers())  # what the kernels would split the batch over
+        return torch.zeros(len(volumes), 3, dtype=torch.long), None
+
+    reducer._reduce = record  # type: ignore[method-assign]
+    try:
+        for count in (1, 2, 1):
+            torch.set_num_threads(count)
+            job = reducer._submit(torch.rand(2, 3, 4, 4), 0.5)
+            reducer.release()
+            reducer.resolve("x", job)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2, 1]

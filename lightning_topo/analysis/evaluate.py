@@ -307,14 +307,12 @@ def start_evaluation(
     sync: bool = True,
     on_batch: Any = None,
     metric: LayerwiseTopology | None = None,
-    workers: int | None = None,
 ) -> PendingEvaluation:
     """The first half of :func:`evaluate_topology` (same arguments): the forward pass over the sample. With
     ``config.overlap`` on the CPU the Betti numbers are then still being computed on a background thread;
     :meth:`PendingEvaluation.result` waits for them and returns what :func:`evaluate_topology` returns, the same
     numbers. The callback starts an evaluation at the first validation batch and reads it at the end of
-    validation, so that the Betti numbers are computed while Lightning's validation loop runs; ``workers`` is
-    how many threads that background work uses (default :func:`torch.get_num_threads`).
+    validation, so that the Betti numbers are computed while Lightning's validation loop runs.
 
     Example:
         >>> from torch import nn
@@ -332,7 +330,7 @@ def start_evaluation(
     groups = [[name] for name in layer_names] if layer_by_layer else [list(layer_names)]
     try:
         for i, group in enumerate(groups):
-            pending._captures.append(start_capture(model, inputs, group, cfg, on_batch=on_batch, workers=workers))
+            pending._captures.append(start_capture(model, inputs, group, cfg, on_batch=on_batch))
             if i < len(groups) - 1:
                 pending._feed(pending._captures.pop())
     except Exception as err:

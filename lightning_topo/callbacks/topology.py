@@ -54,7 +54,6 @@ from lightning_topo.capture import (
 from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.functional._checks import check_int
-from lightning_topo.functional._threads import cpu_workers
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
@@ -387,12 +386,10 @@ class TopologyCallback(Callback):
             return
         self._overlap_armed = False
         start = time.perf_counter()
-        self._pending = self._start_evaluation(trainer, pl_module, overlapping=True)
+        self._pending = self._start_evaluation(trainer, pl_module)
         self._pending_seconds = time.perf_counter() - start
 
-    def _start_evaluation(
-        self, trainer: Trainer, pl_module: LightningModule, overlapping: bool = False
-    ) -> PendingEvaluation | None:
+    def _start_evaluation(self, trainer: Trainer, pl_module: LightningModule) -> PendingEvaluation | None:
         """The sample's forward pass (the first half of an evaluation); ``None`` when there is nothing to sample."""
         sample = self._ensure_sample(trainer)
         if sample is None or len(sample.labels) == 0:
@@ -416,8 +413,6 @@ class TopologyCallback(Callback):
             positions=positions,
             metric_device=pl_module.device,
             metric=self._metric,
-            # Overlapping Lightning's validation loop, the Betti numbers leave that loop one core.
-            workers=max(1, cpu_workers() - 1) if overlapping else None,
         )
 
     def _drop_pending(self) -> None:

@@ -24,15 +24,16 @@ def cpu_workers() -> int:
     """Threads for the compiled CPU kernels: torch's intra-op thread count, :func:`torch.get_num_threads` (set it
     with :func:`torch.set_num_threads`). Not :func:`numba.get_num_threads`: asking numba starts its threading layer,
     which resets OpenMP's thread count and so torch's (a process-wide change no library call may make). Inside
-    :func:`thread_workers`, that thread's own count."""
+    :func:`thread_workers`, the count given there."""
     workers = getattr(_LOCAL, "workers", None)
     return workers if workers is not None else max(1, torch.get_num_threads())
 
 
 @contextmanager
 def thread_workers(workers: int) -> Iterator[None]:
-    """On the calling thread only, the compiled kernels use ``workers`` threads (a background job that leaves
-    cores to the thread it overlaps)."""
+    """On the calling thread only, :func:`cpu_workers` is ``workers``: a background thread runs the kernels on the
+    count read on the thread that handed it the work (torch's count, as another thread sees it, is the one that
+    held when it first ran torch: a later :func:`torch.set_num_threads` does not reach it)."""
     before = getattr(_LOCAL, "workers", None)
     _LOCAL.workers = max(1, int(workers))
     try:
