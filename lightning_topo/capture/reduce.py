@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_topo.capture.hooks import ActivationCapture, model_device, run_on_sample
+from lightning_topo.capture.sampling import REAL_INT_DTYPES
 from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, pool_tokens, token_layout
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import NonFiniteError, cubical_betti, persistence_summaries, sublevel_thresholds
@@ -67,9 +68,6 @@ def _background() -> ThreadPoolExecutor:
     if not _BACKGROUND:
         _BACKGROUND.append(ThreadPoolExecutor(1, thread_name_prefix="lightning-topo-reduce"))
     return _BACKGROUND[0]
-
-
-_REAL_INT = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
 def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
@@ -135,7 +133,7 @@ class _Reducer:
     def __call__(self, name: str, out: Tensor) -> Tensor | _Job | None:
         if name in self.problems:
             return None
-        if not (out.is_floating_point() or out.dtype in _REAL_INT):
+        if not (out.is_floating_point() or out.dtype in REAL_INT_DTYPES):
             self.problems[name] = f"its output has dtype {out.dtype}; a real-valued tensor is needed"
             return None
         if out.ndim == 0 or out.numel() == 0 or out.shape[0] == 0:

@@ -81,7 +81,8 @@ _ONE_HOT_NOTE = (
     "lightning-topo sample: the labels are one-hot rows; each input's class is the position of its 1 (argmax). "
     "Pass `target_fn=` to read classes another way."
 )
-_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+REAL_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+"""The integer dtypes read as real values (labels, and layer outputs in `reduce.py`)."""
 
 
 def class_labels(value: Any, *, batched: bool) -> tuple[Tensor, str | None]:
@@ -113,7 +114,7 @@ def class_labels(value: Any, *, batched: bool) -> tuple[Tensor, str | None]:
             f"a label of type {type(value).__name__} is not an integer class label; pass `target_fn=` returning "
             "the integer class of a dataset item."
         ) from None
-    if not (y.is_floating_point() or y.dtype in _INT_DTYPES):
+    if not (y.is_floating_point() or y.dtype in REAL_INT_DTYPES):
         raise SampleError(f"labels of dtype {y.dtype} are not class labels; pass `target_fn=` returning integers.")
     note = None
     if (y.ndim == 2) if batched else (y.ndim == 1 and y.numel() > 1):
