@@ -159,3 +159,29 @@ def test_background_kernels_follow_the_thread_count_set_later_on_the_calling_thr
     finally:
         torch.set_num_threads(before)
     assert seen == [1, 2, 1]
+
+
+def _one_then_the_rest(model: nn.Module, batch: torch.Tensor) -> None:
+    model(batch[:1])  # each call of the model is a forward pass of its own: the hooks see 1, then 4 inputs
+    model(batch[1:])
+
+
+@pytest.mark.parametrize("budget", [1, 3000, 40_000])
+def test_overlap_budget_keeps_values_and_diagram_order(monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
+    # An input of layer "0" is 4 * 9 * 9 * 4 = 1296 bytes, of layer "2" 1944. Budget 1: every part is computed in
+    # its hook; 3000: the 1-input part goes to the background thread and the 4-input part after it is computed in
+    # the hook, so values and diagrams must still come out in capture order; 40_000: several parts wait, and the
+    # hook waits for the oldest.
+    from lightning_topo.capture import reduce as reduce_module
+
+    monkeypatch.setattr(reduce_module, "OVERLAP_BYTES", budget)
+    net = _inplace_net()
+    x = torch.randn(25, 1, 9, 9, generator=torch.Generator().manual_seed(3))
+    cfg = TopologyConfig(batch_size=5, persistence=("total_persistence",), forward_fn=_one_then_the_rest)
+    inside = capture_layers(net, x, ["0", "2"], cfg.replace(overlap=False))
+    overlapped = capture_layers(net, x, ["0", "2"], cfg)
+    for name in ("0", "2"):
+        assert torch.equal(inside.values[name], overlapped.values[name])
+        assert torch.equal(inside.persistence[name], overlapped.persistence[name])
+        assert torch.equal(inside.diagrams[name].index, overlapped.diagrams[name].index)
+        assert torch.equal(inside.diagrams[name].pairs, overlapped.diagrams[name].pairs)

@@ -56,7 +56,8 @@ CPU_BUFFER_BYTES = 0
 
 OVERLAP_BYTES = 256 * 2**20
 """With ``TopologyConfig.overlap`` on the CPU, the hooks hand each batch's volumes (a copy) to a background thread
-and go on; at most this many bytes of them wait there: past it, the hook waits for the oldest batch first."""
+and go on; at most this many bytes of them wait there: past it, the hook waits for the oldest batch first. A
+single batch larger than this is computed inside its hook (no copy), as without ``overlap``."""
 
 _NON_FINITE = "NaN or Inf in its activations"
 _BACKGROUND: list[ThreadPoolExecutor] = []  # the one thread that reduces batches while the forward pass goes on
@@ -99,6 +100,17 @@ class _Job:
 
     def done(self) -> bool:
         return self.future is not None and self.future.done()
+
+    @classmethod
+    def finished(cls, fn: Callable[..., object], volumes: Tensor, thresholds: Tensor | float) -> _Job:
+        """A job computed on this thread, read in capture order like the others (its errors raised when read)."""
+        job = cls.__new__(cls)
+        job.args, job.size, job.future = None, 0, Future()
+        try:
+            job.future.set_result(fn(volumes, thresholds))
+        except Exception as err:
+            job.future.set_exception(err)
+        return job
 
 
 class _Reducer:
@@ -153,9 +165,7 @@ class _Reducer:
                 return None
             volumes = cubical_volumes(moved, self.layout)
             if not self.buffer_bytes:
-                if self.overlap and volumes.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
-                    volumes = volumes.clone()  # it outlives the hook: a later in-place op may overwrite the output
-                return self._betti(name, volumes)
+                return self._betti(name, volumes, out)
             # Keep a copy: a later in-place op (ReLU(inplace=True)) may overwrite the layer's output.
             pending = self._pending.setdefault(name, [])
             pending.append(volumes.clone() if moved is out else volumes)
@@ -168,10 +178,15 @@ class _Reducer:
         pooled = pool_tokens(moved, self.layout)
         return pooled_embedding(moved if pooled is None else pooled, self.config.pool_size)
 
-    def _betti(self, name: str, volumes: Tensor) -> Tensor | _Job | None:
+    def _betti(self, name: str, volumes: Tensor, out: Tensor | None = None) -> Tensor | _Job | None:
         try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
             thresholds = sublevel_thresholds(volumes, self.config.threshold)
             if self.overlap:
+                if volumes.numel() * volumes.element_size() > OVERLAP_BYTES:
+                    # Computed now, on this thread: a copy of a batch this large would cost more than it saves.
+                    return _Job.finished(self._reduce, volumes, thresholds)
+                if out is not None and volumes.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
+                    volumes = volumes.clone()  # it outlives the hook: a later in-place op may overwrite the output
                 return self._submit(volumes, thresholds)
             betti, extra = self._reduce(volumes, thresholds)
         except NonFiniteError:
