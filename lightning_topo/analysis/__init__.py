@@ -1,13 +1,21 @@
 """Running models on samples without training: :func:`evaluate_topology` (``evaluate.py``: capture a sample and
-feed the metric; the callback uses it too), :func:`analyse` (``analyse.py``), its :class:`TopologyReport`
-(``report.py``) and :func:`rank_models` (``ranking.py``). Uses capture and metrics, never the callbacks."""
+feed the metric; the callback uses it too, in two halves: :func:`start_evaluation`), :func:`analyse`
+(``analyse.py``), its :class:`TopologyReport` (``report.py``) and :func:`rank_models` (``ranking.py``). Uses
+capture and metrics, never the callbacks."""
 
 from lightning_topo.analysis.analyse import analyse
-from lightning_topo.analysis.evaluate import TopologyEvaluationError, evaluate_topology, ranks_fail_together
+from lightning_topo.analysis.evaluate import (
+    PendingEvaluation,
+    TopologyEvaluationError,
+    evaluate_topology,
+    ranks_fail_together,
+    start_evaluation,
+)
 from lightning_topo.analysis.ranking import Ranking, rank_models
 from lightning_topo.analysis.report import TopologyReport
 
 __all__ = [
+    "PendingEvaluation",
     "Ranking",
     "TopologyEvaluationError",
     "TopologyReport",
@@ -15,4 +23,5 @@ __all__ = [
     "evaluate_topology",
     "rank_models",
     "ranks_fail_together",
+    "start_evaluation",
 ]
