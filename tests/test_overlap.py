@@ -185,3 +185,24 @@ def test_overlap_budget_keeps_values_and_diagram_order(monkeypatch: pytest.Monke
         assert torch.equal(inside.persistence[name], overlapped.persistence[name])
         assert torch.equal(inside.diagrams[name].index, overlapped.diagrams[name].index)
         assert torch.equal(inside.diagrams[name].pairs, overlapped.diagrams[name].pairs)
+
+
+def test_callback_measures_the_model_validation_sees_under_weight_averaging(tmp_path: Path) -> None:
+    # Lightning's WeightAveraging swaps the averaged weights in at the start of each validation epoch and out at
+    # its end (listed first, before the topology callback's end-of-validation hook). The evaluation starts at the
+    # first validation batch, so it measures the averaged model, the one validation measures; after the fit the
+    # module holds the final average, which the last validation used. (With overlap=False the forward pass runs at
+    # the end of validation, after the swap back: that measures the raw weights, and this test fails.)
+    from lightning.pytorch.callbacks import WeightAveraging
+
+    from lightning_topo.analysis import evaluate_topology
+
+    seed_everything(0, workers=True)
+    topology = TopologyCallback(layers=["net.1", "net.4"], charts=False)
+    trainer = quiet_trainer(tmp_path, [WeightAveraging(), topology], max_epochs=2, limit_train_batches=4)
+    model = Classifier(digits_cnn(channels=(8, 8)))
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=32))
+    sample = topology.sample
+    again = evaluate_topology(model, sample.inputs, sample.labels, topology.layer_names, topology.config)
+    for a, b in zip(topology.last_result.layers, again.layers, strict=True):
+        assert torch.equal(a.per_input, b.per_input)
