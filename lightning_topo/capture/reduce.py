@@ -117,8 +117,7 @@ class _Reducer:
     """Called by the hooks: one layer's output batch -> per-input Betti numbers or pooled embeddings.
 
     With ``overlap`` (cubical view, reduced on the CPU) a batch's Betti numbers are computed on a background thread
-    and the hook returns a :class:`_Job`; :meth:`resolve` reads it,
-    in capture order.
+    and the hook returns a :class:`_Job`; :meth:`resolve` reads it, in capture order.
     """
 
     def __init__(
