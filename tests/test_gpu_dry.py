@@ -92,7 +92,7 @@ def test_dry_run_writes_every_fixed_field(dry_run: tuple[dict[str, Any], Path, f
     assert results["torch_version"] == torch.__version__
     assert results["cuda_equals_cpu"] is None  # no CUDA here: not "true"
     assert "--dry" in results["cuda_equals_cpu_detail"]
-    for stage in ("env", "cuda_tests", "ccl", "sizes", "eval", "fit", "persistence"):
+    for stage in ("env", "cuda_tests", "ccl", "sizes", "eval", "fit", "persistence", "cpu_threads"):
         assert results["stages"][stage]["status"] == "ok", (stage, results["stages"][stage])
     # The CUDA tests were collected (and skipped, without CUDA): the file imports and the marker works.
     tests = results["cuda_tests"]
@@ -136,6 +136,16 @@ def test_dry_run_benchmarks_are_sane(dry_run: tuple[dict[str, Any], Path, float]
     with_s, without_s = results["fit_seconds_with_callback"], results["fit_seconds_without_callback"]
     assert _positive(with_s) and _positive(without_s)
     assert results["fit_overhead"] == pytest.approx(with_s / without_s)
+    # Where the fit's time goes: each epoch's seconds, the overhead after the first epoch, the callback's hooks.
+    epochs = results["fit_epoch_seconds"]
+    assert [len(fit) for fit in epochs["with"]] == [2] and [len(fit) for fit in epochs["without"]] == [2]
+    assert results["fit_overhead_steady"] == pytest.approx(epochs["with"][0][1] / epochs["without"][0][1])
+    hooks = results["fit_hook_seconds"]
+    assert _positive(hooks["on_validation_batch_start"]) and _positive(hooks["on_validation_epoch_end"])
+    realistic = results["fit_realistic"]
+    assert [len(fit) for fit in realistic["epoch_seconds"]["with"]] == [2, 2] and _positive(
+        realistic["overhead_steady"]
+    )
 
     goals = results["goals"]
     assert set(goals) == {
@@ -156,8 +166,17 @@ def test_dry_run_benchmarks_are_sane(dry_run: tuple[dict[str, Any], Path, float]
     main = per_volume["64x56x56"]
     assert goals["cuda_speedup_64x56x56"]["value"] == pytest.approx(main["cc3d"] / main["auto"])
 
+    # The CPU engine on 1, 2, ... threads against cripser (issues 22 and 23), identical numbers.
+    scaling = results["cpu_thread_scaling"]
+    assert scaling["threads"] == ([1, 2] if (os.cpu_count() or 1) >= 2 else [1])
+    assert list(scaling["layers"]) == ["layer3.0", "layer4.0"] and results["cpu_thread_scaling_identical"] is True
+    for row in scaling["layers"].values():
+        for key in ("betti_ms", "h0h2_ms", "all_ms", "ratio_betti", "ratio_h0h2", "ratio_all"):
+            assert sorted(map(int, row[key])) == scaling["threads"] and all(map(_positive, row[key].values())), key
+        assert row["ratio_h0h2"]["1"] == pytest.approx(row["cripser_ms"] / row["h0h2_ms"]["1"])
+
     versions = results["versions"]
-    for name in ("torch", "numpy", "scipy", "lightning", "connected-components-3d", "giotto-ph", "cripser"):
+    for name in ("torch", "numpy", "scipy", "lightning", "connected-components-3d", "giotto-ph", "cripser", "numba"):
         assert versions.get(name), name
     assert datetime.datetime.fromisoformat(results["date"]).tzinfo is not None
     assert results["cpu_model"] and results["cpu_threads"] >= 1

@@ -7,7 +7,8 @@ Stages: ``init`` (results.json with every fixed field empty), ``env`` (device, v
 numbers), ``sizes`` (both CUDA labellers per call at the batch sizes the callback buffers, and the size rule
 those measurements suggest), ``eval`` (one TopologyCallback evaluation of ResNet18 on 2000 inputs, at 32x32
 and 224x224), ``fit`` (fit time with and without the callback), ``persistence`` (persistence diagrams of a
-ResNet18 sample, issue 23) and ``summary`` (CUDA test result, goals, a table).
+ResNet18 sample, issue 23), ``cpu_threads`` (the CPU engine on 1, 2, 4, ... host cores against cripser, issues
+22 and 23) and ``summary`` (CUDA test result, goals, a table).
 
 Every stage merges its fields into ``OUTDIR/results.json`` as soon as it has them (atomic writes), so a
 stage killed by its time cap keeps what it measured. ``--dry`` runs the same steps at tiny sizes on the
@@ -33,6 +34,7 @@ for _path in (HERE.parent, HERE):  # benchmarks/ (_common.py) and benchmarks/gpu
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from stages.cpu_threads import stage_cpu_threads  # noqa: E402
 from stages.environment import stage_env  # noqa: E402
 from stages.evaluation import stage_eval  # noqa: E402
 from stages.fit import stage_fit  # noqa: E402
@@ -49,6 +51,7 @@ STAGES: dict[str, Callable[[argparse.Namespace], None]] = {
     "eval": stage_eval,
     "fit": stage_fit,
     "persistence": stage_persistence,
+    "cpu_threads": stage_cpu_threads,
     "summary": stage_summary,
 }
 

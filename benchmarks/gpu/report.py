@@ -85,11 +85,27 @@ def section(results: dict[str, Any]) -> str:
         f"{_ms(results.get('fit_seconds_without_callback'))} s without the callback, "
         f"{_ms(results.get('fit_seconds_with_callback'))} s with it (overhead {_ms(results.get('fit_overhead'))}x).",
     ]
+    if results.get("fit_overhead_steady") is not None:
+        hooks = results.get("fit_hook_seconds") or {}
+        top = sorted(((v, k) for k, v in hooks.items() if v), reverse=True)[:3]
+        lines.append(
+            f"After the first epoch (the sample picked, the layers ordered) an epoch's overhead is "
+            f"{_ms(results['fit_overhead_steady'])}x."
+            + (
+                " Seconds per fit in the callback's hooks on the training thread: "
+                + ", ".join(f"`{k}` {_ms(v)}" for v, k in top)
+                + "."
+                if top
+                else ""
+            )
+        )
     realistic = results.get("fit_realistic") or {}
     if realistic.get("overhead") is not None:
+        steady = realistic.get("overhead_steady")
         lines.append(
-            f"On a realistic epoch ({realistic.get('setup')}): overhead {_ms(realistic['overhead'])}x "
-            "(seconds per fit: "
+            f"On a realistic epoch ({realistic.get('setup')}): overhead {_ms(realistic['overhead'])}x"
+            + (f", {_ms(steady)}x after the first epoch" if steady is not None else "")
+            + " (seconds per fit: "
             + "; ".join(f"{k} " + ", ".join(f"{v:.2f}" for v in vals) for k, vals in realistic.get("runs", {}).items())
             + ")."
         )
@@ -99,6 +115,15 @@ def section(results: dict[str, Any]) -> str:
             f"{_ms(breakdown.get('forward_pass'))} s, "
             f"the Betti numbers of the 11 layers {_ms(breakdown.get('betti_all_layers'))} s (each layer's "
             "activations in one call); the rest is the callback's own work (sampling once, hooks, logging)."
+        )
+    if results.get("persistence_h0h2_seconds") is not None:
+        lines.append(
+            f"Persistence diagrams (`cubical_persistence`) of {results.get('persistence_inputs')} inputs x "
+            f"{len(results.get('persistence_layers') or [])} ResNet18 layers: H0 + H2 "
+            f"{_ms(results['persistence_h0h2_seconds'])} s, all three dimensions "
+            f"{_ms(results.get('persistence_all_seconds'))} s (CUDA volumes are computed on the host CPU); equal to "
+            f"cripser on {results.get('persistence_volumes_checked')} volumes: "
+            f"{results.get('persistence_equal_cripser')}."
         )
     overhead = goals.get("fit_overhead", {})
     if overhead and not overhead.get("met") and breakdown:
@@ -114,7 +139,37 @@ def section(results: dict[str, Any]) -> str:
             "(`samples_per_class`, `every_n_epochs`). Peak GPU memory grows with the activations gathered per layer "
             "before one labelling call (up to 256 MiB per layer: `capture.reduce.ACCELERATOR_BUFFER_BYTES`)."
         )
+    lines += cpu_threads_table(results)
     return "\n".join(lines) + "\n"
+
+
+def cpu_threads_table(results: dict[str, Any]) -> list[str]:
+    """The ``cpu_threads`` stage as a table: the CPU engine on the host's cores, against cripser (empty if absent)."""
+    stage = results.get("cpu_thread_scaling") or {}
+    layers, threads = stage.get("layers") or {}, [str(t) for t in stage.get("threads") or []]
+    if not layers or not threads:
+        return []
+    lines = [
+        "",
+        f"The CPU engine on the host's cores ({results.get('cpu_model', '?')}; batches of {stage.get('batch')} "
+        "volumes of ResNet18 activations of digits at 224x224, `bench_layers.py`'s): cripser's full computation per "
+        "volume divided by ours, for the Betti numbers / H0 + H2 diagrams / all three diagrams, at each thread count "
+        f"(identical to cripser: {results.get('cpu_thread_scaling_identical')}):",
+        "",
+        "| layer | shape | cripser ms | " + " | ".join(f"{t} thread{'s' if t != '1' else ''}" for t in threads) + " |",
+        "|---|---|---|" + "---|" * len(threads),
+    ]
+    for name, row in layers.items():
+        cells = [
+            "/".join(_ms(row.get(key, {}).get(t)) for key in ("ratio_betti", "ratio_h0h2", "ratio_all"))
+            for t in threads
+        ]
+        lines.append(
+            f"| {name} | {'x'.join(map(str, row.get('shape', [])))} | {_ms(row.get('cripser_ms'))} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,8 @@ VERSIONED = (
     "connected-components-3d",
     "giotto-ph",
     "cripser",
+    "numba",
+    "llvmlite",
     "cupy-cuda13x",
     "cupy-cuda12x",
     "cupy",
