@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import threading
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import TopologyCallback, analyse
-from lightning_topo.functional import betti_curves, cubical_betti, h0_persistence, rips_betti
+from lightning_topo.functional import betti_curves, cubical_betti, h0_persistence, rips_betti, sublevel_thresholds
 from lightning_topo.functional.components import count_components
 
 HAS_CUDA = torch.cuda.is_available()
@@ -490,12 +491,12 @@ def _images(n: int, seed: int) -> TensorDataset:
     return TensorDataset(torch.randn(n, 3, 32, 32, generator=gen, dtype=torch.float64), torch.arange(n) % 4)
 
 
-def _trainer(accelerator: str, callback: TopologyCallback) -> Trainer:
+def _trainer(accelerator: str, *callbacks: TopologyCallback) -> Trainer:
     return Trainer(
         accelerator=accelerator,
         devices=1,
         max_epochs=1,
-        callbacks=[callback],
+        callbacks=list(callbacks),
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -660,3 +661,72 @@ def test_reducing_on_the_cpu_a_model_on_the_gpu_waits_for_the_copy(overlap: bool
     from_gpu = capture_layers(net.cuda(), x, ["0"], cfg)
     assert from_gpu.values["0"].device.type == "cpu"
     assert torch.equal(from_gpu.values["0"], on_cpu.values["0"])
+
+
+@cuda_test
+@pytest.mark.parametrize("budget", [2**30, 40_000, 1])
+def test_cuda_overlap_on_a_side_stream_equals_the_synchronous_path(
+    monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    # `capture.reduce.CUDA_OVERLAP`: each flushed buffer is reduced by the background thread on a side stream. The
+    # values must be those computed on the capturing stream, bit for bit: with the watched convolutions overwritten
+    # by in-place ReLUs, persistence on, and with the bound on waiting bytes large (every layer waits), small (the
+    # hook waits for the oldest) or 1 (each buffer computed in its hook, read in capture order with the others).
+    from lightning_topo.capture import capture_layers
+    from lightning_topo.capture import reduce as reduce_module
+    from lightning_topo.config import TopologyConfig
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(inplace=True)
+    ).cuda()
+    x = torch.randn(96, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    cfg = TopologyConfig(batch_size=16, persistence=("total_persistence", "persistent_betti"))
+    names = ["0", "2", "3"]
+    monkeypatch.setattr(reduce_module, "ACCELERATOR_BUFFER_BYTES", 16 * 8 * 16 * 16 * 4 * 2)  # 2 batches a buffer
+    synchronous = capture_layers(net, x, names, cfg)
+    monkeypatch.setattr(reduce_module, "CUDA_OVERLAP", True)
+    monkeypatch.setattr(reduce_module, "CUDA_OVERLAP_BYTES", budget)
+    threads: set[str] = set()
+    original = reduce_module._Reducer._reduce
+
+    def spy(self: Any, volumes: Tensor, thresholds: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return original(self, volumes, thresholds)
+
+    monkeypatch.setattr(reduce_module._Reducer, "_reduce", spy)
+    overlapped = capture_layers(net, x, names, cfg)
+    assert any(name.startswith("lightning-topo-reduce") for name in threads) is (budget > 1)
+    assert synchronous.problems == overlapped.problems == {}
+    for name in names:
+        a, b = synchronous.values[name], overlapped.values[name]
+        assert a.device.type == b.device.type == "cuda" and torch.equal(a, b), name
+        assert torch.equal(synchronous.persistence[name], overlapped.persistence[name]), name
+        da, db = synchronous.diagrams[name], overlapped.diagrams[name]
+        assert torch.equal(da.pairs, db.pairs) and torch.equal(da.index, db.index), name
+    # ... and they are the convolution's numbers, not those of the ReLU that overwrote it in place.
+    with torch.no_grad():
+        conv = net[0](x.cuda())
+    assert torch.equal(overlapped.values["0"], cubical_betti(conv, sublevel_thresholds(conv, "mean")))
+
+
+@cuda_test
+def test_cuda_overlap_callback_logs_the_numbers_of_the_synchronous_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two callbacks on one GPU fit: one reduces on the side stream while Lightning validates, one inside the hooks.
+    from lightning_topo.capture import reduce as reduce_module
+
+    monkeypatch.setattr(reduce_module, "CUDA_OVERLAP", True)
+    torch.manual_seed(0)
+    module = _Classifier()
+    train, val = DataLoader(_images(64, 1), batch_size=16), DataLoader(_images(48, 2), batch_size=16)
+    # The layer lists differ only in order (the callback orders them by the forward pass), so the state keys differ.
+    layers = ["net.conv1", "net.layer1.0", "net.layer2.0", "net.layer4.1"]
+    overlapped = TopologyCallback(layers=layers, samples_per_class=10, max_samples=40, charts=False)
+    synchronous = TopologyCallback(
+        layers=layers[::-1], samples_per_class=10, max_samples=40, charts=False, overlap=False
+    )
+    _trainer("gpu", overlapped, synchronous).fit(module, train, val)
+    assert len(overlapped.history) == len(synchronous.history) >= 1
+    assert overlapped.history == synchronous.history
+    for a, b in zip(overlapped.last_result.layers, synchronous.last_result.layers, strict=True):
+        assert a.name == b.name and torch.equal(a.per_input, b.per_input)

@@ -142,6 +142,9 @@ def test_dry_run_benchmarks_are_sane(dry_run: tuple[dict[str, Any], Path, float]
     assert results["fit_overhead_steady"] == pytest.approx(epochs["with"][0][1] / epochs["without"][0][1])
     hooks = results["fit_hook_seconds"]
     assert _positive(hooks["on_validation_batch_start"]) and _positive(hooks["on_validation_epoch_end"])
+    side = results["fit_side_stream"]  # capture.reduce.CUDA_OVERLAP on (no effect without CUDA)
+    assert len(side["runs"]) == 1 and _positive(side["overhead"]) and _positive(side["overhead_steady"])
+    assert side["overhead"] == pytest.approx(side["runs"][0] / without_s)
     realistic = results["fit_realistic"]
     assert [len(fit) for fit in realistic["epoch_seconds"]["with"]] == [2, 2] and _positive(
         realistic["overhead_steady"]

@@ -99,6 +99,13 @@ def section(results: dict[str, Any]) -> str:
                 else ""
             )
         )
+    side = results.get("fit_side_stream") or {}
+    if side.get("overhead") is not None:
+        lines.append(
+            f"With the Betti numbers on a side CUDA stream while Lightning validates (`capture.reduce.CUDA_OVERLAP`, "
+            f"off by default until measured): overhead {_ms(side['overhead'])}x, "
+            f"{_ms(side.get('overhead_steady'))}x after the first epoch."
+        )
     realistic = results.get("fit_realistic") or {}
     if realistic.get("overhead") is not None:
         steady = realistic.get("overhead_steady")

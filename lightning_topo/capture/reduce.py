@@ -37,6 +37,8 @@ from lightning_topo.functional.persistence import PersistenceDiagrams
 __all__ = [
     "ACCELERATOR_BUFFER_BYTES",
     "CPU_BUFFER_BYTES",
+    "CUDA_OVERLAP",
+    "CUDA_OVERLAP_BYTES",
     "OVERLAP_BYTES",
     "LayerValues",
     "PendingCapture",
@@ -59,8 +61,23 @@ OVERLAP_BYTES = 256 * 2**20
 and go on; at most this many bytes of them wait there: past it, the hook waits for the oldest batch first. A
 single batch larger than this is computed inside its hook (no copy), as without ``overlap``."""
 
+CUDA_OVERLAP = False
+"""Whether ``TopologyConfig.overlap`` also applies when the reduction runs on CUDA: each flushed buffer's Betti
+numbers are then computed by the background thread on a side CUDA stream (which waits for an event recorded on the
+capturing stream; the volumes are marked in use there with ``record_stream``; the thread synchronises that stream
+before handing the values back, and the reading stream marks them in use too), while the training thread goes on.
+**Off until measured on a GPU:** ``benchmarks/gpu/run.sh`` times evaluations and fits with it on and off, and
+``tests/test_cuda.py`` checks the values are the same either way."""
+
+CUDA_OVERLAP_BYTES = 2**30
+""":data:`OVERLAP_BYTES` for CUDA volumes (with :data:`CUDA_OVERLAP`): a flushed buffer holds up to
+:data:`ACCELERATOR_BUFFER_BYTES`, so the bound is larger; GPU memory held by waiting volumes stays under it."""
+
 _NON_FINITE = "NaN or Inf in its activations"
 _BACKGROUND: list[ThreadPoolExecutor] = []  # the one thread that reduces batches while the forward pass goes on
+
+
+_SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}  # per CUDA device, the background thread's stream
 
 
 def _background() -> ThreadPoolExecutor:
@@ -69,6 +86,17 @@ def _background() -> ThreadPoolExecutor:
     if not _BACKGROUND:
         _BACKGROUND.append(ThreadPoolExecutor(1, thread_name_prefix="lightning-topo-reduce"))
     return _BACKGROUND[0]
+
+
+def _side_stream(device: torch.device) -> torch.cuda.Stream:
+    """The stream the background thread reduces CUDA volumes of ``device`` on (one per device, made once)."""
+    if device not in _SIDE_STREAMS:
+        _SIDE_STREAMS[device] = torch.cuda.Stream(device=device)
+    return _SIDE_STREAMS[device]
+
+
+def _overlap_bytes(volumes: Tensor) -> int:
+    return CUDA_OVERLAP_BYTES if volumes.is_cuda else OVERLAP_BYTES
 
 
 def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
@@ -94,7 +122,22 @@ class _Job:
 
     def __init__(self, volumes: Tensor, thresholds: Tensor | float) -> None:
         # The kernels' thread count is read here, on the hook's thread (see `functional._threads.thread_workers`).
-        self.args: tuple[Tensor, Tensor | float, int] | None = (volumes, thresholds, cpu_workers())
+        # CUDA volumes: the side stream waits for what the capturing stream has queued so far (their values), and
+        # the caching allocator must not hand their memory out again before the side stream is done with it.
+        event = None
+        if volumes.is_cuda:
+            side = _side_stream(volumes.device)
+            for tensor in (volumes, thresholds):
+                if isinstance(tensor, Tensor) and tensor.is_cuda:
+                    tensor.record_stream(side)
+            event = torch.cuda.Event()
+            event.record(torch.cuda.current_stream(volumes.device))
+        self.args: tuple[Tensor, Tensor | float, int, torch.cuda.Event | None] | None = (
+            volumes,
+            thresholds,
+            cpu_workers(),
+            event,
+        )
         self.future: Future | None = None
         self.size = volumes.numel() * volumes.element_size()
 
@@ -116,8 +159,9 @@ class _Job:
 class _Reducer:
     """Called by the hooks: one layer's output batch -> per-input Betti numbers or pooled embeddings.
 
-    With ``overlap`` (cubical view, reduced on the CPU) a batch's Betti numbers are computed on a background thread
-    and the hook returns a :class:`_Job`; :meth:`resolve` reads it, in capture order.
+    With ``overlap`` (cubical view, reduced on the CPU, or on CUDA with :data:`CUDA_OVERLAP`) a batch's Betti numbers
+    are computed on a background thread and the hook returns a :class:`_Job`; :meth:`resolve` reads it, in capture
+    order.
     """
 
     def __init__(
@@ -181,7 +225,7 @@ class _Reducer:
         try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
             thresholds = sublevel_thresholds(volumes, self.config.threshold)
             if self.overlap:
-                if volumes.numel() * volumes.element_size() > OVERLAP_BYTES:
+                if volumes.numel() * volumes.element_size() > _overlap_bytes(volumes):
                     # Computed now, on this thread: a copy of a batch this large would cost more than it saves.
                     return _Job.finished(self._reduce, volumes, thresholds)
                 if out is not None and volumes.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
@@ -204,10 +248,18 @@ class _Reducer:
         return betti, extra
 
     def _reduce_in_background(
-        self, volumes: Tensor, thresholds: Tensor | float, workers: int
+        self, volumes: Tensor, thresholds: Tensor | float, workers: int, event: torch.cuda.Event | None
     ) -> tuple[Tensor, tuple[Tensor, PersistenceDiagrams] | None]:
         with torch.inference_mode(), thread_workers(workers):  # as inside the hook (grad mode is per thread)
-            return self._reduce(volumes, thresholds)
+            if event is None:
+                return self._reduce(volumes, thresholds)
+            # CUDA: this thread's device and stream are its own (both are per thread in torch).
+            side = _side_stream(volumes.device)
+            with torch.cuda.device(volumes.device), torch.cuda.stream(side):
+                side.wait_event(event)
+                out = self._reduce(volumes, thresholds)
+                side.synchronize()  # the values are there before the training thread reads them
+            return out
 
     def _submit(self, volumes: Tensor, thresholds: Tensor | float) -> _Job:
         """Hold the batch for the background thread: jobs start at :meth:`release` (after the forward pass, so
@@ -216,9 +268,10 @@ class _Reducer:
         self._jobs.append(job)
         while self._jobs and self._jobs[0].done():
             self._jobs.popleft()
-        if sum(j.size for j in self._jobs) > OVERLAP_BYTES:
+        bound = _overlap_bytes(volumes)
+        if sum(j.size for j in self._jobs) > bound:
             self.release()
-            while len(self._jobs) > 1 and sum(j.size for j in self._jobs) > OVERLAP_BYTES:
+            while len(self._jobs) > 1 and sum(j.size for j in self._jobs) > bound:
                 wait([self._jobs.popleft().future])
         return job
 
@@ -242,6 +295,9 @@ class _Reducer:
             return None
         if name in self.problems:
             return None
+        for tensor in (betti, None if extra is None else extra[0]):
+            if tensor is not None and tensor.is_cuda:  # made on the side stream, read on this thread's
+                tensor.record_stream(torch.cuda.current_stream(tensor.device))
         if extra is not None:
             self.persistence.setdefault(name, []).append(extra)
         return betti
@@ -395,7 +451,8 @@ def start_capture(
     of 2 cores against 22 ms on both)."""
     device = config.torch_device or model_device(model)
     budget = CPU_BUFFER_BYTES if device.type == "cpu" else ACCELERATOR_BUFFER_BYTES
-    overlap = config.overlap and config.complex == "cubical" and device.type == "cpu"
+    on = device.type == "cpu" or (device.type == "cuda" and CUDA_OVERLAP)
+    overlap = config.overlap and config.complex == "cubical" and on
     reducer = _Reducer(config, device, budget, token_layout(model, inputs), overlap=overlap)
     try:
         with ActivationCapture(model, layer_names, reducer, output_fn=config.output_fn) as capture:

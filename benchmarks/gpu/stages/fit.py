@@ -124,6 +124,7 @@ def stage_fit(args: argparse.Namespace) -> None:
     from torch.utils.data import DataLoader
 
     from lightning_topo import TopologyCallback
+    from lightning_topo.capture import reduce as reduce_module
 
     budget = Budget(120)
     n_train, n_val, batch, per_class, max_samples = (128, 40, 64, 4, 40) if args.dry else (20000, 2000, 256, 200, 2000)
@@ -131,11 +132,19 @@ def stage_fit(args: argparse.Namespace) -> None:
     val = DataLoader(synthetic_images(n_val, 32, seed=2), batch_size=batch)
 
     def fit(
-        with_callback: bool, epochs: list[float] | None = None, hooks: list[dict[str, float]] | None = None, **kw: Any
+        with_callback: bool,
+        epochs: list[float] | None = None,
+        hooks: list[dict[str, float]] | None = None,
+        side_stream: bool = False,
+        **kw: Any,
     ) -> tuple[float, list[float]]:
         callbacks = [TopologyCallback(samples_per_class=per_class, max_samples=max_samples)] if with_callback else []
         spent = time_hooks(callbacks[0]) if callbacks else {}
-        seconds = timed_fit(args.dry, callbacks, train, val, epochs, **kw)
+        reduce_module.CUDA_OVERLAP = side_stream
+        try:
+            seconds = timed_fit(args.dry, callbacks, train, val, epochs, **kw)
+        finally:
+            reduce_module.CUDA_OVERLAP = False
         if hooks is not None and callbacks:
             hooks.append(dict(spent))
         return seconds, list(callbacks[0].timings) if callbacks else []
@@ -178,7 +187,37 @@ def stage_fit(args: argparse.Namespace) -> None:
         if i >= 1 and budget.left() < 1.5 * seconds + 5:
             note(args.out, f"fit: {i + 1} of {len(order)} timed fits done within the stage budget")
             break
+    side_stream_fits(args, budget, fit, runs, epochs)
     realistic_fit(args, budget)
+
+
+def side_stream_fits(
+    args: argparse.Namespace,
+    budget: Budget,
+    fit: Any,
+    runs: dict[str, list[float]],
+    epochs: dict[str, list[list[float]]],
+) -> None:
+    """``fit_side_stream``: the same fit with ``capture.reduce.CUDA_OVERLAP`` on (each layer's Betti numbers on a
+    side stream, by the background thread, while Lightning validates), against the ``without`` fits above."""
+    if not runs["without"]:
+        return
+    side: dict[str, Any] = {"runs": [], "epoch_seconds": [], "evaluations": []}
+    hooks: list[dict[str, float]] = []
+    for _ in range(1 if args.dry else 2):
+        if budget.left() < 30:
+            note(args.out, "fit_side_stream: stopped early for the stage budget")
+            break
+        side["epoch_seconds"].append([])
+        seconds, timings = fit(True, side["epoch_seconds"][-1], hooks, side_stream=True, max_epochs=2)
+        side["runs"].append(seconds)
+        side["evaluations"] += timings
+        print(f"fit with callback, side stream: {seconds:.2f} s, epochs {side['epoch_seconds'][-1]} ({timings})")
+    if side["runs"]:
+        side["overhead"] = statistics.mean(side["runs"]) / statistics.mean(runs["without"])
+        side["overhead_steady"] = steady_overhead({"with": side["epoch_seconds"], "without": epochs["without"]})
+        side["hook_seconds"] = {name: statistics.mean(h.get(name, 0.0) for h in hooks) for name in HOOKS}
+        update_results(args.out, fit_side_stream=side)
 
 
 def realistic_fit(args: argparse.Namespace, budget: Budget) -> None:
