@@ -132,6 +132,8 @@ def test_dry_run_benchmarks_are_sane(dry_run: tuple[dict[str, Any], Path, float]
     assert _positive(results["resnet18_eval_seconds"])
     assert len(results["resnet18_eval_layers"]) == 11
     assert _positive(results["resnet18_224_eval_seconds"])
+    wide = results["resnet18_224_eval_breakdown_seconds"]  # where the 224x224 evaluation's time goes
+    assert _positive(wide["forward_pass"]) and _positive(wide["betti_all_layers"]) and wide["inputs"] >= 1
     assert results["peak_gpu_memory_bytes"] is None  # no GPU
     with_s, without_s = results["fit_seconds_with_callback"], results["fit_seconds_without_callback"]
     assert _positive(with_s) and _positive(without_s)

@@ -123,6 +123,16 @@ def section(results: dict[str, Any]) -> str:
             f"the Betti numbers of the 11 layers {_ms(breakdown.get('betti_all_layers'))} s (each layer's "
             "activations in one call); the rest is the callback's own work (sampling once, hooks, logging)."
         )
+    wide = results.get("resnet18_224_eval_breakdown_seconds") or {}
+    if wide:
+        betti = {k.removeprefix("betti "): v for k, v in wide.items() if k.startswith("betti ")}
+        slowest = sorted(betti.items(), key=lambda kv: -kv[1])[:3]
+        lines.append(
+            f"At 224x224, on {wide.get('inputs')} inputs: the forward pass {_ms(wide.get('forward_pass'))} s, the "
+            f"Betti numbers {_ms(wide.get('betti_all_layers'))} s (slowest: "
+            + ", ".join(f"{k} {_ms(v)} s" for k, v in slowest)
+            + ")."
+        )
     if results.get("persistence_h0h2_seconds") is not None:
         lines.append(
             f"Persistence diagrams (`cubical_persistence`) of {results.get('persistence_inputs')} inputs x "
