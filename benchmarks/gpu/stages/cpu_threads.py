@@ -38,19 +38,6 @@ def thread_counts(dry: bool) -> list[int]:
     return counts
 
 
-def median_seconds(fn: Any, repeats: int) -> tuple[float, Any]:
-    """Median wall seconds of ``repeats`` calls after one warm-up call, and the last result."""
-    import statistics
-
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def stage_cpu_threads(args: argparse.Namespace) -> None:
     """Per layer and thread count: Betti numbers and persistence diagrams per volume, against cripser."""
     import numpy as np
@@ -58,6 +45,7 @@ def stage_cpu_threads(args: argparse.Namespace) -> None:
     from _common import cripser_betti
     from bench_layers import activations
     from bench_persistence import cripser_diagrams, ours_diagrams, same
+    from bench_persistence import timed as median_seconds  # median of repeats after one warm-up call
 
     from lightning_topo.functional import cubical_betti, cubical_persistence, sublevel_thresholds
 
