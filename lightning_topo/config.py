@@ -153,7 +153,7 @@ class TopologyConfig:
         device: Where Betti numbers are computed (activations are moved there inside the hooks); None = where the
             model lives. The forward pass always runs where the model lives.
         input_fn: Picks the model input from a dataset item (default: its first element, or a dict's x / input /
-            image).
+            image, or Hugging Face's pixel_values / input_ids).
         target_fn: Picks the integer class label from a dataset item (default: its second element, or a dict's y /
             label / target; no label = one class).
         output_fn: Picks the tensor to analyse from a layer output that is not a tensor (default: the first tensor

@@ -100,6 +100,13 @@ def test_dict_items_unlabeled_and_iterable() -> None:
 
     s = build_sample(Dicts(), samples_per_class=3, max_samples=50, seed=0)
     assert s.counts_per_class() == {0: 3, 1: 3} and s.inputs.shape == (6, 2)
+    # Hugging Face's keys: pixel_values (images) or input_ids (text) and labels.
+    for key in ("pixel_values", "input_ids"):
+        items = [{key: torch.full((2,), float(i)), "labels": i % 2} for i in range(12)]
+        hf = build_sample(items, samples_per_class=3, max_samples=50, seed=0)
+        assert hf.counts_per_class() == {0: 3, 1: 3} and sorted(hf.inputs[:, 0].tolist()) == sorted(
+            float(i) for i in hf.indices.tolist()
+        )
     unlabeled = build_sample(TensorDataset(torch.randn(10, 3)), samples_per_class=4, max_samples=50, seed=0)
     assert unlabeled.classes == [0] and len(unlabeled.labels) == 4
 

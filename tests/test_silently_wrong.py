@@ -268,6 +268,64 @@ def test_compiled_inner_net_names_have_no_orig_mod() -> None:
     assert resolve_layers(model, ["net.0"]) == ["net.0"]
 
 
+def test_a_compiled_model_does_not_recompile_for_the_callback(tmp_path: Path) -> None:
+    # The sample's pass runs compiled code eagerly: our hooks break graphs and the sample's shapes differ from
+    # training's, and the recompiles they caused (19 for the tutorial CNN) could reach dynamo's recompile_limit,
+    # past which training itself runs eagerly.
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    TutorialModule = _tutorial_module()
+    data = TensorDataset(torch.randn(96, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.arange(96) % 4)
+
+    def graphs(callbacks: list) -> tuple[int, TutorialModule]:
+        torch._dynamo.reset()
+        counters.clear()
+        torch.manual_seed(0)
+        module = TutorialModule(torch.compile(TutorialCNN(), backend="eager"))
+        quiet_trainer(tmp_path, callbacks, max_epochs=2).fit(
+            module, DataLoader(data, batch_size=32), DataLoader(data, batch_size=40)
+        )
+        return int(counters["stats"]["unique_graphs"]), module
+
+    alone, _ = graphs([])
+    topo = TopologyCallback(charts=False)
+    with_callback, module = graphs([topo])
+    assert with_callback == alone
+    # ... and the numbers are those of the same weights run without torch.compile.
+    eager = TopologyCallback(charts=False)
+    quiet_trainer(tmp_path, [eager]).validate(
+        TutorialModule(module.net._orig_mod), DataLoader(data, batch_size=40), verbose=False
+    )
+    assert topo.last_result is not None and eager.last_result is not None
+    assert [layer.name for layer in topo.last_result.layers] == [layer.name for layer in eager.last_result.layers]
+    for a, b in zip(topo.last_result.layers, eager.last_result.layers, strict=True):
+        assert torch.equal(a.per_input, b.per_input), a.name
+
+
+def _tutorial_module() -> type:
+    from lightning.pytorch import LightningModule
+
+    class TutorialModule(LightningModule):
+        def __init__(self, net: nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x)
+
+        def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            return nn.functional.cross_entropy(self(batch[0]), batch[1])
+
+        def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+            self.log("val_loss", nn.functional.cross_entropy(self(batch[0]), batch[1]))
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    return TutorialModule
+
+
 def test_a_name_relative_to_the_wrapped_net_is_suggested() -> None:
     with pytest.raises(UnknownLayerError, match=r"'net\.0'"):
         resolve_layers(Classifier(digits_cnn()), ["0"])

@@ -14,6 +14,7 @@ all of its calls, in the order the forward pass runs them.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "CALL_SEPARATOR",
     "ActivationCapture",
     "LayerTrace",
+    "compiled_code_runs_eagerly",
     "execution_order",
     "first_tensor",
     "model_device",
@@ -166,6 +168,20 @@ def model_dtype(model: nn.Module) -> torch.dtype | None:
     return None
 
 
+def compiled_code_runs_eagerly() -> contextlib.AbstractContextManager[Any]:
+    """Inside it, code compiled with ``torch.compile`` runs as plain Python, without compiling or recompiling
+    (``torch.compiler.set_stance("force_eager")``; a no-op where torch lacks it).
+
+    The sample's pass runs in it: our forward hooks break a compiled graph at each watched module, and the sample's
+    batch shapes and ``inference_mode`` differ from training's, so a compiled model would recompile for them (19
+    times for the PyTorch tutorial CNN) and could reach dynamo's ``recompile_limit``, past which it runs eagerly in
+    training too. The numbers are the same: the model's own Python code runs. It sets torch's stance for the whole
+    process while the pass runs, on the thread that trains (nothing compiled runs elsewhere meanwhile), and restores
+    it after."""
+    set_stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
+
+
 def run_on_sample(
     model: nn.Module,
     inputs: Tensor,
@@ -175,7 +191,8 @@ def run_on_sample(
     on_batch: Callable[[int], None] | None = None,
     on_batch_start: Callable[[], None] | None = None,
 ) -> None:
-    """Run ``inputs`` through ``model`` in eval mode under ``torch.inference_mode``, batch by batch.
+    """Run ``inputs`` through ``model`` in eval mode under ``torch.inference_mode``, batch by batch (code compiled
+    with ``torch.compile`` run as plain Python: :func:`compiled_code_runs_eagerly`).
 
     The forward pass runs where the model lives: each batch is moved to the model's device, and floating-point
     inputs are cast to the model's floating dtype (a model trained with ``precision="64-true"`` gets float64).
@@ -188,7 +205,7 @@ def run_on_sample(
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), compiled_code_runs_eagerly():
             for start in range(0, inputs.shape[0], batch_size):
                 batch = inputs[start : start + batch_size]
                 if dtype is not None and batch.is_floating_point():

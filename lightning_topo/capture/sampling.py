@@ -28,7 +28,7 @@ from lightning_topo.capture.errors import SampleError
 
 __all__ = ["FixedSample", "build_sample", "class_labels", "default_input", "default_target", "shard"]
 
-_INPUT_KEYS = ("x", "input", "inputs", "image", "images")
+_INPUT_KEYS = ("x", "input", "inputs", "image", "images", "pixel_values", "input_ids")  # the last two: Hugging Face's
 _TARGET_KEYS = ("y", "label", "labels", "target", "targets")
 
 
@@ -49,7 +49,8 @@ class FixedSample:
 
 
 def default_input(item: Any) -> Tensor:
-    """The model input of a dataset item or batch: a tensor, the first element, or a dict's x/input/image."""
+    """The model input of a dataset item or batch: a tensor, the first element, or a dict's x/input/image (or
+    Hugging Face's pixel_values / input_ids)."""
     if isinstance(item, Tensor):
         return item
     if isinstance(item, Mapping):
