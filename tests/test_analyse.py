@@ -192,6 +192,10 @@ def test_report_figure_table_and_pandas(trained: dict) -> None:
     assert frame.loc[(frame.layer == report.layers[0]) & (frame["class"] == 3), "b1"].item() == pytest.approx(
         float(report.betti[0, 3, 1])
     )
+    # A row's omega is its class's (b0 + b1 + b2); the layer's is the mean over its classes.
+    first = frame[frame.layer == report.layers[0]]
+    assert np.allclose(first.omega, first.b0 + first.b1 + first.b2)
+    assert first.omega.mean() == pytest.approx(float(report.omega[0])) == first.layer_omega.iloc[0]
 
 
 def test_auto_layers_of_a_resnet18_equivalent() -> None:

@@ -87,7 +87,12 @@ def test_tensor_dataset_sample_equals_collated_items() -> None:
 def test_small_dataset_notes_and_uses_all() -> None:
     sample = build_sample(_dataset(6), samples_per_class=10, max_samples=100, seed=0)
     assert len(sample.labels) == 6
-    assert len(sample.notes) == 1 and "offers 6 inputs for a sample of 30" in sample.notes[0]
+    assert len(sample.notes) == 1 and "6 inputs instead of 30: the data set has 6 inputs" in sample.notes[0]
+    # Enough inputs in all, but some classes short of samples_per_class: the note says so.
+    labels = torch.tensor([0] * 10 + [1] * 3 + [2] * 10)
+    uneven = build_sample(TensorDataset(torch.randn(23, 2), labels), samples_per_class=5, max_samples=100, seed=0)
+    assert len(uneven.labels) == 13
+    assert "13 inputs instead of 15: 1 of the 3 classes have fewer than samples_per_class=5" in uneven.notes[0]
 
 
 def test_dict_items_unlabeled_and_iterable() -> None:

@@ -274,8 +274,9 @@ class TopologyReport:
         }
 
     def to_pandas(self) -> Any:
-        """A long ``pandas.DataFrame``: one row per (layer, class) with depth, b0.., the layer's Omega and the
-        persistence summaries (when computed)."""
+        """A long ``pandas.DataFrame``: one row per (layer, class) with depth, the class's mean b0.. and its Omega
+        (their sum), the layer's Omega (``layer_omega``: the mean of its classes' Omegas) and the persistence
+        summaries (when computed)."""
         try:
             import pandas as pd
         except ImportError as err:
@@ -286,7 +287,8 @@ class TopologyReport:
                 row: dict[str, Any] = {"layer": layer, "depth": i + 1, "class": c}
                 for kk in range(self.betti_dims):
                     row[_BETTI[kk]] = float(self.betti[i, j, kk])
-                row["omega"] = float(self.omega[i])
+                row["omega"] = float(self.betti[i, j].sum())
+                row["layer_omega"] = float(self.omega[i])
                 for s, key in enumerate(self.persistence_keys if self.persistence is not None else []):
                     row[key] = float(self.persistence[i, j, s])  # type: ignore[index]
                 rows.append(row)

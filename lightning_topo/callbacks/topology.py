@@ -151,6 +151,7 @@ class TopologyCallback(Callback):
         self._module_types: dict[str, str] = {}
         self._state_key: str | None = None
         self._ordered = False
+        self._announce: str | None = None  # the sample's line, said once the layers are known (`_start_evaluation`)
         self._restored_indices: list[int] | None = None
         self._samples: dict[int, tuple[Any, FixedSample]] = {}  # id(dataset) -> (dataset, its sample)
         self._fit_sample: FixedSample | None = None
@@ -358,10 +359,9 @@ class TopologyCallback(Callback):
                 "`samples_per_class` per class and `max_samples` in all); lower those to evaluate fewer inputs.",
             )
         stage = "" if fitting else f" ({getattr(trainer.state.fn, 'value', trainer.state.fn)})"
-        rank_zero_info(
-            f"TopologyCallback: watching {len(self.layer_names)} layers on {len(sample.labels)} validation "
-            f"inputs ({len(sample.classes)} classes){stage}."
-        )
+        # Said at the first evaluation on this sample, when the layers are ordered: a module that runs twice is
+        # then two layers ('pool', 'pool#2').
+        self._announce = f"on {len(sample.labels)} validation inputs ({len(sample.classes)} classes){stage}."
         return sample
 
     @override
@@ -397,6 +397,10 @@ class TopologyCallback(Callback):
         if not self._ordered:
             with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):  # forward_fn runs here first
                 self._order_layers(pl_module, sample)
+        if self._announce is not None:
+            count = len(self.layer_names)
+            rank_zero_info(f"TopologyCallback: watching {count} layer{'s' if count != 1 else ''} {self._announce}")
+            self._announce = None
         # Each rank runs its strided slice of the sample; the metric's states are combined across ranks.
         positions = torch.arange(trainer.global_rank, len(sample.labels), trainer.world_size)
         # Built here (kept for the next evaluation) and reset once, by `start_evaluation`.

@@ -322,8 +322,13 @@ def watched_layers(
         notes.append(
             (
                 "order",
-                f"`layers` {kept} are analysed in the order the forward pass runs them: {trace.order} (the decay "
-                "over depth reads them in that order).",
+                (
+                    f'the layers chosen by `layers="auto"` ({kept}, in the model\'s module order)'
+                    if auto
+                    else f"`layers` {kept}"
+                )
+                + f" are analysed in the order the forward pass runs them: {trace.order} (the decay over depth "
+                "reads them in that order; nothing to do).",
             )
         )
     note = auto_layer_note(model, trace.order) if auto else None

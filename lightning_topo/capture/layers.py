@@ -346,7 +346,9 @@ def auto_layer_note(model: nn.Module, names: Sequence[str]) -> str | None:
     return (
         f"{len(names)} watched layer{'s' if len(names) != 1 else ''} ({names}): the decay over depth (theta, "
         f"decay_rate) is fitted over the watched layers, and {len(names)} point{'s' if len(names) != 1 else ''} "
-        "say little about it" + (f"; {chose}" if chose else "") + ". Choose the layers to watch with "
+        f"say{'s' if len(names) == 1 else ''} little about it"
+        + (f"; {chose}" if chose else "")
+        + ". Choose the layers to watch with "
         "`layers=[...]`: names from `[n for n, _ in model.named_modules()]` or glob patterns such as "
         "'encoder.layer.?', or a predicate `(name, module) -> bool` such as "
         "`lambda name, m: isinstance(m, MyBlock)`."

@@ -235,9 +235,15 @@ def build_sample(
     indices = _choose(labels, samples_per_class, max_samples, seed)
     wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * len(labels.unique()))
     if len(indices) < wanted:
+        if len(labels) < wanted:
+            why = f"the data set has {len(labels)} inputs"
+        else:
+            counts = labels.unique(return_counts=True)[1]
+            short = int((counts < (samples_per_class or 0)).sum())
+            why = f"{short} of the {len(counts)} classes have fewer than samples_per_class={samples_per_class} inputs"
         notes.append(
-            f"lightning-topo sample: the data set offers {len(indices)} inputs for a sample of {wanted} "
-            f"(samples_per_class={samples_per_class}, max_samples={max_samples}); using all {len(indices)}."
+            f"lightning-topo sample: {len(indices)} inputs instead of {wanted}: {why} "
+            f"(samples_per_class={samples_per_class}, max_samples={max_samples}); using those {len(indices)}."
         )
     if (
         isinstance(dataset, TensorDataset)
