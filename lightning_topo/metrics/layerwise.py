@@ -297,7 +297,11 @@ class LayerwiseTopology(Metric):
                 layers.append(self._rips_layer(i, name, warnings))
         for layer in layers:
             if layer.problem is not None:
-                warnings.append(f"layer '{layer.name}': {layer.problem}; its values are NaN for this evaluation.")
+                warnings.append(
+                    f"layer '{layer.name}': {layer.problem}; its values are NaN for this evaluation (and so are theta "
+                    "and the decay rate, fitted over every watched layer); to leave it out, list the others in "
+                    "`layers=[...]`."
+                )
         th, decay, why = decays(torch.tensor([layer.omega for layer in layers], dtype=torch.float64))
         if why is not None:
             warnings.append(why)
