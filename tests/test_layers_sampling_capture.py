@@ -53,6 +53,10 @@ def test_unknown_name_lists_close_matches() -> None:
     assert "'layer1.0'" in str(err.value) and "named_modules()" in str(err.value)
     with pytest.raises(UnknownLayerError, match="does not match"):
         resolve_layers(resnet18(), ["nothing*"])
+    # Several bad names: all of them in one error, each with its close matches.
+    with pytest.raises(UnknownLayerError, match=r"2 `layers` entries match no module: \['layer1\.5', 'fcc'\]") as err:
+        resolve_layers(resnet18(), ["layer1.5", "conv1", "fcc"])
+    assert "'layer1.1'" in str(err.value) and "Layer 'fcc' does not match" in str(err.value)
 
 
 def _dataset(n: int = 90, classes: int = 3) -> TensorDataset:

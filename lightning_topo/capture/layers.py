@@ -395,6 +395,7 @@ def resolve_layers(
     if isinstance(layers, str):
         layers = [layers]
     chosen: list[str] = []
+    unknown: list[str] = []
     for spec in layers:
         if not isinstance(spec, str):
             raise UnknownLayerError(f"`layers` entries must be strings, got {spec!r}.")
@@ -406,8 +407,15 @@ def resolve_layers(
             base = user_name(base)
             matches = [base if call == 1 else f"{base}{CALL_SEPARATOR}{call}"] if base in order else []
         if not matches:
-            raise UnknownLayerError(_unknown_message(model, spec))
+            unknown.append(spec)
         chosen += [m for m in matches if m not in chosen]
+    if len(unknown) == 1:
+        raise UnknownLayerError(_unknown_message(model, unknown[0]))
+    if unknown:  # every bad name at once, not one per attempt
+        raise UnknownLayerError(
+            f"{len(unknown)} `layers` entries match no module: {unknown}.\n"
+            + "\n".join(f"- {_unknown_message(model, spec)}" for spec in unknown)
+        )
     # Patterns select in definition order; explicit lists keep the user's order here: the callback and analyse put
     # the watched layers in execution order (capture.execution_order) before the decay over depth.
     if any(any(ch in s for ch in "*?[") for s in layers):
