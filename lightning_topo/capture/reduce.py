@@ -75,8 +75,6 @@ CUDA_OVERLAP_BYTES = 2**30
 
 _NON_FINITE = "NaN or Inf in its activations"
 _BACKGROUND: list[ThreadPoolExecutor] = []  # the one thread that reduces batches while the forward pass goes on
-
-
 _SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}  # per CUDA device, the background thread's stream
 
 

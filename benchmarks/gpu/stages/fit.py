@@ -111,6 +111,11 @@ def timed_fit(
     return seconds
 
 
+def mean_hook_seconds(hooks: list[dict[str, float]]) -> dict[str, float]:
+    """Per hook, the mean over fits of the seconds spent in it (empty without fits)."""
+    return {name: statistics.mean(h.get(name, 0.0) for h in hooks) for name in HOOKS} if hooks else {}
+
+
 def steady_overhead(epochs: dict[str, list[list[float]]]) -> float | None:
     """Mean seconds of the epochs after the first, with the callback / without it (None when either is missing)."""
     later = {kind: [s for fit in fits for s in fit[1:]] for kind, fits in epochs.items()}
@@ -171,9 +176,7 @@ def stage_fit(args: argparse.Namespace) -> None:
             fit_callback_evaluation_seconds=evaluations,
             fit_epoch_seconds=epochs,
             fit_overhead_steady=steady_overhead(epochs),
-            fit_hook_seconds={name: statistics.mean(h.get(name, 0.0) for h in hooks) for name in HOOKS}
-            if hooks
-            else {},
+            fit_hook_seconds=mean_hook_seconds(hooks),
             fit_setup={
                 "train_inputs": n_train,
                 "val_inputs": n_val,
@@ -216,7 +219,7 @@ def side_stream_fits(
     if side["runs"]:
         side["overhead"] = statistics.mean(side["runs"]) / statistics.mean(runs["without"])
         side["overhead_steady"] = steady_overhead({"with": side["epoch_seconds"], "without": epochs["without"]})
-        side["hook_seconds"] = {name: statistics.mean(h.get(name, 0.0) for h in hooks) for name in HOOKS}
+        side["hook_seconds"] = mean_hook_seconds(hooks)
         update_results(args.out, fit_side_stream=side)
 
 
