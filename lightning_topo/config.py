@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -266,6 +267,15 @@ class TopologyConfig:
                 f"`min_persistence` must be a number in [0, 1] (a fraction of each volume's range), got {mp!r}."
             )
         object.__setattr__(self, "min_persistence", float(mp))
+        default = type(self).__dataclass_fields__["min_persistence"].default
+        if mp != default and "persistent_betti" not in (self.persistence or ()):
+            warnings.warn(
+                f"`min_persistence={mp!r}` has no effect: it is the shortest lifetime counted by "
+                f"persistence=['persistent_betti'], and persistence={self.persistence!r}. Add 'persistent_betti' to "
+                "`persistence`, or leave `min_persistence` out.",
+                UserWarning,
+                stacklevel=4,
+            )
         dims = self.persistence_dims
         if isinstance(dims, int) and not isinstance(dims, bool):
             dims = (dims,)

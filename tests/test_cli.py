@@ -352,8 +352,8 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
             ["analyse", "--config", "@analyse", "--analysis.complex", "voxel"],
             ("analysis.complex", "voxel", "see `lightning-topo analyse --help`"),
         ),
-        (["analyse", "--config", "@bad_yaml"], ("malformed YAML", "line 1, column 8", "fix the syntax")),
-        (["fit", "--config", "@bad_yaml"], ("malformed YAML", "line 1, column 8", "fix the syntax")),
+        (["analyse", "--config", "@bad_yaml"], ("malformed YAML (--config ", "bad.yaml)", "line 1, column 8")),
+        (["fit", "--config", "@bad_yaml"], ("malformed YAML (--config ", "bad.yaml)", "fix the syntax")),
         (
             ["fit", "--config", "@cnn", "--data", "lightning_topo.datasets.Nope"],
             ("class_path 'lightning_topo.datasets.Nope'", "has no attribute 'Nope'", "see `lightning-topo fit --help`"),

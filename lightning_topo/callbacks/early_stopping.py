@@ -32,6 +32,8 @@ the module itself) every check counts, as in ``EarlyStopping``: a repeated value
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 from typing import Any
 
@@ -160,6 +162,18 @@ class TopologyEarlyStopping(EarlyStopping):
             raise MisconfigurationException(f"`floor` must be a finite number, got {floor!r}.")
         if not _is_real(floor_tol) or floor_tol < 0:
             raise MisconfigurationException(f"`floor_tol` must be a finite number >= 0, got {floor_tol!r}.")
+        accepted = [n for n in inspect.signature(EarlyStopping.__init__).parameters if n != "self"]
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            own = [
+                n for n in inspect.signature(TopologyEarlyStopping.__init__).parameters if n not in ("self", "kwargs")
+            ]
+            close = {u: difflib.get_close_matches(u, [*own, *accepted], n=1) for u in unknown}
+            hints = "; ".join(f"`{u}`: did you mean `{c[0]}`?" for u, c in close.items() if c)
+            raise MisconfigurationException(
+                f"TopologyEarlyStopping got unknown argument(s) {unknown}{' (' + hints + ')' if hints else ''}. It "
+                f"takes {sorted(set(own) | set(accepted))}."
+            )
         if kwargs.get("check_on_train_epoch_end"):
             raise MisconfigurationException(
                 "`check_on_train_epoch_end=True` is not supported: the topology values are computed at the end of "
@@ -221,6 +235,18 @@ class TopologyEarlyStopping(EarlyStopping):
         self.evaluations = int(state_dict.get("evaluations", 0))
         ema = state_dict.get("ema_value")
         self.ema_value = None if ema is None else float(ema)
+
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """``EarlyStopping``'s set-up, and a warning when ``monitor`` is a ``topology/...`` value and no
+        ``TopologyCallback`` is in the trainer to log it (the first check would then fail: "not available")."""
+        super().setup(trainer, pl_module, stage)
+        topology = any(isinstance(cb, TopologyCallback) for cb in trainer.callbacks)  # type: ignore[attr-defined]
+        if stage == "fit" and not topology and self.monitor.startswith("topology/"):
+            rank_zero_warn(
+                f"TopologyEarlyStopping watches `{self.monitor}`, and the trainer has no TopologyCallback to log it: "
+                "add lightning_topo.TopologyCallback() to the Trainer's callbacks (or log the value yourself)."
+            )
 
     @override
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning_utilities.core.imports import RequirementCache
@@ -90,9 +90,15 @@ class TopologyCallback(Callback):
     Args:
         config: what to compute on which layers and inputs (:class:`~lightning_topo.config.TopologyConfig`);
             default: its defaults.
-        every_n_epochs: evaluate every n-th validation epoch.
+        every_n_epochs: evaluate at every n-th validation run of a fit (the sanity check not counted): with
+            ``Trainer(check_val_every_n_epoch=2)`` and ``every_n_epochs=2``, every 4th epoch; with
+            ``val_check_interval=0.5`` and ``every_n_epochs=2``, once per epoch. A ``validate`` run always evaluates.
+            Lightning's ``EarlyStopping`` / ``ModelCheckpoint`` monitoring ``topology/...`` need the value at every
+            check: use :class:`~lightning_topo.TopologyEarlyStopping` (it counts only fresh evaluations) or
+            ``every_n_epochs=1`` with ``check_val_every_n_epoch``.
         log_per_class: also log ``topology/{layer}/class_{c}/b{k}``.
-        run_on_sanity_check: also evaluate during the sanity check.
+        run_on_sanity_check: also evaluate during the sanity check (a check that the evaluation runs: its values
+            reach ``last_result`` and ``trainer.callback_metrics``, not the loggers or ``history``).
         run_on_fast_dev_run: also evaluate under ``Trainer(fast_dev_run=...)``.
         charts: where to send charts after each evaluation (see :mod:`lightning_topo.loggers.charts`): ``"auto"``
             (W&B charts to a ``WandbLogger``, a custom-scalars layout and figures to a ``TensorBoardLogger``, PNG
@@ -133,6 +139,13 @@ class TopologyCallback(Callback):
         except ConfigError as err:
             raise TopologyMisconfiguration(str(err)) from err
         check_int(every_n_epochs, "every_n_epochs", 1, error=TopologyMisconfiguration)
+        for name, flag in (
+            ("log_per_class", log_per_class),
+            ("run_on_sanity_check", run_on_sanity_check),
+            ("run_on_fast_dev_run", run_on_fast_dev_run),
+        ):
+            if not isinstance(flag, bool):
+                raise TopologyMisconfiguration(f"`{name}` must be True or False, got {flag!r}.")
         self.chart_kinds = self._validate_charts(charts)
         self.every_n_epochs = every_n_epochs
         self.log_per_class = log_per_class
@@ -147,6 +160,8 @@ class TopologyCallback(Callback):
         #: The persistence diagrams of the latest evaluation, per layer (``persistence`` set; this rank's inputs).
         self.last_diagrams: dict[str, PersistenceDiagrams] = {}
         self.timings: list[float] = []
+        #: The fit's validation runs so far, the sanity check left out (``every_n_epochs`` counts them; restored).
+        self.validation_runs = 0
         self._charts = ChartWriter(self.chart_kinds, figures=_MATPLOTLIB_AVAILABLE, on_error=self._chart_failed)
         self._module_types: dict[str, str] = {}
         self._state_key: str | None = None
@@ -242,11 +257,14 @@ class TopologyCallback(Callback):
             "layer_names": list(self.layer_names),
             "sample_indices": indices,
             "settings": self._settings(),
+            "validation_runs": self.validation_runs,
         }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
+        # Older checkpoints did not count validation runs: one evaluation per `every_n_epochs` of them.
+        self.validation_runs = int(state_dict.get("validation_runs", len(self.history) * self.every_n_epochs))
         self._restored_indices = state_dict.get("sample_indices")
         restored_layers = state_dict.get("layer_names") or []
         if restored_layers and self.layer_names and restored_layers != self.layer_names:
@@ -293,6 +311,41 @@ class TopologyCallback(Callback):
                 "TopologyCallback found no layer to watch; pass `layers=[...]` with names from "
                 "`[n for n, _ in pl_module.named_modules()]`."
             )
+        if stage == "fit":
+            self._check_monitors(trainer)
+
+    def _check_monitors(self, trainer: Trainer) -> None:
+        """Lightning's ``EarlyStopping`` and ``ModelCheckpoint`` read their ``monitor`` at every validation (every
+        save); with ``every_n_epochs > 1`` a ``topology/...`` value is missing before the first evaluation (they
+        raise) and stale after it: say so now, not after an epoch of training."""
+        from lightning_topo.callbacks.early_stopping import TopologyEarlyStopping
+
+        if self.every_n_epochs == 1:
+            return
+        n = self.every_n_epochs
+        ours = f"TopologyCallback(every_n_epochs={n}) evaluates at one validation run in {n}"
+        for cb in trainer.callbacks:  # type: ignore[attr-defined]
+            monitor = getattr(cb, "monitor", None)
+            if not (isinstance(monitor, str) and monitor.startswith("topology/")):
+                continue
+            if isinstance(cb, EarlyStopping) and not isinstance(cb, TopologyEarlyStopping):
+                message = (
+                    f"EarlyStopping(monitor={monitor!r}) checks the value after every validation, and {ours}: the "
+                    "first check would fail (the value is not logged yet) and later ones would count the last "
+                    "evaluation again. Use lightning_topo.TopologyEarlyStopping (it counts fresh evaluations only), "
+                    "or every_n_epochs=1 with Trainer(check_val_every_n_epoch=...)."
+                )
+                if cb.strict:
+                    raise TopologyMisconfiguration(message)
+                self._warn_once(f"monitor-{id(cb)}", f"TopologyCallback: {message}")
+            elif isinstance(cb, ModelCheckpoint):
+                self._warn_once(
+                    f"monitor-{id(cb)}",
+                    f"TopologyCallback: ModelCheckpoint(monitor={monitor!r}) reads the value at every save, and "
+                    f"{ours}: a save before the first evaluation raises (no such key) and saves between evaluations "
+                    f"rank by the last one. Give the ModelCheckpoint every_n_epochs={self.every_n_epochs} too (with "
+                    "one validation per epoch), or use every_n_epochs=1 with Trainer(check_val_every_n_epoch=...).",
+                )
 
     def _should_run(self, trainer: Trainer) -> bool:
         if trainer.sanity_checking and not self.run_on_sanity_check:
@@ -300,7 +353,7 @@ class TopologyCallback(Callback):
         if trainer.fast_dev_run and not self.run_on_fast_dev_run:
             return False
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
-            return (trainer.current_epoch + 1) % self.every_n_epochs == 0
+            return self.validation_runs % self.every_n_epochs == 0
         return True
 
     @staticmethod
@@ -313,6 +366,12 @@ class TopologyCallback(Callback):
         other_loader)`` measures that loader's data, and the next fit evaluation its own sample again."""
         loaders = trainer.val_dataloaders
         if isinstance(loaders, (list, tuple)):
+            if len(loaders) > 1:
+                self._warn_once(
+                    "loaders",
+                    f"TopologyCallback: the trainer has {len(loaders)} validation dataloaders; the topology sample is "
+                    "drawn from the first one only (dataloader_idx 0).",
+                )
             loaders = loaders[0] if loaders else None
         if loaders is None:
             self._warn_once("no-val", "TopologyCallback: no validation dataloader, so there is nothing to sample.")
@@ -350,8 +409,15 @@ class TopologyCallback(Callback):
                     "(the validation set or the sampling arguments changed); history before and after differ in "
                     "sample."
                 )
+        if len(sample.classes) == 1 and len(sample.labels) < cfg.total_cap and len(sample.labels) == cfg.per_class_cap:
+            self._warn_once(
+                "one-class",
+                f"TopologyCallback: every validation input has the same label (or the data has none), so the sample "
+                f"is one class of samples_per_class={cfg.per_class_cap} inputs; raise `samples_per_class` to evaluate "
+                "more, or pass `target_fn=` to read the classes.",
+            )
         limit = trainer.limit_val_batches
-        if not (isinstance(limit, float) and limit == 1.0):
+        if not trainer.fast_dev_run and not (isinstance(limit, float) and limit == 1.0):
             self._warn_once(
                 "limit_val_batches",
                 f"TopologyCallback: `limit_val_batches={limit}` limits Lightning's validation loop, not the topology "
@@ -361,13 +427,17 @@ class TopologyCallback(Callback):
         stage = "" if fitting else f" ({getattr(trainer.state.fn, 'value', trainer.state.fn)})"
         # Said at the first evaluation on this sample, when the layers are ordered: a module that runs twice is
         # then two layers ('pool', 'pool#2').
-        self._announce = f"on {len(sample.labels)} validation inputs ({len(sample.classes)} classes){stage}."
+        self._announce = (
+            f"on {len(sample.labels)} validation inputs ({_plural(len(sample.classes), 'class', 'classes')}){stage}."
+        )
         return sample
 
     @override
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # The sample is picked before the first evaluation's forward passes, so labels that are not classes fail
         # at the sanity check (before any training step) rather than after an epoch.
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.validation_runs += 1  # the n-th validation run of the fit evaluates when n % every_n_epochs == 0
         if self._should_run(trainer) or trainer.sanity_checking:
             self._ensure_sample(trainer)
 
@@ -446,13 +516,32 @@ class TopologyCallback(Callback):
         self.last_result = result
         self.last_diagrams = {layer.name: layer.diagrams for layer in result.layers if layer.diagrams is not None}
         self._log(trainer, result)
+        if trainer.sanity_checking:
+            return  # `run_on_sanity_check`: in `last_result` and `callback_metrics`, not an evaluation of the fit
         # A `validate` run's values are logged and kept apart: they are not epochs of the fit.
         records = self.history if trainer.state.fn == "fit" else self.validate_history
         records.append(self._record(trainer, result))
-        if trainer.is_global_zero and self.chart_kinds and trainer.loggers and not trainer.sanity_checking:
+        if trainer.is_global_zero and self.chart_kinds and trainer.loggers:
             self._send_charts(
                 trainer, records, self.last_diagrams
             )  # loggers get nothing from the sanity check, as in Lightning
+
+    @override
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Say so when a whole fit evaluated nothing (no validation ran, or fewer runs than ``every_n_epochs``)."""
+        if self.history or trainer.fast_dev_run or trainer.interrupted:
+            return
+        if self.validation_runs == 0:
+            why = (
+                "the fit ran no validation (no validation dataloader, an empty validation set, limit_val_batches=0 "
+                "or check_val_every_n_epoch beyond max_epochs)"
+            )
+        else:
+            why = (
+                f"the fit ran {self.validation_runs} validation run(s) and every_n_epochs={self.every_n_epochs} "
+                f"evaluates at one in {self.every_n_epochs}"
+            )
+        rank_zero_warn(f"TopologyCallback evaluated nothing: {why}.")
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -562,6 +651,10 @@ class TopologyCallback(Callback):
         if key not in self._warned:
             self._warned.add(key)
             rank_zero_warn(message)
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, str]:

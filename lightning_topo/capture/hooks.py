@@ -119,7 +119,10 @@ class ActivationCapture:
             tensor = self.output_fn(output) if self.output_fn is not None else first_tensor(output)
             if not isinstance(tensor, Tensor):
                 reason = (
-                    f"its output is a {type(output).__name__} with no tensor in it; pass "
+                    f"`output_fn` returned {type(tensor).__name__} for its {type(output).__name__} output; it must "
+                    "return the tensor to analyse"
+                    if self.output_fn is not None
+                    else f"its output is a {type(output).__name__} with no tensor in it; pass "
                     "`output_fn=` to pick the tensor to analyse"
                 )
                 self.skipped[name] = reason

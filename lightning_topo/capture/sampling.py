@@ -211,8 +211,8 @@ def build_sample(
         >>> s.counts_per_class(), s.inputs.shape
         ({0: 4, 1: 3, 2: 3}, torch.Size([10, 4]))
     """
-    input_fn = input_fn or default_input
-    target_fn = target_fn or default_target
+    input_fn = _named_errors(input_fn, "input_fn") if input_fn is not None else default_input
+    target_fn = _named_errors(target_fn, "target_fn") if target_fn is not None else default_target
     loader = source if isinstance(source, DataLoader) else None
     dataset = source.dataset if isinstance(source, DataLoader) else source
     collate = loader.collate_fn if loader is not None else default_collate
@@ -261,6 +261,25 @@ def build_sample(
     sample_labels = labels[indices]
     classes = sorted(sample_labels.unique().tolist())
     return FixedSample(indices, inputs.detach().cpu(), sample_labels, classes, notes)
+
+
+def _named_errors(fn: Callable[[Any], Any], name: str) -> Callable[[Any], Any]:
+    """``fn`` whose exceptions become a :class:`SampleError` naming the argument and the function (the original
+    chained): a user's function that fails on the validation data says so, not a bare ``KeyError``."""
+
+    def call(item: Any) -> Any:
+        try:
+            return fn(item)
+        except SampleError:
+            raise
+        except Exception as err:
+            what = getattr(fn, "__qualname__", type(fn).__name__)
+            raise SampleError(
+                f"`{name}` ({what}) raised {type(err).__name__}: {err} on a {type(item).__name__} of the validation "
+                f"data; it must accept what the validation dataloader yields (a batch) or the dataset's items."
+            ) from err
+
+    return call
 
 
 def _from_batches(

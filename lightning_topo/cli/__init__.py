@@ -13,6 +13,7 @@ Errors are classified by type, never by message: a user error (:data:`USER_ERROR
 from __future__ import annotations
 
 import contextlib
+import itertools
 import pickle
 import sys
 import zipfile
@@ -62,15 +63,24 @@ def one_line(err: BaseException, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def user_message(err: BaseException, where: str) -> str:
-    """The line printed for a user error: malformed YAML says so, another argument error points to ``--help``."""
+def user_message(err: BaseException, where: str, args: Sequence[str] = ()) -> str:
+    """The line printed for a user error: malformed YAML says so (naming the ``--config`` files of ``args``), another
+    argument error points to ``--help``.
+
+    Example:
+        >>> user_message(ArgumentError(None, "bad"), "lightning-topo fit")
+        'bad (see `lightning-topo fit --help`)'
+    """
     if not isinstance(err, ArgumentError):
         return one_line(err)
     cause: BaseException | None = err
     while cause is not None and not isinstance(cause, yaml.YAMLError):
         cause = cause.__cause__ or cause.__context__
     if cause is not None:
-        return f"malformed YAML: {one_line(err)}; fix the syntax of the config file."
+        files = [value for option, value in itertools.pairwise(args) if option == "--config"]
+        files += [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+        named = f" (--config {', '.join(files)})" if files else ""
+        return f"malformed YAML{named}: {one_line(err)}; fix the syntax of the config file."
     return f"{one_line(err)} (see `{where} --help`)"
 
 
@@ -135,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         if isinstance(err, USER_ERRORS):
-            print(f"{where}: error: {user_message(err, where)}", file=sys.stderr)
+            print(f"{where}: error: {user_message(err, where, args)}", file=sys.stderr)
             return 2
         hint = "(rerun with --debug for the traceback)"
         print(f"{where}: error: {type(err).__name__}: {one_line(err)} {hint}", file=sys.stderr)

@@ -73,19 +73,24 @@ def run_trainer(args: list[str]) -> int:
             raise
         trainer = progress.trainer
     if trainer.is_global_zero and args[0] == "fit":
-        print("\n".join(fit_summary(trainer, args[1:], time.perf_counter() - progress.started)), flush=True)
+        seconds = time.perf_counter() - progress.started
+        print("\n".join(fit_summary(trainer, args[1:], seconds, trained=progress.epochs_trained)), flush=True)
+    if trainer.is_global_zero and args[0] == "validate":
+        print("\n".join(validate_summary(trainer)), flush=True)
     return INTERRUPTED_EXIT if trainer.interrupted else 0
 
 
 class EpochProgress(Callback):
     """One line per training epoch on global rank zero when no progress bar is shown, e.g. ``[2/10] epoch 1:
     train_loss 0.31  val_acc 0.92  topology/decay_rate 0.804  (1.2 s)`` (epochs done of ``max_epochs``, the epoch as
-    logged, its metrics without ``/`` and ``topology/decay_rate``, its wall time); keeps the trainer."""
+    logged, its metrics without ``/``, ``topology/decay_rate`` on the epochs a ``TopologyCallback`` evaluated, its
+    wall time); keeps the trainer and counts the epochs this run trained."""
 
     def __init__(self) -> None:
         super().__init__()
         self.started = self._epoch_started = time.perf_counter()
         self.trainer: Trainer | None = None
+        self.epochs_trained = 0
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self.trainer = trainer  # for the summary after Ctrl-C (Lightning then exits)
@@ -94,24 +99,31 @@ class EpochProgress(Callback):
         self._epoch_started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        from lightning_topo.callbacks import TopologyCallback
+
+        self.epochs_trained += 1
         if not trainer.is_global_zero or trainer.progress_bar_callback is not None or trainer.sanity_checking:
             return
         total = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else "?"
         metrics, epoch = trainer.callback_metrics, trainer.current_epoch
-        keys = [key for key in sorted(metrics) if "/" not in key] + ["topology/decay_rate"]
+        keys = [key for key in sorted(metrics) if "/" not in key]
+        topology = [cb for cb in trainer.callbacks if isinstance(cb, TopologyCallback)]  # type: ignore[attr-defined]
+        # `callback_metrics` keeps the last evaluation's value: shown only on the epochs that evaluated.
+        if not topology or any(cb.history and cb.history[-1]["epoch"] == epoch for cb in topology):
+            keys.append("topology/decay_rate")
         values = "  ".join(f"{k} {float(metrics[k]):.4g}" for k in keys if k in metrics and metrics[k].numel() == 1)
         seconds = time.perf_counter() - self._epoch_started
         print(f"[{epoch + 1}/{total}] epoch {epoch}: {values}  ({seconds:.2f} s)", flush=True)
 
 
-def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float) -> list[str]:
+def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: int | None = None) -> list[str]:
     """What a ``fit`` run wrote and how to resume it, as lines to print.
 
-    A first line (finished, or interrupted in which epoch), then ``checkpoint:`` per checkpoint file of the run,
-    ``metrics:`` and ``config:`` per logger, ``figures:`` (the latest PNG file of each kind written by
-    ``TopologyCallback``), ``topology:`` its last evaluation and ``resume:`` the command that continues from the
-    last checkpoint (for a run that reached ``max_epochs``, with twice that many). Paths relative to the working
-    directory when under it.
+    A first line (finished, or interrupted in which epoch; of a resumed run, how many epochs it ``trained``), then
+    ``checkpoint:`` per checkpoint file of the run, ``metrics:`` and ``config:`` per logger, ``figures:`` (the latest
+    PNG file of each kind written by ``TopologyCallback``), ``topology:`` its last evaluation and ``resume:`` the
+    command that continues from the last checkpoint (for a run that reached ``max_epochs``, with twice that many).
+    Paths relative to the working directory when under it.
     """
     from lightning_topo.callbacks import TopologyCallback
 
@@ -122,6 +134,8 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float) -> list[s
     else:
         early = " (stopped early)" if max_epochs is not None and epoch < max_epochs else ""
         head = f"finished {epoch} epoch{'s' if epoch != 1 else ''}{early} in {seconds:.1f} s"
+        if trained is not None and trained != epoch:  # resumed from a checkpoint
+            head += f" ({trained} of them trained by this run, resumed at epoch {epoch - trained})"
     lines = [f"{PROG} fit: {head}; written:"]
     callbacks = trainer.checkpoint_callbacks
     best = [getattr(c, "best_model_path", "") for c in callbacks]
@@ -150,6 +164,27 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float) -> list[s
         hint = f"no last checkpoint (set `save_last: true` on the ModelCheckpoint); from the best one: {again}"
     hint = hint or f"no checkpoint was written; run again: {shlex.join([PROG, 'fit', *args])}"
     return [*lines, f"  resume:     {hint}"]
+
+
+def validate_summary(trainer: Trainer) -> list[str]:
+    """What each ``TopologyCallback`` measured in a ``validate`` run, as lines to print (``trainer.validate`` returns
+    the values logged with ``self.log`` only; the topology values are in ``trainer.callback_metrics``, the loggers and
+    the callback's ``validate_history``)."""
+    from lightning_topo.callbacks import TopologyCallback
+
+    lines = []
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if not isinstance(callback, TopologyCallback) or not callback.validate_history:
+            continue
+        last = callback.validate_history[-1]
+        inputs = len(callback.sample.labels) if callback.sample is not None else "?"
+        layers = "  ".join(f"{name} {layer['omega']:.4g}" for name, layer in last["layers"].items())
+        lines += [
+            f"{PROG} validate: topology of {len(last['layers'])} layers on {inputs} inputs: "
+            f"decay_rate {last['decay_rate']:.4g}, theta {last['theta']:.4g}",
+            f"  omega per layer: {layers}",
+        ]
+    return lines
 
 
 def resume_command(args: Sequence[str], ckpt: str, max_epochs: int | None = None) -> str:
@@ -191,9 +226,9 @@ def _topology_lines(callback: Any) -> list[str]:
         count = sum(p.parent == folder for p in files)
         lines.append(f"  figures:    {_shown(str(folder))}/ ({count} PNG files; latest: {names})")
     if callback.history:
-        last = callback.history[-1]
+        last, count = callback.history[-1], len(callback.history)
         lines.append(
-            f"  topology:   {len(callback.history)} evaluations; epoch {last['epoch']}: "
+            f"  topology:   {count} evaluation{'s' if count != 1 else ''}; epoch {last['epoch']}: "
             f"decay_rate {last['decay_rate']:.4g}, theta {last['theta']:.4g}"
         )
     return lines

@@ -7,7 +7,8 @@ One implementation for the callback, ``analyse`` and the metric classes:
   weak responses apart from the strong ones;
 * ``"median"`` — each volume's lower median (invariant to any monotone rescaling);
 * a number — the same absolute threshold for every volume;
-* a callable ``volumes -> (B,) tensor`` (or a number).
+* a callable ``volumes -> (B,) tensor`` (one threshold per volume) or a number (the same for all); a 0-d tensor
+  is refused: computed from the whole batch (``v.mean()``), it would make each input's value depend on the batch.
 """
 
 from __future__ import annotations
@@ -57,5 +58,29 @@ def sublevel_thresholds(volumes: Tensor, rule: ThresholdRule) -> Tensor | float:
     if rule == "median":
         return volumes.reshape(volumes.shape[0], -1).median(dim=1).values
     if callable(rule):
-        return rule(volumes)
+        return _checked_call(rule, volumes)
     return float(rule)  # type: ignore[arg-type]
+
+
+def _checked_call(rule: Callable[[Tensor], Tensor | float], volumes: Tensor) -> Tensor | float:
+    """``rule(volumes)``, checked: a real number, or a real tensor of shape ``(B,)`` (a ``ValueError`` naming the
+    shape it returned otherwise)."""
+    batch = volumes.shape[0]
+    value = rule(volumes)
+    name = getattr(rule, "__name__", type(rule).__name__)
+    if isinstance(value, Tensor):
+        if value.shape != (batch,):
+            raise ValueError(
+                f"the `threshold` callable {name} returned a tensor of shape {tuple(value.shape)} for {batch} "
+                f"volumes; it must return one threshold per volume, shape ({batch},) (e.g. "
+                "`lambda v: v.flatten(1).mean(1)`, not `v.mean()`, which mixes the inputs of a batch), or a number."
+            )
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"the `threshold` callable {name} returned a {value.dtype} tensor; return real numbers.")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(
+            f"the `threshold` callable {name} returned {type(value).__name__}; it must return a (B,) tensor or a "
+            "number."
+        )
+    return float(value)

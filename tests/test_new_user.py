@@ -1,0 +1,208 @@
+"""What a new user trying the callback met (a trial run as a user would): each test fails without its fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from models import quiet_trainer
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_topo import TopologyCallback, TopologyConfig, TopologyEarlyStopping
+from lightning_topo.callbacks import TopologyMisconfiguration
+from lightning_topo.capture import SampleError, build_sample
+from lightning_topo.capture.hooks import ActivationCapture
+from lightning_topo.datasets import DigitsDataModule
+from lightning_topo.functional import sublevel_thresholds
+from lightning_topo.models import Classifier, digits_cnn
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fit(tmp_path: Path, callbacks: list, max_epochs: int, **kwargs) -> None:
+    trainer = quiet_trainer(tmp_path, callbacks, max_epochs=max_epochs, limit_train_batches=2, **kwargs)
+    trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+
+
+# ------------------------------------------------------------------ every_n_epochs counts validation runs
+@pytest.mark.parametrize(
+    ("trainer_kwargs", "epochs"),
+    [
+        ({"check_val_every_n_epoch": 2}, [3, 7]),  # validations at epochs 1, 3, 5, 7: every 2nd of them
+        ({"val_check_interval": 0.5}, [0, 1, 2, 3, 4, 5, 6, 7]),  # two validations per epoch: one evaluates
+    ],
+)
+def test_every_n_epochs_counts_validation_runs(tmp_path: Path, trainer_kwargs: dict, epochs: list[int]) -> None:
+    callback = TopologyCallback(every_n_epochs=2, samples_per_class=2)
+    _fit(tmp_path, [callback], max_epochs=8, **trainer_kwargs)
+    assert [record["epoch"] for record in callback.history] == epochs
+    assert callback.validation_runs == 2 * len(epochs)
+    assert callback.state_dict()["validation_runs"] == callback.validation_runs
+
+
+def test_validation_runs_restored_from_a_checkpoint_and_derived_for_old_ones() -> None:
+    callback = TopologyCallback(every_n_epochs=3)
+    callback.load_state_dict({"history": [{"epoch": 2}], "validation_runs": 4})
+    assert callback.validation_runs == 4
+    callback.load_state_dict({"history": [{"epoch": 2}, {"epoch": 5}]})  # saved before the count existed
+    assert callback.validation_runs == 6
+
+
+# ------------------------------------------------------------------ monitors that cannot work with every_n_epochs
+def test_strict_early_stopping_on_a_sparse_topology_value_fails_at_setup(tmp_path: Path) -> None:
+    stopper = EarlyStopping(monitor="topology/decay_rate", mode="max")
+    with pytest.raises(TopologyMisconfiguration, match=r"every_n_epochs=2.*TopologyEarlyStopping"):
+        _fit(tmp_path, [TopologyCallback(every_n_epochs=2, samples_per_class=2), stopper], max_epochs=2)
+
+
+def test_lenient_monitors_on_a_sparse_topology_value_warn(tmp_path: Path) -> None:
+    stopper = EarlyStopping(monitor="topology/decay_rate", mode="max", strict=False)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="topology/omega_last", every_n_epochs=2)
+    with pytest.warns(UserWarning) as record:
+        _fit(
+            tmp_path,
+            [TopologyCallback(every_n_epochs=2, samples_per_class=2), stopper, ckpt],
+            max_epochs=2,
+            enable_checkpointing=True,
+        )
+    texts = [str(w.message) for w in record]
+    assert any("EarlyStopping(monitor='topology/decay_rate')" in t and "count the last" in t for t in texts)
+    assert any("ModelCheckpoint(monitor='topology/omega_last')" in t and "every_n_epochs=2 too" in t for t in texts)
+
+
+def test_topology_early_stopping_is_not_refused(tmp_path: Path) -> None:
+    stopper = TopologyEarlyStopping(patience=5)
+    callback = TopologyCallback(every_n_epochs=2, samples_per_class=2)
+    _fit(tmp_path, [callback, stopper], max_epochs=2)
+    assert stopper.evaluations == len(callback.history) == 1
+
+
+def test_topology_early_stopping_without_the_callback_says_what_to_add(tmp_path: Path) -> None:
+    with (
+        pytest.warns(UserWarning, match=r"no TopologyCallback to log it: add lightning_topo.TopologyCallback"),
+        pytest.raises(RuntimeError, match="topology/decay_rate"),  # Lightning's own check, after the warning
+    ):
+        _fit(tmp_path, [TopologyEarlyStopping()], max_epochs=1)
+
+
+def test_topology_early_stopping_names_a_misspelt_argument() -> None:
+    with pytest.raises(MisconfigurationException, match=r"\['patiance'\].*did you mean `patience`"):
+        TopologyEarlyStopping(patiance=3)
+    with pytest.raises(MisconfigurationException, match=r"did you mean `stopping_threshold`"):
+        TopologyEarlyStopping(stoping_threshold=0.5)
+
+
+# ------------------------------------------------------------------ the sanity check is not an evaluation of the fit
+def test_sanity_check_evaluation_is_not_in_the_history(tmp_path: Path) -> None:
+    callback = TopologyCallback(run_on_sanity_check=True, samples_per_class=2)
+    _fit(tmp_path, [callback], max_epochs=1, num_sanity_val_steps=1)
+    assert [record["epoch"] for record in callback.history] == [0]  # the sanity check evaluated, not recorded
+    assert callback.validation_runs == 1
+
+
+def test_a_fit_that_evaluates_nothing_says_why(tmp_path: Path) -> None:
+    callback = TopologyCallback(every_n_epochs=3, samples_per_class=2)
+    with pytest.warns(UserWarning, match=r"evaluated nothing: the fit ran 2 validation run\(s\) and every_n_epochs=3"):
+        _fit(tmp_path, [callback], max_epochs=2)
+    callback = TopologyCallback(samples_per_class=2)
+    with pytest.warns(UserWarning, match=r"evaluated nothing: the fit ran no validation"):
+        _fit(tmp_path, [callback], max_epochs=1, limit_val_batches=0)
+
+
+# ------------------------------------------------------------------ argument checks
+@pytest.mark.parametrize("name", ["log_per_class", "run_on_sanity_check", "run_on_fast_dev_run"])
+def test_flags_must_be_booleans(name: str) -> None:
+    with pytest.raises(TopologyMisconfiguration, match=rf"`{name}` must be True or False, got 'no'"):
+        TopologyCallback(**{name: "no"})
+
+
+def test_min_persistence_without_persistent_betti_warns() -> None:
+    with pytest.warns(UserWarning, match=r"`min_persistence=0.3` has no effect"):
+        TopologyConfig(min_persistence=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TopologyConfig(persistence=["persistent_betti"], min_persistence=0.3)
+        TopologyConfig(persistence=["entropy"])
+
+
+def test_threshold_callable_must_give_one_value_per_volume() -> None:
+    volumes = torch.rand(4, 2, 5, 5)
+    with pytest.raises(ValueError, match=r"returned a tensor of shape \(\) for 4 volumes.*shape \(4,\)"):
+        sublevel_thresholds(volumes, lambda v: v.mean())
+    with pytest.raises(ValueError, match=r"returned str"):
+        sublevel_thresholds(volumes, lambda v: "mean")
+    per_volume = sublevel_thresholds(volumes, lambda v: v.flatten(1).mean(1))
+    assert torch.equal(per_volume, volumes.flatten(1).mean(1))
+    assert sublevel_thresholds(volumes, lambda v: 0.5) == 0.5
+
+
+# ------------------------------------------------------------------ messages that name the user's function
+def test_input_fn_failure_names_it() -> None:
+    data = TensorDataset(torch.rand(12, 4), torch.arange(12) % 3)
+
+    def pick_image(item):
+        return item["image"]
+
+    with pytest.raises(SampleError, match=r"`input_fn` \(.*pick_image\) raised TypeError") as err:
+        build_sample(DataLoader(data, batch_size=4), samples_per_class=2, max_samples=6, seed=0, input_fn=pick_image)
+    assert isinstance(err.value.__cause__, TypeError)
+
+
+def test_output_fn_returning_none_is_named() -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+    capture = ActivationCapture(net, ["0"], lambda name, t: t, output_fn=lambda out: None)
+    with capture, pytest.warns(UserWarning, match=r"`output_fn` returned NoneType for its Tensor output"):
+        net(torch.rand(2, 4))
+    assert "0" in capture.skipped
+
+
+def test_two_validation_dataloaders_warn(tmp_path: Path) -> None:
+    class TwoLoaders(DigitsDataModule):
+        def val_dataloader(self):
+            return [super().val_dataloader(), super().val_dataloader()]
+
+    callback = TopologyCallback(samples_per_class=2)
+    trainer = quiet_trainer(tmp_path, [callback], max_epochs=1, limit_train_batches=1)
+    model = Classifier(digits_cnn((4, 8)))
+    model.validation_step = lambda batch, batch_idx, dataloader_idx=0: None
+    with pytest.warns(UserWarning, match=r"2 validation dataloaders; the topology sample is drawn from the first"):
+        trainer.fit(model, datamodule=TwoLoaders(classes=[0, 1]))
+    assert len(callback.history) == 1
+
+
+# ------------------------------------------------------------------ the command line
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {"PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "lightning_topo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_cli_epoch_lines_show_only_fresh_topology_and_validate_prints_it(tmp_path: Path) -> None:
+    text = (ROOT / "configs" / "digits_mlp.yaml").read_text()
+    assert "        samples_per_class: 20\n" in text
+    config = str(tmp_path / "every2.yaml")
+    Path(config).write_text(
+        text.replace("        samples_per_class: 20\n", "        samples_per_class: 5\n        every_n_epochs: 2\n")
+    )
+    short = ["--trainer.limit_train_batches", "2", "--trainer.max_epochs", "3"]
+    fit = _cli("fit", "--config", config, *short, cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    epochs = {line.split(":")[0]: line for line in fit.stdout.splitlines() if line.startswith("[")}
+    assert list(epochs) == ["[1/3] epoch 0", "[2/3] epoch 1", "[3/3] epoch 2"], fit.stdout[-2000:]
+    assert "topology/decay_rate" in epochs["[2/3] epoch 1"]
+    assert "topology/decay_rate" not in epochs["[1/3] epoch 0"] + epochs["[3/3] epoch 2"]
+    assert "1 evaluation; epoch 1:" in fit.stdout
+
+    ckpt = "outputs/digits_mlp/checkpoints/last.ckpt"
+    validate = _cli("validate", "--config", config, "--ckpt_path", ckpt, cwd=tmp_path)
+    assert validate.returncode == 0, validate.stderr[-3000:]
+    head = [line for line in validate.stdout.splitlines() if line.startswith("lightning-topo validate: topology")]
+    assert len(head) == 1 and "decay_rate" in head[0] and "theta" in head[0], validate.stdout[-2000:]
+    assert "omega per layer:" in validate.stdout
