@@ -178,22 +178,26 @@ def test_two_validation_dataloaders_warn(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ the command line
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {"PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"}
+    env = {"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"}
     return subprocess.run(
         [sys.executable, "-m", "lightning_topo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )
 
 
-def test_cli_epoch_lines_show_only_fresh_topology_and_validate_prints_it(tmp_path: Path) -> None:
+def test_cli_epoch_lines_fresh_topology_warnings_plain_and_validate_prints_it(tmp_path: Path) -> None:
     text = (ROOT / "configs" / "digits_mlp.yaml").read_text()
     assert "        samples_per_class: 20\n" in text
     config = str(tmp_path / "every2.yaml")
     Path(config).write_text(
         text.replace("        samples_per_class: 20\n", "        samples_per_class: 5\n        every_n_epochs: 2\n")
     )
-    short = ["--trainer.limit_train_batches", "2", "--trainer.max_epochs", "3"]
+    short = ["--trainer.limit_train_batches", "2", "--trainer.max_epochs", "3", "--trainer.limit_val_batches", "2"]
     fit = _cli("fit", "--config", config, *short, cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr[-3000:]
+    # The package's warnings read as messages, without the package's source path and line.
+    warned = "UserWarning: TopologyCallback: `limit_val_batches=2` limits"
+    assert any(line.startswith(warned) for line in fit.stderr.splitlines()), fit.stderr[-3000:]
+    assert "callbacks/topology.py:" not in fit.stderr
     epochs = {line.split(":")[0]: line for line in fit.stdout.splitlines() if line.startswith("[")}
     assert list(epochs) == ["[1/3] epoch 0", "[2/3] epoch 1", "[3/3] epoch 2"], fit.stdout[-2000:]
     assert "topology/decay_rate" in epochs["[2/3] epoch 1"]

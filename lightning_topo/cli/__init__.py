@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import pickle
 import sys
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,6 +122,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args[:1] = ["analyse" if a == "analyze" else a for a in args[:1]]
     command = args[0] if args else ""
     where = f"{PROG} {command}" if command in TRAINER_COMMANDS + ANALYSIS_COMMANDS else PROG
+    if argv is not None:  # called from Python (a test, a notebook): warnings are shown as that caller shows them
+        return _run(args, command, where, debug)
+    with warnings.catch_warnings():  # the command: restores `showwarning` when it returns
+        warnings.showwarning = _show_warning
+        return _run(args, command, where, debug)
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """Our own warnings as ``UserWarning: message`` (the source line of the package says nothing to a user of the
+    command); the others as Python shows them."""
+    if not str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        _DEFAULT_SHOW(message, category, filename, lineno, file, line)
+        return
+    with contextlib.suppress(OSError):
+        print(f"{category.__name__}: {message}", file=sys.stderr if file is None else file, flush=True)
+
+
+_DEFAULT_SHOW = warnings.showwarning
+
+
+def _run(args: list[str], command: str, where: str, debug: bool) -> int:
     try:
         with contextlib.suppress(ImportError):  # figures are optional
             __import__("matplotlib").use("Agg")
