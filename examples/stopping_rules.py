@@ -602,7 +602,12 @@ def main(argv: list[str] | None = None) -> Path:
     (out / "results.json").write_text(compact_json(results))
     _figure(runs, summary, default["rule"], out / "stopping_rules.png")
     _print(summary, default)
-    print(f"wrote {out / 'results.json'} and {out / 'stopping_rules.png'} ({runtime:.0f} s of training)")
+    trained = (
+        f"the recorded runs of {args.reuse} ({runtime:.0f} s of training then)"
+        if args.reuse
+        else f"{runtime:.0f} s of training"
+    )
+    print(f"wrote {out / 'results.json'} and {out / 'stopping_rules.png'} ({trained})")
     return out
 
 

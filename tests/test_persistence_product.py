@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +296,24 @@ def test_persistence_figures_png_tensorboard_wandb(fit_run: dict) -> None:
         for event in EventFileLoader(str(path)).Load():
             tags |= {v.tag for v in event.summary.value if v.HasField("tensor") and "persistence_diagram" in v.tag}
     assert tags == {f"topology/persistence_diagram/{n}" for n in topo.layer_names}
+    # The custom-scalars layout has a chart per layer and summary; together they hold every persistence scalar.
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    scalars, raw_layout = set(), b""
+    for path in Path(fit_run["loggers"][1].log_dir).glob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(path)).Load():
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name == "custom_scalars":
+                    raw_layout = v.tensor.string_val[0]
+                elif v.metadata.plugin_data.plugin_name == "scalars":
+                    scalars.add(v.tag)
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(raw_layout)
+    (category,) = [c for c in layout.category if c.title == "topology: persistence per layer"]
+    assert len(category.chart) == len(topo.layer_names) * 3  # total_persistence, persistence_entropy, persistent_b
+    persistence_tags = {t for t in scalars if any(f"/{key}" in t for key in topo.config.persistence_keys)}
+    charted = {t for t in scalars for c in category.chart for rx in c.multiline.tag if re.match(rx, t)}
+    assert persistence_tags and charted == persistence_tags
     # W&B: a scatter chart per layer; its table holds the latest diagram's pairs.
     (run_dir,) = wandb_records.run_dirs(str(tmp))
     rows = [r for r in wandb_records.history(run_dir) if any("persistence_diagram" in k for k in r)]

@@ -125,7 +125,9 @@ def tensorboard_layout(record: Record) -> dict[str, dict[str, list[Any]]]:
 
     Category ``topology``: Omega of every layer on one chart, the decay rate and theta (each on its own chart,
     its direction in the title), Omega of the last layer. Category ``topology: Betti numbers per layer``: one chart
-    per layer (``depth. name (Module)``) with its b0, b1, b2.
+    per layer (``depth. name (Module)``) with its b0, b1, b2. With persistence summaries (``persistence=[...]``),
+    category ``topology: persistence per layer``: one chart per layer and summary (``total_persistence``,
+    ``persistence_entropy``, ``persistent_b``) with a line per dimension.
     """
     names = list(record["layers"])
     dims = betti_dims(record)
@@ -135,12 +137,17 @@ def tensorboard_layout(record: Record) -> dict[str, dict[str, list[Any]]]:
         "theta (lower = steeper decay)": ["Multiline", ["^topology/theta$"]],
         "Omega of the last layer": ["Multiline", ["^topology/omega_last$"]],
     }
-    per_layer = {}
+    per_layer, persistence = {}, {}
     for depth, name in enumerate(names, start=1):
         module = record["layers"][name].get("module")
         title = f"{depth}. {name} ({module})" if module else f"{depth}. {name}"
         per_layer[title] = ["Multiline", [f"^topology/{re.escape(name)}/b[0-{dims - 1}]$"]]
-    return {"topology": overview, "topology: Betti numbers per layer": per_layer}
+        for kind in dict.fromkeys(re.sub(r"_?\d$", "", key) for key in record["layers"][name].get("persistence", {})):
+            persistence[f"{title}: {kind}"] = ["Multiline", [f"^topology/{re.escape(name)}/{re.escape(kind)}_?[0-2]$"]]
+    layout = {"topology": overview, "topology: Betti numbers per layer": per_layer}
+    if persistence:
+        layout["topology: persistence per layer"] = persistence
+    return layout
 
 
 def thin_epochs(history: Sequence[Record], limit: int = MAX_EPOCH_LINES) -> list[Record]:
