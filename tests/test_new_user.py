@@ -210,3 +210,16 @@ def test_cli_epoch_lines_fresh_topology_warnings_plain_and_validate_prints_it(tm
     head = [line for line in validate.stdout.splitlines() if line.startswith("lightning-topo validate: topology")]
     assert len(head) == 1 and "decay_rate" in head[0] and "theta" in head[0], validate.stdout[-2000:]
     assert "omega per layer:" in validate.stdout
+
+
+def test_progress_bar_in_a_log_ends_at_100_percent() -> None:
+    """In a piped log the bar's last line is the finished one (it was cleared, leaving the 0 % line)."""
+    code = (
+        "import torch; from torch.utils.data import TensorDataset; from lightning_topo import analyse; "
+        "net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Conv2d(2, 2, 3)); "
+        "analyse(net, TensorDataset(torch.rand(12, 1, 9, 9), torch.arange(12) % 2), progress=True)"
+    )
+    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    updates = [part for part in proc.stderr.replace("\r", "\n").splitlines() if "analyse (cubical)" in part]
+    assert updates and "100%" in updates[-1] and "12/12" in updates[-1], proc.stderr[-2000:]

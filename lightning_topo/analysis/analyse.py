@@ -13,6 +13,7 @@ the point-cloud view needs each layer's whole (pooled) cloud, so by default it s
 
 from __future__ import annotations
 
+import sys
 import warnings
 from contextlib import contextmanager
 from typing import Any
@@ -75,7 +76,9 @@ class _Progress:
         if enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="input", leave=False, dynamic_ncols=True)
+            # On a terminal the bar is cleared when done; in a log (a pipe) its final 100 % line stays, not the first.
+            tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+            self.bar = tqdm(total=total, desc=desc, unit="input", leave=not tty, dynamic_ncols=True)
 
     def __call__(self, n: int) -> None:
         if self.bar is not None:
