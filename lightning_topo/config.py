@@ -153,10 +153,12 @@ class TopologyConfig:
         max_layers: Cap of the automatic layer choice (evenly spaced, first and last kept).
         device: Where Betti numbers are computed (activations are moved there inside the hooks); None = where the
             model lives. The forward pass always runs where the model lives.
-        input_fn: Picks the model input from a dataset item (default: its first element, or a dict's x / input /
-            image, or Hugging Face's pixel_values / input_ids).
-        target_fn: Picks the integer class label from a dataset item (default: its second element, or a dict's y /
-            label / target; no label = one class).
+        input_fn: Picks the model input (a tensor whose first axis is the inputs) from a batch, as the validation
+            dataloader's collate_fn makes it of the sampled items (default: its first element, or a dict's x /
+            input / image, or Hugging Face's pixel_values / input_ids). Inputs holding NaN or Inf are left out of
+            the sample, with a warning.
+        target_fn: Picks the integer class label from one dataset item (from a batch for an IterableDataset;
+            default: its second element, or a dict's y / label / target; no label = one class).
         output_fn: Picks the tensor to analyse from a layer output that is not a tensor (default: the first tensor
             in it).
         forward_fn: forward_fn(model, inputs) runs the model on a batch (default: model(inputs)).

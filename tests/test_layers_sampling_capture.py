@@ -179,11 +179,18 @@ def test_capture_tuple_dict_and_non_tensor_outputs() -> None:
     holder = nn.ModuleDict(parts)
     x = torch.ones(2, 3)
     with (
-        pytest.warns(UserWarning, match="layer 'n' skipped.*output_fn"),
+        pytest.warns(UserWarning, match="layer 'n' skipped.*output_fn") as record,
         ActivationCapture(holder, ["t", "d", "n"], lambda name, t: t.clone()) as cap,
     ):
         for m in parts.values():
             m(x)
+    texts = [str(w.message) for w in record]
+    # Several tensors: which one is analysed is said (once per layer); one tensor in a dict says nothing.
+    assert [t for t in texts if "tensors" in t] == [
+        "layer 't' returns a tuple of 2 tensors ([0]: (B, 3), [1]: (B, 3)); the first, [0], is analysed. Pass "
+        "`output_fn=` to pick another."
+    ]
+    assert list(cap.ran) == ["t", "d", "n"]  # 'n' ran, though its output holds no tensor
     assert torch.equal(cap.results["t"][0], x * 2)
     assert torch.equal(cap.results["d"][0], x * 3)
     assert cap.results["n"] == [] and "output_fn" in cap.skipped["n"]

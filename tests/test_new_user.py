@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import warnings
@@ -223,3 +224,75 @@ def test_progress_bar_in_a_log_ends_at_100_percent() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     updates = [part for part in proc.stderr.replace("\r", "\n").splitlines() if "analyse (cubical)" in part]
     assert updates and "100%" in updates[-1] and "12/12" in updates[-1], proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ a second trial: analyse, data, outputs
+def test_input_fn_gets_a_batch_and_a_wrong_first_axis_is_named() -> None:
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 12
+
+        def __getitem__(self, i: int) -> dict:
+            return {"a": torch.full((4,), float(i)), "b": torch.zeros(4), "label": i % 3}
+
+    stacked = build_sample(
+        Pairs(), samples_per_class=2, max_samples=6, seed=0, input_fn=lambda b: torch.stack([b["a"], b["b"]], 1)
+    )
+    assert stacked.inputs.shape == (6, 2, 4)
+    assert torch.equal(stacked.inputs[:, 0, 0], stacked.indices.float())  # row i is dataset item indices[i]
+    with pytest.raises(SampleError, match=r"shape \(2, 6, 4\) for a batch of 6 sampled inputs.*receives a batch"):
+        build_sample(
+            Pairs(), samples_per_class=2, max_samples=6, seed=0, input_fn=lambda b: torch.stack([b["a"], b["b"]])
+        )
+
+
+def test_padding_mask_left_behind_is_pointed_out() -> None:
+    class Tokens(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 8
+
+        def __getitem__(self, i: int) -> dict:
+            mask = torch.tensor([1, 1, 1, int(i % 2 == 0)])
+            return {"input_ids": torch.arange(4) * mask, "attention_mask": mask, "labels": i % 2}
+
+    sample = build_sample(Tokens(), samples_per_class=4, max_samples=8, seed=0)
+    assert sample.inputs.shape == (8, 4)
+    assert any("`attention_mask` with padding" in note and "forward_fn" in note for note in sample.notes)
+
+
+def test_inputs_with_nan_are_left_out_and_named() -> None:
+    x = torch.rand(12, 1, 6, 6)
+    x[5, 0, 2, 2] = float("nan")
+    x[7, 0, 0, 0] = float("inf")
+    sample = build_sample(TensorDataset(x, torch.arange(12) % 2), samples_per_class=6, max_samples=12, seed=0)
+    assert sorted(sample.indices.tolist()) == [i for i in range(12) if i not in (5, 7)]
+    assert bool(torch.isfinite(sample.inputs).all())
+    (note,) = [n for n in sample.notes if "NaN or Inf" in n]
+    assert "2 validation input(s) at dataset indices [5, 7]" in note and "10 inputs remain" in note
+    with pytest.raises(SampleError, match="every sampled validation input holds NaN or Inf"):
+        build_sample(TensorDataset(x[[5, 7]], torch.tensor([0, 1])), samples_per_class=6, max_samples=12, seed=0)
+
+
+def test_a_layer_without_tensor_output_ran_and_is_skipped_not_never_run() -> None:
+    from lightning_topo import analyse
+
+    class Note(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> None:
+            return None
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.note, self.act = torch.nn.Conv2d(1, 2, 3), Note(), torch.nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.note(x)
+            return self.act(self.conv(x))
+
+    data = TensorDataset(torch.rand(8, 1, 7, 7), torch.arange(8) % 2)
+    with pytest.warns(UserWarning) as record:
+        report = analyse(Net(), data, layers=["conv", "note", "act"], progress=False)
+    texts = [str(w.message) for w in record]
+    assert any("layer 'note' skipped" in t for t in texts)
+    assert not any("never run" in t for t in texts), texts
+    assert report.layers == ["conv", "act"] and math.isfinite(report.theta)

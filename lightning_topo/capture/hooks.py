@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -54,6 +54,20 @@ def first_tensor(output: Any) -> Tensor | None:
             if found is not None:
                 return found
     return None
+
+
+def _per_input(t: Tensor) -> str:
+    """A tensor's shape without its batch axis, ``(B, 64, 32)`` (the same message for every batch size)."""
+    return "(" + ", ".join(["B", *map(str, t.shape[1:])]) + ")" if t.ndim else "()"
+
+
+def _top_level_tensors(output: Any) -> list[tuple[str, Tensor]]:
+    """The tensors directly in a tuple, list or dict output, as ``(key or [position], tensor)``."""
+    if isinstance(output, Mapping):
+        return [(repr(k), v) for k, v in output.items() if isinstance(v, Tensor)]
+    if isinstance(output, (tuple, list)):
+        return [(f"[{i}]", v) for i, v in enumerate(output) if isinstance(v, Tensor)]
+    return []
 
 
 class ActivationCapture:
@@ -94,6 +108,8 @@ class ActivationCapture:
         self.output_fn = output_fn
         self.results: dict[str, list[Any]] = {name: [] for name in self.layer_names}
         self.skipped: dict[str, str] = {}
+        #: The watched layers whose module ran, in the order of their first call (whatever their output held).
+        self.ran: dict[str, None] = {}
         self._handles: list[RemovableHandle] = []
         # One hook per module; each call of it in a forward pass is told apart by a counter, reset per pass.
         self._calls: dict[str, dict[int, str]] = {}
@@ -101,6 +117,7 @@ class ActivationCapture:
             base, call = split_call(name)
             self._calls.setdefault(base, {})[call] = name
         self._count: dict[str, int] = {}
+        self._told: set[str] = set()  # layers whose several-tensor output was pointed out
 
     def start_pass(self) -> None:
         """A new forward pass begins: the next call of each module is its first again (also done by a pre-hook on
@@ -114,9 +131,23 @@ class ActivationCapture:
             call = self._count.get(base, 0) + 1
             self._count[base] = call
             name = calls.get(call)
-            if name is None or name in self.skipped:
+            if name is None:
+                return
+            self.ran.setdefault(name)
+            if name in self.skipped:
                 return
             tensor = self.output_fn(output) if self.output_fn is not None else first_tensor(output)
+            if self.output_fn is None and not isinstance(output, Tensor) and name not in self._told:
+                self._told.add(name)
+                held = _top_level_tensors(output)
+                if len(held) > 1:
+                    warnings.warn(
+                        f"layer '{name}' returns a {type(output).__name__} of {len(held)} tensors ("
+                        + ", ".join(f"{key}: {_per_input(t)}" for key, t in held)
+                        + f"); the first, {held[0][0]}, is analysed. Pass `output_fn=` to pick another.",
+                        UserWarning,
+                        stacklevel=1,
+                    )
             if not isinstance(tensor, Tensor):
                 reason = (
                     f"`output_fn` returned {type(tensor).__name__} for its {type(output).__name__} output; it must "
@@ -126,7 +157,7 @@ class ActivationCapture:
                     "`output_fn=` to pick the tensor to analyse"
                 )
                 self.skipped[name] = reason
-                warnings.warn(f"layer '{name}' skipped: {reason}.", UserWarning, stacklevel=2)
+                warnings.warn(f"layer '{name}' skipped: {reason}.", UserWarning, stacklevel=1)
                 return
             self.results[name].append(self.reducer(name, tensor.detach()))
 
@@ -236,10 +267,13 @@ class LayerTrace:
         order: the layers in the order the forward pass runs them, a module that runs more than once expanded
             into one layer per call (``name``, ``name#2``, ...).
         never_run: requested layers the forward pass did not run (watching them would give no value).
+        no_tensor: requested layers that ran but whose output holds no tensor (skipped, with a warning naming
+            ``output_fn``).
     """
 
     order: list[str]
     never_run: list[str]
+    no_tensor: list[str] = field(default_factory=list)
 
 
 def trace_layers(
@@ -262,25 +296,21 @@ def trace_layers(
         ...     def forward(self, x):
         ...         return self.act(self.fc(self.act(x)))
         >>> trace_layers(Net(), torch.zeros(1, 2), ["fc", "act", "unused"])
-        LayerTrace(order=['act', 'fc', 'act#2'], never_run=['unused'])
+        LayerTrace(order=['act', 'fc', 'act#2'], never_run=['unused'], no_tensor=[])
     """
     requested = list(dict.fromkeys(layer_names))
     bases = list(dict.fromkeys(split_call(name)[0] for name in requested))
-    seen: list[str] = []
-
-    def record(name: str, _tensor: Tensor) -> None:
-        seen.append(name)
-
     # Watch up to 64 calls of each module: the calls that run tell how many layers a module is.
     probe_names = [base if k == 1 else f"{base}{CALL_SEPARATOR}{k}" for base in bases for k in range(1, 65)]
-    with ActivationCapture(model, probe_names, record):
+    with ActivationCapture(model, probe_names, lambda _name, _tensor: None) as capture:
         run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn)
     order: list[str] = []
-    for name in seen:
+    no_tensor: list[str] = []
+    for name in capture.ran:  # a layer whose output holds no tensor ran too (skipped, with its own warning)
         base, call = split_call(name)
-        if (name in requested or (call > 1 and base in requested)) and name not in order:
-            order.append(name)
-    return LayerTrace(order, [name for name in requested if name not in order])
+        if (name in requested or (call > 1 and base in requested)) and name not in order + no_tensor:
+            (no_tensor if name in capture.skipped else order).append(name)
+    return LayerTrace(order, [name for name in requested if name not in order + no_tensor], no_tensor)
 
 
 def watched_layers(
@@ -359,4 +389,4 @@ def execution_order(
         ['0', '2']
     """
     trace = trace_layers(model, probe, layer_names, forward_fn=forward_fn)
-    return trace.order + trace.never_run
+    return trace.order + trace.never_run + trace.no_tensor

@@ -200,10 +200,12 @@ def build_sample(
         samples_per_class: at most this many inputs per class (``None``: no per-class cap).
         max_samples: at most this many inputs in all.
         seed: seed of the per-class permutations.
-        input_fn: picks the input from an item (default :func:`default_input`).
-        target_fn: picks the label from an item (default :func:`default_target`; no label means every input is
-            class 0). Integer, whole-number float and one-hot labels are read as classes (:func:`class_labels`);
-            anything else raises a :class:`SampleError`.
+        input_fn: picks the model input from a batch, as the loader's ``collate_fn`` makes it of the sampled items
+            (default :func:`default_input`); its first axis must be those inputs.
+        target_fn: picks the label from one dataset item (a batch of the loader for an ``IterableDataset``;
+            default :func:`default_target`; no label means every input is class 0). Integer, whole-number float
+            and one-hot labels are read as classes (:func:`class_labels`); anything else raises a
+            :class:`SampleError`. Inputs holding NaN or Inf are left out, with a note.
 
     Example:
         >>> ds = TensorDataset(torch.randn(30, 4), torch.arange(30) % 3)
@@ -255,12 +257,57 @@ def build_sample(
         inputs = dataset.tensors[0][indices]
     else:
         items = [dataset[int(i)] for i in indices]
-        inputs = input_fn(collate(items))
+        batch = collate(items)
+        inputs = input_fn(batch)
+        if input_fn is default_input:
+            notes += _ignored_mask_note(batch)
+    _check_inputs(inputs, len(indices))
+    return _finite_sample(indices, inputs.detach().cpu(), labels[indices], notes)
+
+
+def _check_inputs(inputs: Any, count: int) -> None:
+    """``input_fn``'s result: a tensor whose first axis is the ``count`` sampled inputs."""
     if not isinstance(inputs, Tensor):
         raise SampleError(f"`input_fn` must return a tensor, got {type(inputs).__name__}.")
-    sample_labels = labels[indices]
-    classes = sorted(sample_labels.unique().tolist())
-    return FixedSample(indices, inputs.detach().cpu(), sample_labels, classes, notes)
+    if inputs.ndim == 0 or inputs.shape[0] != count:
+        raise SampleError(
+            f"`input_fn` returned a tensor of shape {tuple(inputs.shape)} for a batch of {count} sampled inputs; "
+            f"its first axis must be those {count} inputs. `input_fn` receives a batch as the validation "
+            "dataloader's collate_fn makes it of the sampled items (not one item): e.g. "
+            "`lambda batch: torch.stack([batch['a'], batch['b']], dim=1)`."
+        )
+
+
+def _ignored_mask_note(batch: Any) -> list[str]:
+    """A note when the default input (a dict's ``input_ids``) leaves a padding mask with zeros behind."""
+    mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+    if not isinstance(mask, Tensor) or not bool((mask == 0).any()) or "input_ids" not in batch:
+        return []
+    return [
+        "lightning-topo sample: the items hold an `attention_mask` with padding, and the model runs as "
+        "model(input_ids) without it, so padding tokens are part of what is measured. To use it: "
+        "input_fn=lambda b: torch.stack([b['input_ids'], b['attention_mask']], dim=1) and "
+        "forward_fn=lambda m, x: m(input_ids=x[:, 0], attention_mask=x[:, 1])."
+    ]
+
+
+def _finite_sample(indices: Tensor, inputs: Tensor, labels: Tensor, notes: list[str]) -> FixedSample:
+    """The sample without the inputs that hold NaN or Inf (named in a note): one such input would make every
+    layer's values NaN."""
+    if inputs.is_floating_point() or inputs.is_complex():
+        finite = torch.isfinite(inputs.reshape(len(inputs), -1)).all(dim=1)
+        if not bool(finite.all()):
+            bad = indices[~finite].tolist()
+            where = f"at dataset indices {bad[:10]}{' ...' if len(bad) > 10 else ''}" if bad[0] >= 0 else ""
+            if int(finite.sum()) == 0:
+                raise SampleError(f"every sampled validation input holds NaN or Inf ({len(bad)} inputs).")
+            notes.append(
+                f"lightning-topo sample: {len(bad)} validation input(s) {where} hold NaN or Inf and are left out of "
+                f"the sample ({int(finite.sum())} inputs remain): their activations would make every layer's "
+                "values NaN."
+            )
+            indices, inputs, labels = indices[finite], inputs[finite], labels[finite]
+    return FixedSample(indices, inputs, labels, sorted(labels.unique().tolist()), notes)
 
 
 def _named_errors(fn: Callable[[Any], Any], name: str) -> Callable[[Any], Any]:
@@ -299,6 +346,8 @@ def _from_batches(
     notes = [note]
     for batch in loader:
         x = input_fn(batch)
+        if not isinstance(x, Tensor):
+            raise SampleError(f"`input_fn` must return a tensor, got {type(x).__name__}.")
         y, label_note = class_labels(target_fn(batch), batched=True)
         if not len(y):  # no label: one class
             y = torch.zeros(len(x), dtype=torch.long)
@@ -318,13 +367,7 @@ def _from_batches(
         raise SampleError("the validation dataloader yielded no inputs: there is nothing to sample.")
     labels = torch.tensor(ys, dtype=torch.long)
     order = torch.argsort(labels, stable=True)
-    return FixedSample(
-        torch.full((len(xs),), -1, dtype=torch.long),
-        torch.stack(xs)[order],
-        labels[order],
-        sorted(set(ys)),
-        notes,
-    )
+    return _finite_sample(torch.full((len(xs),), -1, dtype=torch.long), torch.stack(xs)[order], labels[order], notes)
 
 
 def shard(sample: FixedSample, rank: int, world_size: int) -> FixedSample:
