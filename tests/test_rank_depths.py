@@ -3,6 +3,7 @@ warning names the depths and the ranking records it (real models analysed on the
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -11,7 +12,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from lightning_topo import rank_models
-from lightning_topo.analysis.ranking import DepthMismatchWarning
+from lightning_topo.analysis.ranking import DepthMismatchWarning, SettingsMismatchWarning, correlations
 
 
 def _cnn(depth: int) -> nn.Sequential:
@@ -57,3 +58,36 @@ def test_no_warning_at_equal_depth_or_by_decay_rate(reports: dict) -> None:
     assert same.note is None and by_decay.note is None
     assert by_decay.depths["shallow"] < by_decay.depths["deep"]
     assert "note" not in same.to_dict() or same.to_dict()["note"] is None
+
+
+def test_two_models_with_scores_are_ranked_without_correlations(reports: dict) -> None:
+    two = {k: v for k, v in reports.items() if k != "shallow"}
+    ranking = rank_models(two, scores={"deep": 0.7, "deep_too": 0.6})
+    assert sorted(ranking.names) == ["deep", "deep_too"] and ranking.correlations is None
+    assert "needs at least 3 models" in ranking.note and ranking.note in ranking.table()
+
+
+def test_models_analysed_with_other_settings_warn(reports: dict) -> None:
+    torch.manual_seed(0)
+    data = TensorDataset(torch.rand(30, 1, 8, 8), torch.arange(30) % 3)
+    median = rank_models({"m": _cnn(4)}, data, samples_per_class=10, threshold="median", progress=False).reports
+    with pytest.warns(SettingsMismatchWarning, match=r"threshold: deep='mean', m='median'"):
+        ranking = rank_models({"deep": reports["deep"], **median})
+    assert "different settings" in ranking.note
+
+
+def test_spearman_p_value_is_exact_for_few_models() -> None:
+    from scipy import stats
+
+    three = correlations([3.0, 2.0, 1.0], [0.9, 0.8, 0.1])
+    assert three["spearman_p"] == pytest.approx(1 / 3)  # scipy's t approximation says 0
+    rng = torch.Generator().manual_seed(1)
+    x, y = torch.rand(6, generator=rng).tolist(), torch.rand(6, generator=rng).tolist()
+    y[2] = y[4]  # a tie
+    mine = correlations(x, y)
+    # An independent engine: scipy's exact permutation test over every pairing (6! = 720), rho by scipy.
+    reference = stats.permutation_test(
+        (x,), lambda a: stats.spearmanr(a, y).statistic, permutation_type="pairings", n_resamples=math.inf
+    )
+    assert mine["spearman_p"] == pytest.approx(reference.pvalue)
+    assert mine["spearman_rho"] == pytest.approx(reference.statistic)

@@ -21,18 +21,20 @@ and the :class:`Ranking` records it (``depths``, ``note``, also in ``to_dict()``
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from torch import nn
 
 from lightning_topo.analysis.analyse import analyse
 from lightning_topo.analysis.report import TopologyReport
 
-__all__ = ["RANK_BY", "DepthMismatchWarning", "Ranking", "correlations", "rank_models"]
+__all__ = ["RANK_BY", "DepthMismatchWarning", "Ranking", "SettingsMismatchWarning", "correlations", "rank_models"]
 
 RANK_BY = ("theta", "decay_rate")
 
@@ -44,8 +46,29 @@ class DepthMismatchWarning(UserWarning):
     """
 
 
+class SettingsMismatchWarning(UserWarning):
+    """Models ranked together were analysed with different settings (view, threshold, sample, ...), so their values
+    are not comparable.
+
+    Turn it into an error with ``warnings.simplefilter("error", SettingsMismatchWarning)``.
+    """
+
+
+_SAMPLE_SETTINGS = ("samples_per_class", "max_samples", "seed")
+_VIEW_SETTINGS = {
+    "cubical": ("threshold", "persistence", "persistence_dims", "min_persistence"),
+    "rips": ("scale", "metric", "k", "maxdim", "pool_size"),
+}
+EXACT_SPEARMAN_MAX_N = 8
+"""Up to this many models, Spearman's p-value is exact (every pairing enumerated); above, scipy's t approximation."""
+
+
 def correlations(predictor: list[float], scores: list[float]) -> dict[str, float]:
     """Kendall tau, Spearman rho (with p-values) and weighted tau between a predictor and scores (scipy).
+
+    Kendall's p-value is scipy's (exact for small samples without ties); Spearman's is exact for up to
+    :data:`EXACT_SPEARMAN_MAX_N` models (every pairing of the two rankings enumerated), where scipy's t
+    approximation is far off (it says p = 0 for 3 models in perfect order; the exact value is 1/3).
 
     Example:
         >>> c = correlations([3.0, 2.0, 1.0, 0.5], [0.9, 0.8, 0.85, 0.1])
@@ -60,12 +83,15 @@ def correlations(predictor: list[float], scores: list[float]) -> dict[str, float
         raise ValueError(f"rank correlations need at least 3 models with finite values, got {len(predictor)}.")
     kendall = stats.kendalltau(predictor, scores)
     spearman = stats.spearmanr(predictor, scores)
+    spearman_p = float(spearman.pvalue)
+    if len(predictor) <= EXACT_SPEARMAN_MAX_N and math.isfinite(float(spearman.statistic)):
+        spearman_p = _exact_spearman_p(predictor, scores, float(spearman.statistic))
     weighted = stats.weightedtau(predictor, scores)
     return {
         "kendall_tau": float(kendall.statistic),
         "kendall_p": float(kendall.pvalue),
         "spearman_rho": float(spearman.statistic),
-        "spearman_p": float(spearman.pvalue),
+        "spearman_p": spearman_p,
         "weighted_tau": float(weighted.statistic),
         "n": len(predictor),
     }
@@ -214,15 +240,22 @@ def rank_models(
         else:
             raise TypeError(f"model {name!r} must be an nn.Module or a TopologyReport, got {type(model).__name__}.")
     depths = {name: len(report.layers) for name, report in reports.items()}
-    note = None
+    notes = []
     if by == "theta" and len(set(depths.values())) > 1:
         listed = ", ".join(f"{name}: {d}" for name, d in depths.items())
-        note = (
+        notes.append(
             f"theta ranks models watched on different numbers of layers ({listed}), where it is not comparable "
             '(the same decay gives a different theta at another depth); rank by="decay_rate" (depth-normalised) '
             "or watch the same number of layers in every model."
         )
-        warnings.warn(note, DepthMismatchWarning, stacklevel=2)
+        warnings.warn(notes[-1], DepthMismatchWarning, stacklevel=2)
+    mixed = _mixed_settings(reports)
+    if mixed:
+        notes.append(
+            f"the models were analysed with different settings ({mixed}), so their values are not comparable; "
+            "analyse every model with the same settings."
+        )
+        warnings.warn(notes[-1], SettingsMismatchWarning, stacklevel=2)
     sign = 1.0 if by == "theta" else -1.0
 
     def key(name: str) -> tuple[int, float]:
@@ -249,5 +282,40 @@ def rank_models(
     if scores is not None:
         usable = [r for r in rows if math.isfinite(r[by]) and math.isfinite(r["score"])]
         predictor = [-r[by] if by == "theta" else r[by] for r in usable]
-        corr = correlations(predictor, [r["score"] for r in usable])
+        if len(usable) >= 3:
+            corr = correlations(predictor, [r["score"] for r in usable])
+        else:
+            notes.append(
+                f"no rank correlation with the scores: it needs at least 3 models with a finite {by} and score, "
+                f"there are {len(usable)}."
+            )
+    note = " ".join(notes) or None
     return Ranking(rows=rows, by=by, correlations=corr, reports=reports, depths=depths, note=note)
+
+
+def _exact_spearman_p(predictor: list[float], scores: list[float], observed: float) -> float:
+    """Two-sided exact p-value of Spearman's rho: the share of the n! pairings of the scores with the predictor
+    whose rho is at least as far from 0 as ``observed`` (ties ranked as scipy ranks them, by their mean rank)."""
+    from scipy import stats
+
+    rx = stats.rankdata(predictor) - (len(predictor) + 1) / 2
+    ry = stats.rankdata(scores) - (len(scores) + 1) / 2
+    pairings = ry[np.array(list(itertools.permutations(range(len(ry)))))]  # (n!, n)
+    rho = pairings @ rx / math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(np.mean(np.abs(rho) >= abs(observed) - 1e-12))
+
+
+def _mixed_settings(reports: Mapping[str, TopologyReport]) -> str:
+    """The settings that differ between the reports, as ``"threshold: a='mean', b='median'"`` (empty if none):
+    the view, the sample's and the view's settings (not the layers, which differ between models by nature)."""
+    configs = {name: report.config for name, report in reports.items() if report.config}
+    views = {config.get("complex") for config in configs.values()}
+    keys = ["complex", *_SAMPLE_SETTINGS]
+    if len(views) == 1:
+        keys += _VIEW_SETTINGS.get(str(next(iter(views))), ())
+    parts = []
+    for key in keys:
+        values = {name: config.get(key) for name, config in configs.items()}
+        if len({repr(v) for v in values.values()}) > 1:
+            parts.append(f"{key}: " + ", ".join(f"{name}={value!r}" for name, value in values.items()))
+    return "; ".join(parts)
