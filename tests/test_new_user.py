@@ -296,3 +296,53 @@ def test_a_layer_without_tensor_output_ran_and_is_skipped_not_never_run() -> Non
     assert any("layer 'note' skipped" in t for t in texts)
     assert not any("never run" in t for t in texts), texts
     assert report.layers == ["conv", "act"] and math.isfinite(report.theta)
+
+
+def test_cli_model_without_checkpoint_is_seeded_and_leaves_the_random_state() -> None:
+    from lightning_topo.cli.analysis import load_model
+    from lightning_topo.models import CNNClassifier
+
+    before = torch.random.get_rng_state()
+    with pytest.warns(UserWarning, match=r"freshly initialised CNNClassifier \(weights seeded with 3\)"):
+        a = load_model(CNNClassifier, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    with pytest.warns(UserWarning):
+        b, c = load_model(CNNClassifier, seed=3), load_model(CNNClassifier, seed=4)
+    same = [torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)]
+    other = [torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values(), strict=True)]
+    assert all(same) and not all(other)
+
+
+def test_cli_lightning_module_from_a_plain_state_dict(tmp_path: Path) -> None:
+    from lightning_topo.cli.analysis import load_model
+    from lightning_topo.models import CNNClassifier
+
+    trained = CNNClassifier()
+    torch.save(trained.state_dict(), tmp_path / "sd.pt")
+    loaded = load_model(CNNClassifier, str(tmp_path / "sd.pt"))
+    assert all(
+        torch.equal(x, y) for x, y in zip(trained.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
+
+
+def test_rank_help_is_a_whole_sentence(tmp_path: Path) -> None:
+    proc = _cli("rank", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "writes ranking.json, ranking.png, a report per model." in " ".join(proc.stdout.split())
+
+
+def test_persistence_summaries_plot_and_a_list_volume_is_named() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lightning_topo.functional import cubical_persistence
+    from lightning_topo.metrics import PersistenceSummaries
+
+    metric = PersistenceSummaries(num_classes=2)
+    metric.update(torch.rand(4, 6, 6), torch.tensor([0, 1, 0, 1]))
+    fig, ax = metric.plot()
+    assert fig is not None and len(ax.lines) == len(metric.keys)  # a series per summary
+    diagrams = cubical_persistence(torch.rand(3, 5, 5))
+    with pytest.raises(TypeError, match=r"`volume` must be an int or None, got \[1\]"):
+        diagrams.select(volume=[1])
+    assert torch.equal(diagrams.select(volume=1).index.unique(), torch.tensor([1]))

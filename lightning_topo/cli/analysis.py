@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import torch
 from jsonargparse import ArgumentParser, auto_parser
 from lightning.pytorch import LightningDataModule, LightningModule
 from torch import nn
@@ -48,13 +49,20 @@ class ModelEntry:
 
 
 def load_model(
-    cls: type, ckpt: str | None = None, model_args: dict[str, Any] | None = None, weights_only: bool = True
+    cls: type,
+    ckpt: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    weights_only: bool = True,
+    seed: int = 0,
 ) -> nn.Module:
     """Build a model of class ``cls`` and load ``ckpt`` into it (on the CPU).
 
-    A ``LightningModule`` is restored by ``load_from_checkpoint`` (its saved hyperparameters, overridden by
-    ``model_args``); another ``nn.Module`` is built from ``model_args`` and given the checkpoint's ``state_dict``.
-    Without ``ckpt``: the freshly initialised model, with a warning. Every failure is a :class:`CLIError`.
+    A ``LightningModule`` is restored by ``load_from_checkpoint`` from a Lightning checkpoint (its saved
+    hyperparameters, overridden by ``model_args``); another ``nn.Module``, or a ``LightningModule`` given a plain
+    ``torch.save``'d ``state_dict``, is built from ``model_args`` and given that ``state_dict``. Without ``ckpt``:
+    the freshly initialised model, its weights drawn with torch's generator seeded with ``seed`` (the same model
+    every run; the process's random state is left as it was), with a warning. Every failure is a
+    :class:`CLIError`.
     """
     name = f"{cls.__module__}.{cls.__qualname__}"
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
@@ -63,12 +71,17 @@ def load_model(
     state = None if ckpt is None else read_checkpoint(ckpt, "--ckpt", weights_only)
     if ckpt is None:
         warnings.warn(
-            f"no checkpoint given: analysing a freshly initialised {cls.__name__}.", UserWarning, stacklevel=2
+            f"no checkpoint given: analysing a freshly initialised {cls.__name__} (weights seeded with {seed}).",
+            UserWarning,
+            stacklevel=2,
         )
+    lightning_checkpoint = isinstance(state, dict) and "pytorch-lightning_version" in state
     try:
-        if ckpt is not None and issubclass(cls, LightningModule):
+        if lightning_checkpoint and issubclass(cls, LightningModule):
             return cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=weights_only, **model_args)
-        model = cls(**model_args)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls(**model_args)
         if isinstance(state, dict):
             model.load_state_dict(state.get("state_dict", state))
         return model
@@ -95,7 +108,8 @@ def analyse(
     Args:
         model: Import path of the model class (any torch.nn.Module), e.g. lightning_topo.models.CNNClassifier.
         data: Data module (class path and init_args) whose validation split is analysed.
-        ckpt: Checkpoint to load (Lightning's, or a torch.save'd state_dict); none: a freshly initialised model.
+        ckpt: Checkpoint to load (Lightning's, or a torch.save'd state_dict); none: a freshly initialised model, its
+            weights seeded with analysis.seed.
         model_args: Keyword arguments of the model class; a LightningModule's override the hyperparameters saved
             in ckpt.
         analysis: What to compute on which layers and inputs (the fields of TopologyConfig).
@@ -104,7 +118,7 @@ def analyse(
         weights_only: Load checkpoints with torch's safe loader (tensors and plain values only); false loads a
             trusted checkpoint that holds other Python objects (and runs the code pickled in it).
     """
-    net = load_model(model, ckpt, model_args, weights_only)
+    net = load_model(model, ckpt, model_args, weights_only, seed=analysis.seed)
     report = analyse_model(net, data, analysis, progress=progress, name=ckpt or f"{model.__module__}.{model.__name__}")
     out = Path(output_dir)
     json_path, png = report.to_json(out / "report.json"), _save_figure(report.plot(), out / "report.png")
@@ -122,8 +136,9 @@ def rank(
     progress: bool = True,
     weights_only: bool = True,
 ) -> Ranking:
-    """Rank model checkpoints by the decay of their topology: writes ranking.json, ranking.png and a report per
-    model, prints the table and, given scores, the rank correlations.
+    """Rank model checkpoints by the decay of their topology: writes ranking.json, ranking.png, a report per model.
+
+    Prints the table and, given scores, the rank correlations.
 
     Args:
         models: The models: a list of {name, model, ckpt (optional), model_args (optional)}.
@@ -145,7 +160,7 @@ def rank(
             f"{[n for n in names if n not in scores]}, unknown {[n for n in scores if n not in names]} "
             f"(models: {names}); give --scores a score for each name of --models, or drop it."
         )
-    nets = {e.name: load_model(e.model, e.ckpt, e.model_args, weights_only) for e in models}
+    nets = {e.name: load_model(e.model, e.ckpt, e.model_args, weights_only, seed=analysis.seed) for e in models}
     ranking = rank_models(nets, data, scores=scores, by=by, config=analysis, progress=progress)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

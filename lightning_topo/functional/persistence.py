@@ -103,6 +103,12 @@ class PersistenceDiagrams:
 
     def _mask(self, volume: int | None, dim: int | None) -> Tensor:
         keep = torch.ones(len(self), dtype=torch.bool, device=self.device)
+        for name, value in (("volume", volume), ("dim", dim)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise TypeError(
+                    f"`{name}` must be an int or None, got {value!r}; take several with a loop or a mask on "
+                    f"`.{'index' if name == 'volume' else 'dims'}`."
+                )
         if volume is not None:
             if not -self.num_volumes <= volume < self.num_volumes:
                 raise IndexError(f"`volume` {volume} is out of range for {self.num_volumes} volumes.")

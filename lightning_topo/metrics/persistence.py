@@ -130,3 +130,21 @@ class PersistenceSummaries(Metric):
         """``{name: per-class means (num_classes,)}``, or scalars for a single class."""
         means = _betti_compute(self.summary_sum, self.count)
         return {key: means[0, j] if self.num_classes == 1 else means[:, j] for j, key in enumerate(self.keys)}
+
+    def plot(self, val: dict[str, Tensor] | Sequence[dict[str, Tensor]] | None = None, ax: Any = None) -> Any:
+        """Plot the summaries (a point per summary and class), or a sequence of ``compute()`` results over steps (a
+        line per summary and class): torchmetrics' standard plot of a dict of values.
+
+        Args:
+            val: a ``compute()`` result or a sequence of them; ``None`` plots the current ``compute()``.
+            ax: a matplotlib axis to draw on (a new figure otherwise).
+
+        Returns:
+            ``(fig, ax)`` (``fig`` is ``None`` when ``ax`` was given), as torchmetrics plots do.
+
+        Example:
+            >>> m = PersistenceSummaries(summaries=["total_persistence"], dims=[0])
+            >>> m.update(torch.rand(2, 5, 5))
+            >>> fig, ax = m.plot()
+        """
+        return self._plot(val, ax)
