@@ -291,6 +291,16 @@ class TopologyConfig:
                 f"`persistence_dims` must be a non-empty list of 0, 1 and 2, got {self.persistence_dims!r}."
             )
         object.__setattr__(self, "persistence_dims", tuple(sorted(set(dims))))
+        if self.persistence is None and self.persistence_dims != tuple(
+            type(self).__dataclass_fields__["persistence_dims"].default
+        ):
+            warnings.warn(
+                f"`persistence_dims={list(self.persistence_dims)}` has no effect: it selects the dimensions of the "
+                "persistence summaries, and persistence=None computes none. Pass `persistence=[...]`, or leave "
+                "`persistence_dims` out.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     # ------------------------------------------------------------------ derived
     @property

@@ -123,13 +123,15 @@ def test_flags_must_be_booleans(name: str) -> None:
         TopologyCallback(**{name: "no"})
 
 
-def test_min_persistence_without_persistent_betti_warns() -> None:
+def test_persistence_settings_without_persistence_warn() -> None:
     with pytest.warns(UserWarning, match=r"`min_persistence=0.3` has no effect"):
         TopologyConfig(min_persistence=0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         TopologyConfig(persistence=["persistent_betti"], min_persistence=0.3)
-        TopologyConfig(persistence=["entropy"])
+        TopologyConfig(persistence=["entropy"], persistence_dims=[1])
+    with pytest.warns(UserWarning, match=r"`persistence_dims=\[0, 2\]` has no effect"):
+        TopologyConfig(persistence_dims=[0, 2])
 
 
 def test_threshold_callable_must_give_one_value_per_volume() -> None:
@@ -346,3 +348,22 @@ def test_persistence_summaries_plot_and_a_list_volume_is_named() -> None:
     with pytest.raises(TypeError, match=r"`volume` must be an int or None, got \[1\]"):
         diagrams.select(volume=[1])
     assert torch.equal(diagrams.select(volume=1).index.unique(), torch.tensor([1]))
+
+
+def test_report_table_shows_the_persistence_summaries_and_no_negative_zero() -> None:
+    from lightning_topo import analyse
+    from lightning_topo.analysis.report import _shown
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3), torch.nn.ReLU())
+    data = TensorDataset(torch.rand(12, 1, 9, 9), torch.arange(12) % 2)
+    report = analyse(net, data, progress=False, persistence=["total_persistence", "persistent_betti"])
+    lines = report.table().splitlines()
+    start = lines.index("total_persistence (mean over classes)")
+    assert lines[start + 1].split()[-3:] == ["H0", "H1", "H2"]
+    for i, _name in enumerate(report.layers):
+        shown = [float(v) for v in lines[start + 2 + i].split()[2:]]
+        expected = [float(report.mean_persistence()[f"total_persistence_{k}"][i]) for k in range(3)]
+        assert shown == pytest.approx(expected, rel=1e-3, abs=1e-3)
+    assert "persistent_betti (mean over classes)" in lines
+    assert _shown(-0.00001) == "0.0000" and _shown(-0.25) == "-0.2500"

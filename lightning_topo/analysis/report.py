@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,7 +296,8 @@ class TopologyReport:
         return pd.DataFrame(rows)
 
     def table(self) -> str:
-        """A fixed-width text table: one line per layer (Betti numbers averaged over classes, Omega)."""
+        """A fixed-width text table: one line per layer (Betti numbers averaged over classes, Omega); with
+        persistence summaries, one more table per summary (a column per dimension), averaged the same way."""
         keys = [_BETTI[k] for k in range(self.betti_dims)]
         width = max([5, *(len(n) for n in self.layers)])
         lines = [f"{'depth':>5}  {'layer':<{width}}  " + "  ".join(f"{k:>7}" for k in [*keys, "omega"])]
@@ -303,7 +305,17 @@ class TopologyReport:
         for i, name in enumerate(self.layers):
             values = [*means[i].tolist(), float(self.omega[i])]
             lines.append(f"{i + 1:>5}  {name:<{width}}  " + "  ".join(f"{v:>7.3f}" for v in values))
-        lines.append(f"theta = {self.theta:.4f}   decay_rate = {self.decay_rate:.4f}")
+        summaries = self.mean_persistence()
+        kinds = dict.fromkeys(re.sub(r"_?\d$", "", key) for key in summaries)
+        for kind in kinds:
+            columns = [key for key in summaries if re.sub(r"_?\d$", "", key) == kind]
+            heads = [f"H{key[-1]}" for key in columns]
+            lines.append(f"{'persistent_betti' if kind == 'persistent_b' else kind} (mean over classes)")
+            lines.append(f"{'depth':>5}  {'layer':<{width}}  " + "  ".join(f"{h:>9}" for h in heads))
+            for i, name in enumerate(self.layers):
+                row = "  ".join(f"{float(summaries[key][i]):>9.4g}" for key in columns)
+                lines.append(f"{i + 1:>5}  {name:<{width}}  {row}")
+        lines.append(f"theta = {_shown(self.theta)}   decay_rate = {_shown(self.decay_rate)}")
         return "\n".join(lines)
 
     def plot(self, title: str | None = None) -> Any:
@@ -322,6 +334,13 @@ class TopologyReport:
         footer = self.name if self.name and self.name != short else None
         _fit_texts(fig, fig.axes[0].title, footer)
         return fig
+
+
+def _shown(value: float, digits: int = 4) -> str:
+    """``value`` with ``digits`` decimals, a value that rounds to zero without a sign (``-0.0000`` reads as a
+    decay)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0.0 else text
 
 
 def _diagram_dict(d: PersistenceDiagrams) -> dict[str, Any]:
