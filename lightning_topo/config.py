@@ -81,7 +81,9 @@ def auto_k(n: int) -> int:
 
 
 LayerSpec = str | Sequence[str] | Callable[[str, nn.Module], bool]
-ThresholdSpec = float | str | Callable[[Tensor], Tensor | float]
+# Callables return `Any` here (a (B,) tensor, a number, the tensor to analyse): with `Tensor`, jsonargparse's help
+# lists every torch.Tensor subclass under these options.
+ThresholdSpec = float | str | Callable[[Tensor], Any]
 PersistenceSummary = Literal["total_persistence", "entropy", "persistent_betti"]
 
 
@@ -184,9 +186,9 @@ class TopologyConfig:
     batch_size: int = 256
     max_layers: int = 32
     device: str | None = None
-    input_fn: Callable[[Any], Tensor] | None = None
+    input_fn: Callable[[Any], Any] | None = None
     target_fn: Callable[[Any], Any] | None = None
-    output_fn: Callable[[Any], Tensor] | None = None
+    output_fn: Callable[[Any], Any] | None = None
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None
     overlap: bool = True
 

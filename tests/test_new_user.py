@@ -331,6 +331,9 @@ def test_rank_help_is_a_whole_sentence(tmp_path: Path) -> None:
     proc = _cli("rank", "--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "writes ranking.json, ranking.png, a report per model." in " ".join(proc.stdout.split())
+    analyse_help = _cli("analyse", "--help", cwd=tmp_path)
+    assert analyse_help.returncode == 0 and "--analysis.threshold" in analyse_help.stdout
+    assert "torch.sparse" not in analyse_help.stdout  # no list of torch.Tensor subclasses under the functions
 
 
 def test_persistence_summaries_plot_and_a_list_volume_is_named() -> None:
