@@ -133,14 +133,8 @@ class PersistenceSummaries(Metric):
 
     def plot(self, val: dict[str, Tensor] | Sequence[dict[str, Tensor]] | None = None, ax: Any = None) -> Any:
         """Plot the summaries (a point per summary and class), or a sequence of ``compute()`` results over steps (a
-        line per summary and class): torchmetrics' standard plot of a dict of values.
-
-        Args:
-            val: a ``compute()`` result or a sequence of them; ``None`` plots the current ``compute()``.
-            ax: a matplotlib axis to draw on (a new figure otherwise).
-
-        Returns:
-            ``(fig, ax)`` (``fig`` is ``None`` when ``ax`` was given), as torchmetrics plots do.
+        line per summary and class): torchmetrics' standard plot of a dict of values; ``val`` and ``ax`` and the
+        ``(fig, ax)`` returned as in :meth:`BettiNumbers.plot <lightning_topo.metrics.BettiNumbers.plot>`.
 
         Example:
             >>> m = PersistenceSummaries(summaries=["total_persistence"], dims=[0])
