@@ -64,17 +64,30 @@ def test_strict_early_stopping_on_a_sparse_topology_value_fails_at_setup(tmp_pat
 
 def test_lenient_monitors_on_a_sparse_topology_value_warn(tmp_path: Path) -> None:
     stopper = EarlyStopping(monitor="topology/decay_rate", mode="max", strict=False)
-    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="topology/omega_last", every_n_epochs=2)
+    aligned = ModelCheckpoint(dirpath=tmp_path / "a", monitor="topology/omega_last", every_n_epochs=2)
     with pytest.warns(UserWarning) as record:
         _fit(
             tmp_path,
-            [TopologyCallback(every_n_epochs=2, samples_per_class=2), stopper, ckpt],
+            [TopologyCallback(every_n_epochs=2, samples_per_class=2), stopper, aligned],
             max_epochs=2,
             enable_checkpointing=True,
         )
     texts = [str(w.message) for w in record]
     assert any("EarlyStopping(monitor='topology/decay_rate')" in t and "count the last" in t for t in texts)
-    assert any("ModelCheckpoint(monitor='topology/omega_last')" in t and "every_n_epochs=2 too" in t for t in texts)
+    assert not any("ModelCheckpoint(" in t for t in texts)  # it saves at the evaluated epochs only: nothing to say
+    assert len(list((tmp_path / "a").glob("*.ckpt"))) == 1  # saved at epoch 1, with the value
+
+    every_epoch = ModelCheckpoint(dirpath=tmp_path / "b", monitor="topology/omega_last")
+    with (
+        pytest.warns(UserWarning, match=r"ModelCheckpoint\(monitor='topology/omega_last'\).*every_n_epochs=2 too"),
+        pytest.raises(MisconfigurationException, match="could not find the monitored key"),  # as the warning said
+    ):
+        _fit(
+            tmp_path,
+            [TopologyCallback(every_n_epochs=2, samples_per_class=2), every_epoch],
+            max_epochs=2,
+            enable_checkpointing=True,
+        )
 
 
 def test_topology_early_stopping_is_not_refused(tmp_path: Path) -> None:
@@ -206,6 +219,16 @@ def test_cli_epoch_lines_fresh_topology_warnings_plain_and_validate_prints_it(tm
     assert "topology/decay_rate" in epochs["[2/3] epoch 1"]
     assert "topology/decay_rate" not in epochs["[1/3] epoch 0"] + epochs["[3/3] epoch 2"]
     assert "1 evaluation; epoch 1:" in fit.stdout
+
+    # Validation every 2nd epoch: the epoch without one shows its training metrics only, not the last val_acc.
+    (tmp_path / "sparse").mkdir()
+    sparse = _cli(
+        "fit", "--config", config, *short[:4], "--trainer.check_val_every_n_epoch", "2", cwd=tmp_path / "sparse"
+    )
+    assert sparse.returncode == 0, sparse.stderr[-3000:]
+    lines = [line for line in sparse.stdout.splitlines() if line.startswith("[")]
+    assert "(no validation)" in lines[2] and "val_acc" not in lines[2] and "train_loss" in lines[2], lines
+    assert "(no validation)" not in lines[1] and "val_acc" in lines[1], lines
 
     ckpt = "outputs/digits_mlp/checkpoints/last.ckpt"
     validate = _cli("validate", "--config", config, "--ckpt_path", ckpt, cwd=tmp_path)
@@ -370,3 +393,15 @@ def test_report_table_shows_the_persistence_summaries_and_no_negative_zero() -> 
         assert shown == pytest.approx(expected, rel=1e-3, abs=1e-3)
     assert "persistent_betti (mean over classes)" in lines
     assert _shown(-0.00001) == "0.0000" and _shown(-0.25) == "-0.2500"
+
+
+def test_png_charts_beside_a_tensorboard_logger(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    callback = TopologyCallback(samples_per_class=2, charts=["png"])
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    _fit(tmp_path, [callback], max_epochs=1, logger=logger)
+    assert callback.wait_for_charts(timeout=120)
+    folder = Path(logger.log_dir) / "topology"
+    assert sorted(p.name for p in folder.glob("*.png")) == ["betti_vs_depth.png", "decay.png", "omega_history.png"]
+    assert not list(Path(logger.log_dir).glob("*.topology_figures"))  # no TensorBoard figures: not asked for

@@ -11,12 +11,14 @@ from lightning_topo.analysis.evaluate import (
     ranks_fail_together,
     start_evaluation,
 )
-from lightning_topo.analysis.ranking import Ranking, rank_models
+from lightning_topo.analysis.ranking import DepthMismatchWarning, Ranking, SettingsMismatchWarning, rank_models
 from lightning_topo.analysis.report import TopologyReport
 
 __all__ = [
+    "DepthMismatchWarning",
     "PendingEvaluation",
     "Ranking",
+    "SettingsMismatchWarning",
     "TopologyEvaluationError",
     "TopologyReport",
     "analyse",

@@ -103,8 +103,8 @@ class TopologyCallback(Callback):
         charts: where to send charts after each evaluation (see :mod:`lightning_topo.loggers.charts`): ``"auto"``
             (W&B charts to a ``WandbLogger``, a custom-scalars layout and figures to a ``TensorBoardLogger``, PNG
             files under the log dir of any other logger; nothing without a logger), a list of ``"wandb"``,
-            ``"tensorboard"``, ``"png"``, or ``False``. Figures are drawn on a background thread; training does
-            not wait for them.
+            ``"tensorboard"``, ``"png"`` (PNG files for every logger whose own kind is not in the list), or ``False``.
+            Figures are drawn on a background thread; training does not wait for them.
         **fields: any :class:`~lightning_topo.config.TopologyConfig` field (``complex="rips"``, ``k=10``, ...),
             overriding ``config``; documented once, there.
 
@@ -314,6 +314,23 @@ class TopologyCallback(Callback):
         if stage == "fit":
             self._check_monitors(trainer)
 
+    def _saves_at_evaluations(self, trainer: Trainer, checkpoint: ModelCheckpoint) -> bool:
+        """Whether ``checkpoint`` saves at the end of the epochs this callback evaluates only: one validation per
+        epoch, its ``every_n_epochs`` a multiple of ours and no step or time interval. ``ModelCheckpoint`` keeps
+        these arguments in attributes of its own (it has no public accessor), read here without changing them."""
+        every = getattr(checkpoint, "_every_n_epochs", None)
+        steps = getattr(checkpoint, "_every_n_train_steps", None)
+        interval = getattr(checkpoint, "_train_time_interval", None)
+        one_per_epoch = trainer.check_val_every_n_epoch == 1 and trainer.val_check_interval == 1.0
+        return (
+            isinstance(every, int)
+            and every > 0
+            and every % self.every_n_epochs == 0
+            and not steps
+            and interval is None
+            and one_per_epoch
+        )
+
     def _check_monitors(self, trainer: Trainer) -> None:
         """Lightning's ``EarlyStopping`` and ``ModelCheckpoint`` read their ``monitor`` at every validation (every
         save); with ``every_n_epochs > 1`` a ``topology/...`` value is missing before the first evaluation (they
@@ -338,13 +355,14 @@ class TopologyCallback(Callback):
                 if cb.strict:
                     raise TopologyMisconfiguration(message)
                 self._warn_once(f"monitor-{id(cb)}", f"TopologyCallback: {message}")
-            elif isinstance(cb, ModelCheckpoint):
+            elif isinstance(cb, ModelCheckpoint) and not self._saves_at_evaluations(trainer, cb):
                 self._warn_once(
                     f"monitor-{id(cb)}",
                     f"TopologyCallback: ModelCheckpoint(monitor={monitor!r}) reads the value at every save, and "
-                    f"{ours}: a save before the first evaluation raises (no such key) and saves between evaluations "
-                    f"rank by the last one. Give the ModelCheckpoint every_n_epochs={self.every_n_epochs} too (with "
-                    "one validation per epoch), or use every_n_epochs=1 with Trainer(check_val_every_n_epoch=...).",
+                    f"{ours}: its first save before the first evaluation raises (no such key), and saves between "
+                    f"evaluations would rank by the last one. Give the ModelCheckpoint every_n_epochs="
+                    f"{self.every_n_epochs} too (with one validation per epoch), or use every_n_epochs=1 with "
+                    "Trainer(check_val_every_n_epoch=...).",
                 )
 
     def _should_run(self, trainer: Trainer) -> bool:

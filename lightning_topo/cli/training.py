@@ -84,19 +84,34 @@ class EpochProgress(Callback):
     """One line per training epoch on global rank zero when no progress bar is shown, e.g. ``[2/10] epoch 1:
     train_loss 0.31  val_acc 0.92  topology/decay_rate 0.804  (1.2 s)`` (epochs done of ``max_epochs``, the epoch as
     logged, its metrics without ``/``, ``topology/decay_rate`` on the epochs a ``TopologyCallback`` evaluated, its
-    wall time); keeps the trainer and counts the epochs this run trained."""
+    wall time; an epoch without validation shows the training metrics only, marked ``(no validation)``); keeps the
+    trainer and counts the epochs this run trained."""
 
     def __init__(self) -> None:
         super().__init__()
         self.started = self._epoch_started = time.perf_counter()
         self.trainer: Trainer | None = None
         self.epochs_trained = 0
+        self._before_validation: dict[str, int] = {}
+        self._validation_keys: set[str] = set()  # what validation logs (values it replaced in callback_metrics)
+        self._validated = False  # in this epoch
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self.trainer = trainer  # for the summary after Ctrl-C (Lightning then exits)
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._epoch_started = time.perf_counter()
+        self._validated = False
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._before_validation = {key: id(value) for key, value in trainer.callback_metrics.items()}
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        self._validated = True
+        before = self._before_validation
+        self._validation_keys |= {k for k, v in trainer.callback_metrics.items() if before.get(k) != id(v)}
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         from lightning_topo.callbacks import TopologyCallback
@@ -107,13 +122,16 @@ class EpochProgress(Callback):
         total = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else "?"
         metrics, epoch = trainer.callback_metrics, trainer.current_epoch
         keys = [key for key in sorted(metrics) if "/" not in key]
+        if not self._validated:  # the values of the last validation are still there: not this epoch's
+            keys = [key for key in keys if key not in self._validation_keys]
         topology = [cb for cb in trainer.callbacks if isinstance(cb, TopologyCallback)]  # type: ignore[attr-defined]
         # `callback_metrics` keeps the last evaluation's value: shown only on the epochs that evaluated.
         if not topology or any(cb.history and cb.history[-1]["epoch"] == epoch for cb in topology):
             keys.append("topology/decay_rate")
         values = "  ".join(f"{k} {float(metrics[k]):.4g}" for k in keys if k in metrics and metrics[k].numel() == 1)
         seconds = time.perf_counter() - self._epoch_started
-        print(f"[{epoch + 1}/{total}] epoch {epoch}: {values}  ({seconds:.2f} s)", flush=True)
+        note = "" if self._validated else "  (no validation)"
+        print(f"[{epoch + 1}/{total}] epoch {epoch}: {values}{note}  ({seconds:.2f} s)", flush=True)
 
 
 def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: int | None = None) -> list[str]:

@@ -26,9 +26,11 @@ global rank zero. Everything is logged at the step Lightning logs that epoch's s
   :mod:`lightning_topo.loggers.figures` (``add_figure``), written by a ``SummaryWriter`` of our own into the
   logger's run directory (an event file ending in ``.topology_figures``; TensorBoard reads every event file
   of a run), so they can be written after Lightning closed its writer; it is closed once the last figures are in.
-* any other logger (CSV, ...): the figures as PNG files under ``<log_dir>/topology/`` (``betti_vs_depth.png``,
-  ``omega_history.png``, ``decay.png``; rewritten, the last one drawn holds every epoch), and with persistence
-  diagrams ``persistence_diagram/{layer}.png`` (TensorBoard: the tag ``topology/persistence_diagram/{layer}``).
+* any other logger (CSV, ...), and a W&B or TensorBoard logger whose own kind is not among the kinds asked for
+  while ``"png"`` is (``charts=["png"]``): the figures as PNG files under ``<log_dir>/topology/``
+  (``betti_vs_depth.png``, ``omega_history.png``, ``decay.png``; rewritten, the last one drawn holds every
+  epoch), and with persistence diagrams ``persistence_diagram/{layer}.png`` (TensorBoard: the tag
+  ``topology/persistence_diagram/{layer}``).
 
 Under DDP the diagrams drawn are global rank zero's (its share of the sample); the summaries logged as scalars
 are combined over every rank.
@@ -201,7 +203,9 @@ class ChartWriter:
         drawings: list[tuple[str, Any]] = []
         for kind, logger in chart_targets(trainer):
             if kind not in self.kinds:
-                continue
+                if "png" not in self.kinds:
+                    continue
+                kind = "png"  # e.g. charts=["png"] beside a TensorBoard logger: PNG files under its log dir
             if kind == "wandb":
                 logger.log_metrics({**self._wandb_charts(history, step), **_wandb_diagrams(diagrams)}, step=step)
             elif kind == "tensorboard":

@@ -295,12 +295,21 @@ class LayerwiseTopology(Metric):
                 layers.append(LayerTopology(name, _betti_compute(sums, counts), om, persistence=persistence))
             else:
                 layers.append(self._rips_layer(i, name, warnings))
-        for layer in layers:
-            if layer.problem is not None:
+        bad = [layer for layer in layers if layer.problem is not None]
+        if len(bad) == len(layers) > 1:
+            # Not a layer to leave out: the model's activations themselves (a diverged model, or its inputs).
+            reasons = sorted({str(layer.problem) for layer in bad})
+            warnings.append(
+                f"every watched layer ({len(bad)}) failed: {'; '.join(reasons)}; all values are NaN for this "
+                "evaluation. The model or its inputs are at fault, not one layer: check the model's outputs for "
+                "NaN/Inf (a diverged training run, a too-high learning rate) and its inputs."
+            )
+        else:
+            for layer in bad:
                 warnings.append(
-                    f"layer '{layer.name}': {layer.problem}; its values are NaN for this evaluation (and so are theta "
-                    "and the decay rate, fitted over every watched layer); to leave it out, list the others in "
-                    "`layers=[...]`."
+                    f"layer '{layer.name}': {layer.problem}; its values are NaN for this evaluation (and so are "
+                    "theta and the decay rate, fitted over every watched layer); to leave it out, list the others "
+                    "in `layers=[...]`."
                 )
         th, decay, why = decays(torch.tensor([layer.omega for layer in layers], dtype=torch.float64))
         if why is not None:
