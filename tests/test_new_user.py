@@ -405,3 +405,21 @@ def test_png_charts_beside_a_tensorboard_logger(tmp_path: Path) -> None:
     folder = Path(logger.log_dir) / "topology"
     assert sorted(p.name for p in folder.glob("*.png")) == ["betti_vs_depth.png", "decay.png", "omega_history.png"]
     assert not list(Path(logger.log_dir).glob("*.topology_figures"))  # no TensorBoard figures: not asked for
+
+
+def test_every_layer_non_finite_is_one_message_about_the_model() -> None:
+    from lightning_topo import analyse
+
+    class Diverged(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.conv2 = torch.nn.Conv2d(1, 2, 3), torch.nn.Conv2d(2, 2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv2(self.conv1(x * float("nan")))
+
+    data = TensorDataset(torch.rand(8, 1, 9, 9), torch.arange(8) % 2)
+    with pytest.warns(UserWarning):
+        report = analyse(Diverged(), data, layers=["conv1", "conv2"], progress=False)
+    assert [w for w in report.warnings if "every watched layer (2) failed" in w and "model or its inputs" in w]
+    assert not [w for w in report.warnings if "to leave it out" in w]
