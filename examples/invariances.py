@@ -46,11 +46,11 @@ Run:
 Measured on the shared 2-core CPU (load average about 7 from other jobs): quick mode 71 s in the script,
 about 85 s wall time with start-up; full mode 195 s (3.4 min wall time).
 
-Result of the full mode (``docs/findings/invariances/``): the curves stay about the same across seeds (mean r
-0.95, min 0.90) and training-set sizes (mean r 0.98, min 0.98; these three runs share their initial weights),
-but not across input resolutions (mean r 0.56, min 0.29): at 16x16 and 32x32 (interpolated 8x8 digits) the
-first layers' Omega is low and the peak moves from the first conv block to the second. The measure's
-discrimination is limited: a trained curve and its own random-init curve correlate at r 0.86 on average.
+Result of the full mode (``docs/findings/invariances/``; its numbers are in the README's Findings, generated from
+there): the curves stay about the same across seeds and training-set sizes (these runs share their initial
+weights), but not across input resolutions: at 16x16 and 32x32 (interpolated 8x8 digits) the first layers' Omega is
+low and the peak moves from the first conv block to the second. The measure's discrimination is limited: a trained
+curve and its own random-init curve still correlate highly (the references in the Findings).
 
 Writes under ``--out`` (default ``outputs/invariances``): ``results.json`` (settings, one record per run with
 its validation accuracy and Omega curves with layer names, per-group correlation statistics, references, and
