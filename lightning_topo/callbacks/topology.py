@@ -321,7 +321,12 @@ class TopologyCallback(Callback):
         every = getattr(checkpoint, "_every_n_epochs", None)
         steps = getattr(checkpoint, "_every_n_train_steps", None)
         interval = getattr(checkpoint, "_train_time_interval", None)
-        one_per_epoch = trainer.check_val_every_n_epoch == 1 and trainer.val_check_interval == 1.0
+        interval_of_validation = trainer.val_check_interval  # a float is a share of the epoch, an int a batch count
+        one_per_epoch = (
+            trainer.check_val_every_n_epoch == 1
+            and isinstance(interval_of_validation, float)
+            and interval_of_validation == 1.0
+        )
         return (
             isinstance(every, int)
             and every > 0
