@@ -716,17 +716,23 @@ def test_every_config_parses() -> None:
 
 @pytest.mark.parametrize("name", ["d1_relu.yaml", "d1_tanh.yaml"])
 def test_d1_configs_run_shortened(name: str, tmp_path: Path) -> None:
+    # 3 epochs, validated at epoch 1 only: last.ckpt must still hold epoch 2 (the resume point), not the epoch of
+    # the last monitored save.
     args = [
         "--trainer.max_epochs",
-        "1",
+        "3",
         "--trainer.check_val_every_n_epoch",
-        "1",
+        "2",
         "--data.init_args.n_per_class",
         "300",
     ]
-    _ok(run_cli("fit", "--config", str(CONFIGS / name), *args, cwd=tmp_path))
+    proc = _ok(run_cli("fit", "--config", str(CONFIGS / name), *args, cwd=tmp_path))
     stem = name.removesuffix(".yaml")
     (metrics,) = (tmp_path / "outputs" / stem / "logs").glob("version_*/metrics.csv")
     rows = list(csv.DictReader(metrics.open()))
     b0 = [float(r["topology/net.2/b0"]) for r in rows if r.get("topology/net.2/b0")]
     assert len(b0) == 1 and b0[0] >= 1
+    last = tmp_path / "outputs" / stem / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 2
+    _, items = fit_summary(proc.stdout)
+    assert any(line.startswith(f"outputs/{stem}/checkpoints/last.ckpt (epoch 2,") for line in items["checkpoint"])
