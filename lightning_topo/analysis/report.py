@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from torch import Tensor
 
 from lightning_topo.functional.persistence import PersistenceDiagrams
+from lightning_topo.functional.summaries import summary_kind_of
 
 __all__ = ["REPORT_FORMAT", "TopologyReport", "short_name"]
 
@@ -306,9 +306,9 @@ class TopologyReport:
             values = [*means[i].tolist(), float(self.omega[i])]
             lines.append(f"{i + 1:>5}  {name:<{width}}  " + "  ".join(f"{v:>7.3f}" for v in values))
         summaries = self.mean_persistence()
-        kinds = dict.fromkeys(re.sub(r"_?\d$", "", key) for key in summaries)
+        kinds = dict.fromkeys(summary_kind_of(key) for key in summaries)
         for kind in kinds:
-            columns = [key for key in summaries if re.sub(r"_?\d$", "", key) == kind]
+            columns = [key for key in summaries if summary_kind_of(key) == kind]
             heads = [f"H{key[-1]}" for key in columns]
             lines.append(f"{'persistent_betti' if kind == 'persistent_b' else kind} (mean over classes)")
             lines.append(f"{'depth':>5}  {'layer':<{width}}  " + "  ".join(f"{h:>9}" for h in heads))

@@ -24,6 +24,7 @@ suffixes of the metrics ``topology/{layer}/...`` the callback logs).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
@@ -62,6 +63,16 @@ def summary_keys(kinds: Sequence[str], dims: Sequence[int]) -> list[str]:
         if kind in kinds:
             out += [_KEY_FORMAT[kind].format(k=k) if kind in _KEY_FORMAT else f"persistent_b{k}" for k in dims]
     return out
+
+
+def summary_kind_of(key: str) -> str:
+    """A column name of :func:`summary_keys` without its dimension: the series a chart or table groups by.
+
+    Example:
+        >>> [summary_kind_of(k) for k in ("total_persistence_2", "persistence_entropy_0", "persistent_b1")]
+        ['total_persistence', 'persistence_entropy', 'persistent_b']
+    """
+    return re.sub(r"_?\d$", "", key)
 
 
 def _check_kinds(kinds: Sequence[str]) -> None:

@@ -56,6 +56,7 @@ from typing import Any
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
+from lightning_topo.functional.summaries import summary_kind_of
 from lightning_topo.loggers.figures import betti_dims, betti_vs_depth, diagram_bounds, figures_of
 from lightning_topo.loggers.render import BackgroundRenderer
 
@@ -144,7 +145,7 @@ def tensorboard_layout(record: Record) -> dict[str, dict[str, list[Any]]]:
         module = record["layers"][name].get("module")
         title = f"{depth}. {name} ({module})" if module else f"{depth}. {name}"
         per_layer[title] = ["Multiline", [f"^topology/{re.escape(name)}/b[0-{dims - 1}]$"]]
-        for kind in dict.fromkeys(re.sub(r"_?\d$", "", key) for key in record["layers"][name].get("persistence", {})):
+        for kind in dict.fromkeys(summary_kind_of(key) for key in record["layers"][name].get("persistence", {})):
             persistence[f"{title}: {kind}"] = ["Multiline", [f"^topology/{re.escape(name)}/{re.escape(kind)}_?[0-2]$"]]
     layout = {"topology": overview, "topology: Betti numbers per layer": per_layer}
     if persistence:
