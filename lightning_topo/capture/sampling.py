@@ -298,11 +298,11 @@ def _finite_sample(indices: Tensor, inputs: Tensor, labels: Tensor, notes: list[
         finite = torch.isfinite(inputs.reshape(len(inputs), -1)).all(dim=1)
         if not bool(finite.all()):
             bad = indices[~finite].tolist()
-            where = f"at dataset indices {bad[:10]}{' ...' if len(bad) > 10 else ''}" if bad[0] >= 0 else ""
+            where = f" at dataset indices {bad[:10]}{' ...' if len(bad) > 10 else ''}" if bad[0] >= 0 else ""
             if int(finite.sum()) == 0:
                 raise SampleError(f"every sampled validation input holds NaN or Inf ({len(bad)} inputs).")
             notes.append(
-                f"lightning-topo sample: {len(bad)} validation input(s) {where} hold NaN or Inf and are left out of "
+                f"lightning-topo sample: {len(bad)} validation input(s){where} hold NaN or Inf and are left out of "
                 f"the sample ({int(finite.sum())} inputs remain): their activations would make every layer's "
                 "values NaN."
             )
