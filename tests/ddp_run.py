@@ -37,10 +37,13 @@ class InjectedFailure(RuntimeError):
 
 
 def output_fn(output: object) -> torch.Tensor | None:
-    """The default choice of tensor, except on rank FAIL_RANK, where it raises."""
-    if FAIL_RANK is not None and torch.distributed.is_initialized() and torch.distributed.get_rank() == FAIL_RANK:
+    """The default choice of tensor, except on rank FAIL_RANK, where it raises during the evaluation's capture
+    (not on the one-input pass that orders the layers: the failure must come while the metric's states wait)."""
+    tensor = first_tensor(output)
+    failing = FAIL_RANK is not None and torch.distributed.is_initialized() and torch.distributed.get_rank() == FAIL_RANK
+    if failing and tensor is not None and tensor.shape[0] > 1:
         raise InjectedFailure(f"injected failure on rank {FAIL_RANK}")
-    return first_tensor(output)
+    return tensor
 
 
 def loaders(uneven: bool) -> tuple[DataLoader, DataLoader]:
@@ -91,6 +94,7 @@ def failure_run(common: dict, val: DataLoader) -> dict[str, object]:
         out["message"] = str(err)
         out["failed_ranks"] = list(err.failed_ranks) if isinstance(err, TopologyEvaluationError) else None
         out["cause"] = type(cause).__name__ if cause is not None else None
+        out["root_cause"] = type(cause.__cause__).__name__ if cause is not None and cause.__cause__ else None
     # The helper on its own (what a caller wraps around per-rank work before a collective), plain and nested:
     # rank FAIL_RANK fails outside the inner block, the others leave through the inner block's exchange.
     for nested in (False, True):

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from models import quiet_trainer
 
 from lightning_topo import TopologyCallback
+from lightning_topo.capture import ForwardError
 from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.functional import cubical_betti, omega
 from lightning_topo.models import Classifier, digits_cnn, mlp
@@ -182,13 +183,16 @@ def test_exception_mid_epoch_leaves_no_hooks(tmp_path: Path) -> None:
         pass
 
     def exploding_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        model(x[:2])
-        raise Boom("mid-evaluation failure")
+        out = model(x[:2])
+        if len(x) > 1:  # not the one-input pass that orders the layers: the evaluation's
+            raise Boom("mid-evaluation failure")
+        return out
 
     model = Classifier(digits_cnn())
     trainer = _trainer(tmp_path, [TopologyCallback(forward_fn=exploding_forward)], max_epochs=1)
-    with pytest.raises(Boom):
+    with pytest.raises(ForwardError, match="raised Boom: mid-evaluation failure") as err:
         trainer.fit(model, datamodule=DigitsDataModule())
+    assert isinstance(err.value.__cause__, Boom)
     assert all(len(m._forward_hooks) == 0 for m in model.modules())
 
 

@@ -110,8 +110,11 @@ def test_a_failure_on_one_rank_reaches_every_rank(tmp_path: Path) -> None:
     for out in ranks:
         assert out["raised"] == "TopologyEvaluationError", out
         assert out["failed_ranks"] == [1]
-        assert "rank 1 (InjectedFailure: injected failure on rank 1)" in out["message"]
-    assert ranks[1]["cause"] == "InjectedFailure"  # the failed rank chains its own exception
+        assert (
+            "rank 1 (ForwardError: `output_fn` (output_fn) raised InjectedFailure: injected failure" in out["message"]
+        )
+    # The failed rank chains its own exception: the ForwardError naming output_fn, and under it the original.
+    assert (ranks[1]["cause"], ranks[1]["root_cause"]) == ("ForwardError", "InjectedFailure")
     assert ranks[0]["cause"] is None
     for out in ranks:
         assert out["direct_nested=False"] == out["direct_nested=True"] == [1]

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from lightning_topo.analysis import TopologyEvaluationError, evaluate_topology
+from lightning_topo.capture import ForwardError
 from lightning_topo.config import TopologyConfig
 
 
@@ -22,8 +23,9 @@ def _broken_output(output: object) -> torch.Tensor:
 
 def test_without_a_process_group_the_original_error_propagates() -> None:
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
-    with pytest.raises(_Broken):  # sync=True, but nothing to sync with: no exchange, no wrapping
+    with pytest.raises(ForwardError, match=r"`output_fn` .*raised _Broken") as err:  # no exchange, no wrapping
         evaluate_topology(net, torch.randn(6, 3), torch.arange(6) % 2, ["1"], TopologyConfig(output_fn=_broken_output))
+    assert isinstance(err.value.__cause__, _Broken)
 
 
 def test_the_error_names_the_failed_ranks_and_pickles() -> None:

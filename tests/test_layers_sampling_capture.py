@@ -8,7 +8,7 @@ from models import densenet, resnet18, resnet50, vgg
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from lightning_topo.capture import ActivationCapture, UnknownLayerError, run_on_sample
+from lightning_topo.capture import ActivationCapture, ForwardError, UnknownLayerError, run_on_sample
 from lightning_topo.capture.layers import resolve_layers
 from lightning_topo.capture.sampling import build_sample, shard
 from lightning_topo.models import Classifier, digits_cnn, mlp
@@ -155,8 +155,10 @@ def test_capture_hooks_live_for_one_pass_only() -> None:
         model(batch)
         raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"), ActivationCapture(net, ["2"], lambda n, t: None):
+    pattern = r"`forward_fn` \(.*boom\) raised RuntimeError: boom"
+    with pytest.raises(ForwardError, match=pattern) as err, ActivationCapture(net, ["2"], lambda n, t: None):
         run_on_sample(net, x, batch_size=4, forward_fn=boom)
+    assert isinstance(err.value.__cause__, RuntimeError)
     assert all(len(m._forward_hooks) == 0 for m in net.modules())
     assert net.training  # restored after the exception
 

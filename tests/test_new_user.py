@@ -423,3 +423,54 @@ def test_every_layer_non_finite_is_one_message_about_the_model() -> None:
         report = analyse(Diverged(), data, layers=["conv1", "conv2"], progress=False)
     assert [w for w in report.warnings if "every watched layer (2) failed" in w and "model or its inputs" in w]
     assert not [w for w in report.warnings if "to leave it out" in w]
+
+
+# ------------------------------------------------------------------ a failing forward pass on the sample
+class _Steps(Classifier):
+    """Counts training steps: a misconfigured callback must fail before the first one."""
+
+    steps = 0
+
+    def training_step(self, batch, batch_idx):
+        type(self).steps += 1
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"forward_fn": lambda model, x: model(x.pixels)}, r"`forward_fn` \(.*<lambda>\) raised AttributeError"),
+        ({"output_fn": lambda out: out.hidden}, r"`output_fn` \(.*<lambda>\) raised AttributeError.*layer 'net\.0'"),
+    ],
+)
+def test_failing_forward_or_output_fn_stops_the_fit_at_the_sanity_check(
+    tmp_path: Path, kwargs: dict, pattern: str
+) -> None:
+    from lightning_topo.capture import ForwardError
+
+    _Steps.steps = 0
+    callback = TopologyCallback(samples_per_class=2, **kwargs)
+    trainer = quiet_trainer(tmp_path, [callback], max_epochs=1, num_sanity_val_steps=2)  # Lightning's default
+    with pytest.raises(TopologyMisconfiguration, match=pattern) as err:
+        trainer.fit(_Steps(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    assert isinstance(err.value.__cause__, ForwardError)
+    assert _Steps.steps == 0  # the run stopped before training
+
+
+def test_model_that_does_not_take_the_sampled_inputs_names_the_fix() -> None:
+    from lightning_topo import analyse
+    from lightning_topo.capture import ForwardError
+
+    class Dict(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 4)
+
+        def forward(self, batch: dict) -> torch.Tensor:
+            return self.fc(batch["x"])
+
+    data = TensorDataset(torch.rand(8, 4), torch.arange(8) % 2)
+    with pytest.raises(ForwardError, match=r"`model\(inputs\)` on a batch of shape \(1, 4\) \(float32\).*`forward_fn="):
+        analyse(Dict(), data, layers=["fc"], complex="rips", progress=False)
+    report = analyse(Dict(), data, layers=["fc"], complex="rips", progress=False, forward_fn=lambda m, x: m({"x": x}))
+    assert report.layers == ["fc"]

@@ -177,7 +177,12 @@ def analyse(
         layer_by_layer = cfg.complex == "rips"
     with _on_device(model, target):
         ordered, notes = watched_layers(
-            model, sample.inputs[:1], layer_names, forward_fn=cfg.forward_fn, auto=cfg.layers == "auto"
+            model,
+            sample.inputs[:1],
+            layer_names,
+            forward_fn=cfg.forward_fn,
+            output_fn=cfg.output_fn,
+            auto=cfg.layers == "auto",
         )
         for _, message in notes:
             warnings.warn(f"analyse: {message}", UserWarning, stacklevel=2)

@@ -45,6 +45,7 @@ from typing_extensions import override
 from lightning_topo.analysis.evaluate import PendingEvaluation, ranks_fail_together, reusable_metric, start_evaluation
 from lightning_topo.capture import (
     FixedSample,
+    ForwardError,
     SampleError,
     UnknownLayerError,
     build_sample,
@@ -457,12 +458,16 @@ class TopologyCallback(Callback):
 
     @override
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # The sample is picked before the first evaluation's forward passes, so labels that are not classes fail
-        # at the sanity check (before any training step) rather than after an epoch.
+        # The sample is picked, and the layers ordered by a forward pass of one input, before the first
+        # evaluation, so labels that are not classes, a failing `forward_fn` / `output_fn` or layers that never run
+        # fail at the sanity check (before any training step) rather than after an epoch.
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
             self.validation_runs += 1  # the n-th validation run of the fit evaluates when n % every_n_epochs == 0
         if self._should_run(trainer) or trainer.sanity_checking:
-            self._ensure_sample(trainer)
+            sample = self._ensure_sample(trainer)
+            if trainer.sanity_checking and not self._ordered and sample is not None and len(sample.labels):
+                with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):
+                    self._order_layers(pl_module, sample)
 
     @override
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -586,9 +591,10 @@ class TopologyCallback(Callback):
                 sample.inputs[:1],
                 self.layer_names,
                 forward_fn=self.config.forward_fn,
+                output_fn=self.config.output_fn,
                 auto=self.config.layers == "auto",
             )
-        except UnknownLayerError as err:
+        except (UnknownLayerError, ForwardError) as err:  # the first forward pass on the sample
             raise TopologyMisconfiguration(f"TopologyCallback: {err}") from err
         for key, message in notes:
             self._warn_once(key, f"TopologyCallback: {message}")

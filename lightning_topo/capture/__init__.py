@@ -5,7 +5,7 @@ how token outputs of transformers are read (``tokens.py``).
 No Lightning import here; errors are this package's own types (``errors.py``).
 """
 
-from lightning_topo.capture.errors import CaptureError, SampleError, UnknownLayerError
+from lightning_topo.capture.errors import CaptureError, ForwardError, SampleError, UnknownLayerError
 from lightning_topo.capture.hooks import (
     ActivationCapture,
     LayerTrace,
@@ -34,6 +34,7 @@ __all__ = [
     "ActivationCapture",
     "CaptureError",
     "FixedSample",
+    "ForwardError",
     "LayerTrace",
     "LayerValues",
     "PendingCapture",

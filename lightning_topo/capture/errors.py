@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CaptureError", "SampleError", "UnknownLayerError"]
+__all__ = ["CaptureError", "ForwardError", "SampleError", "UnknownLayerError"]
 
 
 class CaptureError(ValueError):
@@ -15,3 +15,9 @@ class UnknownLayerError(CaptureError):
 
 class SampleError(CaptureError):
     """The data cannot give a sample: empty, no tensor input, labels that are not integers, ..."""
+
+
+class ForwardError(CaptureError):
+    """The forward pass on the sample raised: the model does not take the sampled inputs as given (pass
+    ``forward_fn=`` or ``input_fn=``), or ``forward_fn`` / ``output_fn`` failed. The original exception is chained
+    (``__cause__``)."""

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_topo.capture.errors import UnknownLayerError
+from lightning_topo.capture.errors import CaptureError, ForwardError, UnknownLayerError
 from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, get_submodule_by_user_name, split_call
 
 __all__ = [
@@ -136,7 +136,9 @@ class ActivationCapture:
             self.ran.setdefault(name)
             if name in self.skipped:
                 return
-            tensor = self.output_fn(output) if self.output_fn is not None else first_tensor(output)
+            tensor = (
+                _call_output_fn(self.output_fn, output, name) if self.output_fn is not None else first_tensor(output)
+            )
             if self.output_fn is None and not isinstance(output, Tensor) and name not in self._told:
                 self._told.add(name)
                 held = _top_level_tensors(output)
@@ -248,15 +250,52 @@ def run_on_sample(
                     batch = batch.to(target, non_blocking=True)
                 if on_batch_start is not None:
                     on_batch_start()
-                if forward_fn is None:
-                    model(batch)
-                else:
-                    forward_fn(model, batch)
+                try:
+                    if forward_fn is None:
+                        model(batch)
+                    else:
+                        forward_fn(model, batch)
+                except _PASSED_THROUGH:
+                    raise
+                except Exception as err:
+                    raise ForwardError(_forward_message(err, batch, forward_fn)) from err
                 if on_batch is not None:
                     on_batch(len(batch))
     finally:
         for module, mode in modes.items():
             module.training = mode
+
+
+_PASSED_THROUGH = (CaptureError, torch.cuda.OutOfMemoryError, MemoryError)
+"""Raised by the forward pass and passed on as they are: our own errors (with their messages), out of memory."""
+
+
+def _call_output_fn(output_fn: Callable[[Any], Tensor], output: Any, name: str) -> Any:
+    """``output_fn(output)``, its exceptions a :class:`ForwardError` naming the layer and the function."""
+    try:
+        return output_fn(output)
+    except Exception as err:
+        what = getattr(output_fn, "__qualname__", type(output_fn).__name__)
+        raise ForwardError(
+            f"`output_fn` ({what}) raised {type(err).__name__}: {err} on the output of layer '{name}' (a "
+            f"{type(output).__name__}); it must take every watched layer's output and return the tensor to analyse."
+        ) from err
+
+
+def _forward_message(err: Exception, batch: Tensor, forward_fn: Callable[..., Any] | None) -> str:
+    """What a failed forward pass on the sample says: the call, the batch, the error and the fix."""
+    shape = f"a batch of shape {tuple(batch.shape)} ({str(batch.dtype).removeprefix('torch.')})"
+    if forward_fn is None:
+        return (
+            f"the forward pass `model(inputs)` on {shape} of the topology sample raised {type(err).__name__}: {err}. "
+            "If the model takes its input another way, pass `forward_fn=lambda model, inputs: ...` (and `input_fn=` "
+            "to pick the input from a validation batch)."
+        )
+    what = getattr(forward_fn, "__qualname__", type(forward_fn).__name__)
+    return (
+        f"`forward_fn` ({what}) raised {type(err).__name__}: {err} on {shape} of the topology sample; it is called "
+        "as forward_fn(model, inputs) with a tensor of sampled inputs (as `input_fn` picked them from a batch)."
+    )
 
 
 @dataclass
@@ -282,8 +321,10 @@ def trace_layers(
     layer_names: Sequence[str],
     *,
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
+    output_fn: Callable[[Any], Tensor] | None = None,
 ) -> LayerTrace:
-    """Run ``probe`` (one or a few inputs) once and see where ``layer_names`` run.
+    """Run ``probe`` (one or a few inputs) once and see where ``layer_names`` run (``output_fn``, when given, is
+    tried on each of their outputs: a failing one raises :class:`ForwardError` here, before any evaluation).
 
     A plain name of a module that runs more than once per forward pass stands for all of its calls; ``name#k``
     stands for its k-th call only.
@@ -302,7 +343,7 @@ def trace_layers(
     bases = list(dict.fromkeys(split_call(name)[0] for name in requested))
     # Watch up to 64 calls of each module: the calls that run tell how many layers a module is.
     probe_names = [base if k == 1 else f"{base}{CALL_SEPARATOR}{k}" for base in bases for k in range(1, 65)]
-    with ActivationCapture(model, probe_names, lambda _name, _tensor: None) as capture:
+    with ActivationCapture(model, probe_names, lambda _name, _tensor: None, output_fn=output_fn) as capture:
         run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn)
     order: list[str] = []
     no_tensor: list[str] = []
@@ -319,6 +360,7 @@ def watched_layers(
     layer_names: Sequence[str],
     *,
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
+    output_fn: Callable[[Any], Tensor] | None = None,
     auto: bool = False,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """The layers to measure, in depth order (:func:`trace_layers`), and the notes a user should read about them.
@@ -330,8 +372,9 @@ def watched_layers(
 
     Raises:
         UnknownLayerError: none of ``layer_names`` runs in the forward pass.
+        ForwardError: the forward pass (``forward_fn``) or ``output_fn`` raised on ``probe``.
     """
-    trace = trace_layers(model, probe, layer_names, forward_fn=forward_fn)
+    trace = trace_layers(model, probe, layer_names, forward_fn=forward_fn, output_fn=output_fn)
     if not trace.order:
         raise UnknownLayerError(
             f"none of the layers {list(layer_names)} runs in the forward pass; pass `layers=[...]` with modules the "

@@ -27,7 +27,7 @@ import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lightning_topo.capture import SampleError, UnknownLayerError
+from lightning_topo.capture import CaptureError
 from lightning_topo.config import ConfigError
 
 __all__ = ["INTERRUPTED_EXIT", "USER_ERRORS", "CLIError", "main", "one_line", "read_checkpoint", "user_message"]
@@ -47,7 +47,7 @@ class CLIError(Exception):
     """A user error found by the command line itself: printed as one line, exit code 2."""
 
 
-USER_ERRORS = (CLIError, ArgumentError, ConfigError, UnknownLayerError, SampleError, MisconfigurationException)
+USER_ERRORS = (CLIError, ArgumentError, ConfigError, CaptureError, MisconfigurationException)
 """The exception types that are the user's to fix (exit code 2): bad arguments, YAML or class paths (jsonargparse's
 ``ArgumentError``), a bad ``TopologyConfig`` value, an unknown layer, data that cannot be sampled, a Lightning
 misconfiguration, a bad checkpoint. Any other exception is internal (exit code 1)."""
