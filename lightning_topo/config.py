@@ -57,8 +57,9 @@ PERSISTENCE_SUMMARIES: tuple[str, ...] = SUMMARY_KINDS
 AUTO_SAMPLES: dict[str, tuple[int, int]] = {"cubical": (20, 200), "rips": (300, 3000)}
 """``samples_per_class="auto"`` and ``max_samples="auto"`` per view: ``(per class, in all)``. The cubical view's
 cost is per input (3 numbers per input and layer are kept); a point cloud needs enough points per class for its
-k-NN graph to say something: at 300 per class and ``k="auto"`` (10) every class of Naitzat's D-I came out at its
-known Betti numbers, (9, 0) and (1, 9), on 3 of 3 samples (at 20 per class, no k can)."""
+k-NN graph to say something: at 300 per class and ``k="auto"`` (10) Naitzat's D-I comes out at or next to its known
+Betti numbers, (9, 0) and (1, 9) (README, Findings: "The point-cloud view at its defaults"; at 20 per class, no k
+can)."""
 AUTO_K_POINTS_PER_NEIGHBOUR = 30
 """``k="auto"``: one neighbour per this many points of a class (see :func:`auto_k`)."""
 _AUTO_K_RANGE = (2, 14)
@@ -68,9 +69,10 @@ def auto_k(n: int) -> int:
     """``k="auto"`` for a class of ``n`` sampled points: ``round(n / 30)``, at least 2 and at most 14
     (Naitzat et al.'s D-I value, reached at 420 points), and below ``n``.
 
-    The k-NN graph then links each point to the same fraction of its class whatever the sample size: measured
-    on D-I's validation split (3 seeds), k = n / 30 recovered (9, 0) and (1, 9) at 300 points per class on every
-    seed and gave (9, 0) and (1, 7-9) at 200; a fixed k = 14 joins every point at 20 per class (b0 = 1, b1 = 0).
+    The k-NN graph then links each point to the same fraction of its class whatever the sample size. On D-I's
+    validation split at 300 points per class (k = 10), 2 of 3 data seeds give the known (9, 0) and (1, 9) and the
+    third (1, 8) for class b, where k = 14 gives (1, 2-3) (README, Findings: "The point-cloud view at its
+    defaults", ``examples/point_cloud_defaults.py``); a fixed k = 14 joins every point at 20 per class (b0 = 1, b1 = 0).
 
     Example:
         >>> [auto_k(n) for n in (3, 20, 45, 100, 300, 1000)]

@@ -170,3 +170,23 @@ def test_vit_digits_quick_mode_watches_every_block_as_a_patch_volume(tmp_path: P
         assert set(e["omega"]) == set(layers) and all(math.isfinite(v) and v > 0 for v in e["omega"].values())
     assert "read as (32, 8, 8)" in printed
     _check_environment(results["environment"], **_perturbation(extra))
+
+
+def test_point_cloud_defaults_quick_mode_records_what_the_readme_quotes(tmp_path: Path) -> None:
+    out = tmp_path / "pcd"
+    printed = _run("point_cloud_defaults.py", "--quick", "--out", str(out))
+    results = json.loads((out / "results.json").read_text())
+    (row,) = results["inputs"]
+    assert row["per_class"] == {"0": 300, "1": 300} and row["k_auto"] == {"0": 10, "1": 10}  # the defaults
+    for betti in (row["auto"], row["k14"]):  # one cloud per class: integer Betti numbers (b0 >= 1)
+        assert set(betti) == {"0", "1"} and all(b[0] >= 1 and b[1] >= 0 for b in betti.values())
+    for key, depth in (("d1_mlp", 9), ("digits_cnn", 8)):
+        model = results[key]
+        assert len(model["layers"]) == depth and 0.0 <= model["val_acc"] <= 1.0
+        for state in ("trained", "untrained"):
+            assert len(model[state]["betti"]) == len(model[state]["mean_betti"]) == depth
+            assert math.isfinite(model[state]["decay_rate"])
+            assert model[state]["settled_from"] is None or 1 <= model[state]["settled_from"] <= depth
+    assert set(results["digits_cnn"]["k_auto"].values()) == {2}  # about 45 digits per class
+    assert "D-I inputs, seed 0" in printed and "wrote" in printed
+    _check_environment(results["environment"])
