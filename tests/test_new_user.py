@@ -474,3 +474,31 @@ def test_model_that_does_not_take_the_sampled_inputs_names_the_fix() -> None:
         analyse(Dict(), data, layers=["fc"], complex="rips", progress=False)
     report = analyse(Dict(), data, layers=["fc"], complex="rips", progress=False, forward_fn=lambda m, x: m({"x": x}))
     assert report.layers == ["fc"]
+
+
+# ------------------------------------------------------------------ persistence summaries at the edges
+def test_persistent_betti_at_infinity_keeps_the_essential_class() -> None:
+    import numpy as np
+
+    from lightning_topo.functional import cubical_betti, cubical_persistence
+    from lightning_topo.functional.summaries import persistent_betti
+
+    x = torch.rand(2, 4, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    diagrams = cubical_persistence(x)
+    for t in (float("inf"), np.float32(0.5), float(x.max())):
+        assert torch.equal(persistent_betti(diagrams, t, 0.0), cubical_betti(x, float(t)))
+    assert persistent_betti(diagrams, float("inf"))[:, 0].tolist() == [1, 1]
+
+
+def test_summaries_do_not_overflow_near_the_float64_limit() -> None:
+    from lightning_topo.functional import cubical_persistence
+    from lightning_topo.functional.summaries import persistence_entropy, persistent_betti, total_persistence
+
+    big = cubical_persistence(torch.tensor([[1e308, -1e308, 1e308, 0.0, 5.0]], dtype=torch.float64))
+    small = cubical_persistence(torch.tensor([[1.0, -1.0, 1.0, 0.0, 5e-308]], dtype=torch.float64))
+    # H0 bars: the essential class (-1e308 to the max 1e308) and (0, 1e308): lifetimes 2:1.
+    expected = -(2 / 3) * math.log(2 / 3) - (1 / 3) * math.log(1 / 3)
+    assert persistence_entropy(big)[0, 0].item() == pytest.approx(expected)
+    assert persistence_entropy(small)[0, 0].item() == pytest.approx(expected)  # the same bars, scaled
+    assert persistent_betti(big, 1.0, 0.1)[0, 0].item() == 2  # (0, 1e308) lives half the range
+    assert total_persistence(big, dims=0).shape == (1, 1)  # one dimension as an int, as cubical_persistence takes it

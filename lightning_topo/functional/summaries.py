@@ -24,6 +24,7 @@ suffixes of the metrics ``topology/{layer}/...`` the callback logs).
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Sequence
 
@@ -92,7 +93,11 @@ def _check_diagrams(diagrams: object) -> PersistenceDiagrams:
 def _columns(diagrams: PersistenceDiagrams, dims: Sequence[int] | None) -> tuple[list[int], Tensor, Tensor]:
     """The dims asked for (checked against ``computed_dims``), each pair's flat bin ``volume * K + column`` and a
     mask of the pairs in those dims."""
-    wanted = list(diagrams.computed_dims if dims is None else dims)
+    if isinstance(dims, numbers.Integral) and not isinstance(dims, bool):
+        dims = (int(dims),)  # one dimension, as `cubical_persistence` takes it
+    wanted = [
+        int(d) if isinstance(d, numbers.Integral) else d for d in (diagrams.computed_dims if dims is None else dims)
+    ]
     missing = [d for d in wanted if d not in diagrams.computed_dims]
     if missing or len(set(wanted)) != len(wanted):
         raise ValueError(
@@ -106,11 +111,18 @@ def _columns(diagrams: PersistenceDiagrams, dims: Sequence[int] | None) -> tuple
     return wanted, diagrams.index * len(wanted) + column.clamp(min=0), keep
 
 
-def _lifetimes(diagrams: PersistenceDiagrams) -> Tensor:
-    """``death - birth`` per pair (float64), an essential class (``death = inf``) ended at its volume's max."""
+def _lifetimes(diagrams: PersistenceDiagrams, halved: bool = False) -> Tensor:
+    """``death - birth`` per pair (float64), an essential class (``death = inf``) ended at its volume's max;
+    ``halved``: ``death / 2 - birth / 2``, which does not overflow."""
     pairs = diagrams.pairs.to(torch.float64)
     end = torch.where(torch.isinf(pairs[:, 1]), diagrams.value_max.to(pairs)[diagrams.index], pairs[:, 1])
-    return end - pairs[:, 0]
+    return end / 2 - pairs[:, 0] / 2 if halved else end - pairs[:, 0]
+
+
+def _half_span(diagrams: PersistenceDiagrams) -> Tensor:
+    """Half of each pair's volume's range, ``max / 2 - min / 2`` (float64, finite for finite values)."""
+    vmax, vmin = diagrams.value_max.to(torch.float64), diagrams.value_min.to(torch.float64)
+    return (vmax / 2 - vmin / 2).to(diagrams.pairs.device)[diagrams.index]
 
 
 def _scatter_sum(values: Tensor, bins: Tensor, keep: Tensor, batch: int, k: int) -> Tensor:
@@ -165,7 +177,9 @@ def persistence_entropy(diagrams: PersistenceDiagrams, dims: Sequence[int] | Non
     diagrams = _check_diagrams(diagrams)
     wanted, bins, keep = _columns(diagrams, dims)
     batch, k = diagrams.num_volumes, len(wanted)
-    life = _lifetimes(diagrams)
+    # Entropy does not change when every lifetime of a volume is scaled: halved and divided by half the volume's
+    # range, they lie in [0, 1] and their sum cannot overflow (values near the float64 limit).
+    life = _lifetimes(diagrams, halved=True) / _half_span(diagrams).clamp(min=torch.finfo(torch.float64).tiny)
     total = _scatter_sum(life, bins, keep, batch, k).reshape(-1)
     share = life / total[bins.clamp(max=max(batch * k - 1, 0))].clamp(min=torch.finfo(torch.float64).tiny)
     terms = torch.where(share > 0, -share * torch.log(share.clamp(min=torch.finfo(torch.float64).tiny)), 0.0)
@@ -212,10 +226,10 @@ def persistent_betti(
     t = _thresholds(thresholds, batch, diagrams.device)
     pairs = diagrams.pairs.to(torch.float64)
     at = t[diagrams.index]
-    alive = (pairs[:, 0] <= at) & (at < pairs[:, 1])
-    if mp > 0:
-        span = (diagrams.value_max - diagrams.value_min).to(pairs)[diagrams.index]
-        alive &= torch.isinf(pairs[:, 1]) | (pairs[:, 1] - pairs[:, 0] >= mp * span)
+    essential = torch.isinf(pairs[:, 1])
+    alive = (pairs[:, 0] <= at) & ((at < pairs[:, 1]) | essential)  # the essential class: alive at t = +inf too
+    if mp > 0:  # halves: a range or lifetime near the float64 limit does not overflow to inf
+        alive &= essential | (pairs[:, 1] / 2 - pairs[:, 0] / 2 >= mp * _half_span(diagrams))
     counts = torch.zeros(batch * len(wanted), dtype=torch.int64, device=pairs.device)
     counts.index_add_(0, bins[keep & alive], torch.ones_like(bins[keep & alive]))
     return counts.reshape(batch, len(wanted))
@@ -233,7 +247,7 @@ def _thresholds(thresholds: Tensor | float, batch: int, device: torch.device) ->
             raise ValueError(
                 f"`thresholds` must be a number or a tensor of shape (B,) = ({batch},), got {tuple(thresholds.shape)}."
             )
-    elif isinstance(thresholds, (int, float)) and not isinstance(thresholds, bool):
+    elif isinstance(thresholds, numbers.Real) and not isinstance(thresholds, bool):
         t = torch.full((batch,), float(thresholds), dtype=torch.float64, device=device)
     else:
         raise ValueError(f"`thresholds` must be a number or a (B,) tensor, got {type(thresholds).__name__}.")
