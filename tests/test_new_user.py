@@ -502,3 +502,14 @@ def test_summaries_do_not_overflow_near_the_float64_limit() -> None:
     assert persistence_entropy(small)[0, 0].item() == pytest.approx(expected)  # the same bars, scaled
     assert persistent_betti(big, 1.0, 0.1)[0, 0].item() == 2  # (0, 1e308) lives half the range
     assert total_persistence(big, dims=0).shape == (1, 1)  # one dimension as an int, as cubical_persistence takes it
+
+
+def test_the_sample_runs_under_the_trainers_precision(tmp_path: Path) -> None:
+    model = Classifier(digits_cnn((4, 8)))
+    seen: list[tuple[int, torch.dtype]] = []
+    model.net[0].register_forward_hook(lambda module, args, out: seen.append((out.shape[0], out.dtype)))
+    callback = TopologyCallback(samples_per_class=5)
+    trainer = quiet_trainer(tmp_path, [callback], max_epochs=1, limit_train_batches=2, precision="bf16-mixed")
+    trainer.fit(model, datamodule=DigitsDataModule(classes=[0, 1]))
+    assert (10, torch.bfloat16) in seen and (10, torch.float32) not in seen  # the 10 sampled inputs, as validated
+    assert math.isfinite(callback.history[-1]["decay_rate"])

@@ -505,17 +505,20 @@ class TopologyCallback(Callback):
         self._metric = reusable_metric(
             self._metric, self.layer_names, sample.classes, self.config, metric_device=pl_module.device, reset=False
         )
-        return start_evaluation(
-            pl_module,
-            sample.inputs[positions],
-            sample.labels[positions],
-            self.layer_names,
-            self.config,
-            classes=sample.classes,
-            positions=positions,
-            metric_device=pl_module.device,
-            metric=self._metric,
-        )
+        # Under the Trainer's precision, as validation runs the model (bf16-mixed: autocast), so the activations
+        # measured are those validation computes.
+        with trainer.precision_plugin.forward_context():
+            return start_evaluation(
+                pl_module,
+                sample.inputs[positions],
+                sample.labels[positions],
+                self.layer_names,
+                self.config,
+                classes=sample.classes,
+                positions=positions,
+                metric_device=pl_module.device,
+                metric=self._metric,
+            )
 
     def _drop_pending(self) -> None:
         if self._pending is not None:
