@@ -513,3 +513,38 @@ def test_the_sample_runs_under_the_trainers_precision(tmp_path: Path) -> None:
     trainer.fit(model, datamodule=DigitsDataModule(classes=[0, 1]))
     assert (10, torch.bfloat16) in seen and (10, torch.float32) not in seen  # the 10 sampled inputs, as validated
     assert math.isfinite(callback.history[-1]["decay_rate"])
+
+
+# ------------------------------------------------------------------ layers named past their calls, sequence-first
+def test_a_call_index_past_the_module_calls_is_an_error() -> None:
+    from lightning_topo.capture import UnknownLayerError, watched_layers
+
+    class Twice(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block, self.head = torch.nn.Linear(3, 3), torch.nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.block(self.block(x)))
+
+    with pytest.raises(UnknownLayerError, match=r"\['block#3'\].*'block' runs 2 times per forward pass"):
+        watched_layers(Twice(), torch.zeros(1, 3), ["block#3", "head"])
+    assert watched_layers(Twice(), torch.zeros(1, 3), ["block#2", "head"])[0] == ["block#2", "head"]
+
+
+def test_a_sequence_first_layer_is_named_as_a_possible_cause() -> None:
+    from lightning_topo import analyse
+
+    class Seq(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn, self.fc = torch.nn.LSTM(4, 6), torch.nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, 4); the LSTM is sequence-first
+            out, _ = self.rnn(x.transpose(0, 1))
+            return self.fc(out[-1])
+
+    data = TensorDataset(torch.rand(12, 5, 4), torch.arange(12) % 2)
+    with pytest.warns(UserWarning):
+        report = analyse(Seq(), data, layers=["rnn", "fc"], complex="rips", progress=False, k=2)
+    assert "batch_first=True" in report.problems["rnn"] and "'fc'" not in str(report.problems)

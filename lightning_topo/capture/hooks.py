@@ -308,11 +308,17 @@ class LayerTrace:
         never_run: requested layers the forward pass did not run (watching them would give no value).
         no_tensor: requested layers that ran but whose output holds no tensor (skipped, with a warning naming
             ``output_fn``).
+        calls: how many times each requested module ran in the pass (modules that never ran are left out).
     """
 
     order: list[str]
     never_run: list[str]
     no_tensor: list[str] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def trace_layers(
@@ -337,7 +343,7 @@ def trace_layers(
         ...     def forward(self, x):
         ...         return self.act(self.fc(self.act(x)))
         >>> trace_layers(Net(), torch.zeros(1, 2), ["fc", "act", "unused"])
-        LayerTrace(order=['act', 'fc', 'act#2'], never_run=['unused'], no_tensor=[])
+        LayerTrace(order=['act', 'fc', 'act#2'], never_run=['unused'], no_tensor=[], calls={'act': 2, 'fc': 1})
     """
     requested = list(dict.fromkeys(layer_names))
     bases = list(dict.fromkeys(split_call(name)[0] for name in requested))
@@ -351,7 +357,11 @@ def trace_layers(
         base, call = split_call(name)
         if (name in requested or (call > 1 and base in requested)) and name not in order + no_tensor:
             (no_tensor if name in capture.skipped else order).append(name)
-    return LayerTrace(order, [name for name in requested if name not in order + no_tensor], no_tensor)
+    calls: dict[str, int] = {}
+    for name in capture.ran:
+        base, call = split_call(name)
+        calls[base] = max(calls.get(base, 0), call)
+    return LayerTrace(order, [name for name in requested if name not in order + no_tensor], no_tensor, calls)
 
 
 def watched_layers(
@@ -379,6 +389,15 @@ def watched_layers(
         raise UnknownLayerError(
             f"none of the layers {list(layer_names)} runs in the forward pass; pass `layers=[...]` with modules the "
             "model calls (or `forward_fn=` if the model is run another way)."
+        )
+    past = [n for n in trace.never_run if split_call(n)[1] > 1 and split_call(n)[0] in trace.calls]
+    if past:
+        runs = ", ".join(
+            f"'{b}' runs {_plural(trace.calls[b], 'time')}" for b in dict.fromkeys(split_call(n)[0] for n in past)
+        )
+        raise UnknownLayerError(
+            f"{past} name calls that do not happen: {runs} per forward pass; 'name#k' is the k-th call of a "
+            "module (pass k up to that count, or the plain name for every call)."
         )
     notes: list[tuple[str, str]] = []
     if trace.never_run:

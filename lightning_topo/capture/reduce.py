@@ -418,7 +418,9 @@ class PendingCapture:
                     if captured == 0
                     else f"it produced outputs for {captured} of the {n} sampled inputs (does it run on "
                     "every input? a module that runs more than once per forward pass is one layer per call: "
-                    f"'{name}', '{name}#2', ...)"
+                    f"'{name}', '{name}#2', ...; or is its output's first axis not the batch? a sequence-first "
+                    "layer, such as nn.LSTM or nn.TransformerEncoderLayer without batch_first=True, puts the batch "
+                    "on axis 1: watch a module that returns batch-first outputs, or leave it out)"
                 )
             if problem is not None:
                 problems[name] = problem
