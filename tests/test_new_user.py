@@ -548,3 +548,16 @@ def test_a_sequence_first_layer_is_named_as_a_possible_cause() -> None:
     with pytest.warns(UserWarning):
         report = analyse(Seq(), data, layers=["rnn", "fc"], complex="rips", progress=False, k=2)
     assert "batch_first=True" in report.problems["rnn"] and "'fc'" not in str(report.problems)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message is for machines without CUDA")
+def test_functional_device_cuda_without_cuda_fails_before_the_work() -> None:
+    from lightning_topo.functional import cubical_betti, cubical_persistence
+
+    volumes = torch.rand(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"`device='cuda'`, but this machine has no CUDA device"):
+        cubical_persistence(volumes, device="cuda")
+    with pytest.raises(ValueError, match=r"`device='cuda'`, but this machine has no CUDA device"):
+        cubical_betti(volumes, 0.5, device="cuda")
+    with pytest.raises(ValueError, match=r"`device` must be a torch device or its name .* got 'gpu'"):
+        cubical_betti(volumes, 0.5, device="gpu")

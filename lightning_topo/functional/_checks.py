@@ -93,8 +93,25 @@ def check_tensor(value: object, name: str) -> Tensor:
 
 
 def as_device(device: torch.device | str | None, fallback: torch.device) -> torch.device:
-    """Resolve ``device`` (``None`` means ``fallback``, the input's device)."""
-    return fallback if device is None else torch.device(device)
+    """Resolve ``device`` (``None`` means ``fallback``, the input's device).
+
+    Raises:
+        ValueError: ``device`` is not a device name, or names CUDA on a machine without it (before any work).
+    """
+    if device is None:
+        return fallback
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"`device` must be a torch device or its name ('cpu', 'cuda', 'cuda:1'), got {device!r}."
+        ) from err
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"`device={device!r}`, but this machine has no CUDA device (torch {torch.__version__}); pass `device=None` "
+            "(the input's device) or 'cpu'."
+        )
+    return target
 
 
 def check_finite_per_sample(x: Tensor, name: str, what: str = "sample") -> None:
