@@ -561,3 +561,10 @@ def test_functional_device_cuda_without_cuda_fails_before_the_work() -> None:
         cubical_betti(volumes, 0.5, device="cuda")
     with pytest.raises(ValueError, match=r"`device` must be a torch device or its name .* got 'gpu'"):
         cubical_betti(volumes, 0.5, device="gpu")
+
+
+def test_the_logged_summary_name_points_to_its_summary() -> None:
+    from lightning_topo.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'persistence_entropy' \(did you mean 'entropy'\?\)"):
+        TopologyConfig(persistence=["persistence_entropy"])

@@ -285,9 +285,12 @@ def _ignored_mask_note(batch: Any) -> list[str]:
         return []
     return [
         "lightning-topo sample: the items hold an `attention_mask` with padding, and the model runs as "
-        "model(input_ids) without it, so padding tokens are part of what is measured. To use it: "
+        "model(input_ids) without it, so padding tokens are attended to. To pass it: "
         "input_fn=lambda b: torch.stack([b['input_ids'], b['attention_mask']], dim=1) and "
-        "forward_fn=lambda m, x: m(input_ids=x[:, 0], attention_mask=x[:, 1])."
+        "forward_fn=lambda m, x: m.model(input_ids=x[:, 0], attention_mask=x[:, 1]) (`m` is what the callback "
+        "watches, your LightningModule: call the network it wraps). Either way the padded positions remain part of "
+        "each input's (D, T) volume and change its Betti numbers: pad every input to one length "
+        "(padding='max_length') so that each evaluation measures the same positions."
     ]
 
 
