@@ -174,9 +174,9 @@ class TopologyConfig:
     layers: LayerSpec = "auto"
     complex: Literal["cubical", "rips"] = "cubical"
     threshold: ThresholdSpec = "mean"
-    persistence: Sequence[PersistenceSummary] | None = None
+    persistence: PersistenceSummary | Sequence[PersistenceSummary] | None = None
     min_persistence: float = 0.1
-    persistence_dims: Sequence[int] = (0, 1, 2)
+    persistence_dims: int | Sequence[int] = (0, 1, 2)
     scale: float = 2.5
     metric: Literal["knn_hops", "euclidean"] = "knn_hops"
     k: int | Literal["auto"] = "auto"

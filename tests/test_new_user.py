@@ -568,3 +568,29 @@ def test_the_logged_summary_name_points_to_its_summary() -> None:
 
     with pytest.raises(ConfigError, match=r"'persistence_entropy' \(did you mean 'entropy'\?\)"):
         TopologyConfig(persistence=["persistence_entropy"])
+
+
+def test_cli_takes_one_summary_and_one_dimension_as_python_does(tmp_path: Path) -> None:
+    from lightning_topo import TopologyReport
+
+    proc = _cli(
+        "analyse",
+        "--model",
+        "lightning_topo.models.CNNClassifier",
+        "--data",
+        "lightning_topo.datasets.DigitsDataModule",
+        "--analysis.samples_per_class",
+        "2",
+        "--analysis.persistence",
+        "entropy",
+        "--analysis.persistence_dims",
+        "1",
+        "--output_dir",
+        "out",
+        "--progress",
+        "false",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = TopologyReport.from_json(tmp_path / "out" / "report.json")
+    assert report.persistence_keys == ["persistence_entropy_1"]
