@@ -594,3 +594,16 @@ def test_cli_takes_one_summary_and_one_dimension_as_python_does(tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     report = TopologyReport.from_json(tmp_path / "out" / "report.json")
     assert report.persistence_keys == ["persistence_entropy_1"]
+
+
+def test_rank_names_the_entry_whose_checkpoint_is_missing(tmp_path: Path) -> None:
+    config = tmp_path / "rank.yaml"
+    config.write_text(
+        "data:\n  class_path: lightning_topo.datasets.DigitsDataModule\nmodels:\n"
+        "  - {name: mlp, model: lightning_topo.models.MLPClassifier, ckpt: nowhere/mlp.ckpt}\n"
+        "  - {name: cnn, model: lightning_topo.models.CNNClassifier}\n"
+    )
+    proc = _cli("rank", "--config", str(config), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "'nowhere/mlp.ckpt' not found; pass an existing file to the `ckpt` of model 'mlp'" in proc.stderr
+    assert "--ckpt" not in proc.stderr

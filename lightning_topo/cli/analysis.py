@@ -54,6 +54,7 @@ def load_model(
     model_args: dict[str, Any] | None = None,
     weights_only: bool = True,
     seed: int = 0,
+    option: str = "--ckpt",
 ) -> nn.Module:
     """Build a model of class ``cls`` and load ``ckpt`` into it (on the CPU).
 
@@ -62,13 +63,13 @@ def load_model(
     ``torch.save``'d ``state_dict``, is built from ``model_args`` and given that ``state_dict``. Without ``ckpt``:
     the freshly initialised model, its weights drawn with torch's generator seeded with ``seed`` (the same model
     every run; the process's random state is left as it was), with a warning. Every failure is a
-    :class:`CLIError`.
+    :class:`CLIError`; ``option`` says where ``ckpt`` came from (``--ckpt``, or a ``rank`` entry's ``ckpt``).
     """
     name = f"{cls.__module__}.{cls.__qualname__}"
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise CLIError(f"{name} is not a torch.nn.Module class; e.g. lightning_topo.models.CNNClassifier.")
     model_args = dict(model_args or {})
-    state = None if ckpt is None else read_checkpoint(ckpt, "--ckpt", weights_only)
+    state = None if ckpt is None else read_checkpoint(ckpt, option, weights_only)
     if ckpt is None:
         warnings.warn(
             f"no checkpoint given: analysing a freshly initialised {cls.__name__} (weights seeded with {seed}).",
@@ -160,7 +161,12 @@ def rank(
             f"{[n for n in names if n not in scores]}, unknown {[n for n in scores if n not in names]} "
             f"(models: {names}); give --scores a score for each name of --models, or drop it."
         )
-    nets = {e.name: load_model(e.model, e.ckpt, e.model_args, weights_only, seed=analysis.seed) for e in models}
+    nets = {
+        e.name: load_model(
+            e.model, e.ckpt, e.model_args, weights_only, seed=analysis.seed, option=f"the `ckpt` of model {e.name!r}"
+        )
+        for e in models
+    }
     ranking = rank_models(nets, data, scores=scores, by=by, config=analysis, progress=progress)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
