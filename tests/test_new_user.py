@@ -607,3 +607,19 @@ def test_rank_names_the_entry_whose_checkpoint_is_missing(tmp_path: Path) -> Non
     assert proc.returncode == 2
     assert "'nowhere/mlp.ckpt' not found; pass an existing file to the `ckpt` of model 'mlp'" in proc.stderr
     assert "--ckpt" not in proc.stderr
+
+
+def test_persistence_diagrams_compare_by_value() -> None:
+    from lightning_topo.functional import cubical_persistence
+
+    x = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    same, other = cubical_persistence(x), cubical_persistence(x.clone())
+    assert same == other and not (same != other)  # raised "Boolean value of Tensor ... is ambiguous"
+    assert cubical_persistence(x + 1) != same and same != "diagrams"
+    assert cubical_persistence(x, dims=(0,)) != same
+
+
+def test_cli_numbers_have_no_negative_zero() -> None:
+    from lightning_topo.cli.training import _g
+
+    assert (_g(-0.0), _g(0.80412), _g(-0.5)) == ("0", "0.8041", "-0.5")

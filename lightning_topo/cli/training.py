@@ -52,6 +52,11 @@ class TopologyCLI(LightningCLI):
             raise CLIError(f"cannot build the classes of the config: {one_line(err)}") from err
 
 
+def _g(value: float) -> str:
+    """``value`` in 4 significant digits, ``0`` for -0.0 (a flat curve's decay rate)."""
+    return f"{value + 0.0:.4g}"
+
+
 def run_trainer(args: list[str]) -> int:
     """Run a Trainer command with :class:`TopologyCLI`; return 0, or 130 after Ctrl-C (summary printed first)."""
     progress = EpochProgress()
@@ -128,7 +133,7 @@ class EpochProgress(Callback):
         # `callback_metrics` keeps the last evaluation's value: shown only on the epochs that evaluated.
         if not topology or any(cb.history and cb.history[-1]["epoch"] == epoch for cb in topology):
             keys.append("topology/decay_rate")
-        values = "  ".join(f"{k} {float(metrics[k]):.4g}" for k in keys if k in metrics and metrics[k].numel() == 1)
+        values = "  ".join(f"{k} {_g(float(metrics[k]))}" for k in keys if k in metrics and metrics[k].numel() == 1)
         seconds = time.perf_counter() - self._epoch_started
         note = "" if self._validated else "  (no validation)"
         print(f"[{epoch + 1}/{total}] epoch {epoch}: {values}{note}  ({seconds:.2f} s)", flush=True)
@@ -196,10 +201,10 @@ def validate_summary(trainer: Trainer) -> list[str]:
             continue
         last = callback.validate_history[-1]
         inputs = len(callback.sample.labels) if callback.sample is not None else "?"
-        layers = "  ".join(f"{name} {layer['omega']:.4g}" for name, layer in last["layers"].items())
+        layers = "  ".join(f"{name} {_g(layer['omega'])}" for name, layer in last["layers"].items())
         lines += [
             f"{PROG} validate: topology of {len(last['layers'])} layers on {inputs} inputs: "
-            f"decay_rate {last['decay_rate']:.4g}, theta {last['theta']:.4g}",
+            f"decay_rate {_g(last['decay_rate'])}, theta {_g(last['theta'])}",
             f"  omega per layer: {layers}",
         ]
     return lines
@@ -247,7 +252,7 @@ def _topology_lines(callback: Any) -> list[str]:
         last, count = callback.history[-1], len(callback.history)
         lines.append(
             f"  topology:   {count} evaluation{'s' if count != 1 else ''}; epoch {last['epoch']}: "
-            f"decay_rate {last['decay_rate']:.4g}, theta {last['theta']:.4g}"
+            f"decay_rate {_g(last['decay_rate'])}, theta {_g(last['theta'])}"
         )
     return lines
 

@@ -41,7 +41,7 @@ __all__ = ["PersistenceDiagrams", "cubical_persistence"]
 INSTALL_FAST = 'pip install "lightning-topo[fast]"'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PersistenceDiagrams:
     """The persistence pairs of a batch of volumes, as flat tensors on one device.
 
@@ -95,6 +95,17 @@ class PersistenceDiagrams:
 
     def __len__(self) -> int:
         return int(self.pairs.shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        """The same pairs, in the same order, of the same volumes and computed dims (devices may differ)."""
+        if not isinstance(other, PersistenceDiagrams):
+            return NotImplemented
+        if (self.num_volumes, self.computed_dims) != (other.num_volumes, other.computed_dims):
+            return False
+        names = ("pairs", "dims", "index", "value_min", "value_max")
+        return all(torch.equal(getattr(self, n).cpu(), getattr(other, n).cpu()) for n in names)
+
+    __hash__ = None  # type: ignore[assignment]  # equal diagrams are equal by value: not hashable
 
     @property
     def device(self) -> torch.device:
