@@ -614,7 +614,7 @@ def test_persistence_diagrams_compare_by_value() -> None:
 
     x = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     same, other = cubical_persistence(x), cubical_persistence(x.clone())
-    assert same == other and not (same != other)  # raised "Boolean value of Tensor ... is ambiguous"
+    assert same == other  # raised "Boolean value of Tensor ... is ambiguous"
     assert cubical_persistence(x + 1) != same and same != "diagrams"
     assert cubical_persistence(x, dims=(0,)) != same
 
@@ -623,3 +623,18 @@ def test_cli_numbers_have_no_negative_zero() -> None:
     from lightning_topo.cli.training import _g
 
     assert (_g(-0.0), _g(0.80412), _g(-0.5)) == ("0", "0.8041", "-0.5")
+
+
+def test_layers_whose_b1_b2_are_zero_by_construction_are_named(tmp_path: Path, caplog) -> None:
+    import logging
+
+    callback = TopologyCallback(samples_per_class=2)
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        _fit(tmp_path, [callback], max_epochs=1)
+    notes = [r.getMessage() for r in caplog.records if "by construction" in r.getMessage()]
+    assert notes == [
+        "TopologyCallback: layers ['net.6', 'net.8'] are vectors (one axis of size > 1 per input): "
+        "b1 = b2 = 0 by construction, not measured."
+    ]
+    for name in ("net.6", "net.8"):  # per class: b0, b1, b2
+        assert all(row[1] == row[2] == 0 for row in callback.history[-1]["layers"][name]["betti"])

@@ -596,11 +596,15 @@ class TopologyCallback(Callback):
                 forward_fn=self.config.forward_fn,
                 output_fn=self.config.output_fn,
                 auto=self.config.layers == "auto",
+                cubical=self.config.complex == "cubical",
             )
         except (UnknownLayerError, ForwardError) as err:  # the first forward pass on the sample
             raise TopologyMisconfiguration(f"TopologyCallback: {err}") from err
         for key, message in notes:
-            self._warn_once(key, f"TopologyCallback: {message}")
+            if key == "flat":  # what the zeros of vector layers mean: information, not a problem to fix
+                rank_zero_info(f"TopologyCallback: {message}")
+            else:
+                self._warn_once(key, f"TopologyCallback: {message}")
         self.layer_names = order
         self._module_types = self._types_of(pl_module, self.layer_names)
         self._ordered = True

@@ -26,6 +26,7 @@ from torch.utils.hooks import RemovableHandle
 
 from lightning_topo.capture.errors import CaptureError, ForwardError, UnknownLayerError
 from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, get_submodule_by_user_name, split_call
+from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, token_layout
 
 __all__ = [
     "CALL_SEPARATOR",
@@ -309,12 +310,14 @@ class LayerTrace:
         no_tensor: requested layers that ran but whose output holds no tensor (skipped, with a warning naming
             ``output_fn``).
         calls: how many times each requested module ran in the pass (modules that never ran are left out).
+        shapes: the shape of one input's output (the tensor analysed) of each layer in ``order``.
     """
 
     order: list[str]
     never_run: list[str]
     no_tensor: list[str] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _plural(n: int, word: str) -> str:
@@ -342,14 +345,20 @@ def trace_layers(
         ...         self.fc, self.act, self.unused = nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2)
         ...     def forward(self, x):
         ...         return self.act(self.fc(self.act(x)))
-        >>> trace_layers(Net(), torch.zeros(1, 2), ["fc", "act", "unused"])
-        LayerTrace(order=['act', 'fc', 'act#2'], never_run=['unused'], no_tensor=[], calls={'act': 2, 'fc': 1})
+        >>> trace = trace_layers(Net(), torch.zeros(1, 2), ["fc", "act", "unused"])
+        >>> trace.order, trace.never_run, trace.calls, trace.shapes["fc"]
+        (['act', 'fc', 'act#2'], ['unused'], {'act': 2, 'fc': 1}, (2,))
     """
     requested = list(dict.fromkeys(layer_names))
     bases = list(dict.fromkeys(split_call(name)[0] for name in requested))
     # Watch up to 64 calls of each module: the calls that run tell how many layers a module is.
     probe_names = [base if k == 1 else f"{base}{CALL_SEPARATOR}{k}" for base in bases for k in range(1, 65)]
-    with ActivationCapture(model, probe_names, lambda _name, _tensor: None, output_fn=output_fn) as capture:
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str, tensor: Tensor) -> None:
+        shapes.setdefault(name, tuple(tensor.shape[1:]))
+
+    with ActivationCapture(model, probe_names, record, output_fn=output_fn) as capture:
         run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn)
     order: list[str] = []
     no_tensor: list[str] = []
@@ -361,7 +370,8 @@ def trace_layers(
     for name in capture.ran:
         base, call = split_call(name)
         calls[base] = max(calls.get(base, 0), call)
-    return LayerTrace(order, [name for name in requested if name not in order + no_tensor], no_tensor, calls)
+    never_run = [name for name in requested if name not in order + no_tensor]
+    return LayerTrace(order, never_run, no_tensor, calls, {name: shapes[name] for name in order if name in shapes})
 
 
 def watched_layers(
@@ -372,6 +382,7 @@ def watched_layers(
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
     output_fn: Callable[[Any], Tensor] | None = None,
     auto: bool = False,
+    cubical: bool = False,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """The layers to measure, in depth order (:func:`trace_layers`), and the notes a user should read about them.
 
@@ -429,7 +440,34 @@ def watched_layers(
     note = auto_layer_note(model, trace.order) if auto else None
     if note:
         notes.append(("few-layers", note))
+    note = flat_volume_note(trace.shapes, token_layout(model, probe)) if cubical else None
+    if note:
+        notes.append(("flat", note))
     return trace.order, notes
+
+
+def flat_volume_note(shapes: Mapping[str, tuple[int, ...]], layout: TokenLayout) -> str | None:
+    """Which layers the cubical view reads as volumes of fewer than 3 axes (an input's output of shape ``shapes``
+    per layer): there b2 (and b1 for vectors) is 0 by construction, not a measured 0. ``None`` when there is none.
+
+    Example:
+        >>> print(flat_volume_note({"conv": (8, 6, 6), "pool": (8, 1, 1), "fc": (10,)}, TokenLayout()))
+        layers ['pool', 'fc'] are vectors (one axis of size > 1 per input): b1 = b2 = 0 by construction, not measured.
+    """
+    axes = {
+        name: sum(n > 1 for n in cubical_volumes(torch.zeros(1, *shape), layout).shape[1:])
+        for name, shape in shapes.items()
+    }
+    vectors = [name for name, a in axes.items() if a <= 1]
+    images = [name for name, a in axes.items() if a == 2]
+    parts = []
+    if vectors:
+        parts.append(f"layers {vectors} are vectors (one axis of size > 1 per input): b1 = b2 = 0 by construction")
+    if images:
+        parts.append(f"layers {images} are images (two axes of size > 1 per input): b2 = 0 by construction")
+    if not parts:
+        return None
+    return "; ".join(parts) + ", not measured."
 
 
 def execution_order(
