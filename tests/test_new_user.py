@@ -638,3 +638,24 @@ def test_layers_whose_b1_b2_are_zero_by_construction_are_named(tmp_path: Path, c
     ]
     for name in ("net.6", "net.8"):  # per class: b0, b1, b2
         assert all(row[1] == row[2] == 0 for row in callback.history[-1]["layers"][name]["betti"])
+
+
+def test_cli_shows_a_config_warning_once(tmp_path: Path) -> None:
+    proc = _cli(
+        "analyse",
+        "--model",
+        "lightning_topo.models.CNNClassifier",
+        "--data",
+        "lightning_topo.datasets.DigitsDataModule",
+        "--analysis.samples_per_class",
+        "2",
+        "--analysis.min_persistence",
+        "0.2",
+        "--output_dir",
+        "out",
+        "--progress",
+        "false",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("`min_persistence=0.2` has no effect") == 1, proc.stderr

@@ -292,7 +292,8 @@ class TopologyCallback(Callback):
                 else "it was saved by an older version with another state key"
             )
             rank_zero_warn(
-                f"TopologyCallback: the checkpoint's topology history ({len(state.get('history', []))} evaluations) "
+                f"TopologyCallback: the checkpoint's topology history "
+                f"({_plural(len(state.get('history', [])), 'evaluation', 'evaluations')}) "
                 f"is not restored: {what}. Pass the same values to resume it."
             )
 

@@ -125,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is not None:  # called from Python (a test, a notebook): warnings are shown as that caller shows them
         return _run(args, command, where, debug)
     with warnings.catch_warnings():  # the command: restores `showwarning` when it returns
+        _SHOWN.clear()
         warnings.showwarning = _show_warning
         return _run(args, command, where, debug)
 
@@ -136,7 +137,12 @@ def _show_warning(
     message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
 ) -> None:
     """Our own warnings as ``UserWarning: message`` (the source line of the package says nothing to a user of the
-    command); the others as Python shows them."""
+    command); the others as Python shows them. Each text once per command (a config checked at two places of the
+    argument parser warned twice)."""
+    seen = (category, str(message))
+    if seen in _SHOWN:
+        return
+    _SHOWN.add(seen)
     if not str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
         _DEFAULT_SHOW(message, category, filename, lineno, file, line)
         return
@@ -145,6 +151,7 @@ def _show_warning(
 
 
 _DEFAULT_SHOW = warnings.showwarning
+_SHOWN: set[tuple[type[Warning], str]] = set()
 
 
 def _run(args: list[str], command: str, where: str, debug: bool) -> int:
