@@ -659,3 +659,12 @@ def test_cli_shows_a_config_warning_once(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("`min_persistence=0.2` has no effect") == 1, proc.stderr
+
+
+def test_cli_model_without_its_arguments_says_model_args(tmp_path: Path) -> None:
+    proc = _cli(
+        "analyse", "--model", "torch.nn.Linear", "--data", "lightning_topo.datasets.DigitsDataModule", cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    assert "missing 2 required positional arguments" in proc.stderr and "--model_args '{" in proc.stderr
+    assert "checkpoint" not in proc.stderr.split("error:", 1)[1]

@@ -88,10 +88,12 @@ def load_model(
         return model
     except MODEL_LOAD_ERRORS as err:
         source = f"checkpoint {ckpt!r} and " if ckpt else ""
-        raise CLIError(
-            f"cannot build {name} from {source}model_args {model_args}: {one_line(err)}; check that the checkpoint "
-            "was written for this class and that the model_args are its arguments."
-        ) from err
+        fix = (
+            "check that the checkpoint was written for this class and that the model_args are its arguments"
+            if ckpt
+            else "pass its arguments as --model_args '{name: value, ...}' (in rank: each entry's model_args)"
+        )
+        raise CLIError(f"cannot build {name} from {source}model_args {model_args}: {one_line(err)}; {fix}.") from err
 
 
 def analyse(
