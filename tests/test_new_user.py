@@ -668,3 +668,12 @@ def test_cli_model_without_its_arguments_says_model_args(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "missing 2 required positional arguments" in proc.stderr and "--model_args '{" in proc.stderr
     assert "checkpoint" not in proc.stderr.split("error:", 1)[1]
+
+
+def test_cli_misspelt_option_names_its_close_matches(tmp_path: Path) -> None:
+    base = ["--model", "lightning_topo.models.CNNClassifier", "--data", "lightning_topo.datasets.DigitsDataModule"]
+    proc = _cli("analyse", *base, "--analysis.persistance", "[entropy]", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown option --analysis.persistance; did you mean --analysis.persistence" in proc.stderr
+    proc = _cli("rank", "--outputdir", "x", cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean --output_dir?" in proc.stderr

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import inspect
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -198,10 +201,41 @@ def build_parser() -> ArgumentParser:
     return auto_parser(COMMANDS, prog=PROG, as_positional=False, exit_on_error=False)
 
 
+_FREE_FORM = ("--data", "--model_args", "--models", "--scores")
+"""Options whose nested names come from a class or a dict the user gives, not from our signatures."""
+
+
+def _option_names(command: str) -> list[str]:
+    """The options of ``command``: its function's parameters, ``--analysis.<TopologyConfig field>`` and the
+    parser's own (``--config``, ``--print_config``, ``--help``)."""
+    names = ["--config", "--print_config", "--help", "-h"]
+    for param in inspect.signature(COMMANDS[command]).parameters:
+        names.append(f"--{param}")
+    names += [f"--analysis.{f.name}" for f in dataclasses.fields(TopologyConfig)]
+    return names
+
+
+def _check_option_names(args: list[str]) -> None:
+    """A misspelt option is a :class:`CLIError` naming its close matches (jsonargparse says only "unrecognized")."""
+    if not args or args[0] not in COMMANDS:
+        return
+    known = _option_names(args[0])
+    for token in args[1:]:
+        if not token.startswith("--"):
+            continue
+        name = token.split("=", 1)[0].removesuffix("+")
+        if name in known or any(name.startswith(f"{free}.") for free in _FREE_FORM):
+            continue
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise CLIError(f"unknown option {name}{hint} (see `{PROG} {args[0]} --help`)")
+
+
 def run_analysis(args: list[str]) -> Any:
     """Run ``analyse`` or ``rank``: jsonargparse's parser of :data:`COMMANDS` parses ``args`` and builds the data
     module and ``TopologyConfig`` (their errors, and a class path that does not import, are a :class:`CLIError`),
     then the command runs."""
+    _check_option_names(args)
     parser = build_parser()
     try:
         cfg = parser.parse_args(args)
