@@ -677,3 +677,37 @@ def test_cli_misspelt_option_names_its_close_matches(tmp_path: Path) -> None:
     assert "unknown option --analysis.persistance; did you mean --analysis.persistence" in proc.stderr
     proc = _cli("rank", "--outputdir", "x", cwd=tmp_path)
     assert proc.returncode == 2 and "did you mean --output_dir?" in proc.stderr
+
+
+def test_auto_layers_look_inside_a_backbone_and_head_of_sequentials(tmp_path: Path) -> None:
+    import copy
+
+    from lightning_topo.capture import resolve_layers
+
+    class BackboneHead(Classifier):
+        def __init__(self) -> None:
+            super().__init__(torch.nn.Identity())
+            del self.net
+            self.backbone = torch.nn.Sequential(
+                torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 8, 3), torch.nn.ReLU(), torch.nn.Flatten()
+            )
+            self.head = torch.nn.Sequential(torch.nn.Linear(128, 3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.backbone(x))
+
+    model = BackboneHead()
+    callback = TopologyCallback(samples_per_class=2)
+    quiet_trainer(tmp_path, [callback], limit_train_batches=2).fit(
+        model, datamodule=DigitsDataModule(classes=[0, 1, 2])
+    )
+    assert callback.layer_names == ["backbone.0", "backbone.1", "backbone.2", "backbone.3", "head"]  # was 2 layers
+    assert math.isfinite(callback.history[-1]["decay_rate"])
+
+    class WithEma(torch.nn.Module):  # a network and its EMA copy: the copy's layers never run, and are dropped
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3))
+            self.ema = copy.deepcopy(self.net)
+
+    assert resolve_layers(WithEma()) == ["net.0", "net.1", "net.2", "ema.0", "ema.1", "ema.2"]

@@ -31,7 +31,9 @@ repeated blocks               the stem, then every block of the outermost *block
                               block list: walking up from the list, the first ancestor level with earlier
                               siblings gives them (those with parameters, or activations)
 anything else                 every top-level child except pass-through modules (``Flatten``,
-                              ``Unflatten``, ``Identity``, dropout), which repeat the layer before
+                              ``Unflatten``, ``Identity``, dropout), which repeat the layer before; with
+                              fewer than 3 of them, the children of each ``Sequential`` child instead of
+                              it (a ``backbone`` + ``head`` of Sequentials, a network and its EMA copy)
 ============================  ===================================================================
 
 A model (or LightningModule) that only wraps one network, e.g. ``self.net``, is looked into: the
@@ -313,6 +315,25 @@ def _auto_choice(model: nn.Module) -> tuple[list[str], str]:
         f"{kind} has no recognised family layout and no list of repeated blocks (a ModuleList / Sequential of "
         "two or more blocks of one class), so its top-level children are watched"
     )
+    if len(names) < MIN_AUTO_LAYERS:
+        # Too few to fit a decay: a `backbone` + `head` of plain Sequentials (or a network and its EMA copy) is
+        # watched layer by layer inside them, as a Sequential network itself is.
+        expanded: list[str] = []
+        opened: list[str] = []
+        for n, c in children.items():
+            inner = [k for k, m in c.named_children() if not isinstance(m, PASS_THROUGH_TYPES)]
+            if isinstance(c, nn.Sequential) and len(inner) >= 2:
+                expanded += [f"{prefix}{n}.{k}" for k in inner]
+                opened.append(n)
+            elif not isinstance(c, PASS_THROUGH_TYPES):
+                expanded.append(prefix + n)
+        if opened:
+            why = (
+                f"{kind} has no recognised family layout and no list of repeated blocks, and fewer than "
+                f"{MIN_AUTO_LAYERS} top-level children, so the layers of its Sequential children {opened} are watched "
+                "one by one, with its other top-level children"
+            )
+            return expanded, why
     return names, why
 
 
