@@ -711,3 +711,16 @@ def test_auto_layers_look_inside_a_backbone_and_head_of_sequentials(tmp_path: Pa
             self.ema = copy.deepcopy(self.net)
 
     assert resolve_layers(WithEma()) == ["net.0", "net.1", "net.2", "ema.0", "ema.1", "ema.2"]
+
+
+def test_validate_summary_prints_the_persistence_summaries(tmp_path: Path) -> None:
+    from lightning_topo.cli.training import validate_summary
+
+    callback = TopologyCallback(samples_per_class=2, persistence=["entropy"], persistence_dims=[0])
+    trainer = quiet_trainer(tmp_path, [callback], limit_train_batches=2)
+    model, data = Classifier(digits_cnn((4, 8))), DigitsDataModule(classes=[0, 1, 2])
+    trainer.validate(model, datamodule=data, verbose=False)
+    lines = validate_summary(trainer)
+    (line,) = [line for line in lines if line.startswith("  persistence_entropy_0 per layer: ")]
+    record = callback.validate_history[-1]["layers"]["net.0"]["persistence"]["persistence_entropy_0"]
+    assert f"net.0 {sum(record) / len(record) + 0.0:.4g}" in line

@@ -4,6 +4,7 @@ command that resumes (:func:`fit_summary`)."""
 
 from __future__ import annotations
 
+import math
 import pkgutil
 import re
 import shlex
@@ -207,7 +208,21 @@ def validate_summary(trainer: Trainer) -> list[str]:
             f"decay_rate {_g(last['decay_rate'])}, theta {_g(last['theta'])}",
             f"  omega per layer: {layers}",
         ]
+        keys = list(dict.fromkeys(k for layer in last["layers"].values() for k in layer.get("persistence") or {}))
+        for key in keys:  # persistence summaries: the mean over classes, as logged
+            values = "  ".join(
+                f"{name} {_g(_mean(layer['persistence'][key]))}"
+                for name, layer in last["layers"].items()
+                if key in (layer.get("persistence") or {})
+            )
+            lines.append(f"  {key} per layer: {values}")
     return lines
+
+
+def _mean(values: Sequence[float]) -> float:
+    """The mean of the finite ``values`` (NaN when there is none), as the callback logs a per-class value."""
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
 
 
 def resume_command(args: Sequence[str], ckpt: str, max_epochs: int | None = None) -> str:
