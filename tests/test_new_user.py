@@ -724,3 +724,16 @@ def test_validate_summary_prints_the_persistence_summaries(tmp_path: Path) -> No
     (line,) = [line for line in lines if line.startswith("  persistence_entropy_0 per layer: ")]
     record = callback.validate_history[-1]["layers"]["net.0"]["persistence"]["persistence_entropy_0"]
     assert f"net.0 {sum(record) / len(record) + 0.0:.4g}" in line
+
+
+def test_a_failure_of_our_own_reduction_is_not_blamed_on_the_model() -> None:
+    from lightning_topo.capture import run_on_sample
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU())
+
+    def broken_reduction(name: str, tensor: torch.Tensor) -> None:
+        raise RuntimeError("kernel broke")
+
+    with pytest.raises(RuntimeError, match="kernel broke") as err, ActivationCapture(net, ["0"], broken_reduction):
+        run_on_sample(net, torch.zeros(4, 3), batch_size=2)
+    assert type(err.value) is RuntimeError  # as raised, not a ForwardError saying "pass forward_fn"

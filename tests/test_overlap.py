@@ -15,7 +15,7 @@ from torch import nn
 
 from lightning_topo import TopologyCallback
 from lightning_topo.analysis.evaluate import evaluate_topology, start_evaluation
-from lightning_topo.capture import capture_layers, start_capture
+from lightning_topo.capture import ForwardError, capture_layers, start_capture
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.datasets import DigitsDataModule
 from lightning_topo.functional import cubical_betti, sublevel_thresholds
@@ -110,10 +110,11 @@ def test_a_forward_error_raises_at_start_in_one_process() -> None:
     def broken(model: nn.Module, inputs: torch.Tensor) -> None:
         raise RuntimeError("forward_fn broke")
 
-    with pytest.raises(RuntimeError, match="forward_fn broke"):
+    with pytest.raises(ForwardError, match="raised RuntimeError: forward_fn broke") as err:
         start_evaluation(
             _inplace_net(), torch.randn(4, 1, 9, 9), torch.zeros(4), ["0"], TopologyConfig(forward_fn=broken)
         )
+    assert isinstance(err.value.__cause__, RuntimeError)
 
 
 def test_callback_overlap_logs_the_numbers_of_the_synchronous_path(tmp_path: Path) -> None:

@@ -162,7 +162,12 @@ class ActivationCapture:
                 self.skipped[name] = reason
                 warnings.warn(f"layer '{name}' skipped: {reason}.", UserWarning, stacklevel=1)
                 return
-            self.results[name].append(self.reducer(name, tensor.detach()))
+            try:
+                reduced = self.reducer(name, tensor.detach())
+            except Exception as err:
+                err.__dict__[_OURS] = True  # our reduction failed, not the user's model: passed on as it is
+                raise
+            self.results[name].append(reduced)
 
         # Never trace the hook into a torch.compile graph: the reducer runs NumPy / C labelling code.
         return torch.compiler.disable(hook)
@@ -259,6 +264,8 @@ def run_on_sample(
                 except _PASSED_THROUGH:
                     raise
                 except Exception as err:
+                    if err.__dict__.get(_OURS):
+                        raise
                     raise ForwardError(_forward_message(err, batch, forward_fn)) from err
                 if on_batch is not None:
                     on_batch(len(batch))
@@ -269,6 +276,10 @@ def run_on_sample(
 
 _PASSED_THROUGH = (CaptureError, torch.cuda.OutOfMemoryError, MemoryError)
 """Raised by the forward pass and passed on as they are: our own errors (with their messages), out of memory."""
+
+_OURS = "_lightning_topo_reduction"
+"""Set in the ``__dict__`` of an exception a hook's reduction raised (a kernel, CuPy's ordering check): passed on
+as it is, not as the model's :class:`ForwardError`."""
 
 
 def _call_output_fn(output_fn: Callable[[Any], Tensor], output: Any, name: str) -> Any:
