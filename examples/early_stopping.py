@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 from _provenance import add_perturbation_args, apply_perturbation, environment
+from _trainer import quiet_trainer
 from lightning.pytorch import Callback, LightningModule, Trainer, seed_everything
 from lightning.pytorch.callbacks import EarlyStopping
 
@@ -72,18 +73,7 @@ def run(rule: str, seed: int, max_epochs: int, patience: int, precision: str = "
         stopper = TopologyEarlyStopping(patience=patience, min_delta=0.0, min_delta_mode="abs", ema_alpha=None)
     if stopper is not None:
         callbacks.append(stopper)
-    trainer = Trainer(
-        max_epochs=max_epochs,
-        accelerator="auto",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        precision=precision,
-    )
+    trainer = quiet_trainer(max_epochs, precision, callbacks=callbacks)
     start = time.perf_counter()
     trainer.fit(Classifier(digits_cnn(), lr=1e-2), datamodule=DigitsDataModule(batch_size=32, seed=seed))
     elapsed = time.perf_counter() - start

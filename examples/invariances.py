@@ -74,7 +74,8 @@ from typing import Any
 
 import torch
 from _provenance import add_perturbation_args, apply_perturbation, environment
-from lightning.pytorch import Trainer, seed_everything
+from _trainer import quiet_trainer
+from lightning.pytorch import seed_everything
 
 from lightning_topo import analyse
 from lightning_topo.datasets import DigitsDataModule
@@ -103,17 +104,7 @@ def train_and_analyse(
     untrained = analyse(model, datamodule, progress=False)
     analyse_seconds = time.perf_counter() - start
     seed_everything(seed, verbose=False)  # the shuffling does not depend on whether the init was analysed
-    trainer = Trainer(
-        max_epochs=args.epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        precision=args.trainer_precision,
-    )
+    trainer = quiet_trainer(args.epochs, args.trainer_precision, accelerator="cpu")
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     train_seconds = time.perf_counter() - start

@@ -9,8 +9,9 @@ The README's "k and the sample size" paragraph quotes these numbers; they are wr
   class b (a disk with nine holes). The same with ``k=14`` (Naitzat et al.'s value) on the same sample.
 * D-I MLP (``d1_mlp``): ``MLPClassifier(2, hidden 15, depth 9, relu, lr 0.005, cosine schedule)`` on D-I
   (batch 256, gradient clipping 1.0, data seed ``--first-seed``), the recipe of ``configs/d1_relu.yaml`` but
-  ``--mlp-epochs`` 150 epochs, not 60 (60 left it at 0.93 validation accuracy here, 150 at 0.999); the point-cloud view at the defaults before (random init) and after training: each
-  layer's (b0, b1) per class, the first layer from which every class is (1, 0), the decay rate.
+  ``--mlp-epochs`` 150 epochs, not 60 (60 left it at 0.93 validation accuracy here, 150 at 0.999); the
+  point-cloud view at the defaults before (random init) and after training: each layer's (b0, b1) per class, the
+  first layer from which every class is (1, 0), the decay rate.
 * Digits CNN (``digits_cnn``): ``Classifier(digits_cnn())`` on the digits (batch 64, lr 0.01,
   ``--cnn-epochs`` epochs); the point-cloud view at the defaults before and after training: the sample per class
   (the validation split holds about 45 digits per class), the ``k`` it gives, each layer's mean (b0, b1) over
@@ -37,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from _provenance import add_perturbation_args, apply_perturbation, environment
-from lightning.pytorch import LightningDataModule, LightningModule, Trainer, seed_everything
+from _trainer import quiet_trainer
+from lightning.pytorch import LightningDataModule, LightningModule, seed_everything
 from torch import nn
 
 from lightning_topo import TopologyReport, analyse
@@ -76,18 +78,7 @@ def inputs(seed: int) -> dict[str, Any]:
 
 def _fit(model: LightningModule, datamodule: LightningDataModule, epochs: int, args: argparse.Namespace) -> float:
     """Train ``model``; its last validation accuracy."""
-    trainer = Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        gradient_clip_val=args.clip,
-        precision=args.trainer_precision,
-    )
+    trainer = quiet_trainer(epochs, args.trainer_precision, accelerator="cpu", gradient_clip_val=args.clip)
     trainer.fit(model, datamodule=datamodule)
     return float(trainer.callback_metrics["val_acc"])
 

@@ -41,7 +41,8 @@ import warnings
 from pathlib import Path
 
 from _provenance import add_perturbation_args, apply_perturbation, environment
-from lightning.pytorch import Trainer, seed_everything
+from _trainer import quiet_trainer
+from lightning.pytorch import seed_everything
 from torch import Tensor, nn
 
 from lightning_topo import analyse, rank_models
@@ -97,20 +98,6 @@ ZOO = {
 }
 
 
-def _trainer(epochs: int, precision: str) -> Trainer:
-    return Trainer(
-        max_epochs=epochs,
-        accelerator="auto",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        precision=precision,
-    )
-
-
 def one_seed(
     seed: int, pretrain_epochs: int, finetune_epochs: int, finetune_fraction: float, precision: str = "32-true"
 ) -> dict[str, dict]:
@@ -121,13 +108,13 @@ def one_seed(
     for name, build in ZOO.items():
         seed_everything(seed, verbose=False)
         model = Classifier(build(), lr=1e-2)
-        _trainer(pretrain_epochs, precision).fit(model, datamodule=source)
+        quiet_trainer(pretrain_epochs, precision).fit(model, datamodule=source)
         report = analyse(model.net, target, seed=seed, progress=False, name=name)
         # Transfer as usual: a fresh classification head, then every layer fine-tuned at a lower rate.
         head = [m for m in model.net.modules() if isinstance(m, nn.Linear)][-1]
         head.reset_parameters()
         model.lr = 1e-2
-        trainer = _trainer(finetune_epochs, precision)
+        trainer = quiet_trainer(finetune_epochs, precision)
         trainer.fit(model, datamodule=target)
         accuracy = float(trainer.validate(model, datamodule=target, verbose=False)[0]["val_acc"])
         runs[name] = {"report": report, "accuracy": accuracy}

@@ -360,6 +360,7 @@ def _build(task: str, seed: int, quick: bool) -> tuple[Any, Any, Any, dict[str, 
 
 def record(task: str, seed: int, max_epochs: int, quick: bool, precision: str = "32-true") -> dict[str, Any]:
     """Train ``task`` with ``seed`` to ``max_epochs`` (no stopping rule); the per-epoch series of :data:`SERIES`."""
+    from _trainer import quiet_trainer
     from lightning.pytorch import Callback, Trainer, seed_everything
 
     class _Recorder(Callback):
@@ -380,19 +381,7 @@ def record(task: str, seed: int, max_epochs: int, quick: bool, precision: str = 
     seed_everything(seed, verbose=False)
     model, data, topo, extra = _build(task, seed, quick)
     recorder = _Recorder()
-    trainer = Trainer(
-        max_epochs=max_epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[topo, recorder],
-        precision=precision,
-        **extra,
-    )
+    trainer = quiet_trainer(max_epochs, precision, accelerator="cpu", callbacks=[topo, recorder], **extra)
     start = time.perf_counter()
     trainer.fit(model, datamodule=data)
     return {"task": task, "seed": seed, "seconds_total": time.perf_counter() - start, **recorder.series}
