@@ -570,27 +570,27 @@ def test_the_logged_summary_name_points_to_its_summary() -> None:
         TopologyConfig(persistence=["persistence_entropy"])
 
 
-def test_cli_takes_one_summary_and_one_dimension_as_python_does(tmp_path: Path) -> None:
-    from lightning_topo import TopologyReport
-
-    proc = _cli(
+def _cli_analyse_cnn(cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``lightning-topo analyse`` of a fresh digits CNN on 2 digits per class, writing ``out/``, with ``extra``."""
+    model = ["--model", "lightning_topo.models.CNNClassifier", "--data", "lightning_topo.datasets.DigitsDataModule"]
+    return _cli(
         "analyse",
-        "--model",
-        "lightning_topo.models.CNNClassifier",
-        "--data",
-        "lightning_topo.datasets.DigitsDataModule",
+        *model,
         "--analysis.samples_per_class",
         "2",
-        "--analysis.persistence",
-        "entropy",
-        "--analysis.persistence_dims",
-        "1",
         "--output_dir",
         "out",
         "--progress",
         "false",
-        cwd=tmp_path,
+        *extra,
+        cwd=cwd,
     )
+
+
+def test_cli_takes_one_summary_and_one_dimension_as_python_does(tmp_path: Path) -> None:
+    from lightning_topo import TopologyReport
+
+    proc = _cli_analyse_cnn(tmp_path, "--analysis.persistence", "entropy", "--analysis.persistence_dims", "1")
     assert proc.returncode == 0, proc.stderr
     report = TopologyReport.from_json(tmp_path / "out" / "report.json")
     assert report.persistence_keys == ["persistence_entropy_1"]
@@ -641,22 +641,7 @@ def test_layers_whose_b1_b2_are_zero_by_construction_are_named(tmp_path: Path, c
 
 
 def test_cli_shows_a_config_warning_once(tmp_path: Path) -> None:
-    proc = _cli(
-        "analyse",
-        "--model",
-        "lightning_topo.models.CNNClassifier",
-        "--data",
-        "lightning_topo.datasets.DigitsDataModule",
-        "--analysis.samples_per_class",
-        "2",
-        "--analysis.min_persistence",
-        "0.2",
-        "--output_dir",
-        "out",
-        "--progress",
-        "false",
-        cwd=tmp_path,
-    )
+    proc = _cli_analyse_cnn(tmp_path, "--analysis.min_persistence", "0.2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("`min_persistence=0.2` has no effect") == 1, proc.stderr
 
