@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -215,10 +216,13 @@ class TopologyConfig:
             check_threshold_rule(self.threshold)
         except ValueError as err:
             raise ConfigError(str(err)) from err
+        if isinstance(self.threshold, numbers.Real) and not isinstance(self.threshold, int):
+            object.__setattr__(self, "threshold", float(self.threshold))  # numpy scalars: plain values in state
         self._check_persistence()
         s = self.scale
-        if isinstance(s, bool) or not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
+        if isinstance(s, bool) or not (isinstance(s, numbers.Real) and math.isfinite(s) and s > 0):
             raise ConfigError(f"`scale` must be a finite number > 0, got {s!r}.")
+        object.__setattr__(self, "scale", float(s) if not isinstance(s, int) else s)
         if self.metric not in METRICS:
             raise ConfigError(f"`metric` must be one of {METRICS}, got {self.metric!r}.")
         _positive_int("k", self.k, allow_auto=True)
@@ -271,7 +275,7 @@ class TopologyConfig:
                 )
             object.__setattr__(self, "persistence", tuple(n for n in PERSISTENCE_SUMMARIES if n in names))
         mp = self.min_persistence
-        if isinstance(mp, bool) or not (isinstance(mp, (int, float)) and 0.0 <= mp <= 1.0):
+        if isinstance(mp, bool) or not (isinstance(mp, numbers.Real) and 0.0 <= mp <= 1.0):
             raise ConfigError(
                 f"`min_persistence` must be a number in [0, 1] (a fraction of each volume's range), got {mp!r}."
             )

@@ -722,3 +722,55 @@ def test_a_failure_of_our_own_reduction_is_not_blamed_on_the_model() -> None:
     with pytest.raises(RuntimeError, match="kernel broke") as err, ActivationCapture(net, ["0"], broken_reduction):
         run_on_sample(net, torch.zeros(4, 3), batch_size=2)
     assert type(err.value) is RuntimeError  # as raised, not a ForwardError saying "pass forward_fn"
+
+
+# ------------------------------------------------------------------ a researcher's trial of the API
+def test_decay_rate_called_on_one_layer_is_refused_and_keeps_its_state() -> None:
+    from lightning_topo.metrics import DecayRate
+
+    metric = DecayRate(num_layers=3)
+    betti = torch.tensor([[[5, 2, 0]], [[3, 1, 0]], [[1, 0, 0]]])
+    metric.update(betti)
+    with pytest.raises(ValueError, match=r"layer=0\) would need the decay of one layer's batch"):
+        metric(betti[0], layer=0)
+    assert metric.count.tolist() == [[1], [1], [1]]  # torchmetrics' forward had reset it
+    assert metric(betti).item() == pytest.approx(metric.compute().item())
+
+
+def test_thresholds_are_read_as_documented_or_refused() -> None:
+    import numpy as np
+
+    from lightning_topo.functional import betti_curves, cubical_betti, omega, rips_betti
+
+    volumes = torch.randn(2, 4, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"`thresholds` must be 1-D .* got shape \(2, 2\)"):
+        betti_curves(volumes, torch.tensor([[0.0, 1.0], [0.5, 2.0]]))  # read as 4 shared thresholds before
+    with pytest.raises(ValueError, match=r"sublevel_thresholds"):
+        betti_curves(volumes, "mean")
+    assert torch.equal(betti_curves(volumes, 0.5)[:, 0], cubical_betti(volumes, 0.5))
+    assert torch.equal(cubical_betti(volumes, np.float32(0.5)), cubical_betti(volumes, 0.5))
+    with pytest.raises(ValueError, match=r"got 'mean'; .* sublevel_thresholds\(volumes, 'mean'\)"):
+        cubical_betti(volumes, "mean")
+    circle = torch.stack([torch.cos(torch.arange(24) / 24 * 6.2832), torch.sin(torch.arange(24) / 24 * 6.2832)], 1)
+    assert rips_betti(circle, torch.tensor(0.5)).tolist() == rips_betti(circle, 0.5).tolist() == [1, 1]
+    with pytest.raises(ValueError, match=r"`labels` must be an integer tensor"):
+        omega(torch.tensor([[1, 0, 0], [2, 0, 0]]), torch.tensor([0.2, 0.7]))
+
+
+def test_metric_inputs_and_merges_are_checked() -> None:
+    from lightning_topo.metrics import DecayRate, LayerwiseTopology, TopologicalComplexity
+
+    metric = LayerwiseTopology(["a"], [0, 1], TopologyConfig())
+    with pytest.raises(ValueError, match=r"non-negative Betti numbers, got a minimum of -1"):
+        metric.update("a", torch.tensor([[-1, 0, 0], [2, 0, 0]]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"integer Betti numbers, got dtype torch.float32"):
+        metric.update("a", torch.tensor([[1.0, 0, 0], [2, 0, 0]]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"num_classes=3 vs 2"):
+        TopologicalComplexity(num_classes=3).merge_state(TopologicalComplexity(num_classes=2))
+    with pytest.raises(ValueError, match=r"kind='normalised' vs 'theta'"):
+        DecayRate(num_layers=2).merge_state(DecayRate(num_layers=2, kind="theta"))
+    same = TopologicalComplexity(num_classes=2)
+    same.update(betti=torch.tensor([[2, 1, 0]]), labels=torch.tensor([1]))
+    merged = TopologicalComplexity(num_classes=2)
+    merged.merge_state(same)
+    assert merged.count.tolist() == [0, 1]

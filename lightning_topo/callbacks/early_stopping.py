@@ -35,6 +35,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -53,7 +54,7 @@ __all__ = ["TopologyEarlyStopping"]
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 MIN_DELTA_MODES = ("abs", "rel")

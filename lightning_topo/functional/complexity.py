@@ -46,7 +46,7 @@ def omega(betti: Tensor, labels: Tensor | None = None) -> Tensor:
         float64 tensor of shape ``betti.shape[:-2]``.
 
     Raises:
-        ValueError: on fewer than 2 axes, an empty sample axis, or labels of the wrong shape.
+        ValueError: on fewer than 2 axes, an empty sample axis, or labels of the wrong shape or a non-integer dtype.
 
     Example:
         >>> b = torch.tensor([[1, 0, 0], [3, 1, 0], [2, 0, 0]])
@@ -63,6 +63,11 @@ def omega(betti: Tensor, labels: Tensor | None = None) -> Tensor:
         if labels.shape != (betti.shape[-2],):
             raise ValueError(
                 f"`labels` must have shape (B,) = ({betti.shape[-2]},) to match `betti`, got {tuple(labels.shape)}."
+            )
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(
+                f"`labels` must be an integer tensor of class labels, got dtype {labels.dtype}; for probabilities or "
+                "one-hot rows pass `labels.argmax(-1)`."
             )
     return class_statistics(betti, labels)[2]
 

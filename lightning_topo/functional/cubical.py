@@ -26,6 +26,7 @@ are handled as 3-D volumes with size-1 axes, which gives their own homology (``b
 
 from __future__ import annotations
 
+import numbers
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -78,10 +79,15 @@ def _batch_thresholds(
                 f"`threshold` must be a number, a 1-element tensor or a tensor of shape (B,) = ({batch},), "
                 f"got shape {tuple(threshold.shape)}."
             )
-    elif isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+    elif isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
         thr = torch.full((batch,), float(threshold), dtype=torch.float64, device=device)
+    elif isinstance(threshold, str):
+        raise ValueError(
+            f"`threshold` must be a number or a tensor, got {threshold!r}; for each volume's mean or median pass "
+            f"sublevel_thresholds(volumes, {threshold!r})."
+        )
     else:
-        raise ValueError(f"`threshold` must be a float or a tensor, got {type(threshold).__name__}.")
+        raise ValueError(f"`threshold` must be a number or a tensor, got {type(threshold).__name__}.")
     if checks is not None:
         checks.append(~torch.isnan(thr).any())
     elif bool(torch.isnan(thr).any()):

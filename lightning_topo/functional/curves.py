@@ -24,6 +24,7 @@ computation below ``DIRECT_MAX_THRESHOLDS`` thresholds (the crossover measured h
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,8 +48,22 @@ DIRECT_MAX_THRESHOLDS = 40
 _HALF_26 = [(dd, dh, dw) for dd in (-1, 0, 1) for dh in (-1, 0, 1) for dw in (-1, 0, 1) if (dd, dh, dw) > (0, 0, 0)]
 
 
-def _check_thresholds(thresholds: Tensor | Sequence[float]) -> Tensor:
-    t = thresholds if isinstance(thresholds, Tensor) else torch.as_tensor(list(thresholds), dtype=torch.float64)
+def _check_thresholds(thresholds: Tensor | Sequence[float] | float) -> Tensor:
+    """The thresholds as a 1-D float64 CPU tensor (one number counts as one threshold); a 2-D tensor, a string or
+    anything else is a ``ValueError`` saying what is accepted."""
+    if isinstance(thresholds, numbers.Real) and not isinstance(thresholds, bool):
+        thresholds = [float(thresholds)]
+    if isinstance(thresholds, str) or not isinstance(thresholds, (Tensor, Sequence, np.ndarray)):
+        raise ValueError(
+            f"`thresholds` must be a sequence or 1-D tensor of numbers (the same thresholds for every volume), got "
+            f"{thresholds!r}; for each volume's mean or median use cubical_betti(volumes, sublevel_thresholds(...))."
+        )
+    t = thresholds if isinstance(thresholds, Tensor) else torch.as_tensor(np.asarray(thresholds, dtype=np.float64))
+    if t.ndim > 1:
+        raise ValueError(
+            f"`thresholds` must be 1-D (T thresholds shared by every volume), got shape {tuple(t.shape)}; for "
+            "thresholds of each volume call betti_curves once per volume, or cubical_betti with a (B,) threshold."
+        )
     t = t.detach().to(torch.float64).reshape(-1).cpu()
     if t.numel() == 0:
         raise ValueError("`thresholds` is empty: pass at least one threshold.")

@@ -107,6 +107,20 @@ class PersistenceDiagrams:
 
     __hash__ = None  # type: ignore[assignment]  # equal diagrams are equal by value: not hashable
 
+    def __repr__(self) -> str:
+        """A summary line (the tensors can hold millions of pairs): volumes, pairs per computed dimension, device.
+
+        Example:
+            >>> PersistenceDiagrams(torch.tensor([[0.0, float("inf")]], dtype=torch.float64), torch.tensor([0]),
+            ...                     torch.tensor([0]), 1, (0, 1), torch.zeros(1, dtype=torch.float64),
+            ...                     torch.ones(1, dtype=torch.float64))
+            PersistenceDiagrams(num_volumes=1, pairs=1 (H0 1, H1 0), device=cpu)
+        """
+        per_dim = ", ".join(f"H{d} {int((self.dims == d).sum())}" for d in self.computed_dims)
+        return (
+            f"PersistenceDiagrams(num_volumes={self.num_volumes}, pairs={len(self)} ({per_dim}), device={self.device})"
+        )
+
     @property
     def device(self) -> torch.device:
         """Where the tensors live."""

@@ -19,6 +19,7 @@ for close points, where a float32 ``|x|^2 + |y|^2 - 2xy`` would cancel badly).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Any
 
@@ -256,7 +257,9 @@ def rips_betti(
         [1, 1]
     """
     points = _check_points(points)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
+    if isinstance(scale, Tensor) and scale.numel() == 1 and not scale.is_complex():
+        scale = float(scale.item())  # a 0-d tensor, as computed scales are
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"`scale` must be a finite number > 0, got {scale!r}.")
     check_int(maxdim, "maxdim", 0)
     if metric not in METRICS:

@@ -219,7 +219,7 @@ def persistent_betti(
     """
     diagrams = _check_diagrams(diagrams)
     mp = min_persistence
-    if isinstance(mp, bool) or not isinstance(mp, (int, float)) or not 0.0 <= mp <= 1.0:
+    if isinstance(mp, bool) or not isinstance(mp, numbers.Real) or not 0.0 <= mp <= 1.0:
         raise ValueError(f"`min_persistence` must be a number in [0, 1] (a fraction of the range), got {mp!r}.")
     wanted, bins, keep = _columns(diagrams, dims)
     batch = diagrams.num_volumes

@@ -14,6 +14,7 @@ One implementation for the callback, ``analyse`` and the metric classes:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -33,9 +34,9 @@ def check_threshold_rule(rule: object) -> None:
     if isinstance(rule, str):
         if rule not in THRESHOLD_RULES:
             raise ValueError(f"`threshold` must be one of {THRESHOLD_RULES}, a number or a callable, got {rule!r}.")
-    elif isinstance(rule, bool) or not (isinstance(rule, (int, float)) or callable(rule)):
+    elif isinstance(rule, bool) or not (isinstance(rule, numbers.Real) or callable(rule)):
         raise ValueError(f"`threshold` must be one of {THRESHOLD_RULES}, a number or a callable, got {rule!r}.")
-    elif isinstance(rule, (int, float)) and math.isnan(rule):
+    elif isinstance(rule, numbers.Real) and math.isnan(rule):
         raise ValueError("`threshold` is NaN; pass a real number, 'mean', 'median' or a callable.")
 
 

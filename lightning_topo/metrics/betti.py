@@ -49,6 +49,35 @@ def _check_threshold(threshold: Any) -> Any:
     return float(threshold) if isinstance(threshold, int) else threshold
 
 
+def check_mergeable(metric: Metric, incoming: dict[str, Any] | Metric, settings: Sequence[str]) -> None:
+    """Raise a ``ValueError`` naming what differs unless ``incoming`` (a metric or its states) can be merged into
+    ``metric`` by :meth:`~torchmetrics.Metric.merge_state`: the same class and ``settings`` (a metric), states of
+    the same shapes (a dict). Summing the states of a ``threshold="mean"`` and a ``threshold=0.0`` metric, or of
+    another number of classes, would mix statistics of different things."""
+    if isinstance(incoming, Metric):
+        if type(incoming) is not type(metric):
+            raise ValueError(f"cannot merge a {type(incoming).__name__} into a {type(metric).__name__}.")
+        differ = [
+            f"{n}={getattr(metric, n)!r} vs {getattr(incoming, n)!r}"
+            for n in settings
+            if getattr(metric, n) != getattr(incoming, n)
+        ]
+        if differ:
+            raise ValueError(
+                f"cannot merge {type(metric).__name__} states computed with other settings ({'; '.join(differ)}): "
+                "merge only metrics built with the same arguments."
+            )
+        return
+    if isinstance(incoming, dict):
+        for name, value in incoming.items():
+            mine = getattr(metric, name, None)
+            if isinstance(value, Tensor) and isinstance(mine, Tensor) and value.shape != mine.shape:
+                raise ValueError(
+                    f"cannot merge state `{name}` of shape {tuple(value.shape)} into one of shape "
+                    f"{tuple(mine.shape)}: the metrics were built with other settings."
+                )
+
+
 def _check_betti(betti: Any, name: str = "betti") -> Tensor:
     """Validate precomputed Betti numbers ``(B, 3)``: non-negative and integer-valued; return int64."""
     if not isinstance(betti, Tensor):
@@ -163,6 +192,11 @@ class _PerClassBetti(Metric):
         sums, counts = _betti_update(b, lab, self.num_classes)
         self.betti_sum += sums
         self.count += counts
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
+        check_mergeable(self, incoming_state, ("num_classes", "threshold"))
+        super().merge_state(incoming_state)
 
 
 class BettiNumbers(_PerClassBetti):
@@ -349,6 +383,22 @@ class DecayRate(Metric):
         sums, counts = _betti_update(betti, labels, self.num_classes)
         self.betti_sum[layer] += sums
         self.count[layer] += counts
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
+        check_mergeable(self, incoming_state, ("num_layers", "num_classes", "kind", "threshold"))
+        super().merge_state(incoming_state)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """``update`` and the decay of this batch alone: needs every layer (``(L, B, 3)``). A batch of one layer
+        (``layer=``) has no decay of its own: that call is refused before the state changes; use ``update``."""
+        if kwargs.get("layer") is not None:
+            raise ValueError(
+                f"DecayRate(...)(..., layer={kwargs['layer']}) would need the decay of one layer's batch, which does "
+                "not exist; call `metric.update(..., layer=i)` for each layer, then `metric.compute()` (or call the "
+                f"metric on Betti numbers of all {self.num_layers} layers at once, shape (L, B, 3))."
+            )
+        return super().forward(*args, **kwargs)
 
     def omega_per_layer(self) -> Tensor:
         """``(L,)`` float64 Omega per layer from the (synchronised) states; NaN for a layer without samples."""

@@ -35,8 +35,21 @@ from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import normalised_decay, rips_betti, theta
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
+from lightning_topo.metrics.betti import check_mergeable
 
 __all__ = ["LayerTopology", "LayerwiseTopology", "TopologyResult", "decays"]
+
+
+def _check_cubical_values(values: Tensor, batch: int) -> None:
+    """Cubical ``values``: ``(B, 3)`` non-negative integer Betti numbers (the sign is read on the CPU only: on an
+    accelerator it would cost a host sync per layer and batch, and our engine's numbers are counts)."""
+    if not isinstance(values, Tensor) or values.ndim != 2 or values.shape != (batch, 3):
+        shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise ValueError(f"cubical `values` must be Betti numbers of shape (B, 3) = ({batch}, 3), got {shape}.")
+    if values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
+        raise ValueError(f"cubical `values` must be integer Betti numbers, got dtype {values.dtype}.")
+    if values.device.type == "cpu" and bool((values < 0).any()):
+        raise ValueError(f"cubical `values` must be non-negative Betti numbers, got a minimum of {int(values.min())}.")
 
 
 @dataclass
@@ -216,6 +229,7 @@ class LayerwiseTopology(Metric):
             raise ValueError("pass `values` and `labels` (or `problem=`).")
         index = self.class_index(labels)
         if self.config.complex == "cubical":
+            _check_cubical_values(values, len(index))
             self._check_persistence(persistence, len(index))
             sums, counts = _betti_update(values, index, len(self.classes))
             self.betti_sum[i] += sums.to(self.betti_sum.device)
@@ -270,6 +284,11 @@ class LayerwiseTopology(Metric):
             super()._sync_dist(process_group=process_group)
         else:
             super()._sync_dist(dist_sync_fn, process_group)
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
+        check_mergeable(self, incoming_state, ("layer_names", "classes", "config"))
+        super().merge_state(incoming_state)
 
     def compute(self) -> TopologyResult:  # type: ignore[override]
         """The :class:`TopologyResult` of everything added (synchronised across processes under DDP)."""

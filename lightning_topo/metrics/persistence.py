@@ -23,7 +23,7 @@ from lightning_topo.functional._checks import check_int
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.functional.statistics import _betti_compute, _betti_update
 from lightning_topo.functional.summaries import SUMMARY_KINDS
-from lightning_topo.metrics.betti import DEFAULT_THRESHOLD, _check_labels
+from lightning_topo.metrics.betti import DEFAULT_THRESHOLD, _check_labels, check_mergeable
 
 __all__ = ["PersistenceSummaries"]
 
@@ -125,6 +125,11 @@ class PersistenceSummaries(Metric):
         sums, counts = _betti_update(values, lab, self.num_classes)
         self.summary_sum += sums
         self.count += counts
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
+        check_mergeable(self, incoming_state, ("num_classes", "config"))
+        super().merge_state(incoming_state)
 
     def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
         """``{name: per-class means (num_classes,)}``, or scalars for a single class."""
