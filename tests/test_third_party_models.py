@@ -247,7 +247,7 @@ def test_fewer_than_three_layers_get_a_note() -> None:
     class Two(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.body = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))
+            self.body = nn.Conv2d(1, 4, 3)
             self.head = nn.Linear(4, 2)
 
     names = resolve_layers(Two())
