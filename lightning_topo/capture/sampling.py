@@ -1,4 +1,4 @@
-"""The fixed, seeded, stratified validation sample (DESIGN §8).
+"""The fixed, seeded, stratified validation sample.
 
 The sample is picked once, by dataset index, from the validation dataset (not from the loader's
 batches), so it does not depend on batch order, shuffling or a DistributedSampler, and a resumed run

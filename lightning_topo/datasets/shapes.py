@@ -1,7 +1,7 @@
 """Point clouds with known topology, seeded: simple shapes and Naitzat et al.'s synthetic datasets.
 
 Every generator returns torch tensors. ``KNOWN_BETTI`` holds the Betti numbers of the sampled spaces.
-Naitzat, Zhitnikov, Lim (JMLR 2020), their §5 / DESIGN §6:
+Naitzat, Zhitnikov, Lim (JMLR 2020), their §5 (docs/naitzat.md):
 
 * D-I (2-D): class a = 9 disks of radius 1.3 (one at the centre, eight centred on a circle of radius 7);
   class b = the disk of radius 9.5 around the origin (inside [-10, 10]^2) minus the small disks grown by a

@@ -2,7 +2,7 @@
 
 * ``omega``: Omega = b0 + b1 + b2 (+ ...) averaged over the sampled inputs; with labels, averaged
   within each class and then over the classes (Suresh et al., arXiv 2311.04592).
-* ``theta``: the paper's decay rate, exactly as its code defines it (DESIGN §4).
+* ``theta``: the paper's decay rate, exactly as its code defines it (Suresh et al., arXiv 2311.04592).
 * ``normalised_decay``: a depth- and scale-normalised alternative, the fraction of the (fitted)
   peak complexity lost between the first and the last watched layer.
 
@@ -114,7 +114,7 @@ def theta(omega_per_layer: Tensor) -> Tensor:
     """The decay rate of Suresh et al.: ``a1 + 0.5*a2 + 0.5*a3`` of a cubic ridge fit of the curve.
 
     ``x = 1..L`` (raw layer index), ``y = Omega / ||Omega||_2``, ridge ``alpha = 1e-3`` on the
-    polynomial features with an unpenalised intercept (DESIGN §4). Lower theta went with better
+    polynomial features with an unpenalised intercept (as the paper's code). Lower theta went with better
     fine-tuned accuracy in the paper. Compare only curves with the same number of layers.
 
     Args:

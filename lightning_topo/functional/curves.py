@@ -1,4 +1,4 @@
-"""Betti curves: the Betti numbers of a volume's sublevel sets at many thresholds at once (DESIGN §2).
+"""Betti curves: the Betti numbers of a volume's sublevel sets at many thresholds at once.
 
 For the sublevel filtration of a volume, with every cell valued at the maximum of its corner voxels:
 
