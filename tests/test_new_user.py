@@ -774,3 +774,15 @@ def test_metric_inputs_and_merges_are_checked() -> None:
     merged = TopologicalComplexity(num_classes=2)
     merged.merge_state(same)
     assert merged.count.tolist() == [0, 1]
+
+
+def test_a_rips_report_records_the_k_each_class_used() -> None:
+    from lightning_topo import TopologyReport, analyse
+
+    data = TensorDataset(torch.rand(70, 4), torch.cat([torch.zeros(60), torch.ones(10)]).long())
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    report = analyse(net, data, layers=["0", "2"], complex="rips", progress=False)
+    assert report.config["k"] == "auto" and report.config["k_per_class"] == {"0": 2, "1": 2}
+    report = analyse(net, data, layers=["0", "2"], complex="rips", k=5, progress=False)
+    assert report.config["k_per_class"] == {"0": 5, "1": 5}
+    assert TopologyReport.from_dict(report.to_dict()).config["k_per_class"] == {"0": 5, "1": 5}

@@ -197,6 +197,8 @@ def analyse(
             [nan_rows if layer.per_input is None else layer.per_input.to(torch.float64) for layer in result.layers]
         )
     settings = cfg.settings()
+    if cfg.complex == "rips" and cfg.metric == "knn_hops":  # the k each class's k-NN graph used ("auto": by size)
+        settings["k_per_class"] = {str(c): cfg.k_for(int((sample.labels == c).sum())) for c in result.classes}
     persistence = per_input_persistence = diagrams = None
     if cfg.persistence is not None:
         keys = cfg.persistence_keys
