@@ -786,3 +786,10 @@ def test_a_rips_report_records_the_k_each_class_used() -> None:
     report = analyse(net, data, layers=["0", "2"], complex="rips", k=5, progress=False)
     assert report.config["k_per_class"] == {"0": 5, "1": 5}
     assert TopologyReport.from_dict(report.to_dict()).config["k_per_class"] == {"0": 5, "1": 5}
+
+
+def test_rips_betti_refuses_a_k_it_would_ignore() -> None:
+    from lightning_topo.functional import rips_betti
+
+    with pytest.raises(ValueError, match=r"`k=3` is for metric='knn_hops'"):
+        rips_betti(torch.rand(20, 2), 0.5, k=3)

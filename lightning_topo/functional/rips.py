@@ -248,7 +248,7 @@ def rips_betti(
 
     Raises:
         ValueError: bad shape, fewer than 2 points, NaN/Inf (naming the point), scale <= 0, unknown
-            metric, missing or out-of-range ``k``, negative ``maxdim``.
+            metric, missing or out-of-range ``k`` (or ``k`` given with ``metric="euclidean"``), negative ``maxdim``.
 
     Example:
         >>> angles = torch.linspace(0, 2 * math.pi, 41)[:-1]
@@ -264,6 +264,11 @@ def rips_betti(
     check_int(maxdim, "maxdim", 0)
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {METRICS}, got {metric!r}.")
+    if metric == "euclidean" and k is not None:
+        raise ValueError(
+            f"`k={k!r}` is for metric='knn_hops' (the k-NN hop distance); with metric='euclidean' (the default here) "
+            "it would be ignored: pass metric='knn_hops' or leave `k` out."
+        )
     target = as_device(device, points.device)
     threads = (os.cpu_count() or 1) if n_threads == -1 else n_threads
     if metric == "knn_hops":
