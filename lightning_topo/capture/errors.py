@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["CaptureError", "ForwardError", "SampleError", "UnknownLayerError"]
+from typing import Any
+
+__all__ = ["CaptureError", "ForwardError", "SampleError", "UnknownLayerError", "user_function_raised"]
 
 
 class CaptureError(ValueError):
@@ -21,3 +23,14 @@ class ForwardError(CaptureError):
     """The forward pass on the sample raised: the model does not take the sampled inputs as given (pass
     ``forward_fn=`` or ``input_fn=``), or ``forward_fn`` / ``output_fn`` failed. The original exception is chained
     (``__cause__``)."""
+
+
+def user_function_raised(argument: str, fn: Any, err: BaseException) -> str:
+    """The start of a message about a user's function that raised: ``"`input_fn` (pick) raised KeyError: 'x'"``.
+
+    Example:
+        >>> user_function_raised("input_fn", lambda b: b, KeyError("x"))
+        "`input_fn` (<lambda>) raised KeyError: 'x'"
+    """
+    what = getattr(fn, "__qualname__", type(fn).__name__)
+    return f"`{argument}` ({what}) raised {type(err).__name__}: {err}"

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_topo.capture.errors import CaptureError, ForwardError, UnknownLayerError
+from lightning_topo.capture.errors import CaptureError, ForwardError, UnknownLayerError, user_function_raised
 from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, get_submodule_by_user_name, split_call
 from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, token_layout
 
@@ -287,9 +287,8 @@ def _call_output_fn(output_fn: Callable[[Any], Tensor], output: Any, name: str) 
     try:
         return output_fn(output)
     except Exception as err:
-        what = getattr(output_fn, "__qualname__", type(output_fn).__name__)
         raise ForwardError(
-            f"`output_fn` ({what}) raised {type(err).__name__}: {err} on the output of layer '{name}' (a "
+            f"{user_function_raised('output_fn', output_fn, err)} on the output of layer '{name}' (a "
             f"{type(output).__name__}); it must take every watched layer's output and return the tensor to analyse."
         ) from err
 
@@ -303,9 +302,8 @@ def _forward_message(err: Exception, batch: Tensor, forward_fn: Callable[..., An
             "If the model takes its input another way, pass `forward_fn=lambda model, inputs: ...` (and `input_fn=` "
             "to pick the input from a validation batch)."
         )
-    what = getattr(forward_fn, "__qualname__", type(forward_fn).__name__)
     return (
-        f"`forward_fn` ({what}) raised {type(err).__name__}: {err} on {shape} of the topology sample; it is called "
+        f"{user_function_raised('forward_fn', forward_fn, err)} on {shape} of the topology sample; it is called "
         "as forward_fn(model, inputs) with a tensor of sampled inputs (as `input_fn` picked them from a batch)."
     )
 

@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 from torch.utils.data.dataloader import default_collate
 
-from lightning_topo.capture.errors import SampleError
+from lightning_topo.capture.errors import SampleError, user_function_raised
 
 __all__ = ["FixedSample", "build_sample", "class_labels", "default_input", "default_target", "shard"]
 
@@ -323,9 +323,8 @@ def _named_errors(fn: Callable[[Any], Any], name: str) -> Callable[[Any], Any]:
         except SampleError:
             raise
         except Exception as err:
-            what = getattr(fn, "__qualname__", type(fn).__name__)
             raise SampleError(
-                f"`{name}` ({what}) raised {type(err).__name__}: {err} on a {type(item).__name__} of the validation "
+                f"{user_function_raised(name, fn, err)} on a {type(item).__name__} of the validation "
                 f"data; it must accept what the validation dataloader yields (a batch) or the dataset's items."
             ) from err
 
