@@ -793,3 +793,20 @@ def test_rips_betti_refuses_a_k_it_would_ignore() -> None:
 
     with pytest.raises(ValueError, match=r"`k=3` is for metric='knn_hops'"):
         rips_betti(torch.rand(20, 2), 0.5, k=3)
+
+
+@pytest.mark.parametrize("resumed", [{"min_persistence": 0.2}, {}], ids=["other-min-persistence", "no-persistence"])
+def test_resume_with_other_persistence_settings_keeps_the_betti_history(tmp_path: Path, resumed: dict) -> None:
+    first = TopologyCallback(samples_per_class=2, persistence=["persistent_betti"], min_persistence=0.1)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    _fit(tmp_path, [first, ckpt], max_epochs=2, enable_checkpointing=True)
+    persistence = {"persistence": ["persistent_betti"]} if resumed else {}
+    second = TopologyCallback(samples_per_class=2, **persistence, **resumed)
+    assert second.state_key != first.state_key
+    trainer = quiet_trainer(tmp_path, [second], max_epochs=3, limit_train_batches=2)
+    with pytest.warns(UserWarning, match=r"restored the checkpoint's topology history \(2 evaluations\)") as record:
+        trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]),
+                    ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))  # fmt: skip
+    assert not [w for w in record if "is not restored" in str(w.message)]
+    assert [h["epoch"] for h in second.history] == [0, 1, 2]
+    assert second.history[:2] == first.history

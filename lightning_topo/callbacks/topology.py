@@ -74,6 +74,9 @@ class TopologyMisconfiguration(MisconfigurationException, ConfigError):
 
 # Fields that say how, not what, the callback computes: never compared on resume.
 _RUNTIME_FIELDS = ("batch_size", "device", "overlap")
+_PERSISTENCE_FIELDS = ("persistence", "persistence_dims", "min_persistence")
+"""Settings of the persistence summaries only: a checkpoint saved with others still holds this callback's Betti
+history (restored by :meth:`TopologyCallback.on_load_checkpoint`)."""
 # The callback's own arguments (the rest are TopologyConfig fields), for the message on a misspelt one.
 _OWN_ARGUMENTS = ("config", "every_n_epochs", "log_per_class", "run_on_sanity_check", "run_on_fast_dev_run", "charts")
 
@@ -274,17 +277,45 @@ class TopologyCallback(Callback):
                 f"{self.layer_names}; the history mixes both."
             )
 
+    def _differs_only_in_persistence(self, saved: Any) -> bool:
+        """Whether saved ``settings`` differ from this callback's only in the persistence summaries' settings (or in
+        fields that do not change this view's numbers): its Betti history is this callback's."""
+        if not isinstance(saved, dict):
+            return False
+        now, relevant = self._settings(), set(self.config.numeric_settings())
+        names = [n for n in set(saved) | set(now) if saved.get(n) != now.get(n)]
+        return bool(names) and all(n in _PERSISTENCE_FIELDS or n not in relevant for n in names)
+
     @override
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        """Say by name which saved topology state no callback of this run restores (Lightning drops it quietly)."""
+        """Restore a saved state whose settings differ from ours only in the persistence summaries (its Betti
+        history is ours; Lightning restores by ``state_key``, which includes them), and say by name which saved
+        topology state no callback of this run restores (Lightning drops it quietly)."""
         saved = checkpoint.get("callbacks") or {}
-        ours = {cb.state_key for cb in trainer.callbacks if isinstance(cb, TopologyCallback)}
-        if self is not next(cb for cb in trainer.callbacks if isinstance(cb, TopologyCallback)):
+        callbacks = [cb for cb in trainer.callbacks if isinstance(cb, TopologyCallback)]
+        ours = {cb.state_key for cb in callbacks}
+        theirs = {
+            key: state
+            for key, state in saved.items()
+            if str(key).startswith(type(self).__name__) and key not in ours and isinstance(state, dict)
+        }
+        for state in theirs.values():
+            if self._differs_only_in_persistence(state.get("settings")):
+                self.load_state_dict(state)
+                diff = _differences(state["settings"], self._settings())
+                rank_zero_warn(
+                    f"TopologyCallback: restored the checkpoint's topology history "
+                    f"({_plural(len(self.history), 'evaluation', 'evaluations')}), saved with {diff['saved']}; "
+                    f"this callback computes {diff['now']}, so the persistence summaries of the restored "
+                    "evaluations were computed with the saved settings."
+                )
+                break
+        if self is not callbacks[0]:
             return  # one message per checkpoint
-        for key, state in saved.items():
-            if not str(key).startswith(type(self).__name__) or key in ours or not isinstance(state, dict):
-                continue
+        for state in theirs.values():
             settings = state.get("settings")
+            if any(cb._differs_only_in_persistence(settings) for cb in callbacks):
+                continue  # restored above by that callback
             diff = _differences(settings, self._settings()) if isinstance(settings, dict) else {}
             what = (
                 f"it was computed with {diff['saved']}, this callback computes {diff['now']}"
