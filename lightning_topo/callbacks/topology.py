@@ -497,9 +497,8 @@ class TopologyCallback(Callback):
             self.validation_runs += 1  # the n-th validation run of the fit evaluates when n % every_n_epochs == 0
         if self._should_run(trainer) or trainer.sanity_checking:
             sample = self._ensure_sample(trainer)
-            if trainer.sanity_checking and not self._ordered and sample is not None and len(sample.labels):
-                with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):
-                    self._order_layers(pl_module, sample)
+            if trainer.sanity_checking and sample is not None and len(sample.labels):
+                self._ensure_ordered(trainer, pl_module, sample)
 
     @override
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -524,9 +523,7 @@ class TopologyCallback(Callback):
         sample = self._ensure_sample(trainer)
         if sample is None or len(sample.labels) == 0:
             return None
-        if not self._ordered:
-            with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):  # forward_fn runs here first
-                self._order_layers(pl_module, sample)
+        self._ensure_ordered(trainer, pl_module, sample)
         if self._announce is not None:
             count = len(self.layer_names)
             rank_zero_info(f"TopologyCallback: watching {count} layer{'s' if count != 1 else ''} {self._announce}")
@@ -616,6 +613,12 @@ class TopologyCallback(Callback):
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self._drop_pending()
         self._charts.finish()
+
+    def _ensure_ordered(self, trainer: Trainer, pl_module: LightningModule, sample: FixedSample) -> None:
+        """:meth:`_order_layers` once per sample, on every rank together (``forward_fn`` runs there first)."""
+        if not self._ordered:
+            with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):
+                self._order_layers(pl_module, sample)
 
     def _order_layers(self, pl_module: LightningModule, sample: FixedSample) -> None:
         """Put the watched layers in the order the forward pass runs them (the decay over depth needs it), one layer

@@ -78,6 +78,18 @@ def check_mergeable(metric: Metric, incoming: dict[str, Any] | Metric, settings:
                 )
 
 
+class MergeChecked(Metric):
+    """A ``Metric`` whose :meth:`merge_state` first checks (:func:`check_mergeable`) that the incoming metric was
+    built with the same ``merge_settings`` (attribute names)."""
+
+    merge_settings: tuple[str, ...] = ()
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
+        check_mergeable(self, incoming_state, self.merge_settings)
+        super().merge_state(incoming_state)
+
+
 def _check_betti(betti: Any, name: str = "betti") -> Tensor:
     """Validate precomputed Betti numbers ``(B, 3)``: non-negative and integer-valued; return int64."""
     if not isinstance(betti, Tensor):
@@ -157,12 +169,13 @@ def _plot_betti(val: Tensor | Sequence[Tensor], ax: Any, name: str) -> tuple[Any
     return fig, ax
 
 
-class _PerClassBetti(Metric):
+class _PerClassBetti(MergeChecked):
     """Shared state of :class:`BettiNumbers` and :class:`TopologicalComplexity`: per-class sums and counts."""
 
     is_differentiable = False
     higher_is_better: bool | None = False
     full_state_update = False
+    merge_settings = ("num_classes", "threshold")
 
     betti_sum: Tensor
     count: Tensor
@@ -192,11 +205,6 @@ class _PerClassBetti(Metric):
         sums, counts = _betti_update(b, lab, self.num_classes)
         self.betti_sum += sums
         self.count += counts
-
-    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
-        """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
-        check_mergeable(self, incoming_state, ("num_classes", "threshold"))
-        super().merge_state(incoming_state)
 
 
 class BettiNumbers(_PerClassBetti):
@@ -282,7 +290,7 @@ class TopologicalComplexity(_PerClassBetti):
         return self._plot(val, ax)
 
 
-class DecayRate(Metric):
+class DecayRate(MergeChecked):
     """The decay of Omega over depth, from per-layer, per-class sums of Betti numbers.
 
     Args:
@@ -318,6 +326,7 @@ class DecayRate(Metric):
     # Class default; each instance sets its own from `kind` (normalised: True, theta: False).
     higher_is_better: bool | None = None
     full_state_update = False
+    merge_settings = ("num_layers", "num_classes", "kind", "threshold")
 
     betti_sum: Tensor
     count: Tensor
@@ -383,11 +392,6 @@ class DecayRate(Metric):
         sums, counts = _betti_update(betti, labels, self.num_classes)
         self.betti_sum[layer] += sums
         self.count[layer] += counts
-
-    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
-        """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
-        check_mergeable(self, incoming_state, ("num_layers", "num_classes", "kind", "threshold"))
-        super().merge_state(incoming_state)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """``update`` and the decay of this batch alone: needs every layer (``(L, B, 3)``). A batch of one layer

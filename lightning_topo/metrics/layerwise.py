@@ -29,13 +29,12 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import normalised_decay, rips_betti, theta
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
-from lightning_topo.metrics.betti import check_mergeable
+from lightning_topo.metrics.betti import MergeChecked
 
 __all__ = ["LayerTopology", "LayerwiseTopology", "TopologyResult", "decays"]
 
@@ -119,7 +118,7 @@ def _squeeze_scalars(result: TopologyResult) -> TopologyResult:
     return result
 
 
-class LayerwiseTopology(Metric):
+class LayerwiseTopology(MergeChecked):
     """Per-layer, per-class Betti numbers of a sample, Omega per layer and the decay over depth.
 
     Args:
@@ -153,6 +152,7 @@ class LayerwiseTopology(Metric):
     is_differentiable = False
     higher_is_better: bool | None = None
     full_state_update = False
+    merge_settings = ("layer_names", "classes", "config")
 
     def __init__(
         self, layers: Sequence[str], classes: Sequence[int], config: TopologyConfig | None = None, **kwargs: Any
@@ -284,11 +284,6 @@ class LayerwiseTopology(Metric):
             super()._sync_dist(process_group=process_group)
         else:
             super()._sync_dist(dist_sync_fn, process_group)
-
-    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
-        """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
-        check_mergeable(self, incoming_state, ("layer_names", "classes", "config"))
-        super().merge_state(incoming_state)
 
     def compute(self) -> TopologyResult:  # type: ignore[override]
         """The :class:`TopologyResult` of everything added (synchronised across processes under DDP)."""

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torchmetrics import Metric
 
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import persistence_summaries, sublevel_thresholds
@@ -23,12 +22,12 @@ from lightning_topo.functional._checks import check_int
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.functional.statistics import _betti_compute, _betti_update
 from lightning_topo.functional.summaries import SUMMARY_KINDS
-from lightning_topo.metrics.betti import DEFAULT_THRESHOLD, _check_labels, check_mergeable
+from lightning_topo.metrics.betti import DEFAULT_THRESHOLD, MergeChecked, _check_labels
 
 __all__ = ["PersistenceSummaries"]
 
 
-class PersistenceSummaries(Metric):
+class PersistenceSummaries(MergeChecked):
     """Mean persistence summaries of activation volumes per class: total persistence, persistence entropy and
     persistent Betti numbers per homology dimension (:mod:`lightning_topo.functional.summaries`).
 
@@ -59,6 +58,7 @@ class PersistenceSummaries(Metric):
     is_differentiable = False
     higher_is_better: bool | None = None
     full_state_update = False
+    merge_settings = ("num_classes", "config")
 
     summary_sum: Tensor
     count: Tensor
@@ -125,11 +125,6 @@ class PersistenceSummaries(Metric):
         sums, counts = _betti_update(values, lab, self.num_classes)
         self.summary_sum += sums
         self.count += counts
-
-    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
-        """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
-        check_mergeable(self, incoming_state, ("num_classes", "config"))
-        super().merge_state(incoming_state)
 
     def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
         """``{name: per-class means (num_classes,)}``, or scalars for a single class."""
