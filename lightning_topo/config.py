@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from lightning_topo.functional._checks import check_int
+from lightning_topo.functional._checks import as_integer, check_int
 from lightning_topo.functional.rips import METRICS as RIPS_METRICS
 from lightning_topo.functional.summaries import SUMMARY_KINDS, summary_keys
 from lightning_topo.functional.thresholds import THRESHOLD_RULES, check_threshold_rule
@@ -106,11 +106,12 @@ def describe_callable(fn: Any) -> str:
     return f"{module}.{name}"
 
 
-def _positive_int(name: str, value: Any, *, allow_none: bool = False, allow_auto: bool = False) -> None:
-    if value == "auto" and allow_auto:
-        return
+def _positive_int(name: str, value: Any, *, allow_none: bool = False, allow_auto: bool = False) -> Any:
+    """``value`` checked, as a Python int (NumPy integers too), ``None`` or ``"auto"`` where allowed."""
+    if isinstance(value, str) and value == "auto" and allow_auto:
+        return value
     try:
-        check_int(value, name, 1, allow_none=allow_none, error=ConfigError)
+        return check_int(value, name, 1, allow_none=allow_none, error=ConfigError)
     except ConfigError as err:
         auto = ' "auto" (the default) picks a value for the view.' if allow_auto else ""
         raise ConfigError(f"{err}{auto}") from None
@@ -220,20 +221,27 @@ class TopologyConfig:
             object.__setattr__(self, "threshold", float(self.threshold))  # numpy scalars: plain values in state
         self._check_persistence()
         s = self.scale
+        if isinstance(s, torch.Tensor) and s.numel() == 1 and not s.is_complex():
+            s = s.item()  # a 0-d tensor, as computed scales are
         if isinstance(s, bool) or not (isinstance(s, numbers.Real) and math.isfinite(s) and s > 0):
             raise ConfigError(f"`scale` must be a finite number > 0, got {s!r}.")
         object.__setattr__(self, "scale", float(s) if not isinstance(s, int) else s)
         if self.metric not in METRICS:
             raise ConfigError(f"`metric` must be one of {METRICS}, got {self.metric!r}.")
-        _positive_int("k", self.k, allow_auto=True)
-        if isinstance(self.maxdim, bool) or not (isinstance(self.maxdim, int) and 0 <= self.maxdim <= 2):
+        object.__setattr__(self, "k", _positive_int("k", self.k, allow_auto=True))
+        maxdim = as_integer(self.maxdim)
+        if maxdim is None or not 0 <= maxdim <= 2:
             raise ConfigError(f"`maxdim` must be 0, 1 or 2, got {self.maxdim!r}.")
-        _positive_int("pool_size", self.pool_size, allow_none=True)
-        _positive_int("samples_per_class", self.samples_per_class, allow_none=True, allow_auto=True)
-        _positive_int("max_samples", self.max_samples, allow_auto=True)
-        check_int(self.seed, "seed", error=ConfigError)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("max_layers", self.max_layers)
+        object.__setattr__(self, "maxdim", maxdim)
+        for name, none, auto in (
+            ("pool_size", True, False),
+            ("samples_per_class", True, True),
+            ("max_samples", False, True),
+            ("batch_size", False, False),
+            ("max_layers", False, False),
+        ):
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name), allow_none=none, allow_auto=auto))
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", error=ConfigError))
         if self.device is not None:
             try:
                 device = torch.device(self.device)
@@ -290,18 +298,14 @@ class TopologyConfig:
                 stacklevel=4,
             )
         dims = self.persistence_dims
-        if isinstance(dims, int) and not isinstance(dims, bool):
+        if as_integer(dims) is not None:
             dims = (dims,)
-        if (
-            isinstance(dims, str)
-            or not isinstance(dims, Sequence)
-            or not dims
-            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 2 for d in dims)
-        ):
+        checked = [as_integer(d) for d in dims] if isinstance(dims, Sequence) and not isinstance(dims, str) else []
+        if not checked or not all(d is not None and 0 <= d <= 2 for d in checked):
             raise ConfigError(
                 f"`persistence_dims` must be a non-empty list of 0, 1 and 2, got {self.persistence_dims!r}."
             )
-        object.__setattr__(self, "persistence_dims", tuple(sorted(set(dims))))
+        object.__setattr__(self, "persistence_dims", tuple(sorted(set(checked))))
         if self.persistence is None and self.persistence_dims != tuple(
             type(self).__dataclass_fields__["persistence_dims"].default
         ):

@@ -94,7 +94,9 @@ def test_naitzat_d1_at_k14_scale_2_5(seed: int) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"points": torch.zeros(1, 2)}, ValueError, "at least 2"),
+        ({"points": torch.zeros(1, 2), "metric": "knn_hops", "k": 1}, ValueError, "at least 2"),
+        ({"points": torch.zeros(0, 2)}, ValueError, "at least 1"),
+        ({"n_threads": 0}, ValueError, "`n_threads` must be >= 1, or -1"),
         ({"points": torch.zeros(5)}, ValueError, r"shape \(n, d\)"),
         ({"scale": 0.0}, ValueError, "`scale` must be a finite number > 0"),
         ({"scale": math.nan}, ValueError, "`scale`"),

@@ -147,7 +147,7 @@ class TopologyEarlyStopping(EarlyStopping):
                 raise MisconfigurationException(f"`{name}` must be a non-empty logged metric name, got {key!r}.")
         if mode not in self.mode_dict:
             raise MisconfigurationException(f"`mode` must be one of 'min', 'max', got {mode!r}.")
-        check_int(patience, "patience", 1, error=MisconfigurationException)
+        patience = check_int(patience, "patience", 1, error=MisconfigurationException)
         if not _is_real(min_delta) or min_delta < 0:
             raise MisconfigurationException(f"`min_delta` must be a finite number >= 0, got {min_delta!r}.")
         if min_delta_mode not in MIN_DELTA_MODES:
@@ -158,7 +158,9 @@ class TopologyEarlyStopping(EarlyStopping):
             raise MisconfigurationException(
                 f"`ema_alpha` must be None (no smoothing) or a number in (0, 1], got {ema_alpha!r}."
             )
-        check_int(floor_patience, "floor_patience", 1, allow_none="floor rule off", error=MisconfigurationException)
+        floor_patience = check_int(
+            floor_patience, "floor_patience", 1, allow_none="floor rule off", error=MisconfigurationException
+        )
         if not _is_real(floor):
             raise MisconfigurationException(f"`floor` must be a finite number, got {floor!r}.")
         if not _is_real(floor_tol) or floor_tol < 0:

@@ -142,7 +142,7 @@ class TopologyCallback(Callback):
             self.config = TopologyConfig(**fields) if config is None else TopologyConfig.from_kwargs(config, **fields)
         except ConfigError as err:
             raise TopologyMisconfiguration(str(err)) from err
-        check_int(every_n_epochs, "every_n_epochs", 1, error=TopologyMisconfiguration)
+        every_n_epochs = check_int(every_n_epochs, "every_n_epochs", 1, error=TopologyMisconfiguration)
         for name, flag in (
             ("log_per_class", log_per_class),
             ("run_on_sanity_check", run_on_sanity_check),

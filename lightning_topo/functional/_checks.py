@@ -9,6 +9,7 @@ dependency raises :class:`MissingDependencyError` (an ``ImportError``) naming th
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -17,6 +18,7 @@ __all__ = [
     "MissingDependencyError",
     "NonFiniteError",
     "as_device",
+    "as_integer",
     "check_finite_per_sample",
     "check_int",
     "check_tensor",
@@ -52,12 +54,17 @@ def check_int(
 ) -> int | None:
     """The one check of "an integer (not a bool) in [minimum, maximum]" of the whole package.
 
-    Raises ``error`` (a ``ValueError`` by default; callers pass their own typed error, e.g. ``ConfigError`` or
-    Lightning's ``MisconfigurationException``) naming ``name``, the accepted range and the value. ``allow_none``
-    may be a string saying what ``None`` means (``"floor rule off"``); ``bounds`` replaces the range's wording.
+    Integers are Python ints, NumPy integers and 0-d integer tensors (:func:`as_integer`); the value returned is a
+    Python ``int`` (``None`` where allowed). Raises ``error`` (a ``ValueError`` by default; callers pass their own
+    typed error, e.g. ``ConfigError`` or Lightning's ``MisconfigurationException``) naming ``name``, the accepted
+    range and the value. ``allow_none`` may be a string saying what ``None`` means (``"floor rule off"``);
+    ``bounds`` replaces the range's wording.
 
     Example:
         >>> check_int(3, "k", 1)
+        3
+        >>> import numpy as np
+        >>> check_int(np.int64(3), "k", 1)
         3
         >>> check_int(True, "k", 1)
         Traceback (most recent call last):
@@ -66,8 +73,9 @@ def check_int(
     """
     if value is None and allow_none:
         return None
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if ok and ((minimum is not None and value < minimum) or (maximum is not None and value > maximum)):  # type: ignore[operator]
+    number = as_integer(value)
+    ok = number is not None
+    if ok and ((minimum is not None and number < minimum) or (maximum is not None and number > maximum)):  # type: ignore[operator]
         ok = False
     if not ok:
         if bounds is not None:
@@ -82,7 +90,24 @@ def check_int(
             bounds = ""
         none = "" if not allow_none else "None or " if allow_none is True else f"None ({allow_none}) or "
         raise error(f"`{name}` must be {none}an integer{bounds}{why}, got {value!r}.")
-    return value  # type: ignore[return-value]
+    return number
+
+
+def as_integer(value: object) -> int | None:
+    """``value`` as a Python ``int`` if it is an integer (a Python int, a NumPy integer or a 0-d integer tensor;
+    never a bool, a float or a NumPy bool), else ``None``.
+
+    Example:
+        >>> as_integer(torch.tensor(4)), as_integer(True), as_integer(2.0)
+        (4, None, None)
+    """
+    if isinstance(value, Tensor):
+        if value.ndim != 0 or value.dtype == torch.bool or value.is_floating_point() or value.is_complex():
+            return None
+        return int(value.item())
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
 
 
 def check_tensor(value: object, name: str) -> Tensor:

@@ -218,9 +218,10 @@ def check_dims(dims: object) -> tuple[int, ...]:
     items = tuple(dims)
     if not items:
         raise ValueError("`dims` is empty: pass at least one homological dimension in 0..2, e.g. dims=(0,).")
-    for dim in items:
-        check_int(dim, "dims", 0, 2, why=f" (a homological dimension of a volume; in dims={items!r})")
-    return tuple(sorted(set(items)))  # type: ignore[arg-type]
+    checked = [
+        check_int(dim, "dims", 0, 2, why=f" (a homological dimension of a volume; in dims={items!r})") for dim in items
+    ]
+    return tuple(sorted(set(checked)))  # type: ignore[arg-type]
 
 
 def _kernels() -> Any:
@@ -305,7 +306,7 @@ def cubical_persistence(
     volumes = check_volumes(volumes)
     wanted = check_dims(dims)
     if workers is not None:
-        check_int(workers, "workers", 1, allow_none="torch.get_num_threads()")
+        workers = check_int(workers, "workers", 1, allow_none="torch.get_num_threads()")
     vols = as_volumes_3d(volumes.detach())
     batch, depth, height, width = vols.shape
     kernels = _kernels()

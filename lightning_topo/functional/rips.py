@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor
 
 from lightning_topo.functional._checks import as_device, check_finite_per_sample, check_int, check_tensor
+from lightning_topo.functional._threads import cpu_workers
 
 __all__ = [
     "METRICS",
@@ -42,18 +42,19 @@ __all__ = [
 METRICS = ("euclidean", "knn_hops")
 
 
-def _check_points(points: object, name: str = "points") -> Tensor:
+def _check_points(points: object, name: str = "points", minimum: int = 2) -> Tensor:
     points = check_tensor(points, name)
     if points.ndim != 2:
         raise ValueError(f"`{name}` must have shape (n, d), got shape {tuple(points.shape)}.")
-    if points.shape[0] < 2:
-        raise ValueError(f"`{name}` has {points.shape[0]} point(s); a point cloud needs at least 2.")
+    if points.shape[0] < minimum:
+        need = "at least 2 (each point needs a nearest neighbour)" if minimum == 2 else f"at least {minimum}"
+        raise ValueError(f"`{name}` has {points.shape[0]} point(s); this needs {need}.")
     if points.shape[1] == 0:
         raise ValueError(f"`{name}` has dimension d = 0; points need at least one coordinate.")
     if points.is_complex() or points.dtype == torch.bool:
         raise ValueError(f"`{name}` has dtype {points.dtype}; accepted are real floating point and integer dtypes.")
     check_finite_per_sample(points, name, "point")
-    return points
+    return points.detach()  # the distances are not differentiated (an embedding with grad is read as it is)
 
 
 def _distances(points: Tensor) -> Tensor:
@@ -89,17 +90,17 @@ def h0_persistence(points: Tensor, *, device: torch.device | str | None = None) 
     Duplicate points give deaths of 0, which ripser and giotto-ph leave out of their diagrams.
 
     Args:
-        points: ``(n, d)`` with n >= 2; any real dtype; NaN/Inf is an error naming the point index.
+        points: ``(n, d)`` with n >= 1; any real dtype; NaN/Inf is an error naming the point index.
         device: where to compute (default: the device of ``points``).
 
     Returns:
-        float64 tensor ``(n - 1,)`` on ``device``.
+        float64 tensor ``(n - 1,)`` on ``device`` (empty for one point).
 
     Example:
         >>> h0_persistence(torch.tensor([[0.0], [1.0], [3.0]])).tolist()
         [1.0, 2.0]
     """
-    points = _check_points(points)
+    points = _check_points(points, minimum=1)
     target = as_device(device, points.device)
     return h0_persistence_from_distances(_distances(points.to(target)))
 
@@ -109,16 +110,21 @@ _DENSE_KNN_ROWS = 1024
 ``_DENSE_KNN_ROWS x n`` float64; each row is the same exact pairwise computation at any block size)."""
 
 
-def _check_knn_args(n: int, k: object, max_hops: object) -> None:
-    check_int(k, "k", 1, n - 1, bounds=f"in [1, n - 1] = [1, {n - 1}] for {n} points")
-    check_int(max_hops, "max_hops", 1)
+def _check_knn_args(n: int, k: object, max_hops: object) -> tuple[int, int]:
+    """``k`` and ``max_hops`` as Python ints, checked."""
+    checked_k = check_int(k, "k", 1, n - 1, bounds=f"in [1, n - 1] = [1, {n - 1}] for {n} points")
+    return checked_k, check_int(max_hops, "max_hops", 1)  # type: ignore[return-value]
 
 
 def knn_graph(points: Tensor, k: int, *, device: torch.device | str | None = None) -> Any:
     """The symmetrised k-nearest-neighbour graph as a SciPy CSR boolean adjacency matrix ``(n, n)``.
 
-    ``i`` and ``j`` are joined when either is among the other's ``k`` nearest (Euclidean) neighbours. Distances
-    are computed a block of rows at a time, so memory is O(n k + block x n), never an n x n matrix.
+    ``i`` and ``j`` are joined when either is among the other's ``k`` nearest (Euclidean) neighbours. **Ties:**
+    every point at the distance of ``i``'s ``k``-th nearest neighbour is a neighbour of ``i`` (so ``i`` has more
+    than ``k`` where distances tie: equally spaced or duplicated points, quantised data). The graph is then the
+    same for any order of the points; a rule that kept exactly ``k`` would pick among the tied points by their
+    order. Distances are exact float64 per pair, computed a block of rows at a time, so memory is
+    O(edges + block x n), never an n x n matrix.
 
     Example:
         >>> knn_graph(torch.tensor([[0.0], [1.0], [3.0]]), k=1).toarray().astype(int).tolist()
@@ -128,16 +134,19 @@ def knn_graph(points: Tensor, k: int, *, device: torch.device | str | None = Non
 
     points = _check_points(points)
     n = points.shape[0]
-    _check_knn_args(n, k, 1)
+    k, _ = _check_knn_args(n, k, 1)
     x = points.to(as_device(device, points.device), torch.float64)
-    neighbours = torch.empty(n, k, dtype=torch.long)
+    rows_of, cols_of = [], []
     for start in range(0, n, _DENSE_KNN_ROWS):
         block = torch.cdist(x[start : start + _DENSE_KNN_ROWS], x, compute_mode="donot_use_mm_for_euclid_dist")
         rows = torch.arange(start, start + block.shape[0], device=block.device)
         block[rows - start, rows] = math.inf
-        neighbours[start : start + block.shape[0]] = torch.topk(block, k, dim=1, largest=False).indices.cpu()
-    rows = np.repeat(np.arange(n), k)
-    graph = sparse.csr_matrix((np.ones(n * k, dtype=bool), (rows, neighbours.reshape(-1).numpy())), shape=(n, n))
+        kth = torch.topk(block, k, dim=1, largest=False).values[:, -1:]  # the k-th distance: unique, whatever ties
+        row, col = torch.nonzero(block <= kth, as_tuple=True)
+        rows_of.append((row + start).cpu())
+        cols_of.append(col.cpu())
+    row, col = torch.cat(rows_of).numpy(), torch.cat(cols_of).numpy()
+    graph = sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, col)), shape=(n, n))
     return (graph + graph.T).astype(bool)
 
 
@@ -146,7 +155,7 @@ def knn_hop_matrix(points: Tensor, k: int, *, max_hops: int = 10, device: torch.
 
     A breadth-first search of depth ``max_hops`` from every point at once (sparse boolean matrix products): memory
     grows with the pairs within ``max_hops`` hops, never with n x n. :func:`rips_betti` uses it with
-    ``max_hops = ceil(scale)``, which is exact at that scale.
+    ``max_hops = floor(scale)`` (hop counts are integers), which is exact at that scale.
 
     Example:
         >>> knn_hop_matrix(torch.tensor([[0.0], [1.0], [2.0], [10.0]]), k=1, max_hops=2).toarray().tolist()[0]
@@ -156,7 +165,7 @@ def knn_hop_matrix(points: Tensor, k: int, *, max_hops: int = 10, device: torch.
 
     points = _check_points(points)
     n = points.shape[0]
-    _check_knn_args(n, k, max_hops)
+    k, max_hops = _check_knn_args(n, k, max_hops)
     adjacency = knn_graph(points, k, device=device)
     step = adjacency.astype(np.int32)
     reached = (adjacency + sparse.identity(n, dtype=bool, format="csr")).astype(bool)
@@ -179,7 +188,8 @@ def knn_hop_distances(
 ) -> Tensor:
     """Hop distances on the unweighted, symmetrised k-nearest-neighbour graph (Naitzat et al.'s metric).
 
-    ``i`` and ``j`` are joined when either is among the other's ``k`` nearest neighbours. Pairs more than
+    ``i`` and ``j`` are joined when either is among the other's ``k`` nearest neighbours (ties: every point at the
+    ``k``-th distance, as in :func:`knn_graph`). Pairs more than
     ``max_hops`` apart, or in different components, get the finite "far" value ``max_hops + 1``, so they
     never join a Rips complex at a scale <= ``max_hops``. This dense form is for inspection and small clouds;
     :func:`rips_betti` works on the sparse :func:`knn_hop_matrix` and never builds it.
@@ -198,7 +208,7 @@ def knn_hop_distances(
         [0.0, 1.0, 2.0, 3.0]
     """
     points = _check_points(points)
-    _check_knn_args(points.shape[0], k, max_hops)
+    k, max_hops = _check_knn_args(points.shape[0], k, max_hops)
     target = as_device(device, points.device)
     hops = knn_hop_matrix(points, k, max_hops=max_hops, device=target).tocoo()
     n = points.shape[0]
@@ -235,20 +245,23 @@ def rips_betti(
     b1 and above from giotto-ph ``ripser_parallel(metric="precomputed", thresh=scale)`` on the CPU.
 
     Args:
-        points: ``(n, d)`` cloud, n >= 2, no NaN/Inf.
+        points: ``(n, d)`` cloud, no NaN/Inf; n >= 1 (n >= 2 for ``"knn_hops"``). An embedding that requires grad
+            is read as it is (nothing here is differentiated).
         scale: the Rips scale, > 0 (in hops for ``metric="knn_hops"``; Naitzat et al. use 2.5).
         maxdim: highest homology dimension (>= 0).
-        metric: ``"euclidean"`` or ``"knn_hops"`` (hop distance on the k-NN graph; needs ``k``).
+        metric: ``"euclidean"`` or ``"knn_hops"`` (hop distance on the k-NN graph; needs ``k``; ties at the
+            ``k``-th distance as in :func:`knn_graph`, so the numbers do not depend on the order of the points).
         k: neighbours for ``"knn_hops"`` (Naitzat et al.: 14 for D-I, 35 for D-II and D-III).
-        n_threads: giotto-ph threads (-1 = all cores).
+        n_threads: giotto-ph threads, >= 1, or -1 for :func:`torch.get_num_threads` (the thread count of the
+            rest of the engine).
         device: where distances and H0 are computed (default: the device of ``points``).
 
     Returns:
         int64 tensor ``(maxdim + 1,)`` on ``device``.
 
     Raises:
-        ValueError: bad shape, fewer than 2 points, NaN/Inf (naming the point), scale <= 0, unknown
-            metric, missing or out-of-range ``k`` (or ``k`` given with ``metric="euclidean"``), negative ``maxdim``.
+        ValueError: bad shape, no point, NaN/Inf (naming the point), scale <= 0, unknown metric, missing or
+            out-of-range ``k`` (or ``k`` given with ``metric="euclidean"``), negative ``maxdim``, bad ``n_threads``.
 
     Example:
         >>> angles = torch.linspace(0, 2 * math.pi, 41)[:-1]
@@ -256,12 +269,17 @@ def rips_betti(
         >>> rips_betti(circle, scale=0.3).tolist()
         [1, 1]
     """
-    points = _check_points(points)
+    points = _check_points(points, minimum=1 if metric == "euclidean" else 2)
     if isinstance(scale, Tensor) and scale.numel() == 1 and not scale.is_complex():
         scale = float(scale.item())  # a 0-d tensor, as computed scales are
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"`scale` must be a finite number > 0, got {scale!r}.")
-    check_int(maxdim, "maxdim", 0)
+    scale = float(scale)  # a huge int compares with float64 distances as its float does
+    maxdim = check_int(maxdim, "maxdim", 0)
+    threads = check_int(n_threads, "n_threads", -1, bounds=">= 1, or -1 (torch.get_num_threads())")
+    if threads == 0:
+        raise ValueError("`n_threads` must be >= 1, or -1 (torch.get_num_threads()), got 0.")
+    threads = cpu_workers() if threads == -1 else threads
     if metric not in METRICS:
         raise ValueError(f"`metric` must be one of {METRICS}, got {metric!r}.")
     if metric == "euclidean" and k is not None:
@@ -270,14 +288,13 @@ def rips_betti(
             "it would be ignored: pass metric='knn_hops' or leave `k` out."
         )
     target = as_device(device, points.device)
-    threads = (os.cpu_count() or 1) if n_threads == -1 else n_threads
     if metric == "knn_hops":
         if k is None:
             raise ValueError("`k` is required for metric='knn_hops' (Naitzat et al. use k=14 for D-I).")
-        _check_knn_args(points.shape[0], k, 1)
-        # Hops beyond the scale never enter the complex: a breadth-first search of depth ceil(scale) on the
-        # sparse k-NN graph gives every pair that can (exact at this scale); no n x n matrix is built.
-        hops = knn_hop_matrix(points, k, max_hops=max(1, math.ceil(scale)), device=target)
+        k, _ = _check_knn_args(points.shape[0], k, 1)
+        # Hops beyond the scale never enter the complex: a breadth-first search of depth floor(scale) (hop counts
+        # are integers) on the sparse k-NN graph gives every pair that can (exact at this scale); no n x n matrix.
+        hops = knn_hop_matrix(points, k, max_hops=max(1, math.floor(scale)), device=target)
         betti = [_components_within(hops, scale)]
         complex_input: Any = hops.tocoo()
     else:

@@ -181,7 +181,7 @@ class _PerClassBetti(MergeChecked):
     count: Tensor
 
     def __init__(self, num_classes: int = 1, threshold: Any = DEFAULT_THRESHOLD, **kwargs: Any) -> None:
-        check_int(num_classes, "num_classes", 1)
+        num_classes = check_int(num_classes, "num_classes", 1)
         threshold = _check_threshold(threshold)
         super().__init__(**kwargs)
         self.num_classes = num_classes
@@ -339,8 +339,8 @@ class DecayRate(MergeChecked):
         threshold: Any = DEFAULT_THRESHOLD,
         **kwargs: Any,
     ) -> None:
-        check_int(num_layers, "num_layers", 2, why=" (a decay over depth needs at least two layers)")
-        check_int(num_classes, "num_classes", 1)
+        num_layers = check_int(num_layers, "num_layers", 2, why=" (a decay over depth needs at least two layers)")
+        num_classes = check_int(num_classes, "num_classes", 1)
         if kind not in DECAY_KINDS:
             raise ValueError(f"`kind` must be one of {', '.join(map(repr, DECAY_KINDS))}, got {kind!r}.")
         threshold = _check_threshold(threshold)
@@ -384,7 +384,7 @@ class DecayRate(MergeChecked):
             for i, b in enumerate(rows):
                 self._add(i, b.to(self.betti_sum.device), lab)
             return
-        check_int(layer, "layer", 0, self.num_layers - 1)
+        layer = check_int(layer, "layer", 0, self.num_layers - 1)
         b = _betti_of(volumes, betti, self.threshold, self.betti_sum.device)
         self._add(layer, b, _check_labels(labels, b.shape[0], self.num_classes, self.betti_sum.device))
 

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import normalised_decay, rips_betti, theta
+from lightning_topo.functional._checks import as_integer
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
 from lightning_topo.metrics.betti import MergeChecked
@@ -118,6 +119,24 @@ def _squeeze_scalars(result: TopologyResult) -> TopologyResult:
     return result
 
 
+def _check_classes(classes: Sequence[int]) -> list[int]:
+    """``classes`` as distinct Python ints (a ``ValueError`` naming the first bad or repeated one)."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence | Tensor):
+        raise ValueError(f"`classes` must be a sequence of integer class labels, got {classes!r}.")
+    out: list[int] = []
+    for c in classes:
+        number = as_integer(c)
+        if number is None:
+            raise ValueError(
+                f"`classes` must hold integer class labels (the values of the labels passed to `update`), got {c!r} "
+                f"in {list(classes)!r}."
+            )
+        if number in out:
+            raise ValueError(f"`classes` names class {number} twice ({list(classes)!r}); each class once.")
+        out.append(number)
+    return out
+
+
 class LayerwiseTopology(MergeChecked):
     """Per-layer, per-class Betti numbers of a sample, Omega per layer and the decay over depth.
 
@@ -160,7 +179,7 @@ class LayerwiseTopology(MergeChecked):
         super().__init__(**kwargs)
         self.config = config if config is not None else TopologyConfig()
         self.layer_names = list(layers)
-        self.classes = [int(c) for c in classes]
+        self.classes = _check_classes(classes)
         n_layers, n_classes = len(self.layer_names), len(self.classes)
         self.add_state("problem", torch.zeros(n_layers, dtype=torch.int64), dist_reduce_fx="sum")
         for i in range(n_layers):  # why a layer cannot be computed: UTF-8 bytes, each reason ended by a 0 byte
@@ -186,8 +205,15 @@ class LayerwiseTopology(MergeChecked):
         raise ValueError(f"unknown layer {layer!r}; this metric watches {self.layer_names}.")
 
     def class_index(self, labels: Tensor) -> Tensor:
-        """Positions of ``labels`` in :attr:`classes` (a label outside them is an error naming it)."""
-        flat = torch.as_tensor(labels).reshape(-1).to("cpu", torch.long)
+        """Positions of ``labels`` in :attr:`classes` (a label outside them, or a float label that is not a whole
+        number, is an error naming it)."""
+        given = torch.as_tensor(labels).reshape(-1)
+        if given.is_floating_point() and not bool((given == given.round()).all()):
+            bad = given[given != given.round()][0].item()
+            raise ValueError(
+                f"label {bad!r} is not a whole number: labels are class indices (integers); pass integer labels."
+            )
+        flat = given.to("cpu", torch.long)
         classes = torch.tensor(self.classes, dtype=torch.long)
         known, order = torch.sort(classes)
         at = torch.searchsorted(known, flat).clamp_(max=max(len(known) - 1, 0))
@@ -243,7 +269,9 @@ class LayerwiseTopology(MergeChecked):
         if positions is None:
             positions = torch.arange(len(index))
         device = self.problem.device
-        flat = values.detach().to(device, torch.float32).reshape(len(index), -1)
+        # float64, as the distances are computed: a float32 copy would lose a cloud whose spread is small beside
+        # its offset (the structure of a float64 model's embeddings at 1e-3 around 1e4).
+        flat = values.detach().to(device, torch.float64).reshape(len(index), -1)
         self.width[i] = max(int(self.width[i]), flat.shape[1])
         getattr(self, f"cloud_{i}").append(flat.reshape(-1))
         getattr(self, f"labels_{i}").append(torch.as_tensor(labels).reshape(-1).to(device, torch.long))
@@ -274,7 +302,7 @@ class LayerwiseTopology(MergeChecked):
         device = self.problem.device
         lists = [("reason", torch.uint8)]
         if self.config.complex == "rips":
-            lists += [("cloud", torch.float32), ("labels", torch.long), ("positions", torch.long)]
+            lists += [("cloud", torch.float64), ("labels", torch.long), ("positions", torch.long)]
         for i in range(len(self.layer_names)):
             for name, dtype in lists:
                 state = getattr(self, f"{name}_{i}")
@@ -421,7 +449,8 @@ class LayerwiseTopology(MergeChecked):
             if len(points) < 2:
                 message = (
                     f"class {c} has {len(points)} sampled input(s): a point cloud needs at least 2, so the class "
-                    "is skipped for the point-cloud view (raise `samples_per_class`)."
+                    "is skipped for the point-cloud view (raise `samples_per_class`, or give the validation set "
+                    "more inputs of that class if it holds fewer)."
                 )
                 if message not in warnings:
                     warnings.append(message)

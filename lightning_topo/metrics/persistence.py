@@ -72,7 +72,7 @@ class PersistenceSummaries(MergeChecked):
         threshold: Any = DEFAULT_THRESHOLD,
         **kwargs: Any,
     ) -> None:
-        check_int(num_classes, "num_classes", 1)
+        num_classes = check_int(num_classes, "num_classes", 1)
         # TopologyConfig checks the arguments once, with its messages (a ConfigError is a ValueError).
         self.config = TopologyConfig(
             persistence=list(summaries), persistence_dims=dims, min_persistence=min_persistence, threshold=threshold
