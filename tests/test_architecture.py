@@ -102,13 +102,16 @@ def test_two_rips_callbacks_in_one_trainer(tmp_path: Path) -> None:
     x, y = torch.rand(40, 1, 8, 8), torch.arange(40) % 2
     loader = DataLoader(TensorDataset(x, y), batch_size=20)
     a = TopologyCallback(complex="rips", pool_size=2, samples_per_class=6, k=3)
-    b = TopologyCallback(complex="rips", pool_size=4, samples_per_class=6, k=3)
+    b = TopologyCallback(complex="rips", pool_size=4, samples_per_class=6, k=3, prefix="topology_pool4")
     trainer = Trainer(
         max_epochs=1, callbacks=[a, b], logger=False, enable_progress_bar=False, enable_model_summary=False,
         default_root_dir=tmp_path, enable_checkpointing=False, accelerator="cpu",
     )  # fmt: skip
     trainer.fit(Classifier(digits_cnn((4, 8), num_classes=2)), loader, loader)
     assert len(a.history) == len(b.history) == 1
+    # Each under its own prefix: both values reach callback_metrics, neither overwrites the other.
+    assert float(trainer.callback_metrics["topology/decay_rate"]) == pytest.approx(a.history[-1]["decay_rate"])
+    assert float(trainer.callback_metrics["topology_pool4/decay_rate"]) == pytest.approx(b.history[-1]["decay_rate"])
 
 
 # ---------------------------------------------------------------------------------------------- bug: 5-D outputs

@@ -32,6 +32,7 @@ the module itself) every check counts, as in ``EarlyStopping``: a repeated value
 
 from __future__ import annotations
 
+import ast
 import difflib
 import inspect
 import math
@@ -47,7 +48,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
-from lightning_topo.callbacks.topology import TopologyCallback
+from lightning_topo.callbacks.topology import DEFAULT_PREFIX, TopologyCallback
 from lightning_topo.functional._checks import check_int
 
 __all__ = ["TopologyEarlyStopping"]
@@ -58,6 +59,8 @@ def _is_real(value: Any) -> bool:
 
 
 MIN_DELTA_MODES = ("abs", "rel")
+_TOPOLOGY_KEYS = ("decay_rate", "theta", "omega_last")
+"""The run-level values a TopologyCallback logs under its prefix."""
 
 
 class TopologyEarlyStopping(EarlyStopping):
@@ -207,16 +210,55 @@ class TopologyEarlyStopping(EarlyStopping):
     @property
     @override
     def state_key(self) -> str:
-        return self._generate_state_key(
-            monitor=self.monitor,
-            mode=self.mode,
-            min_delta_mode=self.min_delta_mode,
-            ema_alpha=self.ema_alpha,
-            floor_key=self.floor_key,
-            floor_patience=self.floor_patience,
-            floor=self.floor,
-            floor_tol=self.floor_tol,
-        )
+        return self._generate_state_key(**self._key_settings())
+
+    def _key_settings(self) -> dict[str, Any]:
+        """The settings the state is saved under (Lightning's ``state_key``): a resumed run restores the state of a
+        ``TopologyEarlyStopping`` with these same values only."""
+        return {
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "min_delta_mode": self.min_delta_mode,
+            "ema_alpha": self.ema_alpha,
+            "floor_key": self.floor_key,
+            "floor_patience": self.floor_patience,
+            "floor": self.floor,
+            "floor_tol": self.floor_tol,
+        }
+
+    @override
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Say which saved early-stopping state this run does not restore, and why: Lightning keys it by the
+        settings, and with another ``ema_alpha`` (say) it drops it quietly and the counts start afresh."""
+        saved = checkpoint.get("callbacks") or {}
+        name = type(self).__name__
+        ours = {cb.state_key for cb in trainer.callbacks if isinstance(cb, TopologyEarlyStopping)}  # type: ignore[attr-defined]
+        mine = [cb for cb in trainer.callbacks if isinstance(cb, TopologyEarlyStopping)]  # type: ignore[attr-defined]
+        if self is not mine[0]:
+            return  # one message per checkpoint
+        for key in saved:
+            if not (isinstance(key, str) and key.startswith(name + "{")) or key in ours:
+                continue
+            try:
+                settings = ast.literal_eval(key[len(name) :])
+            except (ValueError, SyntaxError):
+                settings = None
+            now = self._key_settings()
+            if isinstance(settings, dict):
+                names = [n for n in now if settings.get(n) != now[n]]
+                what = (
+                    "it was saved with "
+                    + ", ".join(f"{n}={settings.get(n)!r}" for n in names)
+                    + "; this callback has "
+                    + ", ".join(f"{n}={now[n]!r}" for n in names)
+                )
+            else:
+                what = "it was saved under another state key"
+            rank_zero_warn(
+                f"TopologyEarlyStopping: the checkpoint's early-stopping state (best score, patience count, moving "
+                f"average, floor count) is not restored: {what}. The counts start afresh; pass the same values to "
+                "resume them."
+            )
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -244,11 +286,22 @@ class TopologyEarlyStopping(EarlyStopping):
         """``EarlyStopping``'s set-up, and a warning when ``monitor`` is a ``topology/...`` value and no
         ``TopologyCallback`` is in the trainer to log it (the first check would then fail: "not available")."""
         super().setup(trainer, pl_module, stage)
-        topology = any(isinstance(cb, TopologyCallback) for cb in trainer.callbacks)  # type: ignore[attr-defined]
-        if stage == "fit" and not topology and self.monitor.startswith("topology/"):
+        prefixes = [cb.prefix for cb in trainer.callbacks if isinstance(cb, TopologyCallback)]  # type: ignore[attr-defined]
+        if stage != "fit" or any(self.monitor.startswith(f"{p}/") for p in prefixes):
+            return
+        key = self.monitor.rsplit("/", 1)[-1]
+        if not (self.monitor.startswith(f"{DEFAULT_PREFIX}/") or (prefixes and key in _TOPOLOGY_KEYS)):
+            return  # a value of the user's own
+        if not prefixes:
             rank_zero_warn(
                 f"TopologyEarlyStopping watches `{self.monitor}`, and the trainer has no TopologyCallback to log it: "
                 "add lightning_topo.TopologyCallback() to the Trainer's callbacks (or log the value yourself)."
+            )
+        else:
+            rank_zero_warn(
+                f"TopologyEarlyStopping watches `{self.monitor}`, and the trainer's TopologyCallbacks log under "
+                f"{[f'{p}/' for p in prefixes]}: pass monitor='{prefixes[0]}/{key}' (and "
+                f"floor_key='{prefixes[0]}/omega_last' for the floor rule)."
             )
 
     @override

@@ -78,7 +78,17 @@ _PERSISTENCE_FIELDS = ("persistence", "persistence_dims", "min_persistence")
 """Settings of the persistence summaries only: a checkpoint saved with others still holds this callback's Betti
 history (restored by :meth:`TopologyCallback.on_load_checkpoint`)."""
 # The callback's own arguments (the rest are TopologyConfig fields), for the message on a misspelt one.
-_OWN_ARGUMENTS = ("config", "every_n_epochs", "log_per_class", "run_on_sanity_check", "run_on_fast_dev_run", "charts")
+_OWN_ARGUMENTS = (
+    "config",
+    "every_n_epochs",
+    "log_per_class",
+    "run_on_sanity_check",
+    "run_on_fast_dev_run",
+    "charts",
+    "prefix",
+)
+DEFAULT_PREFIX = "topology"
+"""The first part of every key a :class:`TopologyCallback` logs (``topology/decay_rate``), by default."""
 
 
 class TopologyCallback(Callback):
@@ -108,7 +118,13 @@ class TopologyCallback(Callback):
             (W&B charts to a ``WandbLogger``, a custom-scalars layout and figures to a ``TensorBoardLogger``, PNG
             files under the log dir of any other logger; nothing without a logger), a list of ``"wandb"``,
             ``"tensorboard"``, ``"png"`` (PNG files for every logger whose own kind is not in the list), or ``False``.
-            Figures are drawn on a background thread; training does not wait for them.
+            Figures are drawn on a background thread; training does not wait for them. A ``validate`` run's figures
+            and W&B charts go under ``{prefix}/validate`` (PNG files in ``<log_dir>/{prefix}/validate/``), beside
+            the fit's, never over them.
+        prefix: the first part of every logged key (``{prefix}/decay_rate``, ``{prefix}/{layer}/b0``), of the W&B
+            charts and TensorBoard figures, and the PNG folder. Two ``TopologyCallback`` in one trainer need two
+            prefixes (their values would overwrite each other): e.g. ``prefix="topology_rips"`` beside the default
+            ``"topology"``, and ``TopologyEarlyStopping(monitor="topology_rips/decay_rate")`` to stop on it.
         **fields: any :class:`~lightning_topo.config.TopologyConfig` field (``complex="rips"``, ``k=10``, ...),
             overriding ``config``; documented once, there.
 
@@ -134,6 +150,7 @@ class TopologyCallback(Callback):
         run_on_sanity_check: bool = False,
         run_on_fast_dev_run: bool = False,
         charts: bool | str | Sequence[str] = "auto",
+        prefix: str = DEFAULT_PREFIX,
         **fields: Any,
     ) -> None:
         super().__init__()
@@ -151,6 +168,12 @@ class TopologyCallback(Callback):
             if not isinstance(flag, bool):
                 raise TopologyMisconfiguration(f"`{name}` must be True or False, got {flag!r}.")
         self.chart_kinds = self._validate_charts(charts)
+        if not isinstance(prefix, str) or not prefix.strip("/ ") or prefix != prefix.strip("/ "):
+            raise TopologyMisconfiguration(
+                f"`prefix` must be a non-empty name without leading or trailing '/' or spaces (the logged keys are "
+                f"'{{prefix}}/decay_rate', ...), got {prefix!r}."
+            )
+        self.prefix = prefix
         self.every_n_epochs = every_n_epochs
         self.log_per_class = log_per_class
         self.run_on_sanity_check = run_on_sanity_check
@@ -166,7 +189,17 @@ class TopologyCallback(Callback):
         self.timings: list[float] = []
         #: The fit's validation runs so far, the sanity check left out (``every_n_epochs`` counts them; restored).
         self.validation_runs = 0
-        self._charts = ChartWriter(self.chart_kinds, figures=_MATPLOTLIB_AVAILABLE, on_error=self._chart_failed)
+        self._charts = ChartWriter(
+            self.chart_kinds, figures=_MATPLOTLIB_AVAILABLE, on_error=self._chart_failed, prefix=prefix
+        )
+        # A `validate` run's charts, apart from the fit's (its own W&B table, figures and PNG folder).
+        self._validate_charts_writer = ChartWriter(
+            self.chart_kinds,
+            figures=_MATPLOTLIB_AVAILABLE,
+            on_error=self._chart_failed,
+            prefix=f"{prefix}/validate",
+            layout=False,
+        )
         self._module_types: dict[str, str] = {}
         self._state_key: str | None = None
         self._ordered = False
@@ -223,13 +256,17 @@ class TopologyCallback(Callback):
     @property
     def chart_files(self) -> list[str]:
         """The PNG files written so far (each path once; complete after :meth:`wait_for_charts`)."""
-        return self._charts.files
+        return list(dict.fromkeys([*self._charts.files, *self._validate_charts_writer.files]))
 
     def wait_for_charts(self, timeout: float | None = None) -> bool:
         """Block until the figures of the latest evaluation are drawn and written; ``False`` if ``timeout``
         seconds passed first. Figures are drawn on a background thread and finish a fraction of a second after
         ``fit`` returns (the interpreter waits for them before it exits); call this before reading them."""
-        return self._charts.wait(timeout)
+        start = time.perf_counter()
+        if not self._charts.wait(timeout):
+            return False
+        left = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
+        return self._validate_charts_writer.wait(left)
 
     def _chart_failed(self, err: BaseException) -> None:
         message = f"TopologyCallback: drawing the figures failed, skipped: {err!r}"
@@ -245,7 +282,10 @@ class TopologyCallback(Callback):
         callbacks on other layers or views in one trainer keep separate states)."""
         # Lightning reads this at every hook call (profiler names): computed once, the config is frozen.
         if self._state_key is None:
-            self._state_key = self._generate_state_key(**self.config.numeric_settings())
+            settings = self.config.numeric_settings()
+            if self.prefix != DEFAULT_PREFIX:  # another prefix: another callback (the default's key is unchanged)
+                settings["prefix"] = self.prefix
+            self._state_key = self._generate_state_key(**settings)
         return self._state_key
 
     def _settings(self) -> dict[str, Any]:
@@ -344,8 +384,28 @@ class TopologyCallback(Callback):
                 "TopologyCallback found no layer to watch; pass `layers=[...]` with names from "
                 "`[n for n, _ in pl_module.named_modules()]`."
             )
+        self._check_prefixes(trainer)
         if stage == "fit":
             self._check_monitors(trainer)
+
+    def _check_prefixes(self, trainer: Trainer) -> None:
+        """Two callbacks with one prefix would log the same keys, the later overwriting the earlier in the loggers,
+        in ``trainer.callback_metrics`` (what early stopping and checkpoints read) and in the figures."""
+        others = [
+            cb
+            for cb in trainer.callbacks  # type: ignore[attr-defined]
+            if isinstance(cb, TopologyCallback) and cb is not self and cb.prefix == self.prefix
+        ]
+        if others:
+            diff = _differences(others[0]._settings(), self._settings())
+            which = f" (one computes {diff['saved']}, the other {diff['now']})" if diff else ""
+            raise TopologyMisconfiguration(
+                f"Two TopologyCallbacks in this Trainer log under the same prefix {self.prefix!r}{which}: each "
+                f"would overwrite the other's '{self.prefix}/decay_rate', layer values and figures, and early "
+                "stopping or checkpoints would read whichever came last. Give one of them another prefix, e.g. "
+                f"TopologyCallback(..., prefix='{self.prefix}_2'), and monitor '{self.prefix}_2/decay_rate' to "
+                "stop on it."
+            )
 
     def _saves_at_evaluations(self, trainer: Trainer, checkpoint: ModelCheckpoint) -> bool:
         """Whether ``checkpoint`` saves at the end of the epochs this callback evaluates only: one validation per
@@ -381,7 +441,7 @@ class TopologyCallback(Callback):
         ours = f"TopologyCallback(every_n_epochs={n}) evaluates at one validation run in {n}"
         for cb in trainer.callbacks:  # type: ignore[attr-defined]
             monitor = getattr(cb, "monitor", None)
-            if not (isinstance(monitor, str) and monitor.startswith("topology/")):
+            if not (isinstance(monitor, str) and monitor.startswith(f"{self.prefix}/")):
                 continue
             if isinstance(cb, EarlyStopping) and not isinstance(cb, TopologyEarlyStopping):
                 message = (
@@ -608,11 +668,13 @@ class TopologyCallback(Callback):
         # The last evaluation's figures start drawing now, in the background (see `wait_for_charts`).
         self._drop_pending()
         self._charts.finish()
+        self._validate_charts_writer.finish()
 
     @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self._drop_pending()
         self._charts.finish()
+        self._validate_charts_writer.finish()
 
     def _ensure_ordered(self, trainer: Trainer, pl_module: LightningModule, sample: FixedSample) -> None:
         """:meth:`_order_layers` once per sample, on every rank together (``forward_fn`` runs there first)."""
@@ -648,13 +710,22 @@ class TopologyCallback(Callback):
         self, trainer: Trainer, records: list[dict[str, Any]], diagrams: dict[str, PersistenceDiagrams]
     ) -> None:
         wanted = {kind for kind, _ in chart_targets(trainer)}
+        if "png" not in self.chart_kinds and not wanted & set(self.chart_kinds):
+            loggers = [type(logger).__name__ for logger in trainer.loggers]
+            self._warn_once(
+                "no-chart-target",
+                f"TopologyCallback: charts={list(self.chart_kinds)} and the trainer's loggers are {loggers}: no chart "
+                "is drawn. Add the logger those charts are for, or include 'png' (PNG files under the log dir of "
+                "any logger), or charts='auto'.",
+            )
         if {"tensorboard", "png"} & wanted & set(self.chart_kinds) and not _MATPLOTLIB_AVAILABLE:
             self._warn_once(
                 "no-mpl",
                 'TopologyCallback: figures for TensorBoard / PNG need matplotlib: pip install "lightning-topo[plot]"; '
                 "skipping them.",
             )
-        self._charts.send(trainer, records, diagrams)
+        writer = self._charts if trainer.state.fn == "fit" else self._validate_charts_writer
+        writer.send(trainer, records, diagrams)
 
     def plot(self) -> dict[str, Any]:
         """Matplotlib figures of the history so far: ``betti_vs_depth`` (latest evaluation), ``omega_history``
@@ -665,24 +736,25 @@ class TopologyCallback(Callback):
 
     # ------------------------------------------------------------------ logging
     def metrics_of(self, result: TopologyResult) -> dict[str, float]:
-        """The flat ``topology/...`` scalars of one evaluation (what gets logged)."""
+        """The flat ``{prefix}/...`` scalars of one evaluation (what gets logged)."""
         metrics: dict[str, float] = {}
+        p = self.prefix
         for layer in result.layers:
             mean = torch.nanmean(layer.betti, dim=0) if layer.problem is None else layer.betti[0]
             for i in range(self.config.betti_dims):
-                metrics[f"topology/{layer.name}/{_BETTI_KEYS[i]}"] = float(mean[i])
-            metrics[f"topology/{layer.name}/omega"] = layer.omega
+                metrics[f"{p}/{layer.name}/{_BETTI_KEYS[i]}"] = float(mean[i])
+            metrics[f"{p}/{layer.name}/omega"] = layer.omega
             for key, value in layer.mean_persistence().items():
-                metrics[f"topology/{layer.name}/{key}"] = value
+                metrics[f"{p}/{layer.name}/{key}"] = value
             if self.log_per_class:
                 for j, (row, c) in enumerate(zip(layer.betti, result.classes, strict=False)):
                     for i in range(self.config.betti_dims):
-                        metrics[f"topology/{layer.name}/class_{c}/{_BETTI_KEYS[i]}"] = float(row[i])
+                        metrics[f"{p}/{layer.name}/class_{c}/{_BETTI_KEYS[i]}"] = float(row[i])
                     for key, values in (layer.persistence or {}).items():
-                        metrics[f"topology/{layer.name}/class_{c}/{key}"] = float(values[j])
-        metrics["topology/theta"] = result.theta
-        metrics["topology/decay_rate"] = result.decay_rate
-        metrics["topology/omega_last"] = result.layers[-1].omega if result.layers else math.nan
+                        metrics[f"{p}/{layer.name}/class_{c}/{key}"] = float(values[j])
+        metrics[f"{p}/theta"] = result.theta
+        metrics[f"{p}/decay_rate"] = result.decay_rate
+        metrics[f"{p}/omega_last"] = result.layers[-1].omega if result.layers else math.nan
         return metrics
 
     def _log(self, trainer: Trainer, result: TopologyResult) -> None:

@@ -89,10 +89,10 @@ REAL_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint
 def class_labels(value: Any, *, batched: bool) -> tuple[Tensor, str | None]:
     """Integer class labels ``(N,)`` from the label of one item (``batched=False``) or of a batch / dataset.
 
-    Integers are classes; floats that are whole numbers are classes as integers are; one-hot rows (0/1, one 1
-    per row) are read by argmax, with a note (the second value). Anything else (fractional or soft labels, NaN,
-    booleans, several values per input, strings) is not a class label: a :class:`SampleError` naming
-    ``target_fn``. ``None`` (no label) is class 0.
+    Integers are classes; floats that are whole numbers are classes as integers are; a column ``(N, 1)`` is one
+    label per input; one-hot rows (0/1, one 1 per row) are read by argmax, with a note (the second value).
+    Anything else (fractional or soft labels, NaN, booleans, several values per input, strings) is not a class
+    label: a :class:`SampleError` naming ``target_fn``. ``None`` (no label) is class 0.
 
     Example:
         >>> class_labels(torch.tensor([1.0, 0.0, 2.0]), batched=True)[0].tolist()
@@ -118,6 +118,8 @@ def class_labels(value: Any, *, batched: bool) -> tuple[Tensor, str | None]:
     if not (y.is_floating_point() or y.dtype in REAL_INT_DTYPES):
         raise SampleError(f"labels of dtype {y.dtype} are not class labels; pass `target_fn=` returning integers.")
     note = None
+    if batched and y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]  # a column of labels (N, 1), as tabular data keeps them: one class per input
     if (y.ndim == 2) if batched else (y.ndim == 1 and y.numel() > 1):
         rows = y.reshape(-1, y.shape[-1])
         if not (bool(((rows == 0) | (rows == 1)).all()) and bool((rows.sum(dim=-1) == 1).all())):

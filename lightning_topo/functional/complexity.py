@@ -139,7 +139,7 @@ def theta(omega_per_layer: Tensor) -> Tensor:
         )
     x = torch.arange(1, curve.shape[-1] + 1, dtype=torch.float64, device=curve.device)
     a = cubic_ridge_fit(x, curve / norm)
-    return a[..., 1] + 0.5 * a[..., 2] + 0.5 * a[..., 3]
+    return a[..., 1] + 0.5 * a[..., 2] + 0.5 * a[..., 3] + 0.0  # + 0.0: a flat curve gives 0, never -0
 
 
 def normalised_decay(omega_per_layer: Tensor) -> Tensor:
@@ -173,4 +173,4 @@ def normalised_decay(omega_per_layer: Tensor) -> Tensor:
         )
     t = torch.linspace(0.0, 1.0, curve.shape[-1], dtype=torch.float64, device=curve.device)
     a = cubic_ridge_fit(t, curve / peak)
-    return -(a[..., 1] + a[..., 2] + a[..., 3])
+    return -(a[..., 1] + a[..., 2] + a[..., 3]) + 0.0  # + 0.0: a flat curve gives 0, never -0

@@ -32,6 +32,10 @@ global rank zero. Everything is logged at the step Lightning logs that epoch's s
   epoch), and with persistence diagrams ``persistence_diagram/{layer}.png`` (TensorBoard: the tag
   ``topology/persistence_diagram/{layer}``).
 
+Every ``topology`` above is the callback's ``prefix``. The charts of a ``validate`` run go under
+``{prefix}/validate`` (W&B keys, TensorBoard tags, ``<log_dir>/{prefix}/validate/``), drawn from the callback's
+``validate_history``: they never replace the fit's.
+
 Under DDP the diagrams drawn are global rank zero's (its share of the sample); the summaries logged as scalars
 are combined over every rank.
 
@@ -123,8 +127,9 @@ def log_scalars(trainer: Trainer, metrics: dict[str, float]) -> None:
         logger.log_metrics(row, step=step)
 
 
-def tensorboard_layout(record: Record) -> dict[str, dict[str, list[Any]]]:
-    """The custom-scalars layout for the layers of ``record`` (``SummaryWriter.add_custom_scalars`` format).
+def tensorboard_layout(record: Record, prefix: str = "topology") -> dict[str, dict[str, list[Any]]]:
+    """The custom-scalars layout for the layers of ``record`` (``SummaryWriter.add_custom_scalars`` format), for the
+    scalars logged under ``prefix`` (the callback's ``prefix``; categories and tags start with it).
 
     Category ``topology``: Omega of every layer on one chart, the decay rate and theta (each on its own chart,
     its direction in the title), Omega of the last layer. Category ``topology: Betti numbers per layer``: one chart
@@ -134,22 +139,23 @@ def tensorboard_layout(record: Record) -> dict[str, dict[str, list[Any]]]:
     """
     names = list(record["layers"])
     dims = betti_dims(record)
+    p = re.escape(prefix)
     overview = {
-        "Omega of every layer": ["Multiline", [f"^topology/{re.escape(n)}/omega$" for n in names]],
-        "decay_rate (higher = more simplification)": ["Multiline", ["^topology/decay_rate$"]],
-        "theta (lower = steeper decay)": ["Multiline", ["^topology/theta$"]],
-        "Omega of the last layer": ["Multiline", ["^topology/omega_last$"]],
+        "Omega of every layer": ["Multiline", [f"^{p}/{re.escape(n)}/omega$" for n in names]],
+        "decay_rate (higher = more simplification)": ["Multiline", [f"^{p}/decay_rate$"]],
+        "theta (lower = steeper decay)": ["Multiline", [f"^{p}/theta$"]],
+        "Omega of the last layer": ["Multiline", [f"^{p}/omega_last$"]],
     }
     per_layer, persistence = {}, {}
     for depth, name in enumerate(names, start=1):
         module = record["layers"][name].get("module")
         title = f"{depth}. {name} ({module})" if module else f"{depth}. {name}"
-        per_layer[title] = ["Multiline", [f"^topology/{re.escape(name)}/b[0-{dims - 1}]$"]]
+        per_layer[title] = ["Multiline", [f"^{p}/{re.escape(name)}/b[0-{dims - 1}]$"]]
         for kind in dict.fromkeys(summary_kind_of(key) for key in record["layers"][name].get("persistence", {})):
-            persistence[f"{title}: {kind}"] = ["Multiline", [f"^topology/{re.escape(name)}/{re.escape(kind)}_?[0-2]$"]]
-    layout = {"topology": overview, "topology: Betti numbers per layer": per_layer}
+            persistence[f"{title}: {kind}"] = ["Multiline", [f"^{p}/{re.escape(name)}/{re.escape(kind)}_?[0-2]$"]]
+    layout = {prefix: overview, f"{prefix}: Betti numbers per layer": per_layer}
     if persistence:
-        layout["topology: persistence per layer"] = persistence
+        layout[f"{prefix}: persistence per layer"] = persistence
     return layout
 
 
@@ -173,6 +179,9 @@ class ChartWriter:
         kinds: the chart kinds wanted (a subset of :data:`CHART_TARGETS`); other loggers get nothing.
         figures: draw matplotlib figures (for TensorBoard and PNG); ``False`` where matplotlib is missing.
         on_error: called with the exception of a figure job that failed (training goes on).
+        prefix: the first part of the W&B chart keys, the TensorBoard figure tags and the PNG folder (the
+            callback's ``prefix``; ``"topology/validate"`` for the charts of ``validate`` runs).
+        layout: write the TensorBoard custom-scalars layout (once per writer).
     """
 
     def __init__(
@@ -180,9 +189,13 @@ class ChartWriter:
         kinds: Sequence[str],
         figures: bool = True,
         on_error: Callable[[BaseException], None] | None = None,
+        prefix: str = "topology",
+        layout: bool = True,
     ) -> None:
         self.kinds = tuple(kinds)
         self.figures = figures
+        self.prefix = prefix
+        self.layout = layout
         #: PNG files written so far (each path once).
         self.files: list[str] = []
         self.renderer = BackgroundRenderer(on_error=on_error, on_idle=self._on_idle)
@@ -208,15 +221,16 @@ class ChartWriter:
                     continue
                 kind = "png"  # e.g. charts=["png"] beside a TensorBoard logger: PNG files under its log dir
             if kind == "wandb":
-                logger.log_metrics({**self._wandb_charts(history, step), **_wandb_diagrams(diagrams)}, step=step)
+                charts = {**self._wandb_charts(history, step), **_wandb_diagrams(diagrams, self.prefix)}
+                logger.log_metrics(charts, step=step)
             elif kind == "tensorboard":
                 writer = logger.experiment
-                if id(writer) not in self._layouts:
-                    writer.add_custom_scalars(tensorboard_layout(history[-1]))
+                if self.layout and id(writer) not in self._layouts:
+                    writer.add_custom_scalars(tensorboard_layout(history[-1], self.prefix))
                     self._layouts.add(id(writer))
                 drawings.append(("tensorboard", logger.log_dir))
             else:
-                drawings.append(("png", os.path.join(_log_dir(trainer, logger), "topology")))
+                drawings.append(("png", os.path.join(_log_dir(trainer, logger), *self.prefix.split("/"))))
         if drawings and self.figures:
             # Records are never changed once in the history: a shallow copy is a consistent snapshot.
             job = functools.partial(self._draw, list(history), drawings, step, dict(diagrams or {}))
@@ -269,15 +283,15 @@ class ChartWriter:
         keys = list(series)
         lines = thin_epochs(history)
         return {
-            "topology/depth_profile": self._profile,
-            "topology/omega_vs_depth": wandb.plot.line_series(
+            f"{self.prefix}/depth_profile": self._profile,
+            f"{self.prefix}/omega_vs_depth": wandb.plot.line_series(
                 xs=depth_axis,
                 ys=[[r["layers"].get(n, {}).get("omega", float("nan")) for n in names] for r in lines],
                 keys=[f"epoch {r['epoch']}" for r in lines],
                 title="Omega vs depth, one line per epoch",
                 xname=_depth_title(names),
             ),
-            "topology/betti_vs_depth": wandb.plot.line_series(
+            f"{self.prefix}/betti_vs_depth": wandb.plot.line_series(
                 xs=depth_axis,
                 ys=[series[k] for k in keys],
                 keys=keys,
@@ -295,7 +309,7 @@ class ChartWriter:
             if kind == "tensorboard":
                 writer = self._figure_writer(where)
                 for name, fig in figures.items():
-                    writer.add_figure(f"topology/{name}", fig, global_step=step, close=False)
+                    writer.add_figure(f"{self.prefix}/{name}", fig, global_step=step, close=False)
                 writer.flush()
                 continue
             for name, fig in figures.items():
@@ -327,8 +341,8 @@ class ChartWriter:
         self._finish_lock = threading.Lock()
 
 
-def _wandb_diagrams(diagrams: dict[str, Any] | None) -> dict[str, Any]:
-    """W&B scatter charts ``topology/persistence_diagram/{layer}`` of birth against death (see the module doc)."""
+def _wandb_diagrams(diagrams: dict[str, Any] | None, prefix: str = "topology") -> dict[str, Any]:
+    """W&B scatter charts ``{prefix}/persistence_diagram/{layer}`` of birth against death (see the module doc)."""
     if not diagrams:
         return {}
     import torch
@@ -355,7 +369,7 @@ def _wandb_diagrams(diagrams: dict[str, Any] | None) -> dict[str, Any]:
         )
         dims_text = ", ".join(f"H{d}" for d in diagram.computed_dims)
         title = f"Persistence diagram of {layer} ({dims_text}; {shown}; essential class at death = {inf_line:.4g})"
-        charts[f"topology/persistence_diagram/{layer}"] = wandb.plot.scatter(table, "birth", "death", title=title)
+        charts[f"{prefix}/persistence_diagram/{layer}"] = wandb.plot.scatter(table, "birth", "death", title=title)
     return charts
 
 
