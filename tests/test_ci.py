@@ -114,7 +114,10 @@ def test_readme_install_blocks_are_setup_main_job_and_tests() -> None:
     assert torch == [["pip", "install", "torch==2.13.0", "--index-url", "https://download.pytorch.org/whl/cpu"]]
     assert ["pip", "install", "-e", f".[{user_extra()}]"] in setup and len(setup) == 4
     assert main_job == [["python", "examples/quickstart.py"]]
-    assert tests == [["pip", "install", "-e", ".[dev]"], ["python", "-m", "pytest", "-q"]]
+    assert tests == [
+        ["pip", "install", "-e", ".[dev]"],
+        ["python", "-m", "pytest", "-q", "-n", "2", "--dist", "loadfile"],
+    ]
     assert commands(section("Tests")) == [tests[-1]]  # the Tests section runs the same command
 
 

@@ -723,7 +723,7 @@ def test_cuda_overlap_callback_logs_the_numbers_of_the_synchronous_path(monkeypa
     layers = ["net.conv1", "net.layer1.0", "net.layer2.0", "net.layer4.1"]
     overlapped = TopologyCallback(layers=layers, samples_per_class=10, max_samples=40, charts=False)
     synchronous = TopologyCallback(
-        layers=layers[::-1], samples_per_class=10, max_samples=40, charts=False, overlap=False
+        layers=layers[::-1], samples_per_class=10, max_samples=40, charts=False, overlap=False, prefix="sync"
     )
     _trainer("gpu", overlapped, synchronous).fit(module, train, val)
     assert len(overlapped.history) == len(synchronous.history) >= 1

@@ -123,7 +123,7 @@ def test_callback_overlap_logs_the_numbers_of_the_synchronous_path(tmp_path: Pat
     # numbers must not.
     seed_everything(0, workers=True)
     overlapped = TopologyCallback(layers=["net.1", "net.4"], charts=False)
-    synchronous = TopologyCallback(layers=["net.4", "net.1"], charts=False, overlap=False)
+    synchronous = TopologyCallback(layers=["net.4", "net.1"], charts=False, overlap=False, prefix="sync")
     trainer = quiet_trainer(tmp_path, [overlapped, synchronous], max_epochs=2, limit_train_batches=3)
     trainer.fit(Classifier(digits_cnn(channels=(8, 8))), datamodule=DigitsDataModule(batch_size=64))
     assert len(overlapped.history) == len(synchronous.history) == 2
@@ -133,6 +133,7 @@ def test_callback_overlap_logs_the_numbers_of_the_synchronous_path(tmp_path: Pat
     assert overlapped._pending is None  # read at the end of validation, nothing left running
     logged = trainer.callback_metrics
     assert float(logged["topology/net.1/omega"]) == pytest.approx(overlapped.history[-1]["layers"]["net.1"]["omega"])
+    assert float(logged["sync/net.1/omega"]) == float(logged["topology/net.1/omega"])
 
 
 def test_background_kernels_follow_the_thread_count_set_later_on_the_calling_thread() -> None:

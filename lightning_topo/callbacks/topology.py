@@ -113,7 +113,9 @@ class TopologyCallback(Callback):
         log_per_class: also log ``topology/{layer}/class_{c}/b{k}``.
         run_on_sanity_check: also evaluate during the sanity check (a check that the evaluation runs: its values
             reach ``last_result`` and ``trainer.callback_metrics``, not the loggers or ``history``).
-        run_on_fast_dev_run: also evaluate under ``Trainer(fast_dev_run=...)``.
+        run_on_fast_dev_run: also evaluate under ``Trainer(fast_dev_run=...)``. Without it the callback does nothing
+            there, its checks of ``forward_fn``, ``output_fn`` and the layers included: pass ``True`` to smoke-test
+            a configuration with ``fast_dev_run``.
         charts: where to send charts after each evaluation (see :mod:`lightning_topo.loggers.charts`): ``"auto"``
             (W&B charts to a ``WandbLogger``, a custom-scalars layout and figures to a ``TensorBoardLogger``, PNG
             files under the log dir of any other logger; nothing without a logger), a list of ``"wandb"``,
