@@ -232,10 +232,10 @@ class TopologyEarlyStopping(EarlyStopping):
         settings, and with another ``ema_alpha`` (say) it drops it quietly and the counts start afresh."""
         saved = checkpoint.get("callbacks") or {}
         name = type(self).__name__
-        ours = {cb.state_key for cb in trainer.callbacks if isinstance(cb, TopologyEarlyStopping)}  # type: ignore[attr-defined]
         mine = [cb for cb in trainer.callbacks if isinstance(cb, TopologyEarlyStopping)]  # type: ignore[attr-defined]
         if self is not mine[0]:
             return  # one message per checkpoint
+        ours = {cb.state_key for cb in mine}
         for key in saved:
             if not (isinstance(key, str) and key.startswith(name + "{")) or key in ours:
                 continue
