@@ -236,6 +236,7 @@ class TopologyEarlyStopping(EarlyStopping):
         if self is not mine[0]:
             return  # one message per checkpoint
         ours = {cb.state_key for cb in mine}
+        now = self._key_settings()
         for key in saved:
             if not (isinstance(key, str) and key.startswith(name + "{")) or key in ours:
                 continue
@@ -243,7 +244,6 @@ class TopologyEarlyStopping(EarlyStopping):
                 settings = ast.literal_eval(key[len(name) :])
             except (ValueError, SyntaxError):
                 settings = None
-            now = self._key_settings()
             if isinstance(settings, dict):
                 names = [n for n in now if settings.get(n) != now[n]]
                 what = (
