@@ -180,3 +180,70 @@ def test_a_flat_curve_decays_by_zero_not_minus_zero() -> None:
     flat = torch.tensor([3.0, 3.0, 3.0, 3.0])
     for value in (normalised_decay(flat).item(), theta(flat).item()):
         assert value == 0.0 and math.copysign(1.0, value) == 1.0
+
+
+def test_several_validations_per_epoch_are_drawn_against_the_global_step(tmp_path: Path) -> None:
+    """`val_check_interval=0.5` evaluates twice per epoch: drawn against the epoch, the decay and Omega lines went
+    back and forth at each epoch (two points at one x)."""
+    pytest.importorskip("matplotlib")
+    from lightning_topo.loggers.figures import decay_figure, omega_history_figure
+
+    seed_everything(0)
+    cb = TopologyCallback(samples_per_class=5, charts=False)
+    trainer = _trainer(tmp_path, [cb], epochs=2, limit_train_batches=4, val_check_interval=0.5)
+    trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
+    epochs = [r["epoch"] for r in cb.history]
+    steps = [r["global_step"] for r in cb.history]
+    assert epochs == [0, 0, 1, 1] and steps == sorted(set(steps))
+    fig = decay_figure(cb.history)
+    top, bottom = fig.axes
+    assert list(top.lines[0].get_xdata()) == steps and bottom.get_xlabel() == "global step"
+    assert "per evaluation" in top.get_title()
+    omega = omega_history_figure(cb.history)
+    assert omega.axes[-1].get_ylabel() == "global step"  # the colour bar
+    assert f"steps {steps[0]}-{steps[-1]}" in omega.axes[0].get_title()
+    # One evaluation per epoch: still the epoch.
+    seed_everything(0)
+    cb = TopologyCallback(samples_per_class=5, charts=False)
+    _trainer(tmp_path / "once", [cb], epochs=2).fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
+    fig = decay_figure(cb.history)
+    assert fig.axes[1].get_xlabel() == "epoch" and list(fig.axes[0].lines[0].get_xdata()) == [0, 1]
+
+
+FIRST_PERSISTENCE_FIT = """
+import lightning.pytorch as pl, sys
+from lightning_topo import TopologyCallback
+from lightning_topo.datasets import DigitsDataModule
+from lightning_topo.models import Classifier, digits_cnn
+for run in range(2):
+    print(f"run {run}", flush=True)
+    pl.seed_everything(0)
+    cb = TopologyCallback(samples_per_class=3, charts=False, persistence=["entropy"], persistence_dims=(0, 2))
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         accelerator="cpu", callbacks=[cb], default_root_dir=sys.argv[1])
+    trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
+    assert "persistence_entropy_0" in str(list(trainer.callback_metrics))
+"""
+
+
+def test_the_first_persistence_evaluation_of_a_process_says_it_may_compile(tmp_path: Path) -> None:
+    """A cold numba cache makes the first evaluation with persistence 20-30 s longer than the next: said once per
+    process, before it happens (a fresh process: this one may have loaded the kernels already)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", FIRST_PERSISTENCE_FIT, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # in the order written
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONUNBUFFERED": "1"},
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out[-3000:]
+    first, second = out.split("run 1")
+    assert first.count("compiled kernels are not loaded in this process") == 1, out[-3000:]
+    assert "numba's disk cache" in first and "compiled kernels" not in second

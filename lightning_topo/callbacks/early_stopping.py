@@ -48,7 +48,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
-from lightning_topo.callbacks.topology import DEFAULT_PREFIX, TopologyCallback
+from lightning_topo.callbacks.topology import DEFAULT_PREFIX, RUN_KEYS, TopologyCallback
 from lightning_topo.functional._checks import check_int
 
 __all__ = ["TopologyEarlyStopping"]
@@ -59,8 +59,6 @@ def _is_real(value: Any) -> bool:
 
 
 MIN_DELTA_MODES = ("abs", "rel")
-_TOPOLOGY_KEYS = ("decay_rate", "theta", "omega_last")
-"""The run-level values a TopologyCallback logs under its prefix."""
 
 
 class TopologyEarlyStopping(EarlyStopping):
@@ -290,7 +288,7 @@ class TopologyEarlyStopping(EarlyStopping):
         if stage != "fit" or any(self.monitor.startswith(f"{p}/") for p in prefixes):
             return
         key = self.monitor.rsplit("/", 1)[-1]
-        if not (self.monitor.startswith(f"{DEFAULT_PREFIX}/") or (prefixes and key in _TOPOLOGY_KEYS)):
+        if not (self.monitor.startswith(f"{DEFAULT_PREFIX}/") or (prefixes and key in RUN_KEYS)):
             return  # a value of the user's own
         if not prefixes:
             rank_zero_warn(

@@ -55,7 +55,7 @@ from lightning_topo.capture import (
 from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.functional._checks import check_int
-from lightning_topo.functional.persistence import PersistenceDiagrams
+from lightning_topo.functional.persistence import PersistenceDiagrams, kernels_loaded
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
 from lightning_topo.metrics import LayerwiseTopology, TopologyResult
@@ -89,6 +89,8 @@ _OWN_ARGUMENTS = (
 )
 DEFAULT_PREFIX = "topology"
 """The first part of every key a :class:`TopologyCallback` logs (``topology/decay_rate``), by default."""
+RUN_KEYS = ("theta", "decay_rate", "omega_last")
+"""The run-level values (not per layer) a :class:`TopologyCallback` logs under its prefix."""
 
 
 class TopologyCallback(Callback):
@@ -590,6 +592,14 @@ class TopologyCallback(Callback):
             count = len(self.layer_names)
             rank_zero_info(f"TopologyCallback: watching {count} layer{'s' if count != 1 else ''} {self._announce}")
             self._announce = None
+        if self.config.persistence and not kernels_loaded(self.config.persistence_dims):
+            self._warn_once(
+                "compile",
+                "TopologyCallback: persistence is on, and its compiled kernels are not loaded in this process yet: "
+                "this evaluation loads them from numba's disk cache, or compiles them the first time in an "
+                "environment (about 20-30 s on 2 cores; later runs start in under a second).",
+                info=True,
+            )
         # Each rank runs its strided slice of the sample; the metric's states are combined across ranks.
         positions = torch.arange(trainer.global_rank, len(sample.labels), trainer.world_size)
         # Built here (kept for the next evaluation) and reset once, by `start_evaluation`.
@@ -754,9 +764,9 @@ class TopologyCallback(Callback):
                         metrics[f"{p}/{layer.name}/class_{c}/{_BETTI_KEYS[i]}"] = float(row[i])
                     for key, values in (layer.persistence or {}).items():
                         metrics[f"{p}/{layer.name}/class_{c}/{key}"] = float(values[j])
-        metrics[f"{p}/theta"] = result.theta
-        metrics[f"{p}/decay_rate"] = result.decay_rate
-        metrics[f"{p}/omega_last"] = result.layers[-1].omega if result.layers else math.nan
+        omega_last = result.layers[-1].omega if result.layers else math.nan
+        for key, value in zip(RUN_KEYS, (result.theta, result.decay_rate, omega_last), strict=True):
+            metrics[f"{p}/{key}"] = value
         return metrics
 
     def _log(self, trainer: Trainer, result: TopologyResult) -> None:
@@ -792,10 +802,10 @@ class TopologyCallback(Callback):
             "decay_rate": float(result.decay_rate),
         }
 
-    def _warn_once(self, key: str, message: str) -> None:
+    def _warn_once(self, key: str, message: str, *, info: bool = False) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            rank_zero_warn(message)
+            (rank_zero_info if info else rank_zero_warn)(message)
 
 
 def _plural(count: int, one: str, many: str) -> str:

@@ -17,6 +17,7 @@ process-wide ``matplotlib.rcParams``); layers are labelled with their name and m
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "persistence_diagram_figure",
     "png_bytes",
     "require_matplotlib",
+    "time_axis",
 ]
 
 Record = dict[str, Any]
@@ -118,6 +120,24 @@ def _when(record: Record) -> str:
     return f"epoch {record.get('epoch', '?')}" + (f" · step {step}" if step is not None else "")
 
 
+def time_axis(history: Sequence[Record]) -> tuple[list[int], str]:
+    """The x values of the evaluations of ``history`` and their name: the epochs while each evaluation has an epoch
+    of its own; else (several validations per epoch, ``val_check_interval < 1``) the global steps where they
+    increase, else the evaluations' positions. One line through two points at one epoch would zig-zag.
+
+    Example:
+        >>> time_axis([{"epoch": 0, "global_step": 5}, {"epoch": 0, "global_step": 10}])
+        ([5, 10], 'global step')
+    """
+    epochs = [int(r.get("epoch", -1)) for r in history]
+    if all(e >= 0 for e in epochs) and all(a < b for a, b in itertools.pairwise(epochs)):
+        return epochs, "epoch"
+    steps = [r.get("global_step") for r in history]
+    if all(isinstance(s, int) for s in steps) and all(a < b for a, b in itertools.pairwise(steps)):
+        return [int(s) for s in steps], "global step"  # type: ignore[arg-type]
+    return list(range(len(history))), "evaluation"
+
+
 def layer_labels(record: Record, separator: str = "\n") -> list[str]:
     """``name`` + separator + module type for each layer of a record (just the name where no type was recorded)."""
     labels = []
@@ -177,12 +197,13 @@ def betti_depth_figure(record: Record, title: str | None = None) -> Any:
 
 
 def omega_history_figure(history: Sequence[Record]) -> Any:
-    """Omega against the layers, one line per evaluated epoch coloured by epoch (the figure keeps its size)."""
+    """Omega against the layers, one line per evaluation coloured by its epoch (by its global step when an epoch
+    holds several evaluations; the figure keeps its size)."""
     matplotlib = _matplotlib()
 
     latest = history[-1]
     names = list(latest["layers"])
-    epochs = [int(r["epoch"]) for r in history]
+    epochs, axis_name = time_axis(history)
     fig = _new_figure()
     ax = fig.add_subplot()
     _ticks(ax)
@@ -191,13 +212,13 @@ def omega_history_figure(history: Sequence[Record]) -> Any:
     low, high = min(epochs), max(epochs)
     norm = matplotlib.colors.Normalize(vmin=low, vmax=high if high > low else low + 1)
     depth = list(range(1, len(names) + 1))
-    for record in history:
+    for record, when in zip(history, epochs, strict=True):
         omega = [record["layers"].get(n, {}).get("omega", math.nan) for n in names]
         last = record is latest
         ax.plot(
             depth,
             omega,
-            color="black" if last else cmap(norm(int(record["epoch"]))),
+            color="black" if last else cmap(norm(when)),
             linewidth=2.8 if last else 1.2,
             alpha=1.0 if last else 0.7,
             marker="o" if last else None,
@@ -205,29 +226,32 @@ def omega_history_figure(history: Sequence[Record]) -> Any:
         )
     _layer_axis(ax, latest)
     ax.set_ylabel("Omega = b0 + b1 + b2", fontsize=_LABEL_SIZE)
-    span = f"epochs {low}-{high}, black: {_when(latest)}" if high > low else _when(latest)
+    plural = {"epoch": "epochs", "global step": "steps", "evaluation": "evaluations"}[axis_name]
+    span = f"{plural} {low}-{high}, black: {_when(latest)}" if high > low else _when(latest)
     ax.set_title(f"Omega vs depth, {span}", fontsize=_TITLE_SIZE)
     ax.grid(alpha=0.3)
     colorbar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-    colorbar.set_label("epoch", fontsize=_LABEL_SIZE)
+    colorbar.set_label(axis_name, fontsize=_LABEL_SIZE)
     _ticks(colorbar.ax)
     colorbar.ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     return fig
 
 
 def decay_figure(history: Sequence[Record]) -> Any:
-    """The decay rate and theta over epochs, on separate axes with their direction in the label."""
+    """The decay rate and theta over epochs (global steps when an epoch holds several evaluations), on separate
+    axes with their direction in the label."""
     matplotlib = _matplotlib()
 
-    epochs = [int(r["epoch"]) for r in history]
+    epochs, axis_name = time_axis(history)
     fig = _new_figure()
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.plot(epochs, [r["decay_rate"] for r in history], marker="o", color="#1f77b4")
     top.set_ylabel("decay_rate\n(higher = simpler)", fontsize=_LABEL_SIZE)
-    top.set_title("Decay of Omega over depth, per epoch", fontsize=_TITLE_SIZE)
+    per = "epoch" if axis_name == "epoch" else "evaluation"
+    top.set_title(f"Decay of Omega over depth, per {per}", fontsize=_TITLE_SIZE)
     bottom.plot(epochs, [r["theta"] for r in history], marker="s", color="#d62728")
     bottom.set_ylabel("theta\n(lower = steeper)", fontsize=_LABEL_SIZE)
-    bottom.set_xlabel("epoch", fontsize=_LABEL_SIZE)
+    bottom.set_xlabel(axis_name, fontsize=_LABEL_SIZE)
     bottom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if len(set(epochs)) == 1:
         bottom.set_xlim(epochs[0] - 1, epochs[0] + 1)
