@@ -137,16 +137,35 @@ def _reset(parent: np.ndarray, depth: int, height: int, width: int) -> None:
 
 
 @njit(nogil=True, cache=True)
+def _scatter_pass(
+    src: np.ndarray, dst: np.ndarray, slots: np.ndarray, shift: np.uint64, mask: np.uint64, m: int
+) -> None:
+    """One stable counting-sort pass of the words ``src[:m]`` into ``dst`` by their bits ``shift`` up (``mask``);
+    ``slots``: each digit's first position, advanced as words are placed."""
+    for j in range(m):
+        word = src[j]
+        c = (word >> shift) & mask
+        pos = slots[c]
+        slots[c] = pos + 1
+        dst[pos] = word
+
+
+@njit(nogil=True, cache=True)
 def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx: np.ndarray, m: int) -> np.ndarray:
     """Sort ``idx[:m]`` by ``keys[:m]`` (uint64, order-preserving) in place: a stable LSD radix sort over the bits
     that differ between keys only, in passes of at most 11 bits (the histograms of all passes in one read). Returns
-    the array that holds the sorted keys (``keys`` or ``tmp_keys``)."""
+    the array that holds the sorted keys (``keys`` or ``tmp_keys``).
+
+    When those bits and the (non-negative) index of a key fit one 64-bit word (float32 values: 32 bits or fewer
+    vary), the passes move that word alone: 8 bytes, not a key and an index (12)."""
     if m < 2:
         return keys
     first = keys[0]
     varying = np.uint64(0)
+    top = 0
     for j in range(m):
         varying |= keys[j] ^ first
+        top |= idx[j]  # negative if any is
     if varying == 0:
         return keys
     low = 0
@@ -160,8 +179,16 @@ def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx:
     bits = (nbits + passes - 1) // passes
     mask = np.uint64((1 << bits) - 1)
     counts = np.zeros((passes, 1 << bits), dtype=np.int64)
+    place = 1
+    while top >= 0 and (top >> place) != 0:
+        place += 1
+    packed = top >= 0 and nbits + place <= 64
+    ulow = np.uint64(low)
+    uplace = np.uint64(place)
     for j in range(m):
-        key = keys[j] >> np.uint64(low)
+        key = keys[j] >> ulow
+        if packed:
+            keys[j] = (key << uplace) | np.uint64(idx[j])  # the varying bits above the index
         for p in range(passes):
             counts[p, (key >> np.uint64(p * bits)) & mask] += 1
     for p in range(passes):
@@ -170,6 +197,20 @@ def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx:
             count = counts[p, c]
             counts[p, c] = total
             total += count
+    if packed:
+        src, dst = keys, tmp_keys
+        for p in range(passes):
+            _scatter_pass(src, dst, counts[p], np.uint64(place + p * bits), mask, m)
+            src, dst = dst, src
+        where = np.uint64((1 << place) - 1)
+        # The bits outside the varying span are the first key's
+        span = ((np.uint64(1) << np.uint64(nbits)) - np.uint64(1)) << ulow if nbits < 64 else ~np.uint64(0)
+        fixed = first & ~span
+        for j in range(m):
+            word = src[j]
+            idx[j] = word & where
+            keys[j] = fixed | ((word >> uplace) << ulow)
+        return keys
     src_k, src_i, dst_k, dst_i = keys, idx, tmp_keys, tmp_idx
     for p in range(passes):
         shift = np.uint64(low + p * bits)
@@ -187,6 +228,13 @@ def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx:
     return src_k
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _key32(bits: np.uint32, zero: bool) -> np.uint64:
+    """An unsigned key (32 bits) that orders like the float32 whose bits are ``bits``, -0.0 and 0.0 one key."""
+    u = np.uint64(0) if zero else np.uint64(bits)
+    return (~u & np.uint64(0xFFFFFFFF)) if u & np.uint64(0x80000000) else u | np.uint64(0x80000000)
+
+
 @njit(nogil=True, cache=True)
 def _prepare(
     values: np.ndarray,
@@ -198,18 +246,28 @@ def _prepare(
     keys: np.ndarray,
     tmp_keys: np.ndarray,
     tmp_idx: np.ndarray,
+    narrow: np.ndarray,
 ) -> tuple[float, float, int]:
     """Order the voxels of ``values`` by value: those equal to the minimum first, in raster order, then the others
     sorted. Writes ``order`` (the voxels' indices in the padded volume, in that order) and ``ordered`` (their
-    values). Returns the minimum, the maximum and the number of voxels equal to the minimum."""
+    values). Returns the minimum, the maximum and the number of voxels equal to the minimum.
+
+    When every value is a float32 (float32 or half-precision input, small integers) the keys are those of the
+    float32 values (``narrow``, uint32, is their scratch): at most 32 bits vary, three radix passes, not four."""
     n = values.size
     pd, ph, pw = int(depth > 1), int(height > 1), int(width > 1)
     hp, wp = height + 2 * ph, width + 2 * pw
     vmin = values[0]
     vmax = values[0]
-    for x in values:
+    single = True
+    as_single = narrow.view(np.float32)
+    for i in range(n):
+        x = values[i]
         vmin = min(vmin, x)
         vmax = max(vmax, x)
+        y = np.float32(x)
+        as_single[i] = y
+        single &= np.float64(y) == x
     plateau = 0
     for x in values:
         if x == vmin:
@@ -227,13 +285,22 @@ def _prepare(
                     order[p] = base + w
                     p += 1
                 else:
-                    keys[r - plateau] = sort_key(x, ubits[i])
+                    keys[r - plateau] = _key32(narrow[i], x == 0.0) if single else sort_key(x, ubits[i])
                     order[r] = base + w
                     r += 1
                 i += 1
     m = n - plateau
     done = _sort_rest(keys, order[plateau:], tmp_keys, tmp_idx, m)
     ordered[:plateau] = vmin
+    if single:
+        for j in range(m):
+            key = done[j]
+            narrow[j] = np.uint32(
+                key ^ np.uint64(0x80000000) if key & np.uint64(0x80000000) else ~key & np.uint64(0xFFFFFFFF)
+            )
+        for j in range(m):
+            ordered[plateau + j] = np.float64(as_single[j])
+        return vmin, vmax, plateau
     obits = ordered.view(np.uint64)
     for j in range(m):
         key = done[j]
@@ -497,6 +564,7 @@ def pairs_chunk(
     keys = np.empty(n, dtype=np.uint64)
     tmp_keys = np.empty(n, dtype=np.uint64)
     tmp_idx = np.empty(n, dtype=np.int32)
+    narrow = np.empty(n, dtype=np.uint32)
     births = np.empty(n, dtype=np.float64)
     deaths = np.empty(n, dtype=np.float64)
     lows = np.empty(stop - start, dtype=np.float64)
@@ -507,7 +575,7 @@ def pairs_chunk(
     out_index = np.empty(cap, dtype=np.int64)
     total = 0
     for b in range(start, stop):
-        vmin, vmax, plateau = _prepare(values[b], depth, height, width, order, ordered, keys, tmp_keys, tmp_idx)
+        vmin, vmax, plateau = _prepare(values[b], depth, height, width, order, ordered, keys, tmp_keys, tmp_idx, narrow)
         lows[b - start] = vmin
         highs[b - start] = vmax
         for dim in range(2):
