@@ -79,7 +79,7 @@ def main() -> None:
             shape = "x".join(str(s) for s in h.shape[1:])
             print(f"{name:<22}{shape:>14}{mean[0]:>8.2f}{mean[1]:>8.2f}{mean[2]:>8.2f}{om:>9.2f}")
     curve = torch.tensor(omegas)
-    print(f"theta (paper, lower = steeper decay) = {theta(curve).item():+.4f}")
+    print(f"theta (the paper's ranking score, not a steepness) = {theta(curve).item():+.4f}")
     print(f"normalised decay (fraction of peak Omega lost over depth) = {normalised_decay(curve).item():+.4f}")
     print(f"topology of {len(names)} layers x {len(x)} inputs in {time.perf_counter() - start:.2f} s")
 

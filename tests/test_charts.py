@@ -165,7 +165,7 @@ def test_tensorboard_layout_figures_at_the_scalar_steps(tmp_path: Path) -> None:
     matched = [t for t in omega_tags if any(re.match(rx, t) for rx in charts["Omega of every layer"])]
     assert sorted(matched) == sorted(f"topology/{n}/omega" for n in topo.layer_names)
     assert any(re.match(rx, "topology/decay_rate") for rx in charts["decay_rate (higher = more simplification)"])
-    assert any(re.match(rx, "topology/theta") for rx in charts["theta (lower = steeper decay)"])
+    assert any(re.match(rx, "topology/theta") for rx in charts["theta (the paper's ranking score)"])
     modules = dict(Classifier(digits_cnn()).named_modules())
     for depth, name in enumerate(topo.layer_names, start=1):
         title = f"{depth}. {name} ({type(modules[name]).__name__})"
@@ -219,7 +219,7 @@ def test_png_files_and_figure_content(tmp_path: Path) -> None:
     # Decay: two axes, the direction in each label, whole epochs on the x axis.
     top, bottom = figures["decay"].axes[:2]
     assert "higher" in top.get_ylabel() and "decay_rate" in top.get_ylabel()
-    assert "lower" in bottom.get_ylabel() and "theta" in bottom.get_ylabel()
+    assert "paper's score" in bottom.get_ylabel() and "theta" in bottom.get_ylabel()
     assert top.get_lines()[0].get_ydata() == pytest.approx([h["decay_rate"] for h in topo.history])
     assert bottom.get_lines()[0].get_ydata() == pytest.approx([h["theta"] for h in topo.history])
     figures["decay"].canvas.draw()

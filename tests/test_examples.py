@@ -51,7 +51,7 @@ def test_engine_demo_prints_betti_numbers_per_layer() -> None:
     for row in rows:
         b0, b1, b2, omega = (float(v) for v in row.split()[-4:])
         assert b0 >= 0 and b1 >= 0 and b2 >= 0 and abs(b0 + b1 + b2 - omega) < 0.02
-    assert re.search(r"theta \(paper.*\) = [+-]\d", out)
+    assert re.search(r"theta \(the paper.s ranking score.*\) = [+-]\d", out)
     assert re.search(r"normalised decay .* = [+-]\d", out)
 
 

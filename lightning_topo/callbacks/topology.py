@@ -8,7 +8,7 @@ about half a millisecond per key and call, more than the topology of a small mod
 
 * ``topology/{layer}/b0``, ``/b1``, ``/b2`` — mean Betti numbers (per class, then over classes);
 * ``topology/{layer}/omega`` — Omega = b0 + b1 + b2 of that layer;
-* ``topology/theta`` — the decay rate of Suresh et al. (lower = steeper decay);
+* ``topology/theta`` — the model-ranking score of Suresh et al. (not a steepness measure: see ``decay_rate``);
 * ``topology/decay_rate`` — the headline, depth-normalised decay: the fitted fraction of peak Omega lost
   from the first to the last watched layer; **higher = more simplification** (``mode="max"``);
 * ``topology/omega_last`` — Omega of the deepest watched layer (for the Betti-floor stopping rule).

@@ -25,6 +25,7 @@ __all__ = [
     "check_volumes",
     "exact_threshold_compare_dtype",
     "finite_flag",
+    "float_down",
     "round_down_to_dtype",
 ]
 
@@ -110,6 +111,26 @@ def as_integer(value: object) -> int | None:
     return int(value)
 
 
+def float_down(value: numbers.Real) -> float:
+    """The largest float64 ``<= value``, exactly (a Python int or fraction beyond 2**53 rounds to nearest in
+    ``float()``, maybe up, and a huge one overflows): ±inf beyond the float64 range. Volumes are finite, so
+    ``v <= value`` iff ``v <= float_down(value)``.
+
+    Example:
+        >>> float_down(2**53 + 1) == 2**53, float_down(10**400), float_down(-(10**400))
+        (True, inf, -inf)
+    """
+    if isinstance(value, numbers.Integral):
+        value = int(value)  # a NumPy integer compares with a float in float64: inexactly
+    try:
+        down = float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    if down > value:  # Python compares ints and fractions with floats exactly
+        down = math.nextafter(down, -math.inf)
+    return down
+
+
 def check_tensor(value: object, name: str) -> Tensor:
     """Return ``value`` if it is a tensor, else raise a ``TypeError`` naming ``name``."""
     if not isinstance(value, Tensor):
@@ -171,8 +192,9 @@ def check_volumes(volumes: object, name: str = "volumes", *, finite: bool = True
     """Validate a batch of volumes ``(B, *spatial)`` with 1, 2 or 3 spatial axes.
 
     Returns the tensor. Raises on a non-tensor, a wrong number of axes, an empty batch, a zero-size
-    axis, a complex or boolean dtype, or (unless ``finite=False``: the caller checks later, e.g. through
-    :func:`finite_flag` without a host sync) NaN/Inf (naming the sample index).
+    axis, a complex or boolean dtype, 64-bit integers beyond ±2**53 (not exact in float64), or (unless
+    ``finite=False``: the caller checks later, e.g. through :func:`finite_flag` without a host sync) NaN/Inf
+    (naming the sample index).
     """
     volumes = check_tensor(volumes, name)
     if volumes.ndim not in (2, 3, 4):
@@ -190,9 +212,24 @@ def check_volumes(volumes: object, name: str = "volumes", *, finite: bool = True
         )
     if volumes.is_complex() or volumes.dtype == torch.bool:
         raise ValueError(f"`{name}` has dtype {volumes.dtype}; accepted are real floating point and integer dtypes.")
+    if volumes.dtype in _WIDE_INTEGERS:
+        beyond = (volumes.reshape(volumes.shape[0], -1).abs() > _EXACT_INTEGER).any(dim=1)
+        if bool(beyond.any()):
+            bad = int(torch.nonzero(beyond).flatten()[0])
+            raise ValueError(
+                f"`{name}` (dtype {volumes.dtype}) has values beyond ±2**53 in sample {bad}: they are compared in "
+                "float64, where such integers round and neighbours become equal, so Betti numbers and diagrams "
+                f"would be silently wrong. Subtract a reference first (e.g. `{name} - {name}.amin()`) so the "
+                "values fit, or convert to float64 yourself if rounding is acceptable."
+            )
     if finite:
         check_finite_per_sample(volumes, name, "sample")
     return volumes
+
+
+_EXACT_INTEGER = 2**53
+"""The largest magnitude from which every integer below is exact in float64."""
+_WIDE_INTEGERS = tuple(getattr(torch, name) for name in ("int64", "uint64") if hasattr(torch, name))
 
 
 def exact_threshold_compare_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 _POOL: list = []  # [ThreadPoolExecutor, workers], created at the first batch run on more than one thread
 _LOCAL = threading.local()  # `workers`: this thread's own count (see `thread_workers`)
+_POOL_LOCK = threading.Lock()  # held while the pool is replaced or given work: a replaced pool takes no more
 
 
 def cpu_workers() -> int:
@@ -43,6 +44,8 @@ def thread_workers(workers: int) -> Iterator[None]:
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
+    """The shared pool, grown to ``workers`` threads (the old one finishes the work it has). Call under
+    ``_POOL_LOCK``: another thread's growth would otherwise shut a pool down between this one's submissions."""
     if not _POOL or _POOL[1] < workers:
         if _POOL:
             _POOL[0].shutdown(wait=False)
@@ -59,5 +62,7 @@ def run_chunks(fn: Callable[[int, int], T], batch: int, workers: int, chunks: in
         return [fn(0, batch)]
     parts = min(batch, chunks if chunks is not None else workers)
     bounds = np.unique(np.linspace(0, batch, parts + 1).astype(np.int64)).tolist()
-    futures = [_pool(workers).submit(fn, lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    with _POOL_LOCK:
+        pool = _pool(workers)
+        futures = [pool.submit(fn, lo, hi) for lo, hi in itertools.pairwise(bounds)]
     return [future.result() for future in futures]

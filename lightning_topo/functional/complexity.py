@@ -11,11 +11,13 @@ Which to use:
 * ``theta`` reproduces the paper's model-ranking score. It depends on the number of layers ``L``
   (x runs over 1..L and y is divided by its L2 norm, which grows like sqrt(L)), so compare theta
   only between models measured on the same number of layers, as the paper does (11 points for
-  every ResNet18, 19 for ResNet50 ...). Lower theta went with better transfer in the paper.
+  every ResNet18, 19 for ResNet50 ...). Lower theta went with better transfer in the paper. It is not a
+  measure of steepness: a curve that falls by 90 % can score above a flat one (theta 0).
 * ``normalised_decay`` puts depth on [0, 1] and Omega on [0, 1] (divided by its maximum), so it is
-  comparable across depths and datasets and stays in about [-1, 1]: 1 means Omega falls from its
-  peak to zero, 0 means a flat curve, negative values mean Omega grows with depth. It is the
-  headline ``topology/decay_rate`` of the callback; higher means more simplification.
+  comparable across depths and datasets and stays in about [-1, 1]: 1 means Omega falls from a
+  peak at the first layer to zero (less when the peak comes later), 0 means a flat curve, negative
+  values mean Omega grows with depth. It is the headline ``topology/decay_rate`` of the callback;
+  higher means more simplification.
 """
 
 from __future__ import annotations
@@ -147,7 +149,8 @@ def normalised_decay(omega_per_layer: Tensor) -> Tensor:
 
     ``t = linspace(0, 1, L)`` (relative depth), ``y = Omega / max(Omega)``; the same cubic ridge fit as
     :func:`theta` (alpha = 1e-3, unpenalised intercept) gives ``yhat``; the result is
-    ``yhat(0) - yhat(1) = -(a1 + a2 + a3)``. About 1 when Omega falls from its peak to zero, 0 for a
+    ``yhat(0) - yhat(1) = -(a1 + a2 + a3)``. About 1 when Omega falls from a peak at the first layer to zero
+    (less when the peak comes later: the fit spans the first to the last layer), 0 for a
     flat curve, negative when Omega grows with depth; comparable across networks of different
     depths. Higher means more simplification (``mode="max"`` for early stopping).
 

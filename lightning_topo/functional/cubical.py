@@ -42,6 +42,7 @@ from lightning_topo.functional._checks import (
     check_volumes,
     exact_threshold_compare_dtype,
     finite_flag,
+    float_down,
     round_down_to_dtype,
 )
 from lightning_topo.functional.components import (
@@ -70,6 +71,11 @@ def _batch_thresholds(
     if isinstance(threshold, Tensor):
         if threshold.is_complex() or threshold.dtype == torch.bool:
             raise ValueError(f"`threshold` must be real-valued, got dtype {threshold.dtype}.")
+        if not threshold.is_floating_point() and bool((threshold.abs() > 2**53).any()):
+            raise ValueError(
+                f"`threshold` (dtype {threshold.dtype}) has values beyond ±2**53, which float64 rounds; pass them "
+                "as Python ints (rounded down exactly) or as float64."
+            )
         if threshold.numel() == 1:
             thr = threshold.reshape(()).to(device=device, dtype=torch.float64).expand(batch)
         elif threshold.shape == (batch,):
@@ -80,7 +86,7 @@ def _batch_thresholds(
                 f"got shape {tuple(threshold.shape)}."
             )
     elif isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
-        thr = torch.full((batch,), float(threshold), dtype=torch.float64, device=device)
+        thr = torch.full((batch,), float_down(threshold), dtype=torch.float64, device=device)
     elif isinstance(threshold, str):
         raise ValueError(
             f"`threshold` must be a number or a tensor, got {threshold!r}; for each volume's mean or median pass "

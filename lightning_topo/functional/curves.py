@@ -36,6 +36,7 @@ from lightning_topo.functional._checks import (
     check_tensor,
     check_volumes,
     exact_threshold_compare_dtype,
+    float_down,
     round_down_to_dtype,
 )
 from lightning_topo.functional.cubical import as_volumes_3d, cubical_betti
@@ -52,12 +53,16 @@ def _check_thresholds(thresholds: Tensor | Sequence[float] | float) -> Tensor:
     """The thresholds as a 1-D float64 CPU tensor (one number counts as one threshold); a 2-D tensor, a string or
     anything else is a ``ValueError`` saying what is accepted."""
     if isinstance(thresholds, numbers.Real) and not isinstance(thresholds, bool):
-        thresholds = [float(thresholds)]
+        thresholds = [float_down(thresholds)]
     if isinstance(thresholds, str) or not isinstance(thresholds, (Tensor, Sequence, np.ndarray)):
         raise ValueError(
             f"`thresholds` must be a sequence or 1-D tensor of numbers (the same thresholds for every volume), got "
             f"{thresholds!r}; for each volume's mean or median use cubical_betti(volumes, sublevel_thresholds(...))."
         )
+    if isinstance(thresholds, Sequence) and all(
+        isinstance(x, numbers.Real) and not isinstance(x, bool) for x in thresholds
+    ):
+        thresholds = [float_down(x) for x in thresholds]  # big ints rounded down, not to nearest
     t = thresholds if isinstance(thresholds, Tensor) else torch.as_tensor(np.asarray(thresholds, dtype=np.float64))
     if t.ndim > 1:
         raise ValueError(

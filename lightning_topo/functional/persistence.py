@@ -29,6 +29,7 @@ from torch import Tensor
 from lightning_topo.functional._checks import (
     MissingDependencyError,
     as_device,
+    as_integer,
     check_int,
     check_tensor,
     check_volumes,
@@ -211,7 +212,7 @@ def check_dims(dims: object) -> tuple[int, ...]:
         >>> check_dims(1)
         (1,)
     """
-    if isinstance(dims, int) and not isinstance(dims, bool):
+    if as_integer(dims) is not None:  # one dimension: an int, a NumPy integer or a 0-d integer tensor
         dims = (dims,)
     if isinstance(dims, (str, bytes)) or not isinstance(dims, Iterable):
         raise ValueError(f"`dims` must be a tuple of homological dimensions in 0..2, e.g. (0, 1, 2), got {dims!r}.")

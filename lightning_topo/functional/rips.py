@@ -191,7 +191,8 @@ def knn_hop_distances(
     ``i`` and ``j`` are joined when either is among the other's ``k`` nearest neighbours (ties: every point at the
     ``k``-th distance, as in :func:`knn_graph`). Pairs more than
     ``max_hops`` apart, or in different components, get the finite "far" value ``max_hops + 1``, so they
-    never join a Rips complex at a scale <= ``max_hops``. This dense form is for inspection and small clouds;
+    never join a Rips complex at a scale <= ``max_hops`` (:func:`rips_betti` never joins them, at any scale).
+    This dense form is for inspection and small clouds;
     :func:`rips_betti` works on the sparse :func:`knn_hop_matrix` and never builds it.
 
     Args:
@@ -237,6 +238,7 @@ def rips_betti(
     *,
     n_threads: int = -1,
     device: torch.device | str | None = None,
+    max_hops: int = 10,
 ) -> Tensor:
     """Betti numbers ``(b0, ..., b_maxdim)`` of the Vietoris–Rips complex of a cloud at ``scale``.
 
@@ -255,6 +257,8 @@ def rips_betti(
         n_threads: giotto-ph threads, >= 1, or -1 for :func:`torch.get_num_threads` (the thread count of the
             rest of the engine).
         device: where distances and H0 are computed (default: the device of ``points``).
+        max_hops: ``"knn_hops"``: pairs more than this many hops apart (or in different components of the graph)
+            are far: never joined, at any scale (Naitzat et al. use 10; so scales above it add nothing).
 
     Returns:
         int64 tensor ``(maxdim + 1,)`` on ``device``.
@@ -291,10 +295,11 @@ def rips_betti(
     if metric == "knn_hops":
         if k is None:
             raise ValueError("`k` is required for metric='knn_hops' (Naitzat et al. use k=14 for D-I).")
-        k, _ = _check_knn_args(points.shape[0], k, 1)
-        # Hops beyond the scale never enter the complex: a breadth-first search of depth floor(scale) (hop counts
-        # are integers) on the sparse k-NN graph gives every pair that can (exact at this scale); no n x n matrix.
-        hops = knn_hop_matrix(points, k, max_hops=max(1, math.floor(scale)), device=target)
+        k, max_hops = _check_knn_args(points.shape[0], k, max_hops)
+        # Hops beyond the scale (or beyond max_hops: far) never enter the complex: a breadth-first search of depth
+        # floor(scale) (hop counts are integers) on the sparse k-NN graph gives every pair that can (exact at this
+        # scale); no n x n matrix.
+        hops = knn_hop_matrix(points, k, max_hops=max(1, min(math.floor(scale), max_hops)), device=target)
         betti = [_components_within(hops, scale)]
         complex_input: Any = hops.tocoo()
     else:

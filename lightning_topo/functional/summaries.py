@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
 
+from lightning_topo.functional._checks import as_integer, float_down
 from lightning_topo.functional.persistence import PersistenceDiagrams
 
 __all__ = [
@@ -93,11 +94,11 @@ def _check_diagrams(diagrams: object) -> PersistenceDiagrams:
 def _columns(diagrams: PersistenceDiagrams, dims: Sequence[int] | None) -> tuple[list[int], Tensor, Tensor]:
     """The dims asked for (checked against ``computed_dims``), each pair's flat bin ``volume * K + column`` and a
     mask of the pairs in those dims."""
-    if isinstance(dims, numbers.Integral) and not isinstance(dims, bool):
-        dims = (int(dims),)  # one dimension, as `cubical_persistence` takes it
-    wanted = [
-        int(d) if isinstance(d, numbers.Integral) else d for d in (diagrams.computed_dims if dims is None else dims)
-    ]
+    if as_integer(dims) is not None:
+        dims = (as_integer(dims),)  # one dimension, as `cubical_persistence` takes it
+    if dims is not None and (isinstance(dims, (str, bytes)) or not isinstance(dims, Iterable)):
+        raise ValueError(f"`dims` must be a sequence of homological dimensions, e.g. (0, 1), got {dims!r}.")
+    wanted = [d if as_integer(d) is None else as_integer(d) for d in (diagrams.computed_dims if dims is None else dims)]
     missing = [d for d in wanted if d not in diagrams.computed_dims]
     if missing or len(set(wanted)) != len(wanted):
         raise ValueError(
@@ -113,16 +114,18 @@ def _columns(diagrams: PersistenceDiagrams, dims: Sequence[int] | None) -> tuple
 
 def _lifetimes(diagrams: PersistenceDiagrams, halved: bool = False) -> Tensor:
     """``death - birth`` per pair (float64), an essential class (``death = inf``) ended at its volume's max;
-    ``halved``: ``death / 2 - birth / 2``, which does not overflow."""
+    ``halved``: ``death / 2 - birth / 2``, which does not overflow (but rounds subnormal values)."""
     pairs = diagrams.pairs.to(torch.float64)
     end = torch.where(torch.isinf(pairs[:, 1]), diagrams.value_max.to(pairs)[diagrams.index], pairs[:, 1])
     return end / 2 - pairs[:, 0] / 2 if halved else end - pairs[:, 0]
 
 
-def _half_span(diagrams: PersistenceDiagrams) -> Tensor:
-    """Half of each pair's volume's range, ``max / 2 - min / 2`` (float64, finite for finite values)."""
+def _huge_range(diagrams: PersistenceDiagrams) -> Tensor:
+    """Per pair, whether its volume's range ``max - min`` overflows float64 (values beyond half the float64 limit
+    on both sides): there lifetimes and the range are compared halved. Elsewhere they are exact differences, which
+    halving would round for subnormal values."""
     vmax, vmin = diagrams.value_max.to(torch.float64), diagrams.value_min.to(torch.float64)
-    return (vmax / 2 - vmin / 2).to(diagrams.pairs.device)[diagrams.index]
+    return torch.isinf(vmax - vmin).to(diagrams.pairs.device)[diagrams.index]
 
 
 def _scatter_sum(values: Tensor, bins: Tensor, keep: Tensor, batch: int, k: int) -> Tensor:
@@ -177,11 +180,18 @@ def persistence_entropy(diagrams: PersistenceDiagrams, dims: Sequence[int] | Non
     diagrams = _check_diagrams(diagrams)
     wanted, bins, keep = _columns(diagrams, dims)
     batch, k = diagrams.num_volumes, len(wanted)
-    # Entropy does not change when every lifetime of a volume is scaled: halved and divided by half the volume's
-    # range, they lie in [0, 1] and their sum cannot overflow (values near the float64 limit).
-    life = _lifetimes(diagrams, halved=True) / _half_span(diagrams).clamp(min=torch.finfo(torch.float64).tiny)
-    total = _scatter_sum(life, bins, keep, batch, k).reshape(-1)
-    share = life / total[bins.clamp(max=max(batch * k - 1, 0))].clamp(min=torch.finfo(torch.float64).tiny)
+    # Entropy does not change when a volume's lifetimes of one dimension are all scaled: divided by the largest
+    # they lie in (0, 1], their sum in [1, n], and no share underflows for want of range (lifetimes of 1e-200 in
+    # a volume spanning 1e200). Exact differences, halved only where the volume's range overflows.
+    life = torch.where(_huge_range(diagrams), _lifetimes(diagrams, halved=True), _lifetimes(diagrams))
+    life = torch.where(keep, life, 0.0)
+    top = torch.zeros(batch * k, dtype=life.dtype, device=life.device)
+    top.scatter_reduce_(0, bins[keep], life[keep], reduce="amax")
+    bin_of = bins.clamp(max=max(batch * k - 1, 0))
+    top = top[bin_of]
+    scaled = life / torch.where(top > 0, top, 1.0)
+    total = _scatter_sum(scaled, bins, keep, batch, k).reshape(-1)
+    share = scaled / total[bin_of].clamp(min=1.0)  # a sum of scaled lifetimes is 0 or >= 1
     terms = torch.where(share > 0, -share * torch.log(share.clamp(min=torch.finfo(torch.float64).tiny)), 0.0)
     return _scatter_sum(terms, bins, keep & (life > 0), batch, k)
 
@@ -228,8 +238,14 @@ def persistent_betti(
     at = t[diagrams.index]
     essential = torch.isinf(pairs[:, 1])
     alive = (pairs[:, 0] <= at) & ((at < pairs[:, 1]) | essential)  # the essential class: alive at t = +inf too
-    if mp > 0:  # halves: a range or lifetime near the float64 limit does not overflow to inf
-        alive &= essential | (pairs[:, 1] / 2 - pairs[:, 0] / 2 >= mp * _half_span(diagrams))
+    if mp > 0:  # exact differences; halves where a volume's range overflows float64
+        vmax, vmin = diagrams.value_max.to(torch.float64), diagrams.value_min.to(torch.float64)
+        span = torch.where(torch.isinf(vmax - vmin), vmax / 2 - vmin / 2, vmax - vmin)
+        span = span.to(pairs.device)[diagrams.index]
+        huge = _huge_range(diagrams)
+        life = torch.where(huge, pairs[:, 1] / 2 - pairs[:, 0] / 2, pairs[:, 1] - pairs[:, 0])
+        # As a ratio: mp * span rounds to few bits where the range is subnormal (0.7 * 3u is 2u).
+        alive &= essential | (life / torch.where(span > 0, span, 1.0) >= mp)
     counts = torch.zeros(batch * len(wanted), dtype=torch.int64, device=pairs.device)
     counts.index_add_(0, bins[keep & alive], torch.ones_like(bins[keep & alive]))
     return counts.reshape(batch, len(wanted))
@@ -248,7 +264,7 @@ def _thresholds(thresholds: Tensor | float, batch: int, device: torch.device) ->
                 f"`thresholds` must be a number or a tensor of shape (B,) = ({batch},), got {tuple(thresholds.shape)}."
             )
     elif isinstance(thresholds, numbers.Real) and not isinstance(thresholds, bool):
-        t = torch.full((batch,), float(thresholds), dtype=torch.float64, device=device)
+        t = torch.full((batch,), float_down(thresholds), dtype=torch.float64, device=device)
     else:
         raise ValueError(f"`thresholds` must be a number or a (B,) tensor, got {type(thresholds).__name__}.")
     if bool(torch.isnan(t).any()):

@@ -143,7 +143,7 @@ def tensorboard_layout(record: Record, prefix: str = "topology") -> dict[str, di
     overview = {
         "Omega of every layer": ["Multiline", [f"^{p}/{re.escape(n)}/omega$" for n in names]],
         "decay_rate (higher = more simplification)": ["Multiline", [f"^{p}/decay_rate$"]],
-        "theta (lower = steeper decay)": ["Multiline", [f"^{p}/theta$"]],
+        "theta (the paper's ranking score)": ["Multiline", [f"^{p}/theta$"]],
         "Omega of the last layer": ["Multiline", [f"^{p}/omega_last$"]],
     }
     per_layer, persistence = {}, {}

@@ -250,7 +250,7 @@ def decay_figure(history: Sequence[Record]) -> Any:
     per = "epoch" if axis_name == "epoch" else "evaluation"
     top.set_title(f"Decay of Omega over depth, per {per}", fontsize=_TITLE_SIZE)
     bottom.plot(epochs, [r["theta"] for r in history], marker="s", color="#d62728")
-    bottom.set_ylabel("theta\n(lower = steeper)", fontsize=_LABEL_SIZE)
+    bottom.set_ylabel("theta\n(paper's score)", fontsize=_LABEL_SIZE)
     bottom.set_xlabel(axis_name, fontsize=_LABEL_SIZE)
     bottom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if len(set(epochs)) == 1:

@@ -28,7 +28,7 @@ from torchmetrics import Metric
 
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import cubical_betti, normalised_decay, sublevel_thresholds, theta
-from lightning_topo.functional._checks import check_int
+from lightning_topo.functional._checks import check_int, float_down
 from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
 from lightning_topo.functional.thresholds import check_threshold_rule
 
@@ -46,7 +46,7 @@ they give the callback's numbers on the same volumes."""
 def _check_threshold(threshold: Any) -> Any:
     """The threshold rules of :class:`~lightning_topo.config.TopologyConfig`: "mean", "median", a number, a callable."""
     check_threshold_rule(threshold)
-    return float(threshold) if isinstance(threshold, int) else threshold
+    return float_down(threshold) if isinstance(threshold, int) else threshold
 
 
 def check_mergeable(metric: Metric, incoming: dict[str, Any] | Metric, settings: Sequence[str]) -> None:
