@@ -72,7 +72,7 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
     env = {**os.environ, "PYTHON": sys.executable}
     start = time.perf_counter()
     proc = subprocess.run(
-        ["bash", str(RUN_SH), "--dry", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=240
+        ["bash", str(RUN_SH), "--dry", str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=420
     )
     seconds = time.perf_counter() - start
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

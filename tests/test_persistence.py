@@ -88,12 +88,41 @@ def kinds(shape: tuple[int, ...], seed: int) -> dict[str, torch.Tensor]:
         "constant": torch.full((2, *shape), 1.5),
         "float16": noise.half(),
         "uint8": torch.randint(0, 4, (2, *shape), generator=g, dtype=torch.uint8),
+        # float64 with 53 random bits: 56 or more key bits vary, so the sort's last digit reaches past them (a
+        # packed sort once counted bits there that its words did not hold: a wrong order, then a segfault in H1)
+        "float64 uniform": torch.rand(2, *shape, generator=g, dtype=torch.float64),
+        "float64 normal": torch.randn(2, *shape, generator=g, dtype=torch.float64) * 1e-3,
     }
 
 
 # (1, 1, 1), (2, 1, 1), (1, 2, 1): no padding or padding on one axis only (the dual pass's outside node is padding
 # voxel 0 only when some axis is padded).
 SHAPES = [(5, 6, 7), (3, 4, 4), (2, 5, 5), (1, 7, 8), (6, 1, 5), (4, 5, 1), (1, 1, 9), (1, 1, 1), (2, 1, 1), (1, 2, 1)]
+
+
+def test_value_sort_is_a_stable_argsort_for_every_key_width() -> None:
+    """The radix sort behind every diagram against ``np.argsort(kind="stable")``: integer keys of few and many bits,
+    keys sharing high bits, and float64 keys (where the last pass's digit reaches past the varying bits)."""
+    from lightning_topo.functional._persistence_kernels import _sort_rest, sort_key
+
+    rng = np.random.default_rng(1)
+    for trial in range(400):
+        m = int(rng.integers(2, 3000))
+        kind = trial % 4
+        if kind == 0:
+            keys = rng.integers(0, int(rng.integers(2, 2**40)), m).astype(np.uint64)
+        elif kind == 1:
+            spread = 2 ** int(rng.integers(1, 30))
+            keys = np.uint64(rng.integers(0, 2**62)) + rng.integers(0, spread, m).astype(np.uint64)
+        elif kind == 2:
+            keys = rng.integers(0, 2**62, m).astype(np.uint64) << np.uint64(rng.integers(0, 2))
+        else:
+            values = rng.random(m) * 10.0 ** int(rng.integers(-5, 5))
+            keys = np.array([sort_key(v, b) for v, b in zip(values, values.view(np.uint64), strict=True)], np.uint64)
+        idx = np.arange(m, dtype=np.int32)
+        done = _sort_rest(keys.copy(), idx, np.empty(m, np.uint64), np.empty(m, np.int32), m)
+        assert np.array_equal(idx, np.argsort(keys, kind="stable")), (trial, kind, m)
+        assert np.array_equal(done[:m], np.sort(keys)), (trial, kind, m)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

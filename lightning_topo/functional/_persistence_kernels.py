@@ -185,8 +185,11 @@ def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx:
     packed = top >= 0 and nbits + place <= 64
     ulow = np.uint64(low)
     uplace = np.uint64(place)
+    # The varying bits only: the digits of the last pass reach past them (passes * bits >= nbits), and a packed
+    # word holds no bit above them, so the histograms must not count any either
+    span = ((np.uint64(1) << np.uint64(nbits)) - np.uint64(1)) if nbits < 64 else ~np.uint64(0)
     for j in range(m):
-        key = keys[j] >> ulow
+        key = (keys[j] >> ulow) & span
         if packed:
             keys[j] = (key << uplace) | np.uint64(idx[j])  # the varying bits above the index
         for p in range(passes):
@@ -204,8 +207,7 @@ def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx:
             src, dst = dst, src
         where = np.uint64((1 << place) - 1)
         # The bits outside the varying span are the first key's
-        span = ((np.uint64(1) << np.uint64(nbits)) - np.uint64(1)) << ulow if nbits < 64 else ~np.uint64(0)
-        fixed = first & ~span
+        fixed = first & ~(span << ulow)
         for j in range(m):
             word = src[j]
             idx[j] = word & where
@@ -213,11 +215,11 @@ def _sort_rest(keys: np.ndarray, idx: np.ndarray, tmp_keys: np.ndarray, tmp_idx:
         return keys
     src_k, src_i, dst_k, dst_i = keys, idx, tmp_keys, tmp_idx
     for p in range(passes):
-        shift = np.uint64(low + p * bits)
+        shift = np.uint64(p * bits)
         slots = counts[p]
         for j in range(m):
             key = src_k[j]
-            c = (key >> shift) & mask
+            c = (((key >> ulow) & span) >> shift) & mask
             pos = slots[c]
             slots[c] = pos + 1
             dst_k[pos] = key
