@@ -417,6 +417,39 @@ def test_h0_persistence_cuda_equals_cpu() -> None:
 
 
 @cuda_test
+def test_cubical_persistence_torch_backend_on_cuda_equals_the_cpu_kernels() -> None:
+    """``backend="torch"`` contracts H0 and the top dimension on the GPU: the same diagrams (multisets per volume
+    and dimension) as the compiled CPU kernels, which the CPU tests hold to GUDHI's, on every kind of volume."""
+    pytest.importorskip("numba")
+    from lightning_topo.functional import cubical_persistence
+
+    g = torch.Generator().manual_seed(41)
+    noise = torch.randn(4, 6, 20, 20, generator=g)
+    smooth = torch.nn.functional.avg_pool3d(torch.randn(3, 1, 12, 30, 30, generator=g), 5, 1)[:, 0]
+    for volumes in (
+        noise,
+        torch.relu(noise),
+        smooth,
+        torch.relu(smooth),
+        torch.randint(0, 4, (3, 5, 9, 9), generator=g),
+        torch.full((2, 3, 4, 5), 2.0),
+        torch.relu(torch.randn(5, 17, 19, generator=g)),  # 2-D maps: H1 is the top dimension
+        torch.randn(4, 33, generator=g),  # vectors: H0 only
+    ):
+        want = cubical_persistence(volumes, (0, 1, 2) if volumes.ndim < 4 else (0, 2))
+        got = cubical_persistence(volumes.cuda(), want.computed_dims, backend="torch")
+        assert got.device.type == "cuda"
+        for d in (want, got):
+            assert bool((d.index[1:] >= d.index[:-1]).all())
+        for i in range(volumes.shape[0]):
+            for dim in want.computed_dims:
+                a = want.diagram(volume=i, dim=dim).numpy()
+                b = got.diagram(volume=i, dim=dim).cpu().numpy()
+                assert np.array_equal(a[np.lexsort(a.T[::-1])], b[np.lexsort(b.T[::-1])]), (volumes.shape, i, dim)
+        assert torch.equal(got.value_min.cpu(), want.value_min) and torch.equal(got.value_max.cpu(), want.value_max)
+
+
+@cuda_test
 def test_rips_betti_cuda_equals_cpu_euclidean() -> None:
     rng = np.random.default_rng(50)
     for _ in range(500):

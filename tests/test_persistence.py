@@ -48,8 +48,10 @@ def gudhi_diagrams(volume: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray
     return out
 
 
-def assert_matches_gudhi(volumes: torch.Tensor, dims: tuple[int, ...] = (0, 1, 2), label: str = "") -> None:
-    diagrams = cubical_persistence(volumes, dims)
+def assert_matches_gudhi(
+    volumes: torch.Tensor, dims: tuple[int, ...] = (0, 1, 2), label: str = "", backend: str = "auto"
+) -> None:
+    diagrams = cubical_persistence(volumes, dims, backend=backend)
     assert diagrams.computed_dims == tuple(sorted(dims))
     assert diagrams.num_volumes == volumes.shape[0]
     host = volumes.to(torch.float64).numpy()
@@ -125,12 +127,13 @@ def test_value_sort_is_a_stable_argsort_for_every_key_width() -> None:
         assert np.array_equal(done[:m], np.sort(keys)), (trial, kind, m)
 
 
+@pytest.mark.parametrize("backend", ["numba", "torch"])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_matches_gudhi_h0_and_top_dimension(shape: tuple[int, ...]) -> None:
+def test_matches_gudhi_h0_and_top_dimension(shape: tuple[int, ...], backend: str) -> None:
     spatial = sum(s >= 2 for s in shape)
     dims = (0, 2) if spatial == 3 and not HAS_H1 else (0, 1, 2)
     for name, volumes in kinds(shape, seed=sum(shape)).items():
-        assert_matches_gudhi(volumes, dims, label=name)
+        assert_matches_gudhi(volumes, dims, label=name, backend=backend)
 
 
 @needs_h1
@@ -140,7 +143,8 @@ def test_matches_gudhi_all_dimensions_in_3d(shape: tuple[int, ...]) -> None:
         assert_matches_gudhi(volumes, label=name)
 
 
-def test_2d_and_1d_batches() -> None:
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_2d_and_1d_batches(backend: str) -> None:
     g = torch.Generator().manual_seed(3)
     for volumes in (
         torch.relu(torch.randn(4, 9, 11, generator=g)),  # (B, H, W): 2-D maps, H1 by duality
@@ -150,8 +154,8 @@ def test_2d_and_1d_batches() -> None:
         torch.randint(0, 3, (4, 12), generator=g).double(),
         torch.randn(3, 1, generator=g),  # one voxel each
     ):
-        assert_matches_gudhi(volumes)
-        d = cubical_persistence(volumes)
+        assert_matches_gudhi(volumes, backend=backend)
+        d = cubical_persistence(volumes, backend=backend)
         if volumes.ndim == 2:
             assert not bool((d.dims > 0).any())
         assert not bool((d.dims == 2).any())
@@ -219,6 +223,41 @@ def test_threads_and_devices_give_the_same_diagrams() -> None:
     assert moved.device == torch.device("cpu") and torch.equal(moved.pairs, one.pairs)
     assert isinstance(moved, PersistenceDiagrams)
     assert one.pairs.dtype == torch.float64 and one.dims.dtype == torch.int64 and one.index.dtype == torch.int64
+
+
+def test_torch_backend_in_chunks_on_smooth_relu_and_tied_volumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``backend="torch"`` on larger volumes than the GUDHI tests' (long descent paths, thousands of basins),
+    against GUDHI, and the same diagrams when the batch is cut into chunks of one and two volumes."""
+    from lightning_topo.functional import _contracted_persistence
+
+    g = torch.Generator().manual_seed(11)
+    smooth = gaussians(2, (6, 24, 24), 5)
+    relu = torch.relu(torch.nn.functional.avg_pool3d(torch.randn(3, 1, 10, 26, 26, generator=g), 3, 1)[:, 0])
+    ties = torch.randint(0, 5, (2, 7, 20, 20), generator=g)
+    for name, volumes in (("smooth", smooth), ("relu", relu), ("ties", ties)):
+        assert_matches_gudhi(volumes, (0, 2), label=name, backend="torch")
+        whole = cubical_persistence(volumes, (0, 2), backend="torch")
+        n = volumes[0].numel()
+        for per_chunk in (1, 2):
+            monkeypatch.setattr(_contracted_persistence, "CHUNK_VOXELS", per_chunk * n)
+            cut = cubical_persistence(volumes, (0, 2), backend="torch")
+            assert torch.equal(cut.pairs, whole.pairs) and torch.equal(cut.index, whole.index), (name, per_chunk)
+            assert torch.equal(cut.value_min, whole.value_min) and torch.equal(cut.value_max, whole.value_max)
+        monkeypatch.undo()
+
+
+@needs_h1
+def test_torch_backend_with_h1_matches_gudhi() -> None:
+    """H1 stays on the CPU (and gives H0 there); the top dimension comes from the torch backend."""
+    volumes = torch.relu(torch.randn(2, 4, 6, 7, generator=torch.Generator().manual_seed(4)))
+    assert_matches_gudhi(volumes, (0, 1, 2), backend="torch")
+    assert_matches_gudhi(volumes, (1, 2), backend="torch")
+
+
+def test_bad_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="`backend` must be one of") as info:
+        cubical_persistence(torch.rand(1, 4, 4), backend="cuda")
+    assert "'cuda'" in str(info.value)
 
 
 @pytest.mark.parametrize("bad", [3, -1, (0, 3), (), "01", (0, 1.0), True])

@@ -137,8 +137,10 @@ def section(results: dict[str, Any]) -> str:
         lines.append(
             f"Persistence diagrams (`cubical_persistence`) of {results.get('persistence_inputs')} inputs x "
             f"{len(results.get('persistence_layers') or [])} ResNet18 layers: H0 + H2 "
-            f"{_ms(results['persistence_h0h2_seconds'])} s, all three dimensions "
-            f"{_ms(results.get('persistence_all_seconds'))} s (CUDA volumes are computed on the host CPU); equal to "
+            f'{_ms(results["persistence_h0h2_seconds"])} s with `backend="numba"` (CUDA volumes computed on the '
+            f'host CPU), {_ms(results.get("persistence_h0h2_seconds_torch"))} s with `backend="torch"` (contracted '
+            f"on the device; the same diagrams: {results.get('persistence_torch_equals_numba')}), all three "
+            f"dimensions {_ms(results.get('persistence_all_seconds'))} s; equal to "
             f"cripser on {results.get('persistence_volumes_checked')} volumes: "
             f"{results.get('persistence_equal_cripser')}."
         )

@@ -4,7 +4,8 @@
   with connected components in ``components.py``); :func:`betti_curves` — the same at many thresholds
   (``curves.py``); :func:`sublevel_thresholds` — the threshold rules (``thresholds.py``).
 * :func:`cubical_persistence` — persistence diagrams of the same sublevel filtration, as
-  :class:`PersistenceDiagrams` (``persistence.py``; compiled kernels in ``_persistence_kernels.py``, numba);
+  :class:`PersistenceDiagrams` (``persistence.py``; compiled kernels in ``_persistence_kernels.py``, numba; the
+  ``backend="torch"`` contraction on the volumes' device in ``_contracted_persistence.py``);
   :func:`total_persistence`, :func:`persistence_entropy`, :func:`persistent_betti`,
   :func:`persistence_summaries` — summaries of them per volume and dimension (``summaries.py``).
 * :func:`h0_persistence`, :func:`knn_hop_distances`, :func:`rips_betti` — the point-cloud view (``rips.py``).

@@ -615,3 +615,47 @@ def pairs_chunk(
                 out_index[total + j] = b
             total += k
     return out[:total].copy(), out_dims[:total].copy(), out_index[:total].copy(), lows, highs
+
+
+@njit(nogil=True, cache=True)
+def contracted_pairs(
+    ends_a: np.ndarray,
+    ends_b: np.ndarray,
+    enters_at: np.ndarray,
+    age: np.ndarray,
+    node_value: np.ndarray,
+    volume: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The elder rule over a contracted graph (``backend="torch"``, :mod:`._contracted_persistence`): nodes
+    ``0..K-1`` with an ``age`` (smaller: elder; ages of one volume are distinct), a ``node_value`` (a basin's birth,
+    or for the dual its maximum) and a ``volume``; edges ``ends_a[j]``-``ends_b[j]`` in the order they enter, at
+    ``enters_at[j]``. When an edge joins two sets, the younger root dies: the pair ``(min, max)`` of its value and
+    the edge's, unless they are equal. Returns births, deaths and volume index (float64, float64, int64)."""
+    k = age.size
+    parent = np.arange(k)
+    m = ends_a.size
+    births = np.empty(m, dtype=np.float64)
+    deaths = np.empty(m, dtype=np.float64)
+    index = np.empty(m, dtype=np.int64)
+    out = 0
+    for j in range(m):
+        ra = ends_a[j]
+        while parent[ra] != ra:
+            parent[ra] = parent[parent[ra]]  # path halving
+            ra = parent[ra]
+        rb = ends_b[j]
+        while parent[rb] != rb:
+            parent[rb] = parent[parent[rb]]
+            rb = parent[rb]
+        if ra == rb:
+            continue
+        young, elder = (rb, ra) if age[ra] < age[rb] else (ra, rb)
+        parent[young] = elder
+        x = enters_at[j]
+        y = node_value[young]
+        if x != y:
+            births[out] = min(x, y)
+            deaths[out] = max(x, y)
+            index[out] = volume[young]
+            out += 1
+    return births[:out].copy(), deaths[:out].copy(), index[:out].copy()

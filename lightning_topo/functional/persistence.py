@@ -8,11 +8,14 @@ pairs of dimension ``k`` with ``birth <= t < death`` is ``cubical_betti(volumes,
 :class:`PersistenceDiagrams` holds the pairs of a whole batch as three flat tensors (``pairs``, ``dims``,
 ``index``), as torch_geometric batches graphs: one volume's or one dimension's diagram is a boolean selection.
 
-:func:`cubical_persistence` computes them on the CPU (a CUDA input is copied to the host and the diagrams are moved
-back; a batched GPU path is future work): H0 and the top dimension (H2 of a 3-D volume, H1 of a 2-D one) by a
-compiled union-find over the voxels in value order (:mod:`lightning_topo.functional._persistence_kernels`, numba:
-``pip install "lightning-topo[fast]"``), H1 of a 3-D volume by a boundary-matrix reduction
-(:mod:`lightning_topo.functional._h1_reduction`).
+:func:`cubical_persistence` computes them with one of two backends. ``"numba"`` (the default): on the CPU (a CUDA
+input is copied to the host and the diagrams are moved back), H0 and the top dimension (H2 of a 3-D volume, H1 of a
+2-D one) by a compiled union-find over the voxels in value order
+(:mod:`lightning_topo.functional._persistence_kernels`, numba: ``pip install "lightning-topo[fast]"``).
+``"torch"``: H0 and the top dimension on the volumes' own device, the voxels contracted to basins by tensor
+operations and a union-find over the basins on the host
+(:mod:`lightning_topo.functional._contracted_persistence`). H1 of a 3-D volume comes from a boundary-matrix
+reduction on the CPU (:mod:`lightning_topo.functional._h1_reduction`) with either.
 """
 
 from __future__ import annotations
@@ -37,9 +40,13 @@ from lightning_topo.functional._checks import (
 from lightning_topo.functional._threads import cpu_workers, run_chunks
 from lightning_topo.functional.cubical import as_volumes_3d
 
-__all__ = ["PersistenceDiagrams", "cubical_persistence"]
+__all__ = ["PERSISTENCE_BACKENDS", "PersistenceDiagrams", "cubical_persistence"]
 
 INSTALL_FAST = 'pip install "lightning-topo[fast]"'
+
+PERSISTENCE_BACKENDS: tuple[str, ...] = ("auto", "numba", "torch")
+"""Valid ``backend`` values of :func:`cubical_persistence`; ``"auto"`` is ``"numba"`` on every device until a GPU
+measurement (``benchmarks/gpu``, stage ``persistence``) shows ``"torch"`` faster on CUDA."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -282,6 +289,7 @@ def cubical_persistence(
     *,
     device: torch.device | str | None = None,
     workers: int | None = None,
+    backend: str = "auto",
 ) -> PersistenceDiagrams:
     """Persistence diagrams of the sublevel filtration of each volume of a batch.
 
@@ -292,10 +300,10 @@ def cubical_persistence(
     ``birth == death`` are omitted; H0 has one essential pair per volume, ``(min, +inf)``; no other dimension has
     one (a volume is contractible). A 2-D volume has no H2, a 1-D one neither H1 nor H2.
 
-    Computed on the CPU: a CUDA input is copied to the host and the diagrams moved back (a batched GPU path is
-    future work). H0 and the top dimension (H2 of a 3-D volume, H1 of a 2-D one, by Alexander duality) come from a
-    compiled union-find over the voxels in value order; H1 of a 3-D volume (all sides >= 2) from a boundary-matrix
-    reduction, by far the costliest part: ``dims=(0, 2)`` skips it.
+    H0 and the top dimension (H2 of a 3-D volume, H1 of a 2-D one, by Alexander duality) come from a union-find in
+    value order: over every voxel on the CPU (``backend="numba"``), or over basins the volumes' own device
+    contracted them to (``backend="torch"``; the same diagrams). H1 of a 3-D volume (all sides >= 2) comes from a
+    boundary-matrix reduction on the CPU, by far the costliest part: ``dims=(0, 2)`` skips it.
 
     Args:
         volumes: a batch ``(B, *spatial)`` with 1, 2 or 3 spatial axes; a conv-map batch ``(B, C, H, W)`` is ``B``
@@ -304,16 +312,23 @@ def cubical_persistence(
             included; values are compared in float64, exact for integers below 2**53); NaN or Inf is an error.
         dims: the homological dimensions to compute and return, in 0..2 (an int for one).
         device: where the returned tensors live; ``None`` means the device of ``volumes``.
-        workers: threads over the volumes of the batch for the union-find (the kernels release the GIL);
-            ``None`` means :func:`torch.get_num_threads` (not numba's: see ``cpu_workers``).
+        workers: threads over the volumes of the batch for the CPU kernels (they release the GIL); ``None`` means
+            :func:`torch.get_num_threads` (not numba's: see ``cpu_workers``).
+        backend: where H0 and the top dimension are computed: ``"numba"``, on the CPU by a compiled union-find over
+            the voxels (a CUDA input is copied to the host); ``"torch"``, on the volumes' device (a GPU's work:
+            on the CPU it is 10-15x slower than ``"numba"``), their voxels contracted to basins by tensor
+            operations (2**25 voxels at a time), then a union-find over the basins on the host; ``"auto"`` (the
+            default) is ``"numba"`` on every device for now (``PERSISTENCE_BACKENDS``). Both give the same
+            diagrams.
 
     Returns:
         :class:`PersistenceDiagrams` of the batch: float64 ``[birth, death]`` pairs ordered by volume, then
         dimension, with ``computed_dims == tuple(sorted(set(dims)))``.
 
     Raises:
-        ValueError: on a bad ``dims`` or ``workers``, a wrong number of axes, an empty batch, a zero-size axis or
-            NaN/Inf values (:class:`~lightning_topo.functional.NonFiniteError`, naming the sample index).
+        ValueError: on a bad ``dims``, ``workers`` or ``backend``, a wrong number of axes, an empty batch, a
+            zero-size axis or NaN/Inf values (:class:`~lightning_topo.functional.NonFiniteError`, naming the sample
+            index).
         TypeError: if ``volumes`` is not a tensor.
         MissingDependencyError: numba is not installed (an ``ImportError``; ``pip install "lightning-topo[fast]"``).
 
@@ -330,6 +345,11 @@ def cubical_persistence(
     wanted = check_dims(dims)
     if workers is not None:
         workers = check_int(workers, "workers", 1, allow_none="torch.get_num_threads()")
+    if backend not in PERSISTENCE_BACKENDS:
+        raise ValueError(
+            f'`backend` must be one of {PERSISTENCE_BACKENDS}, got {backend!r}: "numba" computes on the CPU, '
+            '"torch" on the volumes\' device.'
+        )
     vols = as_volumes_3d(volumes.detach())
     batch, depth, height, width = vols.shape
     kernels = _kernels()
@@ -340,15 +360,23 @@ def cubical_persistence(
         )
     if workers is None:
         workers = cpu_workers()
-    host = np.ascontiguousarray(vols.to(device="cpu", dtype=torch.float64).numpy())
     spatial = sum(side >= 2 for side in (depth, height, width))
     top_dim = spatial - 1  # H2 of a 3-D volume, H1 of a 2-D one (a 1-D one: H0 only, which the H0 pass computes)
     want_h1 = spatial == 3 and 1 in wanted
     # With H1, the union-find pass of the H1 reduction gives H0 as well (it clears the H0 deaths' columns).
     want_h0 = 0 in wanted and not want_h1
     want_top = top_dim >= 1 and top_dim in wanted
+    on_device = backend == "torch" and (want_h0 or want_top)
+    host = None
+    if not on_device or want_h1:
+        host = np.ascontiguousarray(vols.to(device="cpu", dtype=torch.float64).numpy())
     parts: list[tuple[np.ndarray, ...]] = []
-    if want_h0 or want_top:
+    if on_device:
+        from lightning_topo.functional._contracted_persistence import contracted_pairs_batch
+
+        *found, value_min, value_max = contracted_pairs_batch(vols, want_h0, want_top, top_dim)
+        parts.append(tuple(found))
+    elif want_h0 or want_top:
         *found, value_min, value_max = _union_find_pairs(host, want_h0, want_top, top_dim, workers)
         parts.append(tuple(found))
     else:

@@ -53,8 +53,21 @@ def ours_pairs(diagrams: Any, volume: int) -> dict[int, list[tuple[float, float]
     }
 
 
+def same_diagrams(a: Any, b: Any) -> bool:
+    """The same pairs of the same volumes and dimensions, as multisets (the backends order a volume's pairs
+    differently)."""
+    import numpy as np
+
+    def rows(d: Any) -> Any:
+        table = np.column_stack([d.index.cpu().numpy(), d.dims.cpu().numpy(), d.pairs.cpu().numpy()])
+        return table[np.lexsort(table.T[::-1])]
+
+    return a.computed_dims == b.computed_dims and np.array_equal(rows(a), rows(b))
+
+
 def stage_persistence(args: argparse.Namespace) -> None:
-    """``persistence_h0h2_seconds`` (goal < 1 s), ``persistence_all_seconds``, per layer, cripser's per volume."""
+    """``persistence_h0h2_seconds`` (goal < 1 s; backend numba, on the host) and ``persistence_h0h2_seconds_torch``
+    (backend torch, on the device), ``persistence_all_seconds``, per layer, cripser's per volume."""
     import numpy as np
     import torch
 
@@ -75,16 +88,27 @@ def stage_persistence(args: argparse.Namespace) -> None:
     acts = layer_activations(net, inputs, layers, device)
     update_results(args.out, persistence_model=model_name, persistence_inputs=n, persistence_layers=layers)
 
-    def all_layers(dims: tuple[int, ...]) -> Any:
-        return {name: cubical_persistence(v, dims=dims) for name, v in acts.items()}
+    def all_layers(dims: tuple[int, ...], backend: str = "numba") -> Any:
+        return {name: cubical_persistence(v, dims=dims, backend=backend) for name, v in acts.items()}
 
     h02, diagrams = time_call(lambda: all_layers((0, 2)), device, 3)
     update_results(args.out, persistence_h0h2_seconds=h02)
-    print(f"H0 + H2 of {n} inputs x {len(layers)} layers: {h02:.3f} s")
+    print(f"H0 + H2 of {n} inputs x {len(layers)} layers (backend numba, on the host): {h02:.3f} s")
+    # backend="torch": H0 and H2 contracted on the activations' device, the basins' union-find on the host
+    h02_torch, on_device = time_call(lambda: all_layers((0, 2), "torch"), device, 3)
+    same = all(same_diagrams(diagrams[name], on_device[name]) for name in acts)
+    update_results(
+        args.out,
+        persistence_h0h2_seconds_torch=h02_torch,
+        persistence_torch_equals_numba=same,
+        persistence_backend_suggested="torch" if h02_torch < h02 else "numba",
+    )
+    print(f"H0 + H2, backend torch (on {device.type}): {h02_torch:.3f} s; the same diagrams as numba's: {same}")
     per_layer = {}
     for name, v in acts.items():
         seconds, _ = time_call(lambda v=v: cubical_persistence(v, dims=(0, 2)), device, 1)
-        per_layer[f"{name} {tuple(v.shape[1:])}"] = {"h0h2": seconds}
+        seconds_torch, _ = time_call(lambda v=v: cubical_persistence(v, dims=(0, 2), backend="torch"), device, 1)
+        per_layer[f"{name} {tuple(v.shape[1:])}"] = {"h0h2": seconds, "h0h2_torch": seconds_torch}
     if budget.left() > 20 * h02 + 20:
         everything, diagrams = time_call(lambda: all_layers((0, 1, 2)), device, 1)
         update_results(args.out, persistence_all_seconds=everything)
@@ -127,4 +151,8 @@ def stage_persistence(args: argparse.Namespace) -> None:
     )
     print(f"equal to cripser on {checked} volumes: {equal}; cripser ms/volume {cripser_ms}; ours {ours_ms}")
     if device.type == "cuda":
-        note(args.out, "persistence: CUDA volumes are copied to the host and computed there (no GPU kernel yet)")
+        note(
+            args.out,
+            "persistence: backend numba copies CUDA volumes to the host; backend torch contracts H0 and H2 on the "
+            "GPU (the basins' union-find and H1 on the host)",
+        )

@@ -93,7 +93,16 @@ def stage_summary(args: argparse.Namespace) -> None:
         "fit_overhead": _goal("<= 1.05", results.get("fit_overhead"), lambda v: v <= 1.05),
         "cuda_speedup_64x56x56": _goal(">= 20x (CPU path ms / CUDA path ms per volume)", speedup, lambda v: v >= 20),
         "persistence_h0h2_seconds": _goal(
-            "< 1 s (200 inputs x 11 layers, issue 23)", results.get("persistence_h0h2_seconds"), lambda v: v < 1
+            "< 1 s (200 inputs x 11 layers, issue 23; the faster backend)",
+            min(
+                (
+                    v
+                    for v in (results.get("persistence_h0h2_seconds"), results.get("persistence_h0h2_seconds_torch"))
+                    if v is not None
+                ),
+                default=None,
+            ),
+            lambda v: v < 1,
         ),
     }
     update_results(args.out, cuda_equals_cpu=cuda_equals_cpu, cuda_tests=tests, cuda_equals_cpu_detail=why, goals=goals)
