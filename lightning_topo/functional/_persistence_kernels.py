@@ -631,22 +631,15 @@ def contracted_pairs(
     or for the dual its maximum) and a ``volume``; edges ``ends_a[j]``-``ends_b[j]`` in the order they enter, at
     ``enters_at[j]``. When an edge joins two sets, the younger root dies: the pair ``(min, max)`` of its value and
     the edge's, unless they are equal. Returns births, deaths and volume index (float64, float64, int64)."""
-    k = age.size
-    parent = np.arange(k)
+    parent = np.full(age.size, -1, dtype=np.int64)  # roots negative, as `_find` reads them
     m = ends_a.size
     births = np.empty(m, dtype=np.float64)
     deaths = np.empty(m, dtype=np.float64)
     index = np.empty(m, dtype=np.int64)
     out = 0
     for j in range(m):
-        ra = ends_a[j]
-        while parent[ra] != ra:
-            parent[ra] = parent[parent[ra]]  # path halving
-            ra = parent[ra]
-        rb = ends_b[j]
-        while parent[rb] != rb:
-            parent[rb] = parent[parent[rb]]
-            rb = parent[rb]
+        ra = _find(parent, ends_a[j])
+        rb = _find(parent, ends_b[j])
         if ra == rb:
             continue
         young, elder = (rb, ra) if age[ra] < age[rb] else (ra, rb)
