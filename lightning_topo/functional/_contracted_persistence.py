@@ -34,9 +34,9 @@ from torch import Tensor
 
 __all__ = ["CHUNK_VOXELS", "contracted_pairs_batch"]
 
-CHUNK_VOXELS = 2**25
-"""Voxels of a batch handled at once (about 20 int64 arrays of this size live at the peak: 5 GiB): a larger batch
-is cut into chunks of whole volumes."""
+CHUNK_VOXELS = 2**24
+"""Voxels of a batch handled at once; a larger batch is cut into chunks of whole volumes. The peak memory is that of
+16 (ResNet18 feature maps) to 29 (ReLU noise) int64 arrays of the chunk's size (measured on the CPU): 2-3.5 GiB."""
 
 
 def _steps(axes: tuple[bool, bool, bool], faces: bool) -> list[tuple[int, int, int]]:
@@ -92,6 +92,16 @@ def _basins(rank: Tensor, steps: list[tuple[int, int, int]], ascent: bool, bound
         ptr = jumped
 
 
+def _first_per_pair(key: Tensor, enters: Tensor, ascent: bool) -> tuple[Tensor, Tensor]:
+    """Of edges with the same ``key`` (a pair of basins), the rank the first to enter enters at: the distinct keys
+    (sorted) and that rank (the largest for the dual's decreasing order)."""
+    pair, inverse = torch.unique(key, return_inverse=True)
+    first = torch.zeros(pair.numel(), dtype=torch.int64, device=key.device).scatter_reduce(
+        0, inverse, enters, "amax" if ascent else "amin", include_self=False
+    )
+    return pair, first
+
+
 def _contracted_edges(
     rank: Tensor, sorted_values: Tensor, root: Tensor, steps: list[tuple[int, int, int]], ascent: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -108,21 +118,18 @@ def _contracted_edges(
             continue
         here, there = _slices(step, shape)  # type: ignore[arg-type]
         a, b = roots[here], roots[there]
-        # The pair of basins as one key (the smaller node first) and the rank the edge enters at; one selection
-        key = torch.minimum(a, b) * nodes + torch.maximum(a, b)
-        enters = torch.minimum(rank[here], rank[there]) if ascent else torch.maximum(rank[here], rank[there])
-        both = torch.stack([key, enters])[:, a != b]
-        keys.append(both[0])
-        ranks.append(both[1])
+        apart = a != b
+        # The pair of basins as one key (the smaller node first) and the rank the edge enters at, reduced to one
+        # edge per pair direction by direction: a noise-like map has several such edges per voxel in all
+        key = (torch.minimum(a, b) * nodes + torch.maximum(a, b))[apart]
+        enters = (torch.minimum(rank[here], rank[there]) if ascent else torch.maximum(rank[here], rank[there]))[apart]
+        pair, first = _first_per_pair(key, enters, ascent)
+        keys.append(pair)
+        ranks.append(first)
     if not keys:  # a single voxel: no neighbours
         empty = torch.empty(0, dtype=torch.int64, device=rank.device)
         return empty, empty, torch.empty(0, dtype=torch.float64, device=rank.device)
-    key, enters = torch.cat(keys), torch.cat(ranks)
-    # One edge per pair of basins, the first to enter
-    pair, inverse = torch.unique(key, return_inverse=True)
-    first = torch.zeros(pair.numel(), dtype=torch.int64, device=rank.device).scatter_reduce(
-        0, inverse, enters, "amax" if ascent else "amin", include_self=False
-    )
+    pair, first = _first_per_pair(torch.cat(keys), torch.cat(ranks), ascent)
     # In the order they enter, volume by volume (edges of different volumes never meet; this order makes the
     # pairs' order that of each volume alone, however the batch is chunked). The smaller end of an edge is a voxel
     # (at most one end is an outside node, numbered after every voxel): its volume.

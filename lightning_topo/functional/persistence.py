@@ -316,10 +316,10 @@ def cubical_persistence(
             :func:`torch.get_num_threads` (not numba's: see ``cpu_workers``).
         backend: where H0 and the top dimension are computed: ``"numba"``, on the CPU by a compiled union-find over
             the voxels (a CUDA input is copied to the host); ``"torch"``, on the volumes' device (a GPU's work:
-            on the CPU it is 10-15x slower than ``"numba"``), their voxels contracted to basins by tensor
-            operations (2**25 voxels at a time), then a union-find over the basins on the host; ``"auto"`` (the
-            default) is ``"numba"`` on every device for now (``PERSISTENCE_BACKENDS``). Both give the same
-            diagrams.
+            on the CPU it is about 10x slower than ``"numba"``), their voxels contracted to basins by tensor
+            operations (2**24 voxels at a time, at most 3.5 GiB), then a union-find over the basins on the host;
+            ``"auto"`` (the default) is ``"numba"`` on every device for now (``PERSISTENCE_BACKENDS``). Both give
+            the same diagrams.
 
     Returns:
         :class:`PersistenceDiagrams` of the batch: float64 ``[birth, death]`` pairs ordered by volume, then
