@@ -168,6 +168,7 @@ def test_dry_run_benchmarks_are_sane(dry_run: tuple[dict[str, Any], Path, float]
     # Both backends timed on the same activations, with the same diagrams; the goal is the faster one's
     assert _positive(results["persistence_h0h2_seconds_torch"])
     assert results["persistence_torch_equals_numba"] is True
+    assert "persistence_torch_peak_gpu_memory_bytes" in results  # null without CUDA
     fastest = min(results["persistence_h0h2_seconds"], results["persistence_h0h2_seconds_torch"])
     assert results["persistence_backend_suggested"] == (
         "torch" if results["persistence_h0h2_seconds_torch"] < results["persistence_h0h2_seconds"] else "numba"

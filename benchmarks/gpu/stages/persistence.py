@@ -95,11 +95,15 @@ def stage_persistence(args: argparse.Namespace) -> None:
     update_results(args.out, persistence_h0h2_seconds=h02)
     print(f"H0 + H2 of {n} inputs x {len(layers)} layers (backend numba, on the host): {h02:.3f} s")
     # backend="torch": H0 and H2 contracted on the activations' device, the basins' union-find on the host
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     h02_torch, on_device = time_call(lambda: all_layers((0, 2), "torch"), device, 3)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     same = all(same_diagrams(diagrams[name], on_device[name]) for name in acts)
     update_results(
         args.out,
         persistence_h0h2_seconds_torch=h02_torch,
+        persistence_torch_peak_gpu_memory_bytes=peak,
         persistence_torch_equals_numba=same,
         persistence_backend_suggested="torch" if h02_torch < h02 else "numba",
     )
