@@ -195,8 +195,8 @@ def contracted_pairs_batch(
         chunk = volumes[start : start + per_chunk].to(torch.float64) + 0.0
         size = chunk.shape[0]
         flat = chunk.reshape(size, n)
-        low, high = torch.aminmax(flat, dim=1)
         sorted_values, order = torch.sort(flat, dim=1, stable=True)
+        low, high = sorted_values[:, 0], sorted_values[:, -1]  # each volume's minimum and maximum
         rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=flat.device).expand(size, n))
         rank = rank.view(chunk.shape)
         lows.append(low.cpu().numpy())
