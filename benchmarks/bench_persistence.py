@@ -152,6 +152,14 @@ def main(argv: list[str] | None = None) -> None:
         "\n# ratio columns: x/y = against ours on 1 / on 2 threads; 'pairs': volume 0's pairs with birth < death "
         "(all dims, the essential H0 class included)"
     )
+    # One volume: with two threads its H0 and its top dimension run on one each (each sorts the volume).
+    print(f"\n## one volume, H0 + H2, ms (median of {3 * repeats} calls)")
+    print(f"{'layer':<10} {'1 thread':>9} {'2 threads':>10} {'speed-up':>9}")
+    for name, volumes in volumes_of.items():
+        one = volumes[:1]
+        single, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=1), 3 * repeats)
+        double, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=2), 3 * repeats)
+        print(f"{name:<10} {1e3 * single:7.2f}ms {1e3 * double:8.2f}ms {single / double:8.2f}x")
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     print(f"# load average at the end: {', '.join(f'{x:.1f}' for x in load)}")
 

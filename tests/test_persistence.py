@@ -219,6 +219,13 @@ def test_threads_and_devices_give_the_same_diagrams() -> None:
         many = cubical_persistence(volumes, (0, 2), workers=workers)
         assert torch.equal(one.pairs, many.pairs) and torch.equal(one.index, many.index)
         assert torch.equal(one.dims, many.dims)
+    # Two threads or more per volume: H0 and the top dimension of a volume are computed on two of them
+    for few, dims in ((volumes[:1], (0, 2)), (volumes[:2], (0, 2)), (volumes[:2, 0], (0, 1))):
+        alone = cubical_persistence(few, dims, workers=1)
+        split = cubical_persistence(few, dims, workers=4)
+        assert torch.equal(alone.pairs, split.pairs) and torch.equal(alone.index, split.index)
+        assert torch.equal(alone.dims, split.dims) and set(alone.dims.tolist()) == set(dims)
+        assert torch.equal(alone.value_min, split.value_min) and torch.equal(alone.value_max, split.value_max)
     moved = cubical_persistence(volumes, (0, 2), device="cpu")
     assert moved.device == torch.device("cpu") and torch.equal(moved.pairs, one.pairs)
     assert isinstance(moved, PersistenceDiagrams)
@@ -315,5 +322,8 @@ def test_benchmark_quick_run_checks_against_both_peers() -> None:
         check=True,
         cwd=repo,
     ).stdout
-    rows = [line for line in out.splitlines() if line.startswith("layer")][1:]
+    batches, one_volume = out.split("## one volume")
+    rows = [line for line in batches.splitlines() if line.startswith("layer")][1:]
     assert len(rows) == 2 and all(row.endswith("yes") for row in rows), out
+    rows = [line for line in one_volume.splitlines() if line.startswith("layer")][1:]
+    assert len(rows) == 2 and all(row.endswith("x") for row in rows), out
