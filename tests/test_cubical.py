@@ -197,6 +197,18 @@ def test_count_components_backends_agree_on_large_batches() -> None:
     assert count_components(masks, 6).tolist()[3:5] == [1, 0]
 
 
+def test_count_components_of_lines_with_every_backend() -> None:
+    # Volumes along one axis, alternating: as many components as ones. cc3d 4.1 raised "maximum length exception"
+    # on such a stack with connectivity 26 (on a line 26 and 6 are the same neighbours).
+    line = torch.tensor([1, 0, 1, 0, 1, 0, 1, 0, 1], dtype=torch.bool)
+    for shape in ((9, 1, 1), (1, 9, 1), (1, 1, 9)):
+        masks = torch.stack([line, ~line]).reshape(2, *shape)
+        for connectivity in (6, 26):
+            for backend in BACKENDS:
+                assert count_components(masks, connectivity, backend=backend).tolist() == [5, 4], (shape, backend)
+                assert count_components(masks, connectivity, bounded_only=True, backend=backend).tolist() == [0, 0]
+
+
 @pytest.mark.parametrize(
     ("volumes", "match"),
     [

@@ -316,6 +316,35 @@ def test_count_components_cuda_equals_cpu(backend: str) -> None:
 
 
 @cuda_test
+def test_lean_union_find_kernels_equal_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_cuda_unionfind.LEAN_KERNELS`` (off until a GPU run measures it): the counts of cc3d, on the random masks,
+    on smooth masks whose runs along the rows cross warps of 32 voxels (rows of 31-100), and through
+    ``cubical_betti`` on layer-sized batches."""
+    _skip_unless_runs("cuda_uf")
+    from lightning_topo.functional import _cuda_unionfind
+
+    monkeypatch.setattr(_cuda_unionfind, "LEAN_KERNELS", True)
+    rng = np.random.default_rng(11)
+    cases = list(_random_masks(rng, 100))
+    for width in (31, 32, 33, 64, 65, 100):
+        field = ndimage.gaussian_filter(rng.standard_normal((3, 6, 9, width)), (0, 1, 1.5, 3))
+        cases += [torch.from_numpy(field > q) for q in np.quantile(field, (0.1, 0.5, 0.9))]
+    for masks in cases:
+        for connectivity in (6, 26):
+            for bounded in (False, True):
+                want = count_components(masks, connectivity, bounded_only=bounded, backend="cc3d")
+                got = count_components(masks.cuda(), connectivity, bounded_only=bounded, backend="cuda_uf")
+                assert got.cpu().tolist() == want.tolist(), (tuple(masks.shape), connectivity, bounded)
+    gen = torch.Generator().manual_seed(1)
+    for shape, batch in (((64, 56, 56), 4), ((64, 112, 112), 2), ((512, 7, 7), 16)):
+        noise = torch.randn(batch, *shape, generator=gen)
+        vols = torch.relu(nn.functional.avg_pool2d(noise, 3, stride=1, padding=1))
+        thresholds = sublevel_thresholds(vols, "mean")
+        want = cubical_betti(vols, thresholds)
+        assert cubical_betti(vols.cuda(), thresholds.cuda(), backend="cuda_uf").cpu().tolist() == want.tolist()
+
+
+@cuda_test
 @pytest.mark.parametrize("backend", CUDA_BACKENDS)
 def test_cubical_betti_cuda_equals_cpu(backend: str) -> None:
     # 18 degenerate + 500 random volumes, 8 thresholds each (empty, 0, a tie, median, mean, max, ±inf).

@@ -177,6 +177,11 @@ def test_dry_run_benchmarks_are_sane(dry_run: tuple[dict[str, Any], Path, float]
     assert goals["persistence_h0h2_seconds"]["met"] is (fastest < 1)
     per_layer = results["persistence_per_layer_seconds"]
     assert len(per_layer) == 11 and all(_positive(entry["h0h2_torch"]) for entry in per_layer.values())
+    # The lean union-find kernels: timed beside the classic ones on CUDA only; the verdict is written either way
+    lean = results["cuda_uf_lean"]
+    assert (
+        lean["calls"] == 0 and lean["suggested"] is False and lean["eval_seconds"] == results["resnet18_eval_seconds"]
+    )
     assert goals["resnet18_eval_seconds"]["value"] == results["resnet18_eval_seconds"]
     assert goals["resnet18_eval_seconds"]["met"] is (results["resnet18_eval_seconds"] < 0.1)
     assert goals["fit_overhead"]["met"] is (results["fit_overhead"] <= 1.05)

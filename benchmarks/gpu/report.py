@@ -106,6 +106,17 @@ def section(results: dict[str, Any]) -> str:
             f"off by default until measured): overhead {_ms(side['overhead'])}x, "
             f"{_ms(side.get('overhead_steady'))}x after the first epoch."
         )
+    lean = results.get("cuda_uf_lean") or {}
+    if lean.get("calls"):
+        lines.append(
+            f"The lean union-find kernels (`_cuda_unionfind.LEAN_KERNELS`: left neighbours joined by a warp ballot, "
+            f"no union another already implies, no compression pass; off by default until measured): the labelling "
+            f"calls above {_ms(lean.get('sizes_total_ms_lean'))} ms against {_ms(lean.get('sizes_total_ms'))} "
+            f"({_ms(lean.get('sizes_speedup'))}x), one 224x224 input's 11 layers "
+            f"{_ms(lean.get('per_input_224_ms_lean'))} ms against {_ms(lean.get('per_input_224_ms'))}, the evaluations "
+            f"{_ms(lean.get('eval_seconds_lean'))} s at 32x32 and {_ms(lean.get('eval_224_seconds_lean'))} s at "
+            f"224x224; identical counts: {lean.get('identical')}."
+        )
     realistic = results.get("fit_realistic") or {}
     if realistic.get("overhead") is not None:
         steady = realistic.get("overhead_steady")

@@ -341,6 +341,10 @@ def _label_numpy(stack: np.ndarray, connectivity: int, backend: str) -> np.ndarr
     if backend == "cc3d":
         import cc3d
 
+        if sum(side > 1 for side in stack.shape) <= 1:
+            # On a line 26 and 6 mean the same two neighbours; cc3d 4.1 undercounts the labels a line needs with
+            # connectivity 26 and raises ("maximum length exception") when every other voxel is set
+            connectivity = 6
         return cc3d.connected_components(stack, connectivity=connectivity)
     from scipy import ndimage
 

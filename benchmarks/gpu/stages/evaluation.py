@@ -130,3 +130,36 @@ def stage_eval(args: argparse.Namespace) -> None:
         note(args.out, f"resnet18_224_eval_seconds is extrapolated linearly from {measured} inputs to {full}")
     if args.dry:
         note(args.out, f"--dry: the '224' evaluation used {size}x{size} inputs and {full} of them")
+    lean_evals(args, module, budget, per_class, n, seconds * full / measured, size, full)
+
+
+def lean_evals(
+    args: argparse.Namespace,
+    module: Any,
+    budget: Budget,
+    per_class: int,
+    n: int,
+    seconds_224: float,
+    size: int,
+    full: int,
+) -> None:
+    """The two evaluations again with the lean union-find kernels (``_cuda_unionfind.LEAN_KERNELS``), while the
+    budget lasts: ``resnet18_eval_seconds_lean`` and ``resnet18_224_eval_seconds_lean`` (the whole ``full``
+    inputs only; CUDA with CuPy only)."""
+    from stages.environment import cupy_status
+    from stages.labelling import LEAN, labeller
+
+    if measuring_device(args.dry).type != "cuda" or not cupy_status()[0]:
+        return
+    with labeller(LEAN):
+        if budget.left() > 30:
+            timings, _, _ = callback_eval(module, synthetic_images(n, 32), args.dry, per_class, n, runs=2)
+            update_results(args.out, resnet18_eval_seconds_lean=timings[-1])
+            print(f"ResNet18 32x32, lean kernels: {timings} s")
+        if budget.left() > 2.5 * seconds_224 + 10:
+            timings, peak, callback = callback_eval(module, synthetic_images(full, size), args.dry, None, full, 1)
+            if len(callback.sample.labels) == full:
+                update_results(
+                    args.out, resnet18_224_eval_seconds_lean=timings[-1], peak_gpu_memory_bytes_224_lean=peak
+                )
+                print(f"ResNet18 {size}x{size}, lean kernels: {full} inputs in {timings[-1]:.3f} s; peak {peak} bytes")

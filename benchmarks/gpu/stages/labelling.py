@@ -8,6 +8,8 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from _common import cripser_betti, relu_like
@@ -33,12 +35,37 @@ def auto_labeller(device: Any, shape: tuple[int, int, int, int]) -> str:
     return str(auto)
 
 
+LEAN = "cuda_uf_lean"
+"""Not a backend of ours: ``"cuda_uf"`` with ``_cuda_unionfind.LEAN_KERNELS`` on, timed beside it until it is the
+default (see that flag)."""
+
+
+@contextmanager
+def labeller(name: str) -> Iterator[str]:
+    """The ``backend`` to pass for ``name`` (``LEAN`` is ``"cuda_uf"``), with ``LEAN_KERNELS`` on for ``LEAN`` and
+    off for ``"cuda_uf"`` meanwhile (the other backends run as configured)."""
+    from lightning_topo.functional import _cuda_unionfind
+
+    before = _cuda_unionfind.LEAN_KERNELS
+    if name in ("cuda_uf", LEAN):
+        _cuda_unionfind.LEAN_KERNELS = name == LEAN
+    try:
+        yield "cuda_uf" if name == LEAN else name
+    finally:
+        _cuda_unionfind.LEAN_KERNELS = before
+
+
 def device_backends(device: Any) -> dict[str, str | None]:
     """Backends to time on ``device``: name -> None when it runs, else why not."""
     if device.type != "cuda":
         return {"torch": None}
     cupy_ok, why = cupy_status()
-    return {"torch": None, "cupy": None if cupy_ok else why, "cuda_uf": None if cupy_ok else why}
+    return {
+        "torch": None,
+        "cupy": None if cupy_ok else why,
+        "cuda_uf": None if cupy_ok else why,
+        LEAN: None if cupy_ok else why,
+    }
 
 
 def cpu_backends() -> list[str]:
@@ -71,9 +98,10 @@ def bench_shape(
             entry[f"{name}_unavailable"] = why_not
             continue
         try:
-            seconds, out = time_call(
-                lambda b=name: cubical_betti(vols, sublevel_thresholds(vols, "mean"), backend=b), device, repeats
-            )
+            with labeller(name) as backend:
+                seconds, out = time_call(
+                    lambda b=backend: cubical_betti(vols, sublevel_thresholds(vols, "mean"), backend=b), device, repeats
+                )
         except Exception as err:  # record and go on: one broken backend must not hide the others
             entry[name] = None
             entry[f"{name}_error"] = f"{type(err).__name__}: {err}"
@@ -156,7 +184,7 @@ def stage_ccl(args: argparse.Namespace) -> None:
         update_results(args.out, per_volume_ms={"resnet18_224": {"shapes": layer_shapes}})
     # One input through the 11 layers: the sum of the per-volume times of its layers' shapes.
     per_input: dict[str, float | None] = {}
-    for name in ("auto", "torch", "cupy", "cuda_uf", "cc3d", "numba", "cripser"):
+    for name in ("auto", "torch", "cupy", "cuda_uf", LEAN, "cc3d", "numba", "cripser"):
         times = [layer_shapes[shape_key(s)].get(name) for _, s in RESNET18_224_LAYERS]
         per_input[name] = sum(times) if all(isinstance(t, float) for t in times) else None
     resnet = {
@@ -224,10 +252,11 @@ def time_labellers(masks: Any, device: Any, backends: list[str], repeats: int) -
             base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            b0_s, b0 = time_call(lambda b=name: count_components(masks, 6, backend=b), device, repeats)
-            b2_s, b2 = time_call(
-                lambda b=name: count_components(complement, 26, bounded_only=True, backend=b), device, repeats
-            )
+            with labeller(name) as backend:
+                b0_s, b0 = time_call(lambda b=backend: count_components(masks, 6, backend=b), device, repeats)
+                b2_s, b2 = time_call(
+                    lambda b=backend: count_components(complement, 26, bounded_only=True, backend=b), device, repeats
+                )
             if device.type == "cuda":
                 entry["peak_extra_bytes"] = int(torch.cuda.max_memory_allocated(device)) - base
             entry.update(b0_ms=1000 * b0_s, b2_ms=1000 * b2_s, call_ms=1000 * (b0_s + b2_s))

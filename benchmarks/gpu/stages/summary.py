@@ -105,10 +105,45 @@ def stage_summary(args: argparse.Namespace) -> None:
             lambda v: v < 1,
         ),
     }
-    update_results(args.out, cuda_equals_cpu=cuda_equals_cpu, cuda_tests=tests, cuda_equals_cpu_detail=why, goals=goals)
+    update_results(
+        args.out,
+        cuda_equals_cpu=cuda_equals_cpu,
+        cuda_tests=tests,
+        cuda_equals_cpu_detail=why,
+        goals=goals,
+        cuda_uf_lean=lean_verdict(results),
+    )
     results = load_results(args.out)
     missing = [f for f in FIXED_FIELDS if f not in results]
     print_table(results, missing)
+
+
+def lean_verdict(results: dict[str, Any]) -> dict[str, Any]:
+    """Whether the lean union-find kernels (``_cuda_unionfind.LEAN_KERNELS``) should be the default: the labelling
+    calls' total time with and without them (stage ``sizes``), the 11-layer 224x224 input's (stage ``ccl``), the
+    evaluations' (stage ``eval``), and whether every count agreed."""
+    rows = [r for r in results.get("ccl_sizes") or [] if isinstance(r.get("cuda_uf_ms"), float)]
+    rows = [r for r in rows if isinstance(r.get("cuda_uf_lean_ms"), float)]
+    classic, lean = sum(r["cuda_uf_ms"] for r in rows), sum(r["cuda_uf_lean_ms"] for r in rows)
+    per_input = ((results.get("per_volume_ms") or {}).get("resnet18_224") or {}).get("per_input_11_layers_ms") or {}
+    identical = (
+        bool(rows) and bool(results.get("ccl_sizes_identical")) and bool(results.get("benchmark_backends_identical"))
+    )
+    speedup = classic / lean if rows and lean > 0 else None
+    return {
+        "calls": len(rows),
+        "sizes_total_ms": classic if rows else None,
+        "sizes_total_ms_lean": lean if rows else None,
+        "sizes_speedup": speedup,
+        "per_input_224_ms": per_input.get("cuda_uf"),
+        "per_input_224_ms_lean": per_input.get("cuda_uf_lean"),
+        "eval_seconds": results.get("resnet18_eval_seconds"),
+        "eval_seconds_lean": results.get("resnet18_eval_seconds_lean"),
+        "eval_224_seconds": results.get("resnet18_224_eval_seconds"),
+        "eval_224_seconds_lean": results.get("resnet18_224_eval_seconds_lean"),
+        "identical": identical,
+        "suggested": bool(identical and speedup is not None and speedup > 1),
+    }
 
 
 def _fmt(value: Any) -> str:
@@ -129,7 +164,7 @@ def print_table(results: dict[str, Any], missing: list[str]) -> None:
     per_volume = results.get("per_volume_ms") or {}
     rows = [(k, v) for k, v in per_volume.items() if k != "resnet18_224"]
     rows += [(f"r18 {k}", v) for k, v in ((per_volume.get("resnet18_224") or {}).get("shapes") or {}).items()]
-    names = ("auto", "torch", "cupy", "cuda_uf", "cc3d", "numba", "cripser")
+    names = ("auto", "torch", "cupy", "cuda_uf", "cuda_uf_lean", "cc3d", "numba", "cripser")
     print(f"\n{'ms per volume':20s} " + " ".join(f"{b:>8s}" for b in names) + "  identical")
     for key, entry in rows:
         cells = " ".join(f"{_fmt(entry.get(b)):>8s}" for b in names)
@@ -139,7 +174,7 @@ def print_table(results: dict[str, Any], missing: list[str]) -> None:
         print(f"{'r18 224 per input':20s} " + " ".join(f"{_fmt(per_input.get(b)):>8s}" for b in names))
     sizes = results.get("ccl_sizes") or []
     if sizes:
-        labellers = ("torch", "cupy", "cuda_uf")
+        labellers = ("torch", "cupy", "cuda_uf", "cuda_uf_lean")
         header = " ".join(f"{b:>9s}" for b in labellers)
         print(f"\n{'labeller ms per call':28s} {header}     auto     betti  winner")
         for row in sizes:
@@ -147,6 +182,7 @@ def print_table(results: dict[str, Any], missing: list[str]) -> None:
             cells = " ".join(f"{_fmt(row.get(b + '_ms')):>9s}" for b in labellers)
             print(f"{key:28s} {cells} {row['auto']:>8s} {_fmt(row.get('cubical_betti_auto_ms')):>9s}  {row['winner']}")
         print(f"suggested rule: {results.get('ccl_rule_suggested')}")
+        print(f"lean union-find kernels: {results.get('cuda_uf_lean')}")
     print()
     for key in (
         "ccl_sizes_identical",
