@@ -317,11 +317,12 @@ def test_count_components_cuda_equals_cpu(backend: str) -> None:
 
 @cuda_test
 def test_lean_union_find_kernels_equal_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``_cuda_unionfind.LEAN_KERNELS`` (off until a GPU run measures it): the counts of cc3d, on the random masks,
-    on smooth masks whose runs along the rows cross warps of 32 voxels (rows of 31-100), and through
-    ``cubical_betti`` on layer-sized batches."""
+    """``_cuda_unionfind.LEAN_KERNELS`` (off until a GPU run measures it): the counts of cc3d and the CPU's Euler
+    characteristic, on the random masks, on smooth masks whose runs along the rows cross warps of 32 voxels (rows of
+    31-100), and through ``cubical_betti`` on layer-sized batches."""
     _skip_unless_runs("cuda_uf")
     from lightning_topo.functional import _cuda_unionfind
+    from lightning_topo.functional.cubical import euler_characteristic
 
     monkeypatch.setattr(_cuda_unionfind, "LEAN_KERNELS", True)
     rng = np.random.default_rng(11)
@@ -330,6 +331,7 @@ def test_lean_union_find_kernels_equal_the_cpu(monkeypatch: pytest.MonkeyPatch) 
         field = ndimage.gaussian_filter(rng.standard_normal((3, 6, 9, width)), (0, 1, 1.5, 3))
         cases += [torch.from_numpy(field > q) for q in np.quantile(field, (0.1, 0.5, 0.9))]
     for masks in cases:
+        assert euler_characteristic(masks.cuda()).cpu().tolist() == euler_characteristic(masks).tolist()
         for connectivity in (6, 26):
             for bounded in (False, True):
                 want = count_components(masks, connectivity, bounded_only=bounded, backend="cc3d")
