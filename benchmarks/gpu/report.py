@@ -115,7 +115,9 @@ def section(results: dict[str, Any]) -> str:
             f"({_ms(lean.get('sizes_speedup'))}x), one 224x224 input's 11 layers "
             f"{_ms(lean.get('per_input_224_ms_lean'))} ms against {_ms(lean.get('per_input_224_ms'))}, the evaluations "
             f"{_ms(lean.get('eval_seconds_lean'))} s at 32x32 and {_ms(lean.get('eval_224_seconds_lean'))} s at "
-            f"224x224; identical counts: {lean.get('identical')}."
+            f"224x224, a fit's overhead {_ms(lean.get('fit_overhead_lean'))}x "
+            f"({_ms(lean.get('fit_overhead_lean_side_stream'))}x with the side stream); "
+            f"identical counts: {lean.get('identical')}."
         )
     realistic = results.get("fit_realistic") or {}
     if realistic.get("overhead") is not None:

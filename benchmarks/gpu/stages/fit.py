@@ -130,6 +130,7 @@ def stage_fit(args: argparse.Namespace) -> None:
 
     from lightning_topo import TopologyCallback
     from lightning_topo.capture import reduce as reduce_module
+    from lightning_topo.functional import _cuda_unionfind
 
     budget = Budget(120)
     n_train, n_val, batch, per_class, max_samples = (128, 40, 64, 4, 40) if args.dry else (20000, 2000, 256, 200, 2000)
@@ -141,15 +142,18 @@ def stage_fit(args: argparse.Namespace) -> None:
         epochs: list[float] | None = None,
         hooks: list[dict[str, float]] | None = None,
         side_stream: bool = False,
+        lean: bool = False,
         **kw: Any,
     ) -> tuple[float, list[float]]:
         callbacks = [TopologyCallback(samples_per_class=per_class, max_samples=max_samples)] if with_callback else []
         spent = time_hooks(callbacks[0]) if callbacks else {}
         reduce_module.CUDA_OVERLAP = side_stream
+        _cuda_unionfind.LEAN_KERNELS = lean
         try:
             seconds = timed_fit(args.dry, callbacks, train, val, epochs, **kw)
         finally:
             reduce_module.CUDA_OVERLAP = False
+            _cuda_unionfind.LEAN_KERNELS = False
         if hooks is not None and callbacks:
             hooks.append(dict(spent))
         return seconds, list(callbacks[0].timings) if callbacks else []
@@ -192,6 +196,38 @@ def stage_fit(args: argparse.Namespace) -> None:
             break
     side_stream_fits(args, budget, fit, runs, epochs)
     realistic_fit(args, budget)
+    lean_fits(args, budget, fit, runs, epochs)
+
+
+def lean_fits(
+    args: argparse.Namespace,
+    budget: Budget,
+    fit: Any,
+    runs: dict[str, list[float]],
+    epochs: dict[str, list[list[float]]],
+) -> None:
+    """``fit_lean``: the same fit with the lean union-find kernels (``_cuda_unionfind.LEAN_KERNELS``), alone and with
+    the side stream, against the ``without`` fits above (CUDA with CuPy only)."""
+    from stages.environment import cupy_status, measuring_device
+
+    if not runs["without"] or measuring_device(args.dry).type != "cuda" or not cupy_status()[0]:
+        return
+    lean: dict[str, Any] = {}
+    for name, side_stream in (("lean", False), ("lean_side_stream", True)):
+        if budget.left() < 20:
+            note(args.out, f"fit_lean: {name} not run, for the stage budget")
+            break
+        fit_epochs: list[float] = []
+        seconds, timings = fit(True, fit_epochs, side_stream=side_stream, lean=True, max_epochs=2)
+        lean[name] = {
+            "seconds": seconds,
+            "epoch_seconds": fit_epochs,
+            "evaluations": timings,
+            "overhead": seconds / statistics.mean(runs["without"]),
+            "overhead_steady": steady_overhead({"with": [fit_epochs], "without": epochs["without"]}),
+        }
+        print(f"fit with callback, {name}: {seconds:.2f} s, epochs {fit_epochs} ({timings})")
+        update_results(args.out, fit_lean=lean)
 
 
 def side_stream_fits(

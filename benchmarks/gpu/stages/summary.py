@@ -121,7 +121,7 @@ def stage_summary(args: argparse.Namespace) -> None:
 def lean_verdict(results: dict[str, Any]) -> dict[str, Any]:
     """Whether the lean union-find kernels (``_cuda_unionfind.LEAN_KERNELS``) should be the default: the labelling
     calls' total time with and without them (stage ``sizes``), the 11-layer 224x224 input's (stage ``ccl``), the
-    evaluations' (stage ``eval``), and whether every count agreed."""
+    evaluations' (stage ``eval``), the fit's overhead (stage ``fit``), and whether every count agreed."""
     rows = [r for r in results.get("ccl_sizes") or [] if isinstance(r.get("cuda_uf_ms"), float)]
     rows = [r for r in rows if isinstance(r.get("cuda_uf_lean_ms"), float)]
     classic, lean = sum(r["cuda_uf_ms"] for r in rows), sum(r["cuda_uf_lean_ms"] for r in rows)
@@ -141,6 +141,11 @@ def lean_verdict(results: dict[str, Any]) -> dict[str, Any]:
         "eval_seconds_lean": results.get("resnet18_eval_seconds_lean"),
         "eval_224_seconds": results.get("resnet18_224_eval_seconds"),
         "eval_224_seconds_lean": results.get("resnet18_224_eval_seconds_lean"),
+        "fit_overhead": results.get("fit_overhead"),
+        "fit_overhead_lean": ((results.get("fit_lean") or {}).get("lean") or {}).get("overhead"),
+        "fit_overhead_lean_side_stream": ((results.get("fit_lean") or {}).get("lean_side_stream") or {}).get(
+            "overhead"
+        ),
         "identical": identical,
         "suggested": bool(identical and speedup is not None and speedup > 1),
     }
