@@ -246,6 +246,38 @@ def test_cupy_stacking_and_counting_on_cpu(monkeypatch: pytest.MonkeyPatch, max_
                 assert got.tolist() == want.tolist(), (tuple(masks.shape), connectivity, bounded)
 
 
+def test_lean_merge_tables_join_one_neighbour_per_group() -> None:
+    # `uf_merge_table`'s tables (CPU side): for every pattern of a voxel's 13 earlier neighbours, one chosen per group
+    # of set ones joined through set ones (26: adjacent; 6: sharing a face), none in the left neighbour's group
+    # (joined at initialisation); with 6-connectivity only the voxel's face neighbours, above or behind.
+    from lightning_topo.functional._cuda_unionfind import _merge_tables
+
+    earlier = [(z, y, x) for z in (-1, 0) for y in (-1, 0, 1) for x in (-1, 0, 1) if (z, y, x) < (0, 0, 0)]
+    left, up, back = earlier.index((0, 0, -1)), earlier.index((0, -1, 0)), earlier.index((-1, 0, 0))
+    tables = _merge_tables()
+    for connectivity in (6, 26):
+
+        def touching(a: int, b: int, connectivity: int = connectivity) -> bool:
+            steps = [abs(p - q) for p, q in zip(earlier[a], earlier[b], strict=True)]
+            return max(steps) == 1 and (connectivity == 26 or sum(steps) == 1)
+
+        for code in range(1 << 13):
+            present = {k for k in range(13) if code >> k & 1}
+            chosen = {k for k in range(13) if int(tables[connectivity][code]) >> k & 1}
+            assert chosen <= present
+            left_over = set(present)
+            while left_over:  # each group, grown from one of its members
+                group, frontier = set(), [left_over.pop()]
+                while frontier:
+                    a = frontier.pop()
+                    group.add(a)
+                    frontier += [b for b in left_over if touching(a, b)]
+                    left_over -= set(frontier)
+                wanted = left not in group and (connectivity == 26 or bool(group & {up, back}))
+                assert len(chosen & group) == int(wanted), (connectivity, code, group, chosen)
+                assert connectivity == 26 or chosen & group <= {up, back}
+
+
 def test_cupy_counting_refuses_labels_out_of_raster_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_components_module(), "_label_cupy", _scipy_labeller(permute=True))
     masks = torch.from_numpy(np.random.default_rng(4).random((6, 5, 6, 7)) < 0.3)

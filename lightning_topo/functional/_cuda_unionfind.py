@@ -15,7 +15,7 @@ on tensors shared through DLPack, so counting the components of a batch needs no
    marks its root, and marked roots are not counted (the components of a complement that touch the boundary
    are not bounded: Alexander duality gives b2 from the others).
 
-With :data:`LEAN_KERNELS` the sequence is leaner (``uf_init_runs``, ``uf_merge_lean``, ``uf_mark_boundary_roots``,
+With :data:`LEAN_KERNELS` the sequence is leaner (``uf_init_runs``, ``uf_merge_table``, ``uf_mark_boundary_roots``,
 ``uf_count``): see there.
 
 Volumes of a batch never touch: neighbours are taken only inside a volume, so no separating slab is needed.
@@ -117,7 +117,7 @@ __global__ void uf_count(const int* parent, const unsigned char* touches, long l
     atomicAdd((unsigned long long*)&counts[i / per_volume], 1ULL);
 }
 
-// The lean sequence (LEAN_KERNELS): uf_init_runs, uf_merge_lean, [uf_mark_boundary_roots], uf_count.
+// The lean sequence (LEAN_KERNELS): uf_init_runs, uf_merge_table, [uf_mark_boundary_roots], uf_count.
 
 __global__ void uf_init_runs(const unsigned char* mask, int* parent, long long n, int W) {
     // As uf_init, with each foreground voxel already joined to its left neighbour (w - 1) when that one is
@@ -135,63 +135,40 @@ __global__ void uf_init_runs(const unsigned char* mask, int* parent, long long n
     parent[i] = upto ? (int)(i - lane + (31 - __clz(upto))) : (int)(i - lane - 1);
 }
 
-__global__ void uf_merge_lean(const unsigned char* mask, int* parent, long long n, int D, int H, int W, int full) {
-    // As uf_merge after uf_init_runs, without the unions that are implied: by induction over raster order, every
-    // earlier foreground neighbour of an earlier voxel is joined to it, so a neighbour of i that is also an earlier
-    // neighbour of i's joined left neighbour (or, in 26-connectivity, of the one above) needs no union of its own.
+__global__ void uf_merge_table(const unsigned char* mask, int* parent, long long n, int D, int H, int W,
+                               const short* reps) {
+    // As uf_merge after uf_init_runs, with only the unions other unions do not imply: two earlier foreground
+    // neighbours of i that are adjacent are joined by the time all unions are done (by induction over raster order,
+    // an earlier voxel is joined to its earlier foreground neighbours), and the left one is joined already. So i
+    // joins one neighbour per group of them, as `reps` (8192 entries: _merge_tables) says for the 13-bit code of
+    // which earlier neighbours are set.
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n || !mask[i]) return;
     int w = (int)(i % W);
     int h = (int)((i / W) % H);
     int d = (int)((i / ((long long)W * H)) % D);
     long long HW = (long long)H * W;
-    bool left = w > 0 && mask[i - 1];  // joined by uf_init_runs
-    if (!full) {
-        // 6-connectivity: above (h - 1) and behind (d - 1), unless the left neighbour and the one beside the
-        // target are foreground (then the target is joined to i through them)
-        if (h > 0 && mask[i - W] && !(left && mask[i - W - 1])) uf_union(parent, (int)i, (int)(i - W));
-        if (d > 0 && mask[i - HW] && !(left && mask[i - HW - 1])) uf_union(parent, (int)i, (int)(i - HW));
-        return;
-    }
-    if (left) {
-        // Every earlier neighbour with dx <= 0 is an earlier neighbour of the left one: only those at dx = +1
-        if (w + 1 < W) {
-            if (h > 0 && mask[i - W + 1]) uf_union(parent, (int)i, (int)(i - W + 1));
-            if (d > 0) {
-                for (int dy = -1; dy <= 1; ++dy) {
-                    int y = h + dy;
-                    if (y < 0 || y >= H) continue;
-                    long long j = i - HW + (long long)dy * W + 1;
-                    if (mask[j]) uf_union(parent, (int)i, (int)j);
-                }
-            }
-        }
-        return;
-    }
-    if (h > 0 && mask[i - W]) {
-        // The one above is foreground: the earlier neighbours with dy <= 0 are its earlier neighbours, or (at
-        // (0, -1, +1)) joined to it by uf_init_runs; only the three behind and below (dz = -1, dy = +1) are not
-        uf_union(parent, (int)i, (int)(i - W));
-        if (d > 0 && h + 1 < H) {
-            for (int dx = -1; dx <= 1; ++dx) {
-                int x = w + dx;
-                if (x < 0 || x >= W) continue;
-                long long j = i - HW + W + dx;
-                if (mask[j]) uf_union(parent, (int)i, (int)j);
-            }
-        }
-        return;
-    }
+    unsigned code = 0;
+    int k = 0;
     for (int dz = -1; dz <= 0; ++dz) {
         for (int dy = -1; dy <= 1; ++dy) {
             for (int dx = -1; dx <= 1; ++dx) {
-                if (dz == 0 && (dy > 0 || (dy == 0 && dx >= 0))) continue;
+                if (dz == 0 && (dy > 0 || (dy == 0 && dx >= 0))) continue;  // the 13 before i in raster order
                 int z = d + dz, y = h + dy, x = w + dx;
-                if (z < 0 || y < 0 || x < 0 || x >= W || y >= H) continue;
-                long long j = i + (long long)dz * HW + (long long)dy * W + dx;
-                if (mask[j]) uf_union(parent, (int)i, (int)j);
+                if (z >= 0 && y >= 0 && y < H && x >= 0 && x < W && mask[i + dz * HW + (long long)dy * W + dx]) {
+                    code |= 1u << k;
+                }
+                ++k;
             }
         }
+    }
+    unsigned chosen = (unsigned)(unsigned short)reps[code];
+    while (chosen) {
+        int bit = __ffs(chosen) - 1;  // bits 0-8: dz = -1, (dy, dx) row by row; bits 9-12: dz = 0, the same
+        chosen &= chosen - 1;
+        int r = bit < 9 ? bit : bit - 9;
+        long long j = i + (bit < 9 ? -HW : 0) + (long long)(r / 3 - 1) * W + (r % 3 - 1);
+        uf_union(parent, (int)i, (int)j);
     }
 }
 
@@ -263,14 +240,62 @@ __global__ void uf_mark_boundary_roots(int* parent, unsigned char* touches, long
 _THREADS = 256  # a multiple of 32: uf_init_runs takes a warp for 32 consecutive voxels
 
 LEAN_KERNELS = False
-"""Count with the lean sequence (``uf_init_runs``, ``uf_merge_lean``, ``uf_mark_boundary_roots``, ``uf_count``)
-instead of ``uf_init``, ``uf_merge``, ``uf_compress``, ``uf_mark_boundary``, ``uf_count``: left neighbours joined
-by a warp ballot, no union other unions imply (on ReLU-like 64x56x56 maps at their mean, counted on the CPU: 0.44
-unions per foreground voxel instead of 2.25 with 6-connectivity, 1.9 instead of 5.3 with 26), and no compression
-pass (roots are counted as they are; only boundary voxels find theirs); and
-:func:`~lightning_topo.functional.cubical.euler_characteristic` of CUDA masks in one kernel (``euler_count``), not
-eight shifted ANDs and counts. The same numbers; off until a GPU run measures it (``benchmarks/gpu``: stages
-``ccl``, ``sizes`` and ``eval`` time both)."""
+"""Count with the lean sequence (``uf_init_runs``, ``uf_merge_table``, ``uf_mark_boundary_roots``, ``uf_count``)
+instead of ``uf_init``, ``uf_merge``, ``uf_compress``, ``uf_mark_boundary``, ``uf_count``: left neighbours joined by
+a warp ballot, one union per group of earlier neighbours joined through each other (a table, :func:`_merge_tables`;
+on ReLU-like 64x56x56 and 64x112x112 maps at their mean, counted on the CPU: 0.25 unions per foreground voxel
+instead of 2.25 with 6-connectivity, 0.47 instead of 5.3 with 26), and no compression pass (roots are counted as
+they are; only boundary voxels find theirs); and :func:`~lightning_topo.functional.cubical.euler_characteristic` of
+CUDA masks in one kernel (``euler_count``), not eight shifted ANDs and counts. The same numbers; off until a GPU run
+measures it (``benchmarks/gpu``: stages ``ccl``, ``sizes`` and ``eval`` time both)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _merge_tables() -> dict[int, np.ndarray]:
+    """For ``uf_merge_table``, per connectivity (6, 26): for each 13-bit code of which of a voxel's 13 earlier
+    neighbours are set (in the kernel's order: dz, dy, dx each from -1 up, (dz, dy, dx) < (0, 0, 0)), the bits of
+    those it joins: one per group of set ones joined through set ones among them (26: adjacent; 6: sharing a
+    face), none for the left neighbour's group (joined by ``uf_init_runs``); with 6-connectivity only groups that
+    hold one of its face neighbours, and one of those (above or behind). int16 ``(8192,)``."""
+    offsets = [(dz, dy, dx) for dz in (-1, 0) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) < (0, 0, 0)]
+    present = (np.arange(1 << 13)[:, None] >> np.arange(13)) & 1 == 1
+    left, up, back = offsets.index((0, 0, -1)), offsets.index((0, -1, 0)), offsets.index((-1, 0, 0))
+    tables = {}
+    for connectivity, reach in ((6, 1), (26, 3)):
+        pairs = [
+            (a, b)
+            for a in range(13)
+            for b in range(a + 1, 13)
+            if max(abs(p - q) for p, q in zip(offsets[a], offsets[b], strict=True)) <= 1
+            and sum(abs(p - q) for p, q in zip(offsets[a], offsets[b], strict=True)) <= reach
+        ]
+        label = np.where(present, np.arange(13), 13)  # each group's smallest position, by 13 rounds of relaxing
+        for _ in range(13):
+            for a, b in pairs:
+                both = present[:, a] & present[:, b]
+                low = np.minimum(label[:, a], label[:, b])
+                label[both, a] = low[both]
+                label[both, b] = low[both]
+        apart = ~present[:, [left]] | (label != label[:, [left]])  # not in the left neighbour's group
+        if connectivity == 26:
+            chosen = present & (label == np.arange(13)) & apart
+        else:
+            chosen = np.zeros_like(present)
+            chosen[:, back] = present[:, back] & apart[:, back]
+            chosen[:, up] = present[:, up] & apart[:, up] & ~(chosen[:, back] & (label[:, up] == label[:, back]))
+        tables[connectivity] = (chosen * (1 << np.arange(13))).sum(axis=1).astype(np.int16)
+    return tables
+
+
+_DEVICE_TABLES: dict[tuple[int, str], Tensor] = {}
+
+
+def _device_table(connectivity: int, device: torch.device) -> Tensor:
+    """:func:`_merge_tables`' table for ``connectivity`` on ``device`` (copied there once)."""
+    key = (connectivity, str(device))
+    if key not in _DEVICE_TABLES:
+        _DEVICE_TABLES[key] = torch.from_numpy(_merge_tables()[connectivity]).to(device)
+    return _DEVICE_TABLES[key]
 
 
 @contextmanager
@@ -291,7 +316,7 @@ def _kernels() -> dict[str, Any]:
 
     module = cupy.RawModule(code=_SOURCE, options=("-std=c++14",))
     names = ("uf_init", "uf_merge", "uf_compress", "uf_mark_boundary", "uf_count")
-    names += ("uf_init_runs", "uf_merge_lean", "uf_mark_boundary_roots", "euler_count")
+    names += ("uf_init_runs", "uf_merge_table", "uf_mark_boundary_roots", "euler_count")
     return {name: module.get_function(name) for name in names}
 
 
@@ -330,7 +355,8 @@ def count_components_unionfind(masks: Tensor, connectivity: int, bounded_only: b
         full = np.int32(1 if connectivity == 26 else 0)
         if LEAN_KERNELS:
             kernels["uf_init_runs"](blocks, threads, (c["mask"], c["parent"], n64, shape[2]))
-            kernels["uf_merge_lean"](blocks, threads, (c["mask"], c["parent"], n64, *shape, full))
+            reps = cupy.from_dlpack(_device_table(connectivity, masks.device))
+            kernels["uf_merge_table"](blocks, threads, (c["mask"], c["parent"], n64, *shape, reps))
             if bounded_only:
                 kernels["uf_mark_boundary_roots"](blocks, threads, (c["parent"], c["touches"], n64, *shape))
         else:
