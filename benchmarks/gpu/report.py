@@ -117,7 +117,8 @@ def section(results: dict[str, Any]) -> str:
             f"{_ms(lean.get('eval_seconds_lean'))} s at 32x32 and {_ms(lean.get('eval_224_seconds_lean'))} s at "
             f"224x224, a fit's overhead {_ms(lean.get('fit_overhead_lean'))}x "
             f"({_ms(lean.get('fit_overhead_lean_side_stream'))}x with the side stream); "
-            f"identical counts: {lean.get('identical')}."
+            f"identical counts: {lean.get('identical')}; issue 22's goals met with them: "
+            f"{lean.get('goals_met_lean')}."
         )
     realistic = results.get("fit_realistic") or {}
     if realistic.get("overhead") is not None:

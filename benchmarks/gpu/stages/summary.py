@@ -148,7 +148,20 @@ def lean_verdict(results: dict[str, Any]) -> dict[str, Any]:
         ),
         "identical": identical,
         "suggested": bool(identical and speedup is not None and speedup > 1),
+        # issue 22's goals with the lean kernels (None: not measured)
+        "goals_met_lean": {
+            "resnet18_eval_seconds": _below(results.get("resnet18_eval_seconds_lean"), 0.1),
+            "resnet18_224_eval_seconds": _below(results.get("resnet18_224_eval_seconds_lean"), 1.0),
+            "fit_overhead": _below(((results.get("fit_lean") or {}).get("lean") or {}).get("overhead"), 1.05, True),
+        },
     }
+
+
+def _below(value: Any, limit: float, inclusive: bool = False) -> bool | None:
+    """Whether ``value`` is below ``limit`` (or equal, with ``inclusive``); None when it is not a number."""
+    if not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return bool(value <= limit if inclusive else value < limit)
 
 
 def _fmt(value: Any) -> str:
