@@ -352,7 +352,6 @@ def count_components_unionfind(masks: Tensor, connectivity: int, bounded_only: b
     n64 = np.int64(n)
     shape = (np.int32(depth), np.int32(height), np.int32(width))
     with _torch_stream(masks.device):
-        full = np.int32(1 if connectivity == 26 else 0)
         if LEAN_KERNELS:
             kernels["uf_init_runs"](blocks, threads, (c["mask"], c["parent"], n64, shape[2]))
             reps = cupy.from_dlpack(_device_table(connectivity, masks.device))
@@ -361,6 +360,7 @@ def count_components_unionfind(masks: Tensor, connectivity: int, bounded_only: b
                 kernels["uf_mark_boundary_roots"](blocks, threads, (c["parent"], c["touches"], n64, *shape))
         else:
             kernels["uf_init"](blocks, threads, (c["mask"], c["parent"], n64))
+            full = np.int32(1 if connectivity == 26 else 0)
             kernels["uf_merge"](blocks, threads, (c["mask"], c["parent"], n64, *shape, full))
             kernels["uf_compress"](blocks, threads, (c["parent"], n64))
             if bounded_only:

@@ -142,18 +142,19 @@ def stage_fit(args: argparse.Namespace) -> None:
         epochs: list[float] | None = None,
         hooks: list[dict[str, float]] | None = None,
         side_stream: bool = False,
-        lean: bool = False,
+        lean: bool | None = None,
         **kw: Any,
     ) -> tuple[float, list[float]]:
         callbacks = [TopologyCallback(samples_per_class=per_class, max_samples=max_samples)] if with_callback else []
         spent = time_hooks(callbacks[0]) if callbacks else {}
         reduce_module.CUDA_OVERLAP = side_stream
-        _cuda_unionfind.LEAN_KERNELS = lean
+        lean_before = _cuda_unionfind.LEAN_KERNELS  # `lean=None`: the kernels as configured
+        _cuda_unionfind.LEAN_KERNELS = lean_before if lean is None else lean
         try:
             seconds = timed_fit(args.dry, callbacks, train, val, epochs, **kw)
         finally:
             reduce_module.CUDA_OVERLAP = False
-            _cuda_unionfind.LEAN_KERNELS = False
+            _cuda_unionfind.LEAN_KERNELS = lean_before
         if hooks is not None and callbacks:
             hooks.append(dict(spent))
         return seconds, list(callbacks[0].timings) if callbacks else []

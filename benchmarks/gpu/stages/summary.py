@@ -111,23 +111,27 @@ def stage_summary(args: argparse.Namespace) -> None:
         cuda_tests=tests,
         cuda_equals_cpu_detail=why,
         goals=goals,
-        cuda_uf_lean=lean_verdict(results),
+        cuda_uf_lean=lean_verdict(results, cuda_equals_cpu),
     )
     results = load_results(args.out)
     missing = [f for f in FIXED_FIELDS if f not in results]
     print_table(results, missing)
 
 
-def lean_verdict(results: dict[str, Any]) -> dict[str, Any]:
+def lean_verdict(results: dict[str, Any], cuda_equals_cpu: bool | None = None) -> dict[str, Any]:
     """Whether the lean union-find kernels (``_cuda_unionfind.LEAN_KERNELS``) should be the default: the labelling
     calls' total time with and without them (stage ``sizes``), the 11-layer 224x224 input's (stage ``ccl``), the
-    evaluations' (stage ``eval``), the fit's overhead (stage ``fit``), and whether every count agreed."""
+    evaluations' (stage ``eval``), the fit's overhead (stage ``fit``), and whether every count agreed (the stages'
+    and, unless ``cuda_equals_cpu`` is False, the CUDA tests', which compare them with the CPU too)."""
     rows = [r for r in results.get("ccl_sizes") or [] if isinstance(r.get("cuda_uf_ms"), float)]
     rows = [r for r in rows if isinstance(r.get("cuda_uf_lean_ms"), float)]
     classic, lean = sum(r["cuda_uf_ms"] for r in rows), sum(r["cuda_uf_lean_ms"] for r in rows)
     per_input = ((results.get("per_volume_ms") or {}).get("resnet18_224") or {}).get("per_input_11_layers_ms") or {}
     identical = (
-        bool(rows) and bool(results.get("ccl_sizes_identical")) and bool(results.get("benchmark_backends_identical"))
+        bool(rows)
+        and bool(results.get("ccl_sizes_identical"))
+        and bool(results.get("benchmark_backends_identical"))
+        and cuda_equals_cpu is not False
     )
     speedup = classic / lean if rows and lean > 0 else None
     return {
