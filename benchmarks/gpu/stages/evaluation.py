@@ -146,10 +146,9 @@ def lean_evals(
     """The two evaluations again with the lean union-find kernels (``_cuda_unionfind.LEAN_KERNELS``), while the
     budget lasts: ``resnet18_eval_seconds_lean`` and ``resnet18_224_eval_seconds_lean`` (the whole ``full``
     inputs only; CUDA with CuPy only)."""
-    from stages.environment import cupy_status
-    from stages.labelling import LEAN, labeller
+    from stages.labelling import LEAN, labeller, lean_measurable
 
-    if measuring_device(args.dry).type != "cuda" or not cupy_status()[0]:
+    if not lean_measurable(args.dry):
         return
     with labeller(LEAN):
         if budget.left() > 30:

@@ -11,12 +11,14 @@ looks cheap and the wait lands in a later one)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import statistics
 import time
 from collections import defaultdict
 from typing import Any
 
+from stages.labelling import LEAN, labeller, lean_measurable
 from stages.models import make_classifier, make_resnet18, make_trainer, synthetic_images
 from stages.results import Budget, note, update_results
 
@@ -130,7 +132,6 @@ def stage_fit(args: argparse.Namespace) -> None:
 
     from lightning_topo import TopologyCallback
     from lightning_topo.capture import reduce as reduce_module
-    from lightning_topo.functional import _cuda_unionfind
 
     budget = Budget(120)
     n_train, n_val, batch, per_class, max_samples = (128, 40, 64, 4, 40) if args.dry else (20000, 2000, 256, 200, 2000)
@@ -142,19 +143,17 @@ def stage_fit(args: argparse.Namespace) -> None:
         epochs: list[float] | None = None,
         hooks: list[dict[str, float]] | None = None,
         side_stream: bool = False,
-        lean: bool | None = None,
+        lean: bool = False,
         **kw: Any,
     ) -> tuple[float, list[float]]:
         callbacks = [TopologyCallback(samples_per_class=per_class, max_samples=max_samples)] if with_callback else []
         spent = time_hooks(callbacks[0]) if callbacks else {}
         reduce_module.CUDA_OVERLAP = side_stream
-        lean_before = _cuda_unionfind.LEAN_KERNELS  # `lean=None`: the kernels as configured
-        _cuda_unionfind.LEAN_KERNELS = lean_before if lean is None else lean
         try:
-            seconds = timed_fit(args.dry, callbacks, train, val, epochs, **kw)
+            with labeller(LEAN) if lean else contextlib.nullcontext():  # else the kernels as configured
+                seconds = timed_fit(args.dry, callbacks, train, val, epochs, **kw)
         finally:
             reduce_module.CUDA_OVERLAP = False
-            _cuda_unionfind.LEAN_KERNELS = lean_before
         if hooks is not None and callbacks:
             hooks.append(dict(spent))
         return seconds, list(callbacks[0].timings) if callbacks else []
@@ -209,9 +208,7 @@ def lean_fits(
 ) -> None:
     """``fit_lean``: the same fit with the lean union-find kernels (``_cuda_unionfind.LEAN_KERNELS``), alone and with
     the side stream, against the ``without`` fits above (CUDA with CuPy only)."""
-    from stages.environment import cupy_status, measuring_device
-
-    if not runs["without"] or measuring_device(args.dry).type != "cuda" or not cupy_status()[0]:
+    if not runs["without"] or not lean_measurable(args.dry):
         return
     lean: dict[str, Any] = {}
     for name, side_stream in (("lean", False), ("lean_side_stream", True)):

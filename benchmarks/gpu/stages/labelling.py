@@ -55,6 +55,11 @@ def labeller(name: str) -> Iterator[str]:
         _cuda_unionfind.LEAN_KERNELS = before
 
 
+def lean_measurable(dry: bool) -> bool:
+    """Whether ``LEAN`` runs here: on CUDA with CuPy (the stages time it beside ``"cuda_uf"`` only then)."""
+    return measuring_device(dry).type == "cuda" and cupy_status()[0]
+
+
 def device_backends(device: Any) -> dict[str, str | None]:
     """Backends to time on ``device``: name -> None when it runs, else why not."""
     if device.type != "cuda":
