@@ -228,14 +228,27 @@ def test_buffered_batches_follow_the_capture_buffer() -> None:
 
 def test_suggested_rule_fits_the_measurements() -> None:
     bench = _stage_module("labelling")
-    rows = [  # torch wins below 400 pixels per plane, cupy above
-        {"pixels": p, "stack_voxels": 10**6, "torch_ms": t, "cupy_ms": c, "auto": "cupy"}
-        for p, t, c in ((49, 1.0, 5.0), (196, 2.0, 3.0), (784, 6.0, 2.0), (3136, 9.0, 3.0))
+    rows = [  # torch wins below 400 pixels per plane, cupy above; "auto" used the union-find kernel
+        {
+            "pixels": h * w,
+            "shape": [64, h, w],
+            "batch": 8,
+            "stack_voxels": 10**6,  # the same for all: the rule found is on pixels
+            "torch_ms": t,
+            "cupy_ms": c,
+            "cuda_uf_ms": 0.5,
+            "auto": "cuda_uf",
+        }
+        for h, w, t, c in ((7, 7, 1.0, 5.0), (14, 14, 2.0, 3.0), (28, 28, 6.0, 2.0), (56, 56, 9.0, 3.0))
     ]
     rule = bench.suggest_rule(rows)
     assert rule["CUDA_TORCH_BELOW_PIXELS"] == 197 and rule["CUDA_TORCH_BELOW_STACK_VOXELS"] == 0
     assert rule["total_ms_suggested"] == rule["total_ms_best_per_call"] == 8.0
-    assert rule["total_ms_all_cupy"] == 13.0 and rule["total_ms_current_rule"] == 13.0
+    assert rule["total_ms_all_cupy"] == 13.0
+    # The current constants (torch below 400 pixels per plane): torch for 7x7 and 14x14, cupy above; not what
+    # "auto" used (the union-find kernel), which is reported beside it
+    assert rule["total_ms_current_rule"] == 1.0 + 2.0 + 2.0 + 3.0
+    assert rule["total_ms_auto"] == 2.0 and rule["auto_labellers"] == ["cuda_uf"]
     assert bench.suggest_rule([]) is None
 
 

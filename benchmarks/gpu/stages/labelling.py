@@ -276,10 +276,15 @@ def time_labellers(masks: Any, device: Any, backends: list[str], repeats: int) -
 
 def suggest_rule(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The rule "torch if H*W < P or B*D*H*W < V, else cupy" with the least total time over the measured calls
-    (P, V from the measured values; 0 = that part off), against the current rule and the per-call best."""
+    (P, V from the measured values; 0 = that part off), against that rule with the current constants and the
+    per-call best of the two. The rule picks between torch and CuPy only: ``"auto"`` follows it when the union-find
+    kernel is out of its order (``cuda_uf`` failed or dropped; see ``CUDA_AUTO_ORDER``), so ``total_ms_auto`` (what
+    ``"auto"`` used, e.g. ``cuda_uf``) is beside it, not compared with it."""
     rows = [r for r in rows if isinstance(r.get("torch_ms"), float) and isinstance(r.get("cupy_ms"), float)]
     if not rows:
         return None
+    from lightning_topo.functional.components import cuda_auto_labeller
+
     pixels = sorted({0, *(r["pixels"] + 1 for r in rows)})
     stack = sorted({0, *(r["stack_voxels"] + 1 for r in rows)})
 
@@ -287,7 +292,8 @@ def suggest_rule(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         return sum(r["torch_ms"] if (r["pixels"] < p or r["stack_voxels"] < v) else r["cupy_ms"] for r in rows)
 
     best = min(((cost(p, v), p, v) for p in pixels for v in stack), key=lambda t: (round(t[0], 6), t[1], t[2]))
-    current = sum(r[f"{r['auto']}_ms"] if isinstance(r.get(f"{r['auto']}_ms"), float) else r["torch_ms"] for r in rows)
+    current = sum(r[f"{cuda_auto_labeller((r['batch'], *r['shape']))}_ms"] for r in rows)
+    auto = [r.get(f"{r['auto']}_ms") for r in rows]
     return {
         "CUDA_TORCH_BELOW_PIXELS": best[1],
         "CUDA_TORCH_BELOW_STACK_VOXELS": best[2],
@@ -296,6 +302,8 @@ def suggest_rule(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         "total_ms_best_per_call": sum(min(r["torch_ms"], r["cupy_ms"]) for r in rows),
         "total_ms_all_torch": sum(r["torch_ms"] for r in rows),
         "total_ms_all_cupy": sum(r["cupy_ms"] for r in rows),
+        "total_ms_auto": sum(auto) if all(isinstance(a, float) for a in auto) else None,
+        "auto_labellers": sorted({r["auto"] for r in rows}),
         "calls": len(rows),
     }
 
