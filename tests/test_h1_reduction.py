@@ -90,6 +90,70 @@ def test_random_small_volumes() -> None:
         _assert_gudhi(_volume(rng, KINDS[int(rng.integers(len(KINDS)))], shape))
 
 
+def _edge_order_deaths(volume: np.ndarray, order: np.ndarray) -> tuple[set[int], list[tuple[float, float]]]:
+    """Reference for the clearing pass: every edge (slot ``3 * lower-index end + axis``) in the filtration order
+    (rank of its later end, then of its earlier end), a union-find over them with the elder rule: the edges that
+    join two sets, and the finite H0 pairs with birth < death."""
+    flat = volume.reshape(-1)
+    rank = np.empty(flat.size, dtype=np.int64)
+    rank[order] = np.arange(flat.size)
+    strides = (volume.shape[1] * volume.shape[2], volume.shape[2], 1)
+    edges = []
+    for a, (d, h, w) in enumerate(np.ndindex(*volume.shape)):
+        for axis, (pos, stride) in enumerate(zip((d, h, w), strides, strict=True)):
+            if pos + 1 < volume.shape[axis]:
+                b = a + stride
+                edges.append((max(rank[a], rank[b]), min(rank[a], rank[b]), 3 * a + axis, a, b))
+    parent = list(range(flat.size))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    deaths, pairs = set(), []
+    for top, _, slot, a, b in sorted(edges):
+        ra, rb = find(a), find(b)
+        if ra == rb:
+            continue
+        young, old = (ra, rb) if rank[ra] > rank[rb] else (rb, ra)
+        parent[young] = old
+        deaths.add(slot)
+        if flat[young] < flat[order[top]]:
+            pairs.append((float(flat[young]), float(flat[order[top]])))
+    return deaths, sorted(pairs)
+
+
+def test_clearing_pass_marks_the_h0_deaths_of_the_edge_order() -> None:
+    """The clearing pass (``_h0_clearing``, which hooks most voxels without sorting their edges) marks exactly the
+    edges a plain union-find over the edges in filtration order finds joining two sets, and gives its H0 pairs, for
+    raster ties, the scattered plateau and ties in random order."""
+    from lightning_topo.functional._h1_reduction import _h0_clearing, _scatter_plateau, _value_order
+
+    rng = np.random.default_rng(11)
+    for t in range(120):
+        shape = tuple(int(s) for s in rng.integers(1, 7, 3))
+        volume = np.ascontiguousarray(_volume(rng, KINDS[t % len(KINDS)], shape))
+        flat = volume.reshape(-1)
+        order = _value_order(flat)
+        if t % 3 == 1:
+            order = _scatter_plateau(flat, order, *shape)
+        elif t % 3 == 2:  # any order of equal values is a filtration of the same function
+            order = order[np.lexsort((rng.permutation(flat.size)[order], flat[order]))].astype(np.int32)
+        rank = np.empty(flat.size, dtype=np.int32)
+        rank[order] = np.arange(flat.size, dtype=np.int32)
+        flags = np.zeros(flat.size, dtype=np.uint8)
+        for i, (d, h, w) in enumerate(np.ndindex(*shape)):
+            for axis, pos in enumerate((d, h, w)):
+                flags[i] |= (pos > 0) << (2 * axis) | (pos + 1 < shape[axis]) << (2 * axis + 1)
+        stride = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
+        state = np.zeros(3 * flat.size, dtype=np.uint8)
+        births, deaths = _h0_clearing(order, rank, flags, stride, flat[order], state, True)
+        want_deaths, want_pairs = _edge_order_deaths(volume, order)
+        assert set(np.flatnonzero(state).tolist()) == want_deaths, (t, shape)
+        assert sorted(zip(births.tolist(), deaths.tolist(), strict=True)) == want_pairs, (t, shape)
+
+
 def _gudhi_h0(volume: np.ndarray) -> np.ndarray:
     complex_ = gudhi.CubicalComplex(vertices=volume)
     complex_.persistence(homology_coeff_field=2, min_persistence=-1)

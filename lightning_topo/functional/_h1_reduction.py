@@ -16,7 +16,10 @@ written anew):
   the highest corner alone.
 * **Clearing.** One union-find pass over the edges in that order marks the edges that join two components (the
   H0 deaths): their coboundary columns reduce to zero, so they are skipped. With the elder rule the same pass
-  gives the H0 pairs, which :func:`~lightning_topo.functional.cubical_persistence` takes from it with H1.
+  gives the H0 pairs, which :func:`~lightning_topo.functional.cubical_persistence` takes from it with H1. The
+  pass visits voxels, not edges (:func:`_h0_clearing`): at a voxel with one earlier neighbour, or all of them in one
+  set, only the edge to the earliest one joins anything, so most voxels are hooked without sorting their edges or
+  finding each neighbour's root (1.1-1.3x on the whole kernel for ResNet18 maps).
 * **Apparent pairs.** One pass in memory order pairs every edge ``e`` whose earliest coface ``s`` has ``e`` as its
   latest face (about 85 % of the other edges of a feature map, the whole ReLU plateau of exact zeros among them):
   such pairs are persistence pairs (of zero persistence: both enter at the value of ``e``'s top corner), and
@@ -239,46 +242,100 @@ def _edges_at(
 
 
 @njit(nogil=True, cache=True)
-def _h1_kernel(
-    values: np.ndarray, order: np.ndarray, depth: int, height: int, width: int, want_h0: bool, budget: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
-    """The finite H1 pairs with ``birth < death`` of one flat volume ``values`` (``depth * height * width``) whose
-    voxels sorted by value are ``order`` (ties in any order): float64 births and deaths; with ``want_h0`` the finite
-    H0 pairs with ``birth < death`` (births, deaths; empty arrays without); and ``True``. Or, when the column
-    additions read more than ``budget`` entries (``budget >= 0``), empty arrays and ``False`` (see :func:`_one`)."""
-    n = depth * height * width
-    stride = np.array([height * width, width, 1], dtype=np.int64)
-    rank = np.empty(n, dtype=np.int32)
-    ordered = np.empty(n, dtype=np.float64)  # values in filtration order: ordered[r] is the value of rank r
-    for i in range(n):
-        rank[order[i]] = i
-        ordered[i] = values[order[i]]
-    # flags[v]: bit 2k set when v has a neighbour at -k, bit 2k + 1 when it has one at +k
-    flags = np.empty(n, dtype=np.uint8)
-    i = 0
-    for d in range(depth):
-        fd = (1 if d > 0 else 0) | (2 if d + 1 < depth else 0)
-        for h in range(height):
-            fh = fd | (4 if h > 0 else 0) | (8 if h + 1 < height else 0)
-            for w in range(width):
-                flags[i] = fh | (16 if w > 0 else 0) | (32 if w + 1 < width else 0)
-                i += 1
-    edges = np.empty(6, dtype=np.int64)
-    lower = np.empty(6, dtype=np.int64)
-    ends = np.empty(6, dtype=np.int64)
+def _h0_clearing(
+    order: np.ndarray,
+    rank: np.ndarray,
+    flags: np.ndarray,
+    stride: np.ndarray,
+    ordered: np.ndarray,
+    state: np.ndarray,
+    want_h0: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """H0 by union-find in the filtration order: marks ``state[e] = 1`` for the edges ``e`` that join two components
+    (the H0 deaths, whose H1 columns are cleared), and with ``want_h0`` returns the finite H0 pairs with
+    ``birth < death`` (births, deaths; empty arrays without).
 
-    # The filtration: a cell's key is (rank of its top vertex, rank of its second vertex), then dimension, then slot
-    # (a lexicographic refinement of the lower-star order; it makes most pairs apparent). H0 by union-find in that
-    # order: the edges that join two components die in H0, and their H1 columns are cleared.
-    state = np.zeros(3 * n, dtype=np.uint8)  # 1: cleared (an H0 death), 2: in an apparent pair
-    # A root is its set's eldest voxel (the younger root is hooked onto the elder), so with ``want_h0`` the merges
-    # are the H0 pairs too (the elder rule): ``(value of the younger root, value of v)``.
+    At voxel ``v`` (step ``i``) the edges to its earlier face neighbours enter in the rank order of those neighbours,
+    so the edge that joins each set met there is the one to that set's earliest neighbour of ``v``. A root is its
+    set's eldest voxel (the younger root is hooked onto the elder): the merges are the H0 pairs (the elder rule),
+    ``(value of the younger root, value of v)``. Most voxels take a shortcut: with one earlier neighbour, or all of
+    them in one set (found within two parent hops, else by finds), only the edge to the earliest neighbour joins
+    anything (it ends ``v``'s own class: no pair), and ``v`` is hooked without sorting its edges."""
+    n = order.size
+    sd = stride[0]
+    sh = stride[1]
+    sw = stride[2]
     parent = np.empty(n, dtype=np.int32)
     h0_births = np.empty(256 if want_h0 else 0, dtype=np.float64)
     h0_deaths = np.empty(256 if want_h0 else 0, dtype=np.float64)
     h0 = 0
+    edges = np.empty(6, dtype=np.int64)
+    lower = np.empty(6, dtype=np.int64)
+    ends = np.empty(6, dtype=np.int64)
     for i in range(n):
         v = order[i]
+        f = flags[v]
+        # the ranks of the six face neighbours (n where there is none: never earlier)
+        r0 = rank[v - sd] if f & 1 else n
+        r1 = rank[v + sd] if f & 2 else n
+        r2 = rank[v - sh] if f & 4 else n
+        r3 = rank[v + sh] if f & 8 else n
+        r4 = rank[v - sw] if f & 16 else n
+        r5 = rank[v + sw] if f & 32 else n
+        earlier = int(r0 < i) + int(r1 < i) + int(r2 < i) + int(r3 < i) + int(r4 < i) + int(r5 < i)
+        if earlier == 0:  # a local minimum: a new set
+            parent[v] = v
+            continue
+        first = min(min(min(r0, r1), min(r2, r3)), min(r4, r5))
+        # the earliest neighbour u and the edge (v, u): slot 3 * (its lower-index end) + direction
+        if first == r0:
+            u = v - sd
+            e = 3 * u
+        elif first == r1:
+            u = v + sd
+            e = 3 * v
+        elif first == r2:
+            u = v - sh
+            e = 3 * u + 1
+        elif first == r3:
+            u = v + sh
+            e = 3 * v + 1
+        elif first == r4:
+            u = v - sw
+            e = 3 * u + 2
+        else:
+            u = v + sw
+            e = 3 * v + 2
+        if earlier == 1:  # v joins u's set
+            parent[v] = u
+            state[e] = 1
+            continue
+        # v's earlier neighbours all in u's set? Their roots within two parent hops first, then by finds.
+        g = parent[parent[u]]
+        if parent[g] == g and not (
+            (r0 < i and parent[parent[v - sd]] != g)
+            or (r1 < i and parent[parent[v + sd]] != g)
+            or (r2 < i and parent[parent[v - sh]] != g)
+            or (r3 < i and parent[parent[v + sh]] != g)
+            or (r4 < i and parent[parent[v - sw]] != g)
+            or (r5 < i and parent[parent[v + sw]] != g)
+        ):
+            parent[v] = g
+            state[e] = 1
+            continue
+        root = _find(parent, u)
+        if not (
+            (r0 < i and _find(parent, v - sd) != root)
+            or (r1 < i and _find(parent, v + sd) != root)
+            or (r2 < i and _find(parent, v - sh) != root)
+            or (r3 < i and _find(parent, v + sh) != root)
+            or (r4 < i and _find(parent, v - sw) != root)
+            or (r5 < i and _find(parent, v + sw) != root)
+        ):
+            parent[v] = root
+            state[e] = 1
+            continue
+        # Several sets meet at v: its edges in filtration order, the elder rule
         parent[v] = v
         root = v  # the root of v's set: v is the youngest voxel yet, so each merge it takes part in keeps the other
         root_rank = i
@@ -305,6 +362,39 @@ def _h1_kernel(
                     h0_births[h0] = birth
                     h0_deaths[h0] = ordered[i]
                     h0 += 1
+    return h0_births[:h0].copy(), h0_deaths[:h0].copy()
+
+
+@njit(nogil=True, cache=True)
+def _h1_kernel(
+    values: np.ndarray, order: np.ndarray, depth: int, height: int, width: int, want_h0: bool, budget: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The finite H1 pairs with ``birth < death`` of one flat volume ``values`` (``depth * height * width``) whose
+    voxels sorted by value are ``order`` (ties in any order): float64 births and deaths; with ``want_h0`` the finite
+    H0 pairs with ``birth < death`` (births, deaths; empty arrays without); and ``True``. Or, when the column
+    additions read more than ``budget`` entries (``budget >= 0``), empty arrays and ``False`` (see :func:`_one`)."""
+    n = depth * height * width
+    stride = np.array([height * width, width, 1], dtype=np.int64)
+    rank = np.empty(n, dtype=np.int32)
+    ordered = np.empty(n, dtype=np.float64)  # values in filtration order: ordered[r] is the value of rank r
+    for i in range(n):
+        rank[order[i]] = i
+        ordered[i] = values[order[i]]
+    # flags[v]: bit 2k set when v has a neighbour at -k, bit 2k + 1 when it has one at +k
+    flags = np.empty(n, dtype=np.uint8)
+    i = 0
+    for d in range(depth):
+        fd = (1 if d > 0 else 0) | (2 if d + 1 < depth else 0)
+        for h in range(height):
+            fh = fd | (4 if h > 0 else 0) | (8 if h + 1 < height else 0)
+            for w in range(width):
+                flags[i] = fh | (16 if w > 0 else 0) | (32 if w + 1 < width else 0)
+                i += 1
+    # The filtration: a cell's key is (rank of its top vertex, rank of its second vertex), then dimension, then slot
+    # (a lexicographic refinement of the lower-star order; it makes most pairs apparent). H0 by union-find in that
+    # order: the edges that join two components die in H0, and their H1 columns are cleared.
+    state = np.zeros(3 * n, dtype=np.uint8)  # 1: cleared (an H0 death), 2: in an apparent pair
+    h0_births, h0_deaths = _h0_clearing(order, rank, flags, stride, ordered, state, want_h0)
 
     # Apparent pairs, found locally in memory order: (e, s) with s the earliest coface of e and e the latest face of
     # s are persistence pairs, and e's column is not stored (it is recomputed from the volume when needed).
@@ -475,7 +565,7 @@ def _h1_kernel(
             births[pairs] = birth
             deaths[pairs] = death
             pairs += 1
-    return births[:pairs].copy(), deaths[:pairs].copy(), h0_births[:h0].copy(), h0_deaths[:h0].copy(), True
+    return births[:pairs].copy(), deaths[:pairs].copy(), h0_births, h0_deaths, True
 
 
 def _require_numba() -> None:
