@@ -9,11 +9,14 @@ full width 64) at `relu` (64x112x112), `layer1.0` (64x56x56), `layer2.0` (128x28
 ReLU: half exact zeros, about 20,000 pairs, where cripser is 4-5x slower than on the real layer1.0 maps of the same
 shape, which have about 4,000).
 
-Per layer, ms per volume: ours on a whole batch (median of repeats) for H0 + H2 (`dims=(0, 2)`: the compiled
-union-find passes) and for all three diagrams (with the H1 reduction), on 1 and on 2 threads (`workers`); against
+Per layer, ms per volume: ours on a whole batch for H0 + H2 (`dims=(0, 2)`: the compiled union-find passes) and
+for all three diagrams (with the H1 reduction), on 1 and on 2 threads (`workers`); against
 `cripser.computePH(maxdim=2)` and GUDHI's `CubicalComplex(vertices=v).persistence()` (all three diagrams each) on a
 few volumes of the same batch. Every diagram (finite pairs as sorted arrays, essential births) must equal both
-peers', else the run stops. ratio = peer / ours. The machine is shared: the load averages are printed.
+peers', else the run stops. The timings are taken in rounds, ours and the peers' one after the other in each round,
+and a ratio (peer / ours) is the median of the rounds' ratios: on a shared machine whose speed drifts over minutes
+(cripser's time per layer1.0 volume moved 86 -> 153 ms between two runs here) a slow spell then slows both sides of a
+ratio, where timing all of ours first and the peers later let it land on one side. The load averages are printed.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="two small layers, small batches, one repeat")
     args = parser.parse_args(argv)
-    batch, n_peer, repeats = (2, 1, 1) if args.quick else (8, 2, 5)
+    batch, n_peer, rounds, gudhi_rounds = (2, 1, 1, 1) if args.quick else (8, 2, 5, 2)
     layers = QUICK_LAYERS if args.quick else LAYERS
     from bench_layers import activations
 
@@ -113,38 +116,52 @@ def main(argv: list[str] | None = None) -> None:
     if not args.quick:
         volumes_of["relu_like"] = relu_like(batch, (64, 56, 56), "cpu", 0)
     print(
-        f"\n## ms per volume, batch of {batch} (ours: median of {repeats} calls on the whole batch, 1 and 2 threads; "
-        f"peers: mean over {n_peer} volumes, all three diagrams); ratio = peer / ours"
+        f"\n## ms per volume, batch of {batch}, median of {rounds} rounds (a round: ours, one call on the whole batch "
+        f"per column, then cripser on {n_peer} volumes and, in the first {gudhi_rounds}, GUDHI on the same; peers: all "
+        "three diagrams); ratio = peer / ours, the median of the rounds' ratios"
     )
     print(
         f"{'layer':<10} {'shape':<11} {'pairs':>6} {'H0+H2 1t':>9} {'2t':>7} {'all 1t':>8} {'2t':>8} {'cripser':>8} "
         f"{'gudhi':>8}  {'cripser/H0+H2':>13} {'cripser/all':>11} {'gudhi/all':>9}  identical"
     )
+    columns = [(dims, workers) for dims in ((0, 2), (0, 1, 2)) for workers in (1, 2)]
+    peers = {"cripser": cripser_diagrams, "gudhi": gudhi_diagrams}
     for name, volumes in volumes_of.items():
-        ms = {}
-        for dims in ((0, 2), (0, 1, 2)):
-            for workers in (1, 2):
-                seconds, result = timed(
-                    lambda v=volumes, d=dims, w=workers: cubical_persistence(v, d, workers=w), repeats
-                )
-                ms[dims, workers] = 1e3 * seconds / batch
-        full = result
         host = volumes.double().numpy()
-        peer_ms = {}
+        for dims, workers in columns:  # warm-up (and the first call's compilation) outside the rounds
+            full = cubical_persistence(volumes, dims, workers=workers)
         identical = True
-        for peer, diagrams_of in (("cripser", cripser_diagrams), ("gudhi", gudhi_diagrams)):
-            start = time.perf_counter()
-            found = [diagrams_of(host[i]) for i in range(n_peer)]
-            peer_ms[peer] = 1e3 * (time.perf_counter() - start) / n_peer
-            identical &= all(same(ours_diagrams(full, i), found[i], (0, 1, 2)) for i in range(n_peer))
+        ms: dict[object, list[float]] = {key: [] for key in [*columns, *peers]}
+        ratio: dict[tuple[str, object], list[float]] = {}
+        for r in range(rounds):
+            this: dict[object, float] = {}
+            for dims, workers in columns:
+                start = time.perf_counter()
+                full = cubical_persistence(volumes, dims, workers=workers)
+                this[dims, workers] = 1e3 * (time.perf_counter() - start) / batch
+            for peer, diagrams_of in peers.items():
+                if peer == "gudhi" and r >= gudhi_rounds:
+                    continue
+                start = time.perf_counter()
+                found = [diagrams_of(host[i]) for i in range(n_peer)]
+                this[peer] = 1e3 * (time.perf_counter() - start) / n_peer
+                if r == 0:
+                    identical &= all(same(ours_diagrams(full, i), found[i], (0, 1, 2)) for i in range(n_peer))
+            for key, value in this.items():
+                ms[key].append(value)
+            for peer in peers:
+                for column in columns:
+                    if peer in this:
+                        ratio.setdefault((peer, column), []).append(this[peer] / this[column])
+        med = {key: statistics.median(values) for key, values in ms.items()}
+        x = {key: statistics.median(values) for key, values in ratio.items()}
         pairs = len(full.select(volume=0))
-        crip, gud = peer_ms["cripser"], peer_ms["gudhi"]
         print(
-            f"{name:<10} {'x'.join(map(str, volumes.shape[1:])):<11} {pairs:>6} {ms[(0, 2), 1]:7.2f}ms "
-            f"{ms[(0, 2), 2]:5.2f}ms {ms[(0, 1, 2), 1]:6.1f}ms {ms[(0, 1, 2), 2]:6.1f}ms {crip:6.0f}ms "
-            f"{gud:6.0f}ms  {crip / ms[(0, 2), 1]:5.1f}x/{crip / ms[(0, 2), 2]:5.1f}x "
-            f"{crip / ms[(0, 1, 2), 1]:4.1f}x/{crip / ms[(0, 1, 2), 2]:4.1f}x {gud / ms[(0, 1, 2), 1]:8.1f}x  "
-            f"{'yes' if identical else 'NO'}"
+            f"{name:<10} {'x'.join(map(str, volumes.shape[1:])):<11} {pairs:>6} {med[(0, 2), 1]:7.2f}ms "
+            f"{med[(0, 2), 2]:5.2f}ms {med[(0, 1, 2), 1]:6.1f}ms {med[(0, 1, 2), 2]:6.1f}ms {med['cripser']:6.0f}ms "
+            f"{med['gudhi']:6.0f}ms  {x['cripser', ((0, 2), 1)]:5.1f}x/{x['cripser', ((0, 2), 2)]:5.1f}x "
+            f"{x['cripser', ((0, 1, 2), 1)]:4.1f}x/{x['cripser', ((0, 1, 2), 2)]:4.1f}x "
+            f"{x['gudhi', ((0, 1, 2), 1)]:8.1f}x  {'yes' if identical else 'NO'}"
         )
         if not identical:
             raise SystemExit(f"{name}: our diagrams differ from cripser's or GUDHI's")
@@ -153,12 +170,12 @@ def main(argv: list[str] | None = None) -> None:
         "(all dims, the essential H0 class included)"
     )
     # One volume: with two threads its H0 and its top dimension run on one each (each sorts the volume).
-    print(f"\n## one volume, H0 + H2, ms (median of {3 * repeats} calls)")
+    print(f"\n## one volume, H0 + H2, ms (median of {3 * rounds} calls)")
     print(f"{'layer':<10} {'1 thread':>9} {'2 threads':>10} {'speed-up':>9}")
     for name, volumes in volumes_of.items():
         one = volumes[:1]
-        single, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=1), 3 * repeats)
-        double, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=2), 3 * repeats)
+        single, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=1), 3 * rounds)
+        double, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=2), 3 * rounds)
         print(f"{name:<10} {1e3 * single:7.2f}ms {1e3 * double:8.2f}ms {single / double:8.2f}x")
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     print(f"# load average at the end: {', '.join(f'{x:.1f}' for x in load)}")
