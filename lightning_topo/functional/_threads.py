@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -53,16 +53,74 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return _POOL[0]
 
 
+class Jobs:
+    """Chunks of several jobs run by a fixed number of threads, queued together (:func:`start_jobs`)."""
+
+    def __init__(self, jobs: Sequence[tuple[Callable[[int, int], Any], int, int]], workers: int) -> None:
+        tasks = []
+        self._out: list[list[Any]] = []
+        for job, (fn, batch, chunks) in enumerate(jobs):
+            parts = max(1, min(batch, chunks))
+            bounds = np.unique(np.linspace(0, batch, parts + 1).astype(np.int64)).tolist()
+            tasks += [(job, k, fn, lo, hi) for k, (lo, hi) in enumerate(itertools.pairwise(bounds))]
+            self._out.append([None] * (len(bounds) - 1))
+        self._tasks = iter(tasks)
+        self._lock = threading.Lock()
+        self._failed = False
+        self._helpers: list[Future] = []
+        helpers = min(workers, len(tasks)) - 1  # the thread that collects the results is the last worker
+        if helpers > 0:
+            with _POOL_LOCK:
+                pool = _pool(helpers)
+                self._helpers = [pool.submit(self._work) for _ in range(helpers)]
+
+    def _work(self) -> None:
+        """Take the next chunk until none is left (or one failed)."""
+        while True:
+            with self._lock:
+                task = None if self._failed else next(self._tasks, None)
+            if task is None:
+                return
+            job, k, fn, lo, hi = task
+            try:
+                self._out[job][k] = fn(lo, hi)
+            except BaseException:
+                self._failed = True
+                raise
+
+    def abandon(self) -> None:
+        """Take no more chunks (the results are not wanted: an error elsewhere); running ones finish."""
+        self._failed = True
+
+    def results(self) -> list[list[Any]]:
+        """Each job's results in chunk order, once every chunk ran; this thread runs chunks too meanwhile. A helper
+        that never started (its pool busy, maybe with this thread) is cancelled, not waited for."""
+        try:
+            self._work()
+        finally:
+            for helper in self._helpers:
+                if not helper.cancel():
+                    helper.result()  # re-raises a helper's error
+        return self._out
+
+
+def start_jobs(jobs: Sequence[tuple[Callable[[int, int], Any], int, int]], workers: int) -> Jobs:
+    """Several :func:`run_chunks` at once: job ``(fn, batch, chunks)`` calls ``fn(lo, hi)`` over ``chunks`` (at most
+    ``batch``) consecutive chunks ``[lo, hi)`` of ``range(batch)``. All the jobs' chunks form one queue, in the order
+    given (put the costliest job first), taken by ``workers - 1`` threads of the shared pool from now on and by this
+    thread when it asks for the results (:meth:`Jobs.results`): at most ``workers`` at once, and a thread done with
+    one job's chunks takes the next job's instead of waiting for the slowest chunk. With ``workers <= 1`` (or one
+    chunk) this thread runs every chunk, in order, when it asks for the results. ``fn`` must release the GIL to gain
+    from the threads."""
+    return Jobs(jobs, workers)
+
+
 def run_chunks(fn: Callable[[int, int], T], batch: int, workers: int, chunks: int | None = None) -> list[T]:
     """``fn(lo, hi)`` over consecutive chunks ``[lo, hi)`` of ``range(batch)``, in order: one call on this thread
-    when ``workers <= 1`` (or ``batch <= 1``), else ``chunks`` (default ``workers``; at most ``batch``) calls on a
-    shared pool of ``workers`` threads. ``fn`` must release the GIL to gain from the threads."""
+    when ``workers <= 1`` (or ``batch <= 1``), else ``chunks`` (default ``workers``; at most ``batch``) calls run by
+    at most ``workers`` threads (this one and the shared pool's). ``fn`` must release the GIL to gain from the
+    threads."""
     workers = min(workers, batch)
     if workers <= 1:
         return [fn(0, batch)]
-    parts = min(batch, chunks if chunks is not None else workers)
-    bounds = np.unique(np.linspace(0, batch, parts + 1).astype(np.int64)).tolist()
-    with _POOL_LOCK:
-        pool = _pool(workers)
-        futures = [pool.submit(fn, lo, hi) for lo, hi in itertools.pairwise(bounds)]
-    return [future.result() for future in futures]
+    return start_jobs([(fn, batch, chunks if chunks is not None else workers)], workers).results()[0]

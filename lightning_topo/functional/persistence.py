@@ -20,7 +20,7 @@ reduction on the CPU (:mod:`lightning_topo.functional._h1_reduction`) with eithe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -37,7 +37,7 @@ from lightning_topo.functional._checks import (
     check_tensor,
     check_volumes,
 )
-from lightning_topo.functional._threads import cpu_workers, run_chunks
+from lightning_topo.functional._threads import cpu_workers, start_jobs
 from lightning_topo.functional.cubical import as_volumes_3d
 
 __all__ = ["PERSISTENCE_BACKENDS", "PersistenceDiagrams", "cubical_persistence"]
@@ -267,11 +267,12 @@ def kernels_loaded(dims: Iterable[int] = (0, 1, 2)) -> bool:
     return all(bool(getattr(kernel, "signatures", True)) for kernel in needed)
 
 
-def _union_find_pairs(
+def _union_find_job(
     host: np.ndarray, want_h0: bool, want_top: bool, top_dim: int, workers: int
-) -> tuple[np.ndarray, ...]:
-    """H0 and/or top-dimension pairs of ``host`` ``(B, D, H, W)`` float64, on ``workers`` threads: pairs, dims,
-    index, and each volume's minimum and maximum."""
+) -> tuple[tuple[Callable[[int, int], Any], int, int], Callable[[list[Any]], tuple[np.ndarray, ...]]]:
+    """H0 and/or top-dimension pairs of ``host`` ``(B, D, H, W)`` float64 as a job for
+    :func:`~lightning_topo.functional._threads.start_jobs`, and the function that turns the job's chunk results into
+    pairs, dims, index, and each volume's minimum and maximum."""
     kernels = _kernels()
     batch, depth, height, width = host.shape
     flat = host.reshape(batch, -1)
@@ -285,15 +286,21 @@ def _union_find_pairs(
                 for t in range(lo, hi)  # task t: volume t // 2, H0 when t is even, the top dimension when odd
             ]
 
-        tasks = [task for part in run_chunks(one_dimension, 2 * batch, workers, chunks=2 * batch) for task in part]
-        found = [np.concatenate([task[i] for task in tasks]) for i in range(3)]
-        return (*found, *(np.concatenate([task[i] for task in tasks[::2]]) for i in (3, 4)))
+        def by_dimension(parts: list[Any]) -> tuple[np.ndarray, ...]:
+            tasks = [task for part in parts for task in part]
+            found = [np.concatenate([task[i] for task in tasks]) for i in range(3)]
+            return (*found, *(np.concatenate([task[i] for task in tasks[::2]]) for i in (3, 4)))
+
+        return (one_dimension, 2 * batch, 2 * batch), by_dimension
     args = (depth, height, width, want_h0, want_top, top_dim)
+
+    def by_volumes(parts: list[Any]) -> tuple[np.ndarray, ...]:
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate([part[i] for part in parts]) for i in range(5))
+
     # More chunks than threads, so a chunk of costly volumes does not leave the other threads idle.
-    parts = run_chunks(lambda lo, hi: kernels.pairs_chunk(flat, *args, lo, hi), batch, workers, chunks=4 * workers)
-    if len(parts) == 1:
-        return parts[0]
-    return tuple(np.concatenate([part[i] for part in parts]) for i in range(5))
+    return (lambda lo, hi: kernels.pairs_chunk(flat, *args, lo, hi), batch, 4 * workers), by_volumes
 
 
 def cubical_persistence(
@@ -326,7 +333,8 @@ def cubical_persistence(
         dims: the homological dimensions to compute and return, in 0..2 (an int for one).
         device: where the returned tensors live; ``None`` means the device of ``volumes``.
         workers: threads over the volumes of the batch for the CPU kernels (they release the GIL); with two or
-            more per volume, a volume's H0 and top dimension run on two of them. ``None`` means
+            more per volume, a volume's H0 and top dimension run on two of them, and the H1 reductions and the
+            other dimensions share one queue (one volume's H1 and top dimension run at once). ``None`` means
             :func:`torch.get_num_threads` (not numba's: see ``cpu_workers``).
         backend: where H0 and the top dimension are computed: ``"numba"``, on the CPU by a compiled union-find over
             the voxels (a CUDA input is copied to the host); ``"torch"``, on the volumes' device (a GPU's work:
@@ -384,21 +392,36 @@ def cubical_persistence(
     host = None
     if not on_device or want_h1:
         host = np.ascontiguousarray(vols.to(device="cpu", dtype=torch.float64).numpy())
+    # One queue of chunks for the CPU's jobs, the costly H1 reduction's first, so that threads done with one job
+    # take the other's chunks (a single volume's H1 and top dimension run at once on two threads).
+    jobs: list[tuple[Callable[[int, int], Any], int, int]] = []
+    if want_h1:
+        from lightning_topo.functional._h1_reduction import h1_assemble, h1_job
+
+        jobs.append(h1_job(host, 0 in wanted, workers))
+    union_find = not on_device and (want_h0 or want_top)
+    if union_find:
+        job, assemble = _union_find_job(host, want_h0, want_top, top_dim, workers)
+        jobs.append(job)
+    running = start_jobs(jobs, workers)
     parts: list[tuple[np.ndarray, ...]] = []
-    if on_device:
+    if on_device:  # while the pool reduces H1 (with one thread, after this)
         from lightning_topo.functional._contracted_persistence import contracted_pairs_batch
 
-        *found, value_min, value_max = contracted_pairs_batch(vols, want_h0, want_top, top_dim)
+        try:
+            *found, value_min, value_max = contracted_pairs_batch(vols, want_h0, want_top, top_dim)
+        except BaseException:
+            running.abandon()
+            raise
         parts.append(tuple(found))
-    elif want_h0 or want_top:
-        *found, value_min, value_max = _union_find_pairs(host, want_h0, want_top, top_dim, workers)
+    results = running.results()
+    if union_find:
+        *found, value_min, value_max = assemble(results[-1])
         parts.append(tuple(found))
-    else:
+    elif not on_device:
         value_min, value_max = host.reshape(batch, -1).min(axis=1), host.reshape(batch, -1).max(axis=1)
     if want_h1:
-        from lightning_topo.functional._h1_reduction import h0_h1_pairs_batch
-
-        parts.append(h0_h1_pairs_batch(host, workers, want_h0=0 in wanted))
+        parts.append(h1_assemble(host, results[0], 0 in wanted))
     if parts:
         pairs, dims_of, index = (np.concatenate([part[i] for part in parts]) for i in range(3))
     else:
