@@ -1,6 +1,6 @@
 """Per-layer benchmark: `cubical_persistence` against cripser and GUDHI on real ResNet18 activations.
 
-    python benchmarks/bench_persistence.py            # about 2 minutes on 2 cores
+    python benchmarks/bench_persistence.py            # about 2.5 minutes on 2 cores
     python benchmarks/bench_persistence.py --quick    # a smoke run (two small layers, one repeat)
 
 Activations: `bench_layers.py`'s (scikit-learn digits upsampled to 3x224x224 through a randomly initialised ResNet18,
@@ -17,6 +17,7 @@ peers', else the run stops. The timings are taken in rounds, ours and the peers'
 and a ratio (peer / ours) is the median of the rounds' ratios: on a shared machine whose speed drifts over minutes
 (cripser's time per layer1.0 volume moved 86 -> 153 ms between two runs here) a slow spell then slows both sides of a
 ratio, where timing all of ours first and the peers later let it land on one side. The load averages are printed.
+Last, one evaluation's worth: a ResNet18 sample of 200 inputs at 32x32, its 11 watched layers, timed whole.
 """
 
 from __future__ import annotations
@@ -177,8 +178,68 @@ def main(argv: list[str] | None = None) -> None:
         single, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=1), 3 * rounds)
         double, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=2), 3 * rounds)
         print(f"{name:<10} {1e3 * single:7.2f}ms {1e3 * double:8.2f}ms {single / double:8.2f}x")
+    if not args.quick:
+        sample(cubical_persistence)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     print(f"# load average at the end: {', '.join(f'{x:.1f}' for x in load)}")
+
+
+SAMPLE_LAYERS = (
+    "conv1",
+    "bn1",
+    "relu",
+    "layer1.0",
+    "layer1.1",
+    "layer2.0",
+    "layer2.1",
+    "layer3.0",
+    "layer3.1",
+    "layer4.0",
+    "layer4.1",
+)
+"""The 11 layers ``TopologyCallback`` watches on ResNet18 by default (``layers="auto"``)."""
+
+
+def sample(cubical_persistence) -> None:
+    """One evaluation's diagrams: a ResNet18 sample of 200 inputs at 32x32 (digits upsampled), its 11 default layers,
+    as issue 23's GPU goal counts them, timed whole on 1 and 2 threads."""
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from models import resnet18
+
+    torch.manual_seed(0)
+    net = resnet18(width=64).eval()
+    images = torch.tensor(load_digits().images[:200], dtype=torch.float32)[:, None] / 16.0
+    x = torch.nn.functional.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False)
+    x = ((x - x.mean()) / x.std()).repeat(1, 3, 1, 1)
+    out: dict[str, torch.Tensor] = {}
+    hooks = [
+        net.get_submodule(name).register_forward_hook(lambda m, a, o, name=name: out.__setitem__(name, o.clone()))
+        for name in SAMPLE_LAYERS
+    ]
+    with torch.no_grad():
+        net(x)
+    for hook in hooks:
+        hook.remove()
+    shapes = ", ".join(f"{name} {'x'.join(map(str, out[name].shape[1:]))}" for name in SAMPLE_LAYERS)
+    print(f"\n## a ResNet18 sample: 200 inputs at 32x32, 11 layers ({shapes}); seconds for all of it (best of 3)")
+    print(f"{'dims':<10} {'1 thread':>9} {'2 threads':>10}")
+    for dims in ((0, 2), (0, 1, 2)):
+        seconds = []
+        for workers in (1, 2):
+            for name in SAMPLE_LAYERS:  # warm-up
+                cubical_persistence(out[name][:2], dims, workers=workers)
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                for name in SAMPLE_LAYERS:
+                    cubical_persistence(out[name], dims, workers=workers)
+                best = min(best, time.perf_counter() - start)
+            seconds.append(best)
+        print(f"{'H0+H2' if dims == (0, 2) else 'all three':<10} {seconds[0]:8.2f}s {seconds[1]:9.2f}s")
 
 
 if __name__ == "__main__":
