@@ -272,3 +272,42 @@ def test_memory_stays_flat_over_30_epochs(tmp_path: Path) -> None:
     record = _deep_size(callback.history[-1])
     assert record < 50_000
     assert growth < 25 * (record + 10_000), (record, probe.traced)
+
+
+class _ClockedNet(torch.nn.Module):
+    """A digits CNN whose forward pass advances a fake clock: 1000 s on one input (the callback's layer-ordering
+    trace), 1 s on a batch."""
+
+    def __init__(self, clock: list[float]) -> None:
+        super().__init__()
+        self.net = digits_cnn()
+        self.clock = clock
+        self.traces = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.traces += int(x.shape[0] == 1)
+        self.clock[0] += 1000.0 if x.shape[0] == 1 else 1.0
+        return self.net(x)
+
+
+def test_timings_leave_out_the_layer_ordering_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each `validate` run orders the layers again by a forward pass of one input (no sanity check there): a
+    one-off set-up, not part of the evaluation `callback.timings` reports (the GPU benchmark's per-evaluation
+    seconds are read from it)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import lightning_topo.callbacks.topology as topology
+
+    clock = [0.0]
+    monkeypatch.setattr(topology, "_clock", lambda: clock[0])
+    torch.manual_seed(0)
+    net = _ClockedNet(clock)
+    model = Classifier(net)
+    x = torch.rand(40, 1, 8, 8)
+    loader = DataLoader(TensorDataset(x, torch.arange(40) % 4), batch_size=10)
+    callback = TopologyCallback(layers=["net.net.1", "net.net.4"], charts=False)
+    for _ in range(2):
+        quiet_trainer(tmp_path, [callback]).validate(model, loader, verbose=False)
+    assert net.traces == 2  # each validate run traced once
+    assert len(callback.timings) == 2
+    assert all(0 < t < 1000 for t in callback.timings), callback.timings

@@ -66,6 +66,8 @@ _WANDB_AVAILABLE = bool(RequirementCache("wandb"))
 _MATPLOTLIB_AVAILABLE = bool(RequirementCache("matplotlib"))
 
 _BETTI_KEYS = ("b0", "b1", "b2")
+_clock = time.perf_counter
+"""The clock of ``timings`` (a module attribute, so a test can run the callback on a clock of its own)."""
 
 
 class TopologyMisconfiguration(MisconfigurationException, ConfigError):
@@ -190,6 +192,9 @@ class TopologyCallback(Callback):
         self.last_result: TopologyResult | None = None
         #: The persistence diagrams of the latest evaluation, per layer (``persistence`` set; this rank's inputs).
         self.last_diagrams: dict[str, PersistenceDiagrams] = {}
+        #: Seconds per evaluation: the sample's forward pass, the topology and its reduction, waited for at the end of
+        #: validation. Not the one-off ordering of the layers by a traced forward pass of one input, which each
+        #: ``fit`` / ``validate`` run does once (at the sanity check, else before its first evaluation).
         self.timings: list[float] = []
         #: The fit's validation runs so far, the sanity check left out (``every_n_epochs`` counts them; restored).
         self.validation_runs = 0
@@ -218,6 +223,7 @@ class TopologyCallback(Callback):
         # An evaluation started at the first validation batch (`overlap`), read at the end of validation.
         self._pending: PendingEvaluation | None = None
         self._pending_seconds = 0.0
+        self._ordering_seconds = 0.0  # spent ordering the layers by `_start_evaluation`: not in `timings`
         self._overlap_armed = False
 
     @staticmethod
@@ -578,16 +584,16 @@ class TopologyCallback(Callback):
         if not self._overlap_armed:
             return
         self._overlap_armed = False
-        start = time.perf_counter()
+        start = _clock()
         self._pending = self._start_evaluation(trainer, pl_module)
-        self._pending_seconds = time.perf_counter() - start
+        self._pending_seconds = _clock() - start
 
     def _start_evaluation(self, trainer: Trainer, pl_module: LightningModule) -> PendingEvaluation | None:
         """The sample's forward pass (the first half of an evaluation); ``None`` when there is nothing to sample."""
         sample = self._ensure_sample(trainer)
         if sample is None or len(sample.labels) == 0:
             return None
-        self._ensure_ordered(trainer, pl_module, sample)
+        self._ordering_seconds = self._ensure_ordered(trainer, pl_module, sample)
         if self._announce is not None:
             count = len(self.layer_names)
             rank_zero_info(f"TopologyCallback: watching {count} layer{'s' if count != 1 else ''} {self._announce}")
@@ -632,7 +638,7 @@ class TopologyCallback(Callback):
         if not self._should_run(trainer):
             self._drop_pending()
             return
-        start = time.perf_counter()
+        start = _clock()
         started, self._pending = self._pending, None
         self._overlap_armed = False
         if started is None:  # no overlap (or no validation batch): the whole evaluation runs now
@@ -642,7 +648,8 @@ class TopologyCallback(Callback):
         if started is None:
             return
         result = started.result()
-        self.timings.append(time.perf_counter() - start)
+        self.timings.append(_clock() - start - self._ordering_seconds)
+        self._ordering_seconds = 0.0
         for message in result.warnings:
             self._warn_once(message, f"TopologyCallback: {message}")
         self.last_result = result
@@ -688,11 +695,15 @@ class TopologyCallback(Callback):
         self._charts.finish()
         self._validate_charts_writer.finish()
 
-    def _ensure_ordered(self, trainer: Trainer, pl_module: LightningModule, sample: FixedSample) -> None:
-        """:meth:`_order_layers` once per sample, on every rank together (``forward_fn`` runs there first)."""
-        if not self._ordered:
-            with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):
-                self._order_layers(pl_module, sample)
+    def _ensure_ordered(self, trainer: Trainer, pl_module: LightningModule, sample: FixedSample) -> float:
+        """:meth:`_order_layers` once per sample, on every rank together (``forward_fn`` runs there first); the
+        seconds it took (0 when the layers were ordered already)."""
+        if self._ordered:
+            return 0.0
+        start = _clock()
+        with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):
+            self._order_layers(pl_module, sample)
+        return _clock() - start
 
     def _order_layers(self, pl_module: LightningModule, sample: FixedSample) -> None:
         """Put the watched layers in the order the forward pass runs them (the decay over depth needs it), one layer
