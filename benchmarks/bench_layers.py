@@ -38,8 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 LAYERS = ("relu", "layer1.0", "layer2.0", "layer3.0", "layer4.0")
 
 
-def activations(n: int) -> dict[str, torch.Tensor]:
-    """The watched layers' outputs for ``n`` digits at 224x224 (float32)."""
+def activations(n: int, size: int = 224, layers: tuple[str, ...] = LAYERS) -> dict[str, torch.Tensor]:
+    """The outputs of ``layers`` (default: this benchmark's five) for ``n`` digits upsampled to ``size`` x ``size``
+    (float32)."""
     sys.path.insert(0, str(REPO / "tests"))
     from models import resnet18
     from sklearn.datasets import load_digits
@@ -47,12 +48,12 @@ def activations(n: int) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     net = resnet18(width=64).eval()
     images = torch.tensor(load_digits().images[:n], dtype=torch.float32)[:, None] / 16.0
-    x = torch.nn.functional.interpolate(images, size=(224, 224), mode="bilinear", align_corners=False)
+    x = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
     x = ((x - x.mean()) / x.std()).repeat(1, 3, 1, 1)
     out: dict[str, torch.Tensor] = {}
     hooks = [
         net.get_submodule(name).register_forward_hook(lambda m, a, o, name=name: out.__setitem__(name, o.clone()))
-        for name in LAYERS
+        for name in layers
     ]
     with torch.no_grad():
         net(x)

@@ -203,27 +203,9 @@ SAMPLE_LAYERS = (
 def sample(cubical_persistence) -> None:
     """One evaluation's diagrams: a ResNet18 sample of 200 inputs at 32x32 (digits upsampled), its 11 default layers,
     as issue 23's GPU goal counts them, timed whole on 1 and 2 threads."""
-    import sys
+    from bench_layers import activations
 
-    from sklearn.datasets import load_digits
-
-    sys.path.insert(0, str(REPO / "tests"))
-    from models import resnet18
-
-    torch.manual_seed(0)
-    net = resnet18(width=64).eval()
-    images = torch.tensor(load_digits().images[:200], dtype=torch.float32)[:, None] / 16.0
-    x = torch.nn.functional.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False)
-    x = ((x - x.mean()) / x.std()).repeat(1, 3, 1, 1)
-    out: dict[str, torch.Tensor] = {}
-    hooks = [
-        net.get_submodule(name).register_forward_hook(lambda m, a, o, name=name: out.__setitem__(name, o.clone()))
-        for name in SAMPLE_LAYERS
-    ]
-    with torch.no_grad():
-        net(x)
-    for hook in hooks:
-        hook.remove()
+    out = activations(200, size=32, layers=SAMPLE_LAYERS)
     shapes = ", ".join(f"{name} {'x'.join(map(str, out[name].shape[1:]))}" for name in SAMPLE_LAYERS)
     print(f"\n## a ResNet18 sample: 200 inputs at 32x32, 11 layers ({shapes}); seconds for all of it (best of 3)")
     print(f"{'dims':<10} {'1 thread':>9} {'2 threads':>10}")
