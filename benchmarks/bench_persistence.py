@@ -150,10 +150,9 @@ def main(argv: list[str] | None = None) -> None:
                     identical &= all(same(ours_diagrams(full, i), found[i], (0, 1, 2)) for i in range(n_peer))
             for key, value in this.items():
                 ms[key].append(value)
-            for peer in peers:
+            for peer in (peer for peer in peers if peer in this):
                 for column in columns:
-                    if peer in this:
-                        ratio.setdefault((peer, column), []).append(this[peer] / this[column])
+                    ratio.setdefault((peer, column), []).append(this[peer] / this[column])
         med = {key: statistics.median(values) for key, values in ms.items()}
         x = {key: statistics.median(values) for key, values in ratio.items()}
         pairs = len(full.select(volume=0))

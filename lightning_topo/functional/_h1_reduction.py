@@ -732,27 +732,31 @@ def h0_h1_pairs_batch(values: np.ndarray, workers: int, *, want_h0: bool) -> tup
     with ``want_h0`` their H0 pairs as well, essential ``(min, inf)`` included, from the union-find pass the H1
     reduction runs anyway (it clears the H0 deaths' columns): ``(pairs, dims, index)``, float64 ``(P, 2)``, int64
     ``(P,)`` (0 or 1) and int64 ``(P,)`` (the volume), by volume then dimension."""
-    job = h1_job(values, want_h0, workers)
-    return h1_assemble(values, start_jobs([job], workers).results()[0], want_h0)
+    job, assemble = h1_job(values, want_h0, workers)
+    return assemble(start_jobs([job], workers).results()[0])
 
 
 def h1_job(
     values: np.ndarray, want_h0: bool, workers: int
-) -> tuple[Callable[[int, int], list[tuple[np.ndarray, ...]]], int, int]:
+) -> tuple[
+    tuple[Callable[[int, int], list[tuple[np.ndarray, ...]]], int, int],
+    Callable[[list[list[tuple[np.ndarray, ...]]]], tuple[np.ndarray, np.ndarray, np.ndarray]],
+]:
     """The H1 reduction of a checked batch as a job for :func:`~lightning_topo.functional._threads.start_jobs`:
     chunks of consecutive volumes, each thread running its own sorts and kernels without the GIL (four chunks per
-    thread, so one costly volume does not leave the other threads idle). :func:`h1_assemble` reads its results."""
+    thread, so one costly volume does not leave the other threads idle); and the function that turns the job's chunk
+    results into the ``(pairs, dims, index)`` of :func:`h0_h1_pairs_batch`."""
 
     def chunk(lo: int, hi: int) -> list[tuple[np.ndarray, ...]]:
         return [_one(values[b], want_h0) for b in range(lo, hi)]
 
-    return chunk, values.shape[0], 4 * workers
+    return (chunk, values.shape[0], 4 * workers), lambda parts: _assemble(values, parts, want_h0)
 
 
-def h1_assemble(
+def _assemble(
     values: np.ndarray, parts: list[list[tuple[np.ndarray, ...]]], want_h0: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(pairs, dims, index)`` of :func:`h0_h1_pairs_batch` from the chunks' results of :func:`h1_job`."""
+    """``(pairs, dims, index)`` from the chunks' results of :func:`h1_job`."""
     results = [r for part in parts for r in part]
     births: list[np.ndarray] = []
     deaths: list[np.ndarray] = []

@@ -396,9 +396,10 @@ def cubical_persistence(
     # take the other's chunks (a single volume's H1 and top dimension run at once on two threads).
     jobs: list[tuple[Callable[[int, int], Any], int, int]] = []
     if want_h1:
-        from lightning_topo.functional._h1_reduction import h1_assemble, h1_job
+        from lightning_topo.functional._h1_reduction import h1_job
 
-        jobs.append(h1_job(host, 0 in wanted, workers))
+        job, assemble_h1 = h1_job(host, 0 in wanted, workers)
+        jobs.append(job)
     union_find = not on_device and (want_h0 or want_top)
     if union_find:
         job, assemble = _union_find_job(host, want_h0, want_top, top_dim, workers)
@@ -421,7 +422,7 @@ def cubical_persistence(
     elif not on_device:
         value_min, value_max = host.reshape(batch, -1).min(axis=1), host.reshape(batch, -1).max(axis=1)
     if want_h1:
-        parts.append(h1_assemble(host, results[0], 0 in wanted))
+        parts.append(assemble_h1(results[0]))
     if parts:
         pairs, dims_of, index = (np.concatenate([part[i] for part in parts]) for i in range(3))
     else:
