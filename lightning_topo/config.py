@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_topo.functional._checks import as_integer, check_int
+from lightning_topo.functional.persistence import check_dims
 from lightning_topo.functional.rips import METRICS as RIPS_METRICS
 from lightning_topo.functional.summaries import SUMMARY_KINDS, summary_keys
 from lightning_topo.functional.thresholds import THRESHOLD_RULES, check_threshold_rule
@@ -297,15 +298,8 @@ class TopologyConfig:
                 UserWarning,
                 stacklevel=4,
             )
-        dims = self.persistence_dims
-        if as_integer(dims) is not None:
-            dims = (dims,)
-        checked = [as_integer(d) for d in dims] if isinstance(dims, Sequence) and not isinstance(dims, str) else []
-        if not checked or not all(d is not None and 0 <= d <= 2 for d in checked):
-            raise ConfigError(
-                f"`persistence_dims` must be a non-empty list of 0, 1 and 2, got {self.persistence_dims!r}."
-            )
-        object.__setattr__(self, "persistence_dims", tuple(sorted(set(checked))))
+        checked = check_dims(self.persistence_dims, "persistence_dims", error=ConfigError)
+        object.__setattr__(self, "persistence_dims", checked)
         if self.persistence is None and self.persistence_dims != tuple(
             type(self).__dataclass_fields__["persistence_dims"].default
         ):

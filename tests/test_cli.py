@@ -246,6 +246,19 @@ def test_analyse_report_equals_the_api(workdir: Path) -> None:
     assert f"theta = {api.theta:.4f}" in proc.stdout and "net.0" in proc.stdout
 
 
+def test_analyse_with_persistence_writes_the_diagrams_as_arrays(workdir: Path) -> None:
+    args = ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--progress", "false",
+            "--analysis.persistence", "[entropy]", "--analysis.persistence_dims", "[0, 2]",
+            "--analysis.samples_per_class", "2", "--output_dir", "out_persistence"]  # fmt: skip
+    proc = _ok(run_cli(*args, cwd=workdir))
+    out = workdir / "out_persistence"
+    assert "report.npz (the persistence diagrams as arrays)" in proc.stdout
+    from_json, from_npz = TopologyReport.from_json(out / "report.json"), TopologyReport.from_npz(out / "report.npz")
+    assert from_npz.equals(from_json) and from_npz.diagrams is not None
+    assert set(from_npz.diagrams) == set(from_npz.layers)
+    assert all(d.computed_dims == (0, 2) and d.num_volumes == 20 for d in from_npz.diagrams.values())
+
+
 def test_analyse_with_class_paths_and_rips_options(workdir: Path) -> None:
     args = [
         "analyse",

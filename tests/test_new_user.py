@@ -802,11 +802,79 @@ def test_resume_with_other_persistence_settings_keeps_the_betti_history(tmp_path
     _fit(tmp_path, [first, ckpt], max_epochs=2, enable_checkpointing=True)
     persistence = {"persistence": ["persistent_betti"]} if resumed else {}
     second = TopologyCallback(samples_per_class=2, **persistence, **resumed)
-    assert second.state_key != first.state_key
+    assert second.state_key == first.state_key  # the summaries' settings are not in the key
     trainer = quiet_trainer(tmp_path, [second], max_epochs=3, limit_train_batches=2)
     with pytest.warns(UserWarning, match=r"restored the checkpoint's topology history \(2 evaluations\)") as record:
         trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]),
                     ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))  # fmt: skip
     assert not [w for w in record if "is not restored" in str(w.message)]
+    # Lightning restored it by key: no "callbacks used to create the checkpoint need to be provided" advice
+    advice = [str(w.message) for w in record if "Please add the following callbacks" in str(w.message)]
+    assert not [m for m in advice if "TopologyCallback" in m]  # (the resumed run has no ModelCheckpoint: named)
     assert [h["epoch"] for h in second.history] == [0, 1, 2]
     assert second.history[:2] == first.history
+
+
+def test_a_checkpoint_of_the_earlier_state_key_is_restored(tmp_path: Path) -> None:
+    """Checkpoints saved before the state key left the persistence summaries' settings out hold the state under the
+    key built with them: a run with the same settings restores it, silently."""
+    first = TopologyCallback(samples_per_class=2, persistence=["entropy"])
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    _fit(tmp_path, [first, ckpt], max_epochs=2, enable_checkpointing=True)
+    path = tmp_path / "ckpt" / "last.ckpt"
+    checkpoint = torch.load(path, weights_only=False)
+    # The key as the callback built it then: Lightning's key of every numeric setting, the summaries' included.
+    earlier = first._generate_state_key(**first.config.numeric_settings())
+    assert earlier != first.state_key and "entropy" in earlier
+    checkpoint["callbacks"][earlier] = checkpoint["callbacks"].pop(first.state_key)
+    torch.save(checkpoint, path)
+    second = TopologyCallback(samples_per_class=2, persistence=["entropy"])
+    trainer = quiet_trainer(tmp_path, [second], max_epochs=3, limit_train_batches=2)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]),
+                    ckpt_path=str(path))  # fmt: skip
+    assert [h["epoch"] for h in second.history] == [0, 1, 2]
+    assert second.history[:2] == first.history
+    assert not [w for w in record if "TopologyCallback" in str(w.message) and "restore" in str(w.message)]
+
+
+def test_persistence_without_numba_fails_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning_topo.functional import MissingDependencyError
+
+    # The kernels' module cannot be imported (as without numba): Python refuses a module set to None.
+    monkeypatch.setitem(sys.modules, "lightning_topo.functional._persistence_kernels", None)
+    steps = []
+
+    class Counted(Classifier):
+        def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+            steps.append(batch_idx)
+            return super().training_step(batch, batch_idx)
+
+    topo = TopologyCallback(samples_per_class=2, persistence=["entropy"])
+    trainer = quiet_trainer(tmp_path, [topo], max_epochs=1, limit_train_batches=2)
+    with pytest.raises(MissingDependencyError, match=r'pip install "lightning-topo\[fast\]"'):
+        trainer.fit(Counted(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    assert steps == []  # at setup, not after an epoch
+    # Without persistence the callback needs no numba kernels of persistence.
+    plain = quiet_trainer(tmp_path, [TopologyCallback(samples_per_class=2)], max_epochs=1, limit_train_batches=2)
+    plain.fit(Counted(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    assert steps == [0, 1]
+
+
+def test_plot_keeps_the_fit_diagrams_apart_from_a_validate_run(tmp_path: Path) -> None:
+    topo = TopologyCallback(samples_per_class=2, persistence=["entropy"], layers=["net.0"])
+    model = Classifier(digits_cnn((4, 8)))
+    trainer = quiet_trainer(tmp_path, [topo], max_epochs=1, limit_train_batches=2)
+    trainer.fit(model, datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    fit_inputs = topo.last_diagrams["net.0"].num_volumes
+    other = DataLoader(TensorDataset(torch.randn(30, 1, 8, 8), torch.zeros(30, dtype=torch.long)), batch_size=10)
+    trainer.validate(model, other, verbose=False)
+    assert topo.last_diagrams["net.0"].num_volumes != fit_inputs  # the latest evaluation: the validate run's
+
+    def title(figures: dict) -> str:
+        return figures["persistence_diagram/net.0"]._suptitle.get_text()
+
+    assert f"({fit_inputs} inputs" in title(topo.plot())  # the fit's figures: its own diagrams
+    validate_inputs = topo.last_diagrams["net.0"].num_volumes
+    assert f"({validate_inputs} inputs" in title(topo.plot(validate=True))

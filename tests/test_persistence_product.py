@@ -43,8 +43,10 @@ ALL = ["total_persistence", "entropy", "persistent_betti"]
         ({"persistence": ["entropy"], "complex": "rips"}, "needs the cubical view"),
         ({"min_persistence": 1.5}, r"`min_persistence` must be a number in \[0, 1\]"),
         ({"min_persistence": -0.1}, r"`min_persistence` must be a number in \[0, 1\]"),
-        ({"persistence_dims": [3]}, "`persistence_dims` must be a non-empty list of 0, 1 and 2"),
-        ({"persistence_dims": []}, "`persistence_dims` must be a non-empty list"),
+        ({"persistence_dims": [3]}, r"`persistence_dims` must be an integer in \[0, 2\].*got 3"),
+        ({"persistence_dims": []}, "`persistence_dims` is empty"),
+        ({"persistence_dims": [True]}, r"`persistence_dims` must be an integer in \[0, 2\].*got True"),
+        ({"persistence_dims": [1.0]}, r"`persistence_dims` must be an integer in \[0, 2\].*got 1.0"),
     ],
 )
 def test_config_rejects_bad_persistence_settings(kwargs: dict, match: str) -> None:
@@ -52,7 +54,7 @@ def test_config_rejects_bad_persistence_settings(kwargs: dict, match: str) -> No
         TopologyConfig(**kwargs)
 
 
-def test_config_normalises_and_keys_change_only_when_on() -> None:
+def test_config_normalises_and_the_state_key_leaves_the_summaries_out() -> None:
     cfg = TopologyConfig(persistence=["persistent_betti", "total_persistence"], persistence_dims=[2, 0])
     assert cfg.persistence == ("total_persistence", "persistent_betti")  # canonical order
     assert cfg.persistence_dims == (0, 2)
@@ -64,8 +66,13 @@ def test_config_normalises_and_keys_change_only_when_on() -> None:
     on = cfg.numeric_settings()
     assert on["persistence"] == ["total_persistence", "persistent_betti"] and on["min_persistence"] == 0.1
     assert "min_persistence" not in TopologyConfig(persistence=["entropy"]).numeric_settings()
-    keys = {TopologyCallback().state_key, TopologyCallback(persistence=ALL).state_key}
-    assert len(keys) == 2
+    # The state key leaves the summaries' settings out: turning them on, off or changing them keeps the Betti
+    # history on resume (Lightning restores it by key, without its "please add the callbacks" warning).
+    assert TopologyCallback().state_key == TopologyCallback(persistence=ALL, persistence_dims=[0, 2]).state_key
+    # The dims as `cubical_persistence` takes them: one as an int, a NumPy array, a 1-d tensor.
+    for dims in (np.array([2, 0]), torch.tensor([0, 2]), (2, 0, 2)):
+        assert TopologyConfig(persistence=["entropy"], persistence_dims=dims).persistence_dims == (0, 2)
+    assert TopologyConfig(persistence=["entropy"], persistence_dims=np.int64(1)).persistence_dims == (1,)
 
 
 # ---------------------------------------------------------------------------------------------------- summaries
@@ -103,7 +110,7 @@ def test_summaries_by_hand() -> None:
     assert persistent_betti(d, t, dims=[2, 0]).tolist() == [[0, 2], [1, 1]]
     both = persistence_summaries(d, t, ["entropy", "persistent_betti"], 0.0, dims=[1])
     assert torch.allclose(both, torch.tensor([[expected[0][1], 1.0], [0.0, 0.0]], dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"not computed|must be distinct"):
+    with pytest.raises(ValueError, match=r"must be dimensions the diagrams hold \(computed_dims=\(0,\)\)"):
         total_persistence(d.select(dim=0), dims=[1])
     with pytest.raises(ValueError, match="NaN at volume 1"):
         persistent_betti(d, torch.tensor([0.0, math.nan]))
@@ -159,6 +166,60 @@ def test_persistence_summaries_metric_class() -> None:
         assert torch.allclose(values[key], per_class, rtol=1e-12), key
     with pytest.raises(ValueError, match="did you mean 'entropy'"):
         PersistenceSummaries(summaries=["entropi"])
+    # One summary and one dimension as plain values, as TopologyConfig takes them (not split into letters).
+    one = PersistenceSummaries(summaries="entropy", dims=1)
+    one.update(volumes)
+    assert list(one.compute()) == ["persistence_entropy_1"]
+
+
+def test_summaries_take_dims_as_cubical_persistence_does() -> None:
+    torch.manual_seed(2)
+    d = cubical_persistence(torch.rand(3, 3, 6, 6))
+    functions = {
+        "total": lambda dims: total_persistence(d, dims),
+        "entropy": lambda dims: persistence_entropy(d, dims),
+        "betti": lambda dims: persistent_betti(d, 0.5, 0.1, dims),
+        "all": lambda dims: persistence_summaries(d, 0.5, ALL, 0.1, dims),
+    }
+    for name, f in functions.items():
+        column = f((1,))
+        for one in (1, np.int64(1), torch.tensor(1)):
+            assert torch.equal(f(one), column), (name, one)
+        assert torch.equal(f(torch.tensor([2, 0])), f((2, 0))), name  # a 1-d tensor, in the order given
+        for bad, match in (
+            ((), "`dims` is empty"),
+            ((3,), r"`dims` must be an integer in \[0, 2\]"),
+            ((-1,), r"`dims` must be an integer in \[0, 2\]"),
+            ([True], r"`dims` must be an integer in \[0, 2\]"),
+            ([1.0], r"`dims` must be an integer in \[0, 2\]"),
+            ((1, 1), "repeats a dimension"),
+        ):
+            with pytest.raises(ValueError, match=match):
+                f(bad)
+    some = cubical_persistence(torch.rand(2, 3, 6, 6), dims=(0, 2))
+    with pytest.raises(ValueError, match=r"\[1\] is not: pass it in `cubical_persistence"):
+        persistence_entropy(some, dims=(0, 1))
+
+
+def test_diagrams_refuse_pairs_outside_their_volumes_or_dims() -> None:
+    with pytest.raises(ValueError, match=r"volume 0..0 \(`index` spans 0..1\)"):
+        _diagrams([[0.0, 1.0], [0.0, 2.0]], [0, 0], [0, 1], [0.0], [2.0])
+    with pytest.raises(ValueError, match=r"computed_dims=\(0,\) \(`dims` holds \[0, 1\]\)"):
+        _diagrams([[0.0, 1.0], [0.0, 2.0]], [0, 1], [0, 0], [0.0], [2.0], computed=(0,))
+    assert len(_diagrams([], [], [], [0.0], [1.0])) == 0
+
+
+def test_meta_and_non_finite_volumes_get_a_clear_error() -> None:
+    from lightning_topo.functional import NonFiniteError
+
+    with pytest.raises(ValueError, match="is a meta tensor"):
+        cubical_persistence(torch.empty(2, 3, 5, 5, device="meta"))
+    with pytest.raises(ValueError, match="is a meta tensor"):
+        cubical_betti(torch.empty(2, 3, 5, 5, device="meta"), 0.5)
+    bad = torch.rand(3, 2, 4, 4)
+    bad[1, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"index 1 .*persistence diagrams of non-finite data are undefined"):
+        cubical_persistence(bad)
 
 
 # ---------------------------------------------------------------------------------------------------- the callback
@@ -347,3 +408,54 @@ def test_diagram_figure_density_above_the_point_count() -> None:
     assert ax.collections and type(ax.collections[0]).__name__ == "PolyCollection"  # hexbin density
     assert "inf" in [t.get_text() for t in ax.get_yticklabels()]
     assert ax.get_title() == "H0: 10000 pairs (1 essential)"
+
+
+def test_one_class_with_persistence_logs_and_reports(tmp_path: Path) -> None:
+    """Data with one label (or none): the summaries' per-class means are one value each (0-d, as torchmetrics'
+    compute leaves them); the callback logged, recorded and the report stacked them as (C,) lists (it crashed)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(40, 1, 8, 8), torch.zeros(40, dtype=torch.long))
+    net = digits_cnn((4, 8))
+    report = analyse(net, data, persistence=["entropy"], layers=["0", "3"], progress=False)
+    assert report.persistence is not None and report.persistence.shape == (2, 1, 3)
+    assert bool(torch.isfinite(report.persistence).all())
+    topo = TopologyCallback(persistence=["entropy"], layers=["net.0", "net.3"], log_per_class=True)
+    trainer = Trainer(
+        max_epochs=1, callbacks=[topo], logger=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="one class"):
+        trainer.fit(Classifier(net), DataLoader(data, batch_size=10), DataLoader(data, batch_size=10))
+    recorded = topo.history[-1]["layers"]["net.0"]["persistence"]
+    assert list(recorded) == ["persistence_entropy_0", "persistence_entropy_1", "persistence_entropy_2"]
+    assert all(len(v) == 1 and math.isfinite(v[0]) for v in recorded.values())
+    metrics = trainer.callback_metrics
+    for k in range(3):
+        assert float(metrics[f"topology/net.0/class_0/persistence_entropy_{k}"]) == pytest.approx(
+            recorded[f"persistence_entropy_{k}"][0], rel=1e-6
+        )
+
+
+def test_one_class_and_one_betti_number_keep_their_shapes(tmp_path: Path) -> None:
+    """The point-cloud view with maxdim=0 and one class: compute() leaves the layer's one Betti number 0-d. The
+    report read its layers as Betti dimensions ((L,) for (L, 1, 1): betti_dims 8), the callback crashed."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(60, 1, 8, 8), torch.zeros(60, dtype=torch.long))
+    net = digits_cnn((4, 8))
+    report = analyse(net, data, complex="rips", maxdim=0, layers=["0", "3", "6"], progress=False)
+    assert tuple(report.betti.shape) == (3, 1, 1) and report.betti_dims == 1
+    topo = TopologyCallback(complex="rips", maxdim=0, layers=["net.0", "net.3"], log_per_class=True)
+    trainer = Trainer(
+        max_epochs=1, callbacks=[topo], logger=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="60 inputs instead of 300"):
+        trainer.fit(Classifier(net), DataLoader(data, batch_size=10), DataLoader(data, batch_size=10))
+    betti = topo.history[-1]["layers"]["net.0"]["betti"]
+    assert len(betti) == 1 and len(betti[0]) == 1 and betti[0][0] >= 1
+    assert float(trainer.callback_metrics["topology/net.0/class_0/b0"]) == betti[0][0]
+    assert float(trainer.callback_metrics["topology/net.0/b0"]) == betti[0][0]

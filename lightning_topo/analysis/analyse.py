@@ -205,7 +205,7 @@ def analyse(
         nan_means = torch.full((len(result.classes), len(keys)), float("nan"), dtype=torch.float64)
         nan_inputs = torch.full((len(sample.labels), len(keys)), float("nan"), dtype=torch.float64)
         persistence = torch.stack(
-            [torch.stack([layer.persistence[k] for k in keys], dim=1) if layer.persistence else nan_means
+            [torch.stack([layer.class_persistence()[k] for k in keys], dim=1) if layer.persistence else nan_means
              for layer in result.layers]
         )  # fmt: skip
         per_input_persistence = torch.stack(
@@ -216,7 +216,7 @@ def analyse(
     return TopologyReport(
         layers=[layer.name for layer in result.layers],
         classes=list(result.classes),
-        betti=torch.stack([layer.betti.to(torch.float64) for layer in result.layers]),
+        betti=torch.stack([layer.class_betti().to(torch.float64) for layer in result.layers]),
         omega=result.omega,
         theta=result.theta,
         decay_rate=result.decay_rate,

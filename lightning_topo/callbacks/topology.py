@@ -55,7 +55,7 @@ from lightning_topo.capture import (
 from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.functional._checks import check_int
-from lightning_topo.functional.persistence import PersistenceDiagrams, kernels_loaded
+from lightning_topo.functional.persistence import PersistenceDiagrams, kernels_loaded, require_kernels
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
 from lightning_topo.metrics import LayerwiseTopology, TopologyResult
@@ -192,6 +192,8 @@ class TopologyCallback(Callback):
         self.last_result: TopologyResult | None = None
         #: The persistence diagrams of the latest evaluation, per layer (``persistence`` set; this rank's inputs).
         self.last_diagrams: dict[str, PersistenceDiagrams] = {}
+        # The diagrams of the latest evaluation of the fit and of a `validate` run, for `plot()`.
+        self._diagrams_of: dict[str, dict[str, PersistenceDiagrams]] = {"fit": {}, "validate": {}}
         #: Seconds per evaluation: the sample's forward pass, the topology and its reduction, waited for at the end of
         #: validation. Not the one-off ordering of the layers by a traced forward pass of one input, which each
         #: ``fit`` / ``validate`` run does once (at the sanity check, else before its first evaluation).
@@ -286,17 +288,25 @@ class TopologyCallback(Callback):
     @property
     @override
     def state_key(self) -> str:
-        """Built from what changes the numbers for the chosen view (:meth:`TopologyConfig.numeric_settings`): the
-        same in every run that computes the same values (another ``k`` on the cubical view, another batch size or
-        an equivalent ``input_fn`` keep the history), different for callbacks that compute different things (two
-        callbacks on other layers or views in one trainer keep separate states)."""
+        """Built from what changes the Betti numbers for the chosen view (:meth:`TopologyConfig.numeric_settings`
+        without the persistence summaries' settings): the same in every run that computes the same Betti numbers
+        (another ``k`` on the cubical view, another batch size, an equivalent ``input_fn`` or other persistence
+        summaries keep the history), different for callbacks that compute different things (two callbacks on
+        other layers or views in one trainer keep separate states)."""
         # Lightning reads this at every hook call (profiler names): computed once, the config is frozen.
         if self._state_key is None:
-            settings = self.config.numeric_settings()
-            if self.prefix != DEFAULT_PREFIX:  # another prefix: another callback (the default's key is unchanged)
-                settings["prefix"] = self.prefix
-            self._state_key = self._generate_state_key(**settings)
+            self._state_key = self._key(with_persistence=False)
         return self._state_key
+
+    def _key(self, with_persistence: bool) -> str:
+        """The state key; ``with_persistence``: as the callback built it until 2026-12, with the persistence
+        summaries' settings (a checkpoint saved then holds the state under that key)."""
+        settings = self.config.numeric_settings()
+        if not with_persistence:
+            settings = {k: v for k, v in settings.items() if k not in _PERSISTENCE_FIELDS}
+        if self.prefix != DEFAULT_PREFIX:  # another prefix: another callback (the default's key is unchanged)
+            settings["prefix"] = self.prefix
+        return self._generate_state_key(**settings)
 
     def _settings(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.settings().items() if k not in _RUNTIME_FIELDS}
@@ -326,6 +336,19 @@ class TopologyCallback(Callback):
                 f"TopologyCallback: the checkpoint watched layers {restored_layers}, this run watches "
                 f"{self.layer_names}; the history mixes both."
             )
+        saved = state_dict.get("settings")
+        if isinstance(saved, dict):
+            now = self._settings()
+            diff = _differences(
+                {n: saved.get(n) for n in _PERSISTENCE_FIELDS}, {n: now.get(n) for n in _PERSISTENCE_FIELDS}
+            )
+            if diff:  # the state key leaves the summaries' settings out: the Betti history is this callback's
+                rank_zero_warn(
+                    f"TopologyCallback: restored the checkpoint's topology history "
+                    f"({_plural(len(self.history), 'evaluation', 'evaluations')}), saved with {diff['saved']}; "
+                    f"this callback computes {diff['now']}, so the persistence summaries of the restored "
+                    "evaluations were computed with the saved settings."
+                )
 
     def _differs_only_in_persistence(self, saved: Any) -> bool:
         """Whether saved ``settings`` differ from this callback's only in the persistence summaries' settings (or in
@@ -336,11 +359,17 @@ class TopologyCallback(Callback):
         names = [n for n in set(saved) | set(now) if saved.get(n) != now.get(n)]
         return bool(names) and all(n in _PERSISTENCE_FIELDS or n not in relevant for n in names)
 
+    def _restores(self, key: str, state: dict[str, Any]) -> bool:
+        """Whether this callback restores ``state``, saved under ``key`` that is not its ``state_key``: the key an
+        earlier version gave this callback (with the persistence summaries' settings in it), or one whose saved
+        settings differ from this callback's only in the persistence summaries' settings."""
+        return key == self._key(with_persistence=True) or self._differs_only_in_persistence(state.get("settings"))
+
     @override
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
-        """Restore a saved state whose settings differ from ours only in the persistence summaries (its Betti
-        history is ours; Lightning restores by ``state_key``, which includes them), and say by name which saved
-        topology state no callback of this run restores (Lightning drops it quietly)."""
+        """Restore a state saved under an earlier version's key (which had the persistence summaries' settings in
+        it) when its Betti settings are ours, and say by name which saved topology state no callback of this run
+        restores (Lightning drops it quietly)."""
         saved = checkpoint.get("callbacks") or {}
         callbacks = [cb for cb in trainer.callbacks if isinstance(cb, TopologyCallback)]
         ours = {cb.state_key for cb in callbacks}
@@ -349,22 +378,16 @@ class TopologyCallback(Callback):
             for key, state in saved.items()
             if str(key).startswith(type(self).__name__) and key not in ours and isinstance(state, dict)
         }
-        for state in theirs.values():
-            if self._differs_only_in_persistence(state.get("settings")):
-                self.load_state_dict(state)
-                diff = _differences(state["settings"], self._settings())
-                rank_zero_warn(
-                    f"TopologyCallback: restored the checkpoint's topology history "
-                    f"({_plural(len(self.history), 'evaluation', 'evaluations')}), saved with {diff['saved']}; "
-                    f"this callback computes {diff['now']}, so the persistence summaries of the restored "
-                    "evaluations were computed with the saved settings."
-                )
-                break
+        if self.state_key not in saved:
+            for key, state in theirs.items():
+                if self._restores(key, state):
+                    self.load_state_dict(state)
+                    break
         if self is not callbacks[0]:
             return  # one message per checkpoint
-        for state in theirs.values():
+        for key, state in theirs.items():
             settings = state.get("settings")
-            if any(cb._differs_only_in_persistence(settings) for cb in callbacks):
+            if any(cb._restores(key, state) for cb in callbacks):
                 continue  # restored above by that callback
             diff = _differences(settings, self._settings()) if isinstance(settings, dict) else {}
             what = (
@@ -381,7 +404,8 @@ class TopologyCallback(Callback):
     # ------------------------------------------------------------------ lifecycle
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        # Unknown layer names and a device this machine lacks fail here, before any training step.
+        # Unknown layer names, a device this machine lacks and a missing numba (persistence) fail here, before any
+        # training step.
         try:
             self.config.check_device()
             self.layer_names = resolve_layers(pl_module, self.config.layers, max_layers=self.config.max_layers)
@@ -395,6 +419,8 @@ class TopologyCallback(Callback):
                 "`[n for n, _ in pl_module.named_modules()]`."
             )
         self._check_prefixes(trainer)
+        if self.config.persistence:
+            require_kernels()  # without numba: fail here, not after an epoch of training
         if stage == "fit":
             self._check_monitors(trainer)
 
@@ -660,6 +686,7 @@ class TopologyCallback(Callback):
         # A `validate` run's values are logged and kept apart: they are not epochs of the fit.
         records = self.history if trainer.state.fn == "fit" else self.validate_history
         records.append(self._record(trainer, result))
+        self._diagrams_of["fit" if records is self.history else "validate"] = self.last_diagrams
         if trainer.is_global_zero and self.chart_kinds and trainer.loggers:
             self._send_charts(
                 trainer, records, self.last_diagrams
@@ -750,12 +777,19 @@ class TopologyCallback(Callback):
         writer = self._charts if trainer.state.fn == "fit" else self._validate_charts_writer
         writer.send(trainer, records, diagrams)
 
-    def plot(self) -> dict[str, Any]:
-        """Matplotlib figures of the history so far: ``betti_vs_depth`` (latest evaluation), ``omega_history``
+    def plot(self, validate: bool = False) -> dict[str, Any]:
+        """Matplotlib figures of the fit's history so far: ``betti_vs_depth`` (latest evaluation), ``omega_history``
         (Omega vs depth, a line per epoch) and ``decay``, and with ``persistence`` set a
         ``persistence_diagram/{layer}`` per watched layer (the latest evaluation's diagrams; for notebooks; needs
-        matplotlib). Empty before the first evaluation."""
-        return figures_of(self.history, self.last_diagrams)
+        matplotlib). Empty before the first evaluation.
+
+        Args:
+            validate: the figures of the ``trainer.validate`` runs instead (:attr:`validate_history` and the
+                diagrams of the latest of them): a ``validate`` run between two plots of the fit changes neither.
+        """
+        if validate:
+            return figures_of(self.validate_history, self._diagrams_of["validate"])
+        return figures_of(self.history, self._diagrams_of["fit"])
 
     # ------------------------------------------------------------------ logging
     def metrics_of(self, result: TopologyResult) -> dict[str, float]:
@@ -763,17 +797,19 @@ class TopologyCallback(Callback):
         metrics: dict[str, float] = {}
         p = self.prefix
         for layer in result.layers:
-            mean = torch.nanmean(layer.betti, dim=0) if layer.problem is None else layer.betti[0]
+            betti = layer.class_betti()  # (C, K), also for one class
+            mean = torch.nanmean(betti, dim=0) if layer.problem is None else betti[0]
             for i in range(self.config.betti_dims):
                 metrics[f"{p}/{layer.name}/{_BETTI_KEYS[i]}"] = float(mean[i])
             metrics[f"{p}/{layer.name}/omega"] = layer.omega
             for key, value in layer.mean_persistence().items():
                 metrics[f"{p}/{layer.name}/{key}"] = value
             if self.log_per_class:
-                for j, (row, c) in enumerate(zip(layer.betti, result.classes, strict=False)):
+                persistence = layer.class_persistence()
+                for j, (row, c) in enumerate(zip(betti, result.classes, strict=False)):
                     for i in range(self.config.betti_dims):
                         metrics[f"{p}/{layer.name}/class_{c}/{_BETTI_KEYS[i]}"] = float(row[i])
-                    for key, values in (layer.persistence or {}).items():
+                    for key, values in persistence.items():
                         metrics[f"{p}/{layer.name}/class_{c}/{key}"] = float(values[j])
         omega_last = result.layers[-1].omega if result.layers else math.nan
         for key, value in zip(RUN_KEYS, (result.theta, result.decay_rate, omega_last), strict=True):
@@ -794,14 +830,14 @@ class TopologyCallback(Callback):
         layers = {}
         for layer in result.layers:
             layers[layer.name] = {
-                "betti": [[float(v) for v in row] for row in layer.betti.tolist()],
+                "betti": [[float(v) for v in row] for row in layer.class_betti().tolist()],
                 "omega": float(layer.omega),
                 "problem": layer.problem,
                 "module": self._module_types.get(layer.name),
             }
             if layer.persistence is not None:  # per class, as "betti"
                 layers[layer.name]["persistence"] = {
-                    k: [float(v) for v in t.tolist()] for k, t in layer.persistence.items()
+                    k: [float(v) for v in t.tolist()] for k, t in layer.class_persistence().items()
                 }
         return {
             "epoch": int(trainer.current_epoch),

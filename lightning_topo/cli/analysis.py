@@ -109,7 +109,8 @@ def analyse(
     progress: bool = True,
     weights_only: bool = True,
 ) -> TopologyReport:
-    """Layerwise topology of one model checkpoint: writes report.json and report.png, prints the table.
+    """Layerwise topology of one model checkpoint: writes report.json and report.png (and with persistence
+    summaries report.npz, the same report with its diagrams as arrays), prints the table.
 
     Args:
         model: Import path of the model class (any torch.nn.Module), e.g. lightning_topo.models.CNNClassifier.
@@ -119,7 +120,7 @@ def analyse(
         model_args: Keyword arguments of the model class; a LightningModule's override the hyperparameters saved
             in ckpt.
         analysis: What to compute on which layers and inputs (the fields of TopologyConfig).
-        output_dir: Where report.json and report.png are written.
+        output_dir: Where report.json, report.png and (with analysis.persistence) report.npz are written.
         progress: Show a progress bar.
         weights_only: Load checkpoints with torch's safe loader (tensors and plain values only); false loads a
             trusted checkpoint that holds other Python objects (and runs the code pickled in it).
@@ -128,7 +129,10 @@ def analyse(
     report = analyse_model(net, data, analysis, progress=progress, name=ckpt or f"{model.__module__}.{model.__name__}")
     out = Path(output_dir)
     json_path, png = report.to_json(out / "report.json"), _save_figure(report.plot(), out / "report.png")
-    print(f"{report.table()}\nwrote {json_path} and {png}")
+    written = f"{json_path} and {png}"
+    if report.diagrams is not None:  # the diagrams as arrays too: smaller and faster to load than the JSON
+        written = f"{json_path}, {report.to_npz(out / 'report.npz')} (the persistence diagrams as arrays) and {png}"
+    print(f"{report.table()}\nwrote {written}")
     return report
 
 

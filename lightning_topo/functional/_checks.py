@@ -35,7 +35,8 @@ class MissingDependencyError(ImportError):
 
 
 class NonFiniteError(ValueError):
-    """The input holds NaN or Inf, where Betti numbers are undefined (``index``: the first bad sample)."""
+    """The input holds NaN or Inf, where Betti numbers and persistence diagrams are undefined (``index``: the first
+    bad sample)."""
 
     def __init__(self, message: str, index: int) -> None:
         super().__init__(message)
@@ -175,7 +176,8 @@ def check_finite_per_sample(x: Tensor, name: str, what: str = "sample") -> None:
         shown = ", ".join(str(i) for i in bad[:10]) + (" …" if len(bad) > 10 else "")
         raise NonFiniteError(
             f"`{name}` has NaN or Inf values in {what} index {bad[0]} ({len(bad)} {what}(s) affected: "
-            f"{shown}). Betti numbers of non-finite data are undefined: drop or clean those {what}s first.",
+            f"{shown}). Betti numbers and persistence diagrams of non-finite data are undefined: drop or clean "
+            f"those {what}s first.",
             bad[0],
         )
 
@@ -202,6 +204,11 @@ def check_volumes(volumes: object, name: str = "volumes", *, finite: bool = True
             f"`{name}` must have shape (B, *spatial) with 1, 2 or 3 spatial axes (ndim 2, 3 or 4), got "
             f"ndim {volumes.ndim} with shape {tuple(volumes.shape)}. A single volume needs a batch axis: "
             f"`{name}.unsqueeze(0)`; a batch of 4-D maps must be reshaped to (B, C, H, W)."
+        )
+    if volumes.is_meta:
+        raise ValueError(
+            f"`{name}` is a meta tensor (shape {tuple(volumes.shape)}: a shape without values); Betti numbers and "
+            "diagrams need values: pass a tensor on a real device (a model on 'meta' needs its weights loaded first)."
         )
     if volumes.shape[0] == 0:
         raise ValueError(f"`{name}` is an empty batch (shape {tuple(volumes.shape)}): pass at least one volume.")

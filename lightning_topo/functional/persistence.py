@@ -100,6 +100,17 @@ class PersistenceDiagrams:
                 f"`value_min` and `value_max` must have shape (num_volumes,) = ({self.num_volumes},), got "
                 f"{tuple(self.value_min.shape)} and {tuple(self.value_max.shape)}."
             )
+        if p:  # every pair of a volume of the batch and of a computed dimension (one host sync)
+            computed = torch.tensor(self.computed_dims, dtype=self.dims.dtype, device=self.dims.device)
+            low, high = torch.aminmax(self.index)
+            fits = (low >= 0) & (high < self.num_volumes) & torch.isin(self.dims, computed).all()
+            if not bool(fits):
+                raise ValueError(
+                    f"every pair must belong to a volume 0..{self.num_volumes - 1} (`index` spans "
+                    f"{int(low)}..{int(high)}) and to a dimension of computed_dims={self.computed_dims} (`dims` "
+                    f"holds {sorted(set(self.dims.tolist()))}): pass the `num_volumes` and `computed_dims` the "
+                    "pairs were computed with."
+                )
 
     def __len__(self) -> int:
         return int(self.pairs.shape[0])
@@ -210,26 +221,45 @@ class PersistenceDiagrams:
         )
 
 
-def check_dims(dims: object) -> tuple[int, ...]:
-    """``dims`` as a sorted tuple of distinct homological dimensions in 0..2; a ``ValueError`` naming a bad one.
+def check_dims(
+    dims: object, name: str = "dims", *, in_order: bool = False, error: type[Exception] = ValueError
+) -> tuple[int, ...]:
+    """``dims`` as a sorted tuple of distinct homological dimensions in 0..2; an ``error`` (``ValueError``) naming
+    ``name`` and a bad one. One dimension may be given as an int, a NumPy integer or a 0-d integer tensor; a
+    sequence of them (a list, tuple, array or 1-d tensor) for more; never a bool or a float.
+
+    Args:
+        dims: the dimensions.
+        name: the argument's name in the message.
+        in_order: keep the order given (the order of the summaries' columns) and refuse a repeated dimension,
+            instead of sorting and dropping repeats.
+        error: the exception raised (``ConfigError`` for a :class:`~lightning_topo.TopologyConfig` field).
 
     Example:
         >>> check_dims((2, 0))
         (0, 2)
         >>> check_dims(1)
         (1,)
+        >>> check_dims((2, 0), in_order=True)
+        (2, 0)
     """
     if as_integer(dims) is not None:  # one dimension: an int, a NumPy integer or a 0-d integer tensor
         dims = (dims,)
     if isinstance(dims, (str, bytes)) or not isinstance(dims, Iterable):
-        raise ValueError(f"`dims` must be a tuple of homological dimensions in 0..2, e.g. (0, 1, 2), got {dims!r}.")
+        raise error(f"`{name}` must be a tuple of homological dimensions in 0..2, e.g. (0, 1, 2), got {dims!r}.")
     items = tuple(dims)
     if not items:
-        raise ValueError("`dims` is empty: pass at least one homological dimension in 0..2, e.g. dims=(0,).")
+        raise error(f"`{name}` is empty: pass at least one homological dimension in 0..2, e.g. {name}=(0,).")
     checked = [
-        check_int(dim, "dims", 0, 2, why=f" (a homological dimension of a volume; in dims={items!r})") for dim in items
+        check_int(dim, name, 0, 2, why=f" (a homological dimension of a volume; in {name}={items!r})", error=error)
+        for dim in items
     ]
-    return tuple(sorted(set(checked)))  # type: ignore[arg-type]
+    if not in_order:
+        return tuple(sorted(set(checked)))  # type: ignore[arg-type]
+    if len(set(checked)) != len(checked):
+        once = tuple(dict.fromkeys(checked))
+        raise error(f"`{name}` repeats a dimension: {checked}; name each once, e.g. {name}={once}.")
+    return tuple(checked)  # type: ignore[arg-type]
 
 
 def _kernels() -> Any:
@@ -243,6 +273,17 @@ def _kernels() -> Any:
             f"Importing it failed: {err}"
         ) from err
     return SimpleNamespace(MAX_VOXELS=MAX_VOXELS, pairs_chunk=pairs_chunk)
+
+
+def require_kernels() -> None:
+    """Raise :class:`MissingDependencyError` now (naming the extra to install) when :func:`cubical_persistence`
+    cannot run here: numba, which compiles its kernels, is missing. Callers that will compute diagrams later (the
+    callback, at ``setup``) check with it before any work. Loads nothing but the kernels' module (no compilation).
+
+    Example:
+        >>> require_kernels()  # numba is installed here: nothing happens
+    """
+    _kernels()
 
 
 def kernels_loaded(dims: Iterable[int] = (0, 1, 2)) -> bool:

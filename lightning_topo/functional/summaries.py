@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from lightning_topo.functional._checks import as_integer, float_down
-from lightning_topo.functional.persistence import PersistenceDiagrams
+from lightning_topo.functional._checks import float_down
+from lightning_topo.functional.persistence import PersistenceDiagrams, check_dims
 
 __all__ = [
     "SUMMARY_KINDS",
@@ -94,16 +94,12 @@ def _check_diagrams(diagrams: object) -> PersistenceDiagrams:
 def _columns(diagrams: PersistenceDiagrams, dims: Sequence[int] | None) -> tuple[list[int], Tensor, Tensor]:
     """The dims asked for (checked against ``computed_dims``), each pair's flat bin ``volume * K + column`` and a
     mask of the pairs in those dims."""
-    if as_integer(dims) is not None:
-        dims = (as_integer(dims),)  # one dimension, as `cubical_persistence` takes it
-    if dims is not None and (isinstance(dims, (str, bytes)) or not isinstance(dims, Iterable)):
-        raise ValueError(f"`dims` must be a sequence of homological dimensions, e.g. (0, 1), got {dims!r}.")
-    wanted = [d if as_integer(d) is None else as_integer(d) for d in (diagrams.computed_dims if dims is None else dims)]
+    wanted = list(diagrams.computed_dims if dims is None else check_dims(dims, in_order=True))
     missing = [d for d in wanted if d not in diagrams.computed_dims]
-    if missing or len(set(wanted)) != len(wanted):
+    if missing:
         raise ValueError(
-            f"`dims` {wanted} must be distinct dimensions the diagrams hold (computed_dims={diagrams.computed_dims}); "
-            f"{missing or 'a repeated one'} is not: pass it in `cubical_persistence(..., dims=...)`."
+            f"`dims` {wanted} must be dimensions the diagrams hold (computed_dims={diagrams.computed_dims}); "
+            f"{missing} is not: pass it in `cubical_persistence(..., dims=...)`, or leave it out of `dims`."
         )
     lookup = torch.full((max([*diagrams.computed_dims, *wanted, 0]) + 1,), -1, dtype=torch.long)
     lookup[torch.tensor(wanted, dtype=torch.long)] = torch.arange(len(wanted))
@@ -299,7 +295,8 @@ def persistence_summaries(
         (['total_persistence_0', 'persistence_entropy_0', 'persistent_b0'], [6.0, 0.6365, 2.0])
     """
     _check_kinds(kinds)
-    dims = list(_check_diagrams(diagrams).computed_dims if dims is None else dims)
+    diagrams = _check_diagrams(diagrams)
+    dims = list(diagrams.computed_dims if dims is None else check_dims(dims, in_order=True))
     columns = []
     if "total_persistence" in kinds:
         columns.append(total_persistence(diagrams, dims))

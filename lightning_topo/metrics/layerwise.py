@@ -79,6 +79,16 @@ class LayerTopology:
         empty when none was computed."""
         return {key: float(torch.nanmean(values)) for key, values in (self.persistence or {}).items()}
 
+    def class_betti(self) -> Tensor:
+        """``betti`` as ``(C, K)``, also where ``compute()`` left a single value 0-d (one class and one Betti
+        number: torchmetrics squeezes 1-element results)."""
+        return torch.atleast_2d(self.betti)
+
+    def class_persistence(self) -> dict[str, Tensor]:
+        """``persistence`` as ``{name: (C,)}``, also with one class (``compute()`` leaves those 0-d); empty when
+        none was computed."""
+        return {key: torch.atleast_1d(values) for key, values in (self.persistence or {}).items()}
+
 
 @dataclass
 class TopologyResult:
@@ -406,8 +416,8 @@ class LayerwiseTopology(MergeChecked):
         result = self.compute() if val is None else val
         fig, ax = plt.subplots() if ax is None else (None, ax)
         depth = list(range(1, len(result.layers) + 1))
-        means = torch.stack([torch.nanmean(layer.betti, dim=0) for layer in result.layers]) if result.layers else None
-        if means is not None:
+        if result.layers:
+            means = torch.stack([torch.nanmean(layer.class_betti(), dim=0) for layer in result.layers])
             for k in range(means.shape[1]):
                 ax.plot(depth, means[:, k].tolist(), marker="o", label=f"b{k}")
         ax.plot(depth, result.omega.tolist(), marker="s", linewidth=2, label="Omega")

@@ -33,8 +33,9 @@ class PersistenceSummaries(MergeChecked):
 
     Args:
         num_classes: number of classes C (labels in ``[0, C)``); default 1 (no labels needed).
-        summaries: which of ``"total_persistence"``, ``"entropy"``, ``"persistent_betti"`` (default: all).
-        dims: the homology dimensions (default ``(0, 1, 2)``).
+        summaries: which of ``"total_persistence"``, ``"entropy"``, ``"persistent_betti"`` (default: all; a
+            string for one).
+        dims: the homology dimensions (default ``(0, 1, 2)``; an int for one).
         min_persistence: ``"persistent_betti"``: the shortest lifetime counted, as a fraction of each volume's
             range, in ``[0, 1]``.
         threshold: ``"persistent_betti"``: the threshold rule, as :class:`~lightning_topo.config.TopologyConfig`'s
@@ -66,8 +67,8 @@ class PersistenceSummaries(MergeChecked):
     def __init__(
         self,
         num_classes: int = 1,
-        summaries: Sequence[str] = SUMMARY_KINDS,
-        dims: Sequence[int] = (0, 1, 2),
+        summaries: str | Sequence[str] = SUMMARY_KINDS,
+        dims: int | Sequence[int] = (0, 1, 2),
         min_persistence: float = 0.1,
         threshold: Any = DEFAULT_THRESHOLD,
         **kwargs: Any,
@@ -75,7 +76,10 @@ class PersistenceSummaries(MergeChecked):
         num_classes = check_int(num_classes, "num_classes", 1)
         # TopologyConfig checks the arguments once, with its messages (a ConfigError is a ValueError).
         self.config = TopologyConfig(
-            persistence=list(summaries), persistence_dims=dims, min_persistence=min_persistence, threshold=threshold
+            persistence=summaries if isinstance(summaries, str) else list(summaries),
+            persistence_dims=dims,
+            min_persistence=min_persistence,
+            threshold=threshold,
         )
         super().__init__(**kwargs)
         self.num_classes = num_classes
