@@ -15,6 +15,7 @@ import wandb_records
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from models import quiet_trainer
 
 from lightning_topo import PersistenceSummaries, TopologyCallback, TopologyConfig, TopologyReport, analyse
 from lightning_topo.config import ConfigError
@@ -422,10 +423,7 @@ def test_one_class_with_persistence_logs_and_reports(tmp_path: Path) -> None:
     assert report.persistence is not None and report.persistence.shape == (2, 1, 3)
     assert bool(torch.isfinite(report.persistence).all())
     topo = TopologyCallback(persistence=["entropy"], layers=["net.0", "net.3"], log_per_class=True)
-    trainer = Trainer(
-        max_epochs=1, callbacks=[topo], logger=False, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
-    )  # fmt: skip
+    trainer = quiet_trainer(tmp_path, [topo])
     with pytest.warns(UserWarning, match="one class"):
         trainer.fit(Classifier(net), DataLoader(data, batch_size=10), DataLoader(data, batch_size=10))
     recorded = topo.history[-1]["layers"]["net.0"]["persistence"]
@@ -449,10 +447,7 @@ def test_one_class_and_one_betti_number_keep_their_shapes(tmp_path: Path) -> Non
     report = analyse(net, data, complex="rips", maxdim=0, layers=["0", "3", "6"], progress=False)
     assert tuple(report.betti.shape) == (3, 1, 1) and report.betti_dims == 1
     topo = TopologyCallback(complex="rips", maxdim=0, layers=["net.0", "net.3"], log_per_class=True)
-    trainer = Trainer(
-        max_epochs=1, callbacks=[topo], logger=False, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
-    )  # fmt: skip
+    trainer = quiet_trainer(tmp_path, [topo])
     with pytest.warns(UserWarning, match="60 inputs instead of 300"):
         trainer.fit(Classifier(net), DataLoader(data, batch_size=10), DataLoader(data, batch_size=10))
     betti = topo.history[-1]["layers"]["net.0"]["betti"]
