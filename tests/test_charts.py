@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,40 @@ def test_wandb_charts_read_back_from_the_offline_run(tmp_path: Path) -> None:
     for key in ("topology/omega_vs_depth", "topology/betti_vs_depth"):
         xname = wandb_records.chart_settings(run_dir, key)["stringSettings"]["xname"]
         assert xname == "layer depth: " + " · ".join(f"{d} {n}" for d, n in enumerate(topo.layer_names, start=1))
+
+
+def test_wandb_one_callback_over_two_runs_and_two_evaluations_per_epoch(tmp_path: Path) -> None:
+    """A callback reused over two runs (a seed loop), each with a new WandbLogger: the second run crashed after its
+    first epoch (W&B: "An incremental Table can only be logged to one Run"). With val_check_interval=0.5 the
+    Omega-vs-depth lines were keyed by epoch, so two evaluations of one epoch shared a line."""
+    import wandb
+
+    topo = TopologyCallback(samples_per_class=5)
+    for run in range(2):
+        seed_everything(run)
+        logger = WandbLogger(save_dir=str(tmp_path / f"run{run}"), offline=True, project="t")
+        trainer = Trainer(
+            max_epochs=1, logger=logger, callbacks=[topo], accelerator="cpu", enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path, enable_checkpointing=False,
+            val_check_interval=0.5, limit_train_batches=4,
+        )  # fmt: skip
+        trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
+        wandb.finish()
+    for run in range(2):
+        (run_dir,) = wandb_records.run_dirs(str(tmp_path / f"run{run}"))
+        chart_rows = [r for r in wandb_records.history(run_dir) if "topology/depth_profile/path" in r]
+        assert len(chart_rows) == 2  # two evaluations per run
+        for row in chart_rows:  # each run's own rows only
+            increment = wandb_records.table(run_dir, row, "topology/depth_profile")
+            assert {r[1] for r in increment["data"]} == {row["trainer/global_step"]}
+        lines = wandb_records.table(run_dir, chart_rows[1], "topology/omega_vs_depth_table")
+        keys = sorted({r[1] for r in lines["data"]})
+        assert len(keys) == 2 * (run + 1)  # a line per evaluation (the reused callback's history holds both runs')
+    assert keys == ["evaluation 0", "evaluation 1", "evaluation 2", "evaluation 3"]  # steps went back: positions
+    (run_dir,) = wandb_records.run_dirs(str(tmp_path / "run0"))
+    chart_rows = [r for r in wandb_records.history(run_dir) if "topology/depth_profile/path" in r]
+    lines = wandb_records.table(run_dir, chart_rows[1], "topology/omega_vs_depth_table")
+    assert sorted({r[1] for r in lines["data"]}) == [f"global step {r['global_step']}" for r in topo.history[:2]]
 
 
 def test_wandb_steps_stay_monotonic_after_resume(tmp_path: Path) -> None:
@@ -329,6 +364,23 @@ def test_chart_arguments() -> None:
         TopologyCallback(charts=["plotly"])
     assert TopologyCallback(charts=False).chart_kinds == ()
     assert TopologyCallback(charts="png").chart_kinds == ("png",)
+
+
+def test_charts_asked_for_without_a_logger_say_so(tmp_path: Path) -> None:
+    """charts=["png"] with logger=False drew nothing and said nothing (charts="auto" stays quiet: nothing asked)."""
+    for charts, warns in ((["png"], True), ("auto", False)):
+        topo = TopologyCallback(samples_per_class=2, charts=charts)
+        trainer = Trainer(
+            max_epochs=1, logger=False, callbacks=[topo], accelerator="cpu", enable_progress_bar=False,
+            enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path, enable_checkpointing=False,
+            limit_train_batches=2,
+        )  # fmt: skip
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule(classes=[0, 1]))
+        said = [str(w.message) for w in record if "no chart is drawn" in str(w.message)]
+        assert bool(said) == warns, (charts, said)
+        assert topo.chart_files == [] and len(topo.history) == 1
 
 
 def test_asking_for_wandb_without_it_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

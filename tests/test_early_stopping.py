@@ -408,12 +408,15 @@ def test_real_run_stops_on_the_callbacks_decay_rate(tmp_path: Path, caplog: pyte
     assert "topology/omega_last" in trainer.callback_metrics
 
 
-def _sparse_fit(stopper: TopologyEarlyStopping, root: Path, every: int = 2) -> tuple[Trainer, TopologyCallback]:
-    """A real fit where the TopologyCallback evaluates every ``every``-th epoch only (stale metrics in between)."""
+def _sparse_fit(
+    stopper: TopologyEarlyStopping, root: Path, every: int = 2, others: tuple = ()
+) -> tuple[Trainer, TopologyCallback]:
+    """A real fit where the TopologyCallback evaluates every ``every``-th epoch only (stale metrics in between);
+    ``others``: more callbacks."""
     topo = TopologyCallback(samples_per_class=3, every_n_epochs=every)
     trainer = Trainer(
         max_epochs=12,
-        callbacks=[topo, stopper],
+        callbacks=[topo, *others, stopper],
         logger=False,
         enable_progress_bar=False,
         enable_checkpointing=False,
@@ -440,9 +443,41 @@ def test_every_n_epochs_counts_fresh_evaluations_only(tmp_path: Path, strict: bo
     assert "did not improve in the last 2 records" in stopper.stopping_reason_message
 
 
+@pytest.mark.parametrize("strict", [True, False])
+def test_another_topology_callbacks_evaluations_are_not_the_monitors(tmp_path: Path, strict: bool) -> None:
+    """A second TopologyCallback (another prefix) evaluating every epoch: its evaluations counted the monitored
+    callback's stale value again (patience ran twice as fast), and with strict=True the run stopped at epoch 0 for
+    a metric not logged yet."""
+    other = TopologyCallback(samples_per_class=3, layers=["net.0", "net.3"], prefix="topo_b")
+    stopper = TopologyEarlyStopping(patience=2, strict=strict, **{**RAW, "min_delta": 5.0})
+    _, topo = _sparse_fit(stopper, tmp_path, others=(other,))
+    assert len(other.history) > len(topo.history)
+    assert [r["epoch"] for r in topo.history] == [1, 3, 5]
+    assert stopper.evaluations == len(topo.history) == 3 and stopper.stopped_epoch == 5
+
+
 def test_every_n_epochs_floor_rule_counts_fresh_evaluations_only(tmp_path: Path) -> None:
     stopper = TopologyEarlyStopping(patience=50, floor_patience=2, floor=1e9)  # always at the "floor"
     _, topo = _sparse_fit(stopper, tmp_path)
     assert [r["epoch"] for r in topo.history] == [1, 3]
     assert stopper.floor_reached and stopper.floor_count == 2 and stopper.stopped_epoch == 3
     assert stopper.evaluations == 2
+
+
+def test_a_misspelt_run_level_key_fails_at_setup(tmp_path: Path) -> None:
+    """monitor='topology/decay_rat' failed with Lightning's "not available" after the first epoch."""
+    from lightning_topo.callbacks import TopologyMisconfiguration
+
+    for kwargs, match in (
+        ({"monitor": "topology/decay_rat"}, r"`topology/decay_rat`.*did you mean 'topology/decay_rate'"),
+        ({"floor_patience": 2, "floor_key": "topology/omega"}, r"`topology/omega`.*did you mean 'topology/omega_last'"),
+    ):
+        stopper = TopologyEarlyStopping(**kwargs)
+        trainer = Trainer(
+            max_epochs=1, callbacks=[TopologyCallback(samples_per_class=2), stopper], logger=False,
+            enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+            limit_train_batches=1, accelerator="cpu", default_root_dir=tmp_path,
+        )  # fmt: skip
+        with pytest.raises(TopologyMisconfiguration, match=match):
+            trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1]))
+        assert trainer.global_step == 0

@@ -128,6 +128,22 @@ def test_dict_items_unlabeled_and_iterable() -> None:
     assert streamed.counts_per_class() == {0: 2, 1: 2, 2: 2, 3: 2}
     assert (streamed.indices == -1).all()
 
+    # An endless stream whose classes fill up before max_samples: reading stops (it spun forever), with a note.
+    class Endless(IterableDataset):
+        def __init__(self) -> None:
+            self.read = 0
+
+        def __iter__(self):
+            while True:
+                self.read += 1
+                yield torch.tensor([float(self.read)]), self.read % 3
+
+    endless = Endless()
+    sample = build_sample(DataLoader(endless, batch_size=8), samples_per_class=20, max_samples=200, seed=0)
+    assert sample.counts_per_class() == {0: 20, 1: 20, 2: 20}
+    assert endless.read < 60 + 200 + 2 * 8  # the 60 taken, then max_samples of full classes (and one batch ahead)
+    assert any("stopped reading the stream after" in note for note in sample.notes)
+
 
 def test_shards_cover_the_sample_once() -> None:
     s = build_sample(_dataset(), samples_per_class=7, max_samples=100, seed=0)
@@ -199,3 +215,29 @@ def test_capture_tuple_dict_and_non_tensor_outputs() -> None:
     with ActivationCapture(net, ["0"], lambda name, t: t.clone(), output_fn=lambda out: out[1]) as cap2:
         net(x)
     assert torch.equal(cap2.results["0"][0], x)
+
+
+def test_a_target_transform_gives_the_items_classes() -> None:
+    """A torchvision-style dataset: `targets` holds the raw labels, items return `target_transform(target)`. The
+    sample was stratified over the raw classes (ten digits for an even/odd task), silently."""
+
+    class VisionStyle(torch.utils.data.Dataset):
+        def __init__(self, target_transform=None, shift: int = 0) -> None:
+            self.data = torch.randn(40, 3)
+            self.targets = [i % 10 for i in range(40)]
+            self.target_transform, self.shift = target_transform, shift
+
+        def __len__(self) -> int:
+            return 40
+
+        def __getitem__(self, i: int):
+            y = self.targets[i] + self.shift
+            return self.data[i], self.target_transform(y) if self.target_transform else y
+
+    even_odd = build_sample(VisionStyle(lambda y: y % 2), samples_per_class=3, max_samples=100, seed=0)
+    assert even_odd.classes == [0, 1] and even_odd.counts_per_class() == {0: 3, 1: 3}
+    # The same without the attribute's name: items that disagree with `targets` are read one by one.
+    shifted = build_sample(VisionStyle(shift=100), samples_per_class=2, max_samples=100, seed=0)
+    assert shifted.classes == list(range(100, 110))
+    plain = build_sample(VisionStyle(), samples_per_class=2, max_samples=100, seed=0)
+    assert plain.classes == list(range(10))

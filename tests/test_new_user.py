@@ -176,6 +176,13 @@ def test_output_fn_returning_none_is_named() -> None:
     with capture, pytest.warns(UserWarning, match=r"`output_fn` returned NoneType for its Tensor output"):
         net(torch.rand(2, 4))
     assert "0" in capture.skipped
+    # Every watched layer so: the error names output_fn, not the layers (which do run).
+    from lightning_topo import analyse
+    from lightning_topo.capture.errors import UnknownLayerError
+
+    data = TensorDataset(torch.rand(6, 4), torch.arange(6) % 2)
+    with pytest.warns(UserWarning), pytest.raises(UnknownLayerError, match=r"run, but no output .* fix `output_fn`"):
+        analyse(net, data, layers=["0", "1"], output_fn=lambda out: None, progress=False)
 
 
 def test_two_validation_dataloaders_warn(tmp_path: Path) -> None:
@@ -190,6 +197,17 @@ def test_two_validation_dataloaders_warn(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match=r"2 validation dataloaders; the topology sample is drawn from the first"):
         trainer.fit(model, datamodule=TwoLoaders(classes=[0, 1]))
     assert len(callback.history) == 1
+
+    # A dict of loaders (Lightning's CombinedLoader of named iterables): the first one, named (it was a KeyError).
+    class NamedLoaders(DigitsDataModule):
+        def val_dataloader(self):
+            return {"clean": super().val_dataloader(), "other": super().val_dataloader()}
+
+    named = TopologyCallback(samples_per_class=2)
+    trainer = quiet_trainer(tmp_path, [named], max_epochs=1, limit_train_batches=1)
+    with pytest.warns(UserWarning, match=r"2 validation dataloaders \['clean', 'other'\].*first one only \('clean'"):
+        trainer.fit(model, datamodule=NamedLoaders(classes=[0, 1]))
+    assert len(named.history) == 1 and named.history[0]["classes"] == [0, 1]
 
 
 # ------------------------------------------------------------------ the command line
@@ -878,3 +896,31 @@ def test_plot_keeps_the_fit_diagrams_apart_from_a_validate_run(tmp_path: Path) -
     assert f"({fit_inputs} inputs" in title(topo.plot())  # the fit's figures: its own diagrams
     validate_inputs = topo.last_diagrams["net.0"].num_volumes
     assert f"({validate_inputs} inputs" in title(topo.plot(validate=True))
+
+
+def test_a_threshold_callable_of_the_wrong_shape_fails_before_training(tmp_path: Path) -> None:
+    """`threshold=lambda v: v.mean()` (one number for the whole batch, a 0-d tensor) was refused only inside the
+    first evaluation, after an epoch of training; the ordering pass at the sanity check tries it on each watched
+    layer's volumes of one input now."""
+    from lightning_topo.functional.thresholds import ThresholdRuleError
+
+    steps = []
+
+    class Counted(Classifier):
+        def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+            steps.append(batch_idx)
+            return super().training_step(batch, batch_idx)
+
+    topo = TopologyCallback(samples_per_class=2, threshold=lambda v: v.mean())
+    trainer = quiet_trainer(tmp_path, [topo], max_epochs=1, limit_train_batches=2, num_sanity_val_steps=1)
+    with pytest.raises(
+        TopologyMisconfiguration, match=r"layer 'net.0': the `threshold` callable <lambda> returned"
+    ) as err:
+        trainer.fit(Counted(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    assert isinstance(err.value.__cause__, ThresholdRuleError) and steps == []
+    # One threshold per volume is fine, and gives the numbers of the same rule by name.
+    by_hand = TopologyCallback(samples_per_class=2, threshold=lambda v: v.flatten(1).mean(1))
+    named = TopologyCallback(samples_per_class=2, threshold="mean", prefix="named")
+    trainer = quiet_trainer(tmp_path, [by_hand, named], max_epochs=1, limit_train_batches=2, num_sanity_val_steps=1)
+    trainer.fit(Counted(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    assert by_hand.history[-1]["layers"] == named.history[-1]["layers"]

@@ -48,7 +48,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from typing_extensions import override
 
-from lightning_topo.callbacks.topology import DEFAULT_PREFIX, RUN_KEYS, TopologyCallback
+from lightning_topo.callbacks.topology import DEFAULT_PREFIX, RUN_KEYS, TopologyCallback, TopologyMisconfiguration
 from lightning_topo.functional._checks import check_int
 
 __all__ = ["TopologyEarlyStopping"]
@@ -285,7 +285,18 @@ class TopologyEarlyStopping(EarlyStopping):
         ``TopologyCallback`` is in the trainer to log it (the first check would then fail: "not available")."""
         super().setup(trainer, pl_module, stage)
         prefixes = [cb.prefix for cb in trainer.callbacks if isinstance(cb, TopologyCallback)]  # type: ignore[attr-defined]
-        if stage != "fit" or any(self.monitor.startswith(f"{p}/") for p in prefixes):
+        if stage != "fit":
+            return
+        for key in (self.monitor, self.floor_key if self.floor_patience is not None else None):
+            rest = next((key[len(p) + 1 :] for p in prefixes if key and key.startswith(f"{p}/")), None)
+            if rest is not None and "/" not in rest and rest not in RUN_KEYS:  # a run-level key it never logs
+                close = difflib.get_close_matches(rest, RUN_KEYS, n=1)
+                hint = f" (did you mean '{key[: len(key) - len(rest)]}{close[0]}'?)" if close else ""
+                raise TopologyMisconfiguration(
+                    f"TopologyEarlyStopping watches `{key}`, which the TopologyCallback never logs{hint}: its "
+                    f"run-level values are {list(RUN_KEYS)}, and per layer '{{prefix}}/{{layer}}/b0' and the like."
+                )
+        if any(self.monitor.startswith(f"{p}/") for p in prefixes):
             return
         key = self.monitor.rsplit("/", 1)[-1]
         if not (self.monitor.startswith(f"{DEFAULT_PREFIX}/") or (prefixes and key in RUN_KEYS)):
@@ -386,13 +397,18 @@ class TopologyEarlyStopping(EarlyStopping):
         delta = self.relative_min_delta * abs(best) if math.isfinite(best) else 0.0
         self.min_delta = delta if self.monitor_op == torch.gt else -delta
 
-    @staticmethod
-    def _fresh_evaluation(trainer: Trainer) -> bool:
-        """Whether this check sees a new evaluation: a ``TopologyCallback`` of the trainer recorded one at this
-        epoch and global step (``True`` when the trainer has none: every check counts, as in ``EarlyStopping``)."""
+    def _fresh_evaluation(self, trainer: Trainer) -> bool:
+        """Whether this check sees a new evaluation: the ``TopologyCallback`` whose ``prefix`` ``monitor`` names (any
+        of the trainer's when none does) recorded one at this epoch and global step (``True`` when the trainer has
+        none: every check counts, as in ``EarlyStopping``). Another callback's evaluation is not this monitor's: its
+        value is stale (or not logged yet) then."""
         topology = [cb for cb in trainer.callbacks if isinstance(cb, TopologyCallback)]  # type: ignore[attr-defined]
         if not topology:
             return True
+        named = [cb for cb in topology if self.monitor.startswith(f"{cb.prefix}/")]
+        if named:  # the longest prefix: "topology/x" is not "topology"'s
+            longest = max(len(cb.prefix) for cb in named)
+            topology = [cb for cb in named if len(cb.prefix) == longest]
         here = (int(trainer.current_epoch), int(trainer.global_step))
         last = [cb.history[-1] for cb in topology if cb.history]
         return any((record.get("epoch"), record.get("global_step")) == here for record in last)

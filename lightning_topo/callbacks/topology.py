@@ -31,7 +31,7 @@ import dataclasses
 import difflib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -40,6 +40,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from lightning_utilities.core.imports import RequirementCache
+from torch import Tensor
 from typing_extensions import override
 
 from lightning_topo.analysis.evaluate import PendingEvaluation, ranks_fail_together, reusable_metric, start_evaluation
@@ -49,13 +50,16 @@ from lightning_topo.capture import (
     SampleError,
     UnknownLayerError,
     build_sample,
+    cubical_volumes,
     resolve_layers,
+    token_layout,
     watched_layers,
 )
 from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.functional._checks import check_int
 from lightning_topo.functional.persistence import PersistenceDiagrams, kernels_loaded, require_kernels
+from lightning_topo.functional.thresholds import ThresholdRuleError, sublevel_thresholds
 from lightning_topo.loggers.charts import CHART_TARGETS, ChartWriter, chart_targets, log_scalars, logging_step
 from lightning_topo.loggers.figures import figures_of
 from lightning_topo.metrics import LayerwiseTopology, TopologyResult
@@ -517,7 +521,16 @@ class TopologyCallback(Callback):
         """The sample of the validation set being evaluated: picked once per dataset, so ``trainer.validate(model,
         other_loader)`` measures that loader's data, and the next fit evaluation its own sample again."""
         loaders = trainer.val_dataloaders
-        if isinstance(loaders, (list, tuple)):
+        if isinstance(loaders, Mapping):  # {name: loader}: Lightning runs them in this order
+            names = list(loaders)
+            if len(names) > 1:
+                self._warn_once(
+                    "loaders",
+                    f"TopologyCallback: the trainer has {len(names)} validation dataloaders {names}; the topology "
+                    f"sample is drawn from the first one only ({names[0]!r}, dataloader_idx 0).",
+                )
+            loaders = loaders[names[0]] if names else None
+        elif isinstance(loaders, (list, tuple)):
             if len(loaders) > 1:
                 self._warn_once(
                     "loaders",
@@ -691,6 +704,13 @@ class TopologyCallback(Callback):
             self._send_charts(
                 trainer, records, self.last_diagrams
             )  # loggers get nothing from the sanity check, as in Lightning
+        elif trainer.is_global_zero and self.chart_kinds and self.chart_kinds != CHART_TARGETS:
+            self._warn_once(  # charts asked for by name, and no logger to take them
+                "no-chart-target",
+                f"TopologyCallback: charts={list(self.chart_kinds)} and the trainer has no logger (logger=False): no "
+                "chart is drawn (PNG files go under a logger's log dir). Pass a logger, e.g. "
+                "lightning.pytorch.loggers.CSVLogger('logs'), or draw them with callback.plot().",
+            )
 
     @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -744,8 +764,9 @@ class TopologyCallback(Callback):
                 output_fn=self.config.output_fn,
                 auto=self.config.layers == "auto",
                 cubical=self.config.complex == "cubical",
+                inspect=self._threshold_check(pl_module, sample.inputs[:1]),
             )
-        except (UnknownLayerError, ForwardError) as err:  # the first forward pass on the sample
+        except (UnknownLayerError, ForwardError, ThresholdRuleError) as err:  # the first forward pass on the sample
             raise TopologyMisconfiguration(f"TopologyCallback: {err}") from err
         for key, message in notes:
             if key == "flat":  # what the zeros of vector layers mean: information, not a problem to fix
@@ -755,6 +776,25 @@ class TopologyCallback(Callback):
         self.layer_names = order
         self._module_types = self._types_of(pl_module, self.layer_names)
         self._ordered = True
+
+    def _threshold_check(self, pl_module: LightningModule, probe: Tensor) -> Callable[[str, Tensor], None] | None:
+        """For a ``threshold`` callable (cubical view): a check of what it returns on each watched layer's volumes of
+        the ordering pass's input, so a rule that does not give one threshold per volume fails at the sanity check,
+        not after an epoch of training (as in the evaluation, before any Betti number)."""
+        rule = self.config.threshold
+        if self.config.complex != "cubical" or not callable(rule):
+            return None
+        layout = token_layout(pl_module, probe)
+
+        def check(name: str, output: Tensor) -> None:
+            if output.ndim > 4:
+                return  # not a volume: the evaluation says so for the layer
+            try:
+                sublevel_thresholds(cubical_volumes(output.detach(), layout), rule)
+            except ThresholdRuleError as err:
+                raise ThresholdRuleError(f"layer '{name}': {err}") from err
+
+        return check
 
     def _send_charts(
         self, trainer: Trainer, records: list[dict[str, Any]], diagrams: dict[str, PersistenceDiagrams]

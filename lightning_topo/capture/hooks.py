@@ -320,6 +320,7 @@ class LayerTrace:
             ``output_fn``).
         calls: how many times each requested module ran in the pass (modules that never ran are left out).
         shapes: the shape of one input's output (the tensor analysed) of each layer in ``order``.
+        skipped: why each layer of ``no_tensor`` gave no tensor.
     """
 
     order: list[str]
@@ -327,6 +328,7 @@ class LayerTrace:
     no_tensor: list[str] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _plural(n: int, word: str) -> str:
@@ -340,12 +342,14 @@ def trace_layers(
     *,
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
     output_fn: Callable[[Any], Tensor] | None = None,
+    inspect: Callable[[str, Tensor], None] | None = None,
 ) -> LayerTrace:
     """Run ``probe`` (one or a few inputs) once and see where ``layer_names`` run (``output_fn``, when given, is
     tried on each of their outputs: a failing one raises :class:`ForwardError` here, before any evaluation).
 
     A plain name of a module that runs more than once per forward pass stands for all of its calls; ``name#k``
-    stands for its k-th call only.
+    stands for its k-th call only. ``inspect(name, output)``, when given, sees each requested layer's output (the
+    tensor analysed) once, inside its hook: a check that raises stops the pass with that error.
 
     Example:
         >>> class Net(nn.Module):
@@ -365,7 +369,12 @@ def trace_layers(
     shapes: dict[str, tuple[int, ...]] = {}
 
     def record(name: str, tensor: Tensor) -> None:
-        shapes.setdefault(name, tuple(tensor.shape[1:]))
+        if name in shapes:
+            return
+        shapes[name] = tuple(tensor.shape[1:])
+        base, call = split_call(name)
+        if inspect is not None and (name in requested or (call > 1 and base in requested)):
+            inspect(name, tensor)
 
     with ActivationCapture(model, probe_names, record, output_fn=output_fn) as capture:
         run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn)
@@ -380,7 +389,14 @@ def trace_layers(
         base, call = split_call(name)
         calls[base] = max(calls.get(base, 0), call)
     never_run = [name for name in requested if name not in order + no_tensor]
-    return LayerTrace(order, never_run, no_tensor, calls, {name: shapes[name] for name in order if name in shapes})
+    return LayerTrace(
+        order,
+        never_run,
+        no_tensor,
+        calls,
+        {name: shapes[name] for name in order if name in shapes},
+        {name: capture.skipped[name] for name in no_tensor if name in capture.skipped},
+    )
 
 
 def watched_layers(
@@ -392,19 +408,26 @@ def watched_layers(
     output_fn: Callable[[Any], Tensor] | None = None,
     auto: bool = False,
     cubical: bool = False,
+    inspect: Callable[[str, Tensor], None] | None = None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """The layers to measure, in depth order (:func:`trace_layers`), and the notes a user should read about them.
 
     Returns ``(order, notes)``: ``notes`` are ``(key, message)`` pairs (the key identifies the kind of note, for a
     once-only warning): layers that never run (dropped), modules that run more than once (a layer per call), a
     changed order, and for ``auto`` (``layers="auto"``) a choice of fewer than 3 layers (:func:`auto_layer_note`).
-    The callback and ``analyse`` both use it.
+    The callback and ``analyse`` both use it; ``inspect`` as in :func:`trace_layers`.
 
     Raises:
         UnknownLayerError: none of ``layer_names`` runs in the forward pass.
         ForwardError: the forward pass (``forward_fn``) or ``output_fn`` raised on ``probe``.
     """
-    trace = trace_layers(model, probe, layer_names, forward_fn=forward_fn, output_fn=output_fn)
+    trace = trace_layers(model, probe, layer_names, forward_fn=forward_fn, output_fn=output_fn, inspect=inspect)
+    if not trace.order and trace.no_tensor:
+        reasons = "; ".join(f"'{n}': {why}" for n, why in trace.skipped.items())
+        raise UnknownLayerError(
+            f"the layers {trace.no_tensor} run, but no output of theirs gives a tensor to analyse ({reasons}); "
+            "fix `output_fn` (it must return a tensor whose first axis is the inputs), or watch other layers."
+        )
     if not trace.order:
         raise UnknownLayerError(
             f"none of the layers {list(layer_names)} runs in the forward pass; pass `layers=[...]` with modules the "

@@ -166,6 +166,26 @@ def _labels_fast(dataset: Dataset) -> tuple[Tensor, str | None] | None:
     return None
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _items_agree(dataset: Dataset, labels: Tensor) -> bool:
+    """Whether the labels of the dataset's first and last items are ``labels``' (read by :func:`_labels_fast` off an
+    attribute): a torchvision-style ``target_transform`` (``y % 2`` of a ``targets`` of ten digits) makes the items'
+    labels other classes than the attribute's."""
+    if getattr(dataset, "target_transform", None) is not None:
+        return False
+    try:
+        for i in {0, len(labels) - 1}:
+            y, _ = class_labels(default_target(dataset[i]), batched=False)
+            if y.numel() != 1 or int(y) != int(labels[i]):
+                return False
+    except Exception:  # an item the slow path reports on, with its own message
+        return False
+    return True
+
+
 def _choose(labels: Tensor, samples_per_class: int | None, max_samples: int, seed: int) -> Tensor:
     gen = torch.Generator().manual_seed(seed)
     per_class = []
@@ -228,6 +248,8 @@ def build_sample(
     if n == 0:
         raise SampleError("the validation dataset is empty: there is nothing to sample.")
     fast = _labels_fast(dataset) if target_fn is default_target else None
+    if fast is not None and not _items_agree(dataset, fast[0]):
+        fast = None  # the items' labels are not the attribute's (a `target_transform`, ...): read every item
     if fast is None:
         read = [class_labels(target_fn(dataset[i]), batched=False) for i in range(n)]
         labels = torch.cat([y for y, _ in read])
@@ -240,14 +262,15 @@ def build_sample(
     wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * len(labels.unique()))
     if len(indices) < wanted:
         if len(labels) < wanted:
-            why = f"the data set has {len(labels)} inputs"
+            why = f"the data set has {_count(len(labels), 'input')}"
         else:
             counts = labels.unique(return_counts=True)[1]
             short = int((counts < (samples_per_class or 0)).sum())
             why = f"{short} of the {len(counts)} classes have fewer than samples_per_class={samples_per_class} inputs"
+        using = "using it" if len(indices) == 1 else f"using those {len(indices)}"
         notes.append(
-            f"lightning-topo sample: {len(indices)} inputs instead of {wanted}: {why} "
-            f"(samples_per_class={samples_per_class}, max_samples={max_samples}); using those {len(indices)}."
+            f"lightning-topo sample: {_count(len(indices), 'input')} instead of {wanted}: {why} "
+            f"(samples_per_class={samples_per_class}, max_samples={max_samples}); {using}."
         )
     if (
         isinstance(dataset, TensorDataset)
@@ -348,6 +371,8 @@ def _from_batches(
     ys: list[int] = []
     counts: dict[int, int] = {}
     notes = [note]
+    idle = 0  # inputs read since the last one taken: a stream (maybe endless) of full classes is not read on
+    read = 0
     for batch in loader:
         x = input_fn(batch)
         if not isinstance(x, Tensor):
@@ -358,14 +383,25 @@ def _from_batches(
         if label_note and label_note not in notes:
             notes.append(label_note)
         for xi, yi in zip(x, y.tolist(), strict=False):
+            read += 1
             if samples_per_class is not None and counts.get(yi, 0) >= samples_per_class:
+                idle += 1
                 continue
+            idle = 0
             counts[yi] = counts.get(yi, 0) + 1
             xs.append(xi.detach().cpu())
             ys.append(yi)
             if len(xs) >= max_samples:
                 break
         if len(xs) >= max_samples:
+            break
+        if idle >= max(max_samples, 1):
+            notes.append(
+                f"lightning-topo sample: stopped reading the stream after {read} inputs: the last {idle} were of "
+                f"classes already holding samples_per_class={samples_per_class} inputs ({len(counts)} "
+                f"class{'es' if len(counts) != 1 else ''} seen), so {len(xs)} inputs instead of max_samples="
+                f"{max_samples}; a class that only comes later in the stream is not in the sample."
+            )
             break
     if not xs:
         raise SampleError("the validation dataloader yielded no inputs: there is nothing to sample.")

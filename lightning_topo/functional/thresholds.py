@@ -21,12 +21,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["THRESHOLD_RULES", "check_threshold_rule", "sublevel_thresholds"]
+__all__ = ["THRESHOLD_RULES", "ThresholdRuleError", "check_threshold_rule", "sublevel_thresholds"]
 
 THRESHOLD_RULES: tuple[str, ...] = ("mean", "median")
 """The named rules."""
 
 ThresholdRule = float | str | Callable[[Tensor], Tensor | float]
+
+
+class ThresholdRuleError(ValueError):
+    """A ``threshold`` callable returned something other than one real threshold per volume (a ``(B,)`` tensor) or
+    a number; the message names the callable and what it returned."""
 
 
 def check_threshold_rule(rule: object) -> None:
@@ -64,23 +69,25 @@ def sublevel_thresholds(volumes: Tensor, rule: ThresholdRule) -> Tensor | float:
 
 
 def _checked_call(rule: Callable[[Tensor], Tensor | float], volumes: Tensor) -> Tensor | float:
-    """``rule(volumes)``, checked: a real number, or a real tensor of shape ``(B,)`` (a ``ValueError`` naming the
-    shape it returned otherwise)."""
+    """``rule(volumes)``, checked: a real number, or a real tensor of shape ``(B,)`` (a :class:`ThresholdRuleError`
+    naming the shape it returned otherwise; no host sync)."""
     batch = volumes.shape[0]
     value = rule(volumes)
     name = getattr(rule, "__name__", type(rule).__name__)
     if isinstance(value, Tensor):
         if value.shape != (batch,):
-            raise ValueError(
+            raise ThresholdRuleError(
                 f"the `threshold` callable {name} returned a tensor of shape {tuple(value.shape)} for {batch} "
                 f"volumes; it must return one threshold per volume, shape ({batch},) (e.g. "
                 "`lambda v: v.flatten(1).mean(1)`, not `v.mean()`, which mixes the inputs of a batch), or a number."
             )
         if value.is_complex() or value.dtype == torch.bool:
-            raise ValueError(f"the `threshold` callable {name} returned a {value.dtype} tensor; return real numbers.")
+            raise ThresholdRuleError(
+                f"the `threshold` callable {name} returned a {value.dtype} tensor; return real numbers."
+            )
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(
+        raise ThresholdRuleError(
             f"the `threshold` callable {name} returned {type(value).__name__}; it must return a (B,) tensor or a "
             "number."
         )

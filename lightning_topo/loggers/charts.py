@@ -61,7 +61,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from lightning_topo.functional.summaries import summary_kind_of
-from lightning_topo.loggers.figures import betti_dims, betti_vs_depth, diagram_bounds, figures_of
+from lightning_topo.loggers.figures import betti_dims, betti_vs_depth, diagram_bounds, figures_of, time_axis
 from lightning_topo.loggers.render import BackgroundRenderer
 
 __all__ = [
@@ -199,7 +199,7 @@ class ChartWriter:
         #: PNG files written so far (each path once).
         self.files: list[str] = []
         self.renderer = BackgroundRenderer(on_error=on_error, on_idle=self._on_idle)
-        self._profile: Any = None  # the W&B incremental table, appended per evaluation
+        self._profiles: dict[int, tuple[Any, Any]] = {}  # per W&B run: (run, its incremental table, appended)
         self._layouts: set[int] = set()  # id() of the SummaryWriters that have the layout
         self._figure_writers: dict[str, Any] = {}  # run directory -> our SummaryWriter
         self._writers_lock = threading.Lock()
@@ -221,7 +221,8 @@ class ChartWriter:
                     continue
                 kind = "png"  # e.g. charts=["png"] beside a TensorBoard logger: PNG files under its log dir
             if kind == "wandb":
-                charts = {**self._wandb_charts(history, step), **_wandb_diagrams(diagrams, self.prefix)}
+                run = logger.experiment
+                charts = {**self._wandb_charts(history, step, run), **_wandb_diagrams(diagrams, self.prefix)}
                 logger.log_metrics(charts, step=step)
             elif kind == "tensorboard":
                 writer = logger.experiment
@@ -266,29 +267,36 @@ class ChartWriter:
         return self.renderer.wait(timeout)
 
     # ------------------------------------------------------------------ W&B
-    def _wandb_charts(self, history: Sequence[Record], step: int) -> dict[str, Any]:
+    def _wandb_charts(self, history: Sequence[Record], step: int, run: Any) -> dict[str, Any]:
+        """The W&B charts of the latest evaluation for the W&B ``run``: an incremental table is one run object's
+        only (W&B refuses it in another: a callback reused over several runs, or two W&B loggers, gets one per
+        run)."""
         import wandb
 
         record = history[-1]
         names, series = betti_vs_depth(record)
         dims = betti_dims(record)
         columns = [c for c in PROFILE_COLUMNS if c != "b2" or dims > 2]
-        if self._profile is None:
-            self._profile = wandb.Table(columns=columns, log_mode="INCREMENTAL")
+        owner, profile = self._profiles.get(id(run), (None, None))
+        if owner is not run:  # kept with its run: an id is reused once a finished run is collected
+            profile = wandb.Table(columns=columns, log_mode="INCREMENTAL")
+            self._profiles[id(run)] = (run, profile)
         for depth, name in enumerate(names, start=1):
             module = record["layers"][name].get("module") or ""
             betti = [series[f"b{k}"][depth - 1] for k in range(dims)]
-            self._profile.add_data(int(record["epoch"]), step, depth, name, module, *betti, series["omega"][depth - 1])
+            profile.add_data(int(record["epoch"]), step, depth, name, module, *betti, series["omega"][depth - 1])
         depth_axis = list(range(1, len(names) + 1))
         keys = list(series)
         lines = thin_epochs(history)
+        # One key per line: epochs, or global steps where an epoch has several evaluations (as the figures' axis)
+        times, time_name = time_axis(lines)
         return {
-            f"{self.prefix}/depth_profile": self._profile,
+            f"{self.prefix}/depth_profile": profile,
             f"{self.prefix}/omega_vs_depth": wandb.plot.line_series(
                 xs=depth_axis,
                 ys=[[r["layers"].get(n, {}).get("omega", float("nan")) for n in names] for r in lines],
-                keys=[f"epoch {r['epoch']}" for r in lines],
-                title="Omega vs depth, one line per epoch",
+                keys=[f"{time_name} {t}" for t in times],
+                title=f"Omega vs depth, one line per {time_name}",
                 xname=_depth_title(names),
             ),
             f"{self.prefix}/betti_vs_depth": wandb.plot.line_series(
@@ -331,7 +339,7 @@ class ChartWriter:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.update(_profile=None, _layouts=set(), _figure_writers={})
+        state.update(_profiles={}, _layouts=set(), _figure_writers={})
         del state["_writers_lock"], state["_finish_lock"]
         return state
 
