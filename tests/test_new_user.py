@@ -924,3 +924,25 @@ def test_a_threshold_callable_of_the_wrong_shape_fails_before_training(tmp_path:
     trainer = quiet_trainer(tmp_path, [by_hand, named], max_epochs=1, limit_train_batches=2, num_sanity_val_steps=1)
     trainer.fit(Counted(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
     assert by_hand.history[-1]["layers"] == named.history[-1]["layers"]
+
+
+def test_a_callback_reused_in_another_trainer_says_so(tmp_path: Path) -> None:
+    """Lightning's callbacks keep their state over fits; a TopologyCallback reused in a new Trainer says that its
+    history goes on (a seed loop with one callback mixed the runs silently). Resuming from a checkpoint does not."""
+    topo = TopologyCallback(samples_per_class=2)
+    _fit(tmp_path, [topo], max_epochs=1)
+    assert len(topo.history) == 1
+    with pytest.warns(UserWarning, match=r"already holds 1 evaluation of an earlier fit"):
+        _fit(tmp_path, [topo], max_epochs=1)
+    assert len(topo.history) == 2
+    # A fit of the same trainer going on (a larger max_epochs) is no reuse.
+    trainer = quiet_trainer(tmp_path, [topo], max_epochs=1, limit_train_batches=2)
+    model, data = Classifier(digits_cnn((4, 8))), DigitsDataModule(classes=[0, 1, 2])
+    with pytest.warns(UserWarning, match="already holds"):
+        trainer.fit(model, datamodule=data)
+    trainer.fit_loop.max_epochs = 2
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        trainer.fit(model, datamodule=data)
+    assert not [w for w in record if "already holds" in str(w.message)]
+    assert len(topo.history) == 4

@@ -220,6 +220,11 @@ class TopologyCallback(Callback):
         self._ordered = False
         self._announce: str | None = None  # the sample's line, said once the layers are known (`_start_evaluation`)
         self._restored_indices: list[int] | None = None
+        # A fit's start: the evaluations and validation runs held then (a callback may serve several fits), whether a
+        # checkpoint's state was loaded into it, and the trainer of the latest fit (its id: a callback pickles).
+        self._before_fit = (0, 0)
+        self._loaded_in_fit = False
+        self._fit_trainer: int | None = None
         self._samples: dict[int, tuple[Any, FixedSample]] = {}  # id(dataset) -> (dataset, its sample)
         self._fit_sample: FixedSample | None = None
         self._warned: set[str] = set()
@@ -330,6 +335,7 @@ class TopologyCallback(Callback):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._loaded_in_fit = True
         self.history = list(state_dict.get("history", []))
         # Older checkpoints did not count validation runs: one evaluation per `every_n_epochs` of them.
         self.validation_runs = int(state_dict.get("validation_runs", len(self.history) * self.every_n_epochs))
@@ -713,24 +719,42 @@ class TopologyCallback(Callback):
             )
 
     @override
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Note what the callback holds as the fit starts (after a checkpoint's state is restored), and say so when
+        it is reused in another trainer with an earlier fit's history (Lightning's callbacks keep their state)."""
+        reused = self.history and self._fit_trainer not in (None, id(trainer)) and not self._loaded_in_fit
+        if reused and not trainer.strategy.restore_checkpoint_after_setup:  # there a checkpoint comes after this
+            held = _plural(len(self.history), "evaluation", "evaluations")
+            rank_zero_warn(
+                f"TopologyCallback: this callback already holds {held} of an earlier fit (another Trainer); its "
+                "history, figures and every_n_epochs count go on from them. Create a new TopologyCallback for each "
+                "run to start afresh."
+            )
+        self._fit_trainer = id(trainer)
+        self._before_fit = (len(self.history), self.validation_runs)
+
+    @override
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Say so when a whole fit evaluated nothing (no validation ran, or fewer runs than ``every_n_epochs``)."""
-        if self.history or trainer.fast_dev_run or trainer.interrupted:
+        evaluations, runs = self._before_fit
+        if len(self.history) > evaluations or self._loaded_in_fit or trainer.fast_dev_run or trainer.interrupted:
             return
-        if self.validation_runs == 0:
+        if self.validation_runs == runs:
             why = (
                 "the fit ran no validation (no validation dataloader, an empty validation set, limit_val_batches=0 "
                 "or check_val_every_n_epoch beyond max_epochs)"
             )
         else:
             why = (
-                f"the fit ran {self.validation_runs} validation run(s) and every_n_epochs={self.every_n_epochs} "
+                f"the fit ran {self.validation_runs - runs} validation run(s) and every_n_epochs={self.every_n_epochs} "
                 f"evaluates at one in {self.every_n_epochs}"
             )
         rank_zero_warn(f"TopologyCallback evaluated nothing: {why}.")
 
     @override
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._loaded_in_fit = False
         # The last evaluation's figures start drawing now, in the background (see `wait_for_charts`).
         self._drop_pending()
         self._charts.finish()
