@@ -293,8 +293,15 @@ def test_point_cloud_view_warns_when_k_makes_the_graph_nearly_complete() -> None
 
     torch.manual_seed(0)
     model = digits_cnn()
-    with pytest.warns(UserWarning, match=r"k = 14 is at least half of class \d+'s 20 sampled points"):
+    with pytest.warns(UserWarning, match=r"k = 14 is at least half of the sampled points of 10 classes") as said:
         analyse(model, DigitsDataModule(), complex="rips", k=14, samples_per_class=20, progress=False)
+    # One message for all the classes (it was one per class: 100 classes, 100 lines), naming five of them.
+    dense = [str(w.message) for w in said if "at least half" in str(w.message)]
+    assert len(dense) == 1 and "(class 0: 20, class 1: 20" in dense[0] and "and 5 more" in dense[0]
+    # A k capped to a small class's size says so.
+    small = TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 2)
+    with pytest.warns(UserWarning, match=r"k = 5 \(k=50 capped at each class's size - 1\)"):
+        analyse(model, small, complex="rips", k=50, samples_per_class=6, progress=False)
     for kwargs in ({"k": 14, "samples_per_class": 40, "max_samples": 400}, {}):
         with _warnings.catch_warnings(record=True) as caught:
             _warnings.simplefilter("always")
@@ -344,3 +351,11 @@ def test_report_figure_texts_fit_inside_the_figure(name: str, layers: int) -> No
         assert name not in shown  # the path is not in the title ...
         footer = "".join(t.get_text().replace("\n", "") for t in texts[1:])
         assert footer == name  # ... but in full under the axes
+
+
+def test_a_list_of_items_is_data() -> None:
+    """A plain list of (input, label) items was refused; it is a map-style dataset to a DataLoader."""
+    items = [(torch.rand(1, 8, 8), i % 2) for i in range(12)]
+    assert analyse(digits_cnn(), items, samples_per_class=3, progress=False).labels.tolist() == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(TypeError, match=r"or a non-empty list\) of \(input, label\) items"):
+        analyse(digits_cnn(), [], progress=False)

@@ -51,9 +51,11 @@ def _loader_of(data: Any) -> DataLoader | Dataset:
         return loader
     if isinstance(data, (DataLoader, Dataset)):
         return data
+    if isinstance(data, list) and data:  # a list of items is a map-style dataset to DataLoader too
+        return data  # type: ignore[return-value]
     raise TypeError(
-        f"`data` must be a DataLoader, a map-style Dataset of (input, label) items or a LightningDataModule "
-        f"(its validation split), got {type(data).__name__}."
+        f"`data` must be a DataLoader, a map-style Dataset (or a non-empty list) of (input, label) items or a "
+        f"LightningDataModule (its validation split), got {type(data).__name__}."
     )
 
 
@@ -132,8 +134,8 @@ def analyse(
     Args:
         model: any ``nn.Module`` or ``LightningModule`` (run through ``forward``); it is put in eval mode for
             the analysis and its training flags and device are restored afterwards.
-        data: a ``DataLoader``, a map-style ``Dataset`` of ``(input, label)`` items, or a ``LightningDataModule``
-            (its validation split).
+        data: a ``DataLoader``, a map-style ``Dataset`` (or a list) of ``(input, label)`` items, or a
+            ``LightningDataModule`` (its validation split).
         config: what to compute on which layers and inputs (:class:`~lightning_topo.config.TopologyConfig`,
             the callback's: same defaults, same sample, same numbers). With ``device=None`` the model runs on its
             accelerator, else on CUDA when present, else on the CPU.

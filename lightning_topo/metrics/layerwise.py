@@ -129,6 +129,41 @@ def _squeeze_scalars(result: TopologyResult) -> TopologyResult:
     return result
 
 
+def _cloud_messages(few: list[str], dense: list[tuple[int, int, int]], k_asked: Any) -> list[str]:
+    """One message for the classes too small for a point cloud (``few``: "class c: n"), one for those whose k-NN
+    graph is nearly complete (``dense``: class, points, k used), whatever their number (at most 5 named)."""
+
+    def named(items: list[str]) -> str:
+        return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+    messages = []
+    if few:
+        messages.append(
+            f"{_count(len(few), 'class', 'classes')} ({named(few)} sampled inputs) below the 2 points a point cloud "
+            "needs: skipped for the point-cloud view (raise `samples_per_class`, or give the validation set more "
+            "inputs of those classes if it holds fewer)."
+        )
+    if dense:
+        ks = sorted({k for _, _, k in dense})
+        capped = (
+            f" (k={k_asked} capped at each class's size - 1)"
+            if isinstance(k_asked, int) and any(k < k_asked for _, _, k in dense)
+            else ""
+        )
+        messages.append(
+            f"k = {'/'.join(map(str, ks))}{capped} is at least half of the sampled points of "
+            f"{_count(len(dense), 'class', 'classes')} ({named([f'class {c}: {n}' for c, n, _ in dense])}): the "
+            "k-NN graph is nearly complete, so b0 = 1 there says nothing about the embedding; sample at least "
+            f"{2 * max(ks) + 1} inputs per class (`samples_per_class`, and `max_samples` for all classes) or lower "
+            "`k`."
+        )
+    return messages
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _check_classes(classes: Sequence[int]) -> list[int]:
     """``classes`` as distinct Python ints (a ``ValueError`` naming the first bad or repeated one)."""
     if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence | Tensor):
@@ -454,28 +489,20 @@ class LayerwiseTopology(MergeChecked):
             return LayerTopology(name, per_class, math.nan, problem="no sampled input reached this layer")
         order = torch.argsort(positions)
         cloud, labels = cloud.reshape(len(labels), int(self.width[i]))[order], labels[order]
+        few: list[str] = []  # classes with fewer than 2 points, and those whose k-NN graph is nearly complete
+        dense: list[tuple[int, int, int]] = []
         for j, c in enumerate(self.classes):
             points = cloud[labels == c]
             if len(points) < 2:
-                message = (
-                    f"class {c} has {len(points)} sampled input(s): a point cloud needs at least 2, so the class "
-                    "is skipped for the point-cloud view (raise `samples_per_class`, or give the validation set "
-                    "more inputs of that class if it holds fewer)."
-                )
-                if message not in warnings:
-                    warnings.append(message)
+                few.append(f"class {c}: {len(points)}")
                 continue
             k = self.config.k_for(len(points))
             if self.config.metric == "knn_hops" and 2 * k >= len(points):
-                message = (
-                    f"k = {k} is at least half of class {c}'s {len(points)} sampled points: the k-NN graph is "
-                    "nearly complete, so b0 = 1 there says nothing about the embedding; sample at least "
-                    f"{2 * k + 1} inputs per class (`samples_per_class`, and `max_samples` for all "
-                    "classes) or lower `k`."
-                )
-                if message not in warnings:
-                    warnings.append(message)
+                dense.append((c, len(points), k))
             per_class[j] = self._rips(points)
+        for message in _cloud_messages(few, dense, self.config.k):
+            if message not in warnings:
+                warnings.append(message)
         present = (~torch.isnan(per_class).any(dim=1)).to(torch.int64)  # classes with a value, each a mean already
         om = float(_omega_compute(torch.nan_to_num(per_class), present))
         return LayerTopology(name, per_class, om)
