@@ -73,3 +73,17 @@ def test_errors() -> None:
     bad[1, 0, 0] = math.nan
     with pytest.raises(ValueError, match="sample index 1"):
         betti_curves(bad, [0.0])
+
+
+def test_thresholds_are_checked_as_cubical_betti_checks_them() -> None:
+    """Complex thresholds lost their imaginary part, booleans were read as 0 and 1, a string failed in NumPy."""
+    v = torch.rand(2, 4, 4)
+    for bad, match in (
+        ([True, False], r"must hold real numbers, got True \(bool\)"),
+        ([0.0, "a"], r"must hold real numbers, got 'a' \(str\)"),
+        (torch.tensor([0.5 + 1j]), "must be real numbers, got dtype torch.complex64"),
+        (np.array([True]), "must be real numbers, got dtype bool"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            betti_curves(v, bad)
+    assert torch.equal(betti_curves(v, [0.5, np.float32(0.25)]), betti_curves(v, [0.5, 0.25]))

@@ -259,3 +259,96 @@ def test_layer_problem_reasons_are_metric_states() -> None:
     assert a.problems == {"x": "NaN or Inf in its activations"}
     a.reset()
     assert a.problems == {}
+
+
+# ---------------------------------------------------------------------------------------------- a user's audit
+def test_a_constant_float64_volume_has_its_one_component_at_the_mean() -> None:
+    """The float64 mean of a constant volume can round below its value: the sublevel set was empty (b0 = 0)."""
+    from oracles import gudhi_betti
+
+    from lightning_topo.functional import sublevel_thresholds
+
+    value = -1.1860696539864874
+    v = torch.full((1, 13, 22, 5), value, dtype=torch.float64)
+    t = sublevel_thresholds(v, "mean")
+    assert float(t[0]) == value  # kept inside the volume's range
+    m = BettiNumbers()
+    m.update(v)
+    assert m.compute().tolist() == [1.0, 0.0, 0.0] == [float(b) for b in gudhi_betti(v[0].numpy(), [value])[0]]
+    # Random constants: never outside the range (99 of 300 were, before).
+    gen = torch.Generator().manual_seed(0)
+    for c in torch.randn(300, generator=gen, dtype=torch.float64).tolist():
+        vol = torch.full((1, 13, 22, 5), c, dtype=torch.float64)
+        assert float(sublevel_thresholds(vol, "mean")[0]) == c
+
+
+def test_metric_collection_keeps_metrics_of_other_settings_apart() -> None:
+    """Compute groups: two metrics whose first batch gave equal states were grouped and only one was updated, so
+    threshold 0.5 reported threshold 0's value."""
+    from torchmetrics import MetricCollection
+
+    col = MetricCollection({"t0": TopologicalComplexity(threshold=0.0), "t05": TopologicalComplexity(threshold=0.5)})
+    first, second = torch.tensor([[[-1.0, 1.0, -1.0]]]), torch.tensor([[[0.2, 1.0, 0.2, 1.0, 0.2]]])
+    col.update(first)
+    col.update(second)
+    out = col.compute()
+    for name, t in (("t0", 0.0), ("t05", 0.5)):
+        expected = (cubical_betti(first, t).sum() + cubical_betti(second, t).sum()) / 2
+        assert float(out[name]) == float(expected), name
+    same = MetricCollection({"a": TopologicalComplexity(threshold=0.5), "b": TopologicalComplexity(threshold=0.5)})
+    same.update(torch.rand(2, 4, 4))
+    assert list(same.compute_groups.values()) == [["a", "b"]]  # equal settings still share one
+
+
+def test_states_stay_exact_and_refuse_other_shapes_on_load() -> None:
+    m = BettiNumbers()
+    m.set_dtype(torch.float16)  # a b0 of 2049 was 2048 in float16, 70,000 inf
+    m.update(betti=torch.tensor([[2049, 0, 0]]))
+    assert m.betti_sum.dtype == torch.int64 and m.compute().tolist() == [2049.0, 0.0, 0.0]
+    saved = TopologicalComplexity(num_classes=3)
+    saved.persistent(True)
+    saved.update(betti=torch.ones(3, 3, dtype=torch.long), labels=torch.tensor([0, 1, 2]))
+    assert sorted(saved.state_dict()) == ["betti_sum", "count"]  # the settings state is never saved
+    with pytest.raises(ValueError, match=r"cannot load state `betti_sum` of shape \(3, 3\) .* of shape \(2, 3\)"):
+        TopologicalComplexity(num_classes=2).load_state_dict(saved.state_dict())
+    same = TopologicalComplexity(num_classes=3)
+    same.load_state_dict(saved.state_dict())
+    assert float(same.compute()) == float(saved.compute()) == 3.0
+
+
+def test_empty_batches_numpy_input_and_grad_activations() -> None:
+    for metric in (BettiNumbers(), TopologicalComplexity()):
+        metric.update(torch.zeros(0, 4, 4))  # adds nothing (it was a raw RuntimeError)
+        metric.update(torch.ones(2, 4, 4))
+        assert metric.count.tolist() == [2]
+        with pytest.raises(TypeError, match=r"`volumes` must be a torch\.Tensor, got ndarray"):
+            metric.update(np.zeros((2, 3, 3)))  # type: ignore[arg-type]
+    # forward() runs with grad enabled: the mean threshold of a tensor that requires grad crashed in NumPy, and the
+    # numba backend was blamed (and dropped from "auto" for the process).
+    x = torch.randn(2, 4, 4, requires_grad=True) * 1
+    value = TopologicalComplexity()(x)
+    assert float(value) == float(cubical_betti(x.detach(), x.detach().flatten(1).mean(1)).sum(1).double().mean())
+    from lightning_topo.functional.components import _BROKEN_AUTO
+
+    assert "numba" not in _BROKEN_AUTO
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.int32, torch.uint8, torch.uint64])
+def test_integer_volumes_and_thresholds_of_every_width(dtype: torch.dtype) -> None:
+    """A median threshold of an int8/16/32 or uint8 volume is of that dtype: its check for values beyond 2**53
+    wrapped around (every nonzero value "beyond"); uint64 had no `abs`."""
+    from oracles import gudhi_betti
+
+    gen = torch.Generator().manual_seed(1)
+    v = torch.randint(0, 5, (3, 4, 5, 5), generator=gen).to(dtype)
+    m = BettiNumbers(threshold="median")
+    m.update(v)
+    t = v.to(torch.int64).flatten(1).median(1).values
+    expected = np.mean([gudhi_betti(v[i].to(torch.int64).numpy(), [float(t[i])])[0] for i in range(3)], axis=0)
+    assert m.compute().tolist() == expected.tolist()
+    assert cubical_betti(v.to(torch.float32), t.to(dtype)).tolist() == cubical_betti(v, t).tolist()
+
+
+def test_omega_refuses_negative_betti_numbers() -> None:
+    with pytest.raises(ValueError, match="must hold Betti numbers"):
+        omega(torch.tensor([[-1, 0, 0]]))

@@ -220,7 +220,7 @@ def check_volumes(volumes: object, name: str = "volumes", *, finite: bool = True
     if volumes.is_complex() or volumes.dtype == torch.bool:
         raise ValueError(f"`{name}` has dtype {volumes.dtype}; accepted are real floating point and integer dtypes.")
     if volumes.dtype in _WIDE_INTEGERS:
-        beyond = (volumes.reshape(volumes.shape[0], -1).abs() > _EXACT_INTEGER).any(dim=1)
+        beyond = beyond_exact(volumes.reshape(volumes.shape[0], -1)).any(dim=1)
         if bool(beyond.any()):
             bad = int(torch.nonzero(beyond).flatten()[0])
             raise ValueError(
@@ -229,12 +229,25 @@ def check_volumes(volumes: object, name: str = "volumes", *, finite: bool = True
                 f"would be silently wrong. Subtract a reference first (e.g. `{name} - {name}.amin()`) so the "
                 "values fit, or convert to float64 yourself if rounding is acceptable."
             )
+        if volumes.dtype != torch.int64:  # uint64, which few torch operations take: the same values as int64
+            volumes = volumes.view(torch.int64)
     if finite:
         check_finite_per_sample(volumes, name, "sample")
     return volumes
 
 
 _EXACT_INTEGER = 2**53
+
+
+def beyond_exact(values: Tensor) -> Tensor:
+    """Per value of a 64-bit integer tensor (int64 or uint64), whether it lies beyond ±2**53 (not exact in
+    float64); no ``abs`` (``abs(-2**63)`` overflows, and uint64 has none in torch)."""
+    if values.dtype != torch.int64:  # uint64: as int64, a value beyond 2**63 is negative
+        signed = values.view(torch.int64)
+        return (signed < 0) | (signed > _EXACT_INTEGER)
+    return (values < -_EXACT_INTEGER) | (values > _EXACT_INTEGER)
+
+
 """The largest magnitude from which every integer below is exact in float64."""
 _WIDE_INTEGERS = tuple(getattr(torch, name) for name in ("int64", "uint64") if hasattr(torch, name))
 

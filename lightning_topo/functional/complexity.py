@@ -48,7 +48,8 @@ def omega(betti: Tensor, labels: Tensor | None = None) -> Tensor:
         float64 tensor of shape ``betti.shape[:-2]``.
 
     Raises:
-        ValueError: on fewer than 2 axes, an empty sample axis, or labels of the wrong shape or a non-integer dtype.
+        ValueError: on fewer than 2 axes, an empty sample axis, negative values, or labels of the wrong shape or a
+            non-integer dtype.
 
     Example:
         >>> b = torch.tensor([[1, 0, 0], [3, 1, 0], [2, 0, 0]])
@@ -60,6 +61,13 @@ def omega(betti: Tensor, labels: Tensor | None = None) -> Tensor:
         raise ValueError(f"`betti` must have shape (..., B, K), got shape {tuple(betti.shape)}.")
     if betti.shape[-2] == 0:
         raise ValueError("`betti` has no samples (B = 0): Omega of an empty sample is undefined.")
+    if betti.is_complex() or betti.dtype == torch.bool:
+        raise ValueError(f"`betti` must hold Betti numbers (real, >= 0), got dtype {betti.dtype}.")
+    if bool((betti < 0).any()):
+        raise ValueError(
+            f"`betti` must hold Betti numbers (>= 0), got a minimum of {betti.min().item()}: pass the counts "
+            "(cubical_betti / rips_betti), not differences of them."
+        )
     if labels is not None:
         labels = check_tensor(labels, "labels")
         if labels.shape != (betti.shape[-2],):

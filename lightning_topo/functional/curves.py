@@ -59,10 +59,23 @@ def _check_thresholds(thresholds: Tensor | Sequence[float] | float) -> Tensor:
             f"`thresholds` must be a sequence or 1-D tensor of numbers (the same thresholds for every volume), got "
             f"{thresholds!r}; for each volume's mean or median use cubical_betti(volumes, sublevel_thresholds(...))."
         )
-    if isinstance(thresholds, Sequence) and all(
-        isinstance(x, numbers.Real) and not isinstance(x, bool) for x in thresholds
-    ):
-        thresholds = [float_down(x) for x in thresholds]  # big ints rounded down, not to nearest
+    if isinstance(thresholds, Sequence):
+        bad = [x for x in thresholds if not isinstance(x, (numbers.Real, Tensor, np.generic)) or isinstance(x, bool)]
+        if bad:
+            raise ValueError(
+                f"`thresholds` must hold real numbers, got {bad[0]!r} ({type(bad[0]).__name__}) among them."
+            )
+        if all(isinstance(x, numbers.Real) for x in thresholds):
+            thresholds = [float_down(x) for x in thresholds]  # big ints rounded down, not to nearest
+    if isinstance(thresholds, Tensor):
+        unreal = thresholds.dtype == torch.bool or thresholds.is_complex()
+    elif isinstance(thresholds, np.ndarray):
+        unreal = thresholds.dtype == np.bool_ or not np.issubdtype(thresholds.dtype, np.number)
+        unreal = unreal or np.iscomplexobj(thresholds)
+    else:
+        unreal = False
+    if unreal:
+        raise ValueError(f"`thresholds` must be real numbers, got dtype {thresholds.dtype}.")  # type: ignore[union-attr]
     t = thresholds if isinstance(thresholds, Tensor) else torch.as_tensor(np.asarray(thresholds, dtype=np.float64))
     if t.ndim > 1:
         raise ValueError(

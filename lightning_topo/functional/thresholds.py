@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_topo.functional._checks import _WIDE_INTEGERS
+
 __all__ = ["THRESHOLD_RULES", "ThresholdRuleError", "check_threshold_rule", "sublevel_thresholds"]
 
 THRESHOLD_RULES: tuple[str, ...] = ("mean", "median")
@@ -54,15 +56,31 @@ def sublevel_thresholds(volumes: Tensor, rule: ThresholdRule) -> Tensor | float:
         ([2.0, 4.0], [1.0, 2.0])
     """
     check_threshold_rule(rule)
+    if not isinstance(volumes, Tensor):
+        raise TypeError(f"`volumes` must be a torch.Tensor, got {type(volumes).__name__}; torch.as_tensor(...) it.")
+    if volumes.ndim == 0:
+        raise ValueError("`volumes` must be a batch (B, ...), got a 0-d tensor.")
+    volumes = volumes.detach()  # thresholds are data (and NumPy reads no tensor that requires grad)
+    if volumes.dtype in _WIDE_INTEGERS and volumes.dtype != torch.int64:
+        volumes = volumes.view(torch.int64)  # uint64, which few torch operations take (values beyond 2**53 are refused)
     if rule == "mean":
-        flat = volumes.reshape(volumes.shape[0], -1)
+        flat = volumes.reshape(-1, 1) if volumes.ndim == 1 else volumes.flatten(1)  # (B, n), also for B = 0
+        if flat.shape[0] == 0 or flat.shape[1] == 0:
+            return torch.full((flat.shape[0],), math.nan, dtype=torch.float64, device=flat.device)
         if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
             # NumPy's float64 mean: the same value, without torch's thread-pool start-up on small batches
-            # (on 2 cores, ~0.1 ms instead of several ms for 200 x 1024 values).
-            return torch.from_numpy(flat.contiguous().numpy().mean(axis=1, dtype=np.float64))
-        return flat.mean(dim=1, dtype=torch.float64)
+            # (on 2 cores, ~0.1 ms instead of several ms for 200 x 1024 values). A mean rounds: kept inside the
+            # volume's range (a constant float64 volume's mean can round below its value: an empty sublevel set).
+            values = flat.contiguous().numpy()
+            mean = values.mean(axis=1, dtype=np.float64)
+            return torch.from_numpy(np.clip(mean, values.min(axis=1), values.max(axis=1)))
+        low, high = torch.aminmax(flat, dim=1)
+        return torch.clamp(flat.mean(dim=1, dtype=torch.float64), low.to(torch.float64), high.to(torch.float64))
     if rule == "median":
-        return volumes.reshape(volumes.shape[0], -1).median(dim=1).values
+        flat = volumes.reshape(-1, 1) if volumes.ndim == 1 else volumes.flatten(1)
+        if flat.shape[0] == 0 or flat.shape[1] == 0:
+            return torch.full((flat.shape[0],), math.nan, dtype=torch.float64, device=flat.device)
+        return flat.median(dim=1).values
     if callable(rule):
         return _checked_call(rule, volumes)
     return float(rule)  # type: ignore[arg-type]

@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +28,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from lightning_topo.config import TopologyConfig
+from lightning_topo.config import TopologyConfig, describe_callable
 from lightning_topo.functional import cubical_betti, normalised_decay, sublevel_thresholds, theta
 from lightning_topo.functional._checks import check_int, float_down
 from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
@@ -78,24 +80,86 @@ def check_mergeable(metric: Metric, incoming: dict[str, Any] | Metric, settings:
                 )
 
 
+def _canonical(value: Any) -> str:
+    """``value`` as text for :meth:`MergeChecked.add_settings_state`: equal for equal settings; a callable by its
+    name and identity (two lambdas of one name are two rules)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return "(" + ",".join(f"{f.name}={_canonical(getattr(value, f.name))}" for f in dataclasses.fields(value)) + ")"
+    if callable(value) and not isinstance(value, (str, type)):
+        return f"{describe_callable(value)}#{id(value)}"
+    return repr(value)
+
+
 class MergeChecked(Metric):
     """A ``Metric`` whose :meth:`merge_state` first checks (:func:`check_mergeable`) that the incoming metric was
-    built with the same ``merge_settings`` (attribute names)."""
+    built with the same ``merge_settings`` (attribute names), whose ``load_state_dict`` refuses states of other
+    shapes, which keeps its exact states under ``set_dtype``, and which is never put in one compute group of a
+    ``MetricCollection`` with a metric of other settings (:meth:`add_settings_state`)."""
 
     merge_settings: tuple[str, ...] = ()
+
+    def add_settings_state(self) -> None:
+        """Add a state named after ``merge_settings`` (call it once they are set). torchmetrics' ``MetricCollection``
+        puts metrics whose states have the same names and values into one compute group and updates only one of
+        them: two metrics of other thresholds whose first batch gave the same sums would then report the same
+        numbers. States named apart are never grouped. (A 0-d int64, not saved in ``state_dict``.)"""
+        text = "|".join(f"{name}={_canonical(getattr(self, name))}" for name in self.merge_settings)
+        self._settings_state = f"settings_{zlib.crc32(text.encode()):08x}"
+        self.add_state(self._settings_state, torch.zeros((), dtype=torch.int64), dist_reduce_fx="max", persistent=False)
+
+    def state_dict(  # type: ignore[override]
+        self, destination: dict[str, Any] | None = None, prefix: str = "", keep_vars: bool = False
+    ) -> dict[str, Any]:
+        """torchmetrics' ``state_dict``, never with the settings state (named after this process's objects)."""
+        out = super().state_dict(destination=destination, prefix=prefix, keep_vars=keep_vars)
+        out.pop(prefix + getattr(self, "_settings_state", ""), None)
+        return out
 
     def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
         """torchmetrics' ``merge_state``, refused (naming what differs) for a metric of other settings."""
         check_mergeable(self, incoming_state, self.merge_settings)
+        if isinstance(incoming_state, dict) and hasattr(self, "_settings_state"):  # states of another process
+            incoming_state = {self._settings_state: getattr(self, self._settings_state), **incoming_state}
         super().merge_state(incoming_state)
+
+    def set_dtype(self, dst_type: str | torch.dtype) -> Metric:
+        """Nothing changes: the states are exact sums and counts (int64; persistence sums float64) that a narrower
+        type would round or overflow (a b0 of 70,000 is ``inf`` in float16); ``compute()`` returns float64."""
+        return self
+
+    def _load_from_state_dict(  # torch's hook for a module's own loading, as torchmetrics extends it
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        """torchmetrics' loading, refused (a ``ValueError``) for a state of another shape: one saved by a metric of
+        another ``num_classes`` or other layers would be loaded as it is, and the next ``update`` fail."""
+        for name, mine in self.metric_state.items():
+            incoming = state_dict.get(prefix + name)
+            if isinstance(incoming, Tensor) and isinstance(mine, Tensor) and incoming.shape != mine.shape:
+                raise ValueError(
+                    f"cannot load state `{name}` of shape {tuple(incoming.shape)} into this {type(self).__name__}'s "
+                    f"of shape {tuple(mine.shape)}: it was saved by a metric built with other settings "
+                    f"({', '.join(self.merge_settings)}); build this one with the same arguments."
+                )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
 
 def _check_betti(betti: Any, name: str = "betti") -> Tensor:
     """Validate precomputed Betti numbers ``(B, 3)``: non-negative and integer-valued; return int64."""
     if not isinstance(betti, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor of shape (B, 3), got {type(betti).__name__}.")
-    if betti.ndim != 2 or betti.shape[1] != 3 or betti.shape[0] == 0:
-        raise ValueError(f"`{name}` must have shape (B, 3) with B >= 1, got {tuple(betti.shape)}.")
+    if betti.ndim != 2 or betti.shape[1] != 3:
+        raise ValueError(f"`{name}` must have shape (B, 3), got {tuple(betti.shape)}.")
+    if betti.shape[0] == 0:  # an empty batch adds nothing
+        return betti.to(torch.int64)
     if betti.is_complex() or betti.dtype == torch.bool:
         raise ValueError(f"`{name}` must hold integer Betti numbers, got dtype {betti.dtype}.")
     if betti.is_floating_point() and not bool((torch.isfinite(betti) & (betti == betti.round())).all()):
@@ -133,6 +197,8 @@ def _betti_of(volumes: Tensor | None, betti: Tensor | None, threshold: Any, devi
     if (volumes is None) == (betti is None):
         raise ValueError("pass exactly one of `volumes` and `betti=` (got both or neither).")
     if betti is None:
+        if isinstance(volumes, Tensor) and volumes.ndim > 1 and volumes.shape[0] == 0:
+            return torch.zeros(0, 3, dtype=torch.int64, device=device)  # an empty batch adds nothing
         betti = cubical_betti(volumes, sublevel_thresholds(volumes, threshold))  # type: ignore[arg-type]
     return _check_betti(betti).to(device)
 
@@ -186,6 +252,7 @@ class _PerClassBetti(MergeChecked):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.threshold = threshold
+        self.add_settings_state()
         self.add_state("betti_sum", torch.zeros(num_classes, 3, dtype=torch.int64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros(num_classes, dtype=torch.int64), dist_reduce_fx="sum")
 
@@ -351,6 +418,7 @@ class DecayRate(MergeChecked):
         self.num_classes = num_classes
         self.kind = kind
         self.threshold = threshold
+        self.add_settings_state()
         self.add_state("betti_sum", torch.zeros(num_layers, num_classes, 3, dtype=torch.int64), dist_reduce_fx="sum")
         self.add_state("count", torch.zeros(num_layers, num_classes, dtype=torch.int64), dist_reduce_fx="sum")
 

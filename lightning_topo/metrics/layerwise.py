@@ -226,6 +226,7 @@ class LayerwiseTopology(MergeChecked):
         self.layer_names = list(layers)
         self.classes = _check_classes(classes)
         n_layers, n_classes = len(self.layer_names), len(self.classes)
+        self.add_settings_state()
         self.add_state("problem", torch.zeros(n_layers, dtype=torch.int64), dist_reduce_fx="sum")
         for i in range(n_layers):  # why a layer cannot be computed: UTF-8 bytes, each reason ended by a 0 byte
             self.add_state(f"reason_{i}", [], dist_reduce_fx="cat")

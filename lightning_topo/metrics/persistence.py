@@ -84,6 +84,7 @@ class PersistenceSummaries(MergeChecked):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.keys = self.config.persistence_keys
+        self.add_settings_state()
         self.add_state("summary_sum", torch.zeros(num_classes, len(self.keys), dtype=torch.float64), "sum")
         self.add_state("count", torch.zeros(num_classes, dtype=torch.int64), dist_reduce_fx="sum")
 
@@ -110,6 +111,8 @@ class PersistenceSummaries(MergeChecked):
         cfg = self.config
         if (volumes is None) == (diagrams is None):
             raise ValueError("pass exactly one of `volumes` and `diagrams=` (got both or neither).")
+        if isinstance(volumes, Tensor) and volumes.ndim > 1 and volumes.shape[0] == 0:
+            return  # an empty batch adds nothing
         if diagrams is None:
             from lightning_topo.functional import cubical_persistence
 
