@@ -349,6 +349,11 @@ def test_integer_volumes_and_thresholds_of_every_width(dtype: torch.dtype) -> No
     assert cubical_betti(v.to(torch.float32), t.to(dtype)).tolist() == cubical_betti(v, t).tolist()
 
 
+def test_labels_that_are_no_tensor_get_a_value_error() -> None:
+    with pytest.raises(ValueError, match=r"`labels` must be integer class labels \(B,\), got 'a'"):
+        BettiNumbers(num_classes=2).update(torch.rand(2, 3, 3), labels="a")  # type: ignore[arg-type]
+
+
 def test_omega_refuses_negative_betti_numbers() -> None:
     with pytest.raises(ValueError, match="must hold Betti numbers"):
         omega(torch.tensor([[-1, 0, 0]]))

@@ -177,7 +177,10 @@ def _check_labels(labels: Any, batch: int, num_classes: int, device: torch.devic
                 f"`labels` are required when num_classes={num_classes} > 1 (integers in [0, {num_classes - 1}])."
             )
         return torch.zeros(batch, dtype=torch.long, device=device)
-    labels = torch.as_tensor(labels)
+    try:
+        labels = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"`labels` must be integer class labels (B,), got {labels!r}.") from err
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(f"`labels` must be an integer tensor, got dtype {labels.dtype}.")
     labels = labels.to(device=device, dtype=torch.long).reshape(-1)
