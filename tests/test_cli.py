@@ -259,6 +259,26 @@ def test_analyse_with_persistence_writes_the_diagrams_as_arrays(workdir: Path) -
     assert all(d.computed_dims == (0, 2) and d.num_volumes == 20 for d in from_npz.diagrams.values())
 
 
+def test_analyse_without_matplotlib_prints_the_table_and_writes_the_json(workdir: Path) -> None:
+    """The core install has no matplotlib: analyse wrote report.json, then exited 1 on the figure (no table)."""
+    args = ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--progress", "false",
+            "--analysis.samples_per_class", "2", "--output_dir", "out_no_mpl"]  # fmt: skip
+    code = (
+        "import sys\n"
+        "from lightning_topo.cli import main\n"  # (torchmetrics imports matplotlib where it is installed)
+        "sys.modules['matplotlib.pyplot'] = None\n"  # our figures' import fails, as without the [plot] extra
+        f"sys.argv = ['lightning-topo', *{args!r}]\n"
+        "sys.exit(main())\n"
+    )
+    env = dict(os.environ, PYTHONWARNINGS="ignore", COLUMNS="120")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, env=env, capture_output=True, text=True)
+    _ok(proc)
+    out = workdir / "out_no_mpl"
+    assert "theta = " in proc.stdout and f"wrote {Path('out_no_mpl') / 'report.json'}" in proc.stdout
+    assert 'no report.png: figures need matplotlib (pip install "lightning-topo[plot]")' in proc.stderr
+    assert (out / "report.json").is_file() and not (out / "report.png").exists()
+
+
 def test_analyse_with_class_paths_and_rips_options(workdir: Path) -> None:
     args = [
         "analyse",
@@ -355,6 +375,11 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
         (
             ["fit", "--config", "@cnn", "--data.init_args.val_fraction", "2"],
             ("cannot build the classes of the config", "`val_fraction` must be in (0, 1), got 2.0"),
+        ),
+        (
+            # a Lightning checkpoint: load_from_checkpoint dropped the misspelt arguments and analysed silently
+            ["analyse", "--config", "@analyse", "--model_args", "{chanels: [8, 8], activaton: tanh}"],
+            ("takes no argument 'chanels' (did you mean 'channels'?)", "'activaton' (did you mean 'activation'?)"),
         ),
         (["analyse", "--config", "@analyse", "--analysis.layers", "[net.99]"], ("Layer 'net.99' does not match",)),
         (

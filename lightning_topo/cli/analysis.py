@@ -8,7 +8,9 @@ import dataclasses
 import difflib
 import inspect
 import json
+import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -80,6 +82,18 @@ def load_model(
             stacklevel=2,
         )
     lightning_checkpoint = isinstance(state, dict) and "pytorch-lightning_version" in state
+    if lightning_checkpoint and issubclass(cls, LightningModule) and model_args:
+        # load_from_checkpoint drops keyword arguments the class does not take: a misspelt one would pass unseen
+        params = inspect.signature(cls.__init__).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        unknown = [k for k in model_args if k not in params or k == "self"]
+        if unknown and not takes_any:
+            hints = {k: difflib.get_close_matches(k, [p for p in params if p != "self"], n=1) for k in unknown}
+            named = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
+            raise CLIError(
+                f"{name} takes no argument {named}: model_args must be arguments of {cls.__name__}.__init__ "
+                f"({', '.join(p for p in params if p != 'self')})."
+            )
     try:
         if lightning_checkpoint and issubclass(cls, LightningModule):
             return cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=weights_only, **model_args)
@@ -109,8 +123,9 @@ def analyse(
     progress: bool = True,
     weights_only: bool = True,
 ) -> TopologyReport:
-    """Layerwise topology of one model checkpoint: writes report.json and report.png (and with persistence
-    summaries report.npz, the same report with its diagrams as arrays), prints the table.
+    """Layerwise topology of one model checkpoint: writes report.json and report.png, prints the table.
+
+    With persistence summaries it writes report.npz too: the same report, its diagrams as arrays.
 
     Args:
         model: Import path of the model class (any torch.nn.Module), e.g. lightning_topo.models.CNNClassifier.
@@ -128,11 +143,11 @@ def analyse(
     net = load_model(model, ckpt, model_args, weights_only, seed=analysis.seed)
     report = analyse_model(net, data, analysis, progress=progress, name=ckpt or f"{model.__module__}.{model.__name__}")
     out = Path(output_dir)
-    json_path, png = report.to_json(out / "report.json"), _save_figure(report.plot(), out / "report.png")
-    written = f"{json_path} and {png}"
+    files = [str(report.to_json(out / "report.json"))]
     if report.diagrams is not None:  # the diagrams as arrays too: smaller and faster to load than the JSON
-        written = f"{json_path}, {report.to_npz(out / 'report.npz')} (the persistence diagrams as arrays) and {png}"
-    print(f"{report.table()}\nwrote {written}")
+        files.append(f"{report.to_npz(out / 'report.npz')} (the persistence diagrams as arrays)")
+    png = _save_figure(report.plot, out / "report.png")
+    print(f"{report.table()}\nwrote {', '.join(files)}" + (f" and {png}" if png else ""))
     return report
 
 
@@ -182,15 +197,20 @@ def rank(
     (out / "ranking.json").write_text(json.dumps(ranking.to_dict(), indent=1))
     for name, report in ranking.reports.items():
         report.to_json(out / "reports" / f"{name}.json")
-    png = _save_figure(ranking.plot(), out / "ranking.png")
-    print(f"{ranking.table()}\nwrote {out / 'ranking.json'} and {png}")
+    png = _save_figure(ranking.plot, out / "ranking.png")
+    print(f"{ranking.table()}\nwrote {out / 'ranking.json'}" + (f" and {png}" if png else ""))
     return ranking
 
 
-def _save_figure(fig: Any, path: Path) -> Path:
-    """Save a matplotlib figure to ``path`` and close it."""
-    import matplotlib.pyplot as plt
-
+def _save_figure(draw: Callable[[], Any], path: Path) -> Path | None:
+    """Save the matplotlib figure ``draw()`` makes to ``path`` and close it; without matplotlib (the core install)
+    say so on stderr and return ``None`` (the table and the JSON are the results; the figure an extra)."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f'no {path.name}: figures need matplotlib (pip install "lightning-topo[plot]").', file=sys.stderr)
+        return None
+    fig = draw()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
