@@ -210,7 +210,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(UnknownLayerError, match="Close matches"):
         analyse(digits_cnn(), data, layers=["1x"], progress=False)
     with pytest.raises(TypeError, match="`data` must be a DataLoader"):
-        analyse(digits_cnn(), [1, 2, 3], progress=False)
+        analyse(digits_cnn(), {"x": data}, progress=False)  # (a list of items is a dataset: test_a_list_of_items)
     with pytest.raises(ConfigError, match="`complex` must be one of"):
         analyse(digits_cnn(), data, complex="alpha", progress=False)
     with pytest.raises(ConfigError, match="unknown argument"):
