@@ -55,6 +55,7 @@ from lightning_topo.capture import (
     token_layout,
     watched_layers,
 )
+from lightning_topo.capture.errors import plural
 from lightning_topo.capture.layers import named_user_modules, split_call
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.functional._checks import check_int
@@ -355,7 +356,7 @@ class TopologyCallback(Callback):
             if diff:  # the state key leaves the summaries' settings out: the Betti history is this callback's
                 rank_zero_warn(
                     f"TopologyCallback: restored the checkpoint's topology history "
-                    f"({_plural(len(self.history), 'evaluation', 'evaluations')}), saved with {diff['saved']}; "
+                    f"({plural(len(self.history), 'evaluation', 'evaluations')}), saved with {diff['saved']}; "
                     f"this callback computes {diff['now']}, so the persistence summaries of the restored "
                     "evaluations were computed with the saved settings."
                 )
@@ -407,7 +408,7 @@ class TopologyCallback(Callback):
             )
             rank_zero_warn(
                 f"TopologyCallback: the checkpoint's topology history "
-                f"({_plural(len(state.get('history', [])), 'evaluation', 'evaluations')}) "
+                f"({plural(len(state.get('history', [])), 'evaluation', 'evaluations')}) "
                 f"is not restored: {what}. Pass the same values to resume it."
             )
 
@@ -599,7 +600,7 @@ class TopologyCallback(Callback):
         # Said at the first evaluation on this sample, when the layers are ordered: a module that runs twice is
         # then two layers ('pool', 'pool#2').
         self._announce = (
-            f"on {len(sample.labels)} validation inputs ({_plural(len(sample.classes), 'class', 'classes')}){stage}."
+            f"on {len(sample.labels)} validation inputs ({plural(len(sample.classes), 'class', 'classes')}){stage}."
         )
         return sample
 
@@ -724,7 +725,7 @@ class TopologyCallback(Callback):
         it is reused in another trainer with an earlier fit's history (Lightning's callbacks keep their state)."""
         reused = self.history and self._fit_trainer not in (None, id(trainer)) and not self._loaded_in_fit
         if reused and not trainer.strategy.restore_checkpoint_after_setup:  # there a checkpoint comes after this
-            held = _plural(len(self.history), "evaluation", "evaluations")
+            held = plural(len(self.history), "evaluation", "evaluations")
             rank_zero_warn(
                 f"TopologyCallback: this callback already holds {held} of an earlier fit (another Trainer); its "
                 "history, figures and every_n_epochs count go on from them. Create a new TopologyCallback for each "
@@ -917,10 +918,6 @@ class TopologyCallback(Callback):
         if key not in self._warned:
             self._warned.add(key)
             (rank_zero_info if info else rank_zero_warn)(message)
-
-
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, str]:

@@ -34,3 +34,8 @@ def user_function_raised(argument: str, fn: Any, err: BaseException) -> str:
     """
     what = getattr(fn, "__qualname__", type(fn).__name__)
     return f"`{argument}` ({what}) raised {type(err).__name__}: {err}"
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``"1 input"``, ``"3 inputs"``: ``count`` and the word for it (``many`` defaults to ``one + "s"``)."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"

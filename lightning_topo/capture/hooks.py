@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_topo.capture.errors import CaptureError, ForwardError, UnknownLayerError, user_function_raised
+from lightning_topo.capture.errors import CaptureError, ForwardError, UnknownLayerError, plural, user_function_raised
 from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, get_submodule_by_user_name, split_call
 from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, token_layout
 
@@ -331,10 +331,6 @@ class LayerTrace:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def trace_layers(
     model: nn.Module,
     probe: Tensor,
@@ -436,7 +432,7 @@ def watched_layers(
     past = [n for n in trace.never_run if split_call(n)[1] > 1 and split_call(n)[0] in trace.calls]
     if past:
         runs = ", ".join(
-            f"'{b}' runs {_plural(trace.calls[b], 'time')}" for b in dict.fromkeys(split_call(n)[0] for n in past)
+            f"'{b}' runs {plural(trace.calls[b], 'time')}" for b in dict.fromkeys(split_call(n)[0] for n in past)
         )
         raise UnknownLayerError(
             f"{past} name calls that do not happen: {runs} per forward pass; 'name#k' is the k-th call of a "

@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
 from torch.utils.data.dataloader import default_collate
 
-from lightning_topo.capture.errors import SampleError, user_function_raised
+from lightning_topo.capture.errors import SampleError, plural, user_function_raised
 
 __all__ = ["FixedSample", "build_sample", "class_labels", "default_input", "default_target", "shard"]
 
@@ -166,10 +166,6 @@ def _labels_fast(dataset: Dataset) -> tuple[Tensor, str | None] | None:
     return None
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def _items_agree(dataset: Dataset, labels: Tensor) -> bool:
     """Whether the labels of the dataset's first and last items are ``labels``' (read by :func:`_labels_fast` off an
     attribute): a torchvision-style ``target_transform`` (``y % 2`` of a ``targets`` of ten digits) makes the items'
@@ -262,14 +258,14 @@ def build_sample(
     wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * len(labels.unique()))
     if len(indices) < wanted:
         if len(labels) < wanted:
-            why = f"the data set has {_count(len(labels), 'input')}"
+            why = f"the data set has {plural(len(labels), 'input')}"
         else:
             counts = labels.unique(return_counts=True)[1]
             short = int((counts < (samples_per_class or 0)).sum())
             why = f"{short} of the {len(counts)} classes have fewer than samples_per_class={samples_per_class} inputs"
         using = "using it" if len(indices) == 1 else f"using those {len(indices)}"
         notes.append(
-            f"lightning-topo sample: {_count(len(indices), 'input')} instead of {wanted}: {why} "
+            f"lightning-topo sample: {plural(len(indices), 'input')} instead of {wanted}: {why} "
             f"(samples_per_class={samples_per_class}, max_samples={max_samples}); {using}."
         )
     if (
@@ -398,8 +394,8 @@ def _from_batches(
         if idle >= max(max_samples, 1):
             notes.append(
                 f"lightning-topo sample: stopped reading the stream after {read} inputs: the last {idle} were of "
-                f"classes already holding samples_per_class={samples_per_class} inputs ({len(counts)} "
-                f"class{'es' if len(counts) != 1 else ''} seen), so {len(xs)} inputs instead of max_samples="
+                f"classes already holding samples_per_class={samples_per_class} inputs "
+                f"({plural(len(counts), 'class', 'classes')} seen), so {len(xs)} inputs instead of max_samples="
                 f"{max_samples}; a class that only comes later in the stream is not in the sample."
             )
             break

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_topo.capture.errors import plural
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import normalised_decay, rips_betti, theta
 from lightning_topo.functional._checks import as_integer
@@ -139,7 +140,7 @@ def _cloud_messages(few: list[str], dense: list[tuple[int, int, int]], k_asked: 
     messages = []
     if few:
         messages.append(
-            f"{_count(len(few), 'class', 'classes')} ({named(few)} sampled inputs) below the 2 points a point cloud "
+            f"{plural(len(few), 'class', 'classes')} ({named(few)} sampled inputs) below the 2 points a point cloud "
             "needs: skipped for the point-cloud view (raise `samples_per_class`, or give the validation set more "
             "inputs of those classes if it holds fewer)."
         )
@@ -152,16 +153,12 @@ def _cloud_messages(few: list[str], dense: list[tuple[int, int, int]], k_asked: 
         )
         messages.append(
             f"k = {'/'.join(map(str, ks))}{capped} is at least half of the sampled points of "
-            f"{_count(len(dense), 'class', 'classes')} ({named([f'class {c}: {n}' for c, n, _ in dense])}): the "
+            f"{plural(len(dense), 'class', 'classes')} ({named([f'class {c}: {n}' for c, n, _ in dense])}): the "
             "k-NN graph is nearly complete, so b0 = 1 there says nothing about the embedding; sample at least "
             f"{2 * max(ks) + 1} inputs per class (`samples_per_class`, and `max_samples` for all classes) or lower "
             "`k`."
         )
     return messages
-
-
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
 
 
 def _check_classes(classes: Sequence[int]) -> list[int]:
