@@ -183,20 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# load average at the end: {', '.join(f'{x:.1f}' for x in load)}")
 
 
-SAMPLE_LAYERS = (
-    "conv1",
-    "bn1",
-    "relu",
-    "layer1.0",
-    "layer1.1",
-    "layer2.0",
-    "layer2.1",
-    "layer3.0",
-    "layer3.1",
-    "layer4.0",
-    "layer4.1",
-)
-"""The 11 layers ``TopologyCallback`` watches on ResNet18 by default (``layers="auto"``)."""
+def sample_layers() -> tuple[str, ...]:
+    """The 11 layers ``TopologyCallback`` watches on ResNet18 by default (``layers="auto"``): the GPU stages' list."""
+    from gpu.stages.models import RESNET18_224_LAYERS
+
+    return tuple(name for name, _ in RESNET18_224_LAYERS)
 
 
 def sample(cubical_persistence) -> None:
@@ -204,19 +195,20 @@ def sample(cubical_persistence) -> None:
     as issue 23's GPU goal counts them, timed whole on 1 and 2 threads."""
     from bench_layers import activations
 
-    out = activations(200, size=32, layers=SAMPLE_LAYERS)
-    shapes = ", ".join(f"{name} {'x'.join(map(str, out[name].shape[1:]))}" for name in SAMPLE_LAYERS)
+    layers = sample_layers()
+    out = activations(200, size=32, layers=layers)
+    shapes = ", ".join(f"{name} {'x'.join(map(str, out[name].shape[1:]))}" for name in layers)
     print(f"\n## a ResNet18 sample: 200 inputs at 32x32, 11 layers ({shapes}); seconds for all of it (best of 3)")
     print(f"{'dims':<10} {'1 thread':>9} {'2 threads':>10}")
     for dims in ((0, 2), (0, 1, 2)):
         seconds = []
         for workers in (1, 2):
-            for name in SAMPLE_LAYERS:  # warm-up
+            for name in layers:  # warm-up
                 cubical_persistence(out[name][:2], dims, workers=workers)
             best = float("inf")
             for _ in range(3):
                 start = time.perf_counter()
-                for name in SAMPLE_LAYERS:
+                for name in layers:
                     cubical_persistence(out[name], dims, workers=workers)
                 best = min(best, time.perf_counter() - start)
             seconds.append(best)
