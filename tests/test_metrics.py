@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -159,8 +160,10 @@ def test_label_errors() -> None:
         metric.update(torch.rand(2, 4, 4), torch.tensor([-1, 0]))
     with pytest.raises(ValueError, match="`labels` are required when num_classes=2"):
         metric.update(torch.rand(2, 4, 4))
-    with pytest.raises(ValueError, match="integer tensor"):
-        metric.update(torch.rand(2, 4, 4), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"label 0\.5 in `labels` is not a whole number"):
+        metric.update(torch.rand(2, 4, 4), torch.tensor([0.5, 1.0]))
+    with pytest.raises(ValueError, match=r"label nan in `labels` is not a whole number"):
+        metric.update(torch.rand(2, 4, 4), torch.tensor([float("nan"), 1.0]))
     with pytest.raises(ValueError, match="3 entries for 2 samples"):
         metric.update(torch.rand(2, 4, 4), torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match="label 3 is out of range for num_classes=3"):
@@ -357,3 +360,39 @@ def test_labels_that_are_no_tensor_get_a_value_error() -> None:
 def test_omega_refuses_negative_betti_numbers() -> None:
     with pytest.raises(ValueError, match="must hold Betti numbers"):
         omega(torch.tensor([[-1, 0, 0]]))
+
+
+def test_whole_float_labels_are_classes_everywhere() -> None:
+    """One label rule for every entry point: BettiNumbers and omega refused the float labels [0.0, 1.0] that
+    LayerwiseTopology and the sampler accepted; whole floats now give the integer labels' values everywhere."""
+    from lightning_topo.functional import omega
+    from lightning_topo.metrics import LayerwiseTopology
+
+    betti = torch.tensor([[3, 1, 0], [1, 0, 0], [2, 0, 0]])
+    ints, floats = torch.tensor([0, 0, 1]), torch.tensor([0.0, 0.0, 1.0])
+    assert omega(betti, floats).item() == omega(betti, ints).item() == 2.25
+    by_int, by_float = BettiNumbers(num_classes=2), BettiNumbers(num_classes=2)
+    by_int.update(betti=betti, labels=ints)
+    by_float.update(betti=betti, labels=floats)
+    assert by_float.compute().tolist() == by_int.compute().tolist() == [[2.0, 0.5, 0.0], [2.0, 0.0, 0.0]]
+    layerwise = LayerwiseTopology(["l"], [0, 1])
+    layerwise.update("l", betti, floats)
+    assert layerwise.compute().layers[0].betti.tolist() == [[2.0, 0.5, 0.0], [2.0, 0.0, 0.0]]
+    for entry in (lambda: omega(betti, floats + 0.5), lambda: by_float.update(betti=betti, labels=floats + 0.5)):
+        with pytest.raises(ValueError, match=r"label 0\.5 in `labels` is not a whole number"):
+            entry()
+
+
+def test_betti_numbers_passed_positionally_are_flagged() -> None:
+    """`BettiNumbers().update(betti_tensor)` read the (B, 3) Betti numbers as 1-D volumes of 3 voxels and gave a
+    silently wrong mean; it now warns with the keyword fix. Float volumes of that shape stay quiet."""
+    betti = torch.tensor([[4, 2, 0], [2, 1, 0]])
+    metric = BettiNumbers()
+    with pytest.warns(UserWarning, match=r"shape \(2, 3\) as `volumes`.*update\(betti=\.\.\., labels=\.\.\.\)"):
+        metric.update(betti)
+    metric.reset()
+    metric.update(betti=betti)
+    assert metric.compute().tolist() == [3.0, 1.5, 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BettiNumbers().update(torch.rand(2, 3))

@@ -148,7 +148,7 @@ def test_class_lists_are_checked(classes: list, match: str) -> None:
 
 def test_float_labels_that_are_not_whole_are_refused() -> None:
     metric = LayerwiseTopology(["l"], [0, 1])
-    with pytest.raises(ValueError, match=r"label 0\.5 is not a whole number"):
+    with pytest.raises(ValueError, match=r"label 0\.5 in `labels` is not a whole number"):
         metric.update("l", torch.ones(2, 3, dtype=torch.long), torch.tensor([0.5, 1.0]))
     metric.update("l", torch.ones(2, 3, dtype=torch.long), torch.tensor([0.0, 1.0]))  # whole floats are classes
     assert metric.compute().layers[0].betti.tolist() == [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]

@@ -98,7 +98,7 @@ def test_naitzat_d1_at_k14_scale_2_5(seed: int) -> None:
         ({"points": torch.zeros(0, 2)}, ValueError, "at least 1"),
         ({"n_threads": 0}, ValueError, "`n_threads` must be >= 1, or -1"),
         ({"points": torch.zeros(5)}, ValueError, r"shape \(n, d\)"),
-        ({"scale": 0.0}, ValueError, "`scale` must be a finite number > 0"),
+        ({"scale": -0.5}, ValueError, "`scale` must be a finite number >= 0, got -0.5"),
         ({"scale": math.nan}, ValueError, "`scale`"),
         ({"metric": "cosine"}, ValueError, "`metric` must be one of"),
         ({"metric": "knn_hops"}, ValueError, "`k` is required"),
@@ -111,6 +111,21 @@ def test_bad_input(kwargs: dict, error: type, match: str) -> None:
     args = {"points": torch.rand(6, 2), "scale": 1.0} | kwargs
     with pytest.raises(error, match=match):
         rips_betti(**args)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "knn_hops"])
+def test_scale_zero_joins_only_coincident_points(metric: str) -> None:
+    """`rips_betti(points, 0)` was refused, so a sweep of scales could not start at 0. At 0 the complex joins
+    coincident points only: 9 distinct points of 12 give b0 = 9 and no loop, as giotto-ph's diagrams count. Hop
+    distances between two points are >= 1 even where they coincide, so there every point is its own component."""
+    rng = np.random.default_rng(3)
+    distinct = rng.standard_normal((9, 2))
+    points = np.concatenate([distinct, distinct[:3]])  # three points twice
+    kwargs = {"metric": metric, "k": 4} if metric == "knn_hops" else {}
+    ours = rips_betti(torch.from_numpy(points), 0, maxdim=1, **kwargs).tolist()
+    source = knn_hop_distances(torch.from_numpy(points), k=4).numpy() if metric == "knn_hops" else points
+    dgms = ripser_parallel(source, metric="precomputed" if metric == "knn_hops" else "euclidean", maxdim=1)["dgms"]
+    assert ours == [_count(dgms[0], 0.0), _count(dgms[1], 0.0)] == [12 if metric == "knn_hops" else 9, 0]
 
 
 def test_non_finite_point_is_named() -> None:

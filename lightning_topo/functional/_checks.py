@@ -139,6 +139,26 @@ def check_tensor(value: object, name: str) -> Tensor:
     return value
 
 
+def class_labels(labels: Tensor, name: str = "labels") -> Tensor:
+    """Class labels as an int64 tensor of ``labels``' shape, with one rule for every entry point.
+
+    Integer and bool tensors are classes; a float tensor is accepted when every entry is a finite whole number
+    (``0.0``, ``1.0``: targets as pandas or scikit-learn often store them) and refused otherwise, naming the first
+    value that is not (``0.5`` would have become class 0). Complex tensors are refused.
+    """
+    if labels.is_complex():
+        raise ValueError(f"`{name}` must hold integer class labels, got dtype {labels.dtype}.")
+    if labels.is_floating_point():
+        whole = torch.isfinite(labels) & (labels == torch.round(labels))
+        if not bool(whole.all()):
+            bad = labels[~whole].reshape(-1)[0].item()
+            raise ValueError(
+                f"label {bad:.8g} in `{name}` is not a whole number: labels are class indices (integers); for "
+                f"probabilities or one-hot rows pass `{name}.argmax(-1)`."
+            )
+    return labels.to(torch.long)
+
+
 def as_device(device: torch.device | str | None, fallback: torch.device) -> torch.device:
     """Resolve ``device`` (``None`` means ``fallback``, the input's device).
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_topo.functional._checks import check_tensor
+from lightning_topo.functional._checks import check_tensor, class_labels
 from lightning_topo.functional.statistics import class_statistics
 
 __all__ = ["RIDGE_ALPHA", "cubic_ridge_fit", "normalised_decay", "omega", "theta"]
@@ -40,16 +40,16 @@ def omega(betti: Tensor, labels: Tensor | None = None) -> Tensor:
     Args:
         betti: ``(..., B, K)`` Betti numbers of ``B`` samples (K = 3 for the cubical view); leading
             axes (e.g. layers) are kept.
-        labels: optional ``(B,)`` integer class labels. With labels, Omega is the mean over the
-            classes present of each class's mean over its samples (the paper's order); without,
+        labels: optional ``(B,)`` class labels: integers, or floats that are whole numbers. With labels, Omega is
+            the mean over the classes present of each class's mean over its samples (the paper's order); without,
             the plain mean over samples.
 
     Returns:
         float64 tensor of shape ``betti.shape[:-2]``.
 
     Raises:
-        ValueError: on fewer than 2 axes, an empty sample axis, negative values, or labels of the wrong shape or a
-            non-integer dtype.
+        ValueError: on fewer than 2 axes, an empty sample axis, negative values, or labels of the wrong shape or
+            that are not whole numbers.
 
     Example:
         >>> b = torch.tensor([[1, 0, 0], [3, 1, 0], [2, 0, 0]])
@@ -74,11 +74,7 @@ def omega(betti: Tensor, labels: Tensor | None = None) -> Tensor:
             raise ValueError(
                 f"`labels` must have shape (B,) = ({betti.shape[-2]},) to match `betti`, got {tuple(labels.shape)}."
             )
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(
-                f"`labels` must be an integer tensor of class labels, got dtype {labels.dtype}; for probabilities or "
-                "one-hot rows pass `labels.argmax(-1)`."
-            )
+        labels = class_labels(labels)
     return class_statistics(betti, labels)[2]
 
 

@@ -249,7 +249,8 @@ def rips_betti(
     Args:
         points: ``(n, d)`` cloud, no NaN/Inf; n >= 1 (n >= 2 for ``"knn_hops"``). An embedding that requires grad
             is read as it is (nothing here is differentiated).
-        scale: the Rips scale, > 0 (in hops for ``metric="knn_hops"``; Naitzat et al. use 2.5).
+        scale: the Rips scale, >= 0 (in hops for ``metric="knn_hops"``; Naitzat et al. use 2.5). At 0 only
+            coincident points are joined (none under "knn_hops": hops are >= 1); a sweep of scales may start there.
         maxdim: highest homology dimension (>= 0).
         metric: ``"euclidean"`` or ``"knn_hops"`` (hop distance on the k-NN graph; needs ``k``; ties at the
             ``k``-th distance as in :func:`knn_graph`, so the numbers do not depend on the order of the points).
@@ -264,7 +265,7 @@ def rips_betti(
         int64 tensor ``(maxdim + 1,)`` on ``device``.
 
     Raises:
-        ValueError: bad shape, no point, NaN/Inf (naming the point), scale <= 0, unknown metric, missing or
+        ValueError: bad shape, no point, NaN/Inf (naming the point), scale < 0, unknown metric, missing or
             out-of-range ``k`` (or ``k`` given with ``metric="euclidean"``), negative ``maxdim``, bad ``n_threads``.
 
     Example:
@@ -276,8 +277,8 @@ def rips_betti(
     points = _check_points(points, minimum=1 if metric == "euclidean" else 2)
     if isinstance(scale, Tensor) and scale.numel() == 1 and not scale.is_complex():
         scale = float(scale.item())  # a 0-d tensor, as computed scales are
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"`scale` must be a finite number > 0, got {scale!r}.")
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale >= 0):
+        raise ValueError(f"`scale` must be a finite number >= 0, got {scale!r}.")
     scale = float(scale)  # a huge int compares with float64 distances as its float does
     maxdim = check_int(maxdim, "maxdim", 0)
     threads = check_int(n_threads, "n_threads", -1, bounds=">= 1, or -1 (torch.get_num_threads())")

@@ -27,10 +27,11 @@ from typing import Any
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.utilities import rank_zero_warn
 
 from lightning_topo.config import TopologyConfig, describe_callable
 from lightning_topo.functional import cubical_betti, normalised_decay, sublevel_thresholds, theta
-from lightning_topo.functional._checks import check_int, float_down
+from lightning_topo.functional._checks import check_int, class_labels, float_down
 from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
 from lightning_topo.functional.thresholds import check_threshold_rule
 
@@ -181,9 +182,7 @@ def _check_labels(labels: Any, batch: int, num_classes: int, device: torch.devic
         labels = torch.as_tensor(labels)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"`labels` must be integer class labels (B,), got {labels!r}.") from err
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"`labels` must be an integer tensor, got dtype {labels.dtype}.")
-    labels = labels.to(device=device, dtype=torch.long).reshape(-1)
+    labels = class_labels(labels).to(device).reshape(-1)
     if labels.numel() != batch:
         raise ValueError(f"`labels` has {labels.numel()} entries for {batch} samples; pass one label per sample.")
     bad = (labels < 0) | (labels >= num_classes)
@@ -195,6 +194,16 @@ def _check_labels(labels: Any, batch: int, num_classes: int, device: torch.devic
     return labels
 
 
+def _looks_like_betti(volumes: object) -> bool:
+    """An integer ``(B, 3)`` tensor passed as volumes: most likely Betti numbers given positionally."""
+    return (
+        isinstance(volumes, Tensor)
+        and volumes.ndim == 2
+        and volumes.shape[-1] == 3
+        and not (volumes.is_floating_point() or volumes.is_complex())
+    )
+
+
 def _betti_of(volumes: Tensor | None, betti: Tensor | None, threshold: Any, device: torch.device) -> Tensor:
     """Exactly one of ``volumes`` / ``betti``; returns int64 ``(B, 3)`` on ``device``."""
     if (volumes is None) == (betti is None):
@@ -202,6 +211,14 @@ def _betti_of(volumes: Tensor | None, betti: Tensor | None, threshold: Any, devi
     if betti is None:
         if isinstance(volumes, Tensor) and volumes.ndim > 1 and volumes.shape[0] == 0:
             return torch.zeros(0, 3, dtype=torch.int64, device=device)  # an empty batch adds nothing
+        if _looks_like_betti(volumes):
+            rank_zero_warn(
+                f"`update` got an integer tensor of shape {tuple(volumes.shape)} as `volumes`, the first positional "  # type: ignore[union-attr]
+                "argument: it is read as 1-D volumes of 3 voxels each, not as Betti numbers. To add precomputed Betti "
+                "numbers pass them by keyword, `update(betti=..., labels=...)`; for volumes, pass a float tensor to "
+                "silence this warning.",
+                category=UserWarning,
+            )
         betti = cubical_betti(volumes, sublevel_thresholds(volumes, threshold))  # type: ignore[arg-type]
     return _check_betti(betti).to(device)
 

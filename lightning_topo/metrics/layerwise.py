@@ -33,7 +33,7 @@ from torch import Tensor
 from lightning_topo.capture.errors import plural
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import normalised_decay, rips_betti, theta
-from lightning_topo.functional._checks import as_integer
+from lightning_topo.functional._checks import as_integer, class_labels
 from lightning_topo.functional.persistence import PersistenceDiagrams
 from lightning_topo.functional.statistics import _betti_compute, _betti_update, _omega_compute
 from lightning_topo.metrics.betti import MergeChecked
@@ -250,13 +250,7 @@ class LayerwiseTopology(MergeChecked):
     def class_index(self, labels: Tensor) -> Tensor:
         """Positions of ``labels`` in :attr:`classes` (a label outside them, or a float label that is not a whole
         number, is an error naming it)."""
-        given = torch.as_tensor(labels).reshape(-1)
-        if given.is_floating_point() and not bool((given == given.round()).all()):
-            bad = given[given != given.round()][0].item()
-            raise ValueError(
-                f"label {bad!r} is not a whole number: labels are class indices (integers); pass integer labels."
-            )
-        flat = given.to("cpu", torch.long)
+        flat = class_labels(torch.as_tensor(labels)).reshape(-1).cpu()
         classes = torch.tensor(self.classes, dtype=torch.long)
         known, order = torch.sort(classes)
         at = torch.searchsorted(known, flat).clamp_(max=max(len(known) - 1, 0))
