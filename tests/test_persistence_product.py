@@ -411,6 +411,24 @@ def test_diagram_figure_density_above_the_point_count() -> None:
     assert ax.get_title() == "H0: 10000 pairs (1 essential)"
 
 
+def test_diagram_figure_of_a_range_beyond_float64() -> None:
+    """Values near +-1.5e308 (a diverged layer): the range overflows float64 and matplotlib raised LinAlgError, so
+    the figure was lost with a warning. It is drawn in units of a power of two, named on both axes, and every pair
+    sits where its value over that unit puts it."""
+    from lightning_topo.functional import cubical_persistence
+    from lightning_topo.loggers.figures import persistence_diagram_figure, png_bytes
+
+    volume = torch.tensor([[[-1.5e308, 1.5e308, -1.0e308, 1.2e308, 0.0]]], dtype=torch.float64)
+    d = cubical_persistence(volume, dims=(0,))
+    fig = persistence_diagram_figure(d, "diverged")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "birth (x 2^1026)" and ax.get_ylabel() == "death (x 2^1026)"
+    drawn = sorted(tuple(p) for p in ax.collections[0].get_offsets().tolist())
+    finite = d.pairs[torch.isfinite(d.pairs[:, 1])]
+    assert drawn == sorted(tuple(p) for p in torch.ldexp(finite, torch.tensor(-1026.0)).tolist())
+    assert len(png_bytes(fig)) > 0
+
+
 def test_one_class_with_persistence_logs_and_reports(tmp_path: Path) -> None:
     """Data with one label (or none): the summaries' per-class means are one value each (0-d, as torchmetrics'
     compute leaves them); the callback logged, recorded and the report stacked them as (C,) lists (it crashed)."""

@@ -309,6 +309,15 @@ def persistence_diagram_figure(diagrams: Any, layer: str = "", record: Record | 
     pairs = diagrams.pairs.detach().cpu().to(dtype=diagrams.pairs.dtype).numpy()
     dims = diagrams.dims.detach().cpu().numpy()
     low, high, inf_line = diagram_bounds(diagrams)
+    unit = ""
+    if not math.isfinite(inf_line + 0.04 * (inf_line - low)):
+        # A range beyond float64 (activations near 1e308): matplotlib cannot invert that transform. Draw in units of
+        # a power of two (exact) that brings the range within reach, named on the axes.
+        shift = math.frexp(max(abs(low), abs(high)))[1] + 2
+        pairs = np.ldexp(pairs, -shift)
+        low, high = math.ldexp(low, -shift), math.ldexp(high, -shift)
+        inf_line = high + 0.08 * (high - low)
+        unit = f" (x 2^{shift})"
     pad = 0.04 * (inf_line - low)
     panels = list(diagrams.computed_dims)
     fig = _new_figure((3.6 * max(len(panels), 1) + 0.6, 4.4))
@@ -343,9 +352,9 @@ def persistence_diagram_figure(diagrams: Any, layer: str = "", record: Record | 
             f"H{dim}: {count}" + (f" ({int(essential.sum())} essential)" if essential.any() else ""),
             fontsize=_LABEL_SIZE,
         )
-        ax.set_xlabel("birth", fontsize=_LABEL_SIZE)
+        ax.set_xlabel(f"birth{unit}", fontsize=_LABEL_SIZE)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("death", fontsize=_LABEL_SIZE)
+    axes[0].set_ylabel(f"death{unit}", fontsize=_LABEL_SIZE)
     when = f", {_when(record)}" if record is not None else ""
     name = f" of {layer}" if layer else ""
     fig.suptitle(f"Persistence diagram{name} ({diagrams.num_volumes} inputs{when})", fontsize=_TITLE_SIZE)
