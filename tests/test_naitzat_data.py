@@ -230,3 +230,21 @@ def test_cosine_schedule_with_warm_up() -> None:
     assert lrs[-1] < 0.01 * 0.01
     with pytest.raises(ValueError, match="`schedule` must be one of"):
         MLPClassifier(schedule="linear")
+
+
+@pytest.mark.parametrize("module", ["digits", "naitzat"])
+def test_loaders_before_setup_say_so(module: str) -> None:
+    """A loader asked for before `setup()` raised a bare AssertionError (gone under `python -O`, which then failed
+    inside DataLoader); it is a RuntimeError naming the call and the fix. After setup the held-out split serves
+    validation, test and predict alike."""
+    from lightning_topo.datasets import DigitsDataModule, NaitzatDataModule
+
+    dm = DigitsDataModule(batch_size=16) if module == "digits" else NaitzatDataModule(batch_size=16)
+    with pytest.raises(RuntimeError, match=r"\.val_dataloader\(\) was called before setup\(\): call `\.setup\(\)`"):
+        dm.val_dataloader()
+    dm.setup()
+    held_out = [
+        next(iter(loader()))[1].tolist() for loader in (dm.val_dataloader, dm.test_dataloader, dm.predict_dataloader)
+    ]
+    assert held_out[0] == held_out[1] == held_out[2]
+    assert len(dm.train_set) + len(dm.val_set) > len(dm.val_set) > 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from lightning_topo.datasets._held_out import HeldOutSplits
 
 __all__ = ["DigitsDataModule", "load_digits_tensors"]
 
@@ -29,7 +30,7 @@ def load_digits_tensors(size: int = 8, flatten: bool = False) -> tuple[torch.Ten
     return (x.flatten(1) if flatten else x), y
 
 
-class DigitsDataModule(LightningDataModule):
+class DigitsDataModule(HeldOutSplits):
     """scikit-learn's digits, split once (seeded, stratified) into train and validation sets.
 
     Args:
@@ -95,20 +96,3 @@ class DigitsDataModule(LightningDataModule):
         tr, va = torch.cat(train_idx), torch.cat(val_idx)
         self.train_set = TensorDataset(x[tr], y[tr])
         self.val_set = TensorDataset(x[va], y[va])
-
-    def train_dataloader(self) -> DataLoader:
-        assert self.train_set is not None, "call setup() first"
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        assert self.val_set is not None, "call setup() first"
-        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        """The held-out split again (this data has no separate test split): ``trainer.test`` and ``predict``
-        evaluate the validation images."""
-        return self.val_dataloader()
-
-    def predict_dataloader(self) -> DataLoader:
-        """The held-out split (see :meth:`test_dataloader`)."""
-        return self.val_dataloader()
