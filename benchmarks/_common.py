@@ -8,9 +8,12 @@ A benchmark run as ``python benchmarks/NAME.py`` has this folder on ``sys.path``
 
 from __future__ import annotations
 
+import datetime
 import importlib.metadata
 import importlib.util
 import multiprocessing as mp
+import os
+import platform
 import resource
 import statistics
 import sys
@@ -50,6 +53,24 @@ def package_versions(names: Iterable[str]) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return found
+
+
+def provenance(names: Iterable[str], threads: str) -> str:
+    """Two comment lines for a benchmark's output: the time, Python and the versions of ``names``; the CPU, its
+    cores and load averages, and ``threads`` (which thread counts the run used)."""
+    names = tuple(names)
+    found = package_versions(names)
+    versions = [f"{name} {found.get(name, '-')}" for name in names]
+    return (
+        f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, python "
+        f"{platform.python_version()}, {', '.join(versions)}\n# CPU: {cpu_model()}, {os.cpu_count()} cores "
+        f"(load average {load_averages()} at the start; shared machine, timings are noisy), {threads}"
+    )
+
+
+def load_averages() -> str:
+    """The 1, 5 and 15 minute load averages, as ``0.6, 0.7, 1.1`` (``?`` where the OS has none)."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def median_time(

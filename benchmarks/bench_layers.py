@@ -21,9 +21,6 @@ wall clock) are printed, as are the load averages.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import sys
 import time
@@ -32,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cpu_model, cripser_betti, package_versions
+from _common import cripser_betti, load_averages
+from _common import provenance as common_provenance
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = ("relu", "layer1.0", "layer2.0", "layer3.0", "layer4.0")
@@ -104,15 +102,7 @@ def cpu_timed(fn, repeats: int) -> tuple[float, float]:
 
 def provenance() -> str:
     names = ("torch", "numpy", "scipy", "connected-components-3d", "numba", "llvmlite", "cripser")
-    found = package_versions(names)
-    versions = [f"{name} {found.get(name, '-')}" for name in names]
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return (
-        f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, python "
-        f"{platform.python_version()}, {', '.join(versions)}\n# CPU: {cpu_model()}, {os.cpu_count()} cores "
-        f"(load average {', '.join(f'{x:.1f}' for x in load)} at the start; shared machine, timings are noisy), "
-        f"torch threads {torch.get_num_threads()}"
-    )
+    return common_provenance(names, f"torch threads {torch.get_num_threads()}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,8 +180,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{name:<9} {text[0]:>16} {text[1]:>16} {row[0][0] / row[1][0]:7.2f}x {text[2]:>16} {text[3]:>16} "
             f"{row[2][0] / row[3][0]:7.2f}x"
         )
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    print(f"\n# load average at the end: {', '.join(f'{x:.1f}' for x in load)}")
+    print(f"\n# load average at the end: {load_averages()}")
 
 
 if __name__ == "__main__":

@@ -23,16 +23,14 @@ Last, one evaluation's worth: a ResNet18 sample of 200 inputs at 32x32, its 11 w
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from _common import cpu_model, package_versions, relu_like
+from _common import load_averages, relu_like
+from _common import provenance as common_provenance
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = ("relu", "layer1.0", "layer2.0", "layer3.0", "layer4.0")
@@ -88,15 +86,9 @@ def same(a: dict, b: dict, dims) -> bool:
 
 
 def provenance(threads: int) -> str:
-    names = ("torch", "numpy", "numba", "llvmlite", "cripser", "gudhi")
-    found = package_versions(names)
-    versions = [f"{name} {found.get(name, '-')}" for name in names]
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return (
-        f"# {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, python "
-        f"{platform.python_version()}, {', '.join(versions)}\n# CPU: {cpu_model()}, {os.cpu_count()} cores "
-        f"(load average {', '.join(f'{x:.1f}' for x in load)} at the start; shared machine, timings are noisy), "
-        f"torch threads {torch.get_num_threads()}, our threads 1 and {threads} (`workers`); peers single-threaded"
+    return common_provenance(
+        ("torch", "numpy", "numba", "llvmlite", "cripser", "gudhi"),
+        f"torch threads {torch.get_num_threads()}, our threads 1 and {threads} (`workers`); peers single-threaded",
     )
 
 
@@ -179,8 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<10} {1e3 * single:7.2f}ms {1e3 * double:8.2f}ms {single / double:8.2f}x")
     if not args.quick:
         sample(cubical_persistence)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    print(f"# load average at the end: {', '.join(f'{x:.1f}' for x in load)}")
+    print(f"# load average at the end: {load_averages()}")
 
 
 def sample_layers() -> tuple[str, ...]:
