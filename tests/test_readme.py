@@ -18,7 +18,8 @@ the README's own values are overridden):
 * ``analyse`` / ``rank``: ``--progress false`` appended (no progress bar in the log); nothing else.
 * ``validate`` / ``test`` / ``predict``: run as they are (one pass over the data).
 
-The README's Python blocks run in ``test_readme_python_blocks_run`` (``max_epochs=20`` shortened to 2).
+The README's Python blocks run in ``test_readme_python_blocks_run`` (``max_epochs=20`` shortened to 2), with the
+ranking warnings (``DepthMismatchWarning``, ``SettingsMismatchWarning``) turned into errors.
 """
 
 from __future__ import annotations
@@ -137,12 +138,22 @@ FRAGMENTS = {
 }
 """README Python blocks that are shown, not run: a marker in the block, and why."""
 PYTHON_SHORTENING = {"max_epochs=20": "max_epochs=2"}
-"""Replacements made before a README Python block runs (the only change made to it)."""
+"""Replacements made before a README Python block runs (with STRICT_WARNINGS, the only change made to it)."""
+STRICT_WARNINGS = (
+    "import warnings\n"
+    "from lightning_topo.analysis import DepthMismatchWarning, SettingsMismatchWarning\n"
+    "warnings.simplefilter('error', DepthMismatchWarning)\n"
+    "warnings.simplefilter('error', SettingsMismatchWarning)\n"
+)
+"""Put before every README Python block: a ranking the README shows must compare like with like, so a block that
+ranks models watched on different numbers of layers, or with different settings, fails instead of warning (other
+warnings stay ignored, as in the command lines' runs)."""
 
 
 def _run_python(block: str, cwd: Path) -> None:
     for old, new in PYTHON_SHORTENING.items():
         block = block.replace(old, new)
+    block = STRICT_WARNINGS + block
     env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg")
     proc = subprocess.run([sys.executable, "-c", block], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"README Python block failed:\n{block}\nstderr:\n{proc.stderr[-3000:]}"
