@@ -1,7 +1,8 @@
 """Callback overhead: fit wall time with `TopologyCallback` over the same fit without it, with and without charts.
 
     python benchmarks/bench_callback.py            # the three cases below (about 8 minutes on 2 cores)
-    python benchmarks/bench_callback.py --quick    # fewer, shorter runs (a smoke test, not a measurement)
+    python benchmarks/bench_callback.py --quick    # the digits cases, fewer and shorter runs (a smoke test, not a
+                                                   # measurement); the long case only if named: --quick --case long
     python benchmarks/bench_callback.py --case digits   # or digits_all_layers, long
 
 Three cases, each on the CPU with a `CSVLogger` (so charts are PNG files, drawn with matplotlib):
@@ -150,7 +151,9 @@ def run_case(name: str, quick: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="TopologyCallback overhead")
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 runs of at most 2 epochs; with --case all, the digits cases only"
+    )
     parser.add_argument("--case", choices=[*CASES, "all"], default="all")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -164,8 +167,17 @@ def main() -> None:
         f"# bench_callback {time.strftime('%Y-%m-%d', time.gmtime())}: python {platform.python_version()}, "
         f"torch {torch.__version__}, lightning {lightning.__version__}, {cpu}, {os.cpu_count()} CPUs"
     )
-    for name in CASES if args.case == "all" else [args.case]:
+    for name in cases_to_run(args.case, args.quick):
         run_case(name, args.quick)
+    if args.quick and args.case == "all":
+        print("# --quick: the long case was skipped (its epochs last >= 10 s); run it with --quick --case long")
+
+
+def cases_to_run(case: str, quick: bool) -> list[str]:
+    """The cases ``--case`` names; ``all`` with ``--quick`` leaves out ``long`` (a smoke test takes seconds)."""
+    if case != "all":
+        return [case]
+    return [name for name in CASES if not (quick and name == "long")]
 
 
 if __name__ == "__main__":

@@ -190,3 +190,17 @@ def test_point_cloud_defaults_quick_mode_records_what_the_readme_quotes(tmp_path
     assert set(results["digits_cnn"]["k_auto"].values()) == {2}  # about 45 digits per class
     assert "D-I inputs, seed 0" in printed and "wrote" in printed
     _check_environment(results["environment"])
+
+
+def test_bench_callback_quick_leaves_out_the_long_case() -> None:
+    """``benchmarks/bench_callback.py --quick`` is a smoke test: it skips the case whose epochs last >= 10 s unless
+    that case is named."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_callback", ROOT / "benchmarks" / "bench_callback.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.cases_to_run("all", quick=False) == list(bench.CASES) and "long" in bench.CASES
+    assert "long" not in bench.cases_to_run("all", quick=True) and bench.cases_to_run("all", quick=True)
+    assert bench.cases_to_run("long", quick=True) == ["long"]
