@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,6 +56,51 @@ def test_all_methods_equal_cubical_betti_at_every_threshold() -> None:
         assert torch.equal(got, expected), method
 
 
+@pytest.mark.parametrize("budget_volumes", [0, 1, 3, 7, 30, 1000])
+def test_direct_in_chunks_equals_the_forests(monkeypatch: pytest.MonkeyPatch, budget_volumes: int) -> None:
+    """The direct computation repeats at most DIRECT_CHUNK_VOXELS voxels at a time: chunks of thresholds, of volumes
+    or of both (a budget under one volume still computes one pair per chunk); the numbers do not change."""
+    import lightning_topo.functional.curves as curves
+
+    gen = torch.Generator().manual_seed(1)
+    volumes = torch.relu(torch.randn(5, 4, 6, 7, generator=gen))
+    thresholds = torch.cat([torch.linspace(-0.5, 2.5, 11), torch.tensor([0.0, math.inf])])
+    expected = betti_curves(volumes, thresholds, method="forest")
+    monkeypatch.setattr(curves, "DIRECT_CHUNK_VOXELS", budget_volumes * volumes[0].numel())
+    calls: list[int] = []
+    real = curves.cubical_betti
+    monkeypatch.setattr(curves, "cubical_betti", lambda v, t: calls.append(v.shape[0]) or real(v, t))
+    assert torch.equal(betti_curves(volumes, thresholds, method="direct"), expected)
+    assert sum(calls) == 5 * 13 and max(calls) <= max(budget_volumes, 1)  # every pair once, within the budget
+    if budget_volumes >= 5 * 13:
+        assert calls == [5 * 13]  # everything fits: one call, as before chunking
+
+
+@pytest.mark.parametrize("numba", [True, False], ids=["numba", "without-numba"])
+def test_auto_computes_directly_up_to_the_measured_limit(monkeypatch: pytest.MonkeyPatch, numba: bool) -> None:
+    """``method="auto"``: direct up to DIRECT_MAX_THRESHOLDS_NUMBA thresholds where the numba kernel runs, up to
+    DIRECT_MAX_THRESHOLDS where it does not (benchmarks/bench_curves.py), forests above; the same numbers."""
+    import lightning_topo.functional.curves as curves
+
+    if not numba:
+        monkeypatch.setattr(curves, "resolve_backend", lambda backend, device: "cc3d")
+    elif curves.resolve_backend("auto", torch.device("cpu")) != "numba":
+        pytest.skip("numba is not installed")
+    limit = curves.DIRECT_MAX_THRESHOLDS_NUMBA if numba else curves.DIRECT_MAX_THRESHOLDS
+    assert curves.direct_max_thresholds(torch.device("cpu")) == limit
+    used: list[str] = []
+    direct, forest = curves._direct, curves._curves_one
+    monkeypatch.setattr(curves, "_direct", lambda *a: used.append("direct") or direct(*a))
+    monkeypatch.setattr(curves, "_curves_one", lambda *a: used.append("forest") or forest(*a))
+    volumes = torch.relu(torch.randn(1, 3, 4, 5, generator=torch.Generator().manual_seed(2)))
+    for n, want in ((1, "direct"), (limit, "direct"), (limit + 1, "forest")):
+        used.clear()
+        thresholds = torch.linspace(-0.1, 2.0, n)
+        got = betti_curves(volumes, thresholds)
+        assert used == [want], (n, used)
+        assert torch.equal(got, betti_curves(volumes, thresholds, method="forest"))
+
+
 def test_integer_and_half_inputs() -> None:
     values = torch.randint(0, 4, (3, 5, 6, 7))
     thresholds = [0.0, 1.0, 1.5, 3.0]
@@ -87,3 +135,16 @@ def test_thresholds_are_checked_as_cubical_betti_checks_them() -> None:
         with pytest.raises(ValueError, match=match):
             betti_curves(v, bad)
     assert torch.equal(betti_curves(v, [0.5, np.float32(0.25)]), betti_curves(v, [0.5, 0.25]))
+
+
+def test_readme_betti_curves_paragraph_is_the_committed_benchmark_output() -> None:
+    """The README's "Betti curves" paragraph is written from benchmarks/bench_curves.out.txt (never by hand), and
+    the limits of ``method="auto"`` in the code are the ones that output measured (the script refuses otherwise)."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_curves.py"), "--readme", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

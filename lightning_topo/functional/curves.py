@@ -16,10 +16,13 @@ One spanning-forest computation per volume serves every threshold. Values are re
 weights and every comparison is exact. These graph steps run on the CPU, one volume at a time; the
 result is returned on the input's device.
 
-When it pays: the forests cost more than one :func:`~lightning_topo.functional.cubical.cubical_betti` call, so for
-a handful of thresholds the batched direct computation is faster. ``method="auto"`` uses the direct
-computation below ``DIRECT_MAX_THRESHOLDS`` thresholds (the crossover measured here, see
-``benchmarks/bench_curves.py``) and the spanning forests from there on.
+When it pays: the forests cost as much as many :func:`~lightning_topo.functional.cubical.cubical_betti` calls, so
+up to many thresholds the batched direct computation is faster. ``method="auto"`` computes directly up to
+``DIRECT_MAX_THRESHOLDS_NUMBA`` thresholds where ``cubical_betti`` runs the fused numba kernel (CPU tensors, numba
+installed), up to ``DIRECT_MAX_THRESHOLDS`` elsewhere (the cc3d path without numba, accelerators), and with the
+spanning forests above (the crossovers measured here: ``benchmarks/bench_curves.py``, output in
+``benchmarks/bench_curves.out.txt``). The direct computation holds at most ``DIRECT_CHUNK_VOXELS`` repeated voxels
+at a time (it runs in chunks of (volume, threshold) pairs), so many thresholds do not multiply the batch's memory.
 """
 
 from __future__ import annotations
@@ -39,12 +42,20 @@ from lightning_topo.functional._checks import (
     float_down,
     round_down_to_dtype,
 )
+from lightning_topo.functional.components import resolve_backend
 from lightning_topo.functional.cubical import as_volumes_3d, cubical_betti
 
-__all__ = ["DIRECT_MAX_THRESHOLDS", "betti_curves"]
+__all__ = ["DIRECT_CHUNK_VOXELS", "DIRECT_MAX_THRESHOLDS", "DIRECT_MAX_THRESHOLDS_NUMBA", "betti_curves"]
 
-DIRECT_MAX_THRESHOLDS = 40
-"""Below this many thresholds ``method="auto"`` recomputes directly (batched), from it on it uses forests."""
+DIRECT_MAX_THRESHOLDS_NUMBA = 128
+"""Up to this many thresholds ``method="auto"`` computes directly (batched) where ``cubical_betti`` uses the fused
+numba kernel (CPU tensors, numba installed); above it, the spanning forests."""
+DIRECT_MAX_THRESHOLDS = 32
+"""Up to this many thresholds ``method="auto"`` computes directly (batched) where the numba kernel does not run (the
+cc3d path on the CPU without numba, accelerators); above it, the spanning forests."""
+DIRECT_CHUNK_VOXELS = 2**25
+"""The direct computation repeats each volume once per threshold; it holds at most this many repeated voxels at once
+(128 MiB of float32), in chunks of (volume, threshold) pairs (at least one pair per chunk)."""
 
 _HALF_26 = [(dd, dh, dw) for dd in (-1, 0, 1) for dh in (-1, 0, 1) for dw in (-1, 0, 1) if (dd, dh, dw) > (0, 0, 0)]
 
@@ -214,8 +225,9 @@ def betti_curves(
         volumes: a batch ``(B, *spatial)`` with 1, 2 or 3 spatial axes (as for ``cubical_betti``).
         thresholds: ``T`` thresholds in any order (±inf allowed, NaN not); results follow this order.
         device: where the result lives (default: the device of ``volumes``).
-        method: ``"auto"`` (direct below ``DIRECT_MAX_THRESHOLDS`` thresholds, forests from there on),
-            ``"forest"`` or ``"direct"`` (one batched ``cubical_betti`` over all B x T pairs).
+        method: ``"auto"`` (direct up to ``DIRECT_MAX_THRESHOLDS_NUMBA`` thresholds with the numba kernel, up to
+            ``DIRECT_MAX_THRESHOLDS`` without it; forests above), ``"forest"`` or ``"direct"`` (batched
+            ``cubical_betti`` over all B x T pairs, in chunks of at most ``DIRECT_CHUNK_VOXELS`` voxels).
 
     Returns:
         int64 tensor ``(B, T, 3)``.
@@ -233,14 +245,35 @@ def betti_curves(
     if method not in ("auto", "forest", "direct"):
         raise ValueError(f"`method` must be one of ('auto', 'forest', 'direct'), got {method!r}.")
     target = as_device(device, volumes.device)
-    if method == "direct" or (method == "auto" and t.numel() < DIRECT_MAX_THRESHOLDS):
-        batch = volumes.shape[0]
-        repeated = volumes.to(target).repeat_interleave(t.numel(), dim=0)
-        out = cubical_betti(repeated, t.to(target).repeat(batch))
-        return out.reshape(batch, t.numel(), 3)
+    if method == "direct" or (method == "auto" and t.numel() <= direct_max_thresholds(target)):
+        return _direct(volumes.to(target), t.to(target))
     dtype = exact_threshold_compare_dtype(volumes.dtype)
     vols = as_volumes_3d(volumes.detach().to(dtype)).cpu().to(torch.float64).numpy()
     # Round thresholds down to the comparison dtype, as `cubical_betti` does, so ties behave the same.
     tt = round_down_to_dtype(t, dtype).to(torch.float64).numpy()
     curves = np.stack([_curves_one(vol, tt) for vol in vols])
     return torch.from_numpy(curves).to(torch.int64).to(target)
+
+
+def direct_max_thresholds(device: torch.device) -> int:
+    """The most thresholds ``method="auto"`` computes directly on ``device``: ``DIRECT_MAX_THRESHOLDS_NUMBA`` where
+    ``cubical_betti`` runs the fused numba kernel (the CPU with numba), else ``DIRECT_MAX_THRESHOLDS``."""
+    fused = device.type == "cpu" and resolve_backend("auto", device) == "numba"
+    return DIRECT_MAX_THRESHOLDS_NUMBA if fused else DIRECT_MAX_THRESHOLDS
+
+
+def _direct(volumes: Tensor, t: Tensor) -> Tensor:
+    """``cubical_betti`` of every (volume, threshold) pair as ``(B, T, 3)``, batched in chunks that repeat at most
+    ``DIRECT_CHUNK_VOXELS`` voxels (whole volumes; at least one pair per chunk)."""
+    batch, n = volumes.shape[0], t.numel()
+    pairs = max(1, DIRECT_CHUNK_VOXELS // max(1, volumes[0].numel()))  # (volume, threshold) pairs per chunk
+    per_volume = min(n, pairs)  # thresholds per chunk
+    volumes_per_chunk = max(1, pairs // per_volume)
+    out = torch.empty(batch, n, 3, dtype=torch.int64, device=volumes.device)
+    for v in range(0, batch, volumes_per_chunk):
+        vols = volumes[v : v + volumes_per_chunk]
+        for i in range(0, n, per_volume):
+            ts = t[i : i + per_volume]
+            betti = cubical_betti(vols.repeat_interleave(ts.numel(), dim=0), ts.repeat(vols.shape[0]))
+            out[v : v + vols.shape[0], i : i + ts.numel()] = betti.reshape(vols.shape[0], ts.numel(), 3)
+    return out
