@@ -17,10 +17,10 @@ The README's "k and the sample size" paragraph quotes these numbers; they are wr
   (the validation split holds about 45 digits per class), the ``k`` it gives, each layer's mean (b0, b1) over
   classes, the decay rate.
 
-Run (one torch thread by default):
+Run (one torch thread by default; times on 2 CPU cores, idle / busy with other work):
 
-    python examples/point_cloud_defaults.py --out docs/findings/point_cloud_defaults   # full: 3 seeds (~3 min)
-    python examples/point_cloud_defaults.py --quick                                    # 1 seed, few epochs
+    python examples/point_cloud_defaults.py --out docs/findings/point_cloud_defaults   # full: 3 seeds (~25 s / ~80 s)
+    python examples/point_cloud_defaults.py --quick                                    # 1 seed (~10 s / ~20 s)
 
 Writes ``results.json`` under ``--out`` (default ``outputs/point_cloud_defaults``): the settings, the numbers
 above and ``environment`` (versions, CPU, threads, date); ``examples/make_findings.py`` turns the committed full
@@ -143,9 +143,18 @@ def _pairs(betti: dict[str, list[int]]) -> str:
     return ", ".join(f"({b[0]}, {b[1]})" for b in betti.values())
 
 
+def settled_text(settled_from: int | None, depth: int) -> str:
+    """Where every class becomes (1, 0) for good: ``"from layer 3 of 9"``, or ``"never (9 layers)"``."""
+    return f"from layer {settled_from} of {depth}" if settled_from is not None else f"never ({depth} layers)"
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description="The point-cloud view at its defaults on D-I and the digits")
-    parser.add_argument("--quick", action="store_true", help="1 seed, 5 MLP / 3 CNN epochs (about a minute)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 seed, 5 MLP / 3 CNN epochs (~10 s on 2 idle cores, ~20 s busy; full: ~25 s / ~80 s)",
+    )
     parser.add_argument("--seeds", type=int, default=None, help="D-I data seeds for the inputs (3; 1 with --quick)")
     parser.add_argument("--mlp-epochs", type=int, default=None, help="D-I MLP epochs (150; 5 with --quick)")
     parser.add_argument("--cnn-epochs", type=int, default=None, help="digits CNN epochs (20; 3 with --quick)")
@@ -189,8 +198,8 @@ def main(argv: list[str] | None = None) -> Path:
         r = results[key]
         print(
             f"{key}: val_acc {r['val_acc']:.3f}, decay rate {r['trained']['decay_rate']:.3f} "
-            f"(untrained {r['untrained']['decay_rate']:.3f}), all classes (1, 0) from layer "
-            f"{r['trained']['settled_from']} of {len(r['layers'])}"
+            f"(untrained {r['untrained']['decay_rate']:.3f}), all classes (1, 0) "
+            f"{settled_text(r['trained']['settled_from'], len(r['layers']))}"
         )
     results["runtime_seconds"] = time.perf_counter() - start
     results["environment"] = environment(precision=args.trainer_precision, first_seed=args.first_seed)

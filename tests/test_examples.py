@@ -190,6 +190,12 @@ def test_point_cloud_defaults_quick_mode_records_what_the_readme_quotes(tmp_path
     assert set(results["digits_cnn"]["k_auto"].values()) == {2}  # about 45 digits per class
     assert "D-I inputs, seed 0" in printed and "wrote" in printed
     _check_environment(results["environment"])
+    for key in ("d1_mlp", "digits_cnn"):  # where every class is (1, 0), in words: a layer, or "never"
+        settled, depth = results[key]["trained"]["settled_from"], len(results[key]["layers"])
+        said = f"from layer {settled} of {depth}" if settled is not None else f"never ({depth} layers)"
+        (line,) = [line for line in printed.splitlines() if line.startswith(f"{key}:")]
+        assert line.endswith(f"all classes (1, 0) {said}"), line
+    assert "None" not in printed
 
 
 def test_bench_callback_quick_leaves_out_the_long_case() -> None:
