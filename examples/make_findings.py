@@ -401,7 +401,12 @@ def point_cloud_defaults() -> str:
         f"{_mean_pair(cnn_u['mean_betti'][-1])}, {cnn_u['decay_rate']:.3f}): small clouds, weak evidence rather than "
         "structure.",
         "",
-        *_footer("", command, data)[1:],
+        *_footer(
+            "![mean b0 and b1 per layer before and after training, D-I MLP and digits CNN]"
+            "(docs/findings/point_cloud_defaults/betti_vs_depth.png)",
+            command,
+            data,
+        ),
     ]
     return "\n".join(lines)
 

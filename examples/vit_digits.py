@@ -11,8 +11,10 @@ and every ``ViTLayer`` (``model.vit.embeddings``, ``model.vit.layers.0`` ... ``3
 ``lightning_topo.capture.tokens``).
 
 Writes under ``outputs/vit_digits/``: ``results.json`` (watched layers, the volume each is read as, per-epoch
-validation accuracy, decay rate, theta and Omega per layer, and where the numbers came from) and
-``history.json`` (the callback's per-epoch, per-layer, per-class records).
+validation accuracy, decay rate, theta and Omega per layer, and where the numbers came from),
+``history.json`` (the callback's per-epoch, per-layer, per-class records) and the callback's figures
+(``callback.plot()``) as ``betti_vs_depth.png`` (the last evaluation), ``omega_history.png`` and ``decay.png``
+(needs matplotlib; without it the run says so and writes the JSON files only).
 """
 
 from __future__ import annotations
@@ -162,8 +164,28 @@ def main(argv: list[str] | None = None) -> Path:
         acc = "n/a" if row["val_acc"] is None else f"{row['val_acc']:.3f}"
         omegas = " ".join(f"{v:6.1f}" for v in row["omega"].values())
         print(f"epoch {row['epoch']:2d}  val_acc {acc}  Omega {omegas}  decay_rate {row['decay_rate']:+.3f}")
-    print(f"outputs: {out}/results.json, {out}/history.json")
+    pngs = write_figures(topo, out)
+    print(f"outputs: {out}/results.json, {out}/history.json" + "".join(f", {out}/{name}" for name in pngs))
+    if not pngs:
+        print("no PNG figures: they need matplotlib (pip install matplotlib)")
     return out
+
+
+def write_figures(topo: TopologyCallback, out: Path) -> list[str]:
+    """The callback's figures (``topo.plot()``: Betti numbers vs depth, Omega per epoch, decay rate) as PNG files
+    under ``out``; their names, none without matplotlib."""
+    from lightning_topo.loggers.figures import png_bytes
+
+    try:
+        figures = topo.plot()
+    except ImportError:
+        return []
+    names = []
+    for key, fig in figures.items():
+        name = key.replace("/", "_") + ".png"
+        (out / name).write_bytes(png_bytes(fig))
+        names.append(name)
+    return names
 
 
 if __name__ == "__main__":

@@ -170,6 +170,18 @@ def test_vit_digits_quick_mode_watches_every_block_as_a_patch_volume(tmp_path: P
         assert set(e["omega"]) == set(layers) and all(math.isfinite(v) and v > 0 for v in e["omega"].values())
     assert "read as (32, 8, 8)" in printed
     _check_environment(results["environment"], **_perturbation(extra))
+    if _has_matplotlib():  # the callback's figures, as the README's table of examples promises
+        for name in ("betti_vs_depth.png", "omega_history.png", "decay.png"):
+            assert (out / name).read_bytes().startswith(b"\x89PNG"), name
+            assert f"{out}/{name}" in printed
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def test_point_cloud_defaults_quick_mode_records_what_the_readme_quotes(tmp_path: Path) -> None:
@@ -196,6 +208,8 @@ def test_point_cloud_defaults_quick_mode_records_what_the_readme_quotes(tmp_path
         (line,) = [line for line in printed.splitlines() if line.startswith(f"{key}:")]
         assert line.endswith(f"all classes (1, 0) {said}"), line
     assert "None" not in printed
+    if _has_matplotlib():
+        assert (out / "betti_vs_depth.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_bench_callback_quick_leaves_out_the_long_case() -> None:
