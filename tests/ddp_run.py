@@ -38,10 +38,10 @@ class InjectedFailure(RuntimeError):
 
 def output_fn(output: object) -> torch.Tensor | None:
     """The default choice of tensor, except on rank FAIL_RANK, where it raises during the evaluation's capture
-    (not on the one-input pass that orders the layers: the failure must come while the metric's states wait)."""
+    (not on the two-input pass that orders the layers: the failure must come while the metric's states wait)."""
     tensor = first_tensor(output)
     failing = FAIL_RANK is not None and torch.distributed.is_initialized() and torch.distributed.get_rank() == FAIL_RANK
-    if failing and tensor is not None and tensor.shape[0] > 1:
+    if failing and tensor is not None and tensor.shape[0] > 2:
         raise InjectedFailure(f"injected failure on rank {FAIL_RANK}")
     return tensor
 

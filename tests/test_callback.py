@@ -184,7 +184,7 @@ def test_exception_mid_epoch_leaves_no_hooks(tmp_path: Path) -> None:
 
     def exploding_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         out = model(x[:2])
-        if len(x) > 1:  # not the one-input pass that orders the layers: the evaluation's
+        if len(x) > 2:  # not the two-input pass that orders the layers: the evaluation's
             raise Boom("mid-evaluation failure")
         return out
 
@@ -275,7 +275,7 @@ def test_memory_stays_flat_over_30_epochs(tmp_path: Path) -> None:
 
 
 class _ClockedNet(torch.nn.Module):
-    """A digits CNN whose forward pass advances a fake clock: 1000 s on one input (the callback's layer-ordering
+    """A digits CNN whose forward pass advances a fake clock: 1000 s on two inputs (the callback's layer-ordering
     trace), 1 s on a batch."""
 
     def __init__(self, clock: list[float]) -> None:
@@ -285,13 +285,13 @@ class _ClockedNet(torch.nn.Module):
         self.traces = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.traces += int(x.shape[0] == 1)
-        self.clock[0] += 1000.0 if x.shape[0] == 1 else 1.0
+        self.traces += int(x.shape[0] == 2)
+        self.clock[0] += 1000.0 if x.shape[0] == 2 else 1.0
         return self.net(x)
 
 
 def test_timings_leave_out_the_layer_ordering_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each `validate` run orders the layers again by a forward pass of one input (no sanity check there): a
+    """Each `validate` run orders the layers again by a forward pass of two inputs (no sanity check there): a
     one-off set-up, not part of the evaluation `callback.timings` reports (the GPU benchmark's per-evaluation
     seconds are read from it)."""
     from torch.utils.data import DataLoader, TensorDataset
@@ -311,3 +311,24 @@ def test_timings_leave_out_the_layer_ordering_trace(tmp_path: Path, monkeypatch:
     assert net.traces == 2  # each validate run traced once
     assert len(callback.timings) == 2
     assert all(0 < t < 1000 for t in callback.timings), callback.timings
+
+
+def test_two_explicit_layers_and_a_test_run_say_what_they_mean(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two layers chosen by name gave theta and decay_rate (a cubic over 2 points) without the note that
+    `layers="auto"` gives; and `trainer.test` with the callback measured nothing and said nothing."""
+    seed_everything(1)
+    model = Classifier(mlp(in_features=64, hidden=16, depth=2), lr=0.01)
+    callback = TopologyCallback(layers=["net.0", "net.2"], samples_per_class=3)
+    dm = DigitsDataModule(batch_size=64, flatten=True)
+    with pytest.warns(
+        UserWarning, match=r"2 watched layers \(\['net\.0', 'net\.2'\]\): theta and decay_rate .* 2 points"
+    ):
+        quiet_trainer(tmp_path, [callback], limit_train_batches=1).fit(model, datamodule=dm)
+    assert len(callback.history) == 1
+    with caplog.at_level("INFO"):
+        quiet_trainer(tmp_path, [callback]).test(model, datamodule=dm)
+    said = [m for m in caplog.messages if "trainer.test runs no validation, so nothing is measured" in m]
+    assert said, caplog.messages
+    assert len(callback.history) == 1 and not callback.validate_history

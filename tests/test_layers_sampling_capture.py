@@ -241,3 +241,51 @@ def test_a_target_transform_gives_the_items_classes() -> None:
     assert shifted.classes == list(range(100, 110))
     plain = build_sample(VisionStyle(), samples_per_class=2, max_samples=100, seed=0)
     assert plain.classes == list(range(10))
+
+
+class _SequenceFirst(nn.Module):
+    """Token ids (B, T) -> an embedding (B, T, D) -> nn.LSTM at its default batch_first=False, fed (T, B, D)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(50, 8)
+        self.enc = nn.LSTM(8, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        hidden = self.enc(self.emb(ids).transpose(0, 1))[0]  # (T, B, D)
+        return self.head(hidden.mean(0))
+
+
+def test_sequence_first_layer_is_not_measured_when_its_length_equals_the_sample() -> None:
+    """A sequence-first layer's output (T, B, D) with T equal to the sample's size passed the count check at the
+    evaluation: its "inputs" were the sequence positions, each a slice across the batch, and its Betti numbers,
+    Omega and theta were silently wrong. The ordering pass (two inputs) sees a first axis of T and drops it with a
+    note; watched alone, it is an error naming batch_first."""
+    from lightning_topo.analysis import analyse
+
+    torch.manual_seed(0)
+    n = 12  # the whole data set is the sample: T = n
+    data = TensorDataset(torch.randint(0, 50, (n, n)), torch.arange(n) % 3)
+    with pytest.warns(UserWarning, match=r"\['enc'\] do not have the inputs on their first axis.*batch_first=True"):
+        report = analyse(_SequenceFirst(), data, layers=["emb", "enc", "head"], progress=False)
+    assert len(report.labels) == n and report.layers == ["emb", "head"]
+    # The saved report says so too, as it says the sample was smaller than asked (it kept neither warning).
+    assert [w for w in report.warnings if "['enc'] do not have the inputs on their first axis" in w]
+    assert [w for w in report.warnings if "12 inputs instead of 60" in w]
+    with pytest.raises(UnknownLayerError, match=r"'enc' 12\).*sequence-first"):
+        analyse(_SequenceFirst(), data, layers=["enc"], progress=False)
+
+
+def test_input_fn_returning_several_tensors_names_the_fix() -> None:
+    """`input_fn=lambda b: b` for a model that takes a dict (`model(**batch)`) was refused with "got dict" alone;
+    the error now says how to pass several tensors (one stacked tensor, unpacked in `forward_fn`)."""
+    from lightning_topo.capture import SampleError
+
+    items = [{"input_ids": torch.arange(4) + i, "attention_mask": torch.ones(4, dtype=torch.long)} for i in range(6)]
+    with pytest.raises(SampleError, match=r"got dict: the sample keeps one tensor per input.*forward_fn=lambda m, x"):
+        build_sample(items, samples_per_class=2, input_fn=lambda b: b)
+    sample = build_sample(
+        items, samples_per_class=2, input_fn=lambda b: torch.stack([b["input_ids"], b["attention_mask"]], dim=1)
+    )
+    assert sample.inputs.shape == (2, 2, 4)

@@ -180,7 +180,7 @@ def analyse(
     with _on_device(model, target):
         ordered, notes = watched_layers(
             model,
-            sample.inputs[:1],
+            sample.inputs[:2],
             layer_names,
             forward_fn=cfg.forward_fn,
             output_fn=cfg.output_fn,
@@ -191,6 +191,9 @@ def analyse(
         result = _run(model, sample, ordered, cfg, layer_by_layer=layer_by_layer, progress=progress)
     for message in result.warnings:
         warnings.warn(f"analyse: {message}", UserWarning, stacklevel=2)
+    # The report keeps every warning the run gave (the sample's, the layers', the evaluation's): a saved report
+    # computed on fewer inputs than asked, or without a layer, says so.
+    kept_warnings = [*sample.notes, *(message for _, message in notes), *result.warnings]
     dims = cfg.betti_dims
     per_input = None
     if cfg.complex == "cubical":
@@ -227,7 +230,7 @@ def analyse(
         per_input=per_input,
         problems={layer.name: layer.problem for layer in result.layers if layer.problem is not None},
         config=settings,
-        warnings=list(result.warnings),
+        warnings=kept_warnings,
         name=name,
         persistence_keys=cfg.persistence_keys,
         persistence=persistence,

@@ -8,7 +8,8 @@ A report holds, for the watched layers in depth order and the sampled classes:
 * ``omega`` ``(L,)``, ``theta`` (the paper's score) and ``decay_rate`` (the depth-normalised alternative,
   see :mod:`lightning_topo.functional.complexity`);
 * the sample (``labels``, dataset ``indices``), the analysis settings (``config``; for the point-cloud view with
-  ``metric="knn_hops"`` also ``k_per_class``, the k each class's k-NN graph used), problems and warnings;
+  ``metric="knn_hops"`` also ``k_per_class``, the k each class's k-NN graph used), problems and warnings (every
+  warning ``analyse`` gave: about the sample, the layers and the evaluation);
 * with ``TopologyConfig.persistence`` set (cubical view): ``persistence_keys`` (S names, e.g.
   ``total_persistence_1``), ``persistence`` ``(L, C, S)`` float64 per-class means and ``per_input_persistence``
   ``(L, N, S)`` per input of the persistence summaries, and ``diagrams``: each layer's

@@ -434,6 +434,14 @@ class TopologyCallback(Callback):
             require_kernels()  # without numba: fail here, not after an epoch of training
         if stage == "fit":
             self._check_monitors(trainer)
+        elif stage in ("test", "predict"):
+            # Nothing is measured in these runs: say so once, rather than leave a user looking for numbers.
+            run = getattr(stage, "value", stage)  # a TrainerFn
+            rank_zero_info(
+                f"TopologyCallback: trainer.{run} runs no validation, so nothing is measured; the callback "
+                "measures at validation (trainer.fit, trainer.validate). For this data: trainer.validate(model, "
+                "dataloaders=...), or lightning_topo.analyse(model, data)."
+            )
 
     def _check_prefixes(self, trainer: Trainer) -> None:
         """Two callbacks with one prefix would log the same keys, the later overwriting the earlier in the loggers,
@@ -783,13 +791,13 @@ class TopologyCallback(Callback):
         try:
             order, notes = watched_layers(
                 pl_module,
-                sample.inputs[:1],
+                sample.inputs[:2],
                 self.layer_names,
                 forward_fn=self.config.forward_fn,
                 output_fn=self.config.output_fn,
                 auto=self.config.layers == "auto",
                 cubical=self.config.complex == "cubical",
-                inspect=self._threshold_check(pl_module, sample.inputs[:1]),
+                inspect=self._threshold_check(pl_module, sample.inputs[:2]),
             )
         except (UnknownLayerError, ForwardError, ThresholdRuleError) as err:  # the first forward pass on the sample
             raise TopologyMisconfiguration(f"TopologyCallback: {err}") from err

@@ -321,6 +321,8 @@ class LayerTrace:
         calls: how many times each requested module ran in the pass (modules that never ran are left out).
         shapes: the shape of one input's output (the tensor analysed) of each layer in ``order``.
         skipped: why each layer of ``no_tensor`` gave no tensor.
+        leading: the size of the first axis of each layer's output (the tensor analysed) in the pass: the number
+            of inputs for a batch-first layer.
     """
 
     order: list[str]
@@ -329,6 +331,7 @@ class LayerTrace:
     calls: dict[str, int] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    leading: dict[str, int] = field(default_factory=dict)
 
 
 def trace_layers(
@@ -363,11 +366,13 @@ def trace_layers(
     # Watch up to 64 calls of each module: the calls that run tell how many layers a module is.
     probe_names = [base if k == 1 else f"{base}{CALL_SEPARATOR}{k}" for base in bases for k in range(1, 65)]
     shapes: dict[str, tuple[int, ...]] = {}
+    leading: dict[str, int] = {}
 
     def record(name: str, tensor: Tensor) -> None:
         if name in shapes:
             return
         shapes[name] = tuple(tensor.shape[1:])
+        leading[name] = int(tensor.shape[0]) if tensor.ndim else 1
         base, call = split_call(name)
         if inspect is not None and (name in requested or (call > 1 and base in requested)):
             inspect(name, tensor)
@@ -392,6 +397,7 @@ def trace_layers(
         calls,
         {name: shapes[name] for name in order if name in shapes},
         {name: capture.skipped[name] for name in no_tensor if name in capture.skipped},
+        {name: leading[name] for name in order if name in leading},
     )
 
 
@@ -409,12 +415,15 @@ def watched_layers(
     """The layers to measure, in depth order (:func:`trace_layers`), and the notes a user should read about them.
 
     Returns ``(order, notes)``: ``notes`` are ``(key, message)`` pairs (the key identifies the kind of note, for a
-    once-only warning): layers that never run (dropped), modules that run more than once (a layer per call), a
-    changed order, and for ``auto`` (``layers="auto"``) a choice of fewer than 3 layers (:func:`auto_layer_note`).
-    The callback and ``analyse`` both use it; ``inspect`` as in :func:`trace_layers`.
+    once-only warning): layers that never run (dropped), layers whose output's first axis is not the inputs of
+    ``probe`` (dropped: a sequence-first layer, whose per-input volumes would be read across the batch), modules
+    that run more than once (a layer per call), a changed order, and for ``auto`` (``layers="auto"``) a choice of
+    fewer than 3 layers (:func:`auto_layer_note`). The callback and ``analyse`` both use it, with two inputs in
+    ``probe`` where the sample has them (one input cannot tell a batch axis from an axis squeezed away);
+    ``inspect`` as in :func:`trace_layers`.
 
     Raises:
-        UnknownLayerError: none of ``layer_names`` runs in the forward pass.
+        UnknownLayerError: none of ``layer_names`` runs in the forward pass, or none that runs is batch-first.
         ForwardError: the forward pass (``forward_fn``) or ``output_fn`` raised on ``probe``.
     """
     trace = trace_layers(model, probe, layer_names, forward_fn=forward_fn, output_fn=output_fn, inspect=inspect)
@@ -441,6 +450,23 @@ def watched_layers(
     notes: list[tuple[str, str]] = []
     if trace.never_run:
         notes.append(("never-run", f"{trace.never_run} never run in the forward pass, so they are not measured."))
+    inputs = len(probe)
+    across = {name: size for name, size in trace.leading.items() if size != inputs}
+    if across:
+        # Counting outputs at the evaluation misses a sequence-first layer whose length equals the sample's size:
+        # its "inputs" would be the positions of the sequence, each a slice across the batch. Not one number of it
+        # is an input's.
+        sizes = ", ".join(f"'{name}' {size}" for name, size in across.items())
+        message = (
+            f"the outputs of {list(across)} do not have the inputs on their first axis ({plural(inputs, 'input')} "
+            f"gave a first axis of {sizes}), so they are not measured: a sequence-first layer, such as nn.LSTM or "
+            "nn.TransformerEncoder(Layer) without batch_first=True, puts the batch on axis 1. Build it with "
+            "batch_first=True, or watch modules whose outputs are batch-first."
+        )
+        if len(across) == len(trace.order):
+            raise UnknownLayerError(message[0].upper() + message[1:])
+        trace.order = [name for name in trace.order if name not in across]
+        notes.append(("not-batch-first", message))
     repeated = [n for n in trace.order if split_call(n)[1] > 1]
     if repeated:
         modules = sorted({split_call(n)[0] for n in repeated})
@@ -466,9 +492,16 @@ def watched_layers(
             )
         )
     note = auto_layer_note(model, trace.order) if auto else None
+    if not auto and len(trace.order) == 2:  # one layer: theta is NaN, with its own warning at the evaluation
+        note = (
+            f"2 watched layers ({trace.order}): theta and decay_rate are a cubic fit over the watched layers, here "
+            "over 2 points, so they say little about a decay over depth; watch 3 or more layers for them (Omega and "
+            "the Betti numbers of each layer are not affected)."
+        )
     if note:
         notes.append(("few-layers", note))
-    note = flat_volume_note(trace.shapes, token_layout(model, probe)) if cubical else None
+    shapes = {name: trace.shapes[name] for name in trace.order if name in trace.shapes}
+    note = flat_volume_note(shapes, token_layout(model, probe)) if cubical else None
     if note:
         notes.append(("flat", note))
     return trace.order, notes

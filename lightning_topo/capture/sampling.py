@@ -286,10 +286,22 @@ def build_sample(
     return _finite_sample(indices, inputs.detach().cpu(), labels[indices], notes)
 
 
+def _not_a_tensor(inputs: Any) -> SampleError:
+    """The error for an ``input_fn`` result that is not a tensor; for several tensors (a dict, a tuple), the fix."""
+    several = ""
+    if isinstance(inputs, (Mapping, tuple, list)):
+        several = (
+            ": the sample keeps one tensor per input, so for a model that takes several tensors return one and unpack "
+            "it in `forward_fn`, e.g. input_fn=lambda b: torch.stack([b['input_ids'], b['attention_mask']], dim=1) "
+            "and forward_fn=lambda m, x: m.model(input_ids=x[:, 0], attention_mask=x[:, 1])"
+        )
+    return SampleError(f"`input_fn` must return a tensor, got {type(inputs).__name__}{several}.")
+
+
 def _check_inputs(inputs: Any, count: int) -> None:
     """``input_fn``'s result: a tensor whose first axis is the ``count`` sampled inputs."""
     if not isinstance(inputs, Tensor):
-        raise SampleError(f"`input_fn` must return a tensor, got {type(inputs).__name__}.")
+        raise _not_a_tensor(inputs)
     if inputs.ndim == 0 or inputs.shape[0] != count:
         raise SampleError(
             f"`input_fn` returned a tensor of shape {tuple(inputs.shape)} for a batch of {count} sampled inputs; "
@@ -372,7 +384,7 @@ def _from_batches(
     for batch in loader:
         x = input_fn(batch)
         if not isinstance(x, Tensor):
-            raise SampleError(f"`input_fn` must return a tensor, got {type(x).__name__}.")
+            raise _not_a_tensor(x)
         y, label_note = class_labels(target_fn(batch), batched=True)
         if not len(y):  # no label: one class
             y = torch.zeros(len(x), dtype=torch.long)
