@@ -402,6 +402,7 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "--config",
                 "@cnn",
                 *SHORT,
+                "--overwrite_checkpoints=true",  # the workdir holds the checkpoints of a run of this config
                 "--trainer.callbacks=[{class_path: lightning_topo.TopologyCallback, init_args: {layers: [net.42]}}]",
             ],
             ("Layer 'net.42' does not match",),

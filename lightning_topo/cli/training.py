@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from lightning_topo.cli import INTERRUPTED_EXIT, PROG, CLIError, one_line, read_checkpoint
@@ -45,12 +45,62 @@ class TopologyCLI(LightningCLI):
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(ckpt)
             torch.serialization.add_safe_globals([pkgutil.resolve_name(name) for name in unsafe])
 
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        """``--overwrite_checkpoints``: let a new ``fit`` replace the checkpoint files of an earlier run."""
+        parser.add_argument(
+            "--overwrite_checkpoints",
+            type=bool,
+            default=False,
+            help=(
+                "fit only: replace the checkpoint files an earlier run left at the fixed paths of a ModelCheckpoint "
+                "with enable_version_counter: false (without it, a new fit that would overwrite them stops and names "
+                "them; a run resumed with --ckpt_path continues its own files)."
+            ),
+        )
+
+    def before_fit(self) -> None:
+        """Keep the checkpoints of earlier runs: under ``fast_dev_run`` no ``last.ckpt`` is written (Lightning 2.6
+        writes ``save_last``'s file at the end of training even then); a new run (no ``--ckpt_path``) that would
+        overwrite a checkpoint file of an earlier one is a :class:`CLIError` naming the files, unless
+        ``--overwrite_checkpoints true``."""
+        trainer = self.trainer
+        checkpoints = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
+        if trainer.fast_dev_run:
+            for callback in checkpoints:
+                callback.save_last = False
+            return
+        config = self.config["fit"]
+        if config.get("ckpt_path") is not None or config.get("overwrite_checkpoints"):
+            return
+        existing = [path for cb in checkpoints for path in fixed_checkpoint_files(cb) if path.is_file()]
+        if existing:
+            names = ", ".join(_shown(str(path)) for path in dict.fromkeys(existing))
+            last = next((p for p in existing if p.stem == ModelCheckpoint.CHECKPOINT_NAME_LAST), None)
+            resume = f"continue that run with --ckpt_path {_shown(str(last))}, " if last is not None else ""
+            raise CLIError(
+                f"this fit would overwrite {names}, written by an earlier run (its ModelCheckpoint has "
+                f"enable_version_counter: false); {resume}pass --overwrite_checkpoints true to replace "
+                "them, or move them away."
+            )
+
     def instantiate_classes(self) -> None:
         """Build the model, data, trainer and callbacks; their own argument errors are a :class:`CLIError`."""
         try:
             super().instantiate_classes()
         except (ValueError, TypeError) as err:
             raise CLIError(f"cannot build the classes of the config: {one_line(err)}") from err
+
+
+def fixed_checkpoint_files(callback: ModelCheckpoint) -> list[Path]:
+    """The files a ``ModelCheckpoint`` writes at fixed paths, replacing what is there: with a ``dirpath``, without
+    the version counter (``enable_version_counter=False``; with it Lightning writes ``name-v1.ckpt`` beside an
+    existing file), its ``filename`` and ``last`` when they hold no ``{metric}`` template."""
+    # enable_version_counter is kept only privately by Lightning 2.6; the default (True) writes no file twice
+    if callback.dirpath is None or getattr(callback, "_enable_version_counter", True):
+        return []
+    names = [callback.filename] if callback.filename is not None and callback.save_top_k != 0 else []
+    names += [callback.CHECKPOINT_NAME_LAST] if callback.save_last else []
+    return [Path(callback.format_checkpoint_name({}, name)) for name in names if name and "{" not in name]
 
 
 def _g(value: float) -> str:
