@@ -4,10 +4,12 @@ usage errors, `predict` says what it did and `--help` documents every argument."
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
-from test_cli import CONFIGS, SHORT, _ok, run_cli
+import torch
+from test_cli import CONFIGS, SHORT, _ok, fit_summary, resume_args, run_cli
 
 MLP = ["--config", str(CONFIGS / "digits_mlp.yaml")]
 CHECKPOINTS = "outputs/digits_mlp/checkpoints"
@@ -25,14 +27,38 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
 
 
-def test_fast_dev_run_leaves_the_checkpoints_as_they_were(tmp_path: Path) -> None:
+def test_max_steps_run_prints_a_resume_command_that_trains_further(tmp_path: Path) -> None:
+    """A run ended by max_steps: the summary says so and its command doubles max_steps (the same max_steps stopped
+    the resumed run at once and printed the same command again)."""
+    limits = ["--trainer.max_epochs", "5", "--trainer.limit_train_batches", "3", "--trainer.max_steps", "3"]
+    first = _ok(run_cli("fit", *MLP, *limits, cwd=tmp_path))
+    head, items = fit_summary(first.stdout)
+    assert "(max_steps=3 reached)" in head, head
+    args = resume_args(items)
+    assert args[-4:] == ["--ckpt_path", f"{CHECKPOINTS}/last.ckpt", "--trainer.max_steps", "6"], args
+    assert args.count("--trainer.max_steps") == 1
+
+    second = _ok(run_cli(*args, cwd=tmp_path))  # exactly the printed command
+    head, items = fit_summary(second.stdout)
+    assert "(max_steps=6 reached)" in head and "[2/5] epoch 1:" in second.stdout, second.stdout[-2000:]
+    assert torch.load(tmp_path / CHECKPOINTS / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert resume_args(items)[-2:] == ["--trainer.max_steps", "12"]
+
+
+def test_fast_dev_run_saves_nothing_and_offers_no_resume(tmp_path: Path) -> None:
     """fast_dev_run is a trial: it leaves a real run's checkpoints as they were (Lightning 2.6 wrote last.ckpt at
-    its end)."""
+    its end) and its summary offers the command of a real run, not a resume that stops at once."""
     _ok(run_cli("fit", *MLP, *SHORT, cwd=tmp_path))
     before = _files(tmp_path / CHECKPOINTS)
     assert set(before) == {"digits_mlp.ckpt", "last.ckpt"}
-    _ok(run_cli("fit", *MLP, "--trainer.fast_dev_run", "true", cwd=tmp_path))
+    trial = _ok(run_cli("fit", *MLP, "--trainer.fast_dev_run", "true", cwd=tmp_path))
     assert _files(tmp_path / CHECKPOINTS) == before
+    head, items = fit_summary(trial.stdout)
+    assert "fast_dev_run" in head and "checkpoint" not in items, trial.stdout[-2000:]
+    (resume,) = items["resume"]
+    real = shlex.split(resume.split("for a real run: ", 1)[1])
+    assert real == ["lightning-topo", "fit", *MLP], resume
+    assert "--ckpt_path" not in resume
 
 
 def test_a_new_fit_refuses_to_overwrite_an_earlier_runs_checkpoints(tmp_path: Path) -> None:
@@ -45,6 +71,7 @@ def test_a_new_fit_refuses_to_overwrite_an_earlier_runs_checkpoints(tmp_path: Pa
     assert f"--ckpt_path {CHECKPOINTS}/last.ckpt" in line and "--overwrite_checkpoints true" in line, line
     assert _files(tmp_path / CHECKPOINTS) == before
 
-    _ok(run_cli("fit", *MLP, *SHORT, "--seed_everything", "1", "--overwrite_checkpoints", "true", cwd=tmp_path))
+    again = _ok(run_cli("fit", *MLP, *SHORT, "--seed_everything", "1", "--overwrite_checkpoints", "true", cwd=tmp_path))
     after = _files(tmp_path / CHECKPOINTS)
     assert set(after) == set(before) and all(after[name] != before[name] for name in before)
+    assert "--overwrite_checkpoints" not in resume_args(fit_summary(again.stdout)[1])

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningCLI
 
 from lightning_topo.cli import INTERRUPTED_EXIT, PROG, CLIError, one_line, read_checkpoint
@@ -202,11 +202,22 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: 
     from lightning_topo.callbacks import TopologyCallback
 
     epoch, interrupted = trainer.current_epoch, trainer.interrupted
+    if trainer.fast_dev_run:
+        return fast_dev_run_summary(trainer, args, seconds)
     max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+    max_steps = trainer.max_steps if trainer.max_steps is not None and trainer.max_steps >= 0 else None
+    epochs_done = not interrupted and max_epochs is not None and epoch >= max_epochs
+    steps_done = not interrupted and max_steps is not None and trainer.global_step >= max_steps
+    timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]  # type: ignore[attr-defined]
+    time_done = not interrupted and any(cb.time_remaining() is not None and cb.time_remaining() <= 0 for cb in timers)
     if interrupted:
         head = f"interrupted (KeyboardInterrupt) during epoch {epoch} after {seconds:.1f} s"
     else:
-        early = " (stopped early)" if max_epochs is not None and epoch < max_epochs else ""
+        reasons = [f"max_steps={max_steps} reached"] if steps_done else []
+        reasons += ["max_time reached"] if time_done else []
+        if not reasons and max_epochs is not None and epoch < max_epochs:
+            reasons = ["stopped early"]
+        early = f" ({', '.join(reasons)})" if reasons else ""
         head = f"finished {epoch} epoch{'s' if epoch != 1 else ''}{early} in {seconds:.1f} s"
         if trained is not None and trained != epoch:  # resumed from a checkpoint
             head += f" ({trained} of them trained by this run, resumed at epoch {epoch - trained})"
@@ -231,8 +242,13 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: 
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(callback, TopologyCallback):
             lines += _topology_lines(callback)
-    done = not interrupted and max_epochs is not None and epoch >= max_epochs
-    hint = resume_command(args, _shown(resume), 2 * max_epochs if done and max_epochs else None) if resume else ""
+    hint = ""
+    if resume:  # a limit the run reached would stop the resumed run at once: the command doubles it
+        more_epochs = 2 * max_epochs if epochs_done and max_epochs else None
+        more_steps = 2 * max_steps if steps_done and max_steps else None
+        hint = resume_command(args, _shown(resume), more_epochs, more_steps)
+        if time_done:
+            hint = f"max_time was reached: add a larger --trainer.max_time to {hint}"
     if resume is None and checkpoints:
         again = resume_command(args, _shown(checkpoints[-1]))
         hint = f"no last checkpoint (set `save_last: true` on the ModelCheckpoint); from the best one: {again}"
@@ -275,23 +291,56 @@ def _mean(values: Sequence[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def resume_command(args: Sequence[str], ckpt: str, max_epochs: int | None = None) -> str:
-    """``lightning-topo fit`` with the same arguments, ``--ckpt_path ckpt`` and, given, ``--trainer.max_epochs``.
+def resume_command(args: Sequence[str], ckpt: str, max_epochs: int | None = None, max_steps: int | None = None) -> str:
+    """``lightning-topo fit`` with the same arguments (less ``--overwrite_checkpoints``), ``--ckpt_path ckpt`` and,
+    given, ``--trainer.max_epochs`` and ``--trainer.max_steps``.
 
     Example:
         >>> resume_command(["--config", "c.yaml", "--ckpt_path=a.ckpt"], "out/last.ckpt", 20)
         'lightning-topo fit --config c.yaml --ckpt_path out/last.ckpt --trainer.max_epochs 20'
+        >>> resume_command(["--trainer.max_steps", "3"], "last.ckpt", max_steps=6)
+        'lightning-topo fit --ckpt_path last.ckpt --trainer.max_steps 6'
     """
-    replaced = {"--ckpt_path"} | ({"--trainer.max_epochs"} if max_epochs is not None else set())
+    limits = {"--trainer.max_epochs": max_epochs, "--trainer.max_steps": max_steps}
+    added = ["--ckpt_path", ckpt] + [arg for name, n in limits.items() if n is not None for arg in (name, str(n))]
+    return shlex.join([PROG, "fit", *_without(args, {"--ckpt_path", "--overwrite_checkpoints", *added[::2]}), *added])
+
+
+def _without(args: Sequence[str], options: set[str]) -> list[str]:
+    """``args`` less the ``options`` (``--name value`` or ``--name=value``).
+
+    Example:
+        >>> _without(["--a", "1", "--b=2", "--c", "3"], {"--a", "--b"})
+        ['--c', '3']
+    """
     kept: list[str] = []
     skip = False
     for arg in args:
         name, eq, _ = arg.partition("=")
-        if not skip and name not in replaced:
+        if not skip and name not in options:
             kept.append(arg)
-        skip = not skip and name in replaced and not eq
-    kept += ["--ckpt_path", ckpt] + (["--trainer.max_epochs", str(max_epochs)] if max_epochs is not None else [])
-    return shlex.join([PROG, "fit", *kept])
+        skip = not skip and name in options and not eq
+    return kept
+
+
+def fast_dev_run_summary(trainer: Trainer, args: Sequence[str], seconds: float) -> list[str]:
+    """The summary of a ``fast_dev_run``: a trial of a few batches that saves no checkpoint and logs nothing, so
+    nothing to resume; the command for a real run instead.
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> fast_dev_run_summary(Trainer(fast_dev_run=2, logger=False), ["--trainer.fast_dev_run=2"], 1.0)[-1]
+        '  resume:     nothing to resume (fast_dev_run); for a real run: lightning-topo fit'
+    """
+    batches = int(trainer.fast_dev_run)
+    real = _without(args, {"--trainer.fast_dev_run"})
+    if len(real) == len(args):  # set in a config file
+        real += ["--trainer.fast_dev_run", "false"]
+    return [
+        f"{PROG} fit: fast_dev_run finished in {seconds:.1f} s: {batches} batch{'es' if batches != 1 else ''} of "
+        "each loop, no checkpoint, no logs; written: nothing",
+        f"  resume:     nothing to resume (fast_dev_run); for a real run: {shlex.join([PROG, 'fit', *real])}",
+    ]
 
 
 def _saved_at(path: str) -> str:
