@@ -8,6 +8,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 from test_cli import CONFIGS, SHORT, _ok, fit_summary, resume_args, run_cli
 
@@ -75,3 +76,25 @@ def test_a_new_fit_refuses_to_overwrite_an_earlier_runs_checkpoints(tmp_path: Pa
     after = _files(tmp_path / CHECKPOINTS)
     assert set(after) == set(before) and all(after[name] != before[name] for name in before)
     assert "--overwrite_checkpoints" not in resume_args(fit_summary(again.stdout)[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fit", *MLP, "--data.batch_size", "0"], "`batch_size` must be an integer >= 1, got 0."),
+        (["fit", "--config", str(CONFIGS / "digits_cnn.yaml"), "--data.size", "0"], "`size` must be an integer >= 1"),
+        (["fit", *MLP, "--data.num_workers", "-1"], "`num_workers` must be an integer >= 0, got -1."),
+        (
+            ["fit", "--config", str(CONFIGS / "d1_relu.yaml"), "--data.batch_size", "0"],
+            "`batch_size` must be an integer >= 1, got 0.",
+        ),
+        (
+            ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--data.init_args.batch_size", "0"],
+            "`batch_size` must be an integer >= 1, got 0.",
+        ),
+    ],
+)
+def test_a_bad_data_size_is_a_one_line_usage_error(tmp_path: Path, args: list[str], message: str) -> None:
+    """batch_size 0 and size 0 exited 1 from deep inside the DataLoader / the interpolation; now exit 2 naming the
+    value and the valid range, before anything runs."""
+    assert message in _error_line(run_cli(*args, cwd=tmp_path))

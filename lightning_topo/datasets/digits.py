@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_topo.datasets._held_out import HeldOutSplits
+from lightning_topo.datasets.checks import check_int
 
 __all__ = ["DigitsDataModule", "load_digits_tensors"]
 
@@ -62,6 +63,9 @@ class DigitsDataModule(HeldOutSplits):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
+        check_int("batch_size", batch_size, 1)
+        check_int("size", size, 1)
+        check_int("num_workers", num_workers, 0)
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}.")
         if not 0.0 < train_fraction <= 1.0:

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from lightning_topo.datasets._held_out import HeldOutSplits
+from lightning_topo.datasets.checks import check_int
 from lightning_topo.datasets.shapes import KNOWN_BETTI, naitzat_d1, naitzat_d2, naitzat_d3
 
 __all__ = ["NAITZAT_DATASETS", "NaitzatDataModule"]
@@ -121,6 +122,8 @@ class NaitzatDataModule(HeldOutSplits):
             raise ValueError(f"`n_per_class` must be an integer >= 2 (or None for the default), got {n_per_class!r}.")
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}.")
+        check_int("batch_size", batch_size, 1)
+        check_int("num_workers", num_workers, 0)
         self.save_hyperparameters()
         self.dataset = dataset
         self.n_per_class = n_per_class
