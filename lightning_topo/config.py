@@ -207,7 +207,14 @@ class TopologyConfig:
         elif isinstance(layers, Sequence) and all(isinstance(n, str) for n in layers):
             if not layers:
                 raise ConfigError("`layers` is an empty list; pass 'auto', module names or a predicate.")
-            object.__setattr__(self, "layers", tuple(layers))
+            names = [n for n in layers if n != "auto"]
+            if names and len(names) < len(layers):  # e.g. `--analysis.layers+ net.0` appends to the default
+                raise ConfigError(
+                    f"`layers` lists 'auto' with module names {names}: 'auto' (the automatic choice) stands alone; "
+                    f"to watch these layers pass them without it, e.g. layers={names} (on the command line the whole "
+                    f"list, `--analysis.layers '[{', '.join(names)}]'`: `--analysis.layers+` appends to the default)."
+                )
+            object.__setattr__(self, "layers", "auto" if not names else tuple(layers))
         else:
             raise ConfigError(
                 f"`layers` must be 'auto', a list of module names or glob patterns, or a predicate, got {layers!r}."

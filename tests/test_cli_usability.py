@@ -12,6 +12,8 @@ import pytest
 import torch
 from test_cli import CONFIGS, SHORT, _ok, fit_summary, resume_args, run_cli
 
+from lightning_topo.config import ConfigError, TopologyConfig
+
 MLP = ["--config", str(CONFIGS / "digits_mlp.yaml")]
 CHECKPOINTS = "outputs/digits_mlp/checkpoints"
 
@@ -98,3 +100,15 @@ def test_a_bad_data_size_is_a_one_line_usage_error(tmp_path: Path, args: list[st
     """batch_size 0 and size 0 exited 1 from deep inside the DataLoader / the interpolation; now exit 2 naming the
     value and the valid range, before anything runs."""
     assert message in _error_line(run_cli(*args, cwd=tmp_path))
+
+
+def test_layers_plus_appending_to_auto_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    """`--analysis.layers+ net.0` appends to the default 'auto', giving ['auto', 'net.0']: refused with one line
+    giving the list to pass instead; ['auto'] alone is 'auto'."""
+    args = ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--analysis.layers+", "net.0"]
+    line = _error_line(run_cli(*args, cwd=tmp_path))
+    assert "`layers` lists 'auto' with module names ['net.0']" in line and "--analysis.layers '[net.0]'" in line
+    assert TopologyConfig(layers=["auto"]).layers == "auto"
+    assert TopologyConfig(layers=["net.0", "net.2"]).layers == ("net.0", "net.2")
+    with pytest.raises(ConfigError, match=r"'auto' .* stands alone"):
+        TopologyConfig(layers=["net.*", "auto"])
