@@ -4,6 +4,8 @@ usage errors, `predict` says what it did and `--help` documents every argument."
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -112,3 +114,18 @@ def test_layers_plus_appending_to_auto_is_refused_naming_the_fix(tmp_path: Path)
     assert TopologyConfig(layers=["net.0", "net.2"]).layers == ("net.0", "net.2")
     with pytest.raises(ConfigError, match=r"'auto' .* stands alone"):
         TopologyConfig(layers=["net.*", "auto"])
+
+
+def test_predict_says_what_it_predicted_and_saves_it(tmp_path: Path) -> None:
+    """`predict` printed nothing; now one line (how many predictions, of which checkpoint, the first ones) and the
+    file it saved them to, which holds them."""
+    _ok(run_cli("fit", *MLP, *SHORT, cwd=tmp_path))
+    ckpt = f"{CHECKPOINTS}/digits_mlp.ckpt"
+    proc = _ok(run_cli("predict", *MLP, "--ckpt_path", ckpt, cwd=tmp_path))
+    head, saved = proc.stdout.strip().splitlines()[-2:]
+    match = re.fullmatch(rf"lightning-topo predict: (\d+) predictions \(\d+ batches\) of {ckpt}; first: (\[.*\])", head)
+    assert match, proc.stdout[-2000:]
+    assert saved.startswith("  saved to outputs/digits_mlp/predictions.pt (a torch.int64 tensor of shape"), saved
+    predictions = torch.load(tmp_path / "outputs/digits_mlp/predictions.pt", weights_only=True)
+    assert predictions.shape == (int(match[1]),) and predictions[:10].tolist() == json.loads(match[2])
+    assert int(predictions.min()) >= 0 and int(predictions.max()) <= 9

@@ -133,6 +133,8 @@ def run_trainer(args: list[str]) -> int:
         print("\n".join(fit_summary(trainer, args[1:], seconds, trained=progress.epochs_trained)), flush=True)
     if trainer.is_global_zero and args[0] == "validate":
         print("\n".join(validate_summary(trainer)), flush=True)
+    if trainer.is_global_zero and args[0] == "predict":
+        print("\n".join(predict_summary(trainer, progress.predictions)), flush=True)
     return INTERRUPTED_EXIT if trainer.interrupted else 0
 
 
@@ -151,6 +153,15 @@ class EpochProgress(Callback):
         self._before_validation: dict[str, int] = {}
         self._validation_keys: set[str] = set()  # what validation logs (values it replaced in callback_metrics)
         self._validated = False  # in this epoch
+        self.predictions: list[Any] = []  # what predict_step returned, batch by batch, on the CPU
+
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.predictions = []
+
+    def on_predict_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, *args: Any
+    ) -> None:
+        self.predictions.append(outputs.detach().cpu() if isinstance(outputs, torch.Tensor) else outputs)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self.trainer = trainer  # for the summary after Ctrl-C (Lightning then exits)
@@ -283,6 +294,34 @@ def validate_summary(trainer: Trainer) -> list[str]:
             )
             lines.append(f"  {key} per layer: {values}")
     return lines
+
+
+PREDICTIONS_FILE = "predictions.pt"
+"""Where ``predict`` saves what the model predicted, under the trainer's ``default_root_dir``."""
+
+
+def predict_summary(trainer: Trainer, predictions: list[Any]) -> list[str]:
+    """Save ``predictions`` (``predict_step``'s outputs, one per batch) to :data:`PREDICTIONS_FILE` under the
+    trainer's ``default_root_dir``, as one tensor when they are tensors of one kind (else the list), and say so:
+    how many, of which checkpoint, where, and the first values."""
+    ckpt = trainer.ckpt_path
+    source = f"of {_shown(str(ckpt))}" if ckpt else "of the model as built (no --ckpt_path: untrained weights)"
+    if not predictions:
+        return [f"{PROG} predict: no batch to predict {source} (the data module's predict split is empty)."]
+    tensors = all(isinstance(p, torch.Tensor) and p.dim() >= 1 for p in predictions)
+    same = tensors and len({(p.dtype, p.shape[1:]) for p in predictions}) == 1
+    saved: Any = torch.cat(predictions) if same else predictions
+    path = Path(trainer.default_root_dir) / PREDICTIONS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(saved, path)
+    batches = f"{len(predictions)} batch{'es' if len(predictions) != 1 else ''}"
+    if isinstance(saved, torch.Tensor):
+        what = f"{saved.shape[0]} predictions ({batches}) {source}"
+        kind = f"a {saved.dtype} tensor of shape {tuple(saved.shape)}"
+        first = f"; first: {saved[:10].tolist()}" if saved.dim() == 1 else ""
+    else:
+        what, kind, first = f"predictions of {batches} {source}", f"a list of {len(predictions)} outputs", ""
+    return [f"{PROG} predict: {what}{first}", f"  saved to {_shown(str(path))} ({kind}; torch.load reads it)"]
 
 
 def _mean(values: Sequence[float]) -> float:
