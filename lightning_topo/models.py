@@ -157,6 +157,13 @@ class CNNClassifier(Classifier):
     """:class:`Classifier` around :func:`digits_cnn`, built from plain arguments (for YAML configs and
     ``load_from_checkpoint`` without code).
 
+    Args:
+        channels: output channels of the 3x3 convolutions, one layer per entry (default ``[16, 32]``); a 2x2
+            max-pool follows the first two.
+        num_classes: classes of the linear head.
+        activation: activation after each convolution, one of ``relu``, ``tanh``, ``gelu``, ``sigmoid``.
+        lr, schedule, warmup_fraction: as for :class:`Classifier`.
+
     Example:
         >>> CNNClassifier(channels=[8, 16])(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([2, 10])
@@ -180,6 +187,14 @@ class CNNClassifier(Classifier):
 class MLPClassifier(Classifier):
     """:class:`Classifier` around :func:`mlp`, built from plain arguments (for YAML configs and
     ``load_from_checkpoint`` without code).
+
+    Args:
+        in_features: size of an input once flattened (64 for the 8x8 digits, 2 or 3 for Naitzat's D-I..D-III).
+        hidden: width of each hidden layer.
+        depth: number of hidden [Linear -> activation] layers.
+        num_classes: classes of the linear head.
+        activation: activation after each hidden Linear, one of ``relu``, ``tanh``, ``gelu``, ``sigmoid``.
+        lr, schedule, warmup_fraction: as for :class:`Classifier`.
 
     Example:
         >>> MLPClassifier(in_features=2, hidden=15, depth=9, num_classes=2)(torch.zeros(4, 2)).shape

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import CONFIGS, SHORT, _ok, fit_summary, resume_args, run_cli
+from test_cli import CONFIGS, SHORT, _help_entries, _ok, fit_summary, resume_args, run_cli
 
 from lightning_topo.config import ConfigError, TopologyConfig
 
@@ -129,3 +129,33 @@ def test_predict_says_what_it_predicted_and_saves_it(tmp_path: Path) -> None:
     predictions = torch.load(tmp_path / "outputs/digits_mlp/predictions.pt", weights_only=True)
     assert predictions.shape == (int(match[1]),) and predictions[:10].tolist() == json.loads(match[2])
     assert int(predictions.min()) >= 0 and int(predictions.max()) <= 9
+
+
+HELP = [
+    ("--model.help", "lightning_topo.models.CNNClassifier"),
+    ("--model.help", "lightning_topo.models.MLPClassifier"),
+    ("--data.help", "lightning_topo.datasets.DigitsDataModule"),
+    ("--data.help", "lightning_topo.datasets.NaitzatDataModule"),
+    ("--trainer.callbacks.help", "lightning_topo.TopologyCallback"),
+    ("--trainer.callbacks.help", "lightning_topo.TopologyEarlyStopping"),
+]
+
+
+@pytest.mark.parametrize(("option", "class_path"), HELP)
+def test_fit_help_describes_every_argument_of_our_classes(tmp_path: Path, option: str, class_path: str) -> None:
+    """Every argument of the models, data modules and callbacks has its docstring entry in `fit`'s help (the CNN's
+    channels, the MLP's sizes, num_workers had none), and an argument's help is the argument's entry, not an
+    attribute's of the same name (TopologyEarlyStopping.min_delta showed the attribute)."""
+    proc = _ok(run_cli("fit", option, class_path, cwd=tmp_path))
+    prefix = option.removesuffix("help")
+    entries = {name: text for name, text in _help_entries(proc.stdout).items() if name.startswith(prefix)}
+    assert len(entries) >= 3, proc.stdout[-2000:]
+    undocumented = [name for name, text in entries.items() if text.strip().startswith("(type:")]
+    assert not undocumented, f"{class_path}: no help for {undocumented}"
+    if class_path.endswith("TopologyEarlyStopping"):
+        assert entries[f"{prefix}min_delta"].strip().startswith("smallest change that counts as an improvement")
+
+
+def test_fit_help_lists_the_bundled_data_modules(tmp_path: Path) -> None:
+    proc = _ok(run_cli("fit", "--help", cwd=tmp_path))
+    assert "lightning_topo.datasets.DigitsDataModule" in " ".join(proc.stdout.split())

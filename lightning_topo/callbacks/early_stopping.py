@@ -71,7 +71,9 @@ class TopologyEarlyStopping(EarlyStopping):
         patience: evaluations without improvement before stopping (integer >= 1, default 15); with a
             ``TopologyCallback`` in the trainer, only its evaluations count (see "Only fresh evaluations count").
         min_delta: smallest change that counts as an improvement (finite, >= 0; default 0.05, read as a fraction
-            of the best value so far under the default ``min_delta_mode="rel"``).
+            of the best value so far under the default ``min_delta_mode="rel"``). The attribute ``min_delta`` then
+            holds ``EarlyStopping``'s signed absolute threshold of the last evaluation (negative in ``mode="min"``;
+            under ``"rel"`` recomputed as this fraction times ``|best|`` at each one).
         floor_patience: stop once ``floor_key`` has been ``<= floor + floor_tol`` for this many consecutive
             evaluations (integer >= 1; ``None``, the default, disables the rule).
         floor_key: the logged Omega of the deepest layer (default ``"topology/omega_last"``). With
@@ -94,8 +96,6 @@ class TopologyEarlyStopping(EarlyStopping):
     Attributes:
         wait_count: evaluations since the last improvement of ``monitor`` (from ``EarlyStopping``).
         best_score: the best (smoothed) value so far, a float64 CPU tensor (from ``EarlyStopping``).
-        min_delta: the signed absolute threshold of the last evaluation (from ``EarlyStopping``; negative in
-            ``mode="min"``); with ``min_delta_mode="rel"`` it is recomputed as ``min_delta * |best|`` at each one.
         relative_min_delta: the ``min_delta`` argument under ``min_delta_mode="rel"`` (``None`` under ``"abs"``).
         ema_value: the current moving average of ``monitor`` (``None`` before the first finite value, or without
             smoothing).

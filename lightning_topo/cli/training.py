@@ -4,6 +4,7 @@ command that resumes (:func:`fit_summary`)."""
 
 from __future__ import annotations
 
+import importlib
 import math
 import pkgutil
 import re
@@ -111,6 +112,8 @@ def _g(value: float) -> str:
 def run_trainer(args: list[str]) -> int:
     """Run a Trainer command with :class:`TopologyCLI`; return 0, or 130 after Ctrl-C (summary printed first)."""
     progress = EpochProgress()
+    for module in ("lightning_topo.datasets", "lightning_topo.models"):  # `--help` lists them as known subclasses
+        importlib.import_module(module)
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
     try:
         cli = TopologyCLI(

@@ -42,6 +42,7 @@ class DigitsDataModule(HeldOutSplits):
         classes: keep only these digit classes (e.g. ``[0, 1, 2, 3, 4]``); ``None`` keeps all ten.
         train_fraction: use only this fraction of the training split (sub-sampling experiments).
         seed: seed of the split.
+        num_workers: ``DataLoader`` workers (0: load in the main process).
 
     Example:
         >>> dm = DigitsDataModule(batch_size=32)
