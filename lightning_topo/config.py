@@ -107,6 +107,17 @@ def describe_callable(fn: Any) -> str:
     return f"{module}.{name}"
 
 
+def _closest(value: Any, choices: Sequence[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the choice closest to a misspelt string ``value``, else ``""``.
+
+    Example:
+        >>> _closest("cubicle", ("cubical", "rips")), _closest(3, ("cubical", "rips"))
+        (" (did you mean 'cubical'?)", '')
+    """
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.4) if isinstance(value, str) else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _positive_int(name: str, value: Any, *, allow_none: bool = False, allow_auto: bool = False) -> Any:
     """``value`` checked, as a Python int (NumPy integers too), ``None`` or ``"auto"`` where allowed."""
     if isinstance(value, str) and value == "auto" and allow_auto:
@@ -220,7 +231,8 @@ class TopologyConfig:
                 f"`layers` must be 'auto', a list of module names or glob patterns, or a predicate, got {layers!r}."
             )
         if self.complex not in COMPLEXES:
-            raise ConfigError(f"`complex` must be one of {COMPLEXES}, got {self.complex!r}.")
+            hint = _closest(self.complex, COMPLEXES)
+            raise ConfigError(f"`complex` must be one of {COMPLEXES}, got {self.complex!r}{hint}.")
         try:
             check_threshold_rule(self.threshold)
         except ValueError as err:
@@ -235,7 +247,8 @@ class TopologyConfig:
             raise ConfigError(f"`scale` must be a finite number > 0, got {s!r}.")
         object.__setattr__(self, "scale", float(s) if not isinstance(s, int) else s)
         if self.metric not in METRICS:
-            raise ConfigError(f"`metric` must be one of {METRICS}, got {self.metric!r}.")
+            hint = _closest(self.metric, METRICS)
+            raise ConfigError(f"`metric` must be one of {METRICS}, got {self.metric!r}{hint}.")
         object.__setattr__(self, "k", _positive_int("k", self.k, allow_auto=True))
         maxdim = as_integer(self.maxdim)
         if maxdim is None or not 0 <= maxdim <= 2:

@@ -388,7 +388,7 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
         ),
         (
             ["analyse", "--config", "@analyse", "--analysis.complex", "voxel"],
-            ("analysis.complex", "voxel", "see `lightning-topo analyse --help`"),
+            ("--analysis.complex: `complex` must be one of ('cubical', 'rips'), got 'voxel'.",),
         ),
         (["analyse", "--config", "@bad_yaml"], ("malformed YAML (--config ", "bad.yaml)", "line 1, column 8")),
         (["fit", "--config", "@bad_yaml"], ("malformed YAML (--config ", "bad.yaml)", "fix the syntax")),

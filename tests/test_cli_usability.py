@@ -159,3 +159,43 @@ def test_fit_help_describes_every_argument_of_our_classes(tmp_path: Path, option
 def test_fit_help_lists_the_bundled_data_modules(tmp_path: Path) -> None:
     proc = _ok(run_cli("fit", "--help", cwd=tmp_path))
     assert "lightning_topo.datasets.DigitsDataModule" in " ".join(proc.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--analysis.persistence", "entropyy"],
+            "--analysis.persistence: `persistence` has unknown summary 'entropyy' (did you mean 'entropy'?)",
+        ),
+        (
+            ["analyse", "--config", "@bad_analyse", "--progress", "false"],
+            "analysis.metric in ",
+        ),
+        (
+            [
+                "fit",
+                *MLP,
+                "--trainer.callbacks=[{class_path: lightning_topo.TopologyCallback, init_args: {complex: cubicle}}]",
+            ],
+            "TopologyCallback complex: `complex` must be one of ('cubical', 'rips'), got 'cubicle' (did you mean "
+            "'cubical'?).",
+        ),
+        (["fit", "--config", "@bad_fit"], "TopologyCallback persistence: `persistence` has unknown summary 'entropyy'"),
+    ],
+)
+def test_a_misspelt_choice_is_one_short_line_naming_the_closest(tmp_path: Path, args: list[str], message: str) -> None:
+    """A TopologyCallback / --analysis value outside its choices, on the command line or in a config file: one line
+    naming the value, the choices and the closest one, instead of jsonargparse's ~1000 characters listing every type
+    of the field's Union."""
+    analyse = (CONFIGS / "analyse_digits.yaml").read_text()
+    assert "metric:" not in analyse and "\nanalysis:\n" in analyse
+    (tmp_path / "bad_analyse.yaml").write_text(analyse.replace("\nanalysis:\n", "\nanalysis:\n  metric: knn\n"))
+    fit = (CONFIGS / "digits_mlp.yaml").read_text()
+    assert "        complex: cubical\n" in fit
+    bad_fit = fit.replace("complex: cubical\n", "complex: cubical\n        persistence: [entropyy]\n")
+    (tmp_path / "bad_fit.yaml").write_text(bad_fit)
+    files = {"@bad_analyse": str(tmp_path / "bad_analyse.yaml"), "@bad_fit": str(tmp_path / "bad_fit.yaml")}
+    line = _error_line(run_cli(*[files.get(a, a) for a in args], cwd=tmp_path))
+    assert message in line and len(line) < 300, line
+    assert "Union" not in line

@@ -18,9 +18,9 @@ import pickle
 import sys
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import torch
 import yaml
@@ -28,9 +28,20 @@ from jsonargparse import ArgumentError
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_topo.capture import CaptureError
-from lightning_topo.config import ConfigError
+from lightning_topo.config import ConfigError, TopologyConfig
 
-__all__ = ["INTERRUPTED_EXIT", "USER_ERRORS", "CLIError", "main", "one_line", "read_checkpoint", "user_message"]
+__all__ = [
+    "INTERRUPTED_EXIT",
+    "USER_ERRORS",
+    "CLIError",
+    "config_files",
+    "main",
+    "one_line",
+    "option_values",
+    "read_checkpoint",
+    "refused_choice",
+    "user_message",
+]
 
 PROG = "lightning-topo"
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
@@ -78,11 +89,64 @@ def user_message(err: BaseException, where: str, args: Sequence[str] = ()) -> st
     while cause is not None and not isinstance(cause, yaml.YAMLError):
         cause = cause.__cause__ or cause.__context__
     if cause is not None:
-        files = [value for option, value in itertools.pairwise(args) if option == "--config"]
-        files += [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+        files = config_files(args)
         named = f" (--config {', '.join(files)})" if files else ""
         return f"malformed YAML{named}: {one_line(err)}; fix the syntax of the config file."
     return f"{one_line(err)} (see `{where} --help`)"
+
+
+def config_files(args: Sequence[str]) -> list[str]:
+    """The files given to ``--config`` in ``args``.
+
+    Example:
+        >>> config_files(["fit", "--config", "a.yaml", "--config=b.yaml", "--x", "1"])
+        ['a.yaml', 'b.yaml']
+    """
+    files = [value for option, value in itertools.pairwise(args) if option == "--config"]
+    return files + [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+
+
+def option_values(args: Sequence[str], prefix: str) -> list[tuple[str, Any]]:
+    """``(name, value)`` of each ``--<prefix>name value`` or ``--<prefix>name=value`` in ``args`` (``name`` without
+    ``prefix``; the value read as YAML, as jsonargparse reads it; one that is not YAML is left out).
+
+    Example:
+        >>> option_values(["--analysis.k", "3", "--analysis.metric=knn", "--seed", "1"], "analysis.")
+        [('k', 3), ('metric', 'knn')]
+    """
+    found = []
+    for i, arg in enumerate(args):
+        if not arg.startswith(f"--{prefix}"):
+            continue
+        name, eq, value = arg[2 + len(prefix) :].partition("=")
+        if not eq and i + 1 < len(args):
+            value = args[i + 1]
+        elif not eq:
+            continue
+        with contextlib.suppress(yaml.YAMLError):
+            found.append((name, yaml.safe_load(value)))
+    return found
+
+
+def _lists_choices(annotation: Any) -> bool:
+    return get_origin(annotation) is Literal or any(_lists_choices(arg) for arg in get_args(annotation))
+
+
+def refused_choice(candidates: Iterable[tuple[str, str, Any]]) -> CLIError | None:
+    """After jsonargparse refused the arguments: the first of ``candidates`` (``(where, field, value)``) that is a
+    ``TopologyConfig`` field with a fixed set of choices (``complex``, ``metric``, ``persistence``, ``k``, ...) whose
+    ``value`` ``TopologyConfig`` refuses too, as a :class:`CLIError` with its one-line message (the valid choices,
+    the closest one), instead of jsonargparse's list of every type of the field's ``Union``; ``None`` if none is.
+    """
+    fields = {name for name, annotation in get_type_hints(TopologyConfig).items() if _lists_choices(annotation)}
+    for where, name, value in candidates:
+        if name not in fields:
+            continue
+        try:
+            TopologyConfig(**{name: value})
+        except ConfigError as err:
+            return CLIError(f"{where}: {one_line(err)}")
+    return None
 
 
 def read_checkpoint(path: str, option: str, weights_only: bool = True) -> Any:

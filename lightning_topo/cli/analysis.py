@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -16,13 +17,14 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
-from jsonargparse import ArgumentParser, auto_parser
+import yaml
+from jsonargparse import ArgumentError, ArgumentParser, auto_parser
 from lightning.pytorch import LightningDataModule, LightningModule
 from torch import nn
 
 from lightning_topo.analysis import Ranking, TopologyReport, rank_models
 from lightning_topo.analysis import analyse as analyse_model
-from lightning_topo.cli import PROG, CLIError, one_line, read_checkpoint
+from lightning_topo.cli import PROG, CLIError, config_files, one_line, option_values, read_checkpoint, refused_choice
 from lightning_topo.config import TopologyConfig
 
 MODEL_LOAD_ERRORS = (RuntimeError, KeyError, TypeError, ValueError, AttributeError)
@@ -255,6 +257,19 @@ def _check_option_names(args: list[str]) -> None:
         raise CLIError(f"unknown option {name}{hint} (see `{PROG} {args[0]} --help`)")
 
 
+def _analysis_values(args: list[str]) -> list[tuple[str, str, Any]]:
+    """``(where, TopologyConfig field, value)`` of the ``--analysis.*`` options of ``args`` and the ``analysis``
+    sections of its ``--config`` files."""
+    found = [(f"--analysis.{name}", name, value) for name, value in option_values(args, "analysis.")]
+    for file in config_files(args):
+        with contextlib.suppress(OSError, yaml.YAMLError):
+            section = yaml.safe_load(Path(file).read_text()) or {}
+            analysis = section.get("analysis") if isinstance(section, dict) else None
+            if isinstance(analysis, dict):
+                found += [(f"analysis.{name} in {file}", name, value) for name, value in analysis.items()]
+    return found
+
+
 def run_analysis(args: list[str]) -> Any:
     """Run ``analyse`` or ``rank``: jsonargparse's parser of :data:`COMMANDS` parses ``args`` and builds the data
     module and ``TopologyConfig`` (their errors, and a class path that does not import, are a :class:`CLIError`),
@@ -264,6 +279,11 @@ def run_analysis(args: list[str]) -> Any:
     try:
         cfg = parser.parse_args(args)
         init = parser.instantiate(cfg)[cfg.subcommand]
+    except ArgumentError as err:
+        refused = refused_choice(_analysis_values(args))
+        if refused is None:
+            raise
+        raise refused from err
     except (ImportError, AttributeError, TypeError, ValueError) as err:
         raise CLIError(f"{one_line(err)} (see `{PROG} {args[0]} --help`)") from err
     init.pop("config", None)

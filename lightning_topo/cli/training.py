@@ -4,6 +4,7 @@ command that resumes (:func:`fit_summary`)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import pkgutil
@@ -16,11 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
+from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningCLI
 
-from lightning_topo.cli import INTERRUPTED_EXIT, PROG, CLIError, one_line, read_checkpoint
+import lightning_topo
+from lightning_topo.cli import (
+    INTERRUPTED_EXIT,
+    PROG,
+    CLIError,
+    config_files,
+    one_line,
+    option_values,
+    read_checkpoint,
+    refused_choice,
+)
 
 CHART_WAIT_SECONDS = 60.0
 """How long the summary waits for ``TopologyCallback``'s last figures to be written."""
@@ -34,8 +47,16 @@ class TopologyCLI(LightningCLI):
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
         """Parse, then read ``--ckpt_path`` (a :class:`CLIError` naming a missing, unreadable or unsafe file);
-        with ``--weights_only false`` allow its objects, which LightningCLI's own read of its hyperparameters needs."""
-        super().parse_arguments(parser, args)
+        with ``--weights_only false`` allow its objects, which LightningCLI's own read of its hyperparameters needs.
+        A ``TopologyCallback`` value refused for its choices is one line (:func:`~lightning_topo.cli.refused_choice`).
+        """
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as err:
+            refused = refused_choice(_callback_values(list(args or [])))
+            if refused is None:
+                raise
+            raise refused from err
         command = self.config.get("subcommand")
         ckpt = self.config[command].get("ckpt_path") if command else None
         if ckpt is None or ckpt in ("last", "best", "hpc") or str(ckpt).startswith("registry"):
@@ -90,6 +111,33 @@ class TopologyCLI(LightningCLI):
             super().instantiate_classes()
         except (ValueError, TypeError) as err:
             raise CLIError(f"cannot build the classes of the config: {one_line(err)}") from err
+
+
+def _callback_values(args: list[str]) -> list[tuple[str, str, Any]]:
+    """``(where, argument, value)`` of the ``init_args`` of each ``TopologyCallback`` in ``--trainer.callbacks``
+    values of ``args`` and in the ``trainer.callbacks`` of its ``--config`` files."""
+    from lightning_topo.callbacks import TopologyCallback
+
+    def entries(value: Any) -> list[dict[str, Any]]:
+        items = value if isinstance(value, list) else [value]
+        return [item for item in items if isinstance(item, dict)]
+
+    lists = [("--trainer.callbacks", value) for name, value in option_values(args, "trainer.") if name == "callbacks"]
+    for file in config_files(args):
+        with contextlib.suppress(OSError, yaml.YAMLError):
+            config = yaml.safe_load(Path(file).read_text())
+            trainer = config.get("trainer") if isinstance(config, dict) else None
+            if isinstance(trainer, dict):
+                lists.append((f"trainer.callbacks in {file}", trainer.get("callbacks")))
+    found = []
+    for where, value in lists:
+        for entry in entries(value):
+            path, init_args = entry.get("class_path"), entry.get("init_args")
+            with contextlib.suppress(ImportError, AttributeError, ValueError, TypeError):
+                cls = pkgutil.resolve_name(path) if "." in str(path) else getattr(lightning_topo, str(path))
+                if isinstance(init_args, dict) and isinstance(cls, type) and issubclass(cls, TopologyCallback):
+                    found += [(f"{where}: TopologyCallback {name}", name, v) for name, v in init_args.items()]
+    return found
 
 
 def fixed_checkpoint_files(callback: ModelCheckpoint) -> list[Path]:
