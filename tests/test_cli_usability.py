@@ -197,5 +197,5 @@ def test_a_misspelt_choice_is_one_short_line_naming_the_closest(tmp_path: Path, 
     (tmp_path / "bad_fit.yaml").write_text(bad_fit)
     files = {"@bad_analyse": str(tmp_path / "bad_analyse.yaml"), "@bad_fit": str(tmp_path / "bad_fit.yaml")}
     line = _error_line(run_cli(*[files.get(a, a) for a in args], cwd=tmp_path))
-    assert message in line and len(line) < 300, line
+    assert message in line and len(line.replace(str(tmp_path), "<tmp>")) < 300, line  # the path's length varies
     assert "Union" not in line
