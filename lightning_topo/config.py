@@ -286,9 +286,8 @@ class TopologyConfig:
             if unknown:
                 # The logged keys' names (persistence_entropy_k, persistent_bk) point to their summaries too.
                 aliases = {"persistence_entropy": "entropy", "persistent_betti_numbers": "persistent_betti"}
-                close = [aliases[unknown[0]]] if unknown[0] in aliases else []
-                close = close or difflib.get_close_matches(unknown[0], PERSISTENCE_SUMMARIES, n=1, cutoff=0.4)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                alias = aliases.get(unknown[0])
+                hint = f" (did you mean {alias!r}?)" if alias else _closest(unknown[0], PERSISTENCE_SUMMARIES)
                 raise ConfigError(
                     f"`persistence` has unknown summary {unknown[0]!r}{hint}; choose from {PERSISTENCE_SUMMARIES}."
                 )
