@@ -1,11 +1,14 @@
-"""The `lightning-topo` command line, through real subprocesses; every YAML under configs/ runs (shortened)."""
+"""The `lightning-topo` command line, through real subprocesses (a command that stops at its arguments, an error or
+`--help`, in this process: `run_cli_here`); every YAML under configs/ runs (shortened)."""
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import csv
 import dataclasses
+import io
 import json
 import os
 import random
@@ -13,6 +16,7 @@ import re
 import shlex
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -41,6 +45,28 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Completed
         text=True,
         timeout=timeout,
     )
+
+
+def run_cli_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`run_cli` in this test process: `cli.main` on the arguments in ``cwd``, its stdout and stderr captured, with
+    the environment `run_cli` sets. For the commands that stop at their arguments (errors, `--help`): a subprocess
+    spends about 10 s of CI time importing Lightning before it parses one argument. `run_cli` keeps the real
+    ``python -m lightning_topo`` path for the runs."""
+    out, err = io.StringIO(), io.StringIO()
+    here, columns = Path.cwd(), os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "120"
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code = cli.main(list(args))
+    finally:
+        os.chdir(here)
+        if columns is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = columns
+    return subprocess.CompletedProcess(["lightning-topo", *args], code, out.getvalue(), err.getvalue())
 
 
 def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -439,7 +465,7 @@ def test_bad_input_exits_2_with_one_line(workdir: Path, args: list[str], message
     bad.write_text("model: [a, b\n  c: {")
     files = {"@analyse": "analyse_digits.yaml", "@cnn": "digits_cnn.yaml", "@rank": "rank_digits.yaml"}
     args = [str(bad) if a == "@bad_yaml" else str(CONFIGS / files[a]) if a in files else a for a in args]
-    proc = run_cli(*args, cwd=workdir)
+    proc = run_cli_here(*args, cwd=workdir)
     assert proc.returncode == 2, proc.stderr[-2000:]
     error_lines = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(error_lines) == 1 and all(part in error_lines[0] for part in message), proc.stderr[-2000:]
@@ -468,7 +494,7 @@ def test_unreadable_checkpoint_exits_2_with_one_line_naming_the_file(workdir: Pa
         ckpt = tmp_path / "empty.ckpt"
         ckpt.write_bytes(b"")
     args = ["analyse", *model, "--ckpt", str(ckpt), "--data", "lightning_topo.datasets.DigitsDataModule"]
-    proc = run_cli(*args, cwd=workdir)
+    proc = run_cli_here(*args, cwd=workdir)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr[-2000:]
@@ -493,7 +519,7 @@ def test_checkpoint_with_objects_says_so_and_loads_with_weights_only_false(workd
     validate_args = ["validate", "--config", str(CONFIGS / "digits_mlp.yaml"), "--ckpt_path", str(ckpt)]
     quiet = {"analyse": ["--progress", "false"], "validate": ["--trainer.limit_val_batches", "2"]}
     for args in (analyse_args, validate_args):
-        proc = run_cli(*args, *quiet[args[0]], cwd=workdir)
+        proc = run_cli_here(*args, *quiet[args[0]], cwd=workdir)
         assert proc.returncode == 2, proc.stderr[-2000:]
         (line,) = [line for line in proc.stderr.splitlines() if "error:" in line]
         assert str(ckpt) in line and "is intact but holds Python objects" in line and "argparse.Namespace" in line
@@ -553,7 +579,7 @@ def _help_entries(text: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("command", ["analyse", "analyze", "rank"])
 def test_help_describes_every_analysis_option(command: str, tmp_path: Path) -> None:
-    proc = _ok(run_cli(command, "--help", cwd=tmp_path))
+    proc = _ok(run_cli_here(command, "--help", cwd=tmp_path))
     entries = _help_entries(proc.stdout)
     options = {name: text for name, text in entries.items() if name.startswith("--analysis.")}
     assert len(options) >= 10, sorted(entries)

@@ -1,6 +1,7 @@
-"""Usability of the `lightning-topo` command line found by a new-user audit, through real subprocesses: a run that
-reached its end does not print a command that stops at once, earlier checkpoints are kept, bad values are one-line
-usage errors, `predict` says what it did and `--help` documents every argument."""
+"""Usability of the `lightning-topo` command line found by a new-user audit, through real subprocesses (errors and
+`--help` in this process, `test_cli.run_cli_here`): a run that reached its end does not print a command that stops
+at once, earlier checkpoints are kept, bad values are one-line usage errors, `predict` says what it did and `--help`
+documents every argument."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import CONFIGS, SHORT, _help_entries, _ok, fit_summary, resume_args, run_cli
+from test_cli import CONFIGS, SHORT, _help_entries, _ok, fit_summary, resume_args, run_cli, run_cli_here
 
 from lightning_topo.config import ConfigError, TopologyConfig
 
@@ -101,14 +102,14 @@ def test_a_new_fit_refuses_to_overwrite_an_earlier_runs_checkpoints(tmp_path: Pa
 def test_a_bad_data_size_is_a_one_line_usage_error(tmp_path: Path, args: list[str], message: str) -> None:
     """batch_size 0 and size 0 exited 1 from deep inside the DataLoader / the interpolation; now exit 2 naming the
     value and the valid range, before anything runs."""
-    assert message in _error_line(run_cli(*args, cwd=tmp_path))
+    assert message in _error_line(run_cli_here(*args, cwd=tmp_path))
 
 
 def test_layers_plus_appending_to_auto_is_refused_naming_the_fix(tmp_path: Path) -> None:
     """`--analysis.layers+ net.0` appends to the default 'auto', giving ['auto', 'net.0']: refused with one line
     giving the list to pass instead; ['auto'] alone is 'auto'."""
     args = ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--analysis.layers+", "net.0"]
-    line = _error_line(run_cli(*args, cwd=tmp_path))
+    line = _error_line(run_cli_here(*args, cwd=tmp_path))
     assert "`layers` lists 'auto' with module names ['net.0']" in line and "--analysis.layers '[net.0]'" in line
     assert TopologyConfig(layers=["auto"]).layers == "auto"
     assert TopologyConfig(layers=["net.0", "net.2"]).layers == ("net.0", "net.2")
@@ -146,7 +147,7 @@ def test_fit_help_describes_every_argument_of_our_classes(tmp_path: Path, option
     """Every argument of the models, data modules and callbacks has its docstring entry in `fit`'s help (the CNN's
     channels, the MLP's sizes, num_workers had none), and an argument's help is the argument's entry, not an
     attribute's of the same name (TopologyEarlyStopping.min_delta showed the attribute)."""
-    proc = _ok(run_cli("fit", option, class_path, cwd=tmp_path))
+    proc = _ok(run_cli_here("fit", option, class_path, cwd=tmp_path))
     prefix = option.removesuffix("help")
     entries = {name: text for name, text in _help_entries(proc.stdout).items() if name.startswith(prefix)}
     assert len(entries) >= 3, proc.stdout[-2000:]
@@ -157,7 +158,7 @@ def test_fit_help_describes_every_argument_of_our_classes(tmp_path: Path, option
 
 
 def test_fit_help_lists_the_bundled_data_modules(tmp_path: Path) -> None:
-    proc = _ok(run_cli("fit", "--help", cwd=tmp_path))
+    proc = _ok(run_cli_here("fit", "--help", cwd=tmp_path))
     assert "lightning_topo.datasets.DigitsDataModule" in " ".join(proc.stdout.split())
 
 
@@ -196,6 +197,6 @@ def test_a_misspelt_choice_is_one_short_line_naming_the_closest(tmp_path: Path, 
     bad_fit = fit.replace("complex: cubical\n", "complex: cubical\n        persistence: [entropyy]\n")
     (tmp_path / "bad_fit.yaml").write_text(bad_fit)
     files = {"@bad_analyse": str(tmp_path / "bad_analyse.yaml"), "@bad_fit": str(tmp_path / "bad_fit.yaml")}
-    line = _error_line(run_cli(*[files.get(a, a) for a in args], cwd=tmp_path))
+    line = _error_line(run_cli_here(*[files.get(a, a) for a in args], cwd=tmp_path))
     assert message in line and len(line.replace(str(tmp_path), "<tmp>")) < 300, line  # the path's length varies
     assert "Union" not in line

@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from models import quiet_trainer
+from test_cli import run_cli_here
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import TopologyCallback, TopologyConfig, TopologyEarlyStopping
@@ -369,10 +370,10 @@ def test_cli_lightning_module_from_a_plain_state_dict(tmp_path: Path) -> None:
 
 
 def test_rank_help_is_a_whole_sentence(tmp_path: Path) -> None:
-    proc = _cli("rank", "--help", cwd=tmp_path)
+    proc = run_cli_here("rank", "--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "writes ranking.json, ranking.png, a report per model." in " ".join(proc.stdout.split())
-    analyse_help = _cli("analyse", "--help", cwd=tmp_path)
+    analyse_help = run_cli_here("analyse", "--help", cwd=tmp_path)
     assert analyse_help.returncode == 0 and "--analysis.threshold" in analyse_help.stdout
     assert "torch.sparse" not in analyse_help.stdout  # no list of torch.Tensor subclasses under the functions
 
@@ -622,7 +623,7 @@ def test_rank_names_the_entry_whose_checkpoint_is_missing(tmp_path: Path) -> Non
         "  - {name: mlp, model: lightning_topo.models.MLPClassifier, ckpt: nowhere/mlp.ckpt}\n"
         "  - {name: cnn, model: lightning_topo.models.CNNClassifier}\n"
     )
-    proc = _cli("rank", "--config", str(config), cwd=tmp_path)
+    proc = run_cli_here("rank", "--config", str(config), cwd=tmp_path)
     assert proc.returncode == 2
     assert "'nowhere/mlp.ckpt' not found; pass an existing file to the `ckpt` of model 'mlp'" in proc.stderr
     assert "--ckpt" not in proc.stderr
@@ -666,7 +667,7 @@ def test_cli_shows_a_config_warning_once(tmp_path: Path) -> None:
 
 
 def test_cli_model_without_its_arguments_says_model_args(tmp_path: Path) -> None:
-    proc = _cli(
+    proc = run_cli_here(
         "analyse", "--model", "torch.nn.Linear", "--data", "lightning_topo.datasets.DigitsDataModule", cwd=tmp_path
     )
     assert proc.returncode == 2
@@ -676,10 +677,10 @@ def test_cli_model_without_its_arguments_says_model_args(tmp_path: Path) -> None
 
 def test_cli_misspelt_option_names_its_close_matches(tmp_path: Path) -> None:
     base = ["--model", "lightning_topo.models.CNNClassifier", "--data", "lightning_topo.datasets.DigitsDataModule"]
-    proc = _cli("analyse", *base, "--analysis.persistance", "[entropy]", cwd=tmp_path)
+    proc = run_cli_here("analyse", *base, "--analysis.persistance", "[entropy]", cwd=tmp_path)
     assert proc.returncode == 2
     assert "unknown option --analysis.persistance; did you mean --analysis.persistence" in proc.stderr
-    proc = _cli("rank", "--outputdir", "x", cwd=tmp_path)
+    proc = run_cli_here("rank", "--outputdir", "x", cwd=tmp_path)
     assert proc.returncode == 2 and "did you mean --output_dir?" in proc.stderr
 
 
