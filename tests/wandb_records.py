@@ -13,6 +13,8 @@ import struct
 import time
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 _BLOCK = 32768
 _HEADER = 7
 
@@ -31,6 +33,8 @@ def _raw_records(path: str) -> list[bytes]:
         if kind == 0 and length == 0:  # zero padding: the rest of the block is empty
             pos += space
             continue
+        if pos + _HEADER + length > len(data):  # the service is still writing this record: the file ends before it
+            break
         chunk = data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind == 1:
@@ -61,12 +65,19 @@ def history(run_dir: str, wait_s: float = 120.0) -> list[dict[str, Any]]:
 
     W&B's service process writes the file asynchronously; on a loaded machine it may still be writing
     after ``wandb.finish()`` returns. So read only once the run's ``exit`` record is there (polling up to
-    ``wait_s``; a file that never completes fails the test).
+    ``wait_s``; a file that never completes fails the test), and a read that meets a record still being written
+    (cut short: a ``DecodeError``) reads again.
     """
     (path,) = glob.glob(os.path.join(run_dir, "run-*.wandb"))
     deadline = time.monotonic() + wait_s
     while True:
-        records = _records(path)
+        try:
+            records = _records(path)
+        except DecodeError:  # a record being written (read before it was whole): read the file again
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            continue
         if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
