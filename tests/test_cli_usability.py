@@ -51,6 +51,36 @@ def test_max_steps_run_prints_a_resume_command_that_trains_further(tmp_path: Pat
     assert resume_args(items)[-2:] == ["--trainer.max_steps", "12"]
 
 
+def test_an_early_stopped_run_names_its_stopper_and_what_resuming_does(tmp_path: Path) -> None:
+    """A run stopped by EarlyStopping said "stopped early" and offered a resume command that trained one epoch and
+    stopped again without a word: the summary names the callback and its reason, and the resume line says what the
+    resumed run will do, which the printed command then does."""
+    # val_loss < 1000 at every check, whatever the training did: the callback stops the run at its first check
+    stopper = ["--trainer.callbacks+", "lightning.pytorch.callbacks.EarlyStopping"]
+    stopper += ["--trainer.callbacks.monitor", "val_loss", "--trainer.callbacks.stopping_threshold", "1000"]
+    limits = ["--trainer.max_epochs", "5", "--trainer.limit_train_batches", "3"]
+    first = _ok(run_cli("fit", *MLP, *limits, *stopper, cwd=tmp_path))
+    head, items = fit_summary(first.stdout)
+    assert re.search(
+        r"finished 1 epoch \(stopped early by EarlyStopping: Stopping threshold reached: val_loss = "
+        r"\S+ < 1000(\.0)?\)",
+        head,
+    ), head
+    (resume,) = items["resume"]
+    assert resume.startswith(
+        "EarlyStopping stopped this run and resumes with its state: the resumed run stops at its "
+        "next check if the same condition holds"
+    ), resume
+    command = shlex.split(resume[resume.index("lightning-topo fit ") :])
+    assert command[-2:] == ["--ckpt_path", f"{CHECKPOINTS}/last.ckpt"] and "--trainer.max_epochs" in command
+
+    second = _ok(run_cli(*command[1:], cwd=tmp_path))  # exactly the printed command
+    head, _ = fit_summary(second.stdout)
+    assert "finished 2 epochs (stopped early by EarlyStopping" in head, head
+    assert "(1 of them trained by this run, resumed at epoch 1)" in head, head
+    assert torch.load(tmp_path / CHECKPOINTS / "last.ckpt", weights_only=True)["epoch"] == 1
+
+
 def test_fast_dev_run_saves_nothing_and_offers_no_resume(tmp_path: Path) -> None:
     """fast_dev_run is a trial: it leaves a real run's checkpoints as they were (Lightning 2.6 wrote last.ckpt at
     its end) and its summary offers the command of a real run, not a resume that stops at once."""

@@ -20,7 +20,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningCLI
 
 import lightning_topo
@@ -272,12 +272,16 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: 
     steps_done = not interrupted and max_steps is not None and trainer.global_step >= max_steps
     timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]  # type: ignore[attr-defined]
     time_done = not interrupted and any(cb.time_remaining() is not None and cb.time_remaining() <= 0 for cb in timers)
+    stoppers: list[tuple[str, str, str]] = []
     if interrupted:
         head = f"interrupted (KeyboardInterrupt) during epoch {epoch} after {seconds:.1f} s"
     else:
         reasons = [f"max_steps={max_steps} reached"] if steps_done else []
         reasons += ["max_time reached"] if time_done else []
-        if not reasons and max_epochs is not None and epoch < max_epochs:
+        stoppers = [] if reasons else _stoppers(trainer)
+        if stoppers:
+            reasons = [f"stopped early by {name}: {why}" for name, _, why in stoppers]
+        elif not reasons and max_epochs is not None and epoch < max_epochs:
             reasons = ["stopped early"]
         early = f" ({', '.join(reasons)})" if reasons else ""
         head = f"finished {epoch} epoch{'s' if epoch != 1 else ''}{early} in {seconds:.1f} s"
@@ -311,6 +315,12 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: 
         hint = resume_command(args, _shown(resume), more_epochs, more_steps)
         if time_done:
             hint = f"max_time was reached: add a larger --trainer.max_time to {hint}"
+        elif stoppers and not epochs_done and not steps_done:
+            names = " and ".join(dict.fromkeys(name for name, _, _ in stoppers))
+            hint = (
+                f"{names} stopped this run and resumes with its state: the resumed run stops at its next check if "
+                f"the same condition holds (loosen or remove the callback to train on); {hint}"
+            )
     if resume is None and checkpoints:
         again = resume_command(args, _shown(checkpoints[-1]))
         hint = f"no last checkpoint (set `save_last: true` on the ModelCheckpoint); from the best one: {again}"
@@ -379,6 +389,18 @@ def _mean(values: Sequence[float]) -> float:
     """The mean of the finite ``values`` (NaN when there is none), as the callback logs a per-class value."""
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+def _stoppers(trainer: Trainer) -> list[tuple[str, str, str]]:
+    """The early-stopping callbacks that stopped ``trainer``'s run: per callback its class name, its ``monitor`` and
+    why it stopped (Lightning's ``stopping_reason_message`` less "Signaling Trainer to stop."; Lightning >= 2.5)."""
+    found = []
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        why = getattr(callback, "stopping_reason_message", None) if isinstance(callback, EarlyStopping) else None
+        if why:
+            why = " ".join(why.replace("Signaling Trainer to stop.", "").split()).rstrip(".")
+            found.append((type(callback).__name__, str(callback.monitor), why))
+    return found
 
 
 def resume_command(args: Sequence[str], ckpt: str, max_epochs: int | None = None, max_steps: int | None = None) -> str:
