@@ -63,7 +63,7 @@ def test_an_early_stopped_run_names_its_stopper_and_what_resuming_does(tmp_path:
     head, items = fit_summary(first.stdout)
     assert re.search(
         r"finished 1 epoch \(stopped early by EarlyStopping: Stopping threshold reached: val_loss = "
-        r"\S+ < 1000(\.0)?\)",
+        r"\d+(\.\d{1,4})? < 1000(\.0)?\)",  # in 4 digits, not Lightning's 2.279132843017578
         head,
     ), head
     (resume,) = items["resume"]
@@ -79,6 +79,15 @@ def test_an_early_stopped_run_names_its_stopper_and_what_resuming_does(tmp_path:
     assert "finished 2 epochs (stopped early by EarlyStopping" in head, head
     assert "(1 of them trained by this run, resumed at epoch 1)" in head, head
     assert torch.load(tmp_path / CHECKPOINTS / "last.ckpt", weights_only=True)["epoch"] == 1
+
+    # The callback's state holds its message: a resumed run that the callback did not stop (val_loss < 0 never; 2
+    # checks < patience 3) ended at max_epochs, not "stopped early"
+    never = [arg if arg != "1000" else "0" for arg in command[1:]]
+    never[never.index("--trainer.max_epochs") + 1] = "4"
+    third = _ok(run_cli(*never, cwd=tmp_path))
+    head, items = fit_summary(third.stdout)
+    assert head.startswith("lightning-topo fit: finished 4 epochs in ") and "stopped" not in head, head
+    assert "stopped this run" not in items["resume"][0] and "--trainer.max_epochs 8" in items["resume"][0]
 
 
 def test_fast_dev_run_saves_nothing_and_offers_no_resume(tmp_path: Path) -> None:

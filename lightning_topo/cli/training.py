@@ -393,12 +393,20 @@ def _mean(values: Sequence[float]) -> float:
 
 def _stoppers(trainer: Trainer) -> list[tuple[str, str, str]]:
     """The early-stopping callbacks that stopped ``trainer``'s run: per callback its class name, its ``monitor`` and
-    why it stopped (Lightning's ``stopping_reason_message`` less "Signaling Trainer to stop."; Lightning >= 2.5)."""
+    why it stopped (Lightning's ``stopping_reason_message`` less "Signaling Trainer to stop.", its long numbers in 4
+    digits; Lightning >= 2.5).
+
+    A callback stopped the run when it stopped it in its last epoch: the message is part of the callback's state,
+    so a run resumed from a checkpoint of a stopped run holds the old message whether or not it stopped again."""
     found = []
+    if not trainer.should_stop:
+        return found
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
-        why = getattr(callback, "stopping_reason_message", None) if isinstance(callback, EarlyStopping) else None
+        stopped = isinstance(callback, EarlyStopping) and callback.stopped_epoch == trainer.current_epoch - 1
+        why = getattr(callback, "stopping_reason_message", None) if stopped else None
         if why:
             why = " ".join(why.replace("Signaling Trainer to stop.", "").split()).rstrip(".")
+            why = re.sub(r"-?\d+\.\d{5,}(e[-+]?\d+)?", lambda number: _g(float(number[0])), why)  # 4 digits
             found.append((type(callback).__name__, str(callback.monitor), why))
     return found
 
