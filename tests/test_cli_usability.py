@@ -1,7 +1,8 @@
-"""Usability of the `lightning-topo` command line found by a new-user audit, through real subprocesses (errors and
-`--help` in this process, `test_cli.run_cli_here`): a run that reached its end does not print a command that stops
-at once, earlier checkpoints are kept, bad values are one-line usage errors, `predict` says what it did and `--help`
-documents every argument."""
+"""Usability of the `lightning-topo` command line found by a new-user audit, through `cli.main` in the test process
+(`test_cli.run_cli_here`: the same commands without a ~10 s Lightning import each; `test_cli.py` and the README's
+commands run the real `python -m lightning_topo`): a run that reached its end does not print a command that stops
+at once, an early-stopped run names its stopper, earlier checkpoints are kept, bad values are one-line usage
+errors, `predict` says what it did and `--help` documents every argument."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import CONFIGS, SHORT, _help_entries, _ok, fit_summary, resume_args, run_cli, run_cli_here
+from test_cli import CONFIGS, SHORT, _help_entries, _ok, fit_summary, resume_args, run_cli_here
 
 from lightning_topo.config import ConfigError, TopologyConfig
 
@@ -37,14 +38,14 @@ def test_max_steps_run_prints_a_resume_command_that_trains_further(tmp_path: Pat
     """A run ended by max_steps: the summary says so and its command doubles max_steps (the same max_steps stopped
     the resumed run at once and printed the same command again)."""
     limits = ["--trainer.max_epochs", "5", "--trainer.limit_train_batches", "3", "--trainer.max_steps", "3"]
-    first = _ok(run_cli("fit", *MLP, *limits, cwd=tmp_path))
+    first = _ok(run_cli_here("fit", *MLP, *limits, cwd=tmp_path))
     head, items = fit_summary(first.stdout)
     assert "(max_steps=3 reached)" in head, head
     args = resume_args(items)
     assert args[-4:] == ["--ckpt_path", f"{CHECKPOINTS}/last.ckpt", "--trainer.max_steps", "6"], args
     assert args.count("--trainer.max_steps") == 1
 
-    second = _ok(run_cli(*args, cwd=tmp_path))  # exactly the printed command
+    second = _ok(run_cli_here(*args, cwd=tmp_path))  # exactly the printed command
     head, items = fit_summary(second.stdout)
     assert "(max_steps=6 reached)" in head and "[2/5] epoch 1:" in second.stdout, second.stdout[-2000:]
     assert torch.load(tmp_path / CHECKPOINTS / "last.ckpt", weights_only=True)["global_step"] == 6
@@ -59,7 +60,7 @@ def test_an_early_stopped_run_names_its_stopper_and_what_resuming_does(tmp_path:
     stopper = ["--trainer.callbacks+", "lightning.pytorch.callbacks.EarlyStopping"]
     stopper += ["--trainer.callbacks.monitor", "val_loss", "--trainer.callbacks.stopping_threshold", "1000"]
     limits = ["--trainer.max_epochs", "5", "--trainer.limit_train_batches", "3"]
-    first = _ok(run_cli("fit", *MLP, *limits, *stopper, cwd=tmp_path))
+    first = _ok(run_cli_here("fit", *MLP, *limits, *stopper, cwd=tmp_path))
     head, items = fit_summary(first.stdout)
     assert re.search(
         r"finished 1 epoch \(stopped early by EarlyStopping: Stopping threshold reached: val_loss = "
@@ -74,7 +75,7 @@ def test_an_early_stopped_run_names_its_stopper_and_what_resuming_does(tmp_path:
     command = shlex.split(resume[resume.index("lightning-topo fit ") :])
     assert command[-2:] == ["--ckpt_path", f"{CHECKPOINTS}/last.ckpt"] and "--trainer.max_epochs" in command
 
-    second = _ok(run_cli(*command[1:], cwd=tmp_path))  # exactly the printed command
+    second = _ok(run_cli_here(*command[1:], cwd=tmp_path))  # exactly the printed command
     head, _ = fit_summary(second.stdout)
     assert "finished 2 epochs (stopped early by EarlyStopping" in head, head
     assert "(1 of them trained by this run, resumed at epoch 1)" in head, head
@@ -84,7 +85,7 @@ def test_an_early_stopped_run_names_its_stopper_and_what_resuming_does(tmp_path:
     # checks < patience 3) ended at max_epochs, not "stopped early"
     never = [arg if arg != "1000" else "0" for arg in command[1:]]
     never[never.index("--trainer.max_epochs") + 1] = "4"
-    third = _ok(run_cli(*never, cwd=tmp_path))
+    third = _ok(run_cli_here(*never, cwd=tmp_path))
     head, items = fit_summary(third.stdout)
     assert head.startswith("lightning-topo fit: finished 4 epochs in ") and "stopped" not in head, head
     assert "stopped this run" not in items["resume"][0] and "--trainer.max_epochs 8" in items["resume"][0]
@@ -93,10 +94,10 @@ def test_an_early_stopped_run_names_its_stopper_and_what_resuming_does(tmp_path:
 def test_fast_dev_run_saves_nothing_and_offers_no_resume(tmp_path: Path) -> None:
     """fast_dev_run is a trial: it leaves a real run's checkpoints as they were (Lightning 2.6 wrote last.ckpt at
     its end) and its summary offers the command of a real run, not a resume that stops at once."""
-    _ok(run_cli("fit", *MLP, *SHORT, cwd=tmp_path))
+    _ok(run_cli_here("fit", *MLP, *SHORT, cwd=tmp_path))
     before = _files(tmp_path / CHECKPOINTS)
     assert set(before) == {"digits_mlp.ckpt", "last.ckpt"}
-    trial = _ok(run_cli("fit", *MLP, "--trainer.fast_dev_run", "true", cwd=tmp_path))
+    trial = _ok(run_cli_here("fit", *MLP, "--trainer.fast_dev_run", "true", cwd=tmp_path))
     assert _files(tmp_path / CHECKPOINTS) == before
     head, items = fit_summary(trial.stdout)
     assert "fast_dev_run" in head and "checkpoint" not in items, trial.stdout[-2000:]
@@ -109,14 +110,16 @@ def test_fast_dev_run_saves_nothing_and_offers_no_resume(tmp_path: Path) -> None
 def test_a_new_fit_refuses_to_overwrite_an_earlier_runs_checkpoints(tmp_path: Path) -> None:
     """The configs write fixed names (enable_version_counter: false): running `fit` again stops with one line naming
     the files, how to resume and `--overwrite_checkpoints true`, which replaces them."""
-    _ok(run_cli("fit", *MLP, *SHORT, cwd=tmp_path))
+    _ok(run_cli_here("fit", *MLP, *SHORT, cwd=tmp_path))
     before = _files(tmp_path / CHECKPOINTS)
-    line = _error_line(run_cli("fit", *MLP, *SHORT, cwd=tmp_path))
+    line = _error_line(run_cli_here("fit", *MLP, *SHORT, cwd=tmp_path))
     assert f"{CHECKPOINTS}/digits_mlp.ckpt" in line and f"{CHECKPOINTS}/last.ckpt" in line, line
     assert f"--ckpt_path {CHECKPOINTS}/last.ckpt" in line and "--overwrite_checkpoints true" in line, line
     assert _files(tmp_path / CHECKPOINTS) == before
 
-    again = _ok(run_cli("fit", *MLP, *SHORT, "--seed_everything", "1", "--overwrite_checkpoints", "true", cwd=tmp_path))
+    again = _ok(
+        run_cli_here("fit", *MLP, *SHORT, "--seed_everything", "1", "--overwrite_checkpoints", "true", cwd=tmp_path)
+    )
     after = _files(tmp_path / CHECKPOINTS)
     assert set(after) == set(before) and all(after[name] != before[name] for name in before)
     assert "--overwrite_checkpoints" not in resume_args(fit_summary(again.stdout)[1])
@@ -159,9 +162,9 @@ def test_layers_plus_appending_to_auto_is_refused_naming_the_fix(tmp_path: Path)
 def test_predict_says_what_it_predicted_and_saves_it(tmp_path: Path) -> None:
     """`predict` printed nothing; now one line (how many predictions, of which checkpoint, the first ones) and the
     file it saved them to, which holds them."""
-    _ok(run_cli("fit", *MLP, *SHORT, cwd=tmp_path))
+    _ok(run_cli_here("fit", *MLP, *SHORT, cwd=tmp_path))
     ckpt = f"{CHECKPOINTS}/digits_mlp.ckpt"
-    proc = _ok(run_cli("predict", *MLP, "--ckpt_path", ckpt, cwd=tmp_path))
+    proc = _ok(run_cli_here("predict", *MLP, "--ckpt_path", ckpt, cwd=tmp_path))
     head, saved = proc.stdout.strip().splitlines()[-2:]
     match = re.fullmatch(rf"lightning-topo predict: (\d+) predictions \(\d+ batches\) of {ckpt}; first: (\[.*\])", head)
     assert match, proc.stdout[-2000:]
