@@ -49,9 +49,9 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Completed
 
 def run_cli_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`run_cli` in this test process: `cli.main` on the arguments in ``cwd``, its stdout and stderr captured, with
-    the environment `run_cli` sets. For the commands that stop at their arguments (errors, `--help`): a subprocess
-    spends about 10 s of CI time importing Lightning before it parses one argument. `run_cli` keeps the real
-    ``python -m lightning_topo`` path for the runs."""
+    the environment `run_cli` sets. A subprocess spends about 10 s of CI time importing Lightning before it parses
+    one argument: the commands that stop at their arguments (errors, `--help`) and test_cli_usability.py's runs use
+    this; this file's runs keep the real ``python -m lightning_topo`` path (`run_cli`)."""
     out, err = io.StringIO(), io.StringIO()
     here, columns = Path.cwd(), os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "120"
