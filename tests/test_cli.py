@@ -1,5 +1,5 @@
-"""The `lightning-topo` command line, through real subprocesses (a command that stops at its arguments, an error or
-`--help`, in this process: `run_cli_here`); every YAML under configs/ runs (shortened)."""
+"""The `lightning-topo` command line: its fits through real subprocesses, errors, `--help` and the analysis commands
+through `cli.main` in this process (`run_cli_here`); every YAML under configs/ runs (shortened)."""
 
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Completed
 def run_cli_here(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`run_cli` in this test process: `cli.main` on the arguments in ``cwd``, its stdout and stderr captured, with
     the environment `run_cli` sets. A subprocess spends about 10 s of CI time importing Lightning before it parses
-    one argument: the commands that stop at their arguments (errors, `--help`) and test_cli_usability.py's runs use
-    this; this file's runs keep the real ``python -m lightning_topo`` path (`run_cli`)."""
+    one argument: the commands that stop at their arguments (errors, `--help`), `analyse`, `rank`, `test` and
+    `predict` here and test_cli_usability.py's runs use this. The fits, `validate` (its lines from Lightning's
+    logger) and ``--debug`` keep the real ``python -m lightning_topo`` path (`run_cli`)."""
     out, err = io.StringIO(), io.StringIO()
     here, columns = Path.cwd(), os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "120"
@@ -237,12 +238,12 @@ def test_test_and_predict_run_the_config_on_a_checkpoint(workdir: Path) -> None:
     """`test` and `predict` are LightningCLI's too: the bundled classifier and data module have both steps (the
     held-out split is the test split), so the config runs as it is; test_acc equals the last val_acc of the fit."""
     ckpt = "outputs/digits_cnn/checkpoints/digits_cnn.ckpt"
-    proc = _ok(run_cli("test", "--config", str(CONFIGS / "digits_cnn.yaml"), "--ckpt_path", ckpt, cwd=workdir))
+    proc = _ok(run_cli_here("test", "--config", str(CONFIGS / "digits_cnn.yaml"), "--ckpt_path", ckpt, cwd=workdir))
     (fit_metrics,) = (workdir / "outputs/digits_cnn/logs").glob("version_0/metrics.csv")
     last = [row["val_acc"] for row in csv.DictReader(fit_metrics.open()) if row.get("val_acc")][-1]
     match = re.search(r"test_acc\D+([0-9.]+)", proc.stdout)
     assert match and float(match[1]) == pytest.approx(float(last), abs=1e-6), proc.stdout[-2000:]
-    _ok(run_cli("predict", "--config", str(CONFIGS / "digits_cnn.yaml"), "--ckpt_path", ckpt, cwd=workdir))
+    _ok(run_cli_here("predict", "--config", str(CONFIGS / "digits_cnn.yaml"), "--ckpt_path", ckpt, cwd=workdir))
 
 
 def test_missing_checkpoint_names_the_checkpoints_beside_it(tmp_path: Path) -> None:
@@ -261,7 +262,9 @@ def test_missing_checkpoint_names_the_checkpoints_beside_it(tmp_path: Path) -> N
 
 
 def test_analyse_report_equals_the_api(workdir: Path) -> None:
-    proc = _ok(run_cli("analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--progress", "false", cwd=workdir))
+    proc = _ok(
+        run_cli_here("analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--progress", "false", cwd=workdir)
+    )
     out = workdir / "outputs/analyse_digits"
     assert (out / "report.png").stat().st_size > 10_000
     report = TopologyReport.from_json(out / "report.json")
@@ -276,7 +279,7 @@ def test_analyse_with_persistence_writes_the_diagrams_as_arrays(workdir: Path) -
     args = ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--progress", "false",
             "--analysis.persistence", "[entropy]", "--analysis.persistence_dims", "[0, 2]",
             "--analysis.samples_per_class", "2", "--output_dir", "out_persistence"]  # fmt: skip
-    proc = _ok(run_cli(*args, cwd=workdir))
+    proc = _ok(run_cli_here(*args, cwd=workdir))
     out = workdir / "out_persistence"
     assert "report.npz (the persistence diagrams as arrays)" in proc.stdout
     from_json, from_npz = TopologyReport.from_json(out / "report.json"), TopologyReport.from_npz(out / "report.npz")
@@ -327,7 +330,7 @@ def test_analyse_with_class_paths_and_rips_options(workdir: Path) -> None:
         "--progress",
         "false",
     ]
-    _ok(run_cli(*args, cwd=workdir))
+    _ok(run_cli_here(*args, cwd=workdir))
     report = TopologyReport.from_json(workdir / "out_rips/report.json")
     assert report.config["complex"] == "rips" and report.config["k"] == 6
     assert report.betti.shape == (4, 10, 2) and len(report.labels) == 100
@@ -336,7 +339,7 @@ def test_analyse_with_class_paths_and_rips_options(workdir: Path) -> None:
 def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
     scores = json.dumps({"cnn": 0.98, "mlp": 0.95, "cnn_untrained": 0.1})
     proc = _ok(
-        run_cli(
+        run_cli_here(
             "rank",
             "--config",
             str(CONFIGS / "rank_digits.yaml"),
@@ -524,7 +527,7 @@ def test_checkpoint_with_objects_says_so_and_loads_with_weights_only_false(workd
         (line,) = [line for line in proc.stderr.splitlines() if "error:" in line]
         assert str(ckpt) in line and "is intact but holds Python objects" in line and "argparse.Namespace" in line
         assert "pass `--weights_only false`" in line and "not a readable checkpoint" not in line, line
-        _ok(run_cli(*args, *quiet[args[0]], "--weights_only", "false", cwd=workdir))
+        _ok(run_cli_here(*args, *quiet[args[0]], "--weights_only", "false", cwd=workdir))
 
 
 def test_exit_codes_1_2_130_and_debug(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
