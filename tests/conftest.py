@@ -27,7 +27,6 @@ SLOW_FIRST = (
     "test_readme.py",
     "test_relu_vs_tanh.py",
     "test_gpu_dry.py",
-    "test_cli_usability.py",
     "test_ddp.py",
     "test_new_user.py",
     "test_invariances.py",

@@ -272,7 +272,7 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: 
     steps_done = not interrupted and max_steps is not None and trainer.global_step >= max_steps
     timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]  # type: ignore[attr-defined]
     time_done = not interrupted and any(cb.time_remaining() is not None and cb.time_remaining() <= 0 for cb in timers)
-    stoppers: list[tuple[str, str, str]] = []
+    stoppers: list[tuple[str, str]] = []
     if interrupted:
         head = f"interrupted (KeyboardInterrupt) during epoch {epoch} after {seconds:.1f} s"
     else:
@@ -280,7 +280,7 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: 
         reasons += ["max_time reached"] if time_done else []
         stoppers = [] if reasons else _stoppers(trainer)
         if stoppers:
-            reasons = [f"stopped early by {name}: {why}" for name, _, why in stoppers]
+            reasons = [f"stopped early by {name}: {why}" for name, why in stoppers]
         elif not reasons and max_epochs is not None and epoch < max_epochs:
             reasons = ["stopped early"]
         early = f" ({', '.join(reasons)})" if reasons else ""
@@ -316,7 +316,7 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: 
         if time_done:
             hint = f"max_time was reached: add a larger --trainer.max_time to {hint}"
         elif stoppers and not epochs_done and not steps_done:
-            names = " and ".join(dict.fromkeys(name for name, _, _ in stoppers))
+            names = " and ".join(dict.fromkeys(name for name, _ in stoppers))
             hint = (
                 f"{names} stopped this run and resumes with its state: the resumed run stops at its next check if "
                 f"the same condition holds (loosen or remove the callback to train on); {hint}"
@@ -391,10 +391,10 @@ def _mean(values: Sequence[float]) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def _stoppers(trainer: Trainer) -> list[tuple[str, str, str]]:
-    """The early-stopping callbacks that stopped ``trainer``'s run: per callback its class name, its ``monitor`` and
-    why it stopped (Lightning's ``stopping_reason_message`` less "Signaling Trainer to stop.", its long numbers in 4
-    digits; Lightning >= 2.5).
+def _stoppers(trainer: Trainer) -> list[tuple[str, str]]:
+    """The early-stopping callbacks that stopped ``trainer``'s run: per callback its class name and why it stopped
+    (Lightning's ``stopping_reason_message`` less "Signaling Trainer to stop.", its long numbers in 4 digits;
+    Lightning >= 2.5).
 
     A callback stopped the run when it stopped it in its last epoch: the message is part of the callback's state,
     so a run resumed from a checkpoint of a stopped run holds the old message whether or not it stopped again."""
@@ -407,7 +407,7 @@ def _stoppers(trainer: Trainer) -> list[tuple[str, str, str]]:
         if why:
             why = " ".join(why.replace("Signaling Trainer to stop.", "").split()).rstrip(".")
             why = re.sub(r"-?\d+\.\d{5,}(e[-+]?\d+)?", lambda number: _g(float(number[0])), why)  # 4 digits
-            found.append((type(callback).__name__, str(callback.monitor), why))
+            found.append((type(callback).__name__, why))
     return found
 
 
