@@ -90,6 +90,18 @@ def test_an_early_stopped_run_names_its_stopper_and_what_resuming_does(tmp_path:
     assert head.startswith("lightning-topo fit: finished 4 epochs in ") and "stopped" not in head, head
     assert "stopped this run" not in items["resume"][0] and "--trainer.max_epochs 8" in items["resume"][0]
 
+    # Stopped in the last epoch it was allowed: the resume command doubles max_epochs, and still says that the
+    # callback would stop the resumed run (the doubled limit alone would not make it train on)
+    last = tmp_path / "last_epoch"
+    last.mkdir()
+    limits[limits.index("--trainer.max_epochs") + 1] = "1"
+    head, items = fit_summary(_ok(run_cli_here("fit", *MLP, *limits, *stopper, cwd=last)).stdout)
+    assert "finished 1 epoch (stopped early by EarlyStopping: Stopping threshold reached" in head, head
+    (resume,) = items["resume"]
+    assert resume.startswith("EarlyStopping stopped this run and resumes with its state"), resume
+    assert resume.endswith(f"--ckpt_path {CHECKPOINTS}/last.ckpt --trainer.max_epochs 2"), resume
+    assert "--trainer.max_epochs 1 " not in resume, resume
+
 
 def test_fast_dev_run_saves_nothing_and_offers_no_resume(tmp_path: Path) -> None:
     """fast_dev_run is a trial: it leaves a real run's checkpoints as they were (Lightning 2.6 wrote last.ckpt at

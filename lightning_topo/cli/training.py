@@ -315,7 +315,7 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: 
         hint = resume_command(args, _shown(resume), more_epochs, more_steps)
         if time_done:
             hint = f"max_time was reached: add a larger --trainer.max_time to {hint}"
-        elif stoppers and not epochs_done and not steps_done:
+        elif stoppers:  # also when it stopped in the last epoch: the doubled limit alone would not train on
             names = " and ".join(dict.fromkeys(name for name, _ in stoppers))
             hint = (
                 f"{names} stopped this run and resumes with its state: the resumed run stops at its next check if "
