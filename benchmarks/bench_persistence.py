@@ -1,6 +1,6 @@
 """Per-layer benchmark: `cubical_persistence` against cripser and GUDHI on real ResNet18 activations.
 
-    python benchmarks/bench_persistence.py            # about 2.5 minutes on 2 cores
+    python benchmarks/bench_persistence.py            # about 3 minutes on 2 cores
     python benchmarks/bench_persistence.py --quick    # a smoke run (two small layers, one repeat)
 
 Activations: `bench_layers.py`'s (scikit-learn digits upsampled to 3x224x224 through a randomly initialised ResNet18,
@@ -17,7 +17,11 @@ peers', else the run stops. The timings are taken in rounds, ours and the peers'
 and a ratio (peer / ours) is the median of the rounds' ratios: on a shared machine whose speed drifts over minutes
 (cripser's time per layer1.0 volume moved 86 -> 153 ms between two runs here) a slow spell then slows both sides of a
 ratio, where timing all of ours first and the peers later let it land on one side. The load averages are printed.
-Last, one evaluation's worth: a ResNet18 sample of 200 inputs at 32x32, its 11 watched layers, timed whole.
+Then, on one thread, where H0 + H2's time goes (the sort, the H0 pass, the dual pass) and its floor: the sort plus
+two sweeps that only visit the voxels in value order and read each one's 6 face neighbours (no union-find), the
+memory traffic any sort-then-sweep design pays (both passes read at least the face neighbours; the dual reads up
+to 26), as a bound on cripser / (H0 + H2) for such a design on this machine. Last, one evaluation's worth: a
+ResNet18 sample of 200 inputs at 32x32, its 11 watched layers, timed whole.
 """
 
 from __future__ import annotations
@@ -169,9 +173,109 @@ def main(argv: list[str] | None = None) -> None:
         single, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=1), 3 * rounds)
         double, _ = timed(lambda v=one: cubical_persistence(v, (0, 2), workers=2), 3 * rounds)
         print(f"{name:<10} {1e3 * single:7.2f}ms {1e3 * double:8.2f}ms {single / double:8.2f}x")
+    breakdown(volumes_of, rounds, 1 if args.quick else n_peer)
     if not args.quick:
         sample(cubical_persistence)
     print(f"# load average at the end: {load_averages()}")
+
+
+def _floor_sweep():
+    """A sweep that visits the voxels in the order of ``order`` (from ``start``), reads each one's face neighbours'
+    ``parent`` and marks it visited: what a union-find pass in value order does at the least (numba, compiled on the
+    first call)."""
+    from numba import njit
+
+    from lightning_topo.functional._persistence_kernels import _UNVISITED, _six_faces, _visited_faces
+
+    @njit(nogil=True, cache=False)
+    def sweep(order, start, faces, parent):
+        f0, f1, f2, f3, f4, f5 = _six_faces(faces, faces.size)
+        valid = (1 << faces.size) - 1
+        seen = 0
+        for j in range(start, order.size):
+            v = order[j]
+            seen += _visited_faces(parent, v, f0, f1, f2, f3, f4, f5, valid)
+            parent[v] = 0
+        return seen
+
+    return sweep, _UNVISITED
+
+
+def breakdown(volumes_of: dict, rounds: int, n_peer: int) -> None:
+    """One thread's H0 + H2 per volume in its parts (the kernels of ``_persistence_kernels`` called directly), the
+    floor of any sort-then-sweep design (the sort and two face-reading sweeps) and cripser / floor: interleaved
+    rounds, medians."""
+    from lightning_topo.functional import _persistence_kernels as kernels
+
+    sweep, unvisited = _floor_sweep()
+    print(
+        f"\n## one thread, ms per volume: H0 + H2 in its parts, and the floor of a sort-then-sweep design (the sort + "
+        f"two sweeps reading the 6 face neighbours in value order, no union-find); median of {rounds} rounds, each "
+        f"also timing cripser on {n_peer} volume(s)"
+    )
+    print(
+        f"{'layer':<10} {'sort':>7} {'H0 pass':>8} {'dual':>7} {'sum':>7} {'sweep':>7} {'floor':>7} {'cripser':>8}  "
+        f"{'cripser/sum':>11} {'cripser/floor':>13}"
+    )
+    for name, volumes in volumes_of.items():
+        d, h, w = volumes.shape[1:]
+        host = volumes.double().numpy()
+        flat = host.reshape(len(host), -1)
+        n = flat.shape[1]
+        size = (d + 2 * int(d > 1)) * (h + 2 * int(h > 1)) * (w + 2 * int(w > 1))
+        faces = kernels._offsets(d, h, w, True, False)[0]
+        back_faces = kernels._offsets(d, h, w, True, True)[0]
+        neighbours, adjacent = kernels._offsets(d, h, w, False, False)
+        free = kernels._free_of_faces(neighbours.size, adjacent)
+        order, ordered = np.empty(n, np.int32), np.empty(n)
+        scratch = (np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.int32), np.empty(n, np.uint32))
+        parent = np.full(size, unvisited, np.int32)
+        dual_parent = np.zeros(size, np.int32)
+        dual_parent[0] = -(n + 2)
+        births, deaths = np.empty(n), np.empty(n)
+        parts: dict[str, list[float]] = {key: [] for key in ("sort", "h0", "dual", "sweep", "cripser")}
+        ratios: dict[str, list[float]] = {"sum": [], "floor": []}
+        for r in range(rounds + 1):  # round 0 warms up (compiles the sweep)
+            this = dict.fromkeys(parts, 0.0)
+            for volume in flat:
+                start = time.perf_counter()
+                plateau = kernels._prepare(volume, d, h, w, order, ordered, *scratch)[2]
+                this["sort"] += time.perf_counter() - start
+                kernels._reset(parent, d, h, w)
+                start = time.perf_counter()
+                kernels._h0_pass(order, ordered, plateau, faces, back_faces, parent, births, deaths)
+                this["h0"] += time.perf_counter() - start
+                kernels._reset(dual_parent, d, h, w)
+                start = time.perf_counter()
+                kernels._dual_pass(order, ordered, plateau, neighbours, adjacent, free, dual_parent, births, deaths)
+                this["dual"] += time.perf_counter() - start
+                for start_at in (0, plateau):  # the H0 pass visits every voxel, the dual the others
+                    kernels._reset(parent, d, h, w)
+                    start = time.perf_counter()
+                    sweep(order, start_at, faces, parent)
+                    this["sweep"] += (time.perf_counter() - start) / 2
+            this = {key: 1e3 * value / len(flat) for key, value in this.items()}
+            start = time.perf_counter()
+            for i in range(n_peer):
+                cripser_diagrams(host[i])
+            this["cripser"] = 1e3 * (time.perf_counter() - start) / n_peer
+            if r == 0:
+                continue
+            for key, value in this.items():
+                parts[key].append(value)
+            ratios["sum"].append(this["cripser"] / (this["sort"] + this["h0"] + this["dual"]))
+            ratios["floor"].append(this["cripser"] / (this["sort"] + 2 * this["sweep"]))
+        med = {key: statistics.median(values) for key, values in parts.items()}
+        print(
+            f"{name:<10} {med['sort']:5.2f}ms {med['h0']:6.2f}ms {med['dual']:5.2f}ms "
+            f"{med['sort'] + med['h0'] + med['dual']:5.2f}ms {med['sweep']:5.2f}ms "
+            f"{med['sort'] + 2 * med['sweep']:5.2f}ms {med['cripser']:6.0f}ms  "
+            f"{statistics.median(ratios['sum']):10.1f}x {statistics.median(ratios['floor']):12.1f}x"
+        )
+    print(
+        "# 'sweep': the mean of one over every voxel (as the H0 pass) and one over the voxels above the minimum "
+        "(as the dual)"
+    )
 
 
 def sample_layers() -> tuple[str, ...]:

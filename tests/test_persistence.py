@@ -325,8 +325,16 @@ def test_benchmark_quick_run_checks_against_both_peers() -> None:
         check=True,
         cwd=repo,
     ).stdout
-    batches, one_volume = out.split("## one volume")
+    batches, rest = out.split("## one volume")
+    one_volume, parts = rest.split("## one thread")
     rows = [line for line in batches.splitlines() if line.startswith("layer")][1:]
     assert len(rows) == 2 and all(row.endswith("yes") for row in rows), out
     rows = [line for line in one_volume.splitlines() if line.startswith("layer")][1:]
     assert len(rows) == 2 and all(row.endswith("x") for row in rows), out
+    # The breakdown: sort, H0 pass, dual, their sum, the bare sweep, the floor, cripser (ms), two ratios
+    rows = [line.split() for line in parts.splitlines() if line.startswith("layer")][1:]
+    assert [row[0] for row in rows] == ["layer3.0", "layer4.0"], out
+    for row in rows:
+        ms = [float(cell.removesuffix("ms")) for cell in row[1:8]]
+        assert all(value > 0 for value in ms) and abs(ms[3] - sum(ms[:3])) < 0.021, row
+        assert abs(ms[5] - ms[0] - 2 * ms[4]) < 0.021 and row[8].endswith("x") and row[9].endswith("x"), row
