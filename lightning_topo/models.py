@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
+
+from lightning_topo.functional._checks import check_int
 
 __all__ = [
     "ACTIVATIONS",
@@ -40,6 +43,8 @@ def digits_cnn(channels: Sequence[int] = (16, 32), num_classes: int = 10, activa
         torch.Size([2, 10])
     """
     act = _activation(activation)
+    channels = [check_int(ch, f"channels[{i}]", 1) for i, ch in enumerate(channels)]
+    num_classes = check_int(num_classes, "num_classes", 1)
     layers: list[nn.Module] = []
     in_ch = 1
     for i, ch in enumerate(channels):
@@ -61,6 +66,8 @@ def mlp(
         torch.Size([4, 2])
     """
     act = _activation(activation)
+    in_features, hidden = check_int(in_features, "in_features", 1), check_int(hidden, "hidden", 1)
+    depth, num_classes = check_int(depth, "depth", 0), check_int(num_classes, "num_classes", 1)
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
     for _ in range(depth):
@@ -76,7 +83,7 @@ class Classifier(LightningModule):
 
     Args:
         net: the network (default: :func:`digits_cnn`).
-        lr: Adam learning rate (the peak rate with a schedule).
+        lr: Adam learning rate, a finite number >= 0 (the peak rate with a schedule).
         schedule: ``None`` (constant ``lr``) or ``"cosine"``: linear warm-up over ``warmup_fraction`` of the
             training steps, then cosine decay to 0 at the last step (``trainer.estimated_stepping_batches``).
         warmup_fraction: fraction of the training steps spent warming up (``schedule="cosine"`` only).
@@ -95,6 +102,8 @@ class Classifier(LightningModule):
         warmup_fraction: float = 0.02,
     ) -> None:
         super().__init__()
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"`lr` must be a finite number >= 0, got {lr!r}.")
         if schedule not in SCHEDULES:
             raise ValueError(f"`schedule` must be one of {SCHEDULES}, got {schedule!r}.")
         if not 0.0 <= warmup_fraction < 1.0:
@@ -158,8 +167,8 @@ class CNNClassifier(Classifier):
     ``load_from_checkpoint`` without code).
 
     Args:
-        channels: output channels of the 3x3 convolutions, one layer per entry (default ``[16, 32]``); a 2x2
-            max-pool follows the first two.
+        channels: output channels of the 3x3 convolutions (integers >= 1), one layer per entry (default
+            ``[16, 32]``); a 2x2 max-pool follows the first two.
         num_classes: classes of the linear head.
         activation: activation after each convolution, one of ``relu``, ``tanh``, ``gelu``, ``sigmoid``.
         lr, schedule, warmup_fraction: as for :class:`Classifier`.

@@ -403,7 +403,7 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
         ),
         (
             ["fit", "--config", "@cnn", "--data.init_args.val_fraction", "2"],
-            ("cannot build the classes of the config", "`val_fraction` must be in (0, 1), got 2.0"),
+            ("cannot build DigitsDataModule: `val_fraction` must be in (0, 1), got 2.0",),
         ),
         (
             # a Lightning checkpoint: load_from_checkpoint dropped the misspelt arguments and analysed silently

@@ -140,7 +140,10 @@ def test_a_new_fit_refuses_to_overwrite_an_earlier_runs_checkpoints(tmp_path: Pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["fit", *MLP, "--data.batch_size", "0"], "`batch_size` must be an integer >= 1, got 0."),
+        (
+            ["fit", *MLP, "--data.batch_size", "0"],
+            "cannot build DigitsDataModule: `batch_size` must be an integer >= 1, got 0.",
+        ),
         (["fit", "--config", str(CONFIGS / "digits_cnn.yaml"), "--data.size", "0"], "`size` must be an integer >= 1"),
         (["fit", *MLP, "--data.num_workers", "-1"], "`num_workers` must be an integer >= 0, got -1."),
         (
@@ -157,6 +160,44 @@ def test_a_bad_data_size_is_a_one_line_usage_error(tmp_path: Path, args: list[st
     """batch_size 0 and size 0 exited 1 from deep inside the DataLoader / the interpolation; now exit 2 naming the
     value and the valid range, before anything runs."""
     assert message in _error_line(run_cli_here(*args, cwd=tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["fit", "--data.batch_size", "0"],
+            "--data.batch_size sets an argument of the data module, but no data module is chosen: choose one first, "
+            "with --data CLASS (e.g. --data lightning_topo.datasets.DigitsDataModule) or a --config file with a "
+            "`data:` entry (as configs/digits_cnn.yaml has); `lightning-topo fit --help` lists the classes.",
+        ),
+        (
+            ["validate", "--data", "DigitsDataModule", "--model.lr=0.1"],
+            "--model.lr sets an argument of the model, but no model is chosen: choose one first, with --model CLASS "
+            "(e.g. --model lightning_topo.models.CNNClassifier) or a --config file",
+        ),
+        (
+            ["fit", "--data", "DigitsDataModule", "--data.batch_size", "0", "--model", "CNNClassifier"],
+            "cannot build DigitsDataModule: `batch_size` must be an integer >= 1, got 0.",
+        ),
+        (
+            ["fit", "--config", str(CONFIGS / "digits_cnn.yaml"), "--model.init_args.channels", "[8, 0]"],
+            "cannot build CNNClassifier: `channels[1]` must be an integer >= 1, got 0.",
+        ),
+        (
+            ["fit", *MLP, "--model.lr", "-0.5"],
+            "cannot build MLPClassifier: `lr` must be a finite number >= 0, got -0.5.",
+        ),
+    ],
+)
+def test_a_model_or_data_argument_error_names_the_class_not_a_union(tmp_path: Path, args: list[str], line: str) -> None:
+    """`fit --data.batch_size 0` without a data module, and a value a model or data class refuses, printed
+    jsonargparse's list of every type of the field's Union (LightningDataModule, NoneType) around the message:
+    now one line naming the class and its message, or how to choose a class. A conv layer of 0 channels and a
+    negative learning rate were accepted and failed later (in the callback's forward pass, in the optimizer)."""
+    error = _error_line(run_cli_here(*args, cwd=tmp_path))
+    assert error.startswith(f"lightning-topo {args[0]}: error: {line}"), error
+    assert "Union" not in error and "NoneType" not in error, error
 
 
 def test_layers_plus_appending_to_auto_is_refused_naming_the_fix(tmp_path: Path) -> None:

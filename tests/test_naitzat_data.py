@@ -13,7 +13,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning_topo.datasets import NAITZAT_DATASETS, NaitzatDataModule
 from lightning_topo.datasets.shapes import KNOWN_BETTI, naitzat_d1, naitzat_d2, naitzat_d3
 from lightning_topo.functional import rips_betti
-from lightning_topo.models import MLPClassifier
+from lightning_topo.models import CNNClassifier, MLPClassifier
 
 GENERATORS = {"d1": naitzat_d1, "d2": naitzat_d2, "d3": naitzat_d3}
 DIMS = {"d1": (2, 1), "d2": (3, 2), "d3": (3, 2)}  # (in_features, maxdim)
@@ -230,6 +230,29 @@ def test_cosine_schedule_with_warm_up() -> None:
     assert lrs[-1] < 0.01 * 0.01
     with pytest.raises(ValueError, match="`schedule` must be one of"):
         MLPClassifier(schedule="linear")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: MLPClassifier(lr=-0.1), "`lr` must be a finite number >= 0, got -0.1."),
+        (lambda: MLPClassifier(lr=float("nan")), "`lr` must be a finite number >= 0, got nan."),
+        (lambda: MLPClassifier(lr=True), "`lr` must be a finite number >= 0, got True."),
+        (lambda: MLPClassifier(hidden=0), "`hidden` must be an integer >= 1, got 0."),
+        (lambda: MLPClassifier(depth=-1), "`depth` must be an integer >= 0, got -1."),
+        (lambda: MLPClassifier(in_features=2.5), "`in_features` must be an integer >= 1, got 2.5."),
+        (lambda: CNNClassifier(channels=[16, 0]), "`channels[1]` must be an integer >= 1, got 0."),
+        (lambda: CNNClassifier(num_classes=0), "`num_classes` must be an integer >= 1, got 0."),
+    ],
+)
+def test_bundled_models_refuse_bad_sizes_and_learning_rates(build: Any, message: str) -> None:
+    """A conv layer of 0 channels built and failed in the first forward pass (in TopologyCallback's, whose message
+    then blamed the input); a negative learning rate failed in `configure_optimizers`, after the data was loaded;
+    NaN trained silently to NaN. Each is a ValueError naming the argument when the model is built."""
+    with pytest.raises(ValueError) as caught:
+        build()
+    assert str(caught.value) == message
+    assert MLPClassifier(lr=0, depth=0).lr == 0  # a frozen model and a linear one are valid
 
 
 @pytest.mark.parametrize("module", ["digits", "naitzat"])

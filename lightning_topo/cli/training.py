@@ -53,7 +53,7 @@ class TopologyCLI(LightningCLI):
         try:
             super().parse_arguments(parser, args)
         except ArgumentError as err:
-            refused = refused_choice(_callback_values(list(args or [])))
+            refused = refused_choice(_callback_values(list(args or []))) or unchosen_class(list(args or []))
             if refused is None:
                 raise
             raise refused from err
@@ -106,11 +106,70 @@ class TopologyCLI(LightningCLI):
             )
 
     def instantiate_classes(self) -> None:
-        """Build the model, data, trainer and callbacks; their own argument errors are a :class:`CLIError`."""
+        """Build the model, data, trainer and callbacks; their own argument errors are a :class:`CLIError` naming
+        the class and its own message (jsonargparse wraps it in a list of every subtype of the field's ``Union``)."""
         try:
             super().instantiate_classes()
         except (ValueError, TypeError) as err:
-            raise CLIError(f"cannot build the classes of the config: {one_line(err)}") from err
+            cause = _root_cause(err)
+            what = _raised_by(cause) or "the classes of the config"
+            raise CLIError(f"cannot build {what}: {one_line(cause)}") from err
+
+
+_EXAMPLE_CLASS = {"model": "lightning_topo.models.CNNClassifier", "data": "lightning_topo.datasets.DigitsDataModule"}
+
+
+def unchosen_class(args: Sequence[str]) -> CLIError | None:
+    """After jsonargparse refused the arguments: an argument of the model or the data module (``--data.batch_size
+    0``) given while no class is chosen for it (no ``--data CLASS``, ``--data.class_path`` or ``--config`` file with
+    a ``data:`` entry), as a :class:`CLIError` saying how to choose one, instead of jsonargparse's list of the types
+    of the field's ``Union``; ``None`` if every such argument has its class.
+
+    Example:
+        >>> print(unchosen_class(["fit", "--data.batch_size", "0"]))  # doctest: +ELLIPSIS
+        --data.batch_size sets an argument of the data module, but no data module is chosen: ...
+        >>> unchosen_class(["fit", "--data", "DigitsDataModule", "--data.batch_size", "0"]) is None
+        True
+    """
+    command = args[0] if args and not args[0].startswith("-") else "fit"
+    configs: list[Any] = []
+    for file in config_files(args):
+        with contextlib.suppress(OSError, yaml.YAMLError):
+            config = yaml.safe_load(Path(file).read_text())
+            if isinstance(config, dict):
+                configs += [config, config.get(command)]
+    for key, what in (("model", "model"), ("data", "data module")):
+        given = [arg.split("=", 1)[0] for arg in args if arg.startswith(f"--{key}.")]
+        chosen = any(arg == f"--{key}" or arg.startswith(f"--{key}=") for arg in args)
+        chosen |= f"--{key}.class_path" in given or any(isinstance(c, dict) and key in c for c in configs)
+        if given and not chosen:
+            return CLIError(
+                f"{given[0]} sets an argument of the {what}, but no {what} is chosen: choose one first, with "
+                f"--{key} CLASS (e.g. --{key} {_EXAMPLE_CLASS[key]}) or a --config file with a `{key}:` entry (as "
+                f"configs/digits_cnn.yaml has); `{PROG} {command} --help` lists the classes."
+            )
+    return None
+
+
+def _root_cause(err: BaseException) -> BaseException:
+    """The exception at the end of ``err``'s chain of explicit causes (``raise ... from``)."""
+    seen = {id(err)}
+    while err.__cause__ is not None and id(err.__cause__) not in seen:
+        err = err.__cause__
+        seen.add(id(err))
+    return err
+
+
+def _raised_by(err: BaseException) -> str | None:
+    """The name of the class whose ``__init__`` raised ``err`` (the outermost ``__init__`` of a method, with ``self``,
+    in its traceback), or ``None``."""
+    tb = err.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "__init__" and "self" in frame.f_code.co_varnames[:1]:
+            return type(frame.f_locals["self"]).__name__
+        tb = tb.tb_next
+    return None
 
 
 def _callback_values(args: list[str]) -> list[tuple[str, str, Any]]:
