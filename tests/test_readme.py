@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_cli import run_cli_here
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -101,21 +102,27 @@ def test_shortening_rules() -> None:
 
 
 def test_readme_commands_run_in_order(tmp_path: Path) -> None:
+    """The README's commands, shortened, one after the other in one folder. The first runs as a user types it
+    (``python -m lightning_topo``, a new process); the others call ``cli.main`` in this process
+    (`test_cli.run_cli_here`: the same parsing and code, without a ~10 s Lightning import each)."""
     commands = readme_commands(README.read_text())
     runs = [shortened(words) for words in commands]  # every command is understood before any runs
     subcommands = [args[0] for args in runs]
     assert {"fit", "analyse", "rank"} <= set(subcommands), subcommands
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg", COLUMNS="120")
-    for words, args in zip(commands, runs, strict=True):
-        proc = subprocess.run(
-            [sys.executable, "-m", "lightning_topo", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    for i, (words, args) in enumerate(zip(commands, runs, strict=True)):
+        if i:
+            proc = run_cli_here(*args, cwd=tmp_path)
+        else:
+            proc = subprocess.run(
+                [sys.executable, "-m", "lightning_topo", *args],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         assert proc.returncode == 0, (
             f"README command failed (exit {proc.returncode}): {shlex.join(words)}\n"
             f"run as: python -m lightning_topo {shlex.join(args)}\nstdout:\n{proc.stdout[-2000:]}\n"
