@@ -185,7 +185,7 @@ def _floor_sweep():
     first call)."""
     from numba import njit
 
-    from lightning_topo.functional._persistence_kernels import _UNVISITED, _six_faces, _visited_faces
+    from lightning_topo.functional._persistence_kernels import _six_faces, _visited_faces
 
     @njit(nogil=True, cache=False)
     def sweep(order, start, faces, parent):
@@ -198,7 +198,7 @@ def _floor_sweep():
             parent[v] = 0
         return seen
 
-    return sweep, _UNVISITED
+    return sweep
 
 
 def breakdown(volumes_of: dict, rounds: int, n_peer: int) -> None:
@@ -207,7 +207,7 @@ def breakdown(volumes_of: dict, rounds: int, n_peer: int) -> None:
     rounds, medians."""
     from lightning_topo.functional import _persistence_kernels as kernels
 
-    sweep, unvisited = _floor_sweep()
+    sweep = _floor_sweep()
     print(
         f"\n## one thread, ms per volume: H0 + H2 in its parts, and the floor of a sort-then-sweep design (the sort + "
         f"two sweeps reading the 6 face neighbours in value order, no union-find); median of {rounds} rounds, each "
@@ -229,7 +229,7 @@ def breakdown(volumes_of: dict, rounds: int, n_peer: int) -> None:
         free = kernels._free_of_faces(neighbours.size, adjacent)
         order, ordered = np.empty(n, np.int32), np.empty(n)
         scratch = (np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.int32), np.empty(n, np.uint32))
-        parent = np.full(size, unvisited, np.int32)
+        parent = np.full(size, kernels._UNVISITED, np.int32)
         dual_parent = np.zeros(size, np.int32)
         dual_parent[0] = -(n + 2)
         births, deaths = np.empty(n), np.empty(n)

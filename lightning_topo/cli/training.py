@@ -132,12 +132,7 @@ def unchosen_class(args: Sequence[str]) -> CLIError | None:
         True
     """
     command = args[0] if args and not args[0].startswith("-") else "fit"
-    configs: list[Any] = []
-    for file in config_files(args):
-        with contextlib.suppress(OSError, yaml.YAMLError):
-            config = yaml.safe_load(Path(file).read_text())
-            if isinstance(config, dict):
-                configs += [config, config.get(command)]
+    configs = [part for _, config in _read_configs(args) for part in (config, config.get(command))]
     for key, what in (("model", "model"), ("data", "data module")):
         given = [arg.split("=", 1)[0] for arg in args if arg.startswith(f"--{key}.")]
         chosen = any(arg == f"--{key}" or arg.startswith(f"--{key}=") for arg in args)
@@ -149,6 +144,18 @@ def unchosen_class(args: Sequence[str]) -> CLIError | None:
                 f"configs/digits_cnn.yaml has); `{PROG} {command} --help` lists the classes."
             )
     return None
+
+
+def _read_configs(args: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """``(file, mapping)`` of each ``--config`` file of ``args`` that reads as a YAML mapping (the others are left
+    out: jsonargparse's own error names them)."""
+    found = []
+    for file in config_files(args):
+        with contextlib.suppress(OSError, yaml.YAMLError):
+            config = yaml.safe_load(Path(file).read_text())
+            if isinstance(config, dict):
+                found.append((file, config))
+    return found
 
 
 def _root_cause(err: BaseException) -> BaseException:
@@ -182,12 +189,10 @@ def _callback_values(args: list[str]) -> list[tuple[str, str, Any]]:
         return [item for item in items if isinstance(item, dict)]
 
     lists = [("--trainer.callbacks", value) for name, value in option_values(args, "trainer.") if name == "callbacks"]
-    for file in config_files(args):
-        with contextlib.suppress(OSError, yaml.YAMLError):
-            config = yaml.safe_load(Path(file).read_text())
-            trainer = config.get("trainer") if isinstance(config, dict) else None
-            if isinstance(trainer, dict):
-                lists.append((f"trainer.callbacks in {file}", trainer.get("callbacks")))
+    for file, config in _read_configs(args):
+        trainer = config.get("trainer")
+        if isinstance(trainer, dict):
+            lists.append((f"trainer.callbacks in {file}", trainer.get("callbacks")))
     found = []
     for where, value in lists:
         for entry in entries(value):
