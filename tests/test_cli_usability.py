@@ -200,6 +200,49 @@ def test_a_model_or_data_argument_error_names_the_class_not_a_union(tmp_path: Pa
     assert "Union" not in error and "NoneType" not in error, error
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["fit", *MLP, "--trainer.precision", "foo"],
+            "--trainer.precision: Trainer's `precision` must be one of 64, 32, 16, 'transformer-engine', ",
+        ),
+        (["fit", *MLP, "--trainer.max_epochs", "x"], "--trainer.max_epochs: Trainer's `max_epochs` must be an integer"),
+        (["fit", *MLP, "--model.init_args.lr", "abc"], "--model.init_args.lr: MLPClassifier's `lr` must be a number, "),
+        (
+            ["fit", "--config", str(CONFIGS / "digits_cnn.yaml"), "--model.channels", "[8, x]"],
+            "--model.channels: CNNClassifier's `channels` must be a list of integers or null, got '[8, x]'.",
+        ),
+        (
+            ["validate", "--model", "CNNClassifier", "--data", "DigitsDataModule", "--data.flatten=maybe"],
+            "--data.flatten: DigitsDataModule's `flatten` must be true or false, got 'maybe'.",
+        ),
+        (
+            ["fit", *MLP, "--model.nope", "1"],
+            "--model.nope: MLPClassifier has no argument `nope`; its arguments: in_features, hidden, depth, ",
+        ),
+        (
+            ["fit", *MLP, "--data.init_args.batchsize", "8"],
+            "--data.init_args.batchsize: DigitsDataModule has no argument `batchsize` (did you mean `batch_size`?); ",
+        ),
+        (
+            ["fit", *MLP, "--trainer.maxepochs", "3"],
+            "--trainer.maxepochs: Trainer has no argument `maxepochs` (did you mean `max_epochs`?); --help lists ",
+        ),
+    ],
+)
+def test_a_value_an_argument_type_refuses_names_the_option_and_the_type(
+    tmp_path: Path, args: list[str], line: str
+) -> None:
+    """`--trainer.precision foo`, `--model.init_args.lr abc` or an argument the class does not have printed
+    jsonargparse's list of every type of the field's Union (for the model and data: the subtypes
+    LightningModule / NoneType and a NestedArg repr) around the reason: now one line naming the option, the class,
+    what the argument takes and the value (or the closest argument name)."""
+    error = _error_line(run_cli_here(*args, cwd=tmp_path))
+    assert error.startswith(f"lightning-topo {args[0]}: error: {line}"), error
+    assert "Union" not in error and "NoneType" not in error and "NestedArg" not in error, error
+
+
 def test_layers_plus_appending_to_auto_is_refused_naming_the_fix(tmp_path: Path) -> None:
     """`--analysis.layers+ net.0` appends to the default 'auto', giving ['auto', 'net.0']: refused with one line
     giving the list to pass instead; ['auto'] alone is 'auto'."""
