@@ -226,6 +226,10 @@ def test_a_model_or_data_argument_error_names_the_class_not_a_union(tmp_path: Pa
             "--data.init_args.batchsize: DigitsDataModule has no argument `batchsize` (did you mean `batch_size`?); ",
         ),
         (
+            ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--data.init_args.batch_size", "abc"],
+            "--data.init_args.batch_size: DigitsDataModule's `batch_size` must be an integer, got 'abc'.",
+        ),
+        (
             ["fit", *MLP, "--trainer.maxepochs", "3"],
             "--trainer.maxepochs: Trainer has no argument `maxepochs` (did you mean `max_epochs`?); --help lists ",
         ),
@@ -241,6 +245,32 @@ def test_a_value_an_argument_type_refuses_names_the_option_and_the_type(
     error = _error_line(run_cli_here(*args, cwd=tmp_path))
     assert error.startswith(f"lightning-topo {args[0]}: error: {line}"), error
     assert "Union" not in error and "NoneType" not in error and "NestedArg" not in error, error
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ("    lr: 0.01\n", "    lr: abc\n", "model.init_args.lr in @: MLPClassifier's `lr` must be a number, got"),
+        ("  max_epochs: 10\n", "  max_epochs: ten\n", "trainer.max_epochs in @: Trainer's `max_epochs` must be an"),
+        (
+            "    batch_size: 64\n",
+            "    batchsize: 64\n",
+            "data.init_args.batchsize in @: DigitsDataModule has no argument `batchsize` (did you mean `batch_size`?)",
+        ),
+    ],
+)
+def test_a_config_file_value_of_the_wrong_type_names_the_file_entry(
+    tmp_path: Path, old: str, new: str, line: str
+) -> None:
+    """The same refusals in a --config file printed the Union list with the whole `model:` entry as a dict: now one
+    line naming the entry and the file (``@`` in ``line``)."""
+    config = (CONFIGS / "digits_mlp.yaml").read_text()
+    assert config.count(old) == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(config.replace(old, new))
+    error = _error_line(run_cli_here("fit", "--config", str(bad), cwd=tmp_path))
+    assert error.startswith(f"lightning-topo fit: error: {line.replace('@', str(bad))}"), error
+    assert "Union" not in error and "NoneType" not in error, error
 
 
 def test_layers_plus_appending_to_auto_is_refused_naming_the_fix(tmp_path: Path) -> None:

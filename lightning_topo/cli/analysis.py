@@ -24,7 +24,16 @@ from torch import nn
 
 from lightning_topo.analysis import Ranking, TopologyReport, rank_models
 from lightning_topo.analysis import analyse as analyse_model
-from lightning_topo.cli import PROG, CLIError, config_files, one_line, option_values, read_checkpoint, refused_choice
+from lightning_topo.cli import (
+    PROG,
+    CLIError,
+    config_files,
+    one_line,
+    option_values,
+    read_checkpoint,
+    refused_choice,
+    refused_value,
+)
 from lightning_topo.config import TopologyConfig
 
 MODEL_LOAD_ERRORS = (RuntimeError, KeyError, TypeError, ValueError, AttributeError)
@@ -280,7 +289,7 @@ def run_analysis(args: list[str]) -> Any:
         cfg = parser.parse_args(args)
         init = parser.instantiate(cfg)[cfg.subcommand]
     except ArgumentError as err:
-        refused = refused_choice(_analysis_values(args))
+        refused = refused_choice(_analysis_values(args)) or refused_value(args)
         if refused is None:
             raise
         raise refused from err

@@ -5,23 +5,19 @@ command that resumes (:func:`fit_summary`)."""
 from __future__ import annotations
 
 import contextlib
-import difflib
 import importlib
-import inspect
 import math
 import pkgutil
 import re
 import shlex
 import time
-import types
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any
 
 import torch
-import yaml
-from jsonargparse import ArgumentError, ArgumentParser
+from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningCLI
@@ -31,11 +27,12 @@ from lightning_topo.cli import (
     INTERRUPTED_EXIT,
     PROG,
     CLIError,
-    config_files,
     one_line,
     option_values,
     read_checkpoint,
+    read_configs,
     refused_choice,
+    refused_value,
 )
 
 CHART_WAIT_SECONDS = 60.0
@@ -136,7 +133,7 @@ def unchosen_class(args: Sequence[str]) -> CLIError | None:
         True
     """
     command = args[0] if args and not args[0].startswith("-") else "fit"
-    configs = [part for _, config in _read_configs(args) for part in (config, config.get(command))]
+    configs = [part for _, config in read_configs(args) for part in (config, config.get(command))]
     for key, what in (("model", "model"), ("data", "data module")):
         given = [arg.split("=", 1)[0] for arg in args if arg.startswith(f"--{key}.")]
         chosen = any(arg == f"--{key}" or arg.startswith(f"--{key}=") for arg in args)
@@ -148,146 +145,6 @@ def unchosen_class(args: Sequence[str]) -> CLIError | None:
                 f"configs/digits_cnn.yaml has); `{PROG} {command} --help` lists the classes."
             )
     return None
-
-
-_BASES: dict[str, type] = {"model": LightningModule, "data": LightningDataModule}
-_NOT_ARGUMENTS = {"class_path", "init_args", "dict_kwargs", "help"}
-
-
-def refused_value(args: Sequence[str]) -> CLIError | None:
-    """After jsonargparse refused the arguments: the first ``--trainer.NAME VALUE``, ``--model[.init_args].NAME
-    VALUE`` or ``--data[.init_args].NAME VALUE`` of ``args`` whose class (``Trainer``, or the model / data class
-    chosen on the command line or in a ``--config`` file) has no argument ``NAME``, or whose ``VALUE`` that
-    argument's type refuses, as a :class:`CLIError` naming the option, the class, the value and what the argument
-    takes (instead of jsonargparse's list of every type of the field's ``Union``); ``None`` if there is none. A value
-    is checked by jsonargparse itself, against the argument's type alone; arguments whose types name classes
-    (``--trainer.logger``) are left to jsonargparse's message.
-
-    Example:
-        >>> print(refused_value(["fit", "--trainer.max_epochs", "x"]))
-        --trainer.max_epochs: Trainer's `max_epochs` must be an integer or null, got 'x'.
-        >>> refused_value(["fit", "--trainer.max_epochs", "3"]) is None
-        True
-    """
-    command = args[0] if args and not args[0].startswith("-") else "fit"
-    chosen: dict[str, type | None] = {"trainer": Trainer, "model": None, "data": None}
-    configs = dict(_read_configs(args))
-    for i, arg in enumerate(args):
-        option, eq, raw = arg.partition("=")
-        if not eq:
-            raw = args[i + 1] if i + 1 < len(args) else ""
-        if option == "--config":
-            config = configs.get(raw, {})
-            for part in (config, config.get(command)):
-                for key in ("model", "data"):
-                    entry = part.get(key) if isinstance(part, dict) else None
-                    path = entry.get("class_path") if isinstance(entry, dict) else entry
-                    if isinstance(path, str):
-                        chosen[key] = _resolve_class(path, _BASES[key])
-            continue
-        key, _, name = option[2:].partition(".") if option.startswith("--") else ("", "", "")
-        if key in ("model", "data") and name in ("", "class_path"):
-            chosen[key] = _resolve_class(raw, _BASES[key])
-            continue
-        name = name.removeprefix("init_args.") if key in ("model", "data") else name
-        cls = chosen.get(key)
-        if cls is None or not name or "." in name or name.endswith("+") or name in _NOT_ARGUMENTS:
-            continue
-        refused = _refused_argument(option, cls, name, raw)
-        if refused is not None:
-            return refused
-    return None
-
-
-def _resolve_class(path: str, base: type) -> type | None:
-    """The subclass of ``base`` named by ``path``: an import path, or the name of a subclass already imported (as
-    jsonargparse resolves ``--model CNNClassifier``); ``None`` if there is not exactly one."""
-    if "." in path:
-        with contextlib.suppress(ImportError, AttributeError, ValueError):
-            found = pkgutil.resolve_name(path)
-            return found if isinstance(found, type) and issubclass(found, base) else None
-        return None
-    named, pending = set(), [base]
-    while pending:
-        for sub in pending.pop().__subclasses__():
-            pending.append(sub)
-            if sub.__name__ == path:
-                named.add(sub)
-    return named.pop() if len(named) == 1 else None
-
-
-def _refused_argument(option: str, cls: type, name: str, raw: str) -> CLIError | None:
-    """A :class:`CLIError` when ``cls.__init__`` has no argument ``name`` (and takes no ``**kwargs``), or when its
-    type refuses ``raw`` (read by jsonargparse as the command line's value would be); else ``None``."""
-    params = inspect.signature(cls.__init__).parameters
-    if name not in params:
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return None
-        names = [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean `{close[0]}`?)" if close else ""
-        listed = f"its arguments: {', '.join(names)}" if len(names) <= 12 else "--help lists its arguments"
-        return CLIError(f"{option}: {cls.__name__} has no argument `{name}`{hint}; {listed}.")
-    try:
-        hint = get_type_hints(cls.__init__).get(name)
-    except (NameError, TypeError, AttributeError):
-        return None
-    if hint is None or not _plain(hint):
-        return None
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--value", type=hint)
-    try:
-        parser.parse_args([f"--value={raw}"])
-    except ArgumentError:
-        return CLIError(f"{option}: {cls.__name__}'s `{name}` must be {_expected(hint)}, got {raw!r}.")
-    return None
-
-
-_PLAIN_TYPES = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-_PLURAL = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
-
-
-def _plain(hint: Any) -> bool:
-    """Whether ``hint`` is made of ``None``, ``bool``, ``int``, ``float``, ``str``, ``Literal``, ``Union`` and
-    lists of ``bool``, ``int``, ``float`` or ``str`` alone."""
-    if get_origin(hint) is Literal:
-        return True
-    if get_origin(hint) in (Union, types.UnionType):
-        return all(_plain(part) for part in get_args(hint))
-    if get_origin(hint) is list:
-        return get_args(hint)[0] in _PLURAL
-    return hint in _PLAIN_TYPES
-
-
-def _expected(hint: Any) -> str:
-    """What a :func:`_plain` type takes, in words: ``one of 64, 32, 'bf16-mixed', an integer or null``."""
-    choices: list[str] = []
-    kinds: list[str] = []
-    pending = [hint]
-    while pending:
-        part = pending.pop(0)
-        if get_origin(part) in (Union, types.UnionType):
-            pending[:0] = get_args(part)
-        elif get_origin(part) is Literal:
-            choices += [repr(value) for value in get_args(part)]
-        elif get_origin(part) is list:
-            kinds.append(f"a list of {_PLURAL[get_args(part)[0]]}")
-        else:
-            kinds.append(_PLAIN_TYPES[part])
-    words = ([f"one of {', '.join(choices)}"] if choices else []) + kinds
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
-
-
-def _read_configs(args: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-    """``(file, mapping)`` of each ``--config`` file of ``args`` that reads as a YAML mapping (the others are left
-    out: jsonargparse's own error names them)."""
-    found = []
-    for file in config_files(args):
-        with contextlib.suppress(OSError, yaml.YAMLError):
-            config = yaml.safe_load(Path(file).read_text())
-            if isinstance(config, dict):
-                found.append((file, config))
-    return found
 
 
 def _root_cause(err: BaseException) -> BaseException:
@@ -321,7 +178,7 @@ def _callback_values(args: list[str]) -> list[tuple[str, str, Any]]:
         return [item for item in items if isinstance(item, dict)]
 
     lists = [("--trainer.callbacks", value) for name, value in option_values(args, "trainer.") if name == "callbacks"]
-    for file, config in _read_configs(args):
+    for file, config in read_configs(args):
         trainer = config.get("trainer")
         if isinstance(trainer, dict):
             lists.append((f"trainer.callbacks in {file}", trainer.get("callbacks")))
