@@ -448,7 +448,11 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
                 "--models",
                 "[{name: a, model: lightning_topo.models.CNNClassifier, ckp: x}]",
             ],
-            ('Parser key "models"', "Option 'ckp' is not accepted"),
+            ("--models[0] ('a'): a `models` entry has no key `ckp` (did you mean `ckpt`?); its keys: name, model,",),
+        ),
+        (
+            ["rank", "--config", "@rank", "--models", "[{name: a, model: torch.nn.ReLU, model_args: 3}]"],
+            ("--models[0] ('a'): a `models` entry's `model_args` must be a mapping, got 3.",),
         ),
         (
             [

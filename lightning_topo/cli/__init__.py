@@ -45,6 +45,7 @@ __all__ = [
     "option_values",
     "read_checkpoint",
     "read_configs",
+    "refused_argument",
     "refused_choice",
     "refused_value",
     "user_message",
@@ -199,7 +200,7 @@ def refused_value(args: Sequence[str]) -> CLIError | None:
         cls = chosen.get(key)
         if cls is None or not name or "." in name or name.endswith("+") or name in _NOT_ARGUMENTS:
             continue
-        refused = _refused_argument(option, cls, name, raw, given=True)
+        refused = refused_argument(option, cls, name, raw, given=True)
         if refused is not None:
             return refused
     return None
@@ -219,7 +220,7 @@ def _refused_entry(entry: Any, key: str, chosen: dict[str, type | None], file: s
     where = "" if key == "trainer" else "init_args."
     for name, value in entry.items():
         if isinstance(name, str) and name not in _NOT_ARGUMENTS:
-            refused = _refused_argument(f"{key}.{where}{name} in {file}", cls, name, value, given=False)
+            refused = refused_argument(f"{key}.{where}{name} in {file}", cls, name, value, given=False)
             if refused is not None:
                 return refused
     return None
@@ -242,10 +243,18 @@ def _resolve_class(path: str, base: type) -> type | None:
     return named.pop() if len(named) == 1 else None
 
 
-def _refused_argument(option: str, cls: type, name: str, value: Any, given: bool) -> CLIError | None:
-    """A :class:`CLIError` when ``cls.__init__`` has no argument ``name`` (and takes no ``**kwargs``), or when its
-    type refuses ``value`` (read by jsonargparse as the command line's text when ``given``, else as a config file's
-    value); else ``None``."""
+def refused_argument(
+    option: str, cls: type, name: str, value: Any, given: bool, owner: str | None = None, kind: str = "argument"
+) -> CLIError | None:
+    """A :class:`CLIError` (prefixed ``option``) when ``cls.__init__`` has no argument ``name`` (and takes no
+    ``**kwargs``), or when its type refuses ``value`` (read by jsonargparse as the command line's text when ``given``,
+    else as a config file's value); else ``None``. ``owner`` and ``kind`` name ``cls`` and its arguments in the
+    message (default: the class's name, "argument").
+
+    Example:
+        >>> print(refused_argument("--model.lr", Trainer, "max_epochs", "ten", given=False))
+        --model.lr: Trainer's `max_epochs` must be an integer or null, got 'ten'.
+    """
     params = inspect.signature(cls.__init__).parameters
     if name not in params:
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -253,8 +262,8 @@ def _refused_argument(option: str, cls: type, name: str, value: Any, given: bool
         names = [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean `{close[0]}`?)" if close else ""
-        listed = f"its arguments: {', '.join(names)}" if len(names) <= 12 else "--help lists its arguments"
-        return CLIError(f"{option}: {cls.__name__} has no argument `{name}`{hint}; {listed}.")
+        listed = f"its {kind}s: {', '.join(names)}" if len(names) <= 12 else f"--help lists its {kind}s"
+        return CLIError(f"{option}: {owner or cls.__name__} has no {kind} `{name}`{hint}; {listed}.")
     try:
         hint = get_type_hints(cls.__init__).get(name)
     except (NameError, TypeError, AttributeError):
@@ -266,7 +275,7 @@ def _refused_argument(option: str, cls: type, name: str, value: Any, given: bool
     try:
         parser.parse_args([f"--value={value}"]) if given else parser.parse_object({"value": value})
     except ArgumentError:
-        return CLIError(f"{option}: {cls.__name__}'s `{name}` must be {_expected(hint)}, got {value!r}.")
+        return CLIError(f"{option}: {owner or cls.__name__}'s `{name}` must be {_expected(hint)}, got {value!r}.")
     return None
 
 
@@ -275,14 +284,16 @@ _PLURAL = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
 
 
 def _plain(hint: Any) -> bool:
-    """Whether ``hint`` is made of ``None``, ``bool``, ``int``, ``float``, ``str``, ``Literal``, ``Union`` and
-    lists of ``bool``, ``int``, ``float`` or ``str`` alone."""
+    """Whether ``hint`` is made of ``None``, ``bool``, ``int``, ``float``, ``str``, ``Literal``, ``Union``, lists of
+    ``bool``, ``int``, ``float`` or ``str`` and ``dict[str, ...]`` of those or ``Any`` alone."""
     if get_origin(hint) is Literal:
         return True
     if get_origin(hint) in (Union, types.UnionType):
         return all(_plain(part) for part in get_args(hint))
     if get_origin(hint) is list:
         return get_args(hint)[0] in _PLURAL
+    if get_origin(hint) is dict:
+        return get_args(hint)[0] is str and (get_args(hint)[1] is Any or _plain(get_args(hint)[1]))
     return hint in _PLAIN_TYPES
 
 
@@ -299,6 +310,8 @@ def _expected(hint: Any) -> str:
             choices += [repr(value) for value in get_args(part)]
         elif get_origin(part) is list:
             kinds.append(f"a list of {_PLURAL[get_args(part)[0]]}")
+        elif get_origin(part) is dict:
+            kinds.append("a mapping")
         else:
             kinds.append(_PLAIN_TYPES[part])
     words = ([f"one of {', '.join(choices)}"] if choices else []) + kinds

@@ -31,6 +31,8 @@ from lightning_topo.cli import (
     one_line,
     option_values,
     read_checkpoint,
+    read_configs,
+    refused_argument,
     refused_choice,
     refused_value,
 )
@@ -279,6 +281,28 @@ def _analysis_values(args: list[str]) -> list[tuple[str, str, Any]]:
     return found
 
 
+def _refused_model_entry(args: list[str]) -> CLIError | None:
+    """After jsonargparse refused ``rank``'s arguments: the first entry of ``--models`` (or of a ``--config`` file's
+    ``models:``) that is not a mapping, has a key :class:`ModelEntry` does not take, or a value its field's type
+    refuses, as a :class:`CLIError` naming the entry and the key (instead of jsonargparse's message about a path and
+    this module's class); ``None`` if none is."""
+    if not args or args[0] != "rank":
+        return None
+    lists = [(f"models in {file}", config.get("models")) for file, config in read_configs(args)]
+    lists += [("--models", value) for name, value in option_values(args, "") if name == "models"]
+    fields = [f.name for f in dataclasses.fields(ModelEntry)]
+    for where, entries in lists:
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            if not isinstance(entry, dict):
+                return CLIError(f"{where}[{i}] must be a mapping {{{', '.join(fields)}}}, got {entry!r}.")
+            label = f"{where}[{i}] ({entry['name']!r})" if isinstance(entry.get("name"), str) else f"{where}[{i}]"
+            for key, value in entry.items():
+                refused = refused_argument(label, ModelEntry, str(key), value, False, "a `models` entry", "key")
+                if refused is not None:
+                    return refused
+    return None
+
+
 def run_analysis(args: list[str]) -> Any:
     """Run ``analyse`` or ``rank``: jsonargparse's parser of :data:`COMMANDS` parses ``args`` and builds the data
     module and ``TopologyConfig`` (their errors, and a class path that does not import, are a :class:`CLIError`),
@@ -289,7 +313,7 @@ def run_analysis(args: list[str]) -> Any:
         cfg = parser.parse_args(args)
         init = parser.instantiate(cfg)[cfg.subcommand]
     except ArgumentError as err:
-        refused = refused_choice(_analysis_values(args)) or refused_value(args)
+        refused = refused_choice(_analysis_values(args)) or refused_value(args) or _refused_model_entry(args)
         if refused is None:
             raise
         raise refused from err
