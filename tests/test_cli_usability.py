@@ -226,6 +226,10 @@ def test_a_model_or_data_argument_error_names_the_class_not_a_union(tmp_path: Pa
             "--data.init_args.batchsize: DigitsDataModule has no argument `batchsize` (did you mean `batch_size`?); ",
         ),
         (
+            ["fit", *MLP, "--trainer.callbacks=[{class_path: EarlyStopping, init_args: {monitor: x, patience: p}}]"],
+            "--trainer.callbacks[0]: EarlyStopping's `patience` must be an integer, got 'p'.",
+        ),
+        (
             ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--data.init_args.batch_size", "abc"],
             "--data.init_args.batch_size: DigitsDataModule's `batch_size` must be an integer, got 'abc'.",
         ),
@@ -257,13 +261,29 @@ def test_a_value_an_argument_type_refuses_names_the_option_and_the_type(
             "    batchsize: 64\n",
             "data.init_args.batchsize in @: DigitsDataModule has no argument `batchsize` (did you mean `batch_size`?)",
         ),
+        (
+            "        save_last: true",
+            "        save_lst: true",
+            "trainer.callbacks[1] in @: ModelCheckpoint has no argument `save_lst` (did you mean `save_last`?)",
+        ),
+        (
+            "        samples_per_class: 20\n",
+            "        samples_per_clas: 20\n",
+            "trainer.callbacks[0] in @: TopologyCallback has no argument `samples_per_clas` (did you mean `samples_per",
+        ),
+        (
+            "      name: logs\n",
+            "      nme: logs\n",
+            "trainer.logger in @: CSVLogger has no argument `nme` (did you mean `name`?); its arguments: save_dir,",
+        ),
     ],
 )
 def test_a_config_file_value_of_the_wrong_type_names_the_file_entry(
     tmp_path: Path, old: str, new: str, line: str
 ) -> None:
-    """The same refusals in a --config file printed the Union list with the whole `model:` entry as a dict: now one
-    line naming the entry and the file (``@`` in ``line``)."""
+    """The same refusals in a --config file printed the Union list with the whole `model:` entry as a dict (for the
+    callbacks: every subtype of `Callback` and the whole list): now one line naming the entry and the file (``@`` in
+    ``line``)."""
     config = (CONFIGS / "digits_mlp.yaml").read_text()
     assert config.count(old) == 1
     bad = tmp_path / "bad.yaml"

@@ -29,7 +29,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import torch
 import yaml
 from jsonargparse import ArgumentError, ArgumentParser
-from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_topo.capture import CaptureError
@@ -159,6 +160,7 @@ def refused_choice(candidates: Iterable[tuple[str, str, Any]]) -> CLIError | Non
 
 _BASES: dict[str, type] = {"model": LightningModule, "data": LightningDataModule}
 _NOT_ARGUMENTS = {"class_path", "init_args", "dict_kwargs", "help"}
+_TRAINER_CLASSES: dict[str, type] = {"callbacks": Callback, "logger": Logger}
 
 
 def refused_value(args: Sequence[str]) -> CLIError | None:
@@ -197,6 +199,12 @@ def refused_value(args: Sequence[str]) -> CLIError | None:
             chosen[key] = _resolve_class(raw, _BASES[key])
             continue
         name = name.removeprefix("init_args.") if key in ("model", "data") else name
+        if key == "trainer" and name in _TRAINER_CLASSES:
+            with contextlib.suppress(yaml.YAMLError):
+                refused = _refused_classes(option, "", yaml.safe_load(raw), _TRAINER_CLASSES[name])
+                if refused is not None:
+                    return refused
+            continue
         cls = chosen.get(key)
         if cls is None or not name or "." in name or name.endswith("+") or name in _NOT_ARGUMENTS:
             continue
@@ -219,8 +227,31 @@ def _refused_entry(entry: Any, key: str, chosen: dict[str, type | None], file: s
         return None
     where = "" if key == "trainer" else "init_args."
     for name, value in entry.items():
-        if isinstance(name, str) and name not in _NOT_ARGUMENTS:
+        if key == "trainer" and name in _TRAINER_CLASSES:
+            refused = _refused_classes(f"trainer.{name}", f" in {file}", value, _TRAINER_CLASSES[name])
+        elif isinstance(name, str) and name not in _NOT_ARGUMENTS:
             refused = refused_argument(f"{key}.{where}{name} in {file}", cls, name, value, given=False)
+        else:
+            refused = None
+        if refused is not None:
+            return refused
+    return None
+
+
+def _refused_classes(option: str, suffix: str, value: Any, base: type) -> CLIError | None:
+    """The ``init_args`` of each ``{class_path, init_args}`` in ``value`` (one, or a list: ``trainer.callbacks``,
+    ``trainer.logger``) checked by :func:`refused_argument` against the subclass of ``base`` it names; the first
+    refusal, labelled ``option[i]`` + ``suffix``."""
+    entries = value if isinstance(value, list) else [value]
+    for i, entry in enumerate(entries):
+        path = entry.get("class_path") if isinstance(entry, dict) else None
+        init_args = entry.get("init_args") if isinstance(entry, dict) else None
+        cls = _resolve_class(path, base) if isinstance(path, str) else None
+        if cls is None or not isinstance(init_args, dict):
+            continue
+        where = f"{option}[{i}]" if isinstance(value, list) else option
+        for name, arg in init_args.items():
+            refused = refused_argument(f"{where}{suffix}", cls, str(name), arg, given=False)
             if refused is not None:
                 return refused
     return None
@@ -257,9 +288,12 @@ def refused_argument(
     """
     params = inspect.signature(cls.__init__).parameters
     if name not in params:
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return None
         names = [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            # **kwargs (TopologyCallback's TopologyConfig fields): the names jsonargparse itself accepts, if it can say
+            names = _accepted_names(cls)
+            if names is None or name in names:
+                return None
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean `{close[0]}`?)" if close else ""
         listed = f"its {kind}s: {', '.join(names)}" if len(names) <= 12 else f"--help lists its {kind}s"
@@ -277,6 +311,18 @@ def refused_argument(
     except ArgumentError:
         return CLIError(f"{option}: {owner or cls.__name__}'s `{name}` must be {_expected(hint)}, got {value!r}.")
     return None
+
+
+def _accepted_names(cls: type) -> list[str] | None:
+    """The arguments jsonargparse accepts for ``cls`` (for a ``**kwargs`` it follows, e.g. into ``TopologyConfig``),
+    or ``None`` when it cannot list them."""
+    parser = ArgumentParser(exit_on_error=False)
+    try:
+        parser.add_class_arguments(cls, fail_untyped=False)
+    except (ValueError, TypeError, AttributeError, NameError, ArgumentError):
+        return None
+    keys = parser.get_defaults().keys()  # a jsonargparse Namespace: iterating it is not iterating its keys
+    return [name for name in keys if "." not in name]
 
 
 _PLAIN_TYPES = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a string"}
