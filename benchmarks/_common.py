@@ -1,5 +1,6 @@
 """What several benchmarks repeat: provenance (CPU model, package versions), a median timer, ReLU-like volumes,
-cripser's Betti numbers at a threshold, and the tests' torchvision-layout ResNet18.
+cripser's Betti numbers at a threshold, the tests' torchvision-layout ResNet18, and the README sections generated
+from committed outputs (:func:`sync_readme_section`).
 
 A benchmark run as ``python benchmarks/NAME.py`` has this folder on ``sys.path`` and imports it as ``_common``
 (``benchmarks/gpu/bench_gpu.py`` puts the folder there itself). The CPU model comes from the examples' provenance
@@ -135,3 +136,26 @@ def tests_resnet18(width: int) -> Any:
     """``tests/models.py``'s ``resnet18(width=width)``: torchvision's layout (width 64 = torchvision's), 10 classes,
     without torchvision."""
     return _load("lightning_topo_tests_models", REPO / "tests" / "models.py").resnet18(width=width)
+
+
+def sync_readme_section(start: str, end: str, text: str, check: bool, what: str, fix: str) -> int:
+    """Write ``text`` between the markers ``start`` and ``end`` of the repository's README.md, or with ``check`` only
+    compare; 0 when it is (now) up to date, 1 when ``check`` finds it out of date (printing ``fix``: the command that
+    regenerates it) or a marker is missing. ``what`` names the section in the messages."""
+    path = REPO / "README.md"
+    readme = path.read_text()
+    if start not in readme or end not in readme:
+        print(f"README.md has no {start} ... {end} markers", file=sys.stderr)
+        return 1
+    before, rest = readme.split(start, 1)
+    _, after = rest.split(end, 1)
+    wanted = f"{before}{start}\n{text}{end}{after}"
+    if check:
+        if wanted != readme:
+            print(f"README.md's {what} is out of date: run {fix}")
+            return 1
+        print(f"README.md's {what} is up to date")
+        return 0
+    path.write_text(wanted)
+    print(f"updated the {what} of {path}")
+    return 0

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from _common import cpu_model, package_versions, relu_like
+from _common import cpu_model, package_versions, relu_like, sync_readme_section
 
 from lightning_topo.functional import betti_curves, cubical_betti
 
@@ -129,22 +129,9 @@ def readme_paragraph(output: str) -> str:
 
 def update_readme(check: bool) -> int:
     """Write (or with ``check``, compare) the README's paragraph between the markers; 0 when it is up to date."""
-    path = ROOT / "README.md"
-    readme = path.read_text()
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md has no {START} ... {END} markers")
-    before, rest = readme.split(START, 1)
-    _, after = rest.split(END, 1)
-    wanted = f"{before}{START}\n{readme_paragraph(OUTPUT.read_text())}{END}{after}"
-    if check:
-        if wanted != readme:
-            print("README.md's Betti curves paragraph is out of date: run python benchmarks/bench_curves.py --readme")
-            return 1
-        print("README.md's Betti curves paragraph matches benchmarks/bench_curves.out.txt")
-        return 0
-    path.write_text(wanted)
-    print(f"updated the Betti curves paragraph of {path}")
-    return 0
+    paragraph = readme_paragraph(OUTPUT.read_text())
+    fix = "python benchmarks/bench_curves.py --readme"
+    return sync_readme_section(START, END, paragraph, check, "Betti curves paragraph", fix)
 
 
 def main() -> None:

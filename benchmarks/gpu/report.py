@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import sync_readme_section  # noqa: E402 - the benchmarks folder is not a package
+
 RESULTS = ROOT / "benchmarks" / "gpu" / "results.json"
 START, END = "<!-- gpu:start -->", "<!-- gpu:end -->"
 
@@ -209,27 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md is out of date")
     args = parser.parse_args(argv)
-    readme_path = ROOT / "README.md"
-    readme = readme_path.read_text()
-    if START not in readme or END not in readme:
-        print(f"README.md has no {START} ... {END} markers", file=sys.stderr)
-        return 1
     if not RESULTS.is_file():
         text = "*No GPU run committed yet: `bash benchmarks/gpu/run.sh OUTDIR` on a GPU machine writes it.*\n"
     else:
         text = section(json.loads(RESULTS.read_text()))
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    updated = f"{head}{START}\n{text}{END}{tail}"
-    if args.check:
-        if updated != readme:
-            print("README.md's GPU section differs from benchmarks/gpu/results.json: run benchmarks/gpu/report.py")
-            return 1
-        print("README.md's GPU section matches benchmarks/gpu/results.json")
-        return 0
-    readme_path.write_text(updated)
-    print(f"updated the GPU section of {readme_path}")
-    return 0
+    fix = "python benchmarks/gpu/report.py (its numbers come from benchmarks/gpu/results.json)"
+    return sync_readme_section(START, END, text, args.check, "GPU section", fix)
 
 
 if __name__ == "__main__":
