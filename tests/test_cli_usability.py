@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
 from test_cli import CONFIGS, SHORT, _help_entries, _ok, fit_summary, resume_args, run_cli_here
 
+from lightning_topo.cli import refused_argument
 from lightning_topo.config import ConfigError, TopologyConfig
 
 MLP = ["--config", str(CONFIGS / "digits_mlp.yaml")]
@@ -388,3 +390,20 @@ def test_a_misspelt_choice_is_one_short_line_naming_the_closest(tmp_path: Path, 
     line = _error_line(run_cli_here(*[files.get(a, a) for a in args], cwd=tmp_path))
     assert message in line and len(line.replace(str(tmp_path), "<tmp>")) < 300, line  # the path's length varies
     assert "Union" not in line
+
+
+def test_refused_argument_reads_the_signature_and_says_nothing_it_cannot_read() -> None:
+    """The check behind those lines: a value of the wrong type or an unknown name is refused with the class's own
+    names; a right value, or a type it does not read (a class), gives ``None`` (jsonargparse's message stands)."""
+    line = refused_argument("--x", torch.nn.ReLU, "inplace", "maybe", given=True)
+    assert str(line) == "--x: ReLU's `inplace` must be true or false, got 'maybe'."
+    assert refused_argument("--x", torch.nn.ReLU, "inplace", "true", given=True) is None
+    assert str(refused_argument("--x", torch.nn.ReLU, "inplce", 1, given=False)).endswith(
+        "ReLU has no argument `inplce` (did you mean `inplace`?); its arguments: inplace."
+    )
+    assert (
+        str(refused_argument("--x", int, "base", 1, given=False))
+        == "--x: int has no argument `base`; it takes no arguments."
+    )
+    # `Trainer.logger` names classes: not read here
+    assert refused_argument("--trainer.logger", Trainer, "logger", "abc", given=True) is None

@@ -169,9 +169,10 @@ def refused_value(args: Sequence[str]) -> CLIError | None:
     init_args:`` entry of its ``--config`` files, whose class (``Trainer``, or the model / data class chosen on the
     command line or in a config file) has no argument ``NAME``, or whose value that argument's type refuses, as a
     :class:`CLIError` naming the option (or the file), the class, the value and what the argument takes (instead of
-    jsonargparse's list of every type of the field's ``Union``); ``None`` if there is none. A value is checked by
-    jsonargparse itself, against the argument's type alone; arguments whose types name classes (``--trainer.logger``)
-    are left to jsonargparse's message.
+    jsonargparse's list of every type of the field's ``Union``); ``None`` if there is none. The ``init_args`` of
+    ``trainer.callbacks`` and ``trainer.logger`` entries are checked against their classes the same way. A value is
+    checked by jsonargparse itself, against the argument's type alone; arguments whose types name classes are left
+    to jsonargparse's message.
 
     Example:
         >>> print(refused_value(["fit", "--trainer.max_epochs", "x"]))
@@ -283,10 +284,13 @@ def refused_argument(
     message (default: the class's name, "argument").
 
     Example:
-        >>> print(refused_argument("--model.lr", Trainer, "max_epochs", "ten", given=False))
-        --model.lr: Trainer's `max_epochs` must be an integer or null, got 'ten'.
+        >>> print(refused_argument("trainer.max_epochs in my.yaml", Trainer, "max_epochs", "ten", given=False))
+        trainer.max_epochs in my.yaml: Trainer's `max_epochs` must be an integer or null, got 'ten'.
     """
-    params = inspect.signature(cls.__init__).parameters
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (ValueError, TypeError):  # no signature to read (a class implemented in C): jsonargparse's message stands
+        return None
     if name not in params:
         names = [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -297,6 +301,7 @@ def refused_argument(
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean `{close[0]}`?)" if close else ""
         listed = f"its {kind}s: {', '.join(names)}" if len(names) <= 12 else f"--help lists its {kind}s"
+        listed = listed if names else f"it takes no {kind}s"
         return CLIError(f"{option}: {owner or cls.__name__} has no {kind} `{name}`{hint}; {listed}.")
     try:
         hint = get_type_hints(cls.__init__).get(name)
