@@ -236,6 +236,14 @@ def test_a_model_or_data_argument_error_names_the_class_not_a_union(tmp_path: Pa
             "--data.init_args.batch_size: DigitsDataModule's `batch_size` must be an integer, got 'abc'.",
         ),
         (
+            ["analyse", "--config", str(CONFIGS / "analyse_digits.yaml"), "--analysis.seed", "x"],
+            "--analysis.seed: `seed` must be an integer, got 'x'.",
+        ),
+        (
+            ["fit", *MLP, "--trainer.callbacks=[{class_path: lightning_topo.TopologyCallback, init_args: {seed: x}}]"],
+            "--trainer.callbacks: TopologyCallback seed: `seed` must be an integer, got 'x'.",
+        ),
+        (
             ["fit", *MLP, "--trainer.maxepochs", "3"],
             "--trainer.maxepochs: Trainer has no argument `maxepochs` (did you mean `max_epochs`?); --help lists ",
         ),

@@ -143,16 +143,22 @@ def _lists_choices(annotation: Any) -> bool:
 
 def refused_choice(candidates: Iterable[tuple[str, str, Any]]) -> CLIError | None:
     """After jsonargparse refused the arguments: the first of ``candidates`` (``(where, field, value)``) that is a
-    ``TopologyConfig`` field with a fixed set of choices (``complex``, ``metric``, ``persistence``, ``k``, ...) whose
-    ``value`` ``TopologyConfig`` refuses too, as a :class:`CLIError` with its one-line message (the valid choices,
-    the closest one), instead of jsonargparse's list of every type of the field's ``Union``; ``None`` if none is.
+    ``TopologyConfig`` field with a fixed set of choices (``complex``, ``metric``, ``persistence``, ``k``, ...) or a
+    plain type (``seed``, ``scale``, ``overlap``: numbers, strings, booleans, which jsonargparse reads as YAML does)
+    whose ``value`` ``TopologyConfig`` refuses too, as a :class:`CLIError` with its one-line message (the valid
+    choices, the closest one; the type), instead of jsonargparse's list of every type of the field's ``Union``;
+    ``None`` if none is. Fields whose values jsonargparse turns into objects (``input_fn``: an import path) are left
+    out: ``TopologyConfig`` would refuse the text that jsonargparse accepts.
     """
-    fields = {name for name, annotation in get_type_hints(TopologyConfig).items() if _lists_choices(annotation)}
+    hints = get_type_hints(TopologyConfig).items()
+    fields = {name for name, annotation in hints if _lists_choices(annotation) or _plain(annotation)}
     for where, name, value in candidates:
         if name not in fields:
             continue
         try:
-            TopologyConfig(**{name: value})
+            with warnings.catch_warnings():  # a valid value's advice (min_persistence without persistence) is not due
+                warnings.simplefilter("ignore")
+                TopologyConfig(**{name: value})
         except ConfigError as err:
             return CLIError(f"{where}: {one_line(err)}")
     return None
