@@ -217,7 +217,7 @@ def test_a_model_or_data_argument_error_names_the_class_not_a_union(tmp_path: Pa
         ),
         (
             ["validate", "--model", "CNNClassifier", "--data", "DigitsDataModule", "--data.flatten=maybe"],
-            "--data.flatten: DigitsDataModule's `flatten` must be true or false, got 'maybe'.",
+            "--data.flatten: DigitsDataModule's `flatten` must be a boolean (true/false), got 'maybe'.",
         ),
         (
             ["fit", *MLP, "--model.nope", "1"],
@@ -242,6 +242,28 @@ def test_a_model_or_data_argument_error_names_the_class_not_a_union(tmp_path: Pa
         (
             ["fit", *MLP, "--trainer.callbacks=[{class_path: lightning_topo.TopologyCallback, init_args: {seed: x}}]"],
             "--trainer.callbacks: TopologyCallback seed: `seed` must be an integer, got 'x'.",
+        ),
+        (
+            ["fit", *MLP, "--data", "DigitsDataModul"],
+            "--data: no data module class named 'DigitsDataModul' is imported (did you mean `DigitsDataModule`",
+        ),
+        (
+            ["fit", *MLP, "--optimizer", "Adamm"],
+            "--optimizer: no optimizer class named 'Adamm' is imported (did you mean `Adam`",
+        ),
+        (
+            ["fit", *MLP, "--model", "lightning_topo.models.CNNClassifer"],
+            "--model: cannot import 'lightning_topo.models.CNNClassifer' (AttributeError: ",
+        ),
+        (
+            ["fit", *MLP, "--model", "torch.nn.ReLU"],
+            "--model: 'torch.nn.ReLU' is a class, not a subclass of LightningModule (a model class).",
+        ),
+        (["fit", *MLP, "--seed_everything", "abc"], "--seed_everything must be a boolean (true/false) or an integer"),
+        (
+            # analyse takes any torch.nn.Module: ReLU is a model there, and the bad value is the data's
+            ["analyse", "--model", "torch.nn.ReLU", "--data", "DigitsDataModule", "--data.batch_size", "x"],
+            "--data.batch_size: DigitsDataModule's `batch_size` must be an integer, got 'x'.",
         ),
         (
             ["fit", *MLP, "--trainer.maxepochs", "3"],
@@ -404,7 +426,7 @@ def test_refused_argument_reads_the_signature_and_says_nothing_it_cannot_read() 
     """The check behind those lines: a value of the wrong type or an unknown name is refused with the class's own
     names; a right value, or a type it does not read (a class), gives ``None`` (jsonargparse's message stands)."""
     line = refused_argument("--x", torch.nn.ReLU, "inplace", "maybe", given=True)
-    assert str(line) == "--x: ReLU's `inplace` must be true or false, got 'maybe'."
+    assert str(line) == "--x: ReLU's `inplace` must be a boolean (true/false), got 'maybe'."
     assert refused_argument("--x", torch.nn.ReLU, "inplace", "true", given=True) is None
     assert str(refused_argument("--x", torch.nn.ReLU, "inplce", 1, given=False)).endswith(
         "ReLU has no argument `inplce` (did you mean `inplace`?); its arguments: inplace."

@@ -18,6 +18,7 @@ import inspect
 import itertools
 import pickle
 import pkgutil
+import re
 import sys
 import types
 import warnings
@@ -32,6 +33,8 @@ from jsonargparse import ArgumentError, ArgumentParser
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
 from lightning_topo.capture import CaptureError
 from lightning_topo.config import ConfigError, TopologyConfig
@@ -165,11 +168,27 @@ def refused_choice(candidates: Iterable[tuple[str, str, Any]]) -> CLIError | Non
 
 
 _BASES: dict[str, type] = {"model": LightningModule, "data": LightningDataModule}
+_CLASS_OPTIONS: dict[str, tuple[type, str]] = {
+    "model": (LightningModule, "model"),
+    "data": (LightningDataModule, "data module"),
+    "optimizer": (Optimizer, "optimizer"),
+    "lr_scheduler": (LRScheduler, "learning-rate scheduler"),
+}
+_EXAMPLE_PATH = {
+    LightningModule: "lightning_topo.models.CNNClassifier",
+    LightningDataModule: "lightning_topo.datasets.DigitsDataModule",
+    Optimizer: "torch.optim.Adam",
+    LRScheduler: "torch.optim.lr_scheduler.StepLR",
+}
+_CLASS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+"""A class name or a dotted import path (not a YAML mapping or a list)."""
+_YAML_WORDS = {"null", "Null", "NULL", "None", "none", "true", "True", "false", "False"}
+"""Values of ``--model`` / ``--data`` that jsonargparse reads as ``None`` or a boolean, not as a class name."""
 _NOT_ARGUMENTS = {"class_path", "init_args", "dict_kwargs", "help"}
 _TRAINER_CLASSES: dict[str, type] = {"callbacks": Callback, "logger": Logger}
 
 
-def refused_value(args: Sequence[str]) -> CLIError | None:
+def refused_value(args: Sequence[str], classes: dict[str, tuple[type, str]] | None = None) -> CLIError | None:
     """After jsonargparse refused the arguments: the first ``--trainer.NAME VALUE``, ``--model[.init_args].NAME
     VALUE`` or ``--data[.init_args].NAME VALUE`` of ``args``, or ``trainer:`` / ``model: init_args:`` / ``data:
     init_args:`` entry of its ``--config`` files, whose class (``Trainer``, or the model / data class chosen on the
@@ -178,7 +197,9 @@ def refused_value(args: Sequence[str]) -> CLIError | None:
     jsonargparse's list of every type of the field's ``Union``); ``None`` if there is none. The ``init_args`` of
     ``trainer.callbacks`` and ``trainer.logger`` entries are checked against their classes the same way. A value is
     checked by jsonargparse itself, against the argument's type alone; arguments whose types name classes are left
-    to jsonargparse's message.
+    to jsonargparse's message. A class option (``--model``, ``--data``, ``--optimizer``, ``--lr_scheduler``; or
+    ``classes``: option -> (base class, what it is called)) given a name that is no such class says so, with the
+    closest names.
 
     Example:
         >>> print(refused_value(["fit", "--trainer.max_epochs", "x"]))
@@ -187,6 +208,7 @@ def refused_value(args: Sequence[str]) -> CLIError | None:
         True
     """
     command = args[0] if args and not args[0].startswith("-") else "fit"
+    classes = _CLASS_OPTIONS if classes is None else classes
     chosen: dict[str, type | None] = {"trainer": Trainer, "model": None, "data": None}
     configs = dict(read_configs(args))
     for i, arg in enumerate(args):
@@ -202,8 +224,17 @@ def refused_value(args: Sequence[str]) -> CLIError | None:
                         return refused
             continue
         key, _, name = option[2:].partition(".") if option.startswith("--") else ("", "", "")
-        if key in ("model", "data") and name in ("", "class_path"):
-            chosen[key] = _resolve_class(raw, _BASES[key])
+        if key in classes and name in ("", "class_path"):
+            base, what = classes[key]
+            found = _resolve_class(raw, base)
+            if found is None and _CLASS_NAME.fullmatch(raw) and raw not in _YAML_WORDS:
+                return _unknown_class(option, raw, base, what)
+            chosen[key] = found
+            continue
+        if option == "--seed_everything":
+            refused = _refused_plain(option, "bool | int", raw)
+            if refused is not None:
+                return refused
             continue
         name = name.removeprefix("init_args.") if key in ("model", "data") else name
         if key == "trainer" and name in _TRAINER_CLASSES:
@@ -264,20 +295,59 @@ def _refused_classes(option: str, suffix: str, value: Any, base: type) -> CLIErr
     return None
 
 
+def _unknown_class(option: str, name: str, base: type, what: str) -> CLIError:
+    """``name`` (given to ``option``) names no subclass of ``base``: the error, with the closest names of the
+    subclasses imported (a dotted path: why it does not import, or what it is instead)."""
+    if "." in name:
+        try:
+            found = pkgutil.resolve_name(name)
+        except Exception as err:  # importing a user's module can raise anything; the reason is the message
+            return CLIError(f"{option}: cannot import {name!r} ({type(err).__name__}: {one_line(err)}).")
+        it_is = "a class" if isinstance(found, type) else f"a {type(found).__name__}"
+        return CLIError(f"{option}: {name!r} is {it_is}, not a subclass of {base.__name__} (a {what} class).")
+    names = sorted({sub.__name__ for sub in _subclasses(base)})
+    close = [f"`{c}`" for c in difflib.get_close_matches(name, names, n=3)]
+    listed = f"{', '.join(close[:-1])} or {close[-1]}" if len(close) > 1 else "".join(close)
+    hint = f" (did you mean {listed}?)" if close else ""
+    return CLIError(
+        f"{option}: no {what} class named {name!r} is imported{hint}; give its import path (e.g. "
+        f"--{option.lstrip('-').split('.')[0]} {_EXAMPLE_PATH.get(base, _EXAMPLE_PATH[LightningModule])}) or the "
+        f"name of an imported subclass of {base.__name__}."
+    )
+
+
+def _subclasses(base: type) -> list[type]:
+    """Every subclass of ``base`` imported so far, at any depth."""
+    found, pending = [], [base]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            found.append(sub)
+            pending.append(sub)
+    return found
+
+
+def _refused_plain(option: str, hint_text: str, raw: str) -> CLIError | None:
+    """``raw`` checked by jsonargparse against the plain type written ``hint_text`` (``"bool | int"``)."""
+    hint = {"bool | int": bool | int}[hint_text]
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--value", type=hint)
+    try:
+        parser.parse_args([f"--value={raw}"])
+    except ArgumentError:
+        return CLIError(f"{option} must be {_expected(hint)}, got {raw!r}.")
+    return None
+
+
 def _resolve_class(path: str, base: type) -> type | None:
     """The subclass of ``base`` named by ``path``: an import path, or the name of a subclass already imported (as
     jsonargparse resolves ``--model CNNClassifier``); ``None`` if there is not exactly one."""
     if "." in path:
-        with contextlib.suppress(ImportError, AttributeError, ValueError):
+        try:
             found = pkgutil.resolve_name(path)
-            return found if isinstance(found, type) and issubclass(found, base) else None
-        return None
-    named, pending = set(), [base]
-    while pending:
-        for sub in pending.pop().__subclasses__():
-            pending.append(sub)
-            if sub.__name__ == path:
-                named.add(sub)
+        except Exception:  # importing a user's module can raise anything: no class, jsonargparse's message stands
+            return None
+        return found if isinstance(found, type) and issubclass(found, base) else None
+    named = {sub for sub in _subclasses(base) if sub.__name__ == path}
     return named.pop() if len(named) == 1 else None
 
 
@@ -336,7 +406,13 @@ def _accepted_names(cls: type) -> list[str] | None:
     return [name for name in keys if "." not in name]
 
 
-_PLAIN_TYPES = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_PLAIN_TYPES = {
+    type(None): "null",
+    bool: "a boolean (true/false)",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+}
 _PLURAL = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
 
 

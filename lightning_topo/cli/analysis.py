@@ -281,6 +281,10 @@ def _analysis_values(args: list[str]) -> list[tuple[str, str, Any]]:
     return found
 
 
+_CLASSES: dict[str, tuple[type, str]] = {"model": (nn.Module, "model"), "data": (LightningDataModule, "data module")}
+"""The class options of ``analyse`` / ``rank`` and what they take (any ``torch.nn.Module`` as the model)."""
+
+
 def _refused_model_entry(args: list[str]) -> CLIError | None:
     """After jsonargparse refused ``rank``'s arguments: the first entry of ``--models`` (or of a ``--config`` file's
     ``models:``) that is not a mapping, has a key :class:`ModelEntry` does not take, or a value its field's type
@@ -313,7 +317,7 @@ def run_analysis(args: list[str]) -> Any:
         cfg = parser.parse_args(args)
         init = parser.instantiate(cfg)[cfg.subcommand]
     except ArgumentError as err:
-        refused = refused_choice(_analysis_values(args)) or refused_value(args) or _refused_model_entry(args)
+        refused = refused_choice(_analysis_values(args)) or refused_value(args, _CLASSES) or _refused_model_entry(args)
         if refused is None:
             raise
         raise refused from err
