@@ -294,6 +294,16 @@ def test_a_value_an_argument_type_refuses_names_the_option_and_the_type(
             "data.init_args.batchsize in @: DigitsDataModule has no argument `batchsize` (did you mean `batch_size`?)",
         ),
         (
+            "  class_path: lightning_topo.models.MLPClassifier\n",
+            "  class_path: lightning_topo.models.MLPClassifer\n",
+            "model in @: cannot import 'lightning_topo.models.MLPClassifer' (AttributeError: ",
+        ),
+        (
+            "  class_path: lightning_topo.datasets.DigitsDataModule\n",
+            "  class_path: DigitsDataModul\n",
+            "data in @: no data module class named 'DigitsDataModul' is imported (did you mean `DigitsDataModule`",
+        ),
+        (
             "        save_last: true",
             "        save_lst: true",
             "trainer.callbacks[1] in @: ModelCheckpoint has no argument `save_lst` (did you mean `save_last`?)",

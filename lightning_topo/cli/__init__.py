@@ -167,7 +167,6 @@ def refused_choice(candidates: Iterable[tuple[str, str, Any]]) -> CLIError | Non
     return None
 
 
-_BASES: dict[str, type] = {"model": LightningModule, "data": LightningDataModule}
 _CLASS_OPTIONS: dict[str, tuple[type, str]] = {
     "model": (LightningModule, "model"),
     "data": (LightningDataModule, "data module"),
@@ -218,8 +217,8 @@ def refused_value(args: Sequence[str], classes: dict[str, tuple[type, str]] | No
         if option == "--config":
             config = configs.get(raw, {})
             for part in (config, config.get(command)):
-                for key in ("trainer", "model", "data") if isinstance(part, dict) else ():
-                    refused = _refused_entry(part.get(key), key, chosen, raw)
+                for key in ("trainer", *classes) if isinstance(part, dict) else ():
+                    refused = _refused_entry(part.get(key), key, chosen, raw, classes)
                     if refused is not None:
                         return refused
             continue
@@ -228,7 +227,7 @@ def refused_value(args: Sequence[str], classes: dict[str, tuple[type, str]] | No
             base, what = classes[key]
             found = _resolve_class(raw, base)
             if found is None and _CLASS_NAME.fullmatch(raw) and raw not in _YAML_WORDS:
-                return _unknown_class(option, raw, base, what)
+                return _unknown_class(option, raw, base, what, f"--{key} ")
             chosen[key] = found
             continue
         if option == "--seed_everything":
@@ -236,7 +235,7 @@ def refused_value(args: Sequence[str], classes: dict[str, tuple[type, str]] | No
             if refused is not None:
                 return refused
             continue
-        name = name.removeprefix("init_args.") if key in ("model", "data") else name
+        name = name.removeprefix("init_args.") if key in classes else name
         if key == "trainer" and name in _TRAINER_CLASSES:
             with contextlib.suppress(yaml.YAMLError):
                 refused = _refused_classes(option, "", yaml.safe_load(raw), _TRAINER_CLASSES[name])
@@ -252,13 +251,19 @@ def refused_value(args: Sequence[str], classes: dict[str, tuple[type, str]] | No
     return None
 
 
-def _refused_entry(entry: Any, key: str, chosen: dict[str, type | None], file: str) -> CLIError | None:
-    """:func:`refused_value` for the ``key`` entry (``trainer``, ``model`` or ``data``) of config ``file``: the class
-    it chooses (``class_path``) goes to ``chosen``; its arguments (``init_args``; the trainer's own) are checked."""
+def _refused_entry(
+    entry: Any, key: str, chosen: dict[str, type | None], file: str, classes: dict[str, tuple[type, str]]
+) -> CLIError | None:
+    """:func:`refused_value` for the ``key`` entry (``trainer``, or a class option: ``model``, ``data``, ...) of
+    config ``file``: the class it chooses (``class_path``) goes to ``chosen`` (a name that is no such class is
+    refused); its arguments (``init_args``; the trainer's own) are checked."""
     if key != "trainer":
         path = entry.get("class_path") if isinstance(entry, dict) else entry
         if isinstance(path, str):
-            chosen[key] = _resolve_class(path, _BASES[key])
+            base, what = classes[key]
+            chosen[key] = _resolve_class(path, base)
+            if chosen[key] is None and _CLASS_NAME.fullmatch(path) and path not in _YAML_WORDS:
+                return _unknown_class(f"{key} in {file}", path, base, what, "class_path: ")
         entry = entry.get("init_args") if isinstance(entry, dict) else None
     cls = chosen.get(key)
     if cls is None or not isinstance(entry, dict):
@@ -295,9 +300,10 @@ def _refused_classes(option: str, suffix: str, value: Any, base: type) -> CLIErr
     return None
 
 
-def _unknown_class(option: str, name: str, base: type, what: str) -> CLIError:
+def _unknown_class(option: str, name: str, base: type, what: str, example: str) -> CLIError:
     """``name`` (given to ``option``) names no subclass of ``base``: the error, with the closest names of the
-    subclasses imported (a dotted path: why it does not import, or what it is instead)."""
+    subclasses imported (a dotted path: why it does not import, or what it is instead); ``example`` leads the
+    example of an import path (``--data ``, ``class_path: ``)."""
     if "." in name:
         try:
             found = pkgutil.resolve_name(name)
@@ -311,7 +317,7 @@ def _unknown_class(option: str, name: str, base: type, what: str) -> CLIError:
     hint = f" (did you mean {listed}?)" if close else ""
     return CLIError(
         f"{option}: no {what} class named {name!r} is imported{hint}; give its import path (e.g. "
-        f"--{option.lstrip('-').split('.')[0]} {_EXAMPLE_PATH.get(base, _EXAMPLE_PATH[LightningModule])}) or the "
+        f"{example}{_EXAMPLE_PATH.get(base, _EXAMPLE_PATH[LightningModule])}) or the "
         f"name of an imported subclass of {base.__name__}."
     )
 
