@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch import Trainer
 from test_cli import CONFIGS, SHORT, _help_entries, _ok, fit_summary, resume_args, run_cli_here
 
-from lightning_topo.cli import refused_argument
+from lightning_topo.cli.arguments import refused_argument
 from lightning_topo.config import ConfigError, TopologyConfig
 
 MLP = ["--config", str(CONFIGS / "digits_mlp.yaml")]

@@ -31,11 +31,8 @@ from lightning_topo.cli import (
     one_line,
     option_values,
     read_checkpoint,
-    read_configs,
-    refused_argument,
-    refused_choice,
-    refused_value,
 )
+from lightning_topo.cli.arguments import read_configs, refused_argument, refused_choice, refused_value
 from lightning_topo.config import TopologyConfig
 
 MODEL_LOAD_ERRORS = (RuntimeError, KeyError, TypeError, ValueError, AttributeError)

@@ -30,10 +30,8 @@ from lightning_topo.cli import (
     one_line,
     option_values,
     read_checkpoint,
-    read_configs,
-    refused_choice,
-    refused_value,
 )
+from lightning_topo.cli.arguments import read_configs, refused_choice, refused_value
 
 CHART_WAIT_SECONDS = 60.0
 """How long the summary waits for ``TopologyCallback``'s last figures to be written."""
@@ -48,7 +46,7 @@ class TopologyCLI(LightningCLI):
     def parse_arguments(self, parser: Any, args: Any) -> None:
         """Parse, then read ``--ckpt_path`` (a :class:`CLIError` naming a missing, unreadable or unsafe file);
         with ``--weights_only false`` allow its objects, which LightningCLI's own read of its hyperparameters needs.
-        A ``TopologyCallback`` value refused for its choices is one line (:func:`~lightning_topo.cli.refused_choice`).
+        A refused value is one line (:mod:`~lightning_topo.cli.arguments`).
         """
         try:
             super().parse_arguments(parser, args)
