@@ -423,7 +423,7 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
         (["fit", "--config", "@bad_yaml"], ("malformed YAML (--config ", "bad.yaml)", "fix the syntax")),
         (
             ["fit", "--config", "@cnn", "--data", "lightning_topo.datasets.Nope"],
-            ("class_path 'lightning_topo.datasets.Nope'", "has no attribute 'Nope'", "see `lightning-topo fit --help`"),
+            ("--data: cannot import 'lightning_topo.datasets.Nope' (AttributeError: ", "has no attribute 'Nope'"),
         ),
         (
             [
