@@ -123,9 +123,8 @@ def refused_value(args: Sequence[str], classes: dict[str, tuple[type, str]] | No
             chosen[key] = found
             continue
         if option == "--seed_everything":
-            refused = _refused_plain(option, "bool | int", raw)
-            if refused is not None:
-                return refused
+            if _type_refuses(bool | int, raw, given=True):  # LightningCLI's type of seed_everything
+                return CLIError(f"{option} must be {_expected(bool | int)}, got {raw!r}.")
             continue
         name = name.removeprefix("init_args.") if key in classes else name
         if key == "trainer" and name in _TRAINER_CLASSES:
@@ -224,16 +223,16 @@ def _subclasses(base: type) -> list[type]:
     return found
 
 
-def _refused_plain(option: str, hint_text: str, raw: str) -> CLIError | None:
-    """``raw`` checked by jsonargparse against the plain type written ``hint_text`` (``"bool | int"``)."""
-    hint = {"bool | int": bool | int}[hint_text]
+def _type_refuses(hint: Any, value: Any, given: bool) -> bool:
+    """Whether jsonargparse refuses ``value`` for an argument of type ``hint``: read as the command line's text when
+    ``given``, else as a config file's value."""
     parser = ArgumentParser(exit_on_error=False)
     parser.add_argument("--value", type=hint)
     try:
-        parser.parse_args([f"--value={raw}"])
+        parser.parse_args([f"--value={value}"]) if given else parser.parse_object({"value": value})
     except ArgumentError:
-        return CLIError(f"{option} must be {_expected(hint)}, got {raw!r}.")
-    return None
+        return True
+    return False
 
 
 def _resolve_class(path: str, base: type) -> type | None:
@@ -283,11 +282,7 @@ def refused_argument(
         return None
     if hint is None or not _plain(hint):
         return None
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--value", type=hint)
-    try:
-        parser.parse_args([f"--value={value}"]) if given else parser.parse_object({"value": value})
-    except ArgumentError:
+    if _type_refuses(hint, value, given):
         return CLIError(f"{option}: {owner or cls.__name__}'s `{name}` must be {_expected(hint)}, got {value!r}.")
     return None
 
