@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
-import yaml
 from jsonargparse import ArgumentError, ArgumentParser, auto_parser
 from lightning.pytorch import LightningDataModule, LightningModule
 from torch import nn
@@ -27,7 +25,6 @@ from lightning_topo.analysis import analyse as analyse_model
 from lightning_topo.cli import (
     PROG,
     CLIError,
-    config_files,
     one_line,
     option_values,
     read_checkpoint,
@@ -269,12 +266,10 @@ def _analysis_values(args: list[str]) -> list[tuple[str, str, Any]]:
     """``(where, TopologyConfig field, value)`` of the ``--analysis.*`` options of ``args`` and the ``analysis``
     sections of its ``--config`` files."""
     found = [(f"--analysis.{name}", name, value) for name, value in option_values(args, "analysis.")]
-    for file in config_files(args):
-        with contextlib.suppress(OSError, yaml.YAMLError):
-            section = yaml.safe_load(Path(file).read_text()) or {}
-            analysis = section.get("analysis") if isinstance(section, dict) else None
-            if isinstance(analysis, dict):
-                found += [(f"analysis.{name} in {file}", name, value) for name, value in analysis.items()]
+    for file, config in read_configs(args):
+        analysis = config.get("analysis")
+        if isinstance(analysis, dict):
+            found += [(f"analysis.{name} in {file}", name, value) for name, value in analysis.items()]
     return found
 
 

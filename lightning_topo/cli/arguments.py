@@ -29,7 +29,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from lightning_topo.cli import CLIError, config_files, one_line
 from lightning_topo.config import ConfigError, TopologyConfig
 
-__all__ = ["read_configs", "refused_argument", "refused_choice", "refused_value"]
+__all__ = ["read_configs", "refused_argument", "refused_choice", "refused_value", "resolve_class"]
 
 
 def _lists_choices(annotation: Any) -> bool:
@@ -117,10 +117,10 @@ def refused_value(args: Sequence[str], classes: dict[str, tuple[type, str]] | No
         key, _, name = option[2:].partition(".") if option.startswith("--") else ("", "", "")
         if key in classes and name in ("", "class_path"):
             base, what = classes[key]
-            found = _resolve_class(raw, base)
-            if found is None and _CLASS_NAME.fullmatch(raw) and raw not in _YAML_WORDS:
-                return _unknown_class(option, raw, base, what, f"--{key} ")
-            chosen[key] = found
+            chosen[key] = resolve_class(raw, base)
+            unknown = None if chosen[key] else _unknown_class(option, raw, base, what, f"--{key} ")
+            if unknown is not None:
+                return unknown
             continue
         if option == "--seed_everything":
             if _type_refuses(bool | int, raw, given=True):  # LightningCLI's type of seed_everything
@@ -152,9 +152,10 @@ def _refused_entry(
         path = entry.get("class_path") if isinstance(entry, dict) else entry
         if isinstance(path, str):
             base, what = classes[key]
-            chosen[key] = _resolve_class(path, base)
-            if chosen[key] is None and _CLASS_NAME.fullmatch(path) and path not in _YAML_WORDS:
-                return _unknown_class(f"{key} in {file}", path, base, what, "class_path: ")
+            chosen[key] = resolve_class(path, base)
+            unknown = None if chosen[key] else _unknown_class(f"{key} in {file}", path, base, what, "class_path: ")
+            if unknown is not None:
+                return unknown
         entry = entry.get("init_args") if isinstance(entry, dict) else None
     cls = chosen.get(key)
     if cls is None or not isinstance(entry, dict):
@@ -180,7 +181,7 @@ def _refused_classes(option: str, suffix: str, value: Any, base: type) -> CLIErr
     for i, entry in enumerate(entries):
         path = entry.get("class_path") if isinstance(entry, dict) else None
         init_args = entry.get("init_args") if isinstance(entry, dict) else None
-        cls = _resolve_class(path, base) if isinstance(path, str) else None
+        cls = resolve_class(path, base) if isinstance(path, str) else None
         if cls is None or not isinstance(init_args, dict):
             continue
         where = f"{option}[{i}]" if isinstance(value, list) else option
@@ -191,10 +192,13 @@ def _refused_classes(option: str, suffix: str, value: Any, base: type) -> CLIErr
     return None
 
 
-def _unknown_class(option: str, name: str, base: type, what: str, example: str) -> CLIError:
+def _unknown_class(option: str, name: str, base: type, what: str, example: str) -> CLIError | None:
     """``name`` (given to ``option``) names no subclass of ``base``: the error, with the closest names of the
     subclasses imported (a dotted path: why it does not import, or what it is instead); ``example`` leads the
-    example of an import path (``--data ``, ``class_path: ``)."""
+    example of an import path (``--data ``, ``class_path: ``). ``None`` when ``name`` is no class name at all (a
+    YAML mapping, ``null``): jsonargparse's message stands."""
+    if not _CLASS_NAME.fullmatch(name) or name in _YAML_WORDS:
+        return None
     if "." in name:
         try:
             found = pkgutil.resolve_name(name)
@@ -235,7 +239,7 @@ def _type_refuses(hint: Any, value: Any, given: bool) -> bool:
     return False
 
 
-def _resolve_class(path: str, base: type) -> type | None:
+def resolve_class(path: str, base: type) -> type | None:
     """The subclass of ``base`` named by ``path``: an import path, or the name of a subclass already imported (as
     jsonargparse resolves ``--model CNNClassifier``); ``None`` if there is not exactly one."""
     if "." in path:

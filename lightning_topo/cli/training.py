@@ -4,7 +4,6 @@ command that resumes (:func:`fit_summary`)."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import math
 import pkgutil
@@ -22,7 +21,6 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
 from lightning.pytorch.cli import LightningCLI
 
-import lightning_topo
 from lightning_topo.cli import (
     INTERRUPTED_EXIT,
     PROG,
@@ -31,7 +29,7 @@ from lightning_topo.cli import (
     option_values,
     read_checkpoint,
 )
-from lightning_topo.cli.arguments import read_configs, refused_choice, refused_value
+from lightning_topo.cli.arguments import read_configs, refused_choice, refused_value, resolve_class
 
 CHART_WAIT_SECONDS = 60.0
 """How long the summary waits for ``TopologyCallback``'s last figures to be written."""
@@ -184,10 +182,8 @@ def _callback_values(args: list[str]) -> list[tuple[str, str, Any]]:
     for where, value in lists:
         for entry in entries(value):
             path, init_args = entry.get("class_path"), entry.get("init_args")
-            with contextlib.suppress(ImportError, AttributeError, ValueError, TypeError):
-                cls = pkgutil.resolve_name(path) if "." in str(path) else getattr(lightning_topo, str(path))
-                if isinstance(init_args, dict) and isinstance(cls, type) and issubclass(cls, TopologyCallback):
-                    found += [(f"{where}: TopologyCallback {name}", name, v) for name, v in init_args.items()]
+            if isinstance(path, str) and isinstance(init_args, dict) and resolve_class(path, TopologyCallback):
+                found += [(f"{where}: TopologyCallback {name}", name, v) for name, v in init_args.items()]
     return found
 
 
