@@ -12,7 +12,7 @@ import pytest
 import torch
 from oracles import gudhi_betti
 
-from lightning_topo.functional import betti_curves, cubical_betti
+from lightning_topo.functional import betti_curves, cubical_betti, cubical_persistence, persistent_betti
 
 
 def _volume(rng: np.random.Generator, ndim: int) -> np.ndarray:
@@ -129,12 +129,33 @@ def test_thresholds_are_checked_as_cubical_betti_checks_them() -> None:
     for bad, match in (
         ([True, False], r"must hold real numbers, got True \(bool\)"),
         ([0.0, "a"], r"must hold real numbers, got 'a' \(str\)"),
-        (torch.tensor([0.5 + 1j]), "must be real numbers, got dtype torch.complex64"),
-        (np.array([True]), "must be real numbers, got dtype bool"),
+        (torch.tensor([0.5 + 1j]), "must be real-valued, got dtype torch.complex64"),
+        (np.array([True]), "must be real-valued, got dtype bool"),
+        ([np.bool_(True)], r"must hold real numbers, got np.True_"),
+        ([torch.tensor([0.5, 0.25])], r"must hold numbers, got a tensor of shape \(2,\)"),
     ):
         with pytest.raises(ValueError, match=match):
             betti_curves(v, bad)
     assert torch.equal(betti_curves(v, [0.5, np.float32(0.25)]), betti_curves(v, [0.5, 0.25]))
+
+
+def test_integer_thresholds_beyond_2_53_are_exact_or_refused_as_cubical_betti_does() -> None:
+    """An int64 threshold beyond 2**53 was converted to float64 by rounding to the nearest, maybe up: at
+    2**53 + 3 the voxel of 2**53 + 4 was counted as below it (b0 = 1 where it is 2). Python ints (and NumPy
+    integer scalars) are rounded down exactly; int64 tensors and arrays are refused, as ``cubical_betti`` does."""
+    v = torch.tensor([[0.0, 2.0**53 + 4, 0.0]], dtype=torch.float64)
+    t = 2**53 + 3
+    assert cubical_betti(v, t).tolist() == [[2, 0, 0]]
+    for exact in ([t], [np.int64(t)], [t, torch.tensor(0.0)]):
+        assert betti_curves(v, exact)[:, 0].tolist() == [[2, 0, 0]], exact
+    for method in ("forest", "direct"):
+        for refused in (torch.tensor([t]), np.array([t]), [torch.tensor(t)]):
+            with pytest.raises(ValueError, match=r"beyond ±2\*\*53"):
+                betti_curves(v, refused, method=method)
+    diagrams = cubical_persistence(v)
+    assert persistent_betti(diagrams, t).tolist() == [[2, 0, 0]]
+    with pytest.raises(ValueError, match=r"`thresholds` \(dtype torch.int64\) has values beyond ±2\*\*53"):
+        persistent_betti(diagrams, torch.tensor(t))
 
 
 def test_readme_betti_curves_paragraph_is_the_committed_benchmark_output() -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "exact_threshold_compare_dtype",
     "finite_flag",
     "float_down",
+    "real_thresholds",
     "round_down_to_dtype",
 ]
 
@@ -257,6 +258,7 @@ def check_volumes(volumes: object, name: str = "volumes", *, finite: bool = True
 
 
 _EXACT_INTEGER = 2**53
+"""The largest magnitude from which every integer below is exact in float64."""
 
 
 def beyond_exact(values: Tensor) -> Tensor:
@@ -268,8 +270,30 @@ def beyond_exact(values: Tensor) -> Tensor:
     return (values < -_EXACT_INTEGER) | (values > _EXACT_INTEGER)
 
 
-"""The largest magnitude from which every integer below is exact in float64."""
 _WIDE_INTEGERS = tuple(getattr(torch, name) for name in ("int64", "uint64") if hasattr(torch, name))
+
+
+def real_thresholds(values: Tensor, name: str = "threshold") -> Tensor:
+    """A tensor of thresholds, checked, as its values (not yet converted): bool or complex is a ``ValueError``, and
+    so are 64-bit integers beyond ±2**53, which float64 rounds to the nearest (maybe up: ``v <= t`` would then hold
+    for a ``v`` above ``t``); uint64 comes back viewed as int64 (the same values, which torch converts).
+
+    Example:
+        >>> real_thresholds(torch.tensor([2**53 + 3]))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: `threshold` (dtype torch.int64) has values beyond ±2**53, which float64 rounds; pass them as ...
+    """
+    if values.is_complex() or values.dtype == torch.bool:
+        raise ValueError(f"`{name}` must be real-valued, got dtype {values.dtype}.")
+    if values.dtype in _WIDE_INTEGERS:  # narrower integers are exact in float64
+        if bool(beyond_exact(values).any()):
+            raise ValueError(
+                f"`{name}` (dtype {values.dtype}) has values beyond ±2**53, which float64 rounds; pass "
+                "them as Python ints (rounded down exactly) or as float64."
+            )
+        return values.view(torch.int64)
+    return values
 
 
 def exact_threshold_compare_dtype(dtype: torch.dtype) -> torch.dtype:

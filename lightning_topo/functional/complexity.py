@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lightning_topo.functional._checks import check_tensor, class_labels
+from lightning_topo.functional._checks import check_tensor
 from lightning_topo.functional.statistics import class_statistics
 
 __all__ = ["RIDGE_ALPHA", "cubic_ridge_fit", "normalised_decay", "omega", "theta"]
@@ -48,33 +48,14 @@ def omega(betti: Tensor, labels: Tensor | None = None) -> Tensor:
         float64 tensor of shape ``betti.shape[:-2]``.
 
     Raises:
-        ValueError: on fewer than 2 axes, an empty sample axis, negative values, or labels of the wrong shape or
-            that are not whole numbers.
+        ValueError: as :func:`~lightning_topo.functional.class_statistics`: fewer than 2 axes, an empty sample axis,
+            negative, NaN or infinite values, or labels of the wrong shape or that are not whole numbers.
 
     Example:
         >>> b = torch.tensor([[1, 0, 0], [3, 1, 0], [2, 0, 0]])
         >>> omega(b).item(), omega(b, torch.tensor([0, 0, 1])).item()
         (2.3333333333333335, 2.25)
     """
-    betti = check_tensor(betti, "betti")
-    if betti.ndim < 2:
-        raise ValueError(f"`betti` must have shape (..., B, K), got shape {tuple(betti.shape)}.")
-    if betti.shape[-2] == 0:
-        raise ValueError("`betti` has no samples (B = 0): Omega of an empty sample is undefined.")
-    if betti.is_complex() or betti.dtype == torch.bool:
-        raise ValueError(f"`betti` must hold Betti numbers (real, >= 0), got dtype {betti.dtype}.")
-    if bool((betti < 0).any()):
-        raise ValueError(
-            f"`betti` must hold Betti numbers (>= 0), got a minimum of {betti.min().item()}: pass the counts "
-            "(cubical_betti / rips_betti), not differences of them."
-        )
-    if labels is not None:
-        labels = check_tensor(labels, "labels")
-        if labels.shape != (betti.shape[-2],):
-            raise ValueError(
-                f"`labels` must have shape (B,) = ({betti.shape[-2]},) to match `betti`, got {tuple(labels.shape)}."
-            )
-        labels = class_labels(labels)
     return class_statistics(betti, labels)[2]
 
 
@@ -85,6 +66,8 @@ def _check_curve(curve: Tensor, name: str) -> Tensor:
             f"`{name}` must have shape (..., L) with L >= 2 layers, got shape {tuple(curve.shape)}: a decay "
             "over depth needs at least two layers."
         )
+    if curve.is_complex() or curve.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold real values (Omega per layer), got dtype {curve.dtype}.")
     curve = curve.to(torch.float64)
     finite = torch.isfinite(curve)
     if not bool(finite.all()):
@@ -137,6 +120,8 @@ def theta(omega_per_layer: Tensor) -> Tensor:
         -0.183
     """
     curve = _check_curve(omega_per_layer, "omega_per_layer")
+    peak = curve.abs().amax(dim=-1, keepdim=True)  # divided out first: the norm neither overflows nor underflows
+    curve = curve / torch.where(peak > 0, peak, torch.ones_like(peak))
     norm = torch.linalg.vector_norm(curve, dim=-1, keepdim=True)
     if bool((norm == 0).any()):
         raise ValueError(

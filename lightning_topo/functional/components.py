@@ -202,7 +202,7 @@ def count_components(
             module docstring). Every backend gives the same counts.
 
     Returns:
-        int64 tensor ``(B,)`` on the device of ``masks``.
+        int64 tensor ``(B,)`` on the device of ``masks`` (zeros for volumes without voxels; empty for ``B = 0``).
 
     Raises:
         ValueError: a bad ``connectivity``, ``masks`` or ``backend``, or ``"cupy"`` on non-CUDA tensors.
@@ -267,6 +267,8 @@ def _count_components(
     if masks.ndim != 4 or masks.dtype != torch.bool:
         raise ValueError(f"`masks` must be a bool tensor (B, D, H, W), got {masks.dtype} {tuple(masks.shape)}.")
     name = resolve_backend(backend, masks.device)
+    if masks.numel() == 0:  # no volume, or volumes without voxels: no component (no labeller is asked)
+        return torch.zeros(masks.shape[0], dtype=torch.int64, device=masks.device)
     if backend == "auto" and name == "cupy":
         name = cuda_auto_labeller(tuple(masks.shape))
     if name == "torch":

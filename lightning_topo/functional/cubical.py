@@ -36,15 +36,14 @@ import torch
 from torch import Tensor
 
 from lightning_topo.functional._checks import (
-    _WIDE_INTEGERS,
     as_device,
-    beyond_exact,
     check_finite_per_sample,
     check_tensor,
     check_volumes,
     exact_threshold_compare_dtype,
     finite_flag,
     float_down,
+    real_thresholds,
     round_down_to_dtype,
 )
 from lightning_topo.functional.components import (
@@ -73,15 +72,7 @@ def _batch_thresholds(
     given, only appends a "no NaN" flag to it (no host sync; the caller checks and calls again to raise)."""
     if isinstance(threshold, Tensor):
         threshold = threshold.detach()  # a rule's value may carry grad: the kernels read it as data
-        if threshold.is_complex() or threshold.dtype == torch.bool:
-            raise ValueError(f"`threshold` must be real-valued, got dtype {threshold.dtype}.")
-        if threshold.dtype in _WIDE_INTEGERS:  # narrower integers are exact in float64
-            if bool(beyond_exact(threshold).any()):
-                raise ValueError(
-                    f"`threshold` (dtype {threshold.dtype}) has values beyond ±2**53, which float64 rounds; pass "
-                    "them as Python ints (rounded down exactly) or as float64."
-                )
-            threshold = threshold.view(torch.int64)
+        threshold = real_thresholds(threshold)
         if threshold.numel() == 1:
             thr = threshold.reshape(()).to(device=device, dtype=torch.float64).expand(batch)
         elif threshold.shape == (batch,):

@@ -40,6 +40,7 @@ from lightning_topo.functional._checks import (
     check_volumes,
     exact_threshold_compare_dtype,
     float_down,
+    real_thresholds,
     round_down_to_dtype,
 )
 from lightning_topo.functional.components import resolve_backend
@@ -60,6 +61,20 @@ DIRECT_CHUNK_VOXELS = 2**25
 _HALF_26 = [(dd, dh, dw) for dd in (-1, 0, 1) for dh in (-1, 0, 1) for dw in (-1, 0, 1) if (dd, dh, dw) > (0, 0, 0)]
 
 
+def _one_threshold(x: numbers.Real | Tensor | np.generic) -> float:
+    """One entry of a sequence of thresholds as the largest float64 ``<=`` it (a 1-element tensor as
+    :func:`~lightning_topo.functional._checks.real_thresholds` takes it: an int64 beyond 2**53 is refused)."""
+    if isinstance(x, Tensor):
+        if x.numel() != 1:
+            raise ValueError(f"`thresholds` must hold numbers, got a tensor of shape {tuple(x.shape)} among them.")
+        x = real_thresholds(x.detach(), "thresholds").reshape(()).item()
+    elif isinstance(x, np.generic):
+        if not isinstance(x, (np.integer, np.floating)):
+            raise ValueError(f"`thresholds` must hold real numbers, got {x!r} ({type(x).__name__}) among them.")
+        x = x.item()  # a Python int or float: an int64 is rounded down exactly below
+    return float_down(x)  # type: ignore[arg-type]
+
+
 def _check_thresholds(thresholds: Tensor | Sequence[float] | float) -> Tensor:
     """The thresholds as a 1-D float64 CPU tensor (one number counts as one threshold); a 2-D tensor, a string or
     anything else is a ``ValueError`` saying what is accepted."""
@@ -76,18 +91,19 @@ def _check_thresholds(thresholds: Tensor | Sequence[float] | float) -> Tensor:
             raise ValueError(
                 f"`thresholds` must hold real numbers, got {bad[0]!r} ({type(bad[0]).__name__}) among them."
             )
-        if all(isinstance(x, numbers.Real) for x in thresholds):
-            thresholds = [float_down(x) for x in thresholds]  # big ints rounded down, not to nearest
+        thresholds = [_one_threshold(x) for x in thresholds]  # big ints rounded down, not to nearest
+    if isinstance(thresholds, np.ndarray):
+        if thresholds.dtype == np.bool_ or not np.issubdtype(thresholds.dtype, np.number):
+            raise ValueError(f"`thresholds` must be real-valued, got dtype {thresholds.dtype}.")
+        if np.iscomplexobj(thresholds):
+            raise ValueError(f"`thresholds` must be real-valued, got dtype {thresholds.dtype}.")
+        if thresholds.dtype == np.longdouble and np.longdouble != np.float64:
+            thresholds = thresholds.astype(np.float64)  # torch has no long double
+        thresholds = torch.from_numpy(np.ascontiguousarray(thresholds))
     if isinstance(thresholds, Tensor):
-        unreal = thresholds.dtype == torch.bool or thresholds.is_complex()
-    elif isinstance(thresholds, np.ndarray):
-        unreal = thresholds.dtype == np.bool_ or not np.issubdtype(thresholds.dtype, np.number)
-        unreal = unreal or np.iscomplexobj(thresholds)
+        t = real_thresholds(thresholds.detach(), "thresholds")  # int64 beyond 2**53: refused, not rounded up
     else:
-        unreal = False
-    if unreal:
-        raise ValueError(f"`thresholds` must be real numbers, got dtype {thresholds.dtype}.")  # type: ignore[union-attr]
-    t = thresholds if isinstance(thresholds, Tensor) else torch.as_tensor(np.asarray(thresholds, dtype=np.float64))
+        t = torch.tensor(thresholds, dtype=torch.float64)
     if t.ndim > 1:
         raise ValueError(
             f"`thresholds` must be 1-D (T thresholds shared by every volume), got shape {tuple(t.shape)}; for "

@@ -26,7 +26,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_topo.functional._checks import as_device, check_finite_per_sample, check_int, check_tensor
+from lightning_topo.functional._checks import (
+    _WIDE_INTEGERS,
+    as_device,
+    beyond_exact,
+    check_finite_per_sample,
+    check_int,
+    check_tensor,
+    float_down,
+)
 from lightning_topo.functional._threads import cpu_workers
 
 __all__ = [
@@ -53,13 +61,58 @@ def _check_points(points: object, name: str = "points", minimum: int = 2) -> Ten
         raise ValueError(f"`{name}` has dimension d = 0; points need at least one coordinate.")
     if points.is_complex() or points.dtype == torch.bool:
         raise ValueError(f"`{name}` has dtype {points.dtype}; accepted are real floating point and integer dtypes.")
+    if points.dtype in _WIDE_INTEGERS and bool(beyond_exact(points).any()):
+        raise ValueError(
+            f"`{name}` (dtype {points.dtype}) has coordinates beyond ±2**53: distances are computed in float64, "
+            f"where such integers round and distinct points can coincide. Subtract a reference point first "
+            f"(`{name} - {name}[0]`) so the coordinates fit, or convert to float64 yourself if rounding is acceptable."
+        )
     check_finite_per_sample(points, name, "point")
     return points.detach()  # the distances are not differentiated (an embedding with grad is read as it is)
 
 
+_SQUARES_SAFE = 2.0**450
+"""Coordinates whose magnitudes lie in ``[1 / _SQUARES_SAFE, _SQUARES_SAFE]`` (or are 0) have differences whose
+squares neither overflow nor underflow in float64 (a nonzero difference is at least 2**-53 of its coordinates);
+beyond, distances are computed one pair at a time with its own scale (:func:`_scaled_distances`)."""
+
+_SCALED_BLOCK = 2**22
+"""Entries of the ``(rows, n, d)`` differences :func:`_scaled_distances` holds at once (32 MiB of float64)."""
+
+
+def _squares_safe(x: Tensor) -> bool:
+    """Whether ``torch.cdist`` computes the distances of ``x`` (float64) without overflow or underflow."""
+    magnitude = x.abs()
+    tiny = torch.where(magnitude > 0, magnitude, torch.full_like(magnitude, math.inf)).amin()
+    return bool((magnitude.amax() <= _SQUARES_SAFE) & (tiny >= 1 / _SQUARES_SAFE))
+
+
+def _scaled_distances(a: Tensor, b: Tensor) -> Tensor:
+    """Euclidean distances ``(len(a), len(b))`` of float64 points of any magnitude: each pair's differences are
+    divided by their largest before squaring (as ``math.hypot``), so nothing overflows or underflows that the
+    distance itself does not (a distance beyond float64's range is ``inf``)."""
+    n, d = b.shape
+    rows = max(1, _SCALED_BLOCK // (n * d))
+    blocks = []
+    for start in range(0, a.shape[0], rows):
+        diff = (a[start : start + rows, None, :] - b[None, :, :]).abs()
+        largest = diff.amax(dim=-1)
+        scale = torch.where((largest > 0) & torch.isfinite(largest), largest, torch.ones_like(largest))
+        norm = scale * torch.linalg.vector_norm(diff / scale.unsqueeze(-1), dim=-1)
+        blocks.append(torch.where(torch.isfinite(largest), norm, largest))
+    return torch.cat(blocks)
+
+
+def _pairwise(a: Tensor, b: Tensor, safe: bool) -> Tensor:
+    """Exact-enough float64 Euclidean distances between the rows of ``a`` and ``b`` (float64)."""
+    if safe:
+        return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+    return _scaled_distances(a, b)
+
+
 def _distances(points: Tensor) -> Tensor:
     x = points.to(torch.float64)
-    return torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
+    return _pairwise(x, x, _squares_safe(x))
 
 
 def h0_persistence_from_distances(dist: Tensor) -> Tensor:
@@ -70,6 +123,10 @@ def h0_persistence_from_distances(dist: Tensor) -> Tensor:
     """
     n = dist.shape[0]
     inf = torch.tensor(math.inf, dtype=dist.dtype, device=dist.device)
+    largest = torch.finfo(dist.dtype).max
+    # An infinite distance (beyond the dtype's range) enters the tree as the largest finite value, so the vertices
+    # outside the tree (never above it) always come before those inside (at inf); it leaves as inf again.
+    dist = dist.clamp(max=largest)
     in_tree = torch.zeros(n, dtype=torch.bool, device=dist.device)
     in_tree[0] = True
     best = dist[0].clone()
@@ -80,6 +137,7 @@ def h0_persistence_from_distances(dist: Tensor) -> Tensor:
         deaths[i] = best[j]
         in_tree[j] = True
         best = torch.where(in_tree, inf, torch.minimum(best, dist[j]))
+    deaths = torch.where(deaths == largest, inf, deaths)
     return torch.sort(deaths).values
 
 
@@ -136,9 +194,10 @@ def knn_graph(points: Tensor, k: int, *, device: torch.device | str | None = Non
     n = points.shape[0]
     k, _ = _check_knn_args(n, k, 1)
     x = points.to(as_device(device, points.device), torch.float64)
+    safe = _squares_safe(x)
     rows_of, cols_of = [], []
     for start in range(0, n, _DENSE_KNN_ROWS):
-        block = torch.cdist(x[start : start + _DENSE_KNN_ROWS], x, compute_mode="donot_use_mm_for_euclid_dist")
+        block = _pairwise(x[start : start + _DENSE_KNN_ROWS], x, safe)
         rows = torch.arange(start, start + block.shape[0], device=block.device)
         block[rows - start, rows] = math.inf
         kth = torch.topk(block, k, dim=1, largest=False).values[:, -1:]  # the k-th distance: unique, whatever ties
@@ -229,6 +288,19 @@ def _components_within(hops: Any, scale: float) -> int:
     return int(connected_components(within, directed=False)[0])
 
 
+def _float32_unit(dist: Tensor) -> float:
+    """A power of two to divide float64 distances by before giotto-ph reads them in float32 (exact, and so the same
+    order and ties): 1 unless the largest finite distance lies beyond 2**±100, where float32 would overflow or lose
+    the smallest ones; then it brings the largest to [0.5, 1)."""
+    largest = float(dist.amax())
+    if not math.isfinite(largest):
+        finite = dist[torch.isfinite(dist)]
+        largest = float(finite.amax()) if finite.numel() else 0.0
+    if largest == 0.0 or 2.0**-100 <= largest <= 2.0**100:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(largest)[1])
+
+
 def rips_betti(
     points: Tensor,
     scale: float,
@@ -277,9 +349,12 @@ def rips_betti(
     points = _check_points(points, minimum=1 if metric == "euclidean" else 2)
     if isinstance(scale, Tensor) and scale.numel() == 1 and not scale.is_complex():
         scale = float(scale.item())  # a 0-d tensor, as computed scales are
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale >= 0):
-        raise ValueError(f"`scale` must be a finite number >= 0, got {scale!r}.")
-    scale = float(scale)  # a huge int compares with float64 distances as its float does
+    # float_down: a distance (float64) is <= an int or fraction exactly when it is <= the largest float64 below it
+    value = float_down(scale) if isinstance(scale, numbers.Real) and not isinstance(scale, bool) else math.nan
+    if not (math.isfinite(value) and value >= 0):
+        shown = repr(scale) if len(repr(scale)) <= 40 else f"{repr(scale)[:37]}..."
+        raise ValueError(f"`scale` must be a finite number >= 0, got {shown}.")
+    scale = value
     maxdim = check_int(maxdim, "maxdim", 0)
     threads = check_int(n_threads, "n_threads", -1, bounds=">= 1, or -1 (torch.get_num_threads())")
     if threads == 0:
@@ -303,19 +378,26 @@ def rips_betti(
         hops = knn_hop_matrix(points, k, max_hops=max(1, min(math.floor(scale), max_hops)), device=target)
         betti = [_components_within(hops, scale)]
         complex_input: Any = hops.tocoo()
+        scale_in_units = scale
     else:
         dist = _distances(points.to(target))
         deaths = h0_persistence_from_distances(dist)
         betti = [1 + int((deaths > scale).sum())]
-        complex_input = dist.cpu().numpy()
+        unit = _float32_unit(dist)
+        complex_input = (dist / unit).cpu().numpy()
+        scale_in_units = scale / unit
     if maxdim >= 1:
         from gph import ripser_parallel
 
         diagrams = ripser_parallel(
-            complex_input, metric="precomputed", maxdim=maxdim, thresh=float(scale), n_threads=threads
+            complex_input, metric="precomputed", maxdim=maxdim, thresh=float(scale_in_units), n_threads=threads
         )["dgms"]
         for dim in range(1, maxdim + 1):
             bars = torch.from_numpy(diagrams[dim])
-            alive = (bars[:, 0] <= scale) & (bars[:, 1] > scale) if len(bars) else torch.zeros(0, dtype=torch.bool)
+            alive = (
+                (bars[:, 0] <= scale_in_units) & (bars[:, 1] > scale_in_units)
+                if len(bars)
+                else torch.zeros(0, dtype=torch.bool)
+            )
             betti.append(int(alive.sum()))
     return torch.tensor(betti, dtype=torch.int64, device=target)

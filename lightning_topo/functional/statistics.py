@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from lightning_topo.functional._checks import check_tensor, class_labels
+
 __all__ = ["class_statistics"]
 
 
@@ -72,16 +74,45 @@ def _omega_compute(sums: Tensor, counts: Tensor) -> Tensor:
     return torch.where(n > 0, total / n.clamp(min=1), torch.full_like(total, math.nan))
 
 
+def _check_betti(betti: object) -> Tensor:
+    """``betti`` checked as Betti numbers ``(..., B, K)``: a real tensor of values >= 0 (finite), with a sample;
+    unsigned integers come back as int64 (the same values: torch compares few unsigned dtypes)."""
+    betti = check_tensor(betti, "betti")
+    if betti.ndim < 2:
+        raise ValueError(f"`betti` must have shape (..., B, K), got shape {tuple(betti.shape)}.")
+    if betti.shape[-2] == 0:
+        raise ValueError("`betti` has no samples (B = 0): Omega of an empty sample is undefined.")
+    if betti.is_complex() or betti.dtype == torch.bool:
+        raise ValueError(f"`betti` must hold Betti numbers (real, >= 0), got dtype {betti.dtype}.")
+    if not betti.is_floating_point() and not betti.is_signed():
+        betti = betti.to(torch.int64) if betti.dtype != torch.uint8 else betti
+    elif betti.is_floating_point() and not bool(torch.isfinite(betti).all()):
+        raise ValueError(
+            "`betti` holds NaN or Inf: Betti numbers are finite counts; drop the samples whose Betti numbers were "
+            "skipped (NaN) before averaging them."
+        )
+    if betti.numel() and bool((betti < 0).any()):
+        raise ValueError(
+            f"`betti` must hold Betti numbers (>= 0), got a minimum of {betti.min().item()}: pass the counts "
+            "(cubical_betti / rips_betti), not differences of them."
+        )
+    return betti
+
+
 def class_statistics(betti: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class mean Betti numbers and Omega of a set of samples: :func:`_betti_update` then the computes.
 
     Args:
-        betti: ``(..., B, K)`` Betti numbers.
-        labels: ``(B,)`` integer class labels (``None``: one class).
+        betti: ``(..., B, K)`` Betti numbers (integers, or floats for already-averaged values), >= 0.
+        labels: ``(B,)`` class labels: integers, or floats that are whole numbers (``None``: one class).
 
     Returns:
         ``(classes, means, omega)``: the sorted classes present ``(C,)``, per-class means ``(..., C, K)`` float64
         and Omega ``(...)`` float64.
+
+    Raises:
+        ValueError: fewer than 2 axes, an empty sample axis, a bool or complex dtype, negative, NaN or infinite
+            values, or labels of the wrong shape or that are not whole numbers.
 
     Example:
         >>> classes, means, om = class_statistics(torch.tensor([[1, 0, 0], [3, 1, 0], [2, 0, 0]]),
@@ -89,9 +120,15 @@ def class_statistics(betti: Tensor, labels: Tensor | None = None) -> tuple[Tenso
         >>> classes.tolist(), means.tolist(), om.item()
         ([5, 7], [[2.0, 0.5, 0.0], [2.0, 0.0, 0.0]], 2.25)
     """
+    betti = _check_betti(betti)
     n = betti.shape[-2]
     if labels is None:
         labels = torch.zeros(n, dtype=torch.long)
+    else:
+        labels = check_tensor(labels, "labels")
+        if labels.shape != (n,):
+            raise ValueError(f"`labels` must have shape (B,) = ({n},) to match `betti`, got {tuple(labels.shape)}.")
+        labels = class_labels(labels)
     classes, index = torch.unique(labels.to(betti.device), return_inverse=True)
     sums, counts = _betti_update(betti, index, classes.numel())
     return classes, _betti_compute(sums, counts), _omega_compute(sums, counts)

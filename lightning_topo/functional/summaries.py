@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lightning_topo.functional._checks import float_down
+from lightning_topo.functional._checks import float_down, real_thresholds
 from lightning_topo.functional.persistence import PersistenceDiagrams, check_dims
 
 __all__ = [
@@ -249,8 +249,7 @@ def persistent_betti(
 
 def _thresholds(thresholds: Tensor | float, batch: int, device: torch.device) -> Tensor:
     if isinstance(thresholds, Tensor):
-        if thresholds.is_complex() or thresholds.dtype == torch.bool:
-            raise ValueError(f"`thresholds` must be real-valued, got dtype {thresholds.dtype}.")
+        thresholds = real_thresholds(thresholds.detach(), "thresholds")
         if thresholds.numel() == 1:
             t = thresholds.reshape(()).to(device, torch.float64).expand(batch)
         elif thresholds.shape == (batch,):

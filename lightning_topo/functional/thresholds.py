@@ -30,6 +30,12 @@ THRESHOLD_RULES: tuple[str, ...] = ("mean", "median")
 
 ThresholdRule = float | str | Callable[[Tensor], Tensor | float]
 
+_UNSIGNED = tuple(getattr(torch, name) for name in ("uint16", "uint32") if hasattr(torch, name))
+"""Unsigned dtypes torch reduces in few operations (``aminmax``, ``median``): read as int64 (the same values)."""
+
+_FLOAT8 = tuple(getattr(torch, name) for name in dir(torch) if name.startswith("float8_"))
+"""8-bit floats, which torch reduces in few operations: read as float32 (the same values)."""
+
 _NARROW = (torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.int16, torch.uint8)
 """Dtypes whose float64 mean is always inside the values' range (see :func:`sublevel_thresholds`)."""
 
@@ -64,8 +70,12 @@ def sublevel_thresholds(volumes: Tensor, rule: ThresholdRule) -> Tensor | float:
     if volumes.ndim == 0:
         raise ValueError("`volumes` must be a batch (B, ...), got a 0-d tensor.")
     volumes = volumes.detach()  # thresholds are data (and NumPy reads no tensor that requires grad)
+    if volumes.is_complex() or volumes.dtype == torch.bool:
+        raise ValueError(f"`volumes` has dtype {volumes.dtype}; accepted are real floating point and integer dtypes.")
     if volumes.dtype in _WIDE_INTEGERS and volumes.dtype != torch.int64:
         volumes = volumes.view(torch.int64)  # uint64, which few torch operations take (values beyond 2**53 are refused)
+    elif volumes.dtype in _UNSIGNED or volumes.dtype in _FLOAT8:
+        volumes = volumes.to(torch.int64 if volumes.dtype in _UNSIGNED else torch.float32)  # exact, and reducible
     if rule in THRESHOLD_RULES:
         flat = volumes.reshape(-1, 1) if volumes.ndim == 1 else volumes.flatten(1)  # (B, n), also for B = 0
         if flat.shape[0] == 0 or flat.shape[1] == 0:
@@ -81,16 +91,37 @@ def sublevel_thresholds(volumes: Tensor, rule: ThresholdRule) -> Tensor | float:
             # NumPy's float64 mean: the same value, without torch's thread-pool start-up on small batches
             # (on 2 cores, ~0.1 ms instead of several ms for 200 x 1024 values).
             values = flat.contiguous().numpy()
-            mean = values.mean(axis=1, dtype=np.float64)
-            return torch.from_numpy(np.clip(mean, values.min(axis=1), values.max(axis=1)) if clamp else mean)
+            with np.errstate(over="ignore"):  # a float64 sum beyond 1e308: recomputed by _overflowed_means
+                mean = values.mean(axis=1, dtype=np.float64)
+            if not clamp:
+                return torch.from_numpy(mean)
+            low, high = values.min(axis=1), values.max(axis=1)
+            mean = np.where(np.isfinite(mean) | ~np.isfinite(low) | ~np.isfinite(high), mean, np.nan)
+            return _overflowed_means(torch.from_numpy(np.clip(mean, low, high)), flat)
         mean = flat.mean(dim=1, dtype=torch.float64)
         if not clamp:
             return mean
         low, high = torch.aminmax(flat, dim=1)
-        return torch.clamp(mean, low.to(torch.float64), high.to(torch.float64))
+        low, high = low.to(torch.float64), high.to(torch.float64)
+        mean = torch.where(torch.isfinite(mean) | ~torch.isfinite(low) | ~torch.isfinite(high), mean, math.nan)
+        return _overflowed_means(torch.clamp(mean, low, high), flat)
     if callable(rule):
         return _checked_call(rule, volumes)
     return float(rule)  # type: ignore[arg-type]
+
+
+def _overflowed_means(mean: Tensor, flat: Tensor) -> Tensor:
+    """``mean`` with its NaN entries (float64 volumes of finite values whose sum overflowed: above ~1e308 / n)
+    computed again from the values divided by a power of two >= n, exact for such values (no sum can overflow)."""
+    redo = torch.isnan(mean)
+    if not bool(redo.any()):
+        return mean
+    unit = 2.0 ** math.ceil(math.log2(flat.shape[1]))
+    again = (flat[redo].to(torch.float64) / unit).mean(dim=1) * unit
+    low, high = torch.aminmax(flat[redo], dim=1)
+    mean = mean.clone()
+    mean[redo] = torch.clamp(again, low.to(torch.float64), high.to(torch.float64))
+    return mean
 
 
 def _checked_call(rule: Callable[[Tensor], Tensor | float], volumes: Tensor) -> Tensor | float:

@@ -1,0 +1,179 @@
+"""The functional engine at the edges of its inputs' ranges: every value here was silently wrong, a raw error from
+torch or NumPy, or a process-wide change of backend before (an audit of the public functions, 2026-12-07).
+
+Expected values come from exact arithmetic (Python's ``fractions`` and ``math``) or from the same input at an
+ordinary scale, never from this package's earlier output.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_topo.functional import (
+    betti_curves,
+    class_statistics,
+    count_components,
+    cubical_betti,
+    h0_persistence,
+    knn_hop_distances,
+    normalised_decay,
+    omega,
+    rips_betti,
+    sublevel_thresholds,
+    theta,
+)
+from lightning_topo.functional.components import resolve_backend
+
+
+# count_components ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["auto", "numba", "cc3d", "scipy", "torch"])
+def test_count_components_of_no_volume_or_no_voxel_is_zero_and_keeps_the_backend(backend: str) -> None:
+    """An empty batch raised NumPy's reshape error from inside the numba labeller, which ``backend="auto"`` took
+    for a broken install: a warning, and cc3d (slower) for the rest of the process."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    before = resolve_backend("auto", torch.device("cpu"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "backend failed ... from now on"
+        empty = count_components(torch.zeros(0, 2, 2, 2, dtype=torch.bool), 6, backend=backend)
+        no_voxel = count_components(torch.zeros(2, 0, 3, 3, dtype=torch.bool), 26, bounded_only=True, backend=backend)
+    assert empty.dtype == torch.int64 and empty.shape == (0,)
+    assert no_voxel.tolist() == [0, 0]
+    assert resolve_backend("auto", torch.device("cpu")) == before
+
+
+# Rips: distances of float64 points of any magnitude -------------------------------------------------------------
+def test_rips_distances_neither_overflow_nor_underflow() -> None:
+    """``torch.cdist`` squares the differences: at 1e200 the squares overflowed (every death inf, and Prim's loop
+    then picked a vertex already in the tree: b0 = 3 where it is 2); at 1e-170 they underflowed to 0 (distinct
+    points read as duplicates)."""
+    big = torch.tensor([[1e200], [0.0], [1.0]], dtype=torch.float64)
+    assert h0_persistence(big).tolist() == [1.0, 1e200]
+    assert rips_betti(big, 2.0, maxdim=0).tolist() == [2]
+    tiny = torch.tensor([[1e-170], [0.0], [2e-170]], dtype=torch.float64)
+    assert h0_persistence(tiny).tolist() == [1e-170, 1e-170]
+    assert rips_betti(tiny, 0.0, maxdim=0).tolist() == [3]
+    # Both magnitudes in one cloud, in 2-D: every MST edge as math.hypot gives it.
+    mixed = torch.tensor([[0.0, 0.0], [3e-300, 4e-300], [1e300, 0.0], [1e300, 2e300]], dtype=torch.float64)
+    expected = [math.hypot(3e-300, 4e-300), math.hypot(1e300 - 3e-300, 4e-300), 2e300]  # A-B, then A or B-C, C-D
+    assert h0_persistence(mixed).tolist() == pytest.approx(expected, rel=1e-15)
+    # A distance beyond float64's range is inf, and the tree still spans every point.
+    far = torch.tensor([[1.7e308], [-1.7e308], [0.0]], dtype=torch.float64)
+    assert h0_persistence(far).tolist() == [1.7e308, 1.7e308]
+    huge = torch.tensor([[1.7e308, 1.7e308], [-1.7e308, -1.7e308], [1.7e308, -1.7e308]], dtype=torch.float64)
+    assert h0_persistence(huge).tolist() == [math.inf, math.inf]
+    assert rips_betti(huge, 1e308, maxdim=0).tolist() == [3]
+
+
+@pytest.mark.parametrize("factor", [1e200, 1e-200])
+def test_rips_betti_of_a_scaled_circle_is_the_circle_s(factor: float) -> None:
+    """The Betti numbers of a cloud at a scale do not change when both are multiplied by the same power of ten
+    (here, far beyond float32's range, where giotto-ph reads the distances)."""
+    angles = torch.linspace(0, 2 * math.pi, 41, dtype=torch.float64)[:-1]
+    circle = torch.stack([angles.cos(), angles.sin()], dim=1)
+    assert rips_betti(circle, 0.3).tolist() == [1, 1]
+    assert rips_betti(circle * factor, 0.3 * factor).tolist() == [1, 1]
+    assert rips_betti(circle * factor, 0.1 * factor).tolist() == [40, 0]
+
+
+def test_knn_hops_of_huge_coordinates_are_the_hops_at_an_ordinary_scale() -> None:
+    """Every distance overflowed to inf, so every point was every point's nearest neighbour."""
+    points = torch.tensor([[0.0], [1.0], [2.0], [10.0]], dtype=torch.float64)
+    expected = knn_hop_distances(points, k=1)
+    assert expected.tolist()[0] == [0.0, 1.0, 2.0, 3.0]
+    assert torch.equal(knn_hop_distances(points * 1e200, k=1), expected)
+
+
+def test_rips_refuses_int64_points_beyond_2_53_and_huge_int_scales() -> None:
+    """2**62 and 2**62 + 1 are one float64: two distinct points were merged (b0 = 2 for three points)."""
+    points = torch.tensor([[2**62], [2**62 + 1], [2**62 + 5]])
+    with pytest.raises(ValueError, match=r"`points` \(dtype torch.int64\) has coordinates beyond ±2\*\*53"):
+        rips_betti(points, 0.0, maxdim=0)
+    with pytest.raises(ValueError, match=r"`points` \(dtype torch.int64\)"):
+        h0_persistence(points)
+    assert rips_betti(points - points[0], 0.0, maxdim=0).tolist() == [3]  # the fix the message names
+    # A Python int beyond float64's range raised OverflowError from math.isfinite; an int scale is exact.
+    with pytest.raises(ValueError, match=r"`scale` must be a finite number >= 0, got 10000"):
+        rips_betti(torch.tensor([[0.0], [1.0]]), 10**400)
+    line = torch.tensor([[0.0], [2.0**53]], dtype=torch.float64)
+    assert rips_betti(line, 2**53 - 1, maxdim=0).tolist() == [2]  # float(2**53 - 1) is exact; float64 cannot hold
+    assert rips_betti(line, 2**53 + 1, maxdim=0).tolist() == [1]  # 2**53 + 1, which rounds to 2**53: <= it
+
+
+# Thresholds and decay rates ---------------------------------------------------------------------------------------
+def test_mean_threshold_of_values_whose_sum_overflows() -> None:
+    """The float64 sum overflowed and the mean was clamped to the maximum (1.7e308, where it is 1.4e308): the
+    sublevel set at the "mean" was the whole volume."""
+    values = [1e308, 1.7e308, 1.2e308, 1.7e308]
+    volume = torch.tensor([values], dtype=torch.float64)
+    exact = float(sum(Fraction(v) for v in values) / len(values))
+    assert sublevel_thresholds(volume, "mean").item() == pytest.approx(exact, rel=1e-15)
+    assert sublevel_thresholds(volume.reshape(1, 2, 2), "mean").item() == pytest.approx(exact, rel=1e-15)
+    assert cubical_betti(volume, sublevel_thresholds(volume, "mean")).tolist() == [[2, 0, 0]]
+    # Another volume of the batch keeps its ordinary mean; an inf in the volume still gives inf.
+    both = torch.tensor([values, [1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)
+    assert sublevel_thresholds(both, "mean")[1].item() == 2.5
+    assert sublevel_thresholds(torch.tensor([[1.0, math.inf]], dtype=torch.float64), "mean").item() == math.inf
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64", "float8_e4m3fn"])
+def test_threshold_rules_take_every_dtype_cubical_betti_takes(dtype: str) -> None:
+    """``aminmax`` and ``median`` are not implemented for these in torch: the rules raised NotImplementedError."""
+    if not hasattr(torch, dtype):
+        pytest.skip(f"torch {torch.__version__} has no {dtype}")
+    volume = torch.tensor([[1, 2, 9]]).to(getattr(torch, dtype))
+    assert sublevel_thresholds(volume, "mean").tolist() == [4.0]
+    assert sublevel_thresholds(volume, "median").tolist() == [2]
+    for bad in (torch.bool, torch.complex64):
+        with pytest.raises(ValueError, match=f"dtype {bad}"):
+            sublevel_thresholds(torch.zeros(1, 3, dtype=bad), "mean")
+
+
+@pytest.mark.parametrize("factor", [1e154, 1e200, 1e-200, 1e-300])
+def test_theta_does_not_depend_on_the_curve_s_scale(factor: float) -> None:
+    """theta divides the curve by its L2 norm: at 1e154 the norm overflowed (theta 0.0), at 1e-200 it underflowed
+    to 0 (a ValueError saying the curve was zero at every layer)."""
+    curve = torch.tensor([40.0, 30.0, 20.0, 12.0, 8.0, 6.0], dtype=torch.float64)
+    assert theta(curve * factor).item() == pytest.approx(theta(curve).item(), rel=1e-12)
+    assert normalised_decay(curve * factor).item() == pytest.approx(normalised_decay(curve).item(), rel=1e-12)
+    for fn in (theta, normalised_decay):
+        with pytest.raises(ValueError, match="must hold real values"):
+            fn(curve.to(torch.complex128))
+
+
+# Omega and its per-class statistics ------------------------------------------------------------------------------
+def test_class_statistics_checks_its_input_as_omega_does() -> None:
+    """``class_statistics`` is public, but only ``omega`` checked: labels of the wrong length raised index_add_'s
+    error, negative counts and fractional labels were taken, and every NaN label became a class of its own."""
+    betti = torch.tensor([[1, 0, 0], [3, 1, 0], [2, 0, 0]])
+    for args, match in (
+        ((betti, torch.tensor([0, 1])), r"`labels` must have shape \(B,\) = \(3,\)"),
+        ((torch.tensor([1, 2]), None), r"`betti` must have shape \(\.\.\., B, K\)"),
+        ((betti - 2, None), "must hold Betti numbers \\(>= 0\\)"),
+        ((betti, torch.tensor([0.5, 0.7, 1.0])), "label 0.5 in `labels` is not a whole number"),
+        ((betti, torch.tensor([0.0, math.nan, 1.0])), "label nan in `labels` is not a whole number"),
+        ((betti.double().masked_fill(betti == 3, math.nan), None), "`betti` holds NaN or Inf"),
+        ((betti.double().masked_fill(betti == 3, math.inf), None), "`betti` holds NaN or Inf"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            class_statistics(*args)
+        with pytest.raises(ValueError, match=match):
+            omega(*args)
+    # Unsigned counts (uint16 had no `<` in torch) are the same numbers.
+    for dtype in (torch.uint8, torch.uint16, torch.uint32, torch.uint64):
+        assert omega(betti.to(dtype)).item() == pytest.approx(7 / 3)
+    classes, means, value = class_statistics(betti, torch.tensor([5.0, 5.0, 7.0]))
+    assert classes.tolist() == [5, 7] and means.tolist() == [[2.0, 0.5, 0.0], [2.0, 0.0, 0.0]] and value.item() == 2.25
+
+
+def test_threshold_arrays_of_every_integer_width_are_exact() -> None:
+    """int32 and smaller are exact in float64 and pass as they are (only 64-bit integers beyond 2**53 are refused)."""
+    volume = torch.tensor([[0.0, 5.0, 0.0, 7.0, 0.0]], dtype=torch.float64)
+    for array in (np.array([4, 6], dtype=np.int32), np.array([4, 6], dtype=np.uint16), torch.tensor([4, 6])):
+        assert betti_curves(volume, array)[0, :, 0].tolist() == [3, 2]
