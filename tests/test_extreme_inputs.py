@@ -16,14 +16,17 @@ import pytest
 import torch
 
 from lightning_topo.functional import (
+    PersistenceDiagrams,
     betti_curves,
     class_statistics,
     count_components,
     cubical_betti,
+    cubical_persistence,
     h0_persistence,
     knn_hop_distances,
     normalised_decay,
     omega,
+    persistent_betti,
     rips_betti,
     sublevel_thresholds,
     theta,
@@ -177,3 +180,89 @@ def test_threshold_arrays_of_every_integer_width_are_exact() -> None:
     volume = torch.tensor([[0.0, 5.0, 0.0, 7.0, 0.0]], dtype=torch.float64)
     for array in (np.array([4, 6], dtype=np.int32), np.array([4, 6], dtype=np.uint16), torch.tensor([4, 6])):
         assert betti_curves(volume, array)[0, :, 0].tolist() == [3, 2]
+
+
+# dtypes and devices without values, and NumPy thresholds -----------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2"])
+def test_float8_volumes_and_points_are_their_float32_values(dtype: str) -> None:
+    """float8 went through the numba Betti path only; every other function raised torch's NotImplementedError
+    ("aminmax_cpu" not implemented for 'Float8_e4m3fn')."""
+    if not hasattr(torch, dtype):
+        pytest.skip(f"torch {torch.__version__} has no {dtype}")
+    volumes = torch.randn(3, 2, 5, 5, generator=torch.Generator().manual_seed(0)).to(getattr(torch, dtype))
+    as_float = volumes.to(torch.float32)
+    for backend in ("auto", "torch", "scipy"):
+        assert torch.equal(cubical_betti(volumes, 0.25, backend=backend), cubical_betti(as_float, 0.25))
+    assert torch.equal(betti_curves(volumes, [-0.5, 0.5]), betti_curves(as_float, [-0.5, 0.5]))
+    assert torch.equal(cubical_persistence(volumes).pairs, cubical_persistence(as_float).pairs)
+    points = volumes.flatten(1)
+    assert torch.equal(h0_persistence(points), h0_persistence(points.to(torch.float32)))
+    assert torch.equal(
+        cubical_betti(as_float, torch.tensor(0.25).to(getattr(torch, dtype))), cubical_betti(as_float, 0.25)
+    )
+
+
+def test_meta_tensors_and_devices_are_named_as_shapes_without_values() -> None:
+    """Raw torch errors before ("Cannot copy out of meta tensor", "Tensor.item() cannot be called on meta
+    tensors"), or a message blaming the volumes for a meta ``device``."""
+    volumes = torch.rand(2, 4, 4)
+    meta = torch.tensor(0.5, device="meta")
+    for call, name in (
+        (lambda: cubical_betti(volumes, meta), "`threshold` is a meta tensor"),
+        (lambda: betti_curves(volumes, meta.reshape(1)), "`thresholds` is a meta tensor"),
+        (lambda: persistent_betti(cubical_persistence(volumes), meta), "`thresholds` is a meta tensor"),
+        (lambda: h0_persistence(torch.rand(3, 2, device="meta")), "`points` is a meta tensor"),
+        (lambda: rips_betti(torch.rand(5, 2), meta), "`scale` is a meta tensor"),
+        (lambda: omega(torch.ones(2, 3, device="meta")), "`betti` is a meta tensor"),
+        (lambda: betti_curves(volumes, [0.5], device="meta"), "`device='meta'` holds shapes without values"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            call()
+
+
+def test_numpy_thresholds_are_taken_wherever_tensors_are() -> None:
+    """``cubical_betti`` and ``persistent_betti`` refused a NumPy array that ``betti_curves`` took, and
+    ``rips_betti`` a 0-d array that it took as a 0-d tensor."""
+    volumes = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(1))
+    per_volume = np.array([0.5, 0.2])
+    assert torch.equal(cubical_betti(volumes, per_volume), cubical_betti(volumes, torch.from_numpy(per_volume)))
+    assert torch.equal(cubical_betti(volumes, np.array(0.5)), cubical_betti(volumes, 0.5))
+    diagrams = cubical_persistence(volumes)
+    assert torch.equal(persistent_betti(diagrams, per_volume), persistent_betti(diagrams, torch.from_numpy(per_volume)))
+    points = torch.rand(6, 2, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(rips_betti(points, np.array(0.4)), rips_betti(points, 0.4))
+    with pytest.raises(ValueError, match="`threshold` must be real-valued, got dtype <U1"):
+        cubical_betti(volumes, np.array(["a"]))
+    with pytest.raises(ValueError, match=r"beyond ±2\*\*53"):
+        cubical_betti(volumes, np.array([2**53 + 3, 0]))
+
+
+def test_persistence_diagrams_constructor_refuses_what_no_computation_gives() -> None:
+    """The public constructor took a float ``index`` (0.5), ``computed_dims=(5, -1)``, NaN pairs and births after
+    deaths; every summary then returned NaN or negative values without a word."""
+    good = {
+        "pairs": torch.tensor([[0.0, math.inf], [1.0, 3.0]], dtype=torch.float64),
+        "dims": torch.tensor([0, 1]),
+        "index": torch.tensor([0, 0]),
+        "num_volumes": 1,
+        "computed_dims": (0, 1),
+        "value_min": torch.tensor([0.0], dtype=torch.float64),
+        "value_max": torch.tensor([3.0], dtype=torch.float64),
+    }
+    assert len(PersistenceDiagrams(**good)) == 2
+    for change, match in (
+        ({"index": torch.tensor([0.5, 0.0])}, "`index` must hold integers, got dtype torch.float32"),
+        ({"dims": torch.tensor([True, False])}, "`dims` must hold integers, got dtype torch.bool"),
+        ({"computed_dims": (5, -1)}, "computed_dims"),
+        ({"computed_dims": (1, 0)}, "in increasing order"),
+        ({"num_volumes": True}, "`num_volumes` must be an integer >= 0"),
+        ({"pairs": torch.tensor([[0.0, math.inf], [math.nan, 3.0]], dtype=torch.float64)}, r"pair 1 of `pairs`"),
+        (
+            {"pairs": torch.tensor([[0.0, math.inf], [3.0, 1.0]], dtype=torch.float64)},
+            r"pair 1 of `pairs` is \[3.0, 1.0\]",
+        ),
+        ({"pairs": torch.tensor([[0.0, math.inf], [1.0, math.nan]], dtype=torch.float64)}, r"pair 1 of `pairs`"),
+        ({"pairs": torch.tensor([[0, 1], [1, 3]])}, "`pairs` must be floating point"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            PersistenceDiagrams(**{**good, **change})

@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
+    "FLOAT8",
     "MissingDependencyError",
     "NonFiniteError",
     "as_device",
@@ -28,6 +30,7 @@ __all__ = [
     "float_down",
     "real_thresholds",
     "round_down_to_dtype",
+    "threshold_array",
 ]
 
 
@@ -134,10 +137,21 @@ def float_down(value: numbers.Real) -> float:
 
 
 def check_tensor(value: object, name: str) -> Tensor:
-    """Return ``value`` if it is a tensor, else raise a ``TypeError`` naming ``name``."""
+    """Return ``value`` if it is a tensor with values, else raise a ``TypeError`` naming ``name`` (a
+    ``ValueError`` for a meta tensor: a shape without values)."""
     if not isinstance(value, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}.")
+    if value.is_meta:
+        raise ValueError(
+            f"`{name}` is a meta tensor (shape {tuple(value.shape)}: a shape without values); Betti numbers and "
+            "diagrams need values: pass a tensor on a real device (a model on 'meta' needs its weights loaded first)."
+        )
     return value
+
+
+FLOAT8 = tuple(getattr(torch, name) for name in dir(torch) if name.startswith("float8_"))
+"""torch's 8-bit floats, which it reduces in few operations (no ``aminmax``, ``sort`` or ``cdist``): read as
+float32, which holds every value exactly."""
 
 
 def class_labels(labels: Tensor, name: str = "labels") -> Tensor:
@@ -174,6 +188,11 @@ def as_device(device: torch.device | str | None, fallback: torch.device) -> torc
         raise ValueError(
             f"`device` must be a torch device or its name ('cpu', 'cuda', 'cuda:1'), got {device!r}."
         ) from err
+    if target.type == "meta":
+        raise ValueError(
+            f"`device={device!r}` holds shapes without values; Betti numbers need values: pass 'cpu', 'cuda' or "
+            "`device=None` (the input's device)."
+        )
     if target.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"`device={device!r}`, but this machine has no CUDA device (torch {torch.__version__}); pass `device=None` "
@@ -226,11 +245,6 @@ def check_volumes(volumes: object, name: str = "volumes", *, finite: bool = True
             f"ndim {volumes.ndim} with shape {tuple(volumes.shape)}. A single volume needs a batch axis: "
             f"`{name}.unsqueeze(0)`; a batch of 4-D maps must be reshaped to (B, C, H, W)."
         )
-    if volumes.is_meta:
-        raise ValueError(
-            f"`{name}` is a meta tensor (shape {tuple(volumes.shape)}: a shape without values); Betti numbers and "
-            "diagrams need values: pass a tensor on a real device (a model on 'meta' needs its weights loaded first)."
-        )
     if volumes.shape[0] == 0:
         raise ValueError(f"`{name}` is an empty batch (shape {tuple(volumes.shape)}): pass at least one volume.")
     if any(s == 0 for s in volumes.shape[1:]):
@@ -240,6 +254,8 @@ def check_volumes(volumes: object, name: str = "volumes", *, finite: bool = True
         )
     if volumes.is_complex() or volumes.dtype == torch.bool:
         raise ValueError(f"`{name}` has dtype {volumes.dtype}; accepted are real floating point and integer dtypes.")
+    if volumes.dtype in FLOAT8:
+        volumes = volumes.to(torch.float32)
     if volumes.dtype in _WIDE_INTEGERS:
         beyond = beyond_exact(volumes.reshape(volumes.shape[0], -1)).any(dim=1)
         if bool(beyond.any()):
@@ -273,6 +289,16 @@ def beyond_exact(values: Tensor) -> Tensor:
 _WIDE_INTEGERS = tuple(getattr(torch, name) for name in ("int64", "uint64") if hasattr(torch, name))
 
 
+def threshold_array(values: np.ndarray, name: str = "threshold") -> Tensor:
+    """A NumPy array of thresholds as a tensor of the same values (for :func:`real_thresholds`); an array of
+    anything but real numbers is a ``ValueError`` naming ``name`` and its dtype."""
+    if values.dtype == np.bool_ or not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise ValueError(f"`{name}` must be real-valued, got dtype {values.dtype}.")
+    if values.dtype == np.longdouble and np.longdouble != np.float64:
+        values = values.astype(np.float64)  # torch has no long double
+    return torch.from_numpy(np.ascontiguousarray(values))
+
+
 def real_thresholds(values: Tensor, name: str = "threshold") -> Tensor:
     """A tensor of thresholds, checked, as its values (not yet converted): bool or complex is a ``ValueError``, and
     so are 64-bit integers beyond ±2**53, which float64 rounds to the nearest (maybe up: ``v <= t`` would then hold
@@ -284,8 +310,11 @@ def real_thresholds(values: Tensor, name: str = "threshold") -> Tensor:
         ...
         ValueError: `threshold` (dtype torch.int64) has values beyond ±2**53, which float64 rounds; pass them as ...
     """
+    values = check_tensor(values, name)
     if values.is_complex() or values.dtype == torch.bool:
         raise ValueError(f"`{name}` must be real-valued, got dtype {values.dtype}.")
+    if values.dtype in FLOAT8:
+        return values.to(torch.float32)
     if values.dtype in _WIDE_INTEGERS:  # narrower integers are exact in float64
         if bool(beyond_exact(values).any()):
             raise ValueError(

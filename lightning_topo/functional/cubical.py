@@ -45,6 +45,7 @@ from lightning_topo.functional._checks import (
     float_down,
     real_thresholds,
     round_down_to_dtype,
+    threshold_array,
 )
 from lightning_topo.functional.components import (
     _count_components,
@@ -70,6 +71,8 @@ def _batch_thresholds(
 ) -> Tensor:
     """The thresholds as a float64 ``(B,)`` tensor on ``device``. A NaN raises at once, or, with ``checks``
     given, only appends a "no NaN" flag to it (no host sync; the caller checks and calls again to raise)."""
+    if isinstance(threshold, np.ndarray):
+        threshold = threshold_array(threshold, "threshold")
     if isinstance(threshold, Tensor):
         threshold = threshold.detach()  # a rule's value may carry grad: the kernels read it as data
         threshold = real_thresholds(threshold)
@@ -268,7 +271,8 @@ def cubical_betti(
         volumes: a batch ``(B, *spatial)`` with 1, 2 or 3 spatial axes; a conv-map batch
             ``(B, C, H, W)`` is ``B`` volumes of shape ``(C, H, W)``. Any real dtype (integers and
             half precision included); NaN or Inf is an error.
-        threshold: a number, or a tensor of shape ``(B,)`` with one threshold per volume (±inf allowed).
+        threshold: a number, or a tensor (or NumPy array) of shape ``(B,)`` with one threshold per volume (±inf
+            allowed).
         device: where to compute; ``None`` means the device of ``volumes``. Results live there.
         backend: connected-component labelling: ``"auto"`` (on the CPU the fused numba kernel when numba is
             installed, else ``cc3d``; on CUDA our union-find kernel when CuPy is installed, else tensor propagation;

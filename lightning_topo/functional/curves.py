@@ -42,6 +42,7 @@ from lightning_topo.functional._checks import (
     float_down,
     real_thresholds,
     round_down_to_dtype,
+    threshold_array,
 )
 from lightning_topo.functional.components import resolve_backend
 from lightning_topo.functional.cubical import as_volumes_3d, cubical_betti
@@ -93,13 +94,7 @@ def _check_thresholds(thresholds: Tensor | Sequence[float] | float) -> Tensor:
             )
         thresholds = [_one_threshold(x) for x in thresholds]  # big ints rounded down, not to nearest
     if isinstance(thresholds, np.ndarray):
-        if thresholds.dtype == np.bool_ or not np.issubdtype(thresholds.dtype, np.number):
-            raise ValueError(f"`thresholds` must be real-valued, got dtype {thresholds.dtype}.")
-        if np.iscomplexobj(thresholds):
-            raise ValueError(f"`thresholds` must be real-valued, got dtype {thresholds.dtype}.")
-        if thresholds.dtype == np.longdouble and np.longdouble != np.float64:
-            thresholds = thresholds.astype(np.float64)  # torch has no long double
-        thresholds = torch.from_numpy(np.ascontiguousarray(thresholds))
+        thresholds = threshold_array(thresholds, "thresholds")
     if isinstance(thresholds, Tensor):
         t = real_thresholds(thresholds.detach(), "thresholds")  # int64 beyond 2**53: refused, not rounded up
     else:

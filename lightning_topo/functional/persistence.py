@@ -90,6 +90,21 @@ class PersistenceDiagrams:
         p = self.pairs.shape[0]
         if self.pairs.ndim != 2 or self.pairs.shape[1] != 2:
             raise ValueError(f"`pairs` must have shape (P, 2), got {tuple(self.pairs.shape)}.")
+        if not self.pairs.is_floating_point():
+            raise ValueError(f"`pairs` must be floating point ([birth, death]), got dtype {self.pairs.dtype}.")
+        for name in ("dims", "index"):
+            tensor = getattr(self, name)
+            if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+                raise ValueError(f"`{name}` must hold integers, got dtype {tensor.dtype}.")
+        if isinstance(self.num_volumes, bool) or not isinstance(self.num_volumes, int) or self.num_volumes < 0:
+            raise ValueError(f"`num_volumes` must be an integer >= 0, got {self.num_volumes!r}.")
+        if tuple(self.computed_dims) != check_dims(self.computed_dims, "computed_dims", in_order=True) or sorted(
+            self.computed_dims
+        ) != list(self.computed_dims):
+            raise ValueError(
+                f"`computed_dims` must be distinct homological dimensions in 0..2 in increasing order, got "
+                f"{self.computed_dims!r}."
+            )
         if self.dims.shape != (p,) or self.index.shape != (p,):
             raise ValueError(
                 f"`dims` and `index` must have shape (P,) = ({p},), got {tuple(self.dims.shape)} and "
@@ -100,11 +115,19 @@ class PersistenceDiagrams:
                 f"`value_min` and `value_max` must have shape (num_volumes,) = ({self.num_volumes},), got "
                 f"{tuple(self.value_min.shape)} and {tuple(self.value_max.shape)}."
             )
-        if p:  # every pair of a volume of the batch and of a computed dimension (one host sync)
+        if p:  # every pair of a volume of the batch and of a computed dimension, and ordered (one host sync)
             computed = torch.tensor(self.computed_dims, dtype=self.dims.dtype, device=self.dims.device)
             low, high = torch.aminmax(self.index)
             fits = (low >= 0) & (high < self.num_volumes) & torch.isin(self.dims, computed).all()
-            if not bool(fits):
+            birth, death = self.pairs[:, 0], self.pairs[:, 1]
+            ordered = (torch.isfinite(birth) & ~torch.isnan(death) & (birth <= death)).all()
+            if not bool(fits & ordered):
+                if not bool(ordered):
+                    bad = int(torch.nonzero(~(torch.isfinite(birth) & ~torch.isnan(death) & (birth <= death)))[0])
+                    raise ValueError(
+                        f"pair {bad} of `pairs` is {self.pairs[bad].tolist()}: a pair is [birth, death] with a "
+                        "finite birth <= its death (+inf for an essential class), never NaN."
+                    )
                 raise ValueError(
                     f"every pair must belong to a volume 0..{self.num_volumes - 1} (`index` spans "
                     f"{int(low)}..{int(high)}) and to a dimension of computed_dims={self.computed_dims} (`dims` "

@@ -28,12 +28,14 @@ from torch import Tensor
 
 from lightning_topo.functional._checks import (
     _WIDE_INTEGERS,
+    FLOAT8,
     as_device,
     beyond_exact,
     check_finite_per_sample,
     check_int,
     check_tensor,
     float_down,
+    real_thresholds,
 )
 from lightning_topo.functional._threads import cpu_workers
 
@@ -61,6 +63,8 @@ def _check_points(points: object, name: str = "points", minimum: int = 2) -> Ten
         raise ValueError(f"`{name}` has dimension d = 0; points need at least one coordinate.")
     if points.is_complex() or points.dtype == torch.bool:
         raise ValueError(f"`{name}` has dtype {points.dtype}; accepted are real floating point and integer dtypes.")
+    if points.dtype in FLOAT8:
+        points = points.to(torch.float32)
     if points.dtype in _WIDE_INTEGERS and bool(beyond_exact(points).any()):
         raise ValueError(
             f"`{name}` (dtype {points.dtype}) has coordinates beyond ±2**53: distances are computed in float64, "
@@ -347,8 +351,10 @@ def rips_betti(
         [1, 1]
     """
     points = _check_points(points, minimum=1 if metric == "euclidean" else 2)
-    if isinstance(scale, Tensor) and scale.numel() == 1 and not scale.is_complex():
-        scale = float(scale.item())  # a 0-d tensor, as computed scales are
+    if isinstance(scale, np.ndarray) and scale.ndim == 0 and np.issubdtype(scale.dtype, np.number):
+        scale = scale.item()  # a 0-d array, as NumPy's reductions give
+    if isinstance(scale, Tensor) and scale.numel() == 1 and not scale.is_complex() and scale.dtype != torch.bool:
+        scale = real_thresholds(scale.detach(), "scale").reshape(()).item()  # a 0-d tensor, as computed scales are
     # float_down: a distance (float64) is <= an int or fraction exactly when it is <= the largest float64 below it
     value = float_down(scale) if isinstance(scale, numbers.Real) and not isinstance(scale, bool) else math.nan
     if not (math.isfinite(value) and value >= 0):

@@ -28,10 +28,11 @@ import numbers
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_topo.functional._checks import float_down, real_thresholds
+from lightning_topo.functional._checks import float_down, real_thresholds, threshold_array
 from lightning_topo.functional.persistence import PersistenceDiagrams, check_dims
 
 __all__ = [
@@ -206,7 +207,7 @@ def persistent_betti(
 
     Args:
         diagrams: the pairs of a batch of ``B`` volumes.
-        thresholds: ``t``: a number or a ``(B,)`` tensor (one per volume, e.g. from
+        thresholds: ``t``: a number or a ``(B,)`` tensor or NumPy array (one per volume, e.g. from
             :func:`~lightning_topo.functional.sublevel_thresholds`); NaN is an error.
         min_persistence: the shortest lifetime counted, as a fraction of each volume's range, in ``[0, 1]``.
         dims: the dimensions, one column each (default: ``diagrams.computed_dims``).
@@ -248,6 +249,8 @@ def persistent_betti(
 
 
 def _thresholds(thresholds: Tensor | float, batch: int, device: torch.device) -> Tensor:
+    if isinstance(thresholds, np.ndarray):
+        thresholds = threshold_array(thresholds, "thresholds")
     if isinstance(thresholds, Tensor):
         thresholds = real_thresholds(thresholds.detach(), "thresholds")
         if thresholds.numel() == 1:

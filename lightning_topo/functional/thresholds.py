@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_topo.functional._checks import _WIDE_INTEGERS
+from lightning_topo.functional._checks import _WIDE_INTEGERS, FLOAT8
 
 __all__ = ["THRESHOLD_RULES", "ThresholdRuleError", "check_threshold_rule", "sublevel_thresholds"]
 
@@ -32,9 +32,6 @@ ThresholdRule = float | str | Callable[[Tensor], Tensor | float]
 
 _UNSIGNED = tuple(getattr(torch, name) for name in ("uint16", "uint32") if hasattr(torch, name))
 """Unsigned dtypes torch reduces in few operations (``aminmax``, ``median``): read as int64 (the same values)."""
-
-_FLOAT8 = tuple(getattr(torch, name) for name in dir(torch) if name.startswith("float8_"))
-"""8-bit floats, which torch reduces in few operations: read as float32 (the same values)."""
 
 _NARROW = (torch.float32, torch.float16, torch.bfloat16, torch.int8, torch.int16, torch.uint8)
 """Dtypes whose float64 mean is always inside the values' range (see :func:`sublevel_thresholds`)."""
@@ -74,7 +71,7 @@ def sublevel_thresholds(volumes: Tensor, rule: ThresholdRule) -> Tensor | float:
         raise ValueError(f"`volumes` has dtype {volumes.dtype}; accepted are real floating point and integer dtypes.")
     if volumes.dtype in _WIDE_INTEGERS and volumes.dtype != torch.int64:
         volumes = volumes.view(torch.int64)  # uint64, which few torch operations take (values beyond 2**53 are refused)
-    elif volumes.dtype in _UNSIGNED or volumes.dtype in _FLOAT8:
+    elif volumes.dtype in _UNSIGNED or volumes.dtype in FLOAT8:
         volumes = volumes.to(torch.int64 if volumes.dtype in _UNSIGNED else torch.float32)  # exact, and reducible
     if rule in THRESHOLD_RULES:
         flat = volumes.reshape(-1, 1) if volumes.ndim == 1 else volumes.flatten(1)  # (B, n), also for B = 0
