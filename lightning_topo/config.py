@@ -173,7 +173,9 @@ class TopologyConfig:
             model lives. The forward pass always runs where the model lives.
         input_fn: Picks the model input (a tensor whose first axis is the inputs) from a batch, as the validation
             dataloader's collate_fn makes it of the sampled items (default: its first element, or a dict's x /
-            input / image, or Hugging Face's pixel_values / input_ids). Inputs holding NaN or Inf are left out of
+            input / image, or Hugging Face's pixel_values / input_ids). The batch has first been through the
+            LightningModule's or DataModule's on_before_batch_transfer / on_after_batch_transfer hooks, as every
+            validation batch is (their normalisation is in the sample). Inputs holding NaN or Inf are left out of
             the sample, with a warning.
         target_fn: Picks the integer class label from one dataset item (from a batch for an IterableDataset;
             default: its second element, or a dict's y / label / target; no label = one class).

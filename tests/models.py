@@ -121,6 +121,149 @@ def densenet(width: int = 8) -> nn.Module:
     return net
 
 
+class Conv2dNormActivation(nn.Sequential):
+    """torchvision.ops.Conv2dNormActivation: a Sequential of a conv, a norm and (optionally) an activation."""
+
+    def __init__(self, cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, act: Any = nn.ReLU6) -> None:
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)]
+        layers.append(nn.BatchNorm2d(cout))
+        if act is not None:
+            layers.append(act(inplace=True))
+        super().__init__(*layers)
+
+
+class SqueezeExcitation(nn.Module):
+    """torchvision.ops.SqueezeExcitation: avgpool, fc1, activation, fc2, scale_activation."""
+
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.activation = nn.ReLU()
+        self.scale_activation = nn.Hardsigmoid()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))
+
+
+class InvertedResidualV2(nn.Module):
+    """torchvision.models.mobilenetv2.InvertedResidual: ``conv`` = [expand CNA], depthwise CNA, Conv2d, BatchNorm2d."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        layers: list[nn.Module] = [Conv2dNormActivation(cin, hidden)] if expand != 1 else []
+        layers += [
+            Conv2dNormActivation(hidden, hidden, 3, stride, groups=hidden),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
+        self.conv = nn.Sequential(*layers)
+        self.use_res_connect = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+def mobilenet_v2(width: int = 4) -> nn.Module:
+    """torchvision's MobileNetV2 layout (fewer blocks): ``features`` = stem CNA, InvertedResidual blocks, last CNA;
+    ``classifier`` = Dropout, Linear."""
+    net = nn.Module()
+    blocks = [
+        (width, width, 1, 1),
+        (width, 2 * width, 2, 6),
+        (2 * width, 2 * width, 1, 6),
+        (2 * width, 3 * width, 2, 6),
+    ]
+    net.features = nn.Sequential(
+        Conv2dNormActivation(3, width, 3, 2),
+        *[InvertedResidualV2(*b) for b in blocks],
+        Conv2dNormActivation(3 * width, 8 * width),
+    )
+    net.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(8 * width, 10))
+    net.forward = lambda x: net.classifier(net.features(x).mean((2, 3)))  # type: ignore[method-assign]
+    return net
+
+
+class InvertedResidualV3(nn.Module):
+    """torchvision.models.mobilenetv3.InvertedResidual: ``block`` = [expand CNA], depthwise CNA, [SE], project CNA
+    (no activation): a Sequential of CNAs alone where a block has no squeeze-excitation."""
+
+    def __init__(self, cin: int, k: int, hidden: int, cout: int, se: bool, stride: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Conv2dNormActivation(cin, hidden, act=nn.Hardswish)] if hidden != cin else []
+        layers.append(Conv2dNormActivation(hidden, hidden, k, stride, groups=hidden, act=nn.Hardswish))
+        if se:
+            layers.append(SqueezeExcitation(hidden, max(1, hidden // 4)))
+        layers.append(Conv2dNormActivation(hidden, cout, act=None))
+        self.block = nn.Sequential(*layers)
+        self.use_res_connect = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.block(x) if self.use_res_connect else self.block(x)
+
+
+def mobilenet_v3(width: int = 4) -> nn.Module:
+    """torchvision's MobileNetV3 layout (fewer blocks): ``features`` = stem CNA, InvertedResidual blocks (with and
+    without squeeze-excitation), last CNA; ``avgpool``; ``classifier``."""
+    w = width
+    config = [(w, 3, w, w, False, 1), (w, 3, 4 * w, 2 * w, False, 2), (2 * w, 3, 6 * w, 2 * w, False, 1),
+              (2 * w, 5, 6 * w, 3 * w, True, 2), (3 * w, 5, 8 * w, 3 * w, True, 1)]  # fmt: skip
+    net = nn.Module()
+    net.features = nn.Sequential(
+        Conv2dNormActivation(3, w, 3, 2, act=nn.Hardswish),
+        *[InvertedResidualV3(*c) for c in config],
+        Conv2dNormActivation(3 * w, 12 * w, act=nn.Hardswish),
+    )
+    net.avgpool = nn.AdaptiveAvgPool2d(1)
+    net.classifier = nn.Sequential(nn.Linear(12 * w, 16), nn.Hardswish(), nn.Dropout(0.2), nn.Linear(16, 10))
+    net.forward = lambda x: net.classifier(net.avgpool(net.features(x)).flatten(1))  # type: ignore[method-assign]
+    return net
+
+
+class MBConv(nn.Module):
+    """torchvision.models.efficientnet.MBConv: ``block`` = [expand CNA], depthwise CNA, SE, project CNA."""
+
+    def __init__(self, cin: int, cout: int, expand: int, stride: int) -> None:
+        super().__init__()
+        hidden = cin * expand
+        layers: list[nn.Module] = [Conv2dNormActivation(cin, hidden, act=nn.SiLU)] if expand != 1 else []
+        layers += [
+            Conv2dNormActivation(hidden, hidden, 3, stride, groups=hidden, act=nn.SiLU),
+            SqueezeExcitation(hidden, max(1, cin // 4)),
+            Conv2dNormActivation(hidden, cout, act=None),
+        ]
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = nn.Identity()
+        self.use_res_connect = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.block(x) if self.use_res_connect else self.block(x)
+
+
+def efficientnet(width: int = 4) -> nn.Module:
+    """torchvision's EfficientNet-B0 layout (narrow): ``features`` = stem CNA, 7 stages (Sequentials of MBConv
+    repeated 1, 2, 2, 3, 3, 4, 1 times), last CNA; ``avgpool``; ``classifier``."""
+    w = width
+    stages, cin = [], w
+    for i, (repeats, stride) in enumerate([(1, 1), (2, 2), (2, 2), (3, 2), (3, 1), (4, 2), (1, 1)]):
+        cout = w * (i + 2)
+        stage = [
+            MBConv(cin if j == 0 else cout, cout, 1 if i == 0 else 6, stride if j == 0 else 1) for j in range(repeats)
+        ]
+        stages.append(nn.Sequential(*stage))
+        cin = cout
+    net = nn.Module()
+    net.features = nn.Sequential(
+        Conv2dNormActivation(3, w, 3, 2, act=nn.SiLU), *stages, Conv2dNormActivation(cin, 16 * w, act=nn.SiLU)
+    )
+    net.avgpool = nn.AdaptiveAvgPool2d(1)
+    net.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(16 * w, 10))
+    net.forward = lambda x: net.classifier(net.avgpool(net.features(x)).flatten(1))  # type: ignore[method-assign]
+    return net
+
+
 class TutorialCNN(nn.Module):
     """The PyTorch "Training a classifier" tutorial CNN (CIFAR-10, 3x32x32 inputs): one ``self.pool`` called twice,
     ReLUs applied functionally."""

@@ -359,3 +359,22 @@ def test_a_list_of_items_is_data() -> None:
     assert analyse(digits_cnn(), items, samples_per_class=3, progress=False).labels.tolist() == [0, 0, 0, 1, 1, 1]
     with pytest.raises(TypeError, match=r"or a non-empty list\) of \(input, label\) items"):
         analyse(digits_cnn(), [], progress=False)
+
+
+def test_a_euclidean_rips_scale_outside_the_clouds_is_said() -> None:
+    """``complex="rips", metric="euclidean"`` at the default ``scale=2.5`` (meant in hops for ``knn_hops``) on
+    activations of small magnitude joined every class into one component at every layer: Omega 1 everywhere, a
+    decay rate of 0, and no word. The scale is now said to be outside the clouds, both ways; a scale inside them
+    (and knn_hops) is not."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU())
+    data = TensorDataset(torch.randn(40, 3) * 0.1, torch.arange(40) % 2)
+    said = {}
+    for scale in (2.5, 1e-9, 0.05):
+        report = analyse(net, data, complex="rips", metric="euclidean", scale=scale, progress=False)
+        said[scale] = [w for w in report.warnings if "metric='euclidean': scale=" in w]
+    assert len(said[2.5]) == 1 and "joins every class's cloud into one component" in said[2.5][0]
+    assert len(said[1e-9]) == 1 and "leaves every point of every class apart" in said[1e-9][0]
+    assert said[0.05] == []
+    report = analyse(net, data, complex="rips", k=5, progress=False)
+    assert not [w for w in report.warnings if "scale=" in w]

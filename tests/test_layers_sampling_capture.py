@@ -8,7 +8,7 @@ from models import densenet, resnet18, resnet50, vgg
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from lightning_topo.capture import ActivationCapture, ForwardError, UnknownLayerError, run_on_sample
+from lightning_topo.capture import ActivationCapture, ForwardError, TokenLayout, UnknownLayerError, run_on_sample
 from lightning_topo.capture.layers import resolve_layers
 from lightning_topo.capture.sampling import build_sample, shard
 from lightning_topo.models import Classifier, digits_cnn, mlp
@@ -29,6 +29,34 @@ def test_other_families() -> None:
     # Every top-level child but the Flatten (net.7), which would repeat the pooled layer's numbers.
     assert resolve_layers(Classifier(digits_cnn())) == [f"net.{i}" for i in (0, 1, 2, 3, 4, 5, 6, 8)]
     assert resolve_layers(resnet50(), max_layers=5) == ["conv1", "layer1.1", "layer2.3", "layer3.4", "layer4.2"]
+
+
+def test_mobilenet_and_efficientnet_layouts_watch_their_blocks() -> None:
+    """torchvision's MobileNetV3 blocks hold a Sequential of conv-norm-acts (a list of blocks of one class), which
+    was taken for the network's block list: the layers inside each block were watched (features.1.block.0 ...),
+    the blocks with squeeze-excitation and the last conv not at all. EfficientNet's stages of one block (its first
+    and last) and its last conv were left out (auto stopped at features.6.3)."""
+    from models import efficientnet, mobilenet_v2, mobilenet_v3
+
+    v3 = mobilenet_v3()
+    assert resolve_layers(v3) == [f"features.{i}" for i in range(len(v3.features))]
+    v2 = mobilenet_v2()
+    assert resolve_layers(v2) == [f"features.{i}" for i in range(len(v2.features))]  # the classifier is not a block
+    stages = [f"features.{i}.{j}" for i, n in zip(range(2, 7), (2, 2, 3, 3, 4), strict=True) for j in range(n)]
+    assert resolve_layers(efficientnet(), max_layers=30) == [
+        "features.0",
+        "features.1",
+        *stages,
+        "features.7",
+        "features.8",
+    ]
+    # Every watched layer runs and gives a conv map.
+    for net in (v3, v2, efficientnet()):
+        net.eval()
+        names = resolve_layers(net, max_layers=30)
+        with ActivationCapture(net, names, lambda name, t: t.ndim) as capture:
+            run_on_sample(net, torch.randn(2, 3, 32, 32), batch_size=2)
+        assert all(capture.results[n] == [4] for n in names), capture.results
 
 
 def test_names_globs_predicates_and_wrappers() -> None:
@@ -289,3 +317,59 @@ def test_input_fn_returning_several_tensors_names_the_fix() -> None:
         items, samples_per_class=2, input_fn=lambda b: torch.stack([b["input_ids"], b["attention_mask"]], dim=1)
     )
     assert sample.inputs.shape == (2, 2, 4)
+
+
+def test_a_head_of_two_values_is_said_to_have_b0_one_by_construction() -> None:
+    """A binary (or regression) head's output holds at most 2 values per input: at the mean or median threshold
+    exactly one run lies below it, so its Omega is 1 whatever the weights; as the deepest watched layer it made
+    ``topology/omega_last`` sit at the Betti floor and TopologyEarlyStopping's floor rule stop a net at chance."""
+    from lightning_topo.capture.hooks import flat_volume_note, watched_layers
+    from lightning_topo.functional import cubical_betti, sublevel_thresholds
+
+    heads = torch.randn(500, 2, generator=torch.Generator().manual_seed(0))
+    for rule in ("mean", "median"):
+        assert cubical_betti(heads, sublevel_thresholds(heads, rule))[:, 0].eq(1).all()
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    _, notes = watched_layers(net, torch.randn(2, 3, 8, 8), ["0", "1", "4"], cubical=True)
+    flat = dict(notes)["flat"]
+    assert "Layers ['4'] hold at most 2 values per input" in flat and "topology/omega_last" in flat
+    note = flat_volume_note({"conv": (8, 6, 6), "fc": (10,)}, TokenLayout())
+    assert note is not None and "at most 2 values" not in note
+
+
+def test_a_long_read_of_every_item_s_label_is_said_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataset without a `targets` attribute has every item read for its label, in the main process (minutes for
+    a validation set of decoded images), with no word; a `targets` attribute skips the read."""
+    import time
+    import warnings
+
+    from lightning_topo.capture import sampling
+
+    class Slow(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def __len__(self) -> int:
+            return 300
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+            self.reads += 1
+            time.sleep(0.002)
+            return torch.full((4,), float(i)), i % 3
+
+    monkeypatch.setattr(sampling, "SLOW_LABELS_SECONDS", 0.1)  # 300 items x 2 ms: 0.6 s here
+    slow = Slow()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sample = build_sample(slow, samples_per_class=5, max_samples=15)
+    said = [str(w.message) for w in caught if "one by one" in str(w.message)]
+    assert len(said) == 1 and "reading the labels of the 300 validation items of Slow" in said[0], said
+    assert "give the dataset a `targets` attribute" in said[0]
+    assert slow.reads >= 300 and sample.counts_per_class() == {0: 5, 1: 5, 2: 5}
+    labelled = Slow()
+    labelled.targets = [i % 3 for i in range(300)]  # type: ignore[attr-defined]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = build_sample(labelled, samples_per_class=5, max_samples=15)
+    assert not [w for w in caught if "one by one" in str(w.message)]
+    assert labelled.reads < 30 and torch.equal(again.inputs, sample.inputs)

@@ -3,7 +3,7 @@ feed the metric; the callback uses it too, in two halves: :func:`start_evaluatio
 (``analyse.py``), its :class:`TopologyReport` (``report.py``) and :func:`rank_models` (``ranking.py``). Uses
 capture and metrics, never the callbacks."""
 
-from lightning_topo.analysis.analyse import analyse
+from lightning_topo.analysis.analyse import analyse, sample_from, validation_batch_fn
 from lightning_topo.analysis.evaluate import (
     PendingEvaluation,
     TopologyEvaluationError,
@@ -25,5 +25,7 @@ __all__ = [
     "evaluate_topology",
     "rank_models",
     "ranks_fail_together",
+    "sample_from",
     "start_evaluation",
+    "validation_batch_fn",
 ]

@@ -15,21 +15,31 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch.utilities import move_data_to_device
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from lightning_topo.analysis.evaluate import evaluate_topology
 from lightning_topo.analysis.report import TopologyReport
-from lightning_topo.capture import FixedSample, build_sample, model_device, resolve_layers, watched_layers
+from lightning_topo.capture import (
+    FixedSample,
+    SampleError,
+    build_sample,
+    model_device,
+    resolve_layers,
+    watched_layers,
+)
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.metrics import TopologyResult
 
-__all__ = ["analyse", "default_device", "sample_from"]
+__all__ = ["analyse", "default_device", "sample_from", "validation_batch_fn"]
 
 
 def default_device(model: nn.Module | None = None) -> torch.device:
@@ -59,9 +69,24 @@ def _loader_of(data: Any) -> DataLoader | Dataset:
     )
 
 
-def sample_from(data: DataLoader | Dataset | LightningDataModule, config: TopologyConfig | None = None) -> FixedSample:
-    """The fixed sample ``analyse`` uses: the callback's seeded, stratified choice over ``data``."""
+def sample_from(
+    data: DataLoader | Dataset | LightningDataModule,
+    config: TopologyConfig | None = None,
+    model: nn.Module | None = None,
+) -> FixedSample:
+    """The fixed sample ``analyse`` uses: the callback's seeded, stratified choice over ``data``.
+
+    Args:
+        data: as :func:`analyse` takes it.
+        config: the sampling fields (``samples_per_class``, ``max_samples``, ``seed``, ``input_fn``,
+            ``target_fn``); default ``TopologyConfig()``.
+        model: the model it is for: where it is a ``LightningModule`` (or ``data`` a ``LightningDataModule``) that
+            overrides ``on_before_batch_transfer`` / ``on_after_batch_transfer``, the sample's inputs are the
+            batch those hooks make, as validation feeds the model (:func:`validation_batch_fn`).
+    """
     cfg = config if config is not None else TopologyConfig()
+    device = model_device(model) if model is not None else torch.device("cpu")
+    datamodule = data if isinstance(data, LightningDataModule) else None
     return build_sample(
         _loader_of(data),
         samples_per_class=cfg.per_class_cap,
@@ -69,7 +94,66 @@ def sample_from(data: DataLoader | Dataset | LightningDataModule, config: Topolo
         seed=cfg.seed,
         input_fn=cfg.input_fn,
         target_fn=cfg.target_fn,
+        batch_fn=validation_batch_fn(model, datamodule, device),
     )
+
+
+_BATCH_HOOKS = ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
+"""Lightning's hooks on every batch before ``validation_step`` sees it, in the order it calls them."""
+
+
+def validation_batch_fn(
+    model: nn.Module | None, datamodule: LightningDataModule | None, device: torch.device
+) -> Callable[[Any], Any] | None:
+    """What Lightning does to each validation batch before the model sees it, as a function of a batch:
+    ``on_before_batch_transfer``, ``transfer_batch_to_device`` (to ``device``) and ``on_after_batch_transfer``
+    with ``dataloader_idx=0``, each the ``datamodule``'s where it overrides the hook, else the
+    ``LightningModule``'s (Lightning's own choice); under ``torch.no_grad``. ``None`` where neither overrides
+    ``on_before_batch_transfer`` or ``on_after_batch_transfer`` (the batch is the collated items: nothing to do).
+    A hook that raises is a :class:`~lightning_topo.capture.SampleError` naming it.
+
+    Example:
+        >>> class Scaled(LightningModule):
+        ...     def on_after_batch_transfer(self, batch, dataloader_idx):
+        ...         return [batch[0] / 255, batch[1]]
+        >>> fn = validation_batch_fn(Scaled(), None, torch.device("cpu"))
+        >>> fn([torch.tensor([255.0]), torch.tensor([1])])[0].tolist()
+        [1.0]
+        >>> validation_batch_fn(torch.nn.ReLU(), None, torch.device("cpu")) is None
+        True
+    """
+    module = model if isinstance(model, LightningModule) else None
+
+    def owner(name: str) -> Any:
+        if datamodule is not None and is_overridden(name, datamodule, LightningDataModule):
+            return datamodule
+        if module is not None and is_overridden(name, module, LightningModule):
+            return module
+        return None
+
+    if owner("on_before_batch_transfer") is None and owner("on_after_batch_transfer") is None:
+        return None
+    hooks = [(name, owner(name)) for name in _BATCH_HOOKS]
+
+    def apply(batch: Any) -> Any:
+        with torch.no_grad():
+            for name, obj in hooks:
+                if obj is None:  # Lightning's default: on_before / on_after return the batch as it is
+                    batch = move_data_to_device(batch, device) if name == "transfer_batch_to_device" else batch
+                    continue
+                hook = getattr(obj, name)
+                try:
+                    batch = hook(batch, device, 0) if name == "transfer_batch_to_device" else hook(batch, 0)
+                except Exception as err:
+                    raise SampleError(
+                        f"{type(obj).__name__}.{name} raised {type(err).__name__}: {err} on the batch of the "
+                        "sampled validation items (validation applies it to every batch before the model sees "
+                        "it, and so does the topology sample); make the hook accept a batch as the validation "
+                        "dataloader's collate_fn makes it, with dataloader_idx 0."
+                    ) from err
+        return batch
+
+    return apply
 
 
 class _Progress:
@@ -171,7 +255,7 @@ def analyse(
     layer_names = resolve_layers(model, cfg.layers, max_layers=cfg.max_layers)
     if not layer_names:
         raise ConfigError("no layer to analyse; pass `layers=[...]` with names from `model.named_modules()`.")
-    sample = sample_from(data, cfg)
+    sample = sample_from(data, cfg, model)
     for note in sample.notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     target = cfg.torch_device or default_device(model)

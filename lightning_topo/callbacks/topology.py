@@ -43,6 +43,7 @@ from lightning_utilities.core.imports import RequirementCache
 from torch import Tensor
 from typing_extensions import override
 
+from lightning_topo.analysis.analyse import validation_batch_fn
 from lightning_topo.analysis.evaluate import PendingEvaluation, ranks_fail_together, reusable_metric, start_evaluation
 from lightning_topo.capture import (
     FixedSample,
@@ -560,6 +561,8 @@ class TopologyCallback(Callback):
         cached = self._samples.get(id(dataset))
         if cached is not None and cached[0] is dataset:
             self.sample = cached[1]
+            if trainer.state.fn == "fit" and self._fit_sample is not self.sample:
+                self._adopt_fit_sample(self.sample)  # first drawn by a `validate` before this fit
             return self.sample
         cfg = self.config
         try:
@@ -570,6 +573,9 @@ class TopologyCallback(Callback):
                 seed=cfg.seed,
                 input_fn=cfg.input_fn,
                 target_fn=cfg.target_fn,
+                batch_fn=validation_batch_fn(
+                    trainer.lightning_module, trainer.datamodule, trainer.lightning_module.device
+                ),
             )
         except SampleError as err:
             raise TopologyMisconfiguration(f"TopologyCallback cannot sample the validation set: {err}") from err
@@ -582,13 +588,7 @@ class TopologyCallback(Callback):
             self._warn_once(note, note)
         fitting = trainer.state.fn == "fit"
         if fitting:
-            self._fit_sample = sample
-            if self._restored_indices is not None and sample.indices.tolist() != self._restored_indices:
-                rank_zero_warn(
-                    "TopologyCallback: the resumed run sampled different validation inputs than the checkpoint "
-                    "(the validation set or the sampling arguments changed); history before and after differ in "
-                    "sample."
-                )
+            self._adopt_fit_sample(sample)
         if len(sample.classes) == 1 and len(sample.labels) < cfg.total_cap and len(sample.labels) == cfg.per_class_cap:
             self._warn_once(
                 "one-class",
@@ -608,9 +608,35 @@ class TopologyCallback(Callback):
         # Said at the first evaluation on this sample, when the layers are ordered: a module that runs twice is
         # then two layers ('pool', 'pool#2').
         self._announce = (
-            f"on {len(sample.labels)} validation inputs ({plural(len(sample.classes), 'class', 'classes')}){stage}."
+            f"on {plural(len(sample.labels), 'validation input')} ({plural(len(sample.classes), 'class', 'classes')})"
+            f"{stage}."
         )
         return sample
+
+    def _adopt_fit_sample(self, sample: FixedSample) -> None:
+        """Make ``sample`` the fit's (kept in the checkpoint), saying so where it differs from the sample the
+        history so far was measured on: the checkpoint's (a resumed run), or an earlier one of this fit (a
+        validation set that changed: ``reload_dataloaders_every_n_epochs`` with new data)."""
+        earlier = self._fit_sample
+        self._fit_sample = sample
+        if self._restored_indices is not None and earlier is None:
+            if sample.indices.tolist() != self._restored_indices:
+                rank_zero_warn(
+                    "TopologyCallback: the resumed run sampled different validation inputs than the checkpoint "
+                    "(the validation set or the sampling arguments changed); history before and after differ in "
+                    "sample."
+                )
+        elif earlier is not None and not (
+            torch.equal(earlier.indices, sample.indices)
+            and earlier.inputs.shape == sample.inputs.shape
+            and torch.equal(earlier.inputs, sample.inputs)
+        ):
+            self._warn_once(
+                "resampled",
+                "TopologyCallback: the validation set changed during the fit (a new dataset, e.g. with "
+                "`reload_dataloaders_every_n_epochs`), so the topology sample was drawn again from it; the history "
+                "mixes evaluations of different inputs from here on. Keep one validation set for a comparable curve.",
+            )
 
     @override
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

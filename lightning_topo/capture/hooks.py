@@ -15,6 +15,7 @@ all of its calls, in the order the forward pass runs them.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -515,10 +516,8 @@ def flat_volume_note(shapes: Mapping[str, tuple[int, ...]], layout: TokenLayout)
         >>> print(flat_volume_note({"conv": (8, 6, 6), "pool": (8, 1, 1), "fc": (10,)}, TokenLayout()))
         layers ['pool', 'fc'] are vectors (one axis of size > 1 per input): b1 = b2 = 0 by construction, not measured.
     """
-    axes = {
-        name: sum(n > 1 for n in cubical_volumes(torch.zeros(1, *shape), layout).shape[1:])
-        for name, shape in shapes.items()
-    }
+    volumes = {name: cubical_volumes(torch.zeros(1, *shape), layout).shape[1:] for name, shape in shapes.items()}
+    axes = {name: sum(n > 1 for n in shape) for name, shape in volumes.items()}
     vectors = [name for name, a in axes.items() if a <= 1]
     images = [name for name, a in axes.items() if a == 2]
     parts = []
@@ -528,7 +527,16 @@ def flat_volume_note(shapes: Mapping[str, tuple[int, ...]], layout: TokenLayout)
         parts.append(f"layers {images} are images (two axes of size > 1 per input): b2 = 0 by construction")
     if not parts:
         return None
-    return "; ".join(parts) + ", not measured."
+    note = "; ".join(parts) + ", not measured."
+    tiny = [name for name, shape in volumes.items() if math.prod(shape) <= 2]
+    if tiny:
+        last = " (the last watched layer: topology/omega_last and TopologyEarlyStopping's floor rule)"
+        note += (
+            f" Layers {tiny} hold at most 2 values per input (a binary or regression head): at the 'mean' or "
+            f"'median' threshold their b0 is 1 whatever the weights{last if tiny[-1] == list(volumes)[-1] else ''}; "
+            "watch a wider layer instead (`layers=[...]`)."
+        )
+    return note
 
 
 def execution_order(

@@ -29,7 +29,11 @@ repeated blocks               the stem, then every block of the outermost *block
                               ``resnet.embedder``, ``resnet.encoder.stages.N``; timm's ``blocks`` /
                               ``stages`` with ``patch_embed`` / ``stem``. The *stem* is what runs before the
                               block list: walking up from the list, the first ancestor level with earlier
-                              siblings gives them (those with parameters, or activations)
+                              siblings gives them (those with parameters, or activations). In a
+                              ``Sequential`` parent, the composite modules after the last list are watched
+                              too (EfficientNet ``features``: a one-block last stage, the last conv). A
+                              Sequential of repeated blocks that hold block lists of their own is the list
+                              (MobileNetV3 ``features``: its ``InvertedResidual``, not their conv-norm-acts)
 anything else                 every top-level child except pass-through modules (``Flatten``,
                               ``Unflatten``, ``Identity``, dropout), which repeat the layer before; with
                               fewer than 3 of them, the children of each ``Sequential`` child instead of
@@ -242,16 +246,60 @@ def _is_block_list(module: nn.Module) -> bool:
     )
 
 
+def _holds_repeated_blocks(module: nn.Module) -> bool:
+    """A ``ModuleList`` / ``Sequential`` of three or more composite modules with parameters, among them two or more
+    blocks of one class with their own ``forward`` (not Sequentials): torchvision's MobileNetV2 / V3 ``features``
+    (a stem conv, ``InvertedResidual`` blocks, a last conv; a V3 block's ``block`` is a Sequential of conv-norm-act
+    modules, itself a list of blocks of one class). Its children are the blocks to watch, not the layers inside
+    one block."""
+    if not isinstance(module, (nn.ModuleList, nn.Sequential)):
+        return False
+    kids = [k for k in module.children() if not isinstance(k, PASS_THROUGH_TYPES)]
+    if len(kids) < 3 or not all(any(True for _ in k.children()) and _has_params(k) for k in kids):
+        return False
+    counts: dict[type, int] = {}
+    for kid in kids:
+        counts[type(kid)] = counts.get(type(kid), 0) + 1
+    repeated = [
+        kid
+        for kid in kids
+        if counts[type(kid)] >= 2 and not isinstance(kid, (nn.ModuleList, nn.Sequential))
+    ]
+    return bool(repeated)
+
+
 def _block_lists(root: nn.Module) -> list[str]:
     """Names (relative to ``root``; ``""`` for ``root`` itself) of the outermost block lists, in definition
-    order. A block list inside another (Swin's blocks inside its stages) is not outermost."""
+    order. A block list inside another (Swin's blocks inside its stages), or inside one of several repeated blocks
+    (:func:`_holds_repeated_blocks`), is not outermost."""
     found: list[str] = []
     for name, module in root.named_modules():
         if any(name == f or f == "" or name.startswith(f + ".") for f in found):
             continue
-        if _is_block_list(module):
+        if _is_block_list(module) or _holds_repeated_blocks(module):
             found.append(name)
     return found
+
+
+def _tail(root: nn.Module, block_list: str) -> list[str]:
+    """What runs after the last block list inside the same Sequential (EfficientNet's ``features``: a last stage of
+    one block, the last conv): its later siblings that are composite modules with parameters. Only in a
+    ``Sequential`` / ``ModuleList`` parent, whose children all run in order (a model's norm and head after its
+    blocks are leaves, or outside the parent)."""
+    if not block_list:
+        return []
+    parent_name, _, last = block_list.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    if not isinstance(parent, (nn.Sequential, nn.ModuleList)):
+        return []
+    names = [n for n, _ in parent.named_children()]
+    later = names[names.index(last) + 1 :]
+    children = dict(parent.named_children())
+    return [
+        f"{parent_name}.{n}" if parent_name else n
+        for n in later
+        if any(True for _ in children[n].children()) and _has_params(children[n])
+    ]
 
 
 def _stem(root: nn.Module, block_list: str) -> list[str]:
@@ -307,9 +355,16 @@ def _auto_choice(model: nn.Module) -> tuple[list[str], str]:
         names = _stem(root, lists[0])
         for block_list in lists:
             module = root.get_submodule(block_list) if block_list else root
-            names += [f"{block_list}.{n}" if block_list else n for n, _ in module.named_children()]
+            names += [
+                f"{block_list}.{n}" if block_list else n
+                for n, c in module.named_children()
+                if not isinstance(c, PASS_THROUGH_TYPES)
+            ]
+        tail = _tail(root, lists[-1])
+        names += tail
         where = ", ".join(repr(b or kind) for b in lists)
-        return [prefix + n for n in names], f"{kind}'s repeated blocks ({where}) and the stem before them"
+        after = f" and the modules after them ({', '.join(tail)})" if tail else ""
+        return [prefix + n for n in names], f"{kind}'s repeated blocks ({where}), the stem before them{after}"
     names = [prefix + n for n, c in children.items() if not isinstance(c, PASS_THROUGH_TYPES)]
     why = (
         f"{kind} has no recognised family layout and no list of repeated blocks (a ModuleList / Sequential of "

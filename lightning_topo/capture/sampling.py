@@ -15,6 +15,8 @@ loader, and a one-time message says so.
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,6 +184,38 @@ def _items_agree(dataset: Dataset, labels: Tensor) -> bool:
     return True
 
 
+SLOW_LABELS_SECONDS = 10.0
+"""Reading every item's label one by one that is expected to take longer than this is said before it goes on."""
+
+
+def _read_labels(dataset: Dataset, n: int, target_fn: Callable[[Any], Any]) -> list[tuple[Tensor, str | None]]:
+    """Every item's label (:func:`class_labels` of ``target_fn(dataset[i])``), in the calling process: a dataset
+    without a ``targets`` / ``labels`` attribute (or with a ``target_transform``) is read item by item, decoding
+    each input too. Where the first items say the whole read will take over :data:`SLOW_LABELS_SECONDS`, a warning
+    says so at once, with the way around it."""
+    read: list[tuple[Tensor, str | None]] = []
+    start = time.perf_counter()
+    for i in range(n):
+        read.append(class_labels(target_fn(dataset[i]), batched=False))
+        if i == 31 and n > 64:
+            expected = (time.perf_counter() - start) / 32 * n
+            if expected > SLOW_LABELS_SECONDS:
+                why = (
+                    "its `target_transform` makes the items' labels other than its `targets`"
+                    if getattr(dataset, "target_transform", None) is not None
+                    else "it has no `targets` or `labels` attribute to read them from"
+                )
+                warnings.warn(
+                    f"lightning-topo sample: reading the labels of the {n} validation items of "
+                    f"{type(dataset).__name__} one by one ({why}): about {expected:.0f} s, once per dataset. To "
+                    "skip it, give the dataset a `targets` attribute holding every item's label as the items give "
+                    "them (a list or a tensor).",
+                    UserWarning,
+                    stacklevel=4,
+                )
+    return read
+
+
 def _choose(labels: Tensor, samples_per_class: int | None, max_samples: int, seed: int) -> Tensor:
     gen = torch.Generator().manual_seed(seed)
     per_class = []
@@ -210,6 +244,7 @@ def build_sample(
     seed: int = 0,
     input_fn: Callable[[Any], Tensor] | None = None,
     target_fn: Callable[[Any], Any] | None = None,
+    batch_fn: Callable[[Any], Any] | None = None,
 ) -> FixedSample:
     """Pick the fixed sample from a validation ``DataLoader`` (its dataset) or a map-style ``Dataset``.
 
@@ -224,6 +259,10 @@ def build_sample(
             default :func:`default_target`; no label means every input is class 0). Integer, whole-number float
             and one-hot labels are read as classes (:func:`class_labels`); anything else raises a
             :class:`SampleError`. Inputs holding NaN or Inf are left out, with a note.
+        batch_fn: applied to the batch of the sampled items (as the loader's ``collate_fn`` makes it) before
+            ``input_fn`` reads it: what validation does to each batch before the model sees it (the callback passes
+            Lightning's batch-transfer hooks, ``on_after_batch_transfer``'s normalisation, ...). Labels are read
+            from the items as they are.
 
     Example:
         >>> ds = TensorDataset(torch.randn(30, 4), torch.arange(30) % 3)
@@ -238,7 +277,7 @@ def build_sample(
     collate = loader.collate_fn if loader is not None else default_collate
     if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__"):
         stream = loader if loader is not None else DataLoader(dataset, batch_size=64)
-        return _from_batches(stream, samples_per_class, max_samples, input_fn, target_fn)
+        return _from_batches(stream, samples_per_class, max_samples, input_fn, target_fn, batch_fn)
     notes: list[str] = []
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
@@ -247,7 +286,7 @@ def build_sample(
     if fast is not None and not _items_agree(dataset, fast[0]):
         fast = None  # the items' labels are not the attribute's (a `target_transform`, ...): read every item
     if fast is None:
-        read = [class_labels(target_fn(dataset[i]), batched=False) for i in range(n)]
+        read = _read_labels(dataset, n, target_fn)
         labels = torch.cat([y for y, _ in read])
         note = next((note for _, note in read if note), None)
     else:
@@ -275,13 +314,16 @@ def build_sample(
         and dataset.tensors[0].is_contiguous()
     ):
         # What collating the items gives (a stack of the rows), without reading 200 items one by one.
-        inputs = dataset.tensors[0][indices]
+        if batch_fn is None:
+            inputs = dataset.tensors[0][indices]
+        else:
+            inputs = input_fn(batch_fn([tensor[indices] for tensor in dataset.tensors]))
     else:
         items = [dataset[int(i)] for i in indices]
         batch = collate(items)
-        inputs = input_fn(batch)
         if input_fn is default_input:
             notes += _ignored_mask_note(batch)
+        inputs = input_fn(batch if batch_fn is None else batch_fn(batch))
     _check_inputs(inputs, len(indices))
     return _finite_sample(indices, inputs.detach().cpu(), labels[indices], notes)
 
@@ -370,6 +412,7 @@ def _from_batches(
     max_samples: int,
     input_fn: Callable[[Any], Tensor],
     target_fn: Callable[[Any], Any],
+    batch_fn: Callable[[Any], Any] | None = None,
 ) -> FixedSample:
     note = (
         "lightning-topo sample: the dataset cannot be indexed (an IterableDataset), so the sample is "
@@ -382,7 +425,7 @@ def _from_batches(
     idle = 0  # inputs read since the last one taken: a stream (maybe endless) of full classes is not read on
     read = 0
     for batch in loader:
-        x = input_fn(batch)
+        x = input_fn(batch if batch_fn is None else batch_fn(batch))
         if not isinstance(x, Tensor):
             raise _not_a_tensor(x)
         y, label_note = class_labels(target_fn(batch), batched=True)

@@ -179,6 +179,22 @@ def _check_classes(classes: Sequence[int]) -> list[int]:
     return out
 
 
+def _scale_message(extreme: str, scale: float) -> str:
+    """The warning for a Euclidean Rips scale at which every class's cloud is one component without holes at every
+    layer (``extreme="joined"``), or every point its own component (``"apart"``): the numbers say nothing."""
+    what = (
+        "joins every class's cloud into one component without holes at every watched layer (b0 = 1, b1 = 0)"
+        if extreme == "joined"
+        else "leaves every point of every class apart at every watched layer (b0 = the number of points)"
+    )
+    return (
+        f"complex='rips' with metric='euclidean': scale={scale:g} {what}, so Omega is the same at every layer and "
+        "the decay says nothing about the network. The Euclidean scale is in the activations' own units; choose it "
+        "from their distances (e.g. a typical nearest-neighbour distance of a layer's cloud), or use "
+        "metric='knn_hops' (Naitzat et al.'s scale-free metric, whose scale counts hops)."
+    )
+
+
 class LayerwiseTopology(MergeChecked):
     """Per-layer, per-class Betti numbers of a sample, Omega per layer and the decay over depth.
 
@@ -354,6 +370,7 @@ class LayerwiseTopology(MergeChecked):
         """The :class:`TopologyResult` of everything added (synchronised across processes under DDP)."""
         layers: list[LayerTopology] = []
         warnings: list[str] = []
+        extremes: list[str] = []  # per Rips layer: "joined", "apart" or "" (see _rips_layer)
         dims = self.config.betti_dims
         n_classes = len(self.classes)
         problem = self.problem.cpu()
@@ -373,7 +390,9 @@ class LayerwiseTopology(MergeChecked):
                     persistence = {key: means[:, j] for j, key in enumerate(self.config.persistence_keys)}
                 layers.append(LayerTopology(name, _betti_compute(sums, counts), om, persistence=persistence))
             else:
-                layers.append(self._rips_layer(i, name, warnings))
+                layers.append(self._rips_layer(i, name, warnings, extremes))
+        if extremes and len(set(extremes)) == 1 and self.config.metric == "euclidean":
+            warnings.append(_scale_message(extremes[0], self.config.scale))
         bad = [layer for layer in layers if layer.problem is not None]
         if len(bad) == len(layers) > 1:
             # Not a layer to leave out: the model's activations themselves (a diverged model, or its inputs).
@@ -473,7 +492,9 @@ class LayerwiseTopology(MergeChecked):
             return value.cpu()
         return torch.cat(value).cpu() if value else None
 
-    def _rips_layer(self, i: int, name: str, warnings: list[str]) -> LayerTopology:
+    def _rips_layer(self, i: int, name: str, warnings: list[str], extremes: list[str]) -> LayerTopology:
+        """One layer's per-class Rips Betti numbers; appends to ``extremes`` whether the scale joined every class's
+        cloud into one component without holes ("joined"), left every point apart ("apart"), or neither ("")."""
         cloud, labels, positions = (self._state_cat(f"{s}_{i}") for s in ("cloud", "labels", "positions"))
         dims = self.config.betti_dims
         per_class = torch.full((len(self.classes), dims), math.nan, dtype=torch.float64)
@@ -482,6 +503,7 @@ class LayerwiseTopology(MergeChecked):
         order = torch.argsort(positions)
         cloud, labels = cloud.reshape(len(labels), int(self.width[i]))[order], labels[order]
         few: list[str] = []  # classes with fewer than 2 points, and those whose k-NN graph is nearly complete
+        flags: list[str] = []
         dense: list[tuple[int, int, int]] = []
         for j, c in enumerate(self.classes):
             points = cloud[labels == c]
@@ -492,6 +514,9 @@ class LayerwiseTopology(MergeChecked):
             if self.config.metric == "knn_hops" and 2 * k >= len(points):
                 dense.append((c, len(points), k))
             per_class[j] = self._rips(points)
+            joined = per_class[j, 0] == 1 and not bool(per_class[j, 1:].any())
+            flags.append("joined" if joined else "apart" if per_class[j, 0] == len(points) else "")
+        extremes.append(flags[0] if flags and len(set(flags)) == 1 else "")
         for message in _cloud_messages(few, dense, self.config.k):
             if message not in warnings:
                 warnings.append(message)
