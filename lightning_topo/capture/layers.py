@@ -260,11 +260,7 @@ def _holds_repeated_blocks(module: nn.Module) -> bool:
     counts: dict[type, int] = {}
     for kid in kids:
         counts[type(kid)] = counts.get(type(kid), 0) + 1
-    repeated = [
-        kid
-        for kid in kids
-        if counts[type(kid)] >= 2 and not isinstance(kid, (nn.ModuleList, nn.Sequential))
-    ]
+    repeated = [kid for kid in kids if counts[type(kid)] >= 2 and not isinstance(kid, (nn.ModuleList, nn.Sequential))]
     return bool(repeated)
 
 
