@@ -373,3 +373,30 @@ def test_a_long_read_of_every_item_s_label_is_said_first(monkeypatch: pytest.Mon
         again = build_sample(labelled, samples_per_class=5, max_samples=15)
     assert not [w for w in caught if "one by one" in str(w.message)]
     assert labelled.reads < 30 and torch.equal(again.inputs, sample.inputs)
+
+
+def test_an_output_shared_by_the_batch_is_not_blamed_on_batch_first() -> None:
+    """GPT-2's position embeddings (``wpe``) give one (1, T, D) output added to every input: it was left out with a
+    note about sequence-first LSTMs and ``batch_first=True``, which the model has nothing to do with."""
+    from lightning_topo.capture.hooks import watched_layers
+
+    class Positions(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = nn.Embedding(6, 8)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.table(torch.arange(ids.shape[1])).unsqueeze(0)
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wte, self.wpe, self.fc = nn.Embedding(10, 8), Positions(), nn.Linear(8, 8)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.wte(ids) + self.wpe(ids))
+
+    order, notes = watched_layers(Tiny(), torch.randint(0, 10, (3, 6)), ["wte", "wpe", "fc"])
+    assert order == ["wte", "fc"]
+    note = dict(notes)["not-batch-first"]
+    assert "['wpe'] give one output for the whole batch" in note and "batch_first" not in note

@@ -488,9 +488,24 @@ class TopologyCallback(Callback):
     def _check_monitors(self, trainer: Trainer) -> None:
         """Lightning's ``EarlyStopping`` and ``ModelCheckpoint`` read their ``monitor`` at every validation (every
         save); with ``every_n_epochs > 1`` a ``topology/...`` value is missing before the first evaluation (they
-        raise) and stale after it: say so now, not after an epoch of training."""
+        raise) and stale after it: say so now, not after an epoch of training. A ``decay_rate`` monitored with
+        ``mode="min"`` (Lightning's default) is said too: higher is more simplification."""
         from lightning_topo.callbacks.early_stopping import TopologyEarlyStopping
 
+        for cb in trainer.callbacks:  # type: ignore[attr-defined]
+            if (
+                isinstance(cb, (EarlyStopping, ModelCheckpoint))
+                and getattr(cb, "monitor", None) == f"{self.prefix}/decay_rate"
+                and getattr(cb, "mode", None) == "min"
+            ):
+                does = "stops when it stops falling" if isinstance(cb, EarlyStopping) else "keeps the least simplified"
+                self._warn_once(
+                    f"mode-{id(cb)}",
+                    f"TopologyCallback: {type(cb).__name__}(monitor={cb.monitor!r}, mode='min'): the decay rate "
+                    f"rises as the network simplifies its classes over depth (higher = more simplification), so "
+                    f"mode='min' {does}; pass mode='max' (TopologyEarlyStopping's default) unless that is what you "
+                    "want.",
+                )
         if self.every_n_epochs == 1:
             return
         n = self.every_n_epochs

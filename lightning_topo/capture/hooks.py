@@ -458,11 +458,24 @@ def watched_layers(
         # its "inputs" would be the positions of the sequence, each a slice across the batch. Not one number of it
         # is an input's.
         sizes = ", ".join(f"'{name}' {size}" for name, size in across.items())
+        shared = [name for name, size in across.items() if size == 1]
+        why = (
+            f"{shared} give one output for the whole batch (as position embeddings, added to every input, do): "
+            "nothing of it is an input's own"
+            if shared
+            else ""
+        )
+        first = [name for name, size in across.items() if size != 1]
+        if first:
+            why += "; " if why else ""
+            why += (
+                f"{first}: a sequence-first layer, such as nn.LSTM or nn.TransformerEncoder(Layer) without "
+                "batch_first=True, puts the batch on axis 1 (build it with batch_first=True, or watch modules whose "
+                "outputs are batch-first)"
+            )
         message = (
             f"the outputs of {list(across)} do not have the inputs on their first axis ({plural(inputs, 'input')} "
-            f"gave a first axis of {sizes}), so they are not measured: a sequence-first layer, such as nn.LSTM or "
-            "nn.TransformerEncoder(Layer) without batch_first=True, puts the batch on axis 1. Build it with "
-            "batch_first=True, or watch modules whose outputs are batch-first."
+            f"gave a first axis of {sizes}), so they are not measured: {why}."
         )
         if len(across) == len(trace.order):
             raise UnknownLayerError(message[0].upper() + message[1:])
