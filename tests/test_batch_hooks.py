@@ -22,6 +22,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_topo import TopologyCallback, analyse
+from lightning_topo.analysis.analyse import BatchHookError
+from lightning_topo.callbacks.topology import TopologyMisconfiguration
 from lightning_topo.capture import SampleError
 
 LAYERS = ["net.0", "net.2", "net.5"]
@@ -142,8 +144,29 @@ def test_a_hook_that_fails_on_the_sample_is_named(tmp_path: Path) -> None:
             raise KeyError("pixel_values")
 
     x, y = _pixels()
-    with pytest.raises(SampleError, match=r"Picky.on_after_batch_transfer raised KeyError: 'pixel_values'"):
-        analyse(Picky(), TensorDataset(x, y), layers=LAYERS, progress=False)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    callback = TopologyCallback(layers=LAYERS, charts=False, overlap=False)
+    with pytest.raises(TopologyMisconfiguration, match=r"Picky.on_after_batch_transfer raised KeyError") as error:
+        quiet_trainer(tmp_path, [callback]).validate(Picky(), loader, verbose=False)
+    # The error is typed: a SampleError whose `owner` is the module, raised where the module has its Trainer.
+    assert isinstance(error.value.__cause__, BatchHookError) and isinstance(error.value.__cause__, SampleError)
+
+
+def test_analyse_of_a_module_whose_hook_needs_its_trainer_warns_and_samples_without_it() -> None:
+    """Lightning's own example augments ``if self.trainer.training:`` in ``on_after_batch_transfer``; outside a
+    fit the module has no Trainer and the hook raises: ``analyse`` says so and samples without the hooks."""
+
+    class Augmenting(Plain):
+        def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+            if self.trainer.training:
+                batch = [batch[0] + torch.randn_like(batch[0]), batch[1]]
+            return batch
+
+    x, y = _pixels()
+    data = TensorDataset(_normalise(x), y)
+    with pytest.warns(UserWarning, match="Augmenting is not attached to a Trainer, which the hook may need"):
+        report = analyse(Augmenting(), data, layers=LAYERS, progress=False)
+    assert report.decay_rate == pytest.approx(_expected().decay_rate, abs=1e-12)
 
 
 def test_validate_before_fit_keeps_the_fit_s_sample_in_the_checkpoint(tmp_path: Path) -> None:

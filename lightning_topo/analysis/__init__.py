@@ -3,7 +3,7 @@ feed the metric; the callback uses it too, in two halves: :func:`start_evaluatio
 (``analyse.py``), its :class:`TopologyReport` (``report.py``) and :func:`rank_models` (``ranking.py``). Uses
 capture and metrics, never the callbacks."""
 
-from lightning_topo.analysis.analyse import analyse, sample_from, validation_batch_fn
+from lightning_topo.analysis.analyse import BatchHookError, analyse, sample_from, validation_batch_fn
 from lightning_topo.analysis.evaluate import (
     PendingEvaluation,
     TopologyEvaluationError,
@@ -15,6 +15,7 @@ from lightning_topo.analysis.ranking import DepthMismatchWarning, Ranking, Setti
 from lightning_topo.analysis.report import TopologyReport
 
 __all__ = [
+    "BatchHookError",
     "DepthMismatchWarning",
     "PendingEvaluation",
     "Ranking",

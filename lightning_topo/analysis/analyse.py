@@ -39,7 +39,7 @@ from lightning_topo.capture import (
 from lightning_topo.config import ConfigError, TopologyConfig
 from lightning_topo.metrics import TopologyResult
 
-__all__ = ["analyse", "default_device", "sample_from", "validation_batch_fn"]
+__all__ = ["BatchHookError", "analyse", "default_device", "sample_from", "validation_batch_fn"]
 
 
 def default_device(model: nn.Module | None = None) -> torch.device:
@@ -87,15 +87,46 @@ def sample_from(
     cfg = config if config is not None else TopologyConfig()
     device = model_device(model) if model is not None else torch.device("cpu")
     datamodule = data if isinstance(data, LightningDataModule) else None
-    return build_sample(
-        _loader_of(data),
+    loader = _loader_of(data)
+    kwargs: dict[str, Any] = dict(
         samples_per_class=cfg.per_class_cap,
         max_samples=cfg.total_cap,
         seed=cfg.seed,
         input_fn=cfg.input_fn,
         target_fn=cfg.target_fn,
-        batch_fn=validation_batch_fn(model, datamodule, device),
     )
+    try:
+        return build_sample(loader, batch_fn=validation_batch_fn(model, datamodule, device), **kwargs)
+    except BatchHookError as err:
+        if _attached(err.owner):
+            raise
+        # Outside a fit, a hook may need the Trainer it is written for (Lightning's own example augments
+        # `if self.trainer.training`): the sample is then the batch without the hooks, said.
+        warnings.warn(
+            f"{err} {type(err.owner).__name__} is not attached to a Trainer, which the hook may need; the sample is "
+            "taken without the batch-transfer hooks. If they change the inputs (a normalisation), pass `input_fn=` "
+            "doing it.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return build_sample(loader, **kwargs)
+
+
+class BatchHookError(SampleError):
+    """A batch-transfer hook raised on the sample's batch (``owner``: the module or data module whose hook it is)."""
+
+    def __init__(self, message: str, owner: Any) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+def _attached(owner: Any) -> bool:
+    """Whether a LightningModule or LightningDataModule is attached to a Trainer (a module's ``trainer`` property
+    raises otherwise; a data module's is ``None``)."""
+    try:
+        return owner.trainer is not None
+    except RuntimeError:
+        return False
 
 
 _BATCH_HOOKS = ("on_before_batch_transfer", "transfer_batch_to_device", "on_after_batch_transfer")
@@ -110,7 +141,7 @@ def validation_batch_fn(
     with ``dataloader_idx=0``, each the ``datamodule``'s where it overrides the hook, else the
     ``LightningModule``'s (Lightning's own choice); under ``torch.no_grad``. ``None`` where neither overrides
     ``on_before_batch_transfer`` or ``on_after_batch_transfer`` (the batch is the collated items: nothing to do).
-    A hook that raises is a :class:`~lightning_topo.capture.SampleError` naming it.
+    A hook that raises is a :class:`BatchHookError` (a :class:`~lightning_topo.capture.SampleError`) naming it.
 
     Example:
         >>> class Scaled(LightningModule):
@@ -145,11 +176,12 @@ def validation_batch_fn(
                 try:
                     batch = hook(batch, device, 0) if name == "transfer_batch_to_device" else hook(batch, 0)
                 except Exception as err:
-                    raise SampleError(
+                    raise BatchHookError(
                         f"{type(obj).__name__}.{name} raised {type(err).__name__}: {err} on the batch of the "
                         "sampled validation items (validation applies it to every batch before the model sees "
                         "it, and so does the topology sample); make the hook accept a batch as the validation "
-                        "dataloader's collate_fn makes it, with dataloader_idx 0."
+                        "dataloader's collate_fn makes it, with dataloader_idx 0.",
+                        obj,
                     ) from err
         return batch
 
