@@ -378,3 +378,27 @@ def test_a_euclidean_rips_scale_outside_the_clouds_is_said() -> None:
     assert said[0.05] == []
     report = analyse(net, data, complex="rips", k=5, progress=False)
     assert not [w for w in report.warnings if "scale=" in w]
+
+
+def test_a_dead_layer_is_said_to_be_constant_not_simplified(tmp_path: Path) -> None:
+    """A layer of dead ReLUs (every output 0) has b = (1, 0, 0) at the mean threshold for every input: Omega 1, read
+    by the decay rate (and TopologyEarlyStopping, mode max) as the most simplified layer. The callback and
+    ``analyse`` now say so; a live layer, or a layer constant per channel only, is not flagged."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3),
+    )  # fmt: skip
+    with torch.no_grad():
+        net[2].bias.fill_(-1e3)  # layer '3' (the ReLU after it) outputs zeros; layer '4' its bias per channel
+    data = TensorDataset(torch.randn(60, 1, 12, 12), torch.arange(60) % 3)
+    report = analyse(net, data, layers=[str(i) for i in range(5)], progress=False)
+    said = [w for w in report.warnings if "constant output" in w]
+    assert len(said) == 1 and said[0].startswith("layer '3' gives every one of the 60 sampled inputs"), said
+    assert report.betti[report.layers.index("3")].tolist() == [[1.0, 0.0, 0.0]] * 3
+    callback = TopologyCallback(layers=[f"net.{i}" for i in range(5)], charts=False)
+    trainer = quiet_trainer(tmp_path, [callback])
+    with pytest.warns(UserWarning, match="layer 'net.3' gives every one of the 60 sampled inputs a constant output"):
+        trainer.validate(Classifier(net), DataLoader(data, batch_size=16), verbose=False)
+    live = analyse(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)), data, progress=False)
+    assert not [w for w in live.warnings if "constant output" in w]

@@ -264,7 +264,7 @@ class PendingEvaluation:
                 continue
             values = captured.values[name]
             summaries = captured.persistence.get(name)
-            metric.update(name, values, labels, positions, persistence=summaries)
+            metric.update(name, values, labels, positions, persistence=summaries, constant=captured.constant.get(name))
             if cfg.complex == "cubical":
                 self._per_input[name] = values.cpu()
             if summaries is not None:

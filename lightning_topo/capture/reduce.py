@@ -182,6 +182,9 @@ class _Reducer:
         # With `config.persistence`: per layer, one (summaries, diagrams) per reduced batch, in the order of the
         # Betti numbers returned (the hooks append those to `ActivationCapture.results`).
         self.persistence: dict[str, list[tuple[Tensor, PersistenceDiagrams]]] = {}
+        # Cubical view: per layer, per reduced batch, how many of its volumes hold one value (a 0-d tensor on the
+        # compute device, read once in PendingCapture._collect).
+        self.constant: dict[str, list[Tensor]] = {}
 
     def __call__(self, name: str, out: Tensor) -> Tensor | _Job | None:
         if name in self.problems:
@@ -222,6 +225,8 @@ class _Reducer:
     def _betti(self, name: str, volumes: Tensor, out: Tensor | None = None) -> Tensor | _Job | None:
         try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
             thresholds = sublevel_thresholds(volumes, self.config.threshold)
+            low, high = torch.aminmax(volumes.reshape(volumes.shape[0], -1), dim=1)
+            self.constant.setdefault(name, []).append((low == high).sum())
             if self.overlap:
                 if volumes.numel() * volumes.element_size() > _overlap_bytes(volumes):
                     # Computed now, on this thread: a copy of a batch this large would cost more than it saves.
@@ -338,12 +343,15 @@ class LayerValues:
         persistence: cubical view with ``config.persistence`` set: ``{layer: (n, S)}`` float64 persistence
             summaries per input (columns ``config.persistence_keys``), on the compute device; else empty.
         diagrams: the same layers' persistence diagrams of the ``n`` inputs (on the CPU); else empty.
+        constant: cubical view: ``{layer: count}`` of the inputs whose volume holds one value (a dead ReLU's zeros:
+            b = (1, 0, 0) at every threshold at or above it, whatever the input).
     """
 
     values: dict[str, Tensor]
     problems: dict[str, str]
     persistence: dict[str, Tensor] = field(default_factory=dict)
     diagrams: dict[str, PersistenceDiagrams] = field(default_factory=dict)
+    constant: dict[str, int] = field(default_factory=dict)
 
 
 def cat_diagrams(parts: Sequence[PersistenceDiagrams]) -> PersistenceDiagrams:
@@ -430,7 +438,10 @@ class PendingCapture:
                 if parts:
                     persistence[name] = torch.cat([summaries for summaries, _ in parts])
                     diagrams[name] = cat_diagrams([d for _, d in parts])
-        return LayerValues(values, problems, persistence, diagrams)
+        counted = [name for name in self.layer_names if name in values and reducer.constant.get(name)]
+        totals = torch.stack([torch.stack(reducer.constant[name]).sum() for name in counted]) if counted else None
+        constant = dict(zip(counted, totals.tolist(), strict=True)) if totals is not None else {}  # one sync
+        return LayerValues(values, problems, persistence, diagrams, constant)
 
 
 def start_capture(

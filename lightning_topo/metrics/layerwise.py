@@ -246,6 +246,7 @@ class LayerwiseTopology(MergeChecked):
         if self.config.complex == "cubical":
             self.add_state("betti_sum", torch.zeros(n_layers, n_classes, 3, dtype=torch.int64), dist_reduce_fx="sum")
             self.add_state("count", torch.zeros(n_layers, n_classes, dtype=torch.int64), dist_reduce_fx="sum")
+            self.add_state("constant", torch.zeros(n_layers, dtype=torch.int64), dist_reduce_fx="sum")
             if self.config.persistence is not None:
                 shape = (n_layers, n_classes, len(self.config.persistence_keys))
                 self.add_state("persistence_sum", torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
@@ -284,6 +285,7 @@ class LayerwiseTopology(MergeChecked):
         *,
         problem: str | None = None,
         persistence: Tensor | None = None,
+        constant: int | None = None,
     ) -> None:
         """Add one layer's values for a batch of sampled inputs, or mark the layer as unusable.
 
@@ -297,6 +299,8 @@ class LayerwiseTopology(MergeChecked):
             problem: instead of values: why the layer cannot be computed; it is then NaN on every rank.
             persistence: cubical view with ``config.persistence`` set (and only then): ``(B, S)`` persistence
                 summaries of the same inputs, columns ``config.persistence_keys``.
+            constant: cubical view: how many of the ``B`` inputs gave a volume of one value (a dead layer); where
+                every sampled input does, :meth:`compute` warns that the layer's Betti numbers are by construction.
         """
         i = self._layer(layer)
         if problem is not None:
@@ -313,6 +317,8 @@ class LayerwiseTopology(MergeChecked):
             sums, counts = _betti_update(values, index, len(self.classes))
             self.betti_sum[i] += sums.to(self.betti_sum.device)
             self.count[i] += counts.to(self.count.device)
+            if constant is not None:
+                self.constant[i] += int(constant)
             if persistence is not None:
                 sums, _ = _betti_update(persistence.to(torch.float64), index, len(self.classes))
                 self.persistence_sum[i] += sums.to(self.persistence_sum.device)
@@ -384,6 +390,13 @@ class LayerwiseTopology(MergeChecked):
             elif self.config.complex == "cubical":
                 sums, counts = self.betti_sum[i].cpu(), self.count[i].cpu()
                 om = float(_omega_compute(sums, counts))
+                if int(counts.sum()) > 0 and int(self.constant[i]) == int(counts.sum()):
+                    warnings.append(
+                        f"layer '{name}' gives every one of the {int(counts.sum())} sampled inputs a constant output "
+                        "(one value throughout: dead ReLUs, a collapsed layer): its Betti numbers are the same for "
+                        "every input by construction ((1, 0, 0) at the mean or median threshold), not a "
+                        "simplification the network learned, and the decay over depth reads them as one."
+                    )
                 persistence = None
                 if self.config.persistence is not None:
                     means = _betti_compute(self.persistence_sum[i].cpu(), counts)
