@@ -486,45 +486,26 @@ def test_a_misspelt_run_level_key_fails_at_setup(tmp_path: Path) -> None:
 def test_a_decay_rate_monitored_with_mode_min_is_said(tmp_path: Path) -> None:
     """``EarlyStopping(monitor="topology/decay_rate")`` takes Lightning's default ``mode="min"``: it stops when the
     decay rate stops falling, the opposite of what it measures (higher = more simplification). Said at setup."""
+    from models import quiet_trainer
+
     torch.manual_seed(0)
     x, y = torch.randn(64, 1, 8, 8), torch.arange(64) % 4
     loader = DataLoader(TensorDataset(x, y), batch_size=32)
-    stoppers = [
+
+    def said(*others: Callback) -> list[str]:
+        """The mode warnings of a one-epoch fit with the callback and ``others``."""
+        topology = TopologyCallback(charts=False, layers=["net.0", "net.3", "net.6"])
+        checkpoints = any(isinstance(cb, ModelCheckpoint) for cb in others)
+        trainer = quiet_trainer(tmp_path, [topology, *others], enable_checkpointing=checkpoints)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(Classifier(digits_cnn(channels=(4, 8))), loader, loader)
+        return [str(w.message) for w in caught if "mode='min'): the decay rate rises" in str(w.message)]
+
+    both = said(
         EarlyStopping(monitor="topology/decay_rate", patience=5),
         ModelCheckpoint(dirpath=tmp_path, monitor="topology/decay_rate", mode="min"),
-    ]
-    trainer = Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-        callbacks=[TopologyCallback(charts=False, layers=["net.0", "net.3", "net.6"]), *stoppers],
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trainer.fit(Classifier(digits_cnn(channels=(4, 8))), loader, loader)
-    said = [str(w.message) for w in caught if "mode='min'): the decay rate rises" in str(w.message)]
-    assert len(said) == 2 and "EarlyStopping(" in said[0] and "ModelCheckpoint(" in said[1], said
-    assert "pass mode='max'" in said[0]
-    trainer = Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-        callbacks=[
-            TopologyCallback(charts=False, layers=["net.0", "net.3", "net.6"]),
-            EarlyStopping(monitor="topology/decay_rate", mode="max", patience=5),
-            TopologyEarlyStopping(),
-        ],
-    )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trainer.fit(Classifier(digits_cnn(channels=(4, 8))), loader, loader)
-    assert not [w for w in caught if "mode='min'" in str(w.message)]
+    assert len(both) == 2 and "EarlyStopping(" in both[0] and "ModelCheckpoint(" in both[1], both
+    assert "pass mode='max'" in both[0]
+    assert said(EarlyStopping(monitor="topology/decay_rate", mode="max", patience=5), TopologyEarlyStopping()) == []
