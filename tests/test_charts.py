@@ -295,8 +295,12 @@ def test_thin_epochs_keeps_first_and_latest() -> None:
     assert [r["epoch"] for r in thin_epochs(history[:4], 10)] == [0, 1, 2, 3]
 
 
-def test_training_does_not_wait_for_figures(tmp_path: Path) -> None:
-    """With the first drawing held back, the whole fit ends before any figure exists; they come afterwards."""
+def test_training_does_not_wait_for_figures(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With the first drawing held back, the whole fit ends before any figure exists; they come afterwards. The
+    evaluations whose figures were not drawn are said at the end of the fit (TensorBoard had one image, at the last
+    step, and nothing told a user why)."""
+    import logging
+
     from lightning.pytorch.callbacks import Callback
 
     seen: dict[str, bool] = {}
@@ -317,10 +321,13 @@ def test_training_does_not_wait_for_figures(tmp_path: Path) -> None:
         enable_checkpointing=False,
         num_sanity_val_steps=0,
     )
-    trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
+    with caplog.at_level(logging.INFO):
+        trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
     assert topo.wait_for_charts(timeout=120)
     assert seen == {"figures during training": False}
     assert topo._charts.renderer.skipped == 1 and topo._charts.renderer.done == 1  # only the latest was drawn
+    said = [r.getMessage() for r in caplog.records if "were not drawn" in r.getMessage()]
+    assert len(said) == 1 and "the figures of 1 evaluation were not drawn" in said[0], said
     assert len(topo.chart_files) == 3 and all(os.path.exists(p) for p in topo.chart_files)
 
 

@@ -209,6 +209,7 @@ class TopologyCallback(Callback):
         self._charts = ChartWriter(
             self.chart_kinds, figures=_MATPLOTLIB_AVAILABLE, on_error=self._chart_failed, prefix=prefix
         )
+        self._skipped_said = 0  # figures not drawn (throttled) already said at the end of a fit
         # A `validate` run's charts, apart from the fit's (its own W&B table, figures and PNG folder).
         self._validate_charts_writer = ChartWriter(
             self.chart_kinds,
@@ -809,6 +810,15 @@ class TopologyCallback(Callback):
         self._drop_pending()
         self._charts.finish()
         self._validate_charts_writer.finish()
+        skipped = self._charts.renderer.skipped
+        if stage == "fit" and skipped > self._skipped_said:
+            self._skipped_said = skipped
+            rank_zero_info(
+                f"TopologyCallback: the figures of {plural(skipped, 'evaluation')} were not drawn: evaluations came "
+                "faster than the drawing budget (about a tenth of the wall time), so only the newest was drawn each "
+                "time (TensorBoard has images at the drawn steps only; omega_history and the W&B table hold every "
+                "epoch). The last evaluation's figures are drawn now; callback.plot() draws any."
+            )
 
     @override
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
