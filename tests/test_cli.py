@@ -360,6 +360,34 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
         assert (workdir / "outputs/rank_digits/reports" / f"{name}.json").is_file()
 
 
+def test_rank_of_two_models_with_scores_ranks_them_without_correlations(tmp_path: Path) -> None:
+    """`rank --scores` refused fewer than 3 models (exit 2, "missing [], unknown []") where rank_models() ranks them
+    and its note says why there are no correlations; the command line now does the same."""
+    models = (
+        "[{name: a, model: lightning_topo.models.CNNClassifier}, "
+        "{name: b, model: lightning_topo.models.CNNClassifier, model_args: {channels: [4, 8]}}]"
+    )
+    proc = _ok(
+        run_cli_here(
+            "rank",
+            "--models",
+            models,
+            "--data",
+            "lightning_topo.datasets.DigitsDataModule",
+            "--analysis.samples_per_class",
+            "3",
+            "--scores",
+            '{"a": 0.9, "b": 0.8}',
+            "--progress",
+            "false",
+            cwd=tmp_path,
+        )
+    )
+    ranking = json.loads((tmp_path / "outputs/rank/ranking.json").read_text())
+    assert sorted(r["name"] for r in ranking["rows"]) == ["a", "b"]
+    assert "needs at least 3 models" in ranking["note"] and "needs at least 3 models" in proc.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

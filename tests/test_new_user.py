@@ -948,3 +948,20 @@ def test_a_callback_reused_in_another_trainer_says_so(tmp_path: Path) -> None:
         trainer.fit(model, datamodule=data)
     assert not [w for w in record if "already holds" in str(w.message)]
     assert len(topo.history) == 4
+
+
+def test_validate_summary_says_what_it_wrote(tmp_path: Path) -> None:
+    """`lightning-topo validate` printed the topology but not where its metrics and figures went (`fit` does)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    from lightning_topo.cli.training import validate_summary
+
+    callback = TopologyCallback(samples_per_class=2)
+    trainer = quiet_trainer(tmp_path, [callback], logger=CSVLogger(tmp_path, name="logs"))
+    trainer.validate(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]), verbose=False)
+    lines = validate_summary(trainer)
+    metrics = [line for line in lines if line.startswith("  metrics:")]
+    figures = [line for line in lines if line.startswith("  figures:")]
+    assert len(metrics) == 1 and metrics[0].endswith("metrics.csv"), lines
+    assert len(figures) == 1 and "topology/validate/ (3 PNG files" in figures[0], lines
+    assert Path(metrics[0].split()[-1]).is_file() or (Path.cwd() / metrics[0].split()[-1]).is_file()

@@ -186,11 +186,13 @@ def rank(
     names = [entry.name for entry in models]
     if not names or len(set(names)) < len(names):
         raise CLIError(f"--models needs at least one entry and a different name for each, got {names}.")
-    if scores is not None and (set(scores) != set(names) or len(names) < 3):
+    if scores is not None and set(scores) != set(names):
+        # Fewer than 3 models is not an error: the ranking comes without correlations and its note says why, as
+        # from rank_models().
         raise CLIError(
-            f"`scores` must have one value per model and at least 3 models: missing "
-            f"{[n for n in names if n not in scores]}, unknown {[n for n in scores if n not in names]} "
-            f"(models: {names}); give --scores a score for each name of --models, or drop it."
+            f"`scores` must have one value per model: missing {[n for n in names if n not in scores]}, unknown "
+            f"{[n for n in scores if n not in names]} (models: {names}); give --scores a score for each name of "
+            "--models, or drop it."
         )
     nets = {
         e.name: load_model(

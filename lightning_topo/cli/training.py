@@ -345,13 +345,7 @@ def fit_summary(trainer: Trainer, args: Sequence[str], seconds: float, trained: 
     for path in checkpoints:
         note = f" ({_saved_at(path)}; --ckpt_path resumes from it)" if path == resume else ""
         lines.append(f"  checkpoint: {_shown(path)}{note}")
-    for logger in trainer.loggers:
-        folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
-        if folder is not None:
-            metrics = Path(folder) / "metrics.csv"
-            lines.append(f"  metrics:    {_shown(str(metrics if metrics.is_file() else folder))}")
-            if (Path(folder) / "config.yaml").is_file():
-                lines.append(f"  config:     {_shown(str(Path(folder) / 'config.yaml'))}")
+    lines += _logger_lines(trainer)
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(callback, TopologyCallback):
             lines += _topology_lines(callback)
@@ -401,6 +395,9 @@ def validate_summary(trainer: Trainer) -> list[str]:
                 if key in (layer.get("persistence") or {})
             )
             lines.append(f"  {key} per layer: {values}")
+        lines += _figure_lines(callback, under="validate")
+    if lines:
+        lines += _logger_lines(trainer)
     return lines
 
 
@@ -519,16 +516,38 @@ def _saved_at(path: str) -> str:
         return "saved by this run"
 
 
-def _topology_lines(callback: Any) -> list[str]:
-    """The ``figures:`` lines (the latest file of each kind per folder) and ``topology:`` line of a callback."""
+def _logger_lines(trainer: Trainer) -> list[str]:
+    """The ``metrics:`` and ``config:`` lines of each logger that writes to a folder."""
+    lines = []
+    for logger in trainer.loggers:
+        folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+        if folder is not None:
+            metrics = Path(folder) / "metrics.csv"
+            lines.append(f"  metrics:    {_shown(str(metrics if metrics.is_file() else folder))}")
+            if (Path(folder) / "config.yaml").is_file():
+                lines.append(f"  config:     {_shown(str(Path(folder) / 'config.yaml'))}")
+    return lines
+
+
+def _figure_lines(callback: Any, under: str | None = None) -> list[str]:
+    """The ``figures:`` lines of a callback (the latest file of each kind per folder; only folders named ``under``
+    where given)."""
     callback.wait_for_charts(CHART_WAIT_SECONDS)  # figures may still be drawing in the background
     files = [Path(p) for p in dict.fromkeys(callback.chart_files) if Path(p).is_file()]
+    if under is not None:
+        files = [p for p in files if p.parent.name == under]
     latest = {(p.parent, re.sub(r"_epoch\d+$", "", p.stem)): p for p in files}  # betti_vs_depth_epoch007 -> kind
     lines = []
     for folder in dict.fromkeys(p.parent for p in files):
         names = ", ".join(p.name for (parent, _), p in latest.items() if parent == folder)
         count = sum(p.parent == folder for p in files)
         lines.append(f"  figures:    {_shown(str(folder))}/ ({count} PNG files; latest: {names})")
+    return lines
+
+
+def _topology_lines(callback: Any) -> list[str]:
+    """The ``figures:`` lines (the latest file of each kind per folder) and ``topology:`` line of a callback."""
+    lines = _figure_lines(callback)
     if callback.history:
         last, count = callback.history[-1], len(callback.history)
         lines.append(
