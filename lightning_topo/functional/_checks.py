@@ -21,6 +21,7 @@ __all__ = [
     "NonFiniteError",
     "as_device",
     "as_integer",
+    "batch_thresholds",
     "check_finite_per_sample",
     "check_int",
     "check_tensor",
@@ -287,6 +288,50 @@ def beyond_exact(values: Tensor) -> Tensor:
 
 
 _WIDE_INTEGERS = tuple(getattr(torch, name) for name in ("int64", "uint64") if hasattr(torch, name))
+
+
+def batch_thresholds(
+    threshold: object,
+    batch: int,
+    device: torch.device,
+    checks: list[Tensor] | None = None,
+    name: str = "threshold",
+    item: str = "sample index",
+) -> Tensor:
+    """One threshold per volume of a batch, from a number, a tensor or a NumPy array of one or ``batch`` values, as
+    a float64 ``(B,)`` tensor on ``device`` (a Python int rounded down exactly: :func:`float_down`; an int64 tensor
+    beyond 2**53 refused: :func:`real_thresholds`). A NaN raises a ``ValueError`` naming ``name`` and the ``item``
+    (``"sample index"``, ``"volume"``) it is at, at once, or, with
+    ``checks`` given, only appends a "no NaN" flag to it (no host sync; the caller checks and calls again to
+    raise)."""
+    if isinstance(threshold, np.ndarray):
+        threshold = threshold_array(threshold, name)
+    if isinstance(threshold, Tensor):
+        threshold = real_thresholds(threshold.detach(), name)  # a rule's value may carry grad: read as data
+        if threshold.numel() == 1:
+            thr = threshold.reshape(()).to(device=device, dtype=torch.float64).expand(batch)
+        elif threshold.shape == (batch,):
+            thr = threshold.to(device=device, dtype=torch.float64)
+        else:
+            raise ValueError(
+                f"`{name}` must be a number, a 1-element tensor or a tensor of shape (B,) = ({batch},), "
+                f"got shape {tuple(threshold.shape)}."
+            )
+    elif isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
+        thr = torch.full((batch,), float_down(threshold), dtype=torch.float64, device=device)
+    elif isinstance(threshold, str):
+        raise ValueError(
+            f"`{name}` must be a number or a tensor, got {threshold!r}; for each volume's mean or median pass "
+            f"sublevel_thresholds(volumes, {threshold!r})."
+        )
+    else:
+        raise ValueError(f"`{name}` must be a number or a tensor, got {type(threshold).__name__}.")
+    if checks is not None:
+        checks.append(~torch.isnan(thr).any())
+    elif bool(torch.isnan(thr).any()):
+        bad = int(torch.nonzero(torch.isnan(thr)).flatten()[0])
+        raise ValueError(f"`{name}` is NaN at {item} {bad}; pass a real number (±inf is allowed).")
+    return thr
 
 
 def threshold_array(values: np.ndarray, name: str = "threshold") -> Tensor:

@@ -26,7 +26,6 @@ are handled as 3-D volumes with size-1 axes, which gives their own homology (``b
 
 from __future__ import annotations
 
-import numbers
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -37,15 +36,13 @@ from torch import Tensor
 
 from lightning_topo.functional._checks import (
     as_device,
+    batch_thresholds,
     check_finite_per_sample,
     check_tensor,
     check_volumes,
     exact_threshold_compare_dtype,
     finite_flag,
-    float_down,
-    real_thresholds,
     round_down_to_dtype,
-    threshold_array,
 )
 from lightning_topo.functional.components import (
     _count_components,
@@ -66,42 +63,6 @@ def as_volumes_3d(volumes: Tensor) -> Tensor:
     return volumes
 
 
-def _batch_thresholds(
-    threshold: float | Tensor, batch: int, device: torch.device, checks: list[Tensor] | None = None
-) -> Tensor:
-    """The thresholds as a float64 ``(B,)`` tensor on ``device``. A NaN raises at once, or, with ``checks``
-    given, only appends a "no NaN" flag to it (no host sync; the caller checks and calls again to raise)."""
-    if isinstance(threshold, np.ndarray):
-        threshold = threshold_array(threshold, "threshold")
-    if isinstance(threshold, Tensor):
-        threshold = threshold.detach()  # a rule's value may carry grad: the kernels read it as data
-        threshold = real_thresholds(threshold)
-        if threshold.numel() == 1:
-            thr = threshold.reshape(()).to(device=device, dtype=torch.float64).expand(batch)
-        elif threshold.shape == (batch,):
-            thr = threshold.to(device=device, dtype=torch.float64)
-        else:
-            raise ValueError(
-                f"`threshold` must be a number, a 1-element tensor or a tensor of shape (B,) = ({batch},), "
-                f"got shape {tuple(threshold.shape)}."
-            )
-    elif isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
-        thr = torch.full((batch,), float_down(threshold), dtype=torch.float64, device=device)
-    elif isinstance(threshold, str):
-        raise ValueError(
-            f"`threshold` must be a number or a tensor, got {threshold!r}; for each volume's mean or median pass "
-            f"sublevel_thresholds(volumes, {threshold!r})."
-        )
-    else:
-        raise ValueError(f"`threshold` must be a number or a tensor, got {type(threshold).__name__}.")
-    if checks is not None:
-        checks.append(~torch.isnan(thr).any())
-    elif bool(torch.isnan(thr).any()):
-        bad = int(torch.nonzero(torch.isnan(thr)).flatten()[0])
-        raise ValueError(f"`threshold` is NaN (at sample index {bad}); pass a real number (±inf is allowed).")
-    return thr
-
-
 def sublevel_masks(volumes: Tensor, threshold: float | Tensor, checks: list[Tensor] | None = None) -> Tensor:
     """Boolean masks ``{v <= threshold}`` of a batch, exact for every input dtype.
 
@@ -110,7 +71,7 @@ def sublevel_masks(volumes: Tensor, threshold: float | Tensor, checks: list[Tens
     mask is the exact sublevel set of the stored values. With ``checks`` (a list) given, a NaN threshold does not
     raise here: a "no NaN" flag is appended to it instead, for a later check (see :func:`cubical_betti`).
     """
-    thr = _batch_thresholds(threshold, volumes.shape[0], volumes.device, checks)
+    thr = batch_thresholds(threshold, volumes.shape[0], volumes.device, checks)
     dtype = exact_threshold_compare_dtype(volumes.dtype)
     thr = round_down_to_dtype(thr, dtype)
     return volumes.to(dtype) <= thr.view(-1, *([1] * (volumes.ndim - 1)))
@@ -225,10 +186,10 @@ def _cubical_betti_fused(vols: Tensor, threshold: float | Tensor, backend: str) 
     call per batch, no mask tensors). The same errors as the tensor path; ``None`` when the kernel failed under
     ``backend="auto"`` (then numba is dropped from ``"auto"`` with a warning and the caller uses cc3d)."""
     flags: list[Tensor] = []
-    thr = _batch_thresholds(threshold, vols.shape[0], vols.device, flags)
+    thr = batch_thresholds(threshold, vols.shape[0], vols.device, flags)
     if not bool(flags[0]):  # a NaN threshold: raise what the tensor path raises, non-finite volumes first
         check_finite_per_sample(vols, "volumes", "sample")
-        _batch_thresholds(threshold, vols.shape[0], vols.device)
+        batch_thresholds(threshold, vols.shape[0], vols.device)
     dtype = exact_threshold_compare_dtype(vols.dtype)
     thr = round_down_to_dtype(thr, dtype)
     values = vols.detach().to(dtype).contiguous().numpy()
@@ -321,7 +282,7 @@ def cubical_betti(
     b1 = b0 + b2 - euler_characteristic(masks)
     if not labels_ordered(checks):
         check_finite_per_sample(vols, "volumes", "sample")  # raise the error the CPU path raises ...
-        _batch_thresholds(threshold, vols.shape[0], vols.device)
+        batch_thresholds(threshold, vols.shape[0], vols.device)
         fall_back_or_raise(backend)  # ... else CuPy numbered labels out of order: recompute with torch (or raise)
         return cubical_betti(volumes, threshold, device=device, backend=backend)
     return torch.stack([b0, b1, b2], dim=1)

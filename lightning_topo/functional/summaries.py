@@ -28,11 +28,10 @@ import numbers
 import re
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_topo.functional._checks import float_down, real_thresholds, threshold_array
+from lightning_topo.functional._checks import batch_thresholds
 from lightning_topo.functional.persistence import PersistenceDiagrams, check_dims
 
 __all__ = [
@@ -230,7 +229,7 @@ def persistent_betti(
         raise ValueError(f"`min_persistence` must be a number in [0, 1] (a fraction of the range), got {mp!r}.")
     wanted, bins, keep = _columns(diagrams, dims)
     batch = diagrams.num_volumes
-    t = _thresholds(thresholds, batch, diagrams.device)
+    t = batch_thresholds(thresholds, batch, diagrams.device, name="thresholds", item="volume")
     pairs = diagrams.pairs.to(torch.float64)
     at = t[diagrams.index]
     essential = torch.isinf(pairs[:, 1])
@@ -246,29 +245,6 @@ def persistent_betti(
     counts = torch.zeros(batch * len(wanted), dtype=torch.int64, device=pairs.device)
     counts.index_add_(0, bins[keep & alive], torch.ones_like(bins[keep & alive]))
     return counts.reshape(batch, len(wanted))
-
-
-def _thresholds(thresholds: Tensor | float, batch: int, device: torch.device) -> Tensor:
-    if isinstance(thresholds, np.ndarray):
-        thresholds = threshold_array(thresholds, "thresholds")
-    if isinstance(thresholds, Tensor):
-        thresholds = real_thresholds(thresholds.detach(), "thresholds")
-        if thresholds.numel() == 1:
-            t = thresholds.reshape(()).to(device, torch.float64).expand(batch)
-        elif thresholds.shape == (batch,):
-            t = thresholds.to(device, torch.float64)
-        else:
-            raise ValueError(
-                f"`thresholds` must be a number or a tensor of shape (B,) = ({batch},), got {tuple(thresholds.shape)}."
-            )
-    elif isinstance(thresholds, numbers.Real) and not isinstance(thresholds, bool):
-        t = torch.full((batch,), float_down(thresholds), dtype=torch.float64, device=device)
-    else:
-        raise ValueError(f"`thresholds` must be a number or a (B,) tensor, got {type(thresholds).__name__}.")
-    if bool(torch.isnan(t).any()):
-        bad = int(torch.nonzero(torch.isnan(t)).flatten()[0])
-        raise ValueError(f"`thresholds` is NaN at volume {bad}; pass real numbers (±inf is allowed).")
-    return t
 
 
 def persistence_summaries(
