@@ -109,15 +109,22 @@ def sublevel_thresholds(volumes: Tensor, rule: ThresholdRule) -> Tensor | float:
 
 def _overflowed_means(mean: Tensor, flat: Tensor) -> Tensor:
     """``mean`` with its NaN entries (float64 volumes of finite values whose sum overflowed: above ~1e308 / n)
-    computed again from the values divided by a power of two >= n, exact for such values (no sum can overflow)."""
-    redo = torch.isnan(mean)
-    if not bool(redo.any()):
+    computed again from the values divided by a power of two >= n, exact for such values (no sum can overflow).
+    Only float64 sums can overflow (int64 values are within 2**53, n below 2**29). On the CPU only the volumes that
+    overflowed are read again; on an accelerator every float64 volume is, without a host sync in the hook."""
+    if flat.dtype != torch.float64:
         return mean
+    redo = torch.isnan(mean)
+    if flat.device.type == "cpu" and not bool(redo.any()):
+        return mean
+    rows = flat[redo] if flat.device.type == "cpu" else flat
     unit = 2.0 ** math.ceil(math.log2(flat.shape[1]))
-    again = (flat[redo].to(torch.float64) / unit).mean(dim=1) * unit
-    low, high = torch.aminmax(flat[redo], dim=1)
+    low, high = torch.aminmax(rows, dim=1)
+    again = torch.clamp((rows / unit).mean(dim=1) * unit, low, high)
+    if flat.device.type != "cpu":
+        return torch.where(redo, again, mean)
     mean = mean.clone()
-    mean[redo] = torch.clamp(again, low.to(torch.float64), high.to(torch.float64))
+    mean[redo] = again
     return mean
 
 
