@@ -4,7 +4,7 @@
 them all when left (also on an exception). Each hook picks the tensor out of the layer's output,
 detaches it and hands it to a ``reducer`` at once, keeping only the reduced value: no raw activation
 outlives its forward call. :func:`run_on_sample` runs the sample through the model in eval mode under
-``torch.inference_mode``, batch by batch.
+``torch.inference_mode`` (``torch.no_grad`` for a model whose forward pass needs autograd), batch by batch.
 
 A module that runs more than once per forward pass (the PyTorch tutorial CNN's one ``self.pool``, a shared
 activation) is a layer per call: its first call is ``name``, its second ``name#2``, and so on
@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "first_tensor",
     "model_device",
     "model_dtype",
+    "needs_autograd",
     "run_on_sample",
     "trace_layers",
     "watched_layers",
@@ -225,6 +227,18 @@ def compiled_code_runs_eagerly() -> contextlib.AbstractContextManager[Any]:
     return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
 
 
+_NEEDS_AUTOGRAD: weakref.WeakValueDictionary[int, nn.Module] = weakref.WeakValueDictionary()
+"""Models (by ``id``) whose forward pass failed under ``torch.inference_mode`` and ran under ``torch.no_grad``
+(:func:`run_on_sample` with ``probe=True``): their later passes run under ``torch.no_grad`` at once."""
+
+
+def needs_autograd(model: nn.Module) -> bool:
+    """Whether the sample's passes through ``model`` run under ``torch.no_grad`` rather than
+    ``torch.inference_mode``: its forward pass failed under the latter and ran under the former (a model that
+    computes gradients in its forward pass, trained with ``Trainer(inference_mode=False)``)."""
+    return _NEEDS_AUTOGRAD.get(id(model)) is model
+
+
 def run_on_sample(
     model: nn.Module,
     inputs: Tensor,
@@ -233,6 +247,7 @@ def run_on_sample(
     forward_fn: Callable[[nn.Module, Tensor], Any] | None = None,
     on_batch: Callable[[int], None] | None = None,
     on_batch_start: Callable[[], None] | None = None,
+    probe: bool = False,
 ) -> None:
     """Run ``inputs`` through ``model`` in eval mode under ``torch.inference_mode``, batch by batch (code compiled
     with ``torch.compile`` run as plain Python: :func:`compiled_code_runs_eagerly`).
@@ -242,13 +257,20 @@ def run_on_sample(
     The model's training flags are restored afterwards, also when the forward pass raises. Outputs are
     discarded: hooks collect what is needed. ``on_batch_start()`` is called before and ``on_batch(n)`` after each
     batch of ``n`` inputs.
+
+    With ``probe`` (the first pass through a model, :func:`trace_layers`, whose hooks may see a batch twice), a
+    forward pass that fails under ``torch.inference_mode`` is run again under ``torch.no_grad``, as Lightning's
+    validation runs with ``Trainer(inference_mode=False)`` (a model that computes gradients in its forward pass
+    needs it; the values are the same); where that succeeds, a warning says so and every later pass through the
+    model runs so (:func:`needs_autograd`). Where it fails too, the first error is raised.
     """
     target = model_device(model)
     dtype = model_dtype(model)
     modes = {m: m.training for m in model.modules()}
     model.eval()
-    try:
-        with torch.inference_mode(), compiled_code_runs_eagerly():
+
+    def passes(grad_mode: contextlib.AbstractContextManager[Any]) -> None:
+        with grad_mode, compiled_code_runs_eagerly():
             for start in range(0, inputs.shape[0], batch_size):
                 batch = inputs[start : start + batch_size]
                 if dtype is not None and batch.is_floating_point():
@@ -270,6 +292,29 @@ def run_on_sample(
                     raise ForwardError(_forward_message(err, batch, forward_fn)) from err
                 if on_batch is not None:
                     on_batch(len(batch))
+
+    try:
+        if needs_autograd(model):
+            passes(torch.no_grad())
+            return
+        try:
+            passes(torch.inference_mode())
+        except ForwardError as err:
+            if not probe or torch.is_inference_mode_enabled():  # no_grad inside inference mode changes nothing
+                raise
+            try:
+                passes(torch.no_grad())
+            except ForwardError:
+                raise err from err.__cause__  # the first failure, not the retry's
+            _NEEDS_AUTOGRAD[id(model)] = model
+            cause = err.__cause__
+            warnings.warn(
+                f"the forward pass of {type(model).__name__} fails under torch.inference_mode ("
+                f"{type(cause).__name__}: {cause}) and runs under torch.no_grad: the topology sample of this model "
+                "runs under torch.no_grad from now on, as Lightning's validation does with "
+                "Trainer(inference_mode=False) (same values, a little more memory).",
+                stacklevel=2,
+            )
     finally:
         for module, mode in modes.items():
             module.training = mode
@@ -379,7 +424,7 @@ def trace_layers(
             inspect(name, tensor)
 
     with ActivationCapture(model, probe_names, record, output_fn=output_fn) as capture:
-        run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn)
+        run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn, probe=True)
     order: list[str] = []
     no_tensor: list[str] = []
     for name in capture.ran:  # a layer whose output holds no tensor ran too (skipped, with its own warning)
