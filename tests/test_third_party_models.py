@@ -227,9 +227,17 @@ def test_hf_model_output_and_swin_tuples_give_the_hidden_state() -> None:
     assert _read_volumes(vit(), x, ["vit"]) == {"vit": (32, 8, 8)}  # BaseModelOutputWithPooling
     model = swin()
     outputs: list[object] = []
-    with ActivationCapture(model, ["swin.encoder.layers.0"], lambda n, t: outputs.append(t.shape)):
+    stages = ["swin.encoder.layers.0", "swin.encoder.layers.1", "swin.encoder.layers.2"]
+    with (
+        pytest.warns(UserWarning, match="several tensors") as record,
+        ActivationCapture(model, stages, lambda n, t: outputs.append(t.shape)),
+    ):
         run_on_sample(model, x)
-    assert outputs == [torch.Size([2, 64, 32])]  # the first tensor of the stage's tuple: 8x8 tokens of width 32
+    assert outputs[0] == torch.Size([2, 64, 32])  # the first tensor of the stage's tuple: 8x8 tokens of width 32
+    # One warning for the three stages (it was one per stage), naming each
+    said = [str(w.message) for w in record if "tensors" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith("3 layers return several tensors, and the first of each is analysed")
+    assert all(f"'{name}' a tuple of 2 tensors ([0]: (B, " in said[0] for name in stages)
     assert first_tensor(({"a": torch.zeros(1)}, None)).shape == (1,)
 
 

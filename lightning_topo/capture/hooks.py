@@ -122,6 +122,7 @@ class ActivationCapture:
             self._calls.setdefault(base, {})[call] = name
         self._count: dict[str, int] = {}
         self._told: set[str] = set()  # layers whose several-tensor output was pointed out
+        self._several: dict[str, tuple[str, str]] = {}  # what each returns and which is read: one warning at the end
 
     def start_pass(self) -> None:
         """A new forward pass begins: the next call of each module is its first again (also done by a pre-hook on
@@ -146,13 +147,12 @@ class ActivationCapture:
             if self.output_fn is None and not isinstance(output, Tensor) and name not in self._told:
                 self._told.add(name)
                 held = _top_level_tensors(output)
-                if len(held) > 1:
-                    warnings.warn(
-                        f"layer '{name}' returns a {type(output).__name__} of {len(held)} tensors ("
+                if len(held) > 1:  # said when the capture ends, one warning for all such layers
+                    self._several[name] = (
+                        f"a {type(output).__name__} of {len(held)} tensors ("
                         + ", ".join(f"{key}: {_per_input(t)}" for key, t in held)
-                        + f"); the first, {held[0][0]}, is analysed. Pass `output_fn=` to pick another.",
-                        UserWarning,
-                        stacklevel=1,
+                        + ")",
+                        held[0][0],
                     )
             if not isinstance(tensor, Tensor):
                 reason = (
@@ -187,8 +187,22 @@ class ActivationCapture:
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.remove()
+        if exc_type is None and self._several:
+            said = list(self._several.items())
+            self._several.clear()
+            if len(said) == 1:
+                name, (what, first) = said[0]
+                text = f"layer '{name}' returns {what}; the first, {first}, is analysed."
+            else:  # a model whose blocks all return tuples (HF Swin's stages): one warning, not one per layer
+                text = (
+                    f"{len(said)} layers return several tensors, and the first of each is analysed: "
+                    + "; ".join(f"'{name}' {what}" for name, (what, _) in said)
+                    + "."
+                )
+            # stacklevel=1: one place in the code, so that Python's filter says it once however many passes run
+            warnings.warn(f"{text} Pass `output_fn=` to pick another.", UserWarning, stacklevel=1)
 
     def remove(self) -> None:
         """Remove every hook this capture registered (idempotent)."""
