@@ -138,6 +138,33 @@ def test_a_module_without_hooks_is_sampled_as_before(tmp_path: Path) -> None:
     assert callback.sample is not None and torch.equal(callback.sample.inputs, _normalise(x)[callback.sample.indices])
 
 
+def test_another_model_s_hooks_make_another_sample_of_the_same_data(tmp_path: Path) -> None:
+    """One callback, one dataset object, two models: the sample is drawn per dataset (kept for the next
+    evaluation), but it is the batch the hooks make, so a model with other hooks gets its own (it got the first
+    model's raw pixels)."""
+    x, y = _pixels()
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+
+    class Raw(Plain):
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            pass
+
+    callback = TopologyCallback(layers=LAYERS, charts=False, overlap=False)
+    quiet_trainer(tmp_path, [callback]).validate(Raw(), loader, verbose=False)
+    assert callback.sample is not None and float(callback.sample.inputs.max()) > 2.0  # raw pixels: no hook
+    trainer = quiet_trainer(tmp_path, [callback])
+    trainer.validate(Normalising(), loader, verbose=False)
+    assert torch.equal(callback.sample.inputs, _normalise(x)[callback.sample.indices])
+    decay_rate = float(trainer.callback_metrics["topology/decay_rate"])
+    assert decay_rate == pytest.approx(_expected().decay_rate, abs=1e-6)  # logged as float32
+    # The same model again: the same sample object, not drawn again
+    model = Normalising()
+    quiet_trainer(tmp_path, [callback]).validate(model, loader, verbose=False)
+    first = callback.sample
+    quiet_trainer(tmp_path, [callback]).validate(model, loader, verbose=False)
+    assert callback.sample is first
+
+
 def test_a_hook_that_fails_on_the_sample_is_named(tmp_path: Path) -> None:
     class Picky(Plain):
         def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

@@ -31,6 +31,7 @@ import dataclasses
 import difflib
 import math
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -228,7 +229,8 @@ class TopologyCallback(Callback):
         self._before_fit = (0, 0)
         self._loaded_in_fit = False
         self._fit_trainer: int | None = None
-        self._samples: dict[int, tuple[Any, FixedSample]] = {}  # id(dataset) -> (dataset, its sample)
+        # id(dataset) -> (dataset, the objects whose batch hooks made the sample (weak), its sample)
+        self._samples: dict[int, tuple[Any, tuple[weakref.ref[Any], ...], FixedSample]] = {}
         self._fit_sample: FixedSample | None = None
         self._warned: set[str] = set()
         # The metric of the latest evaluation, reset and reused by the next one with the same layers and classes
@@ -574,9 +576,18 @@ class TopologyCallback(Callback):
             self._warn_once("no-val", "TopologyCallback: no validation dataloader, so there is nothing to sample.")
             return None
         dataset = getattr(loaders, "dataset", loaders)
+        module, datamodule = trainer.lightning_module, trainer.datamodule
+        batch_fn = validation_batch_fn(module, datamodule, module.device)
+        # The sample is the batch the hooks make: another model's (or DataModule's) hooks make another one
+        hooked = () if batch_fn is None else tuple(obj for obj in (module, datamodule) if obj is not None)
         cached = self._samples.get(id(dataset))
-        if cached is not None and cached[0] is dataset:
-            self.sample = cached[1]
+        if (
+            cached is not None
+            and cached[0] is dataset
+            and len(cached[1]) == len(hooked)
+            and all(ref() is obj for ref, obj in zip(cached[1], hooked, strict=True))
+        ):
+            self.sample = cached[2]
             if trainer.state.fn == "fit" and self._fit_sample is not self.sample:
                 self._adopt_fit_sample(self.sample)  # first drawn by a `validate` before this fit
             return self.sample
@@ -589,16 +600,14 @@ class TopologyCallback(Callback):
                 seed=cfg.seed,
                 input_fn=cfg.input_fn,
                 target_fn=cfg.target_fn,
-                batch_fn=validation_batch_fn(
-                    trainer.lightning_module, trainer.datamodule, trainer.lightning_module.device
-                ),
+                batch_fn=batch_fn,
             )
         except SampleError as err:
             raise TopologyMisconfiguration(f"TopologyCallback cannot sample the validation set: {err}") from err
         # Keep the fit's sample and the latest other one: repeated validate runs on new datasets hold no more.
-        keep = {id(d) for d, smp in self._samples.values() if smp is self._fit_sample}
+        keep = {id(d) for d, _, smp in self._samples.values() if smp is self._fit_sample}
         self._samples = {key: value for key, value in self._samples.items() if key in keep}
-        self._samples[id(dataset)] = (dataset, sample)
+        self._samples[id(dataset)] = (dataset, tuple(weakref.ref(obj) for obj in hooked), sample)
         self.sample = sample
         for note in sample.notes:
             self._warn_once(note, note)
