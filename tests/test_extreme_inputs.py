@@ -266,3 +266,75 @@ def test_persistence_diagrams_constructor_refuses_what_no_computation_gives() ->
     ):
         with pytest.raises(ValueError, match=match):
             PersistenceDiagrams(**{**good, **change})
+
+
+def test_persistence_diagrams_of_narrow_integer_dims_and_index_are_int64() -> None:
+    """uint8 ``dims`` / ``index`` were kept: torch reads a uint8 tensor as a mask where it indexes, and every summary
+    raised an IndexError from inside torch (or a size mismatch). They are int64, as documented."""
+    from lightning_topo.functional import persistence_entropy, total_persistence
+
+    torch.manual_seed(0)
+    full = cubical_persistence(torch.rand(3, 6, 6), dims=(0, 1))
+    narrow = PersistenceDiagrams(
+        pairs=full.pairs,
+        dims=full.dims.to(torch.uint8),
+        index=full.index.to(torch.uint8),
+        num_volumes=3,
+        computed_dims=(0, 1),
+        value_min=full.value_min,
+        value_max=full.value_max,
+    )
+    assert narrow.dims.dtype == narrow.index.dtype == torch.int64 and narrow == full
+    assert torch.equal(total_persistence(narrow), total_persistence(full))
+    assert torch.equal(persistence_entropy(narrow), persistence_entropy(full))
+    assert torch.equal(persistent_betti(narrow, 0.5), persistent_betti(full, 0.5))
+
+
+def test_sparse_volumes_are_refused_with_the_fix() -> None:
+    """A sparse tensor raised torch's NotImplementedError for 'aten::aminmax' (or 'unsupported memory format')."""
+    dense = torch.zeros(2, 4, 4)
+    dense[0, 1, 1] = 1.0
+    for fn in (cubical_betti, cubical_persistence):
+        with pytest.raises(ValueError, match=r"`volumes` is a sparse_coo tensor.*volumes.to_dense\(\)"):
+            fn(dense.to_sparse())
+    with pytest.raises(TypeError, match=r"got ndarray \(`torch.as_tensor\(...\)` makes one of it\)"):
+        cubical_persistence(dense.numpy())
+
+
+def test_kernels_loaded_once_diagrams_of_those_dims_were_computed() -> None:
+    """With H1 of 3-D volumes the union-find kernel does not run (H0 comes from the H1 reduction), so
+    `kernels_loaded((0, 1))` stayed False after any number of calls, and the callback said before every run that
+    the kernels would be compiled."""
+    from lightning_topo.functional.persistence import kernels_loaded
+
+    cubical_persistence(torch.rand(1, 3, 4, 4), dims=(0, 1))
+    assert kernels_loaded((0, 1)) and kernels_loaded([1, 0])
+
+
+def test_summaries_that_overflow_float64_mark_the_layer_not_the_run() -> None:
+    """Finite float64 activations spanning ~1.5e308: their H0 lifetimes sum beyond the float64 range, so total
+    persistence is inf (the true value is not representable). `analyse` (and the callback) raised "`persistence`
+    holds NaN or Inf"; the layer is now a problem named with the cause, NaN, as non-finite activations are."""
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    from lightning_topo import analyse
+    from lightning_topo.functional import total_persistence
+
+    class Scale(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 1.5e308
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 6, 6, dtype=torch.float64)
+    assert math.isinf(float(total_persistence(cubical_persistence(Scale()(x)), dims=(0,)).max()))
+    net = nn.Sequential(nn.Identity(), Scale()).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = analyse(
+            net, TensorDataset(x, torch.arange(8) % 2), layers=["0", "1"], persistence=["total_persistence"],
+            samples_per_class=4, progress=False,
+        )  # fmt: skip
+    assert "overflow float64" in report.problems["1"] and "total_persistence_0" in report.problems["1"]
+    assert "0" not in report.problems and math.isfinite(float(report.omega[0]))
+    assert math.isnan(float(report.omega[1]))

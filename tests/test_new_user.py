@@ -835,6 +835,21 @@ def test_resume_with_other_persistence_settings_keeps_the_betti_history(tmp_path
     assert second.history[:2] == first.history
 
 
+def test_the_resume_note_names_only_the_persistence_settings_in_use() -> None:
+    """min_persistence is only the persistent Betti numbers' setting: where neither run computes them, it is no
+    difference to report (it was said as one)."""
+    saved = TopologyCallback(samples_per_class=2, persistence=["entropy"], persistence_dims=(0,)).state_dict()
+    saved["settings"]["min_persistence"] = 0.3
+    saved["history"] = [{"epoch": 0}]
+    resumed = TopologyCallback(samples_per_class=2)
+    with pytest.warns(UserWarning, match="restored the checkpoint's topology history") as record:
+        resumed.load_state_dict(saved)
+    (said,) = [str(w.message) for w in record if "restored the checkpoint" in str(w.message)]
+    assert "persistence=['entropy']" in said and "persistence=None" in said
+    assert "min_persistence" not in said
+    assert "keep the persistence summaries their runs computed" in said
+
+
 def test_a_checkpoint_of_the_earlier_state_key_is_restored(tmp_path: Path) -> None:
     """Checkpoints saved before the state key left the persistence summaries' settings out hold the state under the
     key built with them: a run with the same settings restores it, silently."""

@@ -354,15 +354,20 @@ class TopologyCallback(Callback):
         saved = state_dict.get("settings")
         if isinstance(saved, dict):
             now = self._settings()
-            diff = _differences(
-                {n: saved.get(n) for n in _PERSISTENCE_FIELDS}, {n: now.get(n) for n in _PERSISTENCE_FIELDS}
-            )
+            fields = list(_PERSISTENCE_FIELDS)
+            summaries = (saved.get("persistence") or (), now.get("persistence") or ())
+            if not any(summaries):  # no summary on either side: the dims select nothing
+                fields.remove("persistence_dims")
+            if not any("persistent_betti" in kinds for kinds in summaries):  # min_persistence is used by no side
+                fields.remove("min_persistence")
+            diff = _differences({n: saved.get(n) for n in fields}, {n: now.get(n) for n in fields})
             if diff:  # the state key leaves the summaries' settings out: the Betti history is this callback's
                 rank_zero_warn(
                     f"TopologyCallback: restored the checkpoint's topology history "
-                    f"({plural(len(self.history), 'evaluation', 'evaluations')}), saved with {diff['saved']}; "
-                    f"this callback computes {diff['now']}, so the persistence summaries of the restored "
-                    "evaluations were computed with the saved settings."
+                    f"({plural(len(self.history), 'evaluation', 'evaluations')}), whose run computed {diff['saved']}; "
+                    f"this callback computes {diff['now']}. The restored evaluations keep the persistence summaries "
+                    "their runs computed (each record holds its own keys; a run resumed more than once may have "
+                    "computed others)."
                 )
 
     def _differs_only_in_persistence(self, saved: Any) -> bool:

@@ -74,6 +74,13 @@ CUDA_OVERLAP_BYTES = 2**30
 :data:`ACCELERATOR_BUFFER_BYTES`, so the bound is larger; GPU memory held by waiting volumes stays under it."""
 
 _NON_FINITE = "NaN or Inf in its activations"
+
+
+class _SummaryOverflow(ArithmeticError):
+    """A layer's persistence summaries overflow float64 on finite activations (a total persistence beyond
+    1.8e308: lifetimes that span most of the float64 range); the message is the layer's problem."""
+
+
 _BACKGROUND: list[ThreadPoolExecutor] = []  # the one thread that reduces batches while the forward pass goes on
 _SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}  # per CUDA device, the background thread's stream
 
@@ -238,6 +245,9 @@ class _Reducer:
         except NonFiniteError:
             self.problems[name] = _NON_FINITE
             return None
+        except _SummaryOverflow as err:
+            self.problems[name] = str(err)
+            return None
         if extra is not None:
             self.persistence.setdefault(name, []).append(extra)
         return betti
@@ -296,6 +306,9 @@ class _Reducer:
         except NonFiniteError:
             self.problems.setdefault(name, _NON_FINITE)
             return None
+        except _SummaryOverflow as err:
+            self.problems.setdefault(name, str(err))
+            return None
         if name in self.problems:
             return None
         for tensor in (betti, None if extra is None else extra[0]):
@@ -322,6 +335,14 @@ class _Reducer:
         summaries = persistence_summaries(
             diagrams, thresholds, cfg.persistence or (), cfg.min_persistence, cfg.persistence_dims
         )
+        if not bool(torch.isfinite(summaries).all()):  # finite volumes: only a sum beyond float64 (total persistence)
+            keys = cfg.persistence_keys
+            bad = [keys[j] for j in (~torch.isfinite(summaries)).any(dim=0).nonzero().flatten().tolist()]
+            span = float((diagrams.value_max.double() - diagrams.value_min.double()).max())
+            raise _SummaryOverflow(
+                f"its persistence summaries {bad} overflow float64 (activations spanning {span:.3g}: the lifetimes "
+                "sum beyond 1.8e308)"
+            )
         return summaries, diagrams.to("cpu")
 
     def flush(self, name: str) -> Tensor | _Job | None:

@@ -139,9 +139,15 @@ def float_down(value: numbers.Real) -> float:
 
 def check_tensor(value: object, name: str) -> Tensor:
     """Return ``value`` if it is a tensor with values, else raise a ``TypeError`` naming ``name`` (a
-    ``ValueError`` for a meta tensor: a shape without values)."""
+    ``ValueError`` for a meta tensor, a shape without values, and for a sparse one)."""
     if not isinstance(value, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}.")
+        hint = " (`torch.as_tensor(...)` makes one of it)" if hasattr(value, "__array__") else ""
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}{hint}.")
+    if value.layout != torch.strided:
+        raise ValueError(
+            f"`{name}` is a {str(value.layout).removeprefix('torch.')} tensor; Betti numbers and diagrams read dense "
+            f"values: pass `{name}.to_dense()`."
+        )
     if value.is_meta:
         raise ValueError(
             f"`{name}` is a meta tensor (shape {tuple(value.shape)}: a shape without values); Betti numbers and "

@@ -96,6 +96,8 @@ class PersistenceDiagrams:
             tensor = getattr(self, name)
             if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
                 raise ValueError(f"`{name}` must hold integers, got dtype {tensor.dtype}.")
+            if tensor.dtype != torch.int64:  # as documented: torch reads a uint8 tensor as a mask where it indexes
+                object.__setattr__(self, name, tensor.to(torch.int64))
         if isinstance(self.num_volumes, bool) or not isinstance(self.num_volumes, int) or self.num_volumes < 0:
             raise ValueError(f"`num_volumes` must be an integer >= 0, got {self.num_volumes!r}.")
         if tuple(self.computed_dims) != check_dims(self.computed_dims, "computed_dims", in_order=True) or sorted(
@@ -309,6 +311,10 @@ def require_kernels() -> None:
     _kernels()
 
 
+_RAN: set[tuple[int, ...]] = set()
+"""The ``dims`` :func:`cubical_persistence` has computed in this process (their kernels are loaded)."""
+
+
 def kernels_loaded(dims: Iterable[int] = (0, 1, 2)) -> bool:
     """Whether the compiled kernels :func:`cubical_persistence` runs for ``dims`` are loaded in this process. When
     not, the first call loads them from numba's disk cache (under a second) or, the first time in an environment,
@@ -322,6 +328,8 @@ def kernels_loaded(dims: Iterable[int] = (0, 1, 2)) -> bool:
     try:
         from lightning_topo.functional._persistence_kernels import pairs_chunk
     except ImportError:
+        return True
+    if check_dims(dims) in _RAN:  # the kernels these dims needed ran (3-D volumes with H1 need no pairs_chunk)
         return True
     needed = [pairs_chunk]
     if 1 in tuple(dims):
@@ -492,6 +500,7 @@ def cubical_persistence(
     else:
         pairs, dims_of, index = np.empty((0, 2)), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     order = np.lexsort((dims_of, index))  # stable: by volume, then dimension, each kernel's order within
+    _RAN.add(wanted)
     return PersistenceDiagrams(
         pairs=torch.from_numpy(np.ascontiguousarray(pairs[order])).to(target),
         dims=torch.from_numpy(np.ascontiguousarray(dims_of[order])).to(target),

@@ -353,7 +353,10 @@ class LayerwiseTopology(MergeChecked):
                 f"{tuple(persistence.shape)}."
             )
         if not bool(torch.isfinite(persistence).all()):
-            raise ValueError("`persistence` holds NaN or Inf; the summaries of finite diagrams are finite.")
+            raise ValueError(
+                "`persistence` holds NaN or Inf: the summaries of finite diagrams are finite unless a sum overflows "
+                "float64 (total persistence of activations spanning most of its range); leave such inputs out."
+            )
 
     def _sync_dist(self, dist_sync_fn: Any = None, process_group: Any = None) -> None:
         # Every rank must gather every list state with the same number of axes, also a rank that holds no input
