@@ -160,8 +160,9 @@ class TopologyConfig:
         k: Point-cloud view: neighbours of the k-NN graph: "auto" = from each class's sample size n, round(n / 30)
             between 2 and 14 (Naitzat's D-I value, from 420 points); an integer is capped at n - 1.
         maxdim: Point-cloud view: highest homology dimension (0, 1 or 2); the cubical view always gives b0, b1, b2.
-        pool_size: Point-cloud view: conv maps (C, H, W) are average-pooled to (C, pool_size, pool_size) and
-            flattened; None flattens them as they are.
+        pool_size: Point-cloud view: conv maps (C, H, W) larger than pool_size are average-pooled to (C,
+            min(H, pool_size), min(W, pool_size)) and flattened (smaller maps are not pooled up); None flattens them
+            as they are.
         samples_per_class: At most this many sampled inputs per class; None for no per-class cap; "auto" = 20 for
             the cubical view, 300 for the point-cloud view (a k-NN graph of 20 points says nothing).
         max_samples: At most this many sampled inputs in all (classes taken round-robin when capped); "auto" = 200
@@ -277,6 +278,35 @@ class TopologyConfig:
             _optional_callable(name, getattr(self, name))
         if not isinstance(self.overlap, bool):
             raise ConfigError(f"`overlap` must be True or False, got {self.overlap!r}.")
+        self._check_rips_settings()
+
+    def _check_rips_settings(self) -> None:
+        """Point-cloud settings that make no number: said (a warning), as ``rips_betti`` refuses them."""
+        if self.complex != "rips":
+            return
+        if self.metric == "euclidean" and self.k != "auto":
+            warnings.warn(
+                f"`k={self.k!r}` has no effect: it is the number of neighbours of metric='knn_hops', and "
+                "metric='euclidean' joins points by their distance. Leave `k` out, or use metric='knn_hops'.",
+                UserWarning,
+                stacklevel=4,
+            )
+        if not (isinstance(self.threshold, str) and self.threshold == "mean"):
+            warnings.warn(
+                f"`threshold={self.threshold!r}` has no effect: it is the cubical view's sublevel threshold, and "
+                "complex='rips' joins points by `scale`. Leave `threshold` out, or use complex='cubical'.",
+                UserWarning,
+                stacklevel=4,
+            )
+        if self.metric == "knn_hops" and self.scale < 1:
+            warnings.warn(
+                f"`scale={self.scale!r}` is below one hop: with metric='knn_hops' the scale counts hops on the k-NN "
+                "graph, so it joins only duplicate points and every class's cloud is its points apart (b0 = the "
+                "number of points) at every layer. Use a scale of at least 1 (the default, 2.5, joins neighbours "
+                "and their neighbours' neighbours).",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _check_persistence(self) -> None:
         spec = self.persistence

@@ -105,16 +105,22 @@ def _overlap_bytes(volumes: Tensor) -> int:
 
 
 def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
-    """A batch of layer outputs as flat float32 embeddings ``(B, d)``; conv maps ``(B, C, H, W)`` are first
-    average-pooled to ``(C, pool_size, pool_size)`` (``None``: flattened as they are).
+    """A batch of layer outputs as flat embeddings ``(B, d)``; conv maps ``(B, C, H, W)`` larger than
+    ``pool_size`` are first average-pooled to ``(C, min(H, pool_size), min(W, pool_size))`` (``None``: flattened as
+    they are; a smaller map is never pooled *up*, which would repeat each value and scale the distances).
+
+    float64 outputs stay float64 (a float64 model's cloud whose spread is small beside its offset, or whose values
+    pass float32's range), integer outputs become float64 (exact to 2**53), others float32.
 
     Always a new tensor, never a view of ``out``: the embeddings outlive the hook, and a later in-place op
     (``ReLU(inplace=True)`` after the watched layer) would otherwise change them.
     """
-    if out.ndim == 4 and pool_size is not None:
-        out = nn.functional.adaptive_avg_pool2d(out.float(), pool_size)
+    dtype = torch.float64 if out.dtype == torch.float64 or not out.is_floating_point() else torch.float32
+    if out.ndim == 4 and pool_size is not None and (out.shape[2] > pool_size or out.shape[3] > pool_size):
+        size = (min(out.shape[2], pool_size), min(out.shape[3], pool_size))
+        out = nn.functional.adaptive_avg_pool2d(out.to(dtype), size)
     flat = out.reshape(out.shape[0], -1)
-    embedding = flat.float()
+    embedding = flat.to(dtype)
     if embedding.untyped_storage().data_ptr() == out.untyped_storage().data_ptr():
         embedding = embedding.clone()
     return embedding

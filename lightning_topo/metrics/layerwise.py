@@ -518,6 +518,12 @@ class LayerwiseTopology(MergeChecked):
             return LayerTopology(name, per_class, math.nan, problem="no sampled input reached this layer")
         order = torch.argsort(positions)
         cloud, labels = cloud.reshape(len(labels), int(self.width[i]))[order], labels[order]
+        if len(labels) > 1 and bool((cloud == cloud[0]).all()):
+            warnings.append(
+                f"layer '{name}' gives every one of the {len(labels)} sampled inputs the same output (dead ReLUs, a "
+                "collapsed layer): each class's cloud is one point, so its Betti numbers are (1, 0, 0) by "
+                "construction, not a simplification the network learned, and the decay over depth reads them as one."
+            )
         few: list[str] = []  # classes with fewer than 2 points, and those whose k-NN graph is nearly complete
         flags: list[str] = []
         dense: list[tuple[int, int, int]] = []
