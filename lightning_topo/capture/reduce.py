@@ -78,7 +78,11 @@ _NON_FINITE = "NaN or Inf in its activations"
 
 class _SummaryOverflow(ArithmeticError):
     """A layer's persistence summaries overflow float64 on finite activations (a total persistence beyond
-    1.8e308: lifetimes that span most of the float64 range); the message is the layer's problem."""
+    1.8e308: lifetimes that span most of the float64 range); ``problem`` is the layer's problem."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 _BACKGROUND: list[ThreadPoolExecutor] = []  # the one thread that reduces batches while the forward pass goes on
@@ -252,7 +256,7 @@ class _Reducer:
             self.problems[name] = _NON_FINITE
             return None
         except _SummaryOverflow as err:
-            self.problems[name] = str(err)
+            self.problems[name] = err.problem
             return None
         if extra is not None:
             self.persistence.setdefault(name, []).append(extra)
@@ -313,7 +317,7 @@ class _Reducer:
             self.problems.setdefault(name, _NON_FINITE)
             return None
         except _SummaryOverflow as err:
-            self.problems.setdefault(name, str(err))
+            self.problems.setdefault(name, err.problem)
             return None
         if name in self.problems:
             return None
