@@ -100,6 +100,9 @@ def test_defaults() -> None:
         ({"n_per_class": 1}, "`n_per_class` must be an integer >= 2"),
         ({"n_per_class": 10.0}, "`n_per_class`"),
         ({"val_fraction": 1.0}, r"`val_fraction` must be in \(0, 1\)"),
+        # D-II / D-III need a point in each of their 9 units (8 raised torch.cat's "expected a non-empty list")
+        ({"dataset": "d2", "n_per_class": 8}, r"`n_per_class` must be an integer >= 9 for 'd2'"),
+        ({"dataset": "d3", "n_per_class": 2}, r"`n_per_class` must be an integer >= 9 for 'd3'"),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
@@ -271,3 +274,41 @@ def test_loaders_before_setup_say_so(module: str) -> None:
     ]
     assert held_out[0] == held_out[1] == held_out[2]
     assert len(dm.train_set) + len(dm.val_set) > len(dm.val_set) > 0
+
+
+def test_generators_refuse_sizes_they_cannot_draw() -> None:
+    """Sizes of 0 or below (and D-II / D-III below 9) raised from inside torch ('expected a non-empty list of
+    Tensors', 'negative dimension', an empty amax); a torus with major <= minor intersects itself."""
+    from lightning_topo.datasets.shapes import circle, sphere, torus, two_circles
+
+    for make, n, least in (
+        (naitzat_d1, 0, 1), (naitzat_d2, 8, 9), (naitzat_d3, 0, 9), (circle, -1, 1), (sphere, 0, 1),
+        (torus, 0, 1), (two_circles, 1, 2),
+    ):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"`n` must be an integer >= {least}, got {n}"):
+            make(n)
+    with pytest.raises(ValueError, match=r"`major` must be larger than `minor`"):
+        torus(10, major=1.0, minor=2.0)
+    points, labels = naitzat_d2(9)
+    assert points.shape == (18, 3) and labels.tolist() == [0] * 9 + [1] * 9
+
+
+def test_digits_classes_are_checked_when_the_module_is_built() -> None:
+    """A repeated class was split twice (72 images in both the training and the validation set); an empty list or a
+    non-digit raised from inside torch at setup; val_fraction=0.999 left the training set empty."""
+    from lightning_topo.datasets import DigitsDataModule
+
+    for classes, match in (
+        ([1, 1], r"`classes` \[1, 1\] repeats \[1\]"),
+        ([], r"`classes` must be None or a non-empty list"),
+        (["a"], r"digit class 'a' in `classes` does not exist"),
+        ([10], r"digit class 10 in `classes` does not exist"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            DigitsDataModule(classes=classes)
+    dm = DigitsDataModule(val_fraction=0.999)
+    dm.setup()
+    assert dm.train_set is not None and dm.val_set is not None
+    assert sorted(set(dm.train_set.tensors[1].tolist())) == list(range(10))  # one image of each class at least
+    train, val = dm.train_set.tensors[0], dm.val_set.tensors[0]
+    assert not (train.reshape(len(train), 1, -1) == val.reshape(1, len(val), -1)).all(-1).any()

@@ -91,3 +91,21 @@ def test_spearman_p_value_is_exact_for_few_models() -> None:
     )
     assert mine["spearman_p"] == pytest.approx(reference.pvalue)
     assert mine["spearman_rho"] == pytest.approx(reference.statistic)
+
+
+def test_models_left_out_of_the_correlations_and_constant_values_are_said(reports: dict) -> None:
+    """A NaN score dropped a model from the correlations with only `n` to hint at it; equal thetas gave NaN
+    correlations without a word; ties kept the order of `models` without the docs saying so."""
+    same = {name: reports["deep"] for name in ("x", "y", "z")}  # one report three times: equal thetas
+    ranking = rank_models(same, scores={"x": 0.1, "y": 0.5, "z": 0.9})
+    assert math.isnan(ranking.correlations["kendall_tau"])
+    assert ranking.note is not None and "every model has the same theta" in ranking.note
+    assert [row["name"] for row in ranking.rows] == ["x", "y", "z"]  # ties: the order given
+    assert [row["name"] for row in rank_models(dict(reversed(same.items()))).rows] == ["z", "y", "x"]
+    four = {**same, "w": reports["deep_too"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SettingsMismatchWarning)
+        ranking = rank_models(four, scores={"x": 0.1, "y": math.nan, "z": 0.9, "w": 0.3})
+    row = next(r for r in ranking.rows if r["name"] == "y")
+    assert "left out of the correlations" in row["note"]
+    assert ranking.note is not None and "the correlations are over 3 of the 4 models: ['y']" in ranking.note

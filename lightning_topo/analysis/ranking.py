@@ -201,8 +201,10 @@ def rank_models(
         **analyse_kwargs: passed to :func:`~lightning_topo.analyse` (``layers``, ``samples_per_class``, ...).
 
     Returns:
-        A :class:`Ranking`. Models whose score is NaN (e.g. a layer with NaN activations) rank last and are
-        left out of the correlations, with a note in their row.
+        A :class:`Ranking`. Models whose ``by`` value is NaN (e.g. a layer with NaN activations) rank last and are
+        left out of the correlations, with a note in their row (as are models with a NaN score); models with equal
+        values keep the order of ``models`` (consecutive ranks). A note says when the correlations leave models
+        out, or are NaN because the values or the scores are all equal.
 
     Warns:
         DepthMismatchWarning: ``by="theta"`` and the models were watched on different numbers of layers (once
@@ -263,6 +265,7 @@ def rank_models(
         return (0, sign * value) if math.isfinite(value) else (1, 0.0)
 
     rows = []
+    # Equal values keep the order of `models` (a stable sort): ties are ranked in the order the models were given
     for rank, name in enumerate(sorted(reports, key=key), start=1):
         report = reports[name]
         row: dict[str, Any] = {
@@ -277,13 +280,28 @@ def rank_models(
         }
         if not math.isfinite(getattr(report, by)):
             row["note"] = f"{by} is not finite ({'; '.join(report.warnings) or 'see the report'}); ranked last"
+        elif scores is not None and not math.isfinite(row["score"]):
+            row["note"] = f"its score is {row['score']}: left out of the correlations"
         rows.append(row)
     corr = None
     if scores is not None:
         usable = [r for r in rows if math.isfinite(r[by]) and math.isfinite(r["score"])]
         predictor = [-r[by] if by == "theta" else r[by] for r in usable]
+        left_out = [r["name"] for r in rows if r not in usable]
+        if left_out and len(usable) >= 3:
+            notes.append(
+                f"the correlations are over {len(usable)} of the {len(rows)} models: {left_out} have a {by} or "
+                "score that is not finite."
+            )
         if len(usable) >= 3:
             corr = correlations(predictor, [r["score"] for r in usable])
+            constant = [what for what, values in ((by, predictor), ("score", [r["score"] for r in usable]))
+                        if len(set(values)) == 1]  # fmt: skip
+            if constant:
+                notes.append(
+                    f"the correlations are NaN: every model has the same {' and the same '.join(constant)}, and a "
+                    "rank correlation with a constant is undefined."
+                )
         else:
             notes.append(
                 f"no rank correlation with the scores: it needs at least 3 models with a finite {by} and score, "

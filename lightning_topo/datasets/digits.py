@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch.utils.data import TensorDataset
 
@@ -71,6 +73,8 @@ class DigitsDataModule(HeldOutSplits):
             raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}.")
         if not 0.0 < train_fraction <= 1.0:
             raise ValueError(f"`train_fraction` must be in (0, 1], got {train_fraction!r}.")
+        if classes is not None:
+            _check_classes(classes)
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.val_fraction = val_fraction
@@ -91,13 +95,25 @@ class DigitsDataModule(HeldOutSplits):
         train_idx, val_idx = [], []
         for c in sorted(set(y.tolist()) if self.classes is None else self.classes):
             idx = torch.nonzero(y == c).flatten()
-            if idx.numel() == 0:
-                raise ValueError(f"digit class {c!r} does not exist; valid classes are 0..9.")
             idx = idx[torch.randperm(idx.numel(), generator=gen)]
-            n_val = max(1, round(self.val_fraction * idx.numel()))
+            # At least one image of each class on each side (val_fraction=0.999 held out every image)
+            n_val = min(idx.numel() - 1, max(1, round(self.val_fraction * idx.numel())))
             n_train = max(1, round(self.train_fraction * (idx.numel() - n_val)))
             val_idx.append(idx[:n_val])
             train_idx.append(idx[n_val : n_val + n_train])
         tr, va = torch.cat(train_idx), torch.cat(val_idx)
         self.train_set = TensorDataset(x[tr], y[tr])
         self.val_set = TensorDataset(x[va], y[va])
+
+
+def _check_classes(classes: object) -> None:
+    """``classes`` as :class:`DigitsDataModule` takes it: a non-empty list of distinct digits 0..9 (a repeated class
+    was split twice, putting the same images in the training and the validation set)."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (list, tuple)) or not classes:
+        raise ValueError(f"`classes` must be None or a non-empty list of digits 0..9, got {classes!r}.")
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c <= 9:
+            raise ValueError(f"digit class {c!r} in `classes` does not exist; valid classes are 0..9.")
+    repeated = sorted({c for c in classes if classes.count(c) > 1})
+    if repeated:
+        raise ValueError(f"`classes` {list(classes)} repeats {repeated}: list each digit class once.")

@@ -8,7 +8,7 @@ from torch.utils.data import TensorDataset
 
 from lightning_topo.datasets._held_out import HeldOutSplits
 from lightning_topo.datasets.checks import check_int
-from lightning_topo.datasets.shapes import KNOWN_BETTI, naitzat_d1, naitzat_d2, naitzat_d3
+from lightning_topo.datasets.shapes import KNOWN_BETTI, MIN_POINTS, naitzat_d1, naitzat_d2, naitzat_d3
 
 __all__ = ["NAITZAT_DATASETS", "NaitzatDataModule"]
 
@@ -118,8 +118,12 @@ class NaitzatDataModule(HeldOutSplits):
         spec = _NAITZAT[dataset]
         if n_per_class is None:
             n_per_class = spec["default_n"]
-        if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 2:
-            raise ValueError(f"`n_per_class` must be an integer >= 2 (or None for the default), got {n_per_class!r}.")
+        least = max(2, MIN_POINTS[dataset])  # D-II and D-III: a point or more in each of their 9 units
+        if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < least:
+            raise ValueError(
+                f"`n_per_class` must be an integer >= {least} for {dataset!r} (or None for the default), got "
+                f"{n_per_class!r}."
+            )
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}.")
         check_int("batch_size", batch_size, 1)

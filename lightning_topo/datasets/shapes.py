@@ -39,12 +39,24 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+MIN_POINTS: dict[str, int] = {"d1": 1, "d2": 9, "d3": 9}
+"""Points per class the Naitzat generators need (D-II and D-III: one or more in each of their 9 units)."""
+
+
+def _check_n(name: str, n: object, minimum: int) -> None:
+    """A ``ValueError`` naming ``name`` unless ``n`` is an integer (not a bool) ``>= minimum`` (it was an error
+    from inside torch: ``torch.cat(): expected a non-empty list``, ``negative dimension``)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {n!r}.")
+
+
 def _noise(x: Tensor, noise: float, gen: torch.Generator) -> Tensor:
     return x + noise * torch.randn(x.shape, generator=gen, dtype=x.dtype) if noise > 0 else x
 
 
 def circle(n: int, radius: float = 1.0, noise: float = 0.0, seed: int = 0) -> Tensor:
     """``n`` points on a circle (uniform angles), ``(n, 2)``. b = (1, 1)."""
+    _check_n("n", n, 1)
     gen = _gen(seed)
     t = 2 * math.pi * torch.rand(n, generator=gen, dtype=torch.float64)
     return _noise(radius * torch.stack([t.cos(), t.sin()], dim=1), noise, gen)
@@ -52,6 +64,7 @@ def circle(n: int, radius: float = 1.0, noise: float = 0.0, seed: int = 0) -> Te
 
 def two_circles(n: int, radius: float = 1.0, gap: float = 1.0, noise: float = 0.0, seed: int = 0) -> Tensor:
     """``n`` points on two disjoint circles centred ``2 * radius + gap`` apart, ``(n, 2)``. b = (2, 2)."""
+    _check_n("n", n, 2)
     a = circle(n // 2, radius, noise, seed)
     b = circle(n - n // 2, radius, noise, seed + 1)
     b[:, 0] += 2 * radius + gap
@@ -60,6 +73,7 @@ def two_circles(n: int, radius: float = 1.0, gap: float = 1.0, noise: float = 0.
 
 def sphere(n: int, radius: float = 1.0, noise: float = 0.0, seed: int = 0) -> Tensor:
     """``n`` points uniform on a 2-sphere, ``(n, 3)``. b = (1, 0, 1)."""
+    _check_n("n", n, 1)
     gen = _gen(seed)
     x = torch.randn(n, 3, generator=gen, dtype=torch.float64)
     return _noise(radius * x / x.norm(dim=1, keepdim=True), noise, gen)
@@ -67,6 +81,12 @@ def sphere(n: int, radius: float = 1.0, noise: float = 0.0, seed: int = 0) -> Te
 
 def torus(n: int, major: float = 2.0, minor: float = 1.0, noise: float = 0.0, seed: int = 0) -> Tensor:
     """``n`` points uniform (by area) on a torus of radii ``major`` > ``minor``, ``(n, 3)``. b = (1, 2, 1)."""
+    _check_n("n", n, 1)
+    if not major > minor > 0:
+        raise ValueError(
+            f"`major` must be larger than `minor` and `minor` positive, got major={major!r}, minor={minor!r} (a "
+            "torus with major <= minor intersects itself: not the (1, 2, 1) of KNOWN_BETTI['torus'])."
+        )
     gen = _gen(seed)
     theta, phi = [], []
     while sum(len(t) for t in theta) < n:  # rejection sampling on the area element (R + r cos phi)
@@ -90,6 +110,7 @@ def naitzat_d1(n: int = 5000, seed: int = 0) -> tuple[Tensor, Tensor]:
 
     Returns ``(points (2n, 2) float64, labels (2n,) int64)``; known Betti numbers in ``KNOWN_BETTI["d1"]``.
     """
+    _check_n("n", n, MIN_POINTS["d1"])
     gen = _gen(seed)
     centres = _d1_centres()
     small, margin, big = 1.3, 0.5, 9.5
@@ -138,6 +159,7 @@ def naitzat_d2(n: int = 900, seed: int = 0) -> tuple[Tensor, Tensor]:
     Class a: a torus in the xy-plane at each centre; class b: its partner in the xz-plane shifted by
     (1, 0, 0), threading it. Max-abs scaled. b = (9, 9, 0) per class.
     """
+    _check_n("n", n, MIN_POINTS["d2"])
     gen = _gen(seed)
     centres = _unit_centres()
     per = [n // 9 + (1 if i < n % 9 else 0) for i in range(9)]
@@ -166,6 +188,7 @@ def naitzat_d3(n: int = 900, seed: int = 0) -> tuple[Tensor, Tensor]:
     Max-abs scaled. b(a) = (9, 0, 9), b(b) = (18, 0, 9). Class b splits its points 2:1 between outer
     shells and balls (the outer shell's area is 16 times the ball's).
     """
+    _check_n("n", n, MIN_POINTS["d3"])
     gen = _gen(seed)
     centres = _unit_centres()
     per = [n // 9 + (1 if i < n % 9 else 0) for i in range(9)]
