@@ -360,9 +360,15 @@ def test_rank_prints_the_table_and_correlations(workdir: Path) -> None:
         assert (workdir / "outputs/rank_digits/reports" / f"{name}.json").is_file()
 
 
-def test_rank_of_two_models_with_scores_ranks_them_without_correlations(tmp_path: Path) -> None:
+@pytest.mark.parametrize("given", ["inline", "file"])
+def test_rank_of_two_models_with_scores_ranks_them_without_correlations(tmp_path: Path, given: str) -> None:
     """`rank --scores` refused fewer than 3 models (exit 2, "missing [], unknown []") where rank_models() ranks them
-    and its note says why there are no correlations; the command line now does the same."""
+    and its note says why there are no correlations; the command line now does the same. The scores may be a file
+    (a path was jsonargparse's "Does not validate against any of the Union subtypes")."""
+    scores = '{"a": 0.9, "b": 0.8}'
+    if given == "file":
+        (tmp_path / "scores.json").write_text(scores)
+        scores = str(tmp_path / "scores.json")
     models = (
         "[{name: a, model: lightning_topo.models.CNNClassifier}, "
         "{name: b, model: lightning_topo.models.CNNClassifier, model_args: {channels: [4, 8]}}]"
@@ -377,7 +383,7 @@ def test_rank_of_two_models_with_scores_ranks_them_without_correlations(tmp_path
             "--analysis.samples_per_class",
             "3",
             "--scores",
-            '{"a": 0.9, "b": 0.8}',
+            scores,
             "--progress",
             "false",
             cwd=tmp_path,
@@ -467,6 +473,10 @@ def test_rank_of_two_models_with_scores_ranks_them_without_correlations(tmp_path
         (
             ["rank", "--config", "@rank", "--scores", '{"cnn": 1.0}'],
             ("`scores` must have one value per model", "missing ['mlp', 'cnn_untrained']"),
+        ),
+        (
+            ["rank", "--config", "@rank", "--scores", "{cnn: 0.98"],
+            ("--scores '{cnn: 0.98' is neither a mapping of model names to scores nor a file",),
         ),
         (
             [

@@ -158,10 +158,29 @@ def analyse(
     return report
 
 
+def _scores_file(value: str) -> dict[str, float]:
+    """``--scores`` given as text that is not a mapping: the path of a JSON or YAML file holding one."""
+    import yaml  # jsonargparse's own YAML reader
+
+    example = "--scores '{cnn: 0.98, mlp: 0.91}' (or the path of a JSON or YAML file holding such a mapping)"
+    path = Path(value)
+    if not path.is_file():
+        raise CLIError(f"--scores {value!r} is neither a mapping of model names to scores nor a file; pass {example}.")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise CLIError(f"--scores file {value} is not JSON or YAML ({type(err).__name__}); pass {example}.") from err
+    if not isinstance(loaded, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in loaded.values()
+    ):
+        raise CLIError(f"--scores file {value} must hold a mapping of model names to numbers; pass {example}.")
+    return {str(name): float(score) for name, score in loaded.items()}
+
+
 def rank(
     models: list[ModelEntry],
     data: LightningDataModule,
-    scores: dict[str, float] | None = None,
+    scores: dict[str, float] | str | None = None,
     by: Literal["theta", "decay_rate"] = "theta",
     analysis: TopologyConfig = TopologyConfig(),  # noqa: B008 - frozen, so never shared mutable state
     output_dir: str = "outputs/rank",
@@ -175,7 +194,8 @@ def rank(
     Args:
         models: The models: a list of {name, model, ckpt (optional), model_args (optional)}.
         data: Data module (class path and init_args) whose validation split every model is analysed on.
-        scores: Model name -> score (higher = better, e.g. fine-tuned accuracy) for the rank correlations.
+        scores: Model name -> score (higher = better, e.g. fine-tuned accuracy) for the rank correlations: a
+            mapping ('{cnn: 0.98, mlp: 0.91}') or the path of a JSON or YAML file holding one.
         by: What ranks the models: theta (lower first) or decay_rate (higher first).
         analysis: What to compute on which layers and inputs (the fields of TopologyConfig).
         output_dir: Where the files are written.
@@ -186,6 +206,8 @@ def rank(
     names = [entry.name for entry in models]
     if not names or len(set(names)) < len(names):
         raise CLIError(f"--models needs at least one entry and a different name for each, got {names}.")
+    if isinstance(scores, str):
+        scores = _scores_file(scores)
     if scores is not None and set(scores) != set(names):
         # Fewer than 3 models is not an error: the ranking comes without correlations and its note says why, as
         # from rank_models().
