@@ -509,3 +509,70 @@ def test_a_decay_rate_monitored_with_mode_min_is_said(tmp_path: Path) -> None:
     assert len(both) == 2 and "EarlyStopping(" in both[0] and "ModelCheckpoint(" in both[1], both
     assert "pass mode='max'" in both[0]
     assert said(EarlyStopping(monitor="topology/decay_rate", mode="max", patience=5), TopologyEarlyStopping()) == []
+
+
+def test_validations_at_one_global_step_count_each_evaluation_once(tmp_path: Path) -> None:
+    """Gradient accumulation holds the global step through several validations of an epoch: with every_n_epochs=2
+    a check after a validation the callback skipped matched the last record's (epoch, global step) and counted
+    its value again (patience ran out early)."""
+    topo = TopologyCallback(samples_per_class=3, every_n_epochs=2)
+    stopper = TopologyEarlyStopping(patience=10, **{**RAW, "min_delta": 5.0})
+    trainer = Trainer(
+        max_epochs=2,
+        callbacks=[topo, stopper],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_train_batches=8,
+        limit_val_batches=1,
+        val_check_interval=0.25,
+        accumulate_grad_batches=16,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    steps = [(r["epoch"], r["global_step"]) for r in topo.history]
+    assert len(steps) >= 2 and steps[0] == steps[1]  # two evaluations at one (epoch, global step)
+    assert stopper.evaluations == len(topo.history)
+    assert stopper.wait_count == len(topo.history) - 1  # the first sets the best; each later one fails min_delta
+
+
+def test_resume_keeps_this_runs_patience(caplog: pytest.LogCaptureFixture) -> None:
+    """Lightning's EarlyStopping restores `patience` from the checkpoint: loosening it on resume (as the README's
+    advice to train on says) did nothing, and the run stopped at its next check."""
+    first = TopologyEarlyStopping(patience=1)
+    first.wait_count, first.best_score = 1, torch.tensor(0.7)
+    resumed = TopologyEarlyStopping(patience=5)
+    with caplog.at_level(logging.INFO):
+        resumed.load_state_dict(first.state_dict())
+    assert resumed.patience == 5 and resumed.wait_count == 1
+    assert "resumed with patience=5 (the checkpoint's run had 1)" in caplog.text
+
+
+def test_a_floor_key_under_another_prefix_fails_at_setup(tmp_path: Path) -> None:
+    """TopologyCallback(prefix='topo2') logs 'topo2/omega_last'; the default floor_key failed after an epoch."""
+    from lightning_topo.callbacks import TopologyMisconfiguration
+
+    topo = TopologyCallback(samples_per_class=3, prefix="topo2")
+    stopper = TopologyEarlyStopping(monitor="topo2/decay_rate", floor_patience=2)
+    trainer = Trainer(max_epochs=2, callbacks=[topo, stopper], logger=False, enable_progress_bar=False,
+                      enable_checkpointing=False, num_sanity_val_steps=0, limit_train_batches=2,
+                      limit_val_batches=1, accelerator="cpu", default_root_dir=tmp_path)  # fmt: skip
+    with pytest.raises(TopologyMisconfiguration, match=r"pass floor_key='topo2/omega_last'"):
+        trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    assert trainer.global_step == 0
+
+
+def test_a_stop_before_min_epochs_says_the_run_trains_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Under `min_epochs` Lightning trains on after the stop signal; the line said the run had stopped."""
+    stopper = TopologyEarlyStopping(patience=2, **{**RAW, "min_delta": 5.0})
+    callbacks = [TopologyCallback(samples_per_class=3), stopper]
+    trainer = Trainer(max_epochs=4, min_epochs=4, callbacks=callbacks, logger=False, enable_progress_bar=False,
+                      enable_checkpointing=False, num_sanity_val_steps=0, limit_train_batches=2,
+                      limit_val_batches=1, accelerator="cpu", default_root_dir=tmp_path)  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    assert "TopologyEarlyStopping asks the run to stop at epoch 2 (Lightning trains on to min_epochs=4)" in caplog.text
+    assert trainer.current_epoch == 4

@@ -204,6 +204,7 @@ class TopologyEarlyStopping(EarlyStopping):
         self.floor_count = 0
         self.floor_reached = False
         self.evaluations = 0
+        self._records_seen: int | None = None  # the TopologyCallbacks' history records at the last check
 
     @property
     @override
@@ -271,7 +272,14 @@ class TopologyEarlyStopping(EarlyStopping):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
+        patience = self.patience
+        super().load_state_dict(state_dict)  # Lightning's restores `patience` too: this run's is kept
+        if self.patience != patience:
+            rank_zero_info(
+                f"TopologyEarlyStopping: resumed with patience={patience} (the checkpoint's run had "
+                f"{self.patience}); the count of evaluations without improvement ({self.wait_count}) is restored."
+            )
+            self.patience = patience
         # `.get`: a state saved by a plain `EarlyStopping` has no floor entries.
         self.floor_count = int(state_dict.get("floor_count", 0))
         self.floor_reached = bool(state_dict.get("floor_reached", False))
@@ -295,6 +303,14 @@ class TopologyEarlyStopping(EarlyStopping):
                 raise TopologyMisconfiguration(
                     f"TopologyEarlyStopping watches `{key}`, which the TopologyCallback never logs{hint}: its "
                     f"run-level values are {list(RUN_KEYS)}, and per layer '{{prefix}}/{{layer}}/b0' and the like."
+                )
+        floor = self.floor_key if self.floor_patience is not None else None
+        if floor is not None and prefixes and not any(floor.startswith(f"{p}/") for p in prefixes):
+            run_key = floor.rsplit("/", 1)[-1]
+            if floor.startswith(f"{DEFAULT_PREFIX}/") and run_key in RUN_KEYS:
+                raise TopologyMisconfiguration(
+                    f"TopologyEarlyStopping's floor rule watches `{floor}`, and the trainer's TopologyCallbacks log "
+                    f"under {[f'{p}/' for p in prefixes]}: pass floor_key='{prefixes[0]}/{run_key}'."
                 )
         if any(self.monitor.startswith(f"{p}/") for p in prefixes):
             return
@@ -366,9 +382,14 @@ class TopologyEarlyStopping(EarlyStopping):
                 rank_zero_info(f"TopologyEarlyStopping: {floor_reason}")
         if (plateau_stop or floor_stop) and not self.verbose:
             # Without `verbose` the run still says why it ended (once, on rank zero): a silent stop looks like a bug.
+            least = trainer.min_epochs or 0
+            what = (
+                f"asks the run to stop at epoch {trainer.current_epoch} (Lightning trains on to min_epochs={least})"
+                if trainer.current_epoch + 1 < least
+                else f"stopped the run at epoch {trainer.current_epoch}"
+            )
             rank_zero_info(
-                f"TopologyEarlyStopping stopped the run at epoch {trainer.current_epoch}: "
-                f"{self.stopping_reason_message or 'another process decided to stop'}"
+                f"TopologyEarlyStopping {what}: {self.stopping_reason_message or 'another process decided to stop'}"
             )
 
     @override
@@ -411,7 +432,14 @@ class TopologyEarlyStopping(EarlyStopping):
             topology = [cb for cb in named if len(cb.prefix) == longest]
         here = (int(trainer.current_epoch), int(trainer.global_step))
         last = [cb.history[-1] for cb in topology if cb.history]
-        return any((record.get("epoch"), record.get("global_step")) == here for record in last)
+        fresh = any((record.get("epoch"), record.get("global_step")) == here for record in last)
+        # (epoch, global step) is not unique: gradient accumulation can hold the step through several validations
+        # of an epoch, and a check after one the callback skipped (every_n_epochs) saw the last record again.
+        records = sum(len(cb.history) for cb in topology)
+        if self._records_seen is not None and records <= self._records_seen:
+            fresh = False
+        self._records_seen = records
+        return fresh
 
     def _evaluate_floor(self, trainer: Trainer, logs: dict[str, Tensor]) -> tuple[bool, str | None]:
         """Update ``floor_count`` from ``logs[floor_key]``; return whether the floor rule stops, and why."""
