@@ -576,3 +576,20 @@ def test_a_stop_before_min_epochs_says_the_run_trains_on(tmp_path: Path, caplog:
         trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
     assert "TopologyEarlyStopping asks the run to stop at epoch 2 (Lightning trains on to min_epochs=4)" in caplog.text
     assert trainer.current_epoch == 4
+
+
+def test_a_resume_in_the_same_process_counts_the_evaluations_after_it(tmp_path: Path) -> None:
+    """The same callback objects resumed from an earlier checkpoint: the restored history is shorter than the one
+    the stopper last saw, and its new evaluations are still fresh."""
+    topo = TopologyCallback(samples_per_class=3)
+    stopper = TopologyEarlyStopping(patience=50)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}")
+    common = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                  limit_train_batches=2, limit_val_batches=1, accelerator="cpu", default_root_dir=tmp_path)  # fmt: skip
+    data = DigitsDataModule(classes=[0, 1, 2])
+    Trainer(max_epochs=4, callbacks=[topo, stopper, ckpt], **common).fit(Classifier(digits_cnn((4, 8))), data)
+    assert stopper.evaluations == len(topo.history) == 4
+    trainer = Trainer(max_epochs=4, callbacks=[topo, stopper], enable_checkpointing=False, **common)
+    trainer.fit(Classifier(digits_cnn((4, 8))), data, ckpt_path=str(tmp_path / "ckpt" / "epoch=1.ckpt"))
+    assert [r["epoch"] for r in topo.history] == [0, 1, 2, 3]
+    assert stopper.evaluations == 4  # 2 restored + epochs 2 and 3

@@ -204,7 +204,7 @@ class TopologyEarlyStopping(EarlyStopping):
         self.floor_count = 0
         self.floor_reached = False
         self.evaluations = 0
-        self._records_seen: int | None = None  # the TopologyCallbacks' history records at the last check
+        self._records_seen: list[dict[str, Any]] = []  # the TopologyCallbacks' last history records at the last check
 
     @property
     @override
@@ -434,11 +434,11 @@ class TopologyEarlyStopping(EarlyStopping):
         last = [cb.history[-1] for cb in topology if cb.history]
         fresh = any((record.get("epoch"), record.get("global_step")) == here for record in last)
         # (epoch, global step) is not unique: gradient accumulation can hold the step through several validations
-        # of an epoch, and a check after one the callback skipped (every_n_epochs) saw the last record again.
-        records = sum(len(cb.history) for cb in topology)
-        if self._records_seen is not None and records <= self._records_seen:
+        # of an epoch, and a check after one the callback skipped (every_n_epochs) saw the last record again. The
+        # record objects tell: a new evaluation appends a new one (a restored history holds new objects too).
+        if any(record is seen for record in last for seen in self._records_seen):
             fresh = False
-        self._records_seen = records
+        self._records_seen = last
         return fresh
 
     def _evaluate_floor(self, trainer: Trainer, logs: dict[str, Tensor]) -> tuple[bool, str | None]:
