@@ -133,3 +133,31 @@ def test_inside_inference_mode_there_is_no_second_try() -> None:
     with torch.inference_mode(), pytest.raises(ForwardError):
         run_on_sample(model, torch.zeros(2, 1, 8, 8), probe=True)
     assert not needs_autograd(model)
+
+
+def test_the_retry_of_a_forward_fn_that_bypasses_the_model_counts_each_call_once() -> None:
+    """The retry under no_grad kept the failed pass's per-module call counts when `forward_fn` bypassed the model's
+    forward (and so its pre-hook): every module before the failure read as called twice ('body.0#2')."""
+    from lightning_topo.capture import trace_layers
+
+    class Body(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = nn.Linear(3, 4)
+            self.act = nn.Tanh()
+            self.fc2 = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.act(self.fc1(x))
+            with torch.enable_grad():
+                h = h.clone().requires_grad_(True)
+                (grad,) = torch.autograd.grad((h**2).sum(), h)
+            return self.fc2(h.detach() + grad)
+
+    holder = nn.Module()
+    holder.body = Body()
+    with pytest.warns(UserWarning, match="runs under torch.no_grad"):
+        trace = trace_layers(holder, torch.zeros(2, 3), ["body.fc1", "body.act", "body.fc2"],
+                             forward_fn=lambda model, x: model.body(x))  # fmt: skip
+    assert trace.order == ["body.fc1", "body.act", "body.fc2"]
+    assert trace.calls == {"body.fc1": 1, "body.act": 1, "body.fc2": 1}

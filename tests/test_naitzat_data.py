@@ -291,11 +291,16 @@ def test_generators_refuse_sizes_they_cannot_draw() -> None:
         torus(10, major=1.0, minor=2.0)
     points, labels = naitzat_d2(9)
     assert points.shape == (18, 3) and labels.tolist() == [0] * 9 + [1] * 9
+    import numpy as np
+
+    assert circle(np.int64(5)).shape == (5, 2)  # sizes from NumPy (np.arange, linspace().astype(int)) as before
 
 
 def test_digits_classes_are_checked_when_the_module_is_built() -> None:
     """A repeated class was split twice (72 images in both the training and the validation set); an empty list or a
     non-digit raised from inside torch at setup; val_fraction=0.999 left the training set empty."""
+    import numpy as np
+
     from lightning_topo.datasets import DigitsDataModule
 
     for classes, match in (
@@ -306,6 +311,8 @@ def test_digits_classes_are_checked_when_the_module_is_built() -> None:
     ):
         with pytest.raises(ValueError, match=match):
             DigitsDataModule(classes=classes)
+    for given in (range(3), np.arange(3), torch.tensor([0, 1, 2]), (0, np.int64(1), 2)):  # sequences of ints
+        assert DigitsDataModule(classes=given).hparams.classes == [0, 1, 2]
     dm = DigitsDataModule(val_fraction=0.999)
     dm.setup()
     assert dm.train_set is not None and dm.val_set is not None

@@ -121,3 +121,16 @@ def test_point_cloud_settings_that_make_no_number_are_said(fields: dict, match: 
         TopologyConfig(complex="rips")
         TopologyConfig(complex="rips", metric="euclidean", scale=0.5)
         TopologyConfig(complex="rips", k=3, scale=1)
+
+
+def test_token_outputs_of_a_float64_model_keep_float64() -> None:
+    """Token layers (B, T, D) were averaged in float32 before `pooled_embedding`: finite 1e300 tokens became inf."""
+    from lightning_topo.capture.tokens import TokenLayout, pool_tokens
+
+    layout = TokenLayout("vision", grids=((2, 2),), extra_tokens=1)
+    tokens = torch.full((2, 5, 3), 1e300, dtype=torch.float64)
+    tokens[1] *= 2
+    pooled = pool_tokens(tokens, layout)
+    assert pooled is not None and pooled.dtype == torch.float64
+    assert pooled[:, 0].tolist() == [1e300, 2e300]
+    assert pool_tokens(tokens.float().clamp(max=1.0), layout).dtype == torch.float32

@@ -382,10 +382,12 @@ class TopologyEarlyStopping(EarlyStopping):
                 rank_zero_info(f"TopologyEarlyStopping: {floor_reason}")
         if (plateau_stop or floor_stop) and not self.verbose:
             # Without `verbose` the run still says why it ended (once, on rank zero): a silent stop looks like a bug.
-            least = trainer.min_epochs or 0
+            least, steps = trainer.min_epochs or 0, trainer.min_steps or 0
+            short = [f"min_epochs={least}"] if trainer.current_epoch + 1 < least else []
+            short += [f"min_steps={steps}"] if trainer.global_step < steps else []
             what = (
-                f"asks the run to stop at epoch {trainer.current_epoch} (Lightning trains on to min_epochs={least})"
-                if trainer.current_epoch + 1 < least
+                f"asks the run to stop at epoch {trainer.current_epoch} (Lightning trains on to {' and '.join(short)})"
+                if short
                 else f"stopped the run at epoch {trainer.current_epoch}"
             )
             rank_zero_info(

@@ -438,7 +438,14 @@ def trace_layers(
             inspect(name, tensor)
 
     with ActivationCapture(model, probe_names, record, output_fn=output_fn) as capture:
-        run_on_sample(model, probe, batch_size=max(1, len(probe)), forward_fn=forward_fn, probe=True)
+        run_on_sample(
+            model,
+            probe,
+            batch_size=max(1, len(probe)),
+            forward_fn=forward_fn,
+            on_batch_start=capture.start_pass,  # also before a retry: a forward_fn may bypass the model's pre-hook
+            probe=True,
+        )
     order: list[str] = []
     no_tensor: list[str] = []
     for name in capture.ran:  # a layer whose output holds no tensor ran too (skipped, with its own warning)

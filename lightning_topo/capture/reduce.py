@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from lightning_topo.capture.hooks import ActivationCapture, model_device, run_on_sample
 from lightning_topo.capture.sampling import REAL_INT_DTYPES
-from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, pool_tokens, token_layout
+from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, embedding_dtype, pool_tokens, token_layout
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import NonFiniteError, cubical_betti, persistence_summaries, sublevel_thresholds
 from lightning_topo.functional._threads import cpu_workers, thread_workers
@@ -114,12 +114,13 @@ def pooled_embedding(out: Tensor, pool_size: int | None) -> Tensor:
     they are; a smaller map is never pooled *up*, which would repeat each value and scale the distances).
 
     float64 outputs stay float64 (a float64 model's cloud whose spread is small beside its offset, or whose values
-    pass float32's range), integer outputs become float64 (exact to 2**53), others float32.
+    pass float32's range), integer outputs become float64 (exact to 2**53), others float32
+    (:func:`~lightning_topo.capture.tokens.embedding_dtype`).
 
     Always a new tensor, never a view of ``out``: the embeddings outlive the hook, and a later in-place op
     (``ReLU(inplace=True)`` after the watched layer) would otherwise change them.
     """
-    dtype = torch.float64 if out.dtype == torch.float64 or not out.is_floating_point() else torch.float32
+    dtype = embedding_dtype(out)
     if out.ndim == 4 and pool_size is not None and (out.shape[2] > pool_size or out.shape[3] > pool_size):
         size = (min(out.shape[2], pool_size), min(out.shape[3], pool_size))
         out = nn.functional.adaptive_avg_pool2d(out.to(dtype), size)

@@ -262,9 +262,18 @@ def token_volumes(out: Tensor, layout: TokenLayout) -> Tensor | None:
     return None
 
 
+def embedding_dtype(out: Tensor) -> torch.dtype:
+    """The dtype of the point-cloud view's embeddings of ``out``: float64 for float64 and integer outputs (a float64
+    model's cloud whose spread is small beside its offset, or beyond float32's range; integers exact to 2**53),
+    float32 for the others and on devices without float64 (MPS)."""
+    wide = out.dtype == torch.float64 or not out.is_floating_point()
+    return torch.float64 if wide and out.device.type != "mps" else torch.float32
+
+
 def pool_tokens(out: Tensor, layout: TokenLayout) -> Tensor | None:
     """The point-cloud view's embedding of token outputs: ``(B, D)``, the mean of the patch tokens (extra
-    tokens dropped) or of a text sequence's tokens; ``None`` when ``out`` is not tokens under ``layout``.
+    tokens dropped) or of a text sequence's tokens (in :func:`embedding_dtype`); ``None`` when ``out`` is not
+    tokens under ``layout``.
 
     Example:
         >>> lay = TokenLayout("vision", grids=((2, 2),), extra_tokens=1)
@@ -276,9 +285,9 @@ def pool_tokens(out: Tensor, layout: TokenLayout) -> Tensor | None:
         return None
     grid = patch_grid(int(out.shape[1]), layout)
     if grid is not None:
-        return out[:, grid[0] :].to(torch.float32).mean(dim=1)
+        return out[:, grid[0] :].to(embedding_dtype(out)).mean(dim=1)
     if _is_sequence(out, layout):
-        return out.to(torch.float32).mean(dim=1)
+        return out.to(embedding_dtype(out)).mean(dim=1)
     return None
 
 

@@ -74,7 +74,7 @@ class DigitsDataModule(HeldOutSplits):
         if not 0.0 < train_fraction <= 1.0:
             raise ValueError(f"`train_fraction` must be in (0, 1], got {train_fraction!r}.")
         if classes is not None:
-            _check_classes(classes)
+            classes = _checked_classes(classes)  # a list of ints, as saved in the hyperparameters
         self.save_hyperparameters()
         self.batch_size = batch_size
         self.val_fraction = val_fraction
@@ -106,14 +106,19 @@ class DigitsDataModule(HeldOutSplits):
         self.val_set = TensorDataset(x[va], y[va])
 
 
-def _check_classes(classes: object) -> None:
-    """``classes`` as :class:`DigitsDataModule` takes it: a non-empty list of distinct digits 0..9 (a repeated class
-    was split twice, putting the same images in the training and the validation set)."""
-    if isinstance(classes, (str, bytes)) or not isinstance(classes, (list, tuple)) or not classes:
+def _checked_classes(classes: object) -> list[int]:
+    """``classes`` as :class:`DigitsDataModule` takes it (any sequence of integers: a list, a range, a NumPy array,
+    a tensor), as a list of distinct digits 0..9; a ``ValueError`` naming the bad value (a repeated class was split
+    twice, putting the same images in the training and the validation set)."""
+    if hasattr(classes, "tolist") and not isinstance(classes, (str, bytes)):
+        classes = classes.tolist()  # a NumPy array or a tensor
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (list, tuple, range)) or not len(classes):
         raise ValueError(f"`classes` must be None or a non-empty list of digits 0..9, got {classes!r}.")
+    classes = list(classes)
     for c in classes:
         if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c <= 9:
             raise ValueError(f"digit class {c!r} in `classes` does not exist; valid classes are 0..9.")
-    repeated = sorted({c for c in classes if classes.count(c) > 1})
+    repeated = sorted({int(c) for c in classes if classes.count(c) > 1})
     if repeated:
-        raise ValueError(f"`classes` {list(classes)} repeats {repeated}: list each digit class once.")
+        raise ValueError(f"`classes` {classes} repeats {repeated}: list each digit class once.")
+    return [int(c) for c in classes]

@@ -18,6 +18,7 @@ in each solid (rejection sampling) or on each surface.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -46,7 +47,7 @@ MIN_POINTS: dict[str, int] = {"d1": 1, "d2": 9, "d3": 9}
 def _check_n(name: str, n: object, minimum: int) -> None:
     """A ``ValueError`` naming ``name`` unless ``n`` is an integer (not a bool) ``>= minimum`` (it was an error
     from inside torch: ``torch.cat(): expected a non-empty list``, ``negative dimension``)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {n!r}.")
 
 

@@ -500,7 +500,8 @@ def cubical_persistence(
     else:
         pairs, dims_of, index = np.empty((0, 2)), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     order = np.lexsort((dims_of, index))  # stable: by volume, then dimension, each kernel's order within
-    _RAN.add(wanted)
+    if union_find or want_h1:  # the numba kernels ran (not the torch backend alone)
+        _RAN.add(wanted)
     return PersistenceDiagrams(
         pairs=torch.from_numpy(np.ascontiguousarray(pairs[order])).to(target),
         dims=torch.from_numpy(np.ascontiguousarray(dims_of[order])).to(target),
