@@ -246,3 +246,19 @@ def test_a_validation_set_that_changes_during_the_fit_is_said(tmp_path: Path) ->
     callback, messages = fit(Same())
     assert not [m for m in messages if "the validation set changed" in m]
     assert len(callback.history) == 2
+
+
+def test_the_batch_function_names_the_objects_whose_hooks_it_calls() -> None:
+    """The kept sample is tied to these objects only: validating with another DataModule whose hooks are Lightning's
+    defaults does not draw the model's sample again."""
+    from lightning_topo.analysis import validation_batch_fn
+
+    class Bare(LightningDataModule):
+        pass
+
+    module, data = Normalising(), NormalisingData()
+    assert validation_batch_fn(module, Bare(), torch.device("cpu")).owners == (module,)
+    assert validation_batch_fn(Plain(), data, torch.device("cpu")).owners == (data,)
+    both = validation_batch_fn(module, data, torch.device("cpu")).owners
+    assert set(map(id, both)) == {id(module), id(data)}  # on_before: the DataModule's; on_after: the module's
+    assert validation_batch_fn(Plain(), Bare(), torch.device("cpu")) is None

@@ -142,6 +142,7 @@ def validation_batch_fn(
     ``LightningModule``'s (Lightning's own choice); under ``torch.no_grad``. ``None`` where neither overrides
     ``on_before_batch_transfer`` or ``on_after_batch_transfer`` (the batch is the collated items: nothing to do).
     A hook that raises is a :class:`BatchHookError` (a :class:`~lightning_topo.capture.SampleError`) naming it.
+    The function's ``owners`` attribute holds the objects whose hooks it calls.
 
     Example:
         >>> class Scaled(LightningModule):
@@ -185,6 +186,8 @@ def validation_batch_fn(
                     ) from err
         return batch
 
+    # The objects whose hooks make the batch (a sample kept for them is another model's otherwise)
+    apply.owners = tuple({id(obj): obj for _, obj in hooks if obj is not None}.values())  # type: ignore[attr-defined]
     return apply
 
 

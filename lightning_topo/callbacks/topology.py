@@ -584,7 +584,7 @@ class TopologyCallback(Callback):
         module, datamodule = trainer.lightning_module, trainer.datamodule
         batch_fn = validation_batch_fn(module, datamodule, module.device)
         # The sample is the batch the hooks make: another model's (or DataModule's) hooks make another one
-        hooked = () if batch_fn is None else tuple(obj for obj in (module, datamodule) if obj is not None)
+        hooked: tuple[Any, ...] = () if batch_fn is None else batch_fn.owners  # type: ignore[attr-defined]
         cached = self._samples.get(id(dataset))
         if (
             cached is not None
