@@ -104,6 +104,27 @@ def _fit(model: LightningModule, callbacks: list[Callback], root: Path, epochs: 
     return trainer
 
 
+def _digits_trainer(root: Path, callbacks: list[Callback], max_epochs: int, **kw: Any) -> Trainer:
+    """A quiet CPU trainer for the digits-CNN fits: 2 training batches and 1 validation batch per epoch, no
+    sanity check, no checkpoints unless ``kw`` asks for them."""
+    defaults: dict[str, Any] = dict(
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        accelerator="cpu",
+        default_root_dir=root,
+    )
+    return Trainer(max_epochs=max_epochs, callbacks=callbacks, **{**defaults, **kw})
+
+
+def _fit_digits(trainer: Trainer, **kw: Any) -> None:
+    trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]), **kw)
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -386,21 +407,9 @@ def test_state_key_is_deterministic_and_includes_floor_settings() -> None:
 def test_real_run_stops_on_the_callbacks_decay_rate(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     topo = TopologyCallback(samples_per_class=3)
     stopper = TopologyEarlyStopping(patience=2, **{**RAW, "min_delta": 5.0})  # unbeatable: stops after patience
-    trainer = Trainer(
-        max_epochs=20,
-        callbacks=[topo, stopper],
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        accelerator="cpu",
-        default_root_dir=tmp_path,
-    )
+    trainer = _digits_trainer(tmp_path, [topo, stopper], 20)
     with caplog.at_level(logging.INFO):
-        trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+        _fit_digits(trainer)
     assert stopper.stopped_epoch == 2 and stopper.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
     # Not verbose, and still the run says why it ended.
     assert f"TopologyEarlyStopping stopped the run at epoch 2: {stopper.stopping_reason_message}" in caplog.text
@@ -414,20 +423,8 @@ def _sparse_fit(
     """A real fit where the TopologyCallback evaluates every ``every``-th epoch only (stale metrics in between);
     ``others``: more callbacks."""
     topo = TopologyCallback(samples_per_class=3, every_n_epochs=every)
-    trainer = Trainer(
-        max_epochs=12,
-        callbacks=[topo, *others, stopper],
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        accelerator="cpu",
-        default_root_dir=root,
-    )
-    trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    trainer = _digits_trainer(root, [topo, *others, stopper], 12)
+    _fit_digits(trainer)
     return trainer, topo
 
 
@@ -473,11 +470,9 @@ def test_a_misspelt_run_level_key_fails_at_setup(tmp_path: Path) -> None:
         ({"floor_patience": 2, "floor_key": "topology/omega"}, r"`topology/omega`.*did you mean 'topology/omega_last'"),
     ):
         stopper = TopologyEarlyStopping(**kwargs)
-        trainer = Trainer(
-            max_epochs=1, callbacks=[TopologyCallback(samples_per_class=2), stopper], logger=False,
-            enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-            limit_train_batches=1, accelerator="cpu", default_root_dir=tmp_path,
-        )  # fmt: skip
+        trainer = _digits_trainer(
+            tmp_path, [TopologyCallback(samples_per_class=2), stopper], 1, limit_train_batches=1, limit_val_batches=1.0
+        )
         with pytest.raises(TopologyMisconfiguration, match=match):
             trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1]))
         assert trainer.global_step == 0
@@ -517,22 +512,10 @@ def test_validations_at_one_global_step_count_each_evaluation_once(tmp_path: Pat
     its value again (patience ran out early)."""
     topo = TopologyCallback(samples_per_class=3, every_n_epochs=2)
     stopper = TopologyEarlyStopping(patience=10, **{**RAW, "min_delta": 5.0})
-    trainer = Trainer(
-        max_epochs=2,
-        callbacks=[topo, stopper],
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_train_batches=8,
-        limit_val_batches=1,
-        val_check_interval=0.25,
-        accumulate_grad_batches=16,
-        accelerator="cpu",
-        default_root_dir=tmp_path,
+    trainer = _digits_trainer(
+        tmp_path, [topo, stopper], 2, limit_train_batches=8, val_check_interval=0.25, accumulate_grad_batches=16
     )
-    trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+    _fit_digits(trainer)
     steps = [(r["epoch"], r["global_step"]) for r in topo.history]
     assert len(steps) >= 2 and steps[0] == steps[1]  # two evaluations at one (epoch, global step)
     assert stopper.evaluations == len(topo.history)
@@ -557,23 +540,18 @@ def test_a_floor_key_under_another_prefix_fails_at_setup(tmp_path: Path) -> None
 
     topo = TopologyCallback(samples_per_class=3, prefix="topo2")
     stopper = TopologyEarlyStopping(monitor="topo2/decay_rate", floor_patience=2)
-    trainer = Trainer(max_epochs=2, callbacks=[topo, stopper], logger=False, enable_progress_bar=False,
-                      enable_checkpointing=False, num_sanity_val_steps=0, limit_train_batches=2,
-                      limit_val_batches=1, accelerator="cpu", default_root_dir=tmp_path)  # fmt: skip
+    trainer = _digits_trainer(tmp_path, [topo, stopper], 2)
     with pytest.raises(TopologyMisconfiguration, match=r"pass floor_key='topo2/omega_last'"):
-        trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+        _fit_digits(trainer)
     assert trainer.global_step == 0
 
 
 def test_a_stop_before_min_epochs_says_the_run_trains_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Under `min_epochs` Lightning trains on after the stop signal; the line said the run had stopped."""
     stopper = TopologyEarlyStopping(patience=2, **{**RAW, "min_delta": 5.0})
-    callbacks = [TopologyCallback(samples_per_class=3), stopper]
-    trainer = Trainer(max_epochs=4, min_epochs=4, callbacks=callbacks, logger=False, enable_progress_bar=False,
-                      enable_checkpointing=False, num_sanity_val_steps=0, limit_train_batches=2,
-                      limit_val_batches=1, accelerator="cpu", default_root_dir=tmp_path)  # fmt: skip
+    trainer = _digits_trainer(tmp_path, [TopologyCallback(samples_per_class=3), stopper], 4, min_epochs=4)
     with caplog.at_level(logging.INFO):
-        trainer.fit(Classifier(digits_cnn((4, 8))), datamodule=DigitsDataModule(classes=[0, 1, 2]))
+        _fit_digits(trainer)
     assert "TopologyEarlyStopping asks the run to stop at epoch 2 (Lightning trains on to min_epochs=4)" in caplog.text
     assert trainer.current_epoch == 4
 
@@ -584,12 +562,8 @@ def test_a_resume_in_the_same_process_counts_the_evaluations_after_it(tmp_path: 
     topo = TopologyCallback(samples_per_class=3)
     stopper = TopologyEarlyStopping(patience=50)
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, every_n_epochs=1, filename="{epoch}")
-    common = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                  limit_train_batches=2, limit_val_batches=1, accelerator="cpu", default_root_dir=tmp_path)  # fmt: skip
-    data = DigitsDataModule(classes=[0, 1, 2])
-    Trainer(max_epochs=4, callbacks=[topo, stopper, ckpt], **common).fit(Classifier(digits_cnn((4, 8))), data)
+    _fit_digits(_digits_trainer(tmp_path, [topo, stopper, ckpt], 4, enable_checkpointing=True))
     assert stopper.evaluations == len(topo.history) == 4
-    trainer = Trainer(max_epochs=4, callbacks=[topo, stopper], enable_checkpointing=False, **common)
-    trainer.fit(Classifier(digits_cnn((4, 8))), data, ckpt_path=str(tmp_path / "ckpt" / "epoch=1.ckpt"))
+    _fit_digits(_digits_trainer(tmp_path, [topo, stopper], 4), ckpt_path=str(tmp_path / "ckpt" / "epoch=1.ckpt"))
     assert [r["epoch"] for r in topo.history] == [0, 1, 2, 3]
     assert stopper.evaluations == 4  # 2 restored + epochs 2 and 3
