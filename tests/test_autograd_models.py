@@ -20,12 +20,14 @@ from lightning_topo.capture.hooks import needs_autograd, run_on_sample
 
 class GradientFeatures(LightningModule):
     """A CNN whose forward pass adds the gradient of an energy with respect to its input (as physics-informed and
-    energy-based models do): it needs autograd in eval, which ``torch.inference_mode`` forbids."""
+    energy-based models do): it needs autograd in eval, which ``torch.inference_mode`` forbids. The energy is a sum
+    over voxels of ``stiffness * x**2``, so its gradient is computed voxel by voxel: the same bits however the inputs
+    are batched (a convolution's gradient may round otherwise in another batch on another CPU)."""
 
     def __init__(self, with_gradient: bool = True) -> None:
         super().__init__()
         self.with_gradient = with_gradient
-        self.energy = nn.Conv2d(1, 2, 3, padding=1)
+        self.stiffness = nn.Parameter(torch.tensor(0.75))
         self.conv = nn.Conv2d(1, 4, 3, padding=1)
         self.act = nn.ReLU()
         self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
@@ -35,9 +37,12 @@ class GradientFeatures(LightningModule):
         if self.with_gradient:
             with torch.enable_grad():
                 x = x.clone().requires_grad_(True)
-                (grad,) = torch.autograd.grad((self.energy(x) ** 2).sum(), x, create_graph=self.training)
+                (grad,) = torch.autograd.grad(self.energy(x), x, create_graph=self.training)
             x = x.detach() + 0.1 * grad
         return self.head(self.conv2(self.act(self.conv(x))).flatten(1))
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.stiffness * x**2).sum()
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -64,7 +69,7 @@ def _gradient_inputs(model: GradientFeatures, data: DataLoader) -> DataLoader:
     for x, y in data:
         with torch.enable_grad():
             x = x.clone().requires_grad_(True)
-            (grad,) = torch.autograd.grad((model.energy(x) ** 2).sum(), x)
+            (grad,) = torch.autograd.grad(model.energy(x), x)
         inputs.append(x.detach() + 0.1 * grad)
         labels.append(y)
     return DataLoader(TensorDataset(torch.cat(inputs), torch.cat(labels)), batch_size=16)
