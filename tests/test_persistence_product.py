@@ -108,6 +108,8 @@ def test_summaries_by_hand() -> None:
     assert persistent_betti(d, t).tolist() == [[2, 1, 0], [1, 0, 1]]
     # min_persistence 0.2: volume 0 needs lifetime >= 2 (the [1, 2] H0 pair goes), volume 1 >= 0.8 (H2 goes).
     assert persistent_betti(d, t, min_persistence=0.2).tolist() == [[1, 1, 0], [1, 0, 0]]
+    # a 0-d tensor (a sweep over torch.linspace) is the same number
+    assert persistent_betti(d, t, min_persistence=torch.tensor(0.2)).tolist() == [[1, 1, 0], [1, 0, 0]]
     assert persistent_betti(d, t, dims=[2, 0]).tolist() == [[0, 2], [1, 1]]
     both = persistence_summaries(d, t, ["entropy", "persistent_betti"], 0.0, dims=[1])
     assert torch.allclose(both, torch.tensor([[expected[0][1], 1.0], [0.0, 0.0]], dtype=torch.float64))
@@ -117,6 +119,8 @@ def test_summaries_by_hand() -> None:
         persistent_betti(d, torch.tensor([0.0, math.nan]))
     with pytest.raises(ValueError, match=r"min_persistence.*\[0, 1\]"):
         persistent_betti(d, 0.0, min_persistence=2.0)
+    with pytest.raises(ValueError, match=r"min_persistence.*\[0, 1\]"):
+        persistent_betti(d, 0.0, min_persistence=torch.tensor([0.1, 0.2]))
 
 
 def _gudhi_lifetimes(volume: np.ndarray) -> dict[int, list[float]]:

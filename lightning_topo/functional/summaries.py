@@ -195,7 +195,7 @@ def persistence_entropy(diagrams: PersistenceDiagrams, dims: Sequence[int] | Non
 def persistent_betti(
     diagrams: PersistenceDiagrams,
     thresholds: Tensor | float,
-    min_persistence: float = 0.0,
+    min_persistence: float | Tensor = 0.0,
     dims: Sequence[int] | None = None,
 ) -> Tensor:
     """Persistent Betti numbers: the pairs alive at ``t`` that persist at least ``min_persistence`` of the range.
@@ -208,7 +208,8 @@ def persistent_betti(
         diagrams: the pairs of a batch of ``B`` volumes.
         thresholds: ``t``: a number or a ``(B,)`` tensor or NumPy array (one per volume, e.g. from
             :func:`~lightning_topo.functional.sublevel_thresholds`); NaN is an error.
-        min_persistence: the shortest lifetime counted, as a fraction of each volume's range, in ``[0, 1]``.
+        min_persistence: the shortest lifetime counted, as a fraction of each volume's range, in ``[0, 1]`` (a
+            number or a 0-d tensor).
         dims: the dimensions, one column each (default: ``diagrams.computed_dims``).
 
     Returns:
@@ -225,6 +226,8 @@ def persistent_betti(
     """
     diagrams = _check_diagrams(diagrams)
     mp = min_persistence
+    if isinstance(mp, Tensor) and mp.ndim == 0 and mp.dtype != torch.bool and not mp.is_complex():
+        mp = float(mp.item())  # a 0-d tensor, e.g. from a sweep over torch.linspace
     if isinstance(mp, bool) or not isinstance(mp, numbers.Real) or not 0.0 <= mp <= 1.0:
         raise ValueError(f"`min_persistence` must be a number in [0, 1] (a fraction of the range), got {mp!r}.")
     wanted, bins, keep = _columns(diagrams, dims)
