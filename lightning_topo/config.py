@@ -56,6 +56,19 @@ METRICS: tuple[str, ...] = RIPS_METRICS
 PERSISTENCE_SUMMARIES: tuple[str, ...] = SUMMARY_KINDS
 """Valid entries of ``persistence``: ``"total_persistence"``, ``"entropy"``, ``"persistent_betti"``."""
 
+SEED_RANGE: tuple[int, int] = (-(2**63), 2**64 - 1)
+"""The seeds ``torch.Generator.manual_seed`` takes."""
+_RIPS_ONLY: tuple[str, ...] = ("scale", "metric", "k", "maxdim", "pool_size")
+"""The fields only the point-cloud view reads."""
+
+
+def _plain(value: object) -> object:
+    """``value`` with tuples as lists (a default tuple equals the list jsonargparse passes)."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
 AUTO_SAMPLES: dict[str, tuple[int, int]] = {"cubical": (20, 200), "rips": (300, 3000)}
 """``samples_per_class="auto"`` and ``max_samples="auto"`` per view: ``(per class, in all)``. The cubical view's
 cost is per input (3 numbers per input and layer are kept); a point cloud needs enough points per class for its
@@ -145,7 +158,7 @@ class TopologyConfig:
         complex: View of a layer: "cubical" (each input's activation is a grey-scale volume; Suresh et al.) or
             "rips" (per class, the sampled embeddings form a point cloud; Naitzat et al.).
         threshold: Cubical sublevel threshold: "mean" (each volume's own mean; scale-free), "median" (each volume's
-            lower median), a number, or a callable mapping volumes (B, ...) to a (B,) tensor.
+            lower median), a finite number, or a callable mapping volumes (B, ...) to a (B,) tensor.
         persistence: Cubical view: summaries of each volume's persistence diagram to compute and log, per
             dimension of persistence_dims, averaged like the Betti numbers: "total_persistence" (sum of the
             lifetimes; the essential class ends at the volume's max), "entropy" (Shannon entropy of the lifetimes
@@ -171,7 +184,8 @@ class TopologyConfig:
         batch_size: Sampled inputs per forward pass.
         max_layers: Cap of the automatic layer choice (evenly spaced, first and last kept).
         device: Where Betti numbers are computed (activations are moved there inside the hooks); None = where the
-            model lives. The forward pass always runs where the model lives.
+            model lives ("meta", which holds no values, is refused). The forward pass always runs where the model
+            lives.
         input_fn: Picks the model input (a tensor whose first axis is the inputs) from a batch, as the validation
             dataloader's collate_fn makes it of the sampled items (default: its first element, or a dict's x /
             input / image, or Hugging Face's pixel_values / input_ids). The batch has first been through the
@@ -240,8 +254,16 @@ class TopologyConfig:
             check_threshold_rule(self.threshold)
         except ValueError as err:
             raise ConfigError(str(err)) from err
-        if isinstance(self.threshold, numbers.Real) and not isinstance(self.threshold, int):
-            object.__setattr__(self, "threshold", float(self.threshold))  # numpy scalars: plain values in state
+        if isinstance(self.threshold, numbers.Real) and not isinstance(self.threshold, bool):
+            if math.isinf(self.threshold):
+                raise ConfigError(
+                    f"`threshold={self.threshold!r}` makes every sublevel set "
+                    f"{'the whole volume' if self.threshold > 0 else 'empty'} at every layer (Omega "
+                    f"{'1' if self.threshold > 0 else '0'} throughout, no decay to measure); pass a finite number, "
+                    "'mean' or 'median'."
+                )
+            if not isinstance(self.threshold, int):
+                object.__setattr__(self, "threshold", float(self.threshold))  # numpy scalars: plain values in state
         self._check_persistence()
         s = self.scale
         if isinstance(s, torch.Tensor) and s.numel() == 1 and not s.is_complex():
@@ -265,7 +287,9 @@ class TopologyConfig:
             ("max_layers", False, False),
         ):
             object.__setattr__(self, name, _positive_int(name, getattr(self, name), allow_none=none, allow_auto=auto))
-        object.__setattr__(self, "seed", check_int(self.seed, "seed", error=ConfigError))
+        why = " (torch.Generator.manual_seed's range)"
+        seed = check_int(self.seed, "seed", *SEED_RANGE, why=why, error=ConfigError)
+        object.__setattr__(self, "seed", seed)
         if self.device is not None:
             try:
                 device = torch.device(self.device)
@@ -273,6 +297,11 @@ class TopologyConfig:
                 raise ConfigError(
                     f"`device` {self.device!r} is not a torch device ({err}); e.g. 'cpu', 'cuda:0'."
                 ) from err
+            if device.type == "meta":
+                raise ConfigError(
+                    f"`device={self.device!r}` holds shapes, not values: no Betti number can be computed there (and "
+                    "a model moved to it loses its weights). Use device=None (where the model lives), 'cpu' or 'cuda'."
+                )
             object.__setattr__(self, "device", str(device))
         for name in ("input_fn", "target_fn", "output_fn", "forward_fn"):
             _optional_callable(name, getattr(self, name))
@@ -281,8 +310,20 @@ class TopologyConfig:
         self._check_rips_settings()
 
     def _check_rips_settings(self) -> None:
-        """Point-cloud settings that make no number: said (a warning), as ``rips_betti`` refuses them."""
+        """Point-cloud settings that make no number: said (a warning), as ``rips_betti`` refuses them; on the cubical
+        view, the point-cloud settings given (they have no effect there)."""
         if self.complex != "rips":
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            given = [n for n in _RIPS_ONLY if _plain(getattr(self, n)) != _plain(defaults[n])]
+            if given:
+                values = ", ".join(f"{n}={getattr(self, n)!r}" for n in given)
+                what = "has no effect: a point-cloud setting" if len(given) == 1 else "have no effect: point-cloud ones"
+                warnings.warn(
+                    f"`{values}` {what}, and complex={self.complex!r} computes the cubical homology of each input's "
+                    "activation volume. Pass complex='rips' for the point-cloud view, or leave them out.",
+                    UserWarning,
+                    stacklevel=4,
+                )
             return
         if self.metric == "euclidean" and self.k != "auto":
             warnings.warn(
@@ -419,6 +460,9 @@ class TopologyConfig:
     def from_kwargs(cls, config: TopologyConfig | None = None, **fields: Any) -> TopologyConfig:
         """``config`` (default: the defaults) with ``fields`` changed; an unknown field name is a ConfigError.
 
+        Where ``fields`` names every field (jsonargparse's call: the command line, LightningCLI, a YAML with
+        ``config:`` next to the field options), the fields at their defaults keep ``config``'s values.
+
         Example:
             >>> TopologyConfig.from_kwargs(k=3).k
             3
@@ -426,6 +470,11 @@ class TopologyConfig:
         cls.check_names(fields)
         if config is not None and not isinstance(config, TopologyConfig):
             raise ConfigError(f"`config` must be a TopologyConfig, got {type(config).__name__}.")
+        if config is not None and set(fields) == {f.name for f in dataclasses.fields(cls)}:
+            # jsonargparse (our command line, LightningCLI, a YAML with `config:`) passes every field next to
+            # `config`, at its default where the file says nothing: those leave `config`'s values.
+            defaults = {f.name: _plain(f.default) for f in dataclasses.fields(cls)}
+            fields = {name: value for name, value in fields.items() if _plain(value) != defaults[name]}
         return dataclasses.replace(config or cls(), **fields)
 
     @classmethod

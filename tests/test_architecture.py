@@ -65,7 +65,10 @@ def test_forward_runs_where_the_model_lives_and_betti_numbers_on_device() -> Non
         raise _Stop
 
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
-    config = TopologyConfig(device="meta", threshold=threshold, forward_fn=forward)
+    config = TopologyConfig(threshold=threshold, forward_fn=forward)
+    # A device other than the model's on a CPU-only machine: "meta" (which TopologyConfig refuses to users: no value
+    # can be computed there), set past the check; `threshold` stops the reduction before any value is needed.
+    object.__setattr__(config, "device", "meta")
     with pytest.raises(_Stop):
         capture_layers(net, torch.rand(4, 1, 6, 6), ["1"], config)
     assert seen == {"forward": torch.device("cpu"), "reduce": torch.device("meta")}

@@ -447,3 +447,25 @@ def test_refused_argument_reads_the_signature_and_says_nothing_it_cannot_read() 
     )
     # `Trainer.logger` names classes: not read here
     assert refused_argument("--trainer.logger", Trainer, "logger", "abc", given=True) is None
+
+
+def test_a_yaml_config_entry_of_the_callback_is_honoured(tmp_path: Path) -> None:
+    """jsonargparse passes every TopologyConfig field next to `config:`, at its default where the YAML says nothing;
+    those used to replace the config's values (a `config: {complex: rips}` ran the cubical view without a word)."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from lightning_topo import TopologyCallback
+    from lightning_topo.datasets import DigitsDataModule
+    from lightning_topo.models import CNNClassifier
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "trainer:\n  logger: false\n  enable_checkpointing: false\n  callbacks:\n"
+        "    - class_path: lightning_topo.TopologyCallback\n      init_args:\n"
+        "        config: {complex: rips, k: 3, samples_per_class: 30}\n"
+        "        max_samples: 300\n"  # a field option beside it, not at its default: it changes the config's value
+    )
+    cli = LightningCLI(CNNClassifier, DigitsDataModule, run=False, args=["--config", str(path)])
+    (callback,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, TopologyCallback)]
+    assert (callback.config.complex, callback.config.k, callback.config.samples_per_class) == ("rips", 3, 30)
+    assert callback.config.max_samples == 300

@@ -980,3 +980,36 @@ def test_validate_summary_says_what_it_wrote(tmp_path: Path) -> None:
     assert len(metrics) == 1 and metrics[0].endswith("metrics.csv"), lines
     assert len(figures) == 1 and "topology/validate/ (3 PNG files" in figures[0], lines
     assert Path(metrics[0].split()[-1]).is_file() or (Path.cwd() / metrics[0].split()[-1]).is_file()
+
+
+def test_settings_that_make_no_number_are_refused_before_training() -> None:
+    from lightning_topo.analysis import analyse
+    from lightning_topo.config import ConfigError
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())
+    data = TensorDataset(torch.randn(20, 3), torch.arange(20) % 2)
+    # "meta" holds no values: `analyse` moved the model there and could not move it back (its weights were lost)
+    with pytest.raises(ConfigError, match=r"`device='meta'` holds shapes, not values.*device=None"):
+        analyse(net, data, device="meta", progress=False)
+    assert all(p.device.type == "cpu" for p in net.parameters())
+    # a seed torch.Generator cannot take failed at the first evaluation, after an epoch of training
+    with pytest.raises(ConfigError, match=r"`seed` must be an integer in \[-9223372036854775808, 18446744073709551615"):
+        TopologyConfig(seed=2**70)
+    assert TopologyConfig(seed=2**64 - 1).seed == 2**64 - 1 and TopologyConfig(seed=-1).seed == -1
+    # an infinite threshold: every sublevel set the whole volume (Omega 1) or empty (Omega 0, theta NaN)
+    for value, what in ((math.inf, "the whole volume"), (-math.inf, "empty")):
+        with pytest.raises(ConfigError, match=f"`threshold={value!r}` makes every sublevel set {what}"):
+            TopologyConfig(threshold=value)
+
+
+def test_point_cloud_settings_on_the_cubical_view_are_said() -> None:
+    with pytest.warns(UserWarning, match=r"`k=5, maxdim=2` have no effect: point-cloud ones, and complex='cubical'"):
+        TopologyConfig(k=5, maxdim=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TopologyConfig()  # the defaults say nothing
+        TopologyConfig(complex="rips", k=5, maxdim=2)
+    # a keyword beside `config` (in Python: given on purpose) replaces its value; the config's k is then said
+    with pytest.warns(UserWarning, match="`k=3` has no effect: a point-cloud setting"):
+        callback = TopologyCallback(TopologyConfig(complex="rips", k=3), complex="cubical")
+    assert callback.config.complex == "cubical"

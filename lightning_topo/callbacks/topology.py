@@ -114,7 +114,8 @@ class TopologyCallback(Callback):
 
     Args:
         config: what to compute on which layers and inputs (:class:`~lightning_topo.config.TopologyConfig`);
-            default: its defaults.
+            default: its defaults. In a YAML or on the command line (jsonargparse, which passes every field option
+            too), the field options left at their defaults keep ``config``'s values.
         every_n_epochs: evaluate at every n-th validation run of a fit (the sanity check not counted): with
             ``Trainer(check_val_every_n_epoch=2)`` and ``every_n_epochs=2``, every 4th epoch; with
             ``val_check_interval=0.5`` and ``every_n_epochs=2``, once per epoch. A ``validate`` run always evaluates.
