@@ -205,6 +205,44 @@ def test_resume_keeps_history_across_irrelevant_changes_and_names_a_dropped_stat
     assert any("samples_per_class=5" in str(w.message) and "not restored" in str(w.message) for w in caught)
 
 
+def test_resume_of_a_module_called_twice_and_out_of_order_layers_says_nothing_of_a_change(tmp_path: Path) -> None:
+    """The saved layers (forward order, one per call: `pool`, `pool#2`) were compared at restore with the names as
+    given (`layers=[...]` order, one per module): every such resume warned that "the history mixes both"."""
+    train, val = _digits(size=32, channels=3)
+    train = TensorDataset(train.tensors[0][:128], train.tensors[1][:128])
+
+    def fit(ckpt: Path | None, layers: list[str], epochs: int) -> tuple[TopologyCallback, list[str]]:
+        seed_everything(0)
+        topo = TopologyCallback(charts=False, samples_per_class=2, layers=layers)
+        saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+        trainer = _trainer(tmp_path, [topo, saver], max_epochs=epochs, enable_checkpointing=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer.fit(
+                Classifier(TutorialCNN()),
+                DataLoader(train, batch_size=64),
+                DataLoader(val, batch_size=64),
+                ckpt_path=ckpt,
+            )
+        return topo, [str(w.message) for w in caught if "mixes both" in str(w.message)]
+
+    layers = ["net.fc1", "net.pool", "net.conv1"]  # not in forward order; `pool` runs twice
+    first, _ = fit(None, layers, 1)
+    assert first.layer_names == ["net.conv1", "net.pool", "net.pool#2", "net.fc1"]
+    last = tmp_path / "ckpt" / "last.ckpt"
+    resumed, said = fit(last, layers, 2)
+    assert said == [] and len(resumed.history) == 2
+    assert [list(record["layers"]) for record in resumed.history] == [first.layer_names] * 2
+    # A checkpoint whose run watched other layers (an older version's automatic choice, say) is still named.
+    checkpoint = torch.load(last, weights_only=True)
+    (key,) = [k for k in checkpoint["callbacks"] if k.startswith("TopologyCallback")]
+    checkpoint["callbacks"][key]["layer_names"] = ["net.conv1", "net.fc1"]
+    torch.save(checkpoint, last)
+    _, said = fit(last, layers, 3)
+    now = "['net.conv1', 'net.pool', 'net.pool#2', 'net.fc1']"
+    assert len(said) == 1 and f"watched layers ['net.conv1', 'net.fc1'], this run watches {now}" in said[0]
+
+
 # 8. A module used twice in forward ------------------------------------------------------------------------------
 def test_tutorial_cnn_at_defaults_has_a_finite_decay_rate(tmp_path: Path) -> None:
     seed_everything(0)

@@ -225,6 +225,7 @@ class TopologyCallback(Callback):
         self._ordered = False
         self._announce: str | None = None  # the sample's line, said once the layers are known (`_start_evaluation`)
         self._restored_indices: list[int] | None = None
+        self._restored_layers: list[str] = []  # the checkpoint's watched layers, until this run has ordered its own
         # A fit's start: the evaluations and validation runs held then (a callback may serve several fits), whether a
         # checkpoint's state was loaded into it, and the trainer of the latest fit (its id: a callback pickles).
         self._before_fit = (0, 0)
@@ -346,12 +347,9 @@ class TopologyCallback(Callback):
         # Older checkpoints did not count validation runs: one evaluation per `every_n_epochs` of them.
         self.validation_runs = int(state_dict.get("validation_runs", len(self.history) * self.every_n_epochs))
         self._restored_indices = state_dict.get("sample_indices")
-        restored_layers = state_dict.get("layer_names") or []
-        if restored_layers and self.layer_names and restored_layers != self.layer_names:
-            rank_zero_warn(
-                f"TopologyCallback: the checkpoint watched layers {restored_layers}, this run watches "
-                f"{self.layer_names}; the history mixes both."
-            )
+        # Compared once this run's layers are in forward order, one per call (`_order_layers`): here they are the
+        # names as given, and a module called twice or an out-of-order `layers=[...]` would read as a change.
+        self._restored_layers = list(state_dict.get("layer_names") or [])
         saved = state_dict.get("settings")
         if isinstance(saved, dict):
             now = self._settings()
@@ -875,6 +873,12 @@ class TopologyCallback(Callback):
         self.layer_names = order
         self._module_types = self._types_of(pl_module, self.layer_names)
         self._ordered = True
+        restored, self._restored_layers = self._restored_layers, []
+        if restored and restored != order:
+            rank_zero_warn(
+                f"TopologyCallback: the checkpoint's run watched layers {restored}, this run watches {order}; the "
+                "history mixes both (its records keep the layers they had)."
+            )
 
     def _threshold_check(self, pl_module: LightningModule, probe: Tensor) -> Callable[[str, Tensor], None] | None:
         """For a ``threshold`` callable (cubical view): a check of what it returns on each watched layer's volumes of
