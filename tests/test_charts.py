@@ -225,6 +225,53 @@ def test_tensorboard_layout_figures_at_the_scalar_steps(tmp_path: Path) -> None:
     assert sizes == {(460, 700)}
 
 
+def test_two_callbacks_keep_both_layouts_in_tensorboard(tmp_path: Path) -> None:
+    """TensorBoard's Custom Scalars tab shows a run's latest layout only: a second callback's layout (another
+    prefix) hid the first's charts. Read back as the tab reads it (its data provider, one point)."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.data import provider
+    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+
+    seed_everything(0)
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    first = TopologyCallback(samples_per_class=2, charts=["tensorboard"])
+    second = TopologyCallback(samples_per_class=2, charts=["tensorboard"], prefix="topology_b", threshold="median")
+    trainer = Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        logger=logger,
+        callbacks=[first, second],
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(Classifier(digits_cnn()), datamodule=DigitsDataModule())
+    assert first.wait_for_charts(timeout=120) and second.wait_for_charts(timeout=120)
+    mux = plugin_event_multiplexer.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(tmp_path / "tb"))
+    mux.Reload()
+    read = data_provider.MultiplexerDataProvider(mux, str(tmp_path / "tb")).read_tensors(
+        context.RequestContext(),
+        experiment_id="",
+        plugin_name=metadata.PLUGIN_NAME,
+        run_tag_filter=provider.RunTagFilter(tags=[metadata.CONFIG_SUMMARY_TAG]),
+        downsample=1,
+    )
+    ((points,),) = [list(tags.values()) for tags in read.values()]
+    layout = layout_pb2.Layout()
+    layout.ParseFromString(points[0].numpy.item())
+    titles = [category.title for category in layout.category]
+    assert titles == [
+        "topology",
+        "topology: Betti numbers per layer",
+        "topology_b",
+        "topology_b: Betti numbers per layer",
+    ]
+
+
 def test_png_files_and_figure_content(tmp_path: Path) -> None:
     import matplotlib.image
 

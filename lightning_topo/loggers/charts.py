@@ -54,6 +54,7 @@ import functools
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -159,6 +160,20 @@ def tensorboard_layout(record: Record, prefix: str = "topology") -> dict[str, di
     return layout
 
 
+_WRITTEN_LAYOUTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+_WRITTEN_LAYOUTS_LOCK = threading.Lock()
+
+
+def add_layout(writer: Any, layout: dict[str, Any]) -> None:
+    """Write ``layout`` to a TensorBoard ``SummaryWriter``, merged with the layouts written to it before (by another
+    callback with another ``prefix``): TensorBoard's Custom Scalars tab shows the latest layout of a run only, so a
+    second callback's layout would hide the first's charts."""
+    with _WRITTEN_LAYOUTS_LOCK:
+        merged = _WRITTEN_LAYOUTS.setdefault(writer, {})
+        merged.update(layout)
+        writer.add_custom_scalars(dict(merged))
+
+
 def thin_epochs(history: Sequence[Record], limit: int = MAX_EPOCH_LINES) -> list[Record]:
     """At most ``limit`` records of ``history``, evenly spaced, the first and the latest always kept."""
     if len(history) <= limit:
@@ -227,7 +242,7 @@ class ChartWriter:
             elif kind == "tensorboard":
                 writer = logger.experiment
                 if self.layout and id(writer) not in self._layouts:
-                    writer.add_custom_scalars(tensorboard_layout(history[-1], self.prefix))
+                    add_layout(writer, tensorboard_layout(history[-1], self.prefix))
                     self._layouts.add(id(writer))
                 drawings.append(("tensorboard", logger.log_dir))
             else:
