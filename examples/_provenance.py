@@ -13,7 +13,39 @@ import os
 import platform
 from typing import Any
 
-PACKAGES = ("torch", "numpy", "scipy", "lightning", "torchmetrics", "giotto-ph", "connected-components-3d")
+PACKAGES = (
+    "lightning-topo",
+    "torch",
+    "numpy",
+    "scipy",
+    "lightning",
+    "torchmetrics",
+    "giotto-ph",
+    "connected-components-3d",
+)
+
+
+def source_commit() -> str | None:
+    """The git commit of the ``lightning_topo`` checkout the example ran (``+dirty`` with uncommitted changes to
+    tracked files), or ``None`` outside a git checkout (an installed wheel)."""
+    import subprocess
+
+    import lightning_topo
+
+    where = os.path.dirname(os.path.dirname(os.path.abspath(lightning_topo.__file__)))
+    try:
+        commit = subprocess.run(
+            ["git", "-C", where, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}+dirty" if changed else commit or None
 
 
 def cpu_model() -> str:
@@ -28,10 +60,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def environment(**extra: Any) -> dict[str, Any]:
-    """Versions of the numeric stack, CPU model and count, torch threads, platform and UTC date.
+def environment(packages: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    """Versions of lightning-topo (and its git commit) and the numeric stack, CPU model and count, torch threads,
+    platform and UTC date.
 
     Args:
+        packages: more distributions whose versions to record (e.g. ``("transformers",)``).
         extra: more fields to record (e.g. ``dtype="float32"``).
 
     Example:
@@ -42,13 +76,14 @@ def environment(**extra: Any) -> dict[str, Any]:
     import torch
 
     versions = {}
-    for name in PACKAGES:
+    for name in (*PACKAGES, *packages):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return {
         "versions": versions,
+        "commit": source_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
@@ -64,7 +99,9 @@ def describe(env: dict[str, Any] | None) -> str:
     if not env:
         return "environment not recorded"
     v = env.get("versions", {})
-    stack = ", ".join(f"{k} {v[k]}" for k in ("torch", "numpy", "scipy", "lightning") if v.get(k))
+    stack = ", ".join(f"{k} {v[k]}" for k in ("lightning-topo", "torch", "numpy", "scipy", "lightning") if v.get(k))
+    if env.get("commit"):
+        stack = f"{stack} (commit {env['commit']})"
     threads = env.get("torch_threads")
     return (
         f"{stack}; {env.get('cpu_model', '?')} ({env.get('cpu_count', '?')} CPUs, {threads} torch "

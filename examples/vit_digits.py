@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> Path:
             for i, h in enumerate(history)
         ],
         "settings": {"epochs": epochs, "precision": precision, "first_seed": args.first_seed},
-        "environment": environment(precision=precision, first_seed=args.first_seed, epochs=epochs),
+        "environment": environment(("transformers",), precision=precision, first_seed=args.first_seed, epochs=epochs),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
 

@@ -28,6 +28,7 @@ PERTURBED = ["--precision", "64", "--first-seed", "1"]
 def _check_environment(env: dict, precision: str = "32-true", first_seed: int = 0) -> None:
     """``results.json`` / ``environment.json`` records where the numbers came from (examples/_provenance.py)."""
     assert {"torch", "numpy", "scipy", "lightning"} <= set(env["versions"]) and env["versions"]["torch"]
+    assert env["versions"]["lightning-topo"] and "commit" in env  # which code made the numbers (None: not a checkout)
     assert env["cpu_model"] and env["cpu_count"] >= 1 and env["date_utc"].endswith("Z")
     assert env["torch_threads"] == 1
     assert env["precision"] == precision and env["first_seed"] == first_seed
@@ -170,6 +171,7 @@ def test_vit_digits_quick_mode_watches_every_block_as_a_patch_volume(tmp_path: P
         assert set(e["omega"]) == set(layers) and all(math.isfinite(v) and v > 0 for v in e["omega"].values())
     assert "read as (32, 8, 8)" in printed
     _check_environment(results["environment"], **_perturbation(extra))
+    assert results["environment"]["versions"]["transformers"]  # the model's library
     if _has_matplotlib():  # the callback's figures, as the README's table of examples promises
         for name in ("betti_vs_depth.png", "omega_history.png", "decay.png"):
             assert (out / name).read_bytes().startswith(b"\x89PNG"), name
