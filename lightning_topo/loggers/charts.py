@@ -16,7 +16,8 @@ global rank zero. Everything is logged at the step Lightning logs that epoch's s
   - with persistence diagrams (``TopologyConfig.persistence`` set): ``topology/persistence_diagram/{layer}``, a
     scatter chart of birth against death of the latest evaluation per watched layer; its table has the columns
     ``dim``, ``birth``, ``death``, ``lifetime``, ``essential`` (the essential class at the diagram's ``inf``
-    line, :func:`~lightning_topo.loggers.figures.diagram_bounds`), at most :data:`MAX_WANDB_PAIRS` pairs (the
+    line, :func:`~lightning_topo.loggers.figures.diagram_bounds`, and its lifetime up to its own volume's maximum,
+    so ``death - birth`` differs there), at most :data:`MAX_WANDB_PAIRS` pairs (the
     most persistent; the title says how many of how many).
 
   The x axis of the depth charts is the depth; its title names the layers (``1 net.0 · 2 net.1 · …``). The
