@@ -567,3 +567,18 @@ def test_a_resume_in_the_same_process_counts_the_evaluations_after_it(tmp_path: 
     _fit_digits(_digits_trainer(tmp_path, [topo, stopper], 4), ckpt_path=str(tmp_path / "ckpt" / "epoch=1.ckpt"))
     assert [r["epoch"] for r in topo.history] == [0, 1, 2, 3]
     assert stopper.evaluations == 4  # 2 restored + epochs 2 and 3
+
+
+def test_two_stoppers_deciding_at_one_check_each_say_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The second stopper to decide at a check saw `should_stop` already set, took the decision for the first's and
+    said nothing of its own reason (nor recorded its stopped epoch)."""
+    decay = [0.5] * 10  # no improvement after the first evaluation: both plateau rules run out together
+    first = TopologyEarlyStopping(patience=2, **RAW)
+    second = TopologyEarlyStopping(monitor="topology/omega_last", mode="min", patience=2, **RAW)
+    with caplog.at_level(logging.INFO):
+        _fit(Scripted(decay), [first, second], tmp_path)
+    assert first.stopped_epoch == second.stopped_epoch == 2
+    for stopper in (first, second):
+        assert stopper.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED
+        assert f"TopologyEarlyStopping stopped the run at epoch 2: {stopper.stopping_reason_message}" in caplog.text
+    assert "topology/omega_last" in second.stopping_reason_message

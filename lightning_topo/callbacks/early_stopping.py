@@ -345,7 +345,9 @@ class TopologyEarlyStopping(EarlyStopping):
             return  # the same on every rank: each rank's TopologyCallback records every evaluation
         self.evaluations += 1
         logs = trainer.callback_metrics
-        stopped_before = trainer.should_stop
+        # EarlyStopping sets `stopped_epoch` where it decides to stop: from -1 here, its own decision is told apart
+        # from another stopper's at the same check (each says its reason).
+        epoch_before, self.stopped_epoch = self.stopped_epoch, -1
         raw = logs.get(self.monitor)
         finite = raw is not None and bool(torch.isfinite(raw).all())
         if raw is not None and not finite and not self.check_finite:
@@ -368,7 +370,9 @@ class TopologyEarlyStopping(EarlyStopping):
             finally:
                 self.monitor = monitor
                 logs.pop(watched, None)
-        plateau_stop = trainer.should_stop and not stopped_before and self.stopped_epoch == trainer.current_epoch
+        plateau_stop = self.stopped_epoch == trainer.current_epoch
+        if not plateau_stop:
+            self.stopped_epoch = epoch_before
         floor_stop, floor_reason = self._evaluate_floor(trainer, logs)
         if self.floor_patience is not None:  # the same on every rank
             floor_stop = trainer.strategy.reduce_boolean_decision(floor_stop, all=False)
