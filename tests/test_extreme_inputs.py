@@ -123,6 +123,12 @@ def test_mean_threshold_of_values_whose_sum_overflows() -> None:
     both = torch.tensor([values, [1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)
     assert sublevel_thresholds(both, "mean")[1].item() == 2.5
     assert sublevel_thresholds(torch.tensor([[1.0, math.inf]], dtype=torch.float64), "mean").item() == math.inf
+    # +inf and -inf partial sums meet (NaN inside NumPy's sum): the exact mean, without NumPy's RuntimeWarning
+    signs = ([1.7e308] * 4 + [-1.7e308] * 4) * 8 + [1.0]  # NumPy's eight running sums: four +inf, four -inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean = sublevel_thresholds(torch.tensor([signs], dtype=torch.float64), "mean").item()
+    assert mean == pytest.approx(float(sum(Fraction(v) for v in signs) / len(signs)), rel=1e-15)
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64", "float8_e4m3fn"])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import cubical_betti, normalised_decay, omega, theta
 from lightning_topo.metrics import BettiNumbers, DecayRate, TopologicalComplexity
 
@@ -317,6 +318,32 @@ def test_states_stay_exact_and_refuse_other_shapes_on_load() -> None:
     same = TopologicalComplexity(num_classes=3)
     same.load_state_dict(saved.state_dict())
     assert float(same.compute()) == float(saved.compute()) == 3.0
+
+
+def test_float64_sums_survive_a_cast_of_the_module() -> None:
+    """`.to(torch.bfloat16)` (what Lightning's "bf16-true" / "16-true" do to a LightningModule's metrics) cast the
+    float64 persistence sums (total persistence 32.8 for 34.07 over 200 batches), and their defaults with them."""
+    from lightning_topo.functional import cubical_persistence, total_persistence
+    from lightning_topo.metrics import LayerwiseTopology, PersistenceSummaries
+
+    torch.manual_seed(0)
+    batches = [torch.relu(torch.randn(8, 2, 6, 6)) * 10 for _ in range(20)]
+    metrics = [
+        PersistenceSummaries(summaries=["total_persistence"], dims=(0,)).to(dtype) for dtype in (None, torch.bfloat16)
+    ]
+    metrics.append(PersistenceSummaries(summaries=["total_persistence"], dims=(0,)).half())
+    for m in metrics:
+        assert m.summary_sum.dtype == torch.float64
+        for x in batches:
+            m.update(x)
+    expected = sum(float(total_persistence(cubical_persistence(x, dims=(0,))).sum()) for x in batches) / 160
+    values = [m.compute()["total_persistence_0"] for m in metrics]
+    assert all(v.dtype == torch.float64 for v in values)
+    assert [float(v) for v in values] == pytest.approx([expected] * 3, rel=1e-12)
+    m.reset()
+    assert m.summary_sum.dtype == torch.float64 and float(m.summary_sum.abs().sum()) == 0.0
+    layerwise = LayerwiseTopology(["x"], classes=[0], config=TopologyConfig(persistence=["entropy"])).to(torch.float16)
+    assert layerwise.persistence_sum.dtype == torch.float64
 
 
 def test_empty_batches_numpy_input_and_grad_activations() -> None:

@@ -74,6 +74,15 @@ def test_models_analysed_with_other_settings_warn(reports: dict) -> None:
     with pytest.warns(SettingsMismatchWarning, match=r"threshold: deep='mean', m='median'"):
         ranking = rank_models({"deep": reports["deep"], **median})
     assert "different settings" in ranking.note
+    # The persistence summaries' settings change neither theta nor the decay rate: nothing to say.
+    entropy = rank_models(
+        {"m": _cnn(4)}, data, samples_per_class=10, persistence=["entropy"], persistence_dims=[0], progress=False
+    ).reports
+    plain = rank_models({"m": _cnn(4)}, data, samples_per_class=10, progress=False).reports
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SettingsMismatchWarning)
+        ranking = rank_models({"a": entropy["m"], "b": plain["m"]})
+    assert ranking.note is None or "different settings" not in ranking.note
 
 
 def test_spearman_p_value_is_exact_for_few_models() -> None:

@@ -55,8 +55,8 @@ class SettingsMismatchWarning(UserWarning):
 
 
 _SAMPLE_SETTINGS = ("samples_per_class", "max_samples", "seed")
-_VIEW_SETTINGS = {
-    "cubical": ("threshold", "persistence", "persistence_dims", "min_persistence"),
+_VIEW_SETTINGS = {  # the settings that change theta and the decay rate (not the persistence summaries')
+    "cubical": ("threshold",),
     "rips": ("scale", "metric", "k", "maxdim", "pool_size"),
 }
 EXACT_SPEARMAN_MAX_N = 8

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -127,6 +127,17 @@ class MergeChecked(Metric):
         """Nothing changes: the states are exact sums and counts (int64; persistence sums float64) that a narrower
         type would round or overflow (a b0 of 70,000 is ``inf`` in float16); ``compute()`` returns float64."""
         return self
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], exclude_state: Sequence[str] = ()) -> Metric:
+        """torchmetrics' ``_apply`` (``.to(...)``, ``.cuda()``), whose ``exclude_state`` leaves the float64 sums to
+        this class: they follow the device only. ``.to(torch.bfloat16)`` (Lightning's ``"bf16-true"`` and
+        ``"16-true"`` cast a LightningModule's metrics so) rounded them to 2-3 digits (or to ``inf``)."""
+        exact = [k for k, v in self._defaults.items() if isinstance(v, Tensor) and v.dtype == torch.float64]
+        this = super()._apply(fn, exclude_state=(*exclude_state, *exact))
+        for key in exact:
+            this._defaults[key] = this._defaults[key].to(this.device)
+            setattr(this, key, getattr(this, key).to(this.device))
+        return this
 
     def _load_from_state_dict(  # torch's hook for a module's own loading, as torchmetrics extends it
         self,
