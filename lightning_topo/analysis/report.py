@@ -73,7 +73,7 @@ def _tensor(values: Any, shape: tuple[int, ...]) -> Tensor:
     return out.reshape(shape)
 
 
-@dataclass
+@dataclass(repr=False)
 class TopologyReport:
     """Layerwise topology of one model on one sample (see the module docstring for the fields).
 
@@ -88,6 +88,8 @@ class TopologyReport:
         (['0', '1', '2'], (3, 2, 3))
         >>> TopologyReport.from_dict(report.to_dict()).equals(report)
         True
+        >>> report  # doctest: +ELLIPSIS
+        TopologyReport(cubical, 3 layers ['0', '1', '2'], 12 inputs in 2 classes, theta=..., decay_rate=...)
     """
 
     layers: list[str]
@@ -296,6 +298,19 @@ class TopologyReport:
                     row[key] = float(self.persistence[i, j, s])  # type: ignore[index]
                 rows.append(row)
         return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        """A short summary (the dataclass's own repr printed every per-input tensor: kilobytes in a notebook);
+        :meth:`table` for the values per layer."""
+        view = self.config.get("complex", "?")
+        name = f"{self.name!r}, " if self.name else ""
+        persistence = f", persistence={self.persistence_keys}" if self.persistence_keys else ""
+        problems = f", problems={sorted(self.problems)}" if self.problems else ""
+        return (
+            f"TopologyReport({name}{view}, {len(self.layers)} layers {self.layers[:3]}"
+            f"{' ...' if len(self.layers) > 3 else ''}, {len(self.labels)} inputs in {len(self.classes)} classes, "
+            f"theta={self.theta:.4g}, decay_rate={self.decay_rate:.4g}{persistence}{problems})"
+        )
 
     def table(self) -> str:
         """A fixed-width text table: one line per layer (Betti numbers averaged over classes, Omega); with
