@@ -1,7 +1,7 @@
 """Model selection by topology (Suresh et al., arXiv 2311.04592): does theta before fine-tuning predict accuracy after?
 
     python examples/rank_models.py            # full: 8 models x 5 seeds (about 45 s on 2 CPU cores)
-    python examples/rank_models.py --quick    # 8 models x 1 seed, shorter training (about 10 s)
+    python examples/rank_models.py --quick    # 8 models x 1 seed, shorter training (about 20 s)
     python examples/rank_models.py --quick --threads 2 --precision 64 --first-seed 1   # perturbed
 
 The protocol, scaled down to scikit-learn's digits (no download):

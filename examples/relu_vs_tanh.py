@@ -43,7 +43,7 @@ Run:
     python examples/relu_vs_tanh.py --quick          # 2 seeds, 500 training points per class
     python examples/relu_vs_tanh.py --dataset d2     # D-II (3-D interlocked tori; k = 35; smoke-tested only)
 
-Runtime on a 2-core CPU: full mode about 5-10 min (D-I, 20 seeds), quick mode 30-90 s; ``results.json``
+Runtime on a 2-core CPU: full mode about 5-14 min (D-I, 20 seeds), quick mode 1-2 min; ``results.json``
 records the run's environment (versions, CPU, threads, date). Result of the full D-I run:
 ``docs/findings/relu_vs_tanh/``.
 
@@ -349,7 +349,7 @@ def _fmt_first(r: dict[str, Any] | None) -> str:
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description="ReLU vs tanh: layers until class a is connected (Naitzat D-I)")
-    parser.add_argument("--quick", action="store_true", help="2 seeds, 500 training points per class (~1 min)")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 500 training points per class (1-2 min)")
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="d1")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 20; 2 with --quick)")
     parser.add_argument("--first-seed", type=int, default=0)

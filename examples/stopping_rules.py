@@ -1,7 +1,7 @@
 """Which early-stopping rule earns its place? Every rule on the same recorded trajectories: 3 tasks x 10 seeds.
 
     python examples/stopping_rules.py            # 3 tasks x 10 seeds, to max epochs (about 6 min on 2 CPU cores)
-    python examples/stopping_rules.py --quick    # 1 seed per task, a few epochs (about 10 s)
+    python examples/stopping_rules.py --quick    # 1 seed per task, a few epochs (about 25 s)
     python examples/stopping_rules.py --reuse docs/findings/stopping_rules/results.json   # rules only, no training
     python examples/stopping_rules.py --quick --precision 64 --first-seed 1   # perturbed rounding / data
 
