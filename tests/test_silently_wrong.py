@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from ddp_run import report_values, topology_values
-from lightning.pytorch import seed_everything
+from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from models import TutorialCNN, quiet_trainer
@@ -169,21 +169,22 @@ def _fit_with_checkpoint(tmp_path: Path) -> tuple[Path, list]:
     return tmp_path / "ckpt" / "last.ckpt", topo.history
 
 
+def _fit_warnings(
+    trainer: Trainer, model: nn.Module, train: TensorDataset, val: TensorDataset, ckpt: Path | None
+) -> list[warnings.WarningMessage]:
+    """The warnings of ``trainer.fit`` on these datasets (batches of 64), resumed from ``ckpt`` where given."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model, DataLoader(train, batch_size=64), DataLoader(val, batch_size=64), ckpt_path=ckpt)
+    return caught
+
+
 def test_resume_keeps_history_across_irrelevant_changes_and_names_a_dropped_state(tmp_path: Path) -> None:
     path, saved = _fit_with_checkpoint(tmp_path)
     train, val = _digits()
 
     def resume(topo: TopologyCallback) -> list[warnings.WarningMessage]:
-        trainer = _trainer(tmp_path, [topo], max_epochs=2)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            trainer.fit(
-                Classifier(digits_cnn()),
-                DataLoader(train, batch_size=64),
-                DataLoader(val, batch_size=64),
-                ckpt_path=path,
-            )
-        return caught
+        return _fit_warnings(_trainer(tmp_path, [topo], max_epochs=2), Classifier(digits_cnn()), train, val, path)
 
     def same_input(item):  # an equivalent input_fn defined elsewhere
         return item[0]
@@ -216,14 +217,7 @@ def test_resume_of_a_module_called_twice_and_out_of_order_layers_says_nothing_of
         topo = TopologyCallback(charts=False, samples_per_class=2, layers=layers)
         saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
         trainer = _trainer(tmp_path, [topo, saver], max_epochs=epochs, enable_checkpointing=True)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            trainer.fit(
-                Classifier(TutorialCNN()),
-                DataLoader(train, batch_size=64),
-                DataLoader(val, batch_size=64),
-                ckpt_path=ckpt,
-            )
+        caught = _fit_warnings(trainer, Classifier(TutorialCNN()), train, val, ckpt)
         return topo, [str(w.message) for w in caught if "mixes both" in str(w.message)]
 
     layers = ["net.fc1", "net.pool", "net.conv1"]  # not in forward order; `pool` runs twice
