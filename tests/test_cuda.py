@@ -480,6 +480,22 @@ def test_h0_persistence_cuda_equals_cpu() -> None:
 
 
 @cuda_test
+def test_persistence_metric_moved_to_cuda_keeps_float64_sums() -> None:
+    """`.to("cuda", torch.bfloat16)` moves the float64 sums to the device and keeps their dtype (the CPU test holds
+    the values; here the device move of the excluded states)."""
+    from lightning_topo.metrics import PersistenceSummaries
+
+    volumes = torch.relu(torch.randn(6, 2, 5, 5, generator=torch.Generator().manual_seed(0)))
+    cpu = PersistenceSummaries(summaries=["total_persistence"], dims=(0,))
+    gpu = PersistenceSummaries(summaries=["total_persistence"], dims=(0,)).to("cuda", torch.bfloat16)
+    assert gpu.summary_sum.device.type == "cuda" and gpu.summary_sum.dtype == torch.float64
+    cpu.update(volumes)
+    gpu.update(volumes.cuda())
+    expected = float(cpu.compute()["total_persistence_0"])  # the same pairs, summed maybe in another order
+    assert float(gpu.compute()["total_persistence_0"]) == pytest.approx(expected, rel=1e-12)
+
+
+@cuda_test
 def test_cubical_persistence_torch_backend_on_cuda_equals_the_cpu_kernels() -> None:
     """``backend="torch"`` contracts H0 and the top dimension on the GPU: the same diagrams (multisets per volume
     and dimension) as the compiled CPU kernels, which the CPU tests hold to GUDHI's, on every kind of volume."""
