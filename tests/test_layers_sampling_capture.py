@@ -8,7 +8,14 @@ from models import densenet, resnet18, resnet50, vgg
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from lightning_topo.capture import ActivationCapture, ForwardError, TokenLayout, UnknownLayerError, run_on_sample
+from lightning_topo.capture import (
+    ActivationCapture,
+    ForwardError,
+    SampleError,
+    TokenLayout,
+    UnknownLayerError,
+    run_on_sample,
+)
 from lightning_topo.capture.layers import resolve_layers
 from lightning_topo.capture.sampling import build_sample, shard
 from lightning_topo.models import Classifier, digits_cnn, mlp
@@ -102,6 +109,48 @@ def test_sample_is_fixed_stratified_and_bounded() -> None:
     capped = build_sample(ds, samples_per_class=20, max_samples=10, seed=0)
     assert len(capped.labels) == 10 and set(capped.counts_per_class().values()) <= {3, 4}
     assert not torch.equal(build_sample(ds, samples_per_class=5, max_samples=100, seed=4).indices, a.indices)
+
+
+def test_a_loader_whose_sampler_picks_a_split_is_sampled_from_that_split() -> None:
+    """A validation split made by the loader's sampler (one dataset, `SubsetRandomSampler(val_idx)`) was ignored:
+    the sample was drawn from the whole dataset, mostly training inputs, without a word."""
+    from torch.utils.data import BatchSampler, SequentialSampler, Subset, SubsetRandomSampler
+
+    x, y = torch.randn(300, 4), torch.arange(300) % 3
+    full = TensorDataset(x, y)
+    split = list(range(200, 300))
+    expected = build_sample(Subset(full, split), samples_per_class=5, max_samples=15, seed=1)
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    for loader in (
+        DataLoader(full, batch_size=16, sampler=SubsetRandomSampler(split)),
+        # under DDP, Lightning wraps the user's sampler so (each rank: the same sample, then its share)
+        DataLoader(full, batch_size=16, sampler=DistributedSamplerWrapper(SubsetRandomSampler(split), 2, rank=1)),
+        DataLoader(full, batch_size=16, sampler=split),  # a list of indices is a sampler too
+        DataLoader(full, batch_sampler=BatchSampler(split, batch_size=8, drop_last=False)),
+    ):
+        sample = build_sample(loader, samples_per_class=5, max_samples=15, seed=1)
+        assert sample.indices.tolist() == [200 + i for i in expected.indices.tolist()]
+        assert torch.equal(sample.inputs, x[sample.indices]) and torch.equal(sample.labels, y[sample.indices])
+    said = build_sample(DataLoader(full, sampler=split), samples_per_class=5, max_samples=15).notes
+    assert any("drawn from the 100 of 300 dataset items the validation loader's list yielded" in n for n in said)
+    # A sampler over every item (the usual validation loader, shuffled or not) leaves the sample as it was.
+    whole = build_sample(full, samples_per_class=5, max_samples=15, seed=1)
+    for loader in (DataLoader(full, shuffle=True), DataLoader(full, sampler=SequentialSampler(full))):
+        sample = build_sample(loader, samples_per_class=5, max_samples=15, seed=1)
+        assert torch.equal(sample.indices, whole.indices) and not sample.notes
+
+
+def test_negative_labels_are_left_out_of_the_sample() -> None:
+    """-1 ("ignore", cross_entropy's ignore_index) was a class of its own: a mixture of every class, weighing
+    1/(C+1) of every mean."""
+    y = torch.arange(60) % 3
+    y[::5] = -1
+    sample = build_sample(TensorDataset(torch.randn(60, 4), y), samples_per_class=10, max_samples=40)
+    assert sample.classes == [0, 1, 2] and bool((sample.labels >= 0).all())
+    assert any("12 inputs with a negative label [-1]" in note for note in sample.notes)
+    with pytest.raises(SampleError, match=r"every label of the validation data is negative \(\[-100\]\)"):
+        build_sample(TensorDataset(torch.randn(6, 4), torch.full((6,), -100)))
 
 
 def test_tensor_dataset_sample_equals_collated_items() -> None:

@@ -2,7 +2,9 @@
 
 The sample is picked once, by dataset index, from the validation dataset (not from the loader's
 batches), so it does not depend on batch order, shuffling or a DistributedSampler, and a resumed run
-picks the same inputs. Per class, ``samples_per_class`` indices are drawn with a seeded permutation;
+picks the same inputs. Where the loader's sampler yields only part of its dataset (a validation split by
+``SubsetRandomSampler``), the sample is drawn from that part. Inputs with a negative label (an "ignore" value)
+are left out. Per class, ``samples_per_class`` indices are drawn with a seeded permutation;
 the total is capped at ``max_samples`` (taking the classes round-robin, so every class keeps a share).
 Indices are ordered by class, then by dataset index.
 
@@ -279,6 +281,10 @@ def build_sample(
         stream = loader if loader is not None else DataLoader(dataset, batch_size=64)
         return _from_batches(stream, samples_per_class, max_samples, input_fn, target_fn, batch_fn)
     notes: list[str] = []
+    # A loader whose sampler yields part of its dataset (a validation split by SubsetRandomSampler): that part.
+    allowed = _sampler_indices(loader, notes) if loader is not None else None
+    if allowed is not None:
+        dataset = Subset(dataset, allowed.tolist())
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
         raise SampleError("the validation dataset is empty: there is nothing to sample.")
@@ -293,13 +299,27 @@ def build_sample(
         labels, note = fast
     if note:
         notes.append(note)
-    indices = _choose(labels, samples_per_class, max_samples, seed)
-    wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * len(labels.unique()))
+    valid = torch.nonzero(labels >= 0).flatten()
+    if len(valid) < len(labels):
+        negative = sorted(labels[labels < 0].unique().tolist())
+        if len(valid) == 0:
+            raise SampleError(
+                f"every label of the validation data is negative ({negative}): no input has a class to sample. "
+                "Pass `target_fn=` returning each item's class (or a constant for one class)."
+            )
+        notes.append(
+            f"lightning-topo sample: {plural(len(labels) - len(valid), 'input')} with a negative label "
+            f"{negative} (an 'ignore' value, as cross_entropy's ignore_index) left out of the sample: a mixture of "
+            "every class is not a class."
+        )
+    indices = valid[_choose(labels[valid], samples_per_class, max_samples, seed)]
+    classes_present = len(labels[valid].unique())
+    wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * classes_present)
     if len(indices) < wanted:
-        if len(labels) < wanted:
-            why = f"the data set has {plural(len(labels), 'input')}"
+        if len(valid) < wanted:
+            why = f"the data set has {plural(len(valid), 'input')}"
         else:
-            counts = labels.unique(return_counts=True)[1]
+            counts = labels[valid].unique(return_counts=True)[1]
             short = int((counts < (samples_per_class or 0)).sum())
             why = f"{short} of the {len(counts)} classes have fewer than samples_per_class={samples_per_class} inputs"
         using = "using it" if len(indices) == 1 else f"using those {len(indices)}"
@@ -325,7 +345,62 @@ def build_sample(
             notes += _ignored_mask_note(batch)
         inputs = input_fn(batch if batch_fn is None else batch_fn(batch))
     _check_inputs(inputs, len(indices))
-    return _finite_sample(indices, inputs.detach().cpu(), labels[indices], notes)
+    where = indices if allowed is None else allowed[indices]  # the loader's dataset's indices
+    return _finite_sample(where, inputs.detach().cpu(), labels[indices], notes)
+
+
+def _sampler_indices(loader: DataLoader, notes: list[str]) -> Tensor | None:
+    """The dataset indices the loader's sampler yields where they are a part of its dataset (``None``: all of it).
+
+    A ``SequentialSampler`` or a ``RandomSampler`` without replacement covers the dataset; a
+    ``SubsetRandomSampler`` gives its ``indices``; a ``DistributedSampler`` (Lightning's, under DDP) covers what
+    it wraps: the dataset, or the user's sampler (Lightning's ``DistributedSamplerWrapper`` keeps its indices as a
+    dataset); any other sampler, or a ``batch_sampler`` of another kind, is read once (a note says so)."""
+    from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler, SequentialSampler, SubsetRandomSampler
+
+    size = len(loader.dataset)  # type: ignore[arg-type]
+    batches = loader.batch_sampler
+    sampler: Any = batches.sampler if isinstance(batches, BatchSampler) else (batches or loader.sampler)
+    if isinstance(sampler, DistributedSampler):
+        inner = sampler.dataset
+        if inner is loader.dataset:
+            return None
+        try:
+            picked = [inner[i] for i in range(len(inner))]  # the wrapped sampler's indices, in its order
+        except Exception:
+            return None
+        return _as_indices(picked, size, type(sampler).__name__, notes, said=False)
+    if isinstance(sampler, SequentialSampler) or (
+        isinstance(sampler, RandomSampler) and not sampler.replacement and sampler.num_samples == size
+    ):
+        return None
+    if isinstance(sampler, SubsetRandomSampler):
+        return _as_indices(list(sampler.indices), size, type(sampler).__name__, notes, said=False)
+    try:
+        picked = list(sampler)
+    except Exception:
+        return None
+    if sampler is batches:  # a batch_sampler of its own: lists of indices
+        picked = [i for batch in picked for i in batch] if all(isinstance(b, (list, tuple)) for b in picked) else []
+    return _as_indices(picked, size, type(sampler).__name__, notes, said=True)
+
+
+def _as_indices(picked: list[Any], size: int, kind: str, notes: list[str], said: bool) -> Tensor | None:
+    """Distinct, sorted dataset indices from a sampler's yield (``None`` where they are not indices of the
+    dataset, or all of them)."""
+    try:
+        values = torch.as_tensor([int(i) for i in picked], dtype=torch.long)
+    except (TypeError, ValueError):
+        return None
+    values = torch.unique(values)
+    if len(values) == 0 or int(values[0]) < 0 or int(values[-1]) >= size or len(values) == size:
+        return None
+    if said:
+        notes.append(
+            f"lightning-topo sample: drawn from the {len(values)} of {size} dataset items the validation loader's "
+            f"{kind} yielded (read once; a sampler that yields other items each epoch leaves the sample as it is)."
+        )
+    return values
 
 
 def _not_a_tensor(inputs: Any) -> SampleError:
