@@ -4,10 +4,10 @@ Lightning's "ddp" strategy relaunches this script once per extra rank (gloo on C
 `rank{R}.json` with the topology values it logged for: validation with the cubical view, validation with
 the point-cloud view, and a fit with EarlyStopping on `topology/decay_rate`.
 
-With `--fail-rank R` the script instead validates with an `output_fn` that raises on rank R only (fault
-injection through the public config), records what each rank raised, then validates once more with the same
-processes (the process group must still be in step) and records those values; in between it checks
-`ranks_fail_together` on its own, plain and nested.
+With `--data` it validates the data splits of `data_run` only. With `--fail-rank R` the script instead
+validates with an `output_fn` that raises on rank R only (fault injection through the public config), records
+what each rank raised, then validates once more with the same processes (the process group must still be in
+step) and records those values; in between it checks `ranks_fail_together` on its own, plain and nested.
 """
 
 from __future__ import annotations
@@ -115,6 +115,47 @@ def failure_run(common: dict, val: DataLoader) -> dict[str, object]:
     return out
 
 
+class ShardedStream(torch.utils.data.IterableDataset):
+    """A validation stream that each process reads its own part of (contiguous, by rank): a common pattern."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        part = torch.arange(len(self.y)).tensor_split(world)[rank]
+        for i in part.tolist():
+            yield self.x[i], self.y[i]
+
+
+def data_run(common: dict) -> dict[str, object]:
+    """Validation data as users split it: an IterableDataset streamed in parts by rank (refused on every rank,
+    naming the cause), and one dataset whose validation split is the loader's `SubsetRandomSampler` (sampled from
+    the split, through Lightning's sampler wrapper, on every rank alike)."""
+    out: dict[str, object] = {}
+    x, y = load_digits_tensors()
+    order = y[1000:1400].argsort()  # sorted by class: each rank's part holds other classes
+    stream = DataLoader(ShardedStream(x[1000:1400][order], y[1000:1400][order]), batch_size=64)
+    seed_everything(0)
+    model = Classifier(digits_cnn())
+    try:
+        Trainer(callbacks=[TopologyCallback(charts=False)], **common).validate(model, stream, verbose=False)
+        out["stream_raised"] = None
+    except Exception as err:
+        out["stream_raised"], out["stream_message"] = type(err).__name__, str(err)
+    full = TensorDataset(x, y)
+    split = list(range(1400, 1797))
+    loader = DataLoader(full, batch_size=32, sampler=torch.utils.data.SubsetRandomSampler(split))
+    topo = TopologyCallback(charts=False, samples_per_class=6)
+    trainer = Trainer(callbacks=[topo], **common)
+    trainer.validate(model, loader, verbose=False)
+    out["split_indices"] = topo.sample.indices.tolist()
+    out["split_values"] = topology_values(trainer)
+    report = analyse(model, torch.utils.data.Subset(full, split), topo.config, progress=False)
+    out["split_analyse"] = report_values(report)
+    return out
+
+
 def main() -> None:
     global FAIL_RANK
     parser = argparse.ArgumentParser()
@@ -123,6 +164,7 @@ def main() -> None:
     parser.add_argument("--uneven", action="store_true")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--fail-rank", type=int, default=None)
+    parser.add_argument("--data", action="store_true", help="only the validation-data cases of `data_run`")
     args = parser.parse_args()
     FAIL_RANK = args.fail_rank
     torch.set_num_threads(1)
@@ -139,7 +181,11 @@ def main() -> None:
     )
     train, val = loaders(args.uneven)
     out: dict[str, object] = {}
-    if FAIL_RANK is not None:
+    if args.data:
+        out = data_run(common)
+        args.uneven = True  # nothing else below
+        complexes: tuple[str, ...] = ()
+    elif FAIL_RANK is not None:
         out = failure_run(common, val)
         complexes: tuple[str, ...] = ()
     else:
@@ -155,7 +201,7 @@ def main() -> None:
         # The same weights and sample in this one process (no sync even though a process group exists).
         report = analyse(model, val.dataset, topo.config, progress=False)
         out[f"analyse_{complex_}"] = report_values(report)
-    if FAIL_RANK is None:  # persistence summaries (all three, every dimension): reduced across ranks
+    if FAIL_RANK is None and not args.data:  # persistence summaries (all three, every dimension): reduced across ranks
         seed_everything(0)
         model = Classifier(digits_cnn())
         topo = TopologyCallback(samples_per_class=4, persistence=["total_persistence", "entropy", "persistent_betti"])

@@ -144,3 +144,17 @@ def test_torch_compile_gives_the_same_values_and_names() -> None:
         assert b.omega == pytest.approx(a.omega, rel=1e-9)
         assert torch.allclose(a.betti, b.betti)
     assert other.decay_rate == pytest.approx(plain.decay_rate, rel=1e-9)
+
+
+def test_validation_data_split_by_rank_or_by_sampler(tmp_path: Path) -> None:
+    """A stream each process reads its own part of gave each rank its own sample: half of each evaluated, classes
+    summed by position (0 with 5), or a crash in torch.stack; it is refused on every rank, naming the cause. A split
+    by the loader's sampler is sampled from the split on every rank (Lightning wraps the sampler under DDP)."""
+    ranks = _run(tmp_path, 2, "--data", timeout=300)
+    for out in ranks:
+        assert out["stream_raised"] == "TopologyMisconfiguration", out
+        assert "processes drew different topology samples" in out["stream_message"]
+        assert "An IterableDataset streamed in parts" in out["stream_message"]
+        assert out["split_indices"] == ranks[0]["split_indices"] and min(out["split_indices"]) >= 1400
+        logged = {k: v for k, v in out["split_values"].items() if k in out["split_analyse"]}
+        _assert_same(logged, out["split_analyse"])

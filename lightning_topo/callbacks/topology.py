@@ -32,6 +32,7 @@ import difflib
 import math
 import time
 import weakref
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -845,9 +846,38 @@ class TopologyCallback(Callback):
         if self._ordered:
             return 0.0
         start = _clock()
+        if trainer.world_size > 1:
+            self._check_same_sample(trainer, pl_module, sample)
         with ranks_fail_together(pl_module.device, sync=trainer.world_size > 1):
             self._order_layers(pl_module, sample)
         return _clock() - start
+
+    @staticmethod
+    def _check_same_sample(trainer: Trainer, pl_module: LightningModule, sample: FixedSample) -> None:
+        """Under DDP every rank draws the sample and evaluates its share (``sample[rank::world_size]``), which is
+        right only where all ranks drew the same one. An ``IterableDataset`` that each process streams its own part
+        of gives each its own sample: their shares then cover half of each (and classes are summed by position,
+        class 0 of one rank with class 5 of another), or the ranks' metrics do not even have one shape. Refused
+        on every rank (each compares the same gathered fingerprints)."""
+        labels = sample.labels.contiguous()
+        inputs = sample.inputs.detach().contiguous()
+        fingerprint = [
+            len(labels),
+            zlib.crc32(labels.view(torch.uint8).numpy().tobytes()),
+            zlib.crc32(inputs.reshape(-1).view(torch.uint8).numpy().tobytes()),
+        ]
+        mine = torch.tensor(fingerprint, dtype=torch.int64, device=pl_module.device)
+        every = trainer.strategy.all_gather(mine).reshape(trainer.world_size, -1).cpu()
+        if bool((every == every[0]).all()):
+            return
+        sizes = every[:, 0].tolist()
+        raise TopologyMisconfiguration(
+            f"TopologyCallback: the {trainer.world_size} processes drew different topology samples from their "
+            f"validation data (sizes {sizes} by rank): each must see the same validation set, of which it evaluates "
+            "its share. An IterableDataset streamed in parts, one per process, gives each its own; use a map-style "
+            "(indexable) validation dataset, which Lightning's DistributedSampler splits, or let every process "
+            "stream the whole validation set."
+        )
 
     def _order_layers(self, pl_module: LightningModule, sample: FixedSample) -> None:
         """Put the watched layers in the order the forward pass runs them (the decay over depth needs it), one layer
