@@ -491,7 +491,8 @@ def _from_batches(
 ) -> FixedSample:
     note = (
         "lightning-topo sample: the dataset cannot be indexed (an IterableDataset), so the sample is "
-        "taken from its first batches; it is the same every epoch only if the stream is."
+        "taken from its first batches, once (the callback keeps it for the run: the same inputs every epoch, "
+        "whatever the stream yields later; another `analyse` reads the stream again)."
     )
     xs: list[Tensor] = []
     ys: list[int] = []
