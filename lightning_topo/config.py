@@ -287,8 +287,11 @@ class TopologyConfig:
             ("max_layers", False, False),
         ):
             object.__setattr__(self, name, _positive_int(name, getattr(self, name), allow_none=none, allow_auto=auto))
-        why = " (torch.Generator.manual_seed's range)"
-        seed = check_int(self.seed, "seed", *SEED_RANGE, why=why, error=ConfigError)
+        seed = check_int(self.seed, "seed", error=ConfigError)
+        if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:  # type: ignore[operator]
+            raise ConfigError(
+                f"`seed` must be an integer in [-2**63, 2**64 - 1] (torch.Generator.manual_seed's range), got {seed}."
+            )
         object.__setattr__(self, "seed", seed)
         if self.device is not None:
             try:
