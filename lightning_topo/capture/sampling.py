@@ -25,7 +25,18 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+    SubsetRandomSampler,
+    TensorDataset,
+)
 from torch.utils.data.dataloader import default_collate
 
 from lightning_topo.capture.errors import SampleError, plural, user_function_raised
@@ -356,8 +367,6 @@ def _sampler_indices(loader: DataLoader, notes: list[str]) -> Tensor | None:
     ``SubsetRandomSampler`` gives its ``indices``; a ``DistributedSampler`` (Lightning's, under DDP) covers what
     it wraps: the dataset, or the user's sampler (Lightning's ``DistributedSamplerWrapper`` keeps its indices as a
     dataset); any other sampler, or a ``batch_sampler`` of another kind, is read once (a note says so)."""
-    from torch.utils.data import BatchSampler, DistributedSampler, RandomSampler, SequentialSampler, SubsetRandomSampler
-
     size = len(loader.dataset)  # type: ignore[arg-type]
     batches = loader.batch_sampler
     sampler: Any = batches.sampler if isinstance(batches, BatchSampler) else (batches or loader.sampler)
