@@ -211,6 +211,30 @@ def test_two_validation_dataloaders_warn(tmp_path: Path) -> None:
     assert len(named.history) == 1 and named.history[0]["classes"] == [0, 1]
 
 
+def test_validate_with_an_empty_first_loader_samples_the_next(tmp_path: Path) -> None:
+    """``trainer.validate(model, [empty, loader])``: Lightning skips the empty loader; the sample is the next one's
+    (it was "the validation dataset is empty"), and its values equal ``analyse`` on that loader."""
+    from lightning_topo import analyse
+
+    torch.manual_seed(0)
+    model = Classifier(digits_cnn((4, 8)))
+    model.validation_step = lambda batch, batch_idx, dataloader_idx=0: None
+    data = TensorDataset(torch.rand(12, 1, 8, 8), torch.arange(12) % 3)
+    empty = DataLoader(TensorDataset(torch.rand(0, 1, 8, 8), torch.zeros(0, dtype=torch.long)), batch_size=4)
+    loader = DataLoader(data, batch_size=4)
+    callback = TopologyCallback(samples_per_class=4)
+    trainer = quiet_trainer(tmp_path, [callback])
+    with pytest.warns(UserWarning, match=r"2 validation dataloaders; .* first non-empty one only \(dataloader_idx 1\)"):
+        trainer.validate(model, [empty, loader])
+    (record,) = callback.validate_history
+    assert record["classes"] == [0, 1, 2]
+    report = analyse(model, loader, samples_per_class=4, progress=False)
+    omegas = [layer["omega"] for layer in record["layers"].values()]
+    assert len(omegas) == len(report.layers) >= 2
+    assert omegas == pytest.approx(report.omega.tolist(), rel=1e-6)
+    assert record["decay_rate"] == pytest.approx(float(report.decay_rate), rel=1e-6)
+
+
 # ------------------------------------------------------------------ the command line
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"}

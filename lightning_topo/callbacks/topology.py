@@ -561,22 +561,26 @@ class TopologyCallback(Callback):
         other_loader)`` measures that loader's data, and the next fit evaluation its own sample again."""
         loaders = trainer.val_dataloaders
         if isinstance(loaders, Mapping):  # {name: loader}: Lightning runs them in this order
-            names = list(loaders)
-            if len(names) > 1:
-                self._warn_once(
-                    "loaders",
-                    f"TopologyCallback: the trainer has {len(names)} validation dataloaders {names}; the topology "
-                    f"sample is drawn from the first one only ({names[0]!r}, dataloader_idx 0).",
-                )
-            loaders = loaders[names[0]] if names else None
+            names: list[Any] = list(loaders)
+            candidates = [loaders[name] for name in names]
         elif isinstance(loaders, (list, tuple)):
-            if len(loaders) > 1:
-                self._warn_once(
-                    "loaders",
-                    f"TopologyCallback: the trainer has {len(loaders)} validation dataloaders; the topology sample is "
-                    "drawn from the first one only (dataloader_idx 0).",
-                )
-            loaders = loaders[0] if loaders else None
+            names, candidates = list(range(len(loaders))), list(loaders)
+        else:
+            names, candidates = [0], [loaders]
+        if len(candidates) > 1:
+            # The first loader with data (an empty one is skipped by Lightning's loop: nothing to sample there)
+            pick = next((i for i, loader in enumerate(candidates) if not _is_empty(loader)), 0)
+            named = isinstance(trainer.val_dataloaders, Mapping)
+            which = f"{names[pick]!r}, dataloader_idx {pick}" if named else f"dataloader_idx {pick}"
+            self._warn_once(
+                "loaders",
+                f"TopologyCallback: the trainer has {len(candidates)} validation dataloaders"
+                f"{f' {names}' if named else ''}; the topology sample is drawn from the "
+                f"{'first one' if pick == 0 else 'first non-empty one'} only ({which}).",
+            )
+            loaders = candidates[pick]
+        else:
+            loaders = candidates[0] if candidates else None
         if loaders is None:
             self._warn_once("no-val", "TopologyCallback: no validation dataloader, so there is nothing to sample.")
             return None
@@ -1026,6 +1030,14 @@ class TopologyCallback(Callback):
         if key not in self._warned:
             self._warned.add(key)
             (rank_zero_info if info else rank_zero_warn)(message)
+
+
+def _is_empty(loader: Any) -> bool:
+    """Whether a validation loader is known to yield nothing (of length 0: no batch, or its dataset no item)."""
+    try:
+        return len(loader) == 0
+    except TypeError:  # not sized (an IterableDataset): not known to be empty
+        return False
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, str]:
