@@ -233,6 +233,7 @@ def _run(
         return evaluate_topology(
             model, sample.inputs, sample.labels, layer_names, config,
             classes=sample.classes, layer_by_layer=layer_by_layer, sync=False, on_batch=bar,
+            token_mask=sample.token_mask,
         )  # fmt: skip
     finally:
         bar.close()

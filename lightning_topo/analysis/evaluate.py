@@ -165,6 +165,7 @@ def evaluate_topology(
     sync: bool = True,
     on_batch: Any = None,
     metric: LayerwiseTopology | None = None,
+    token_mask: Tensor | None = None,
 ) -> TopologyResult:
     """Layerwise topology of ``model`` on sampled ``inputs``: capture, feed a :class:`LayerwiseTopology`, compute.
 
@@ -188,6 +189,9 @@ def evaluate_topology(
         metric: a :class:`LayerwiseTopology` to reuse (reset here first) instead of building one, when it was built
             for the same layers, classes, config, device and ``sync`` (see :func:`reusable_metric`); the callback
             keeps one across evaluations, since building one costs milliseconds.
+        token_mask: ``(n, T)`` bool, ``True`` at the real tokens of padded token inputs (the sample's
+            :attr:`~lightning_topo.capture.FixedSample.token_mask`): the padded positions are left out of the text
+            sequences ``(B, T, D)`` the layers output (their volumes and token means); ``None``: every position.
 
     Returns:
         A :class:`TopologyResult`; for the cubical view each layer's ``per_input`` holds this process's
@@ -226,6 +230,7 @@ def evaluate_topology(
         sync=sync,
         on_batch=on_batch,
         metric=metric,
+        token_mask=token_mask,
     ).result()
 
 
@@ -307,6 +312,7 @@ def start_evaluation(
     sync: bool = True,
     on_batch: Any = None,
     metric: LayerwiseTopology | None = None,
+    token_mask: Tensor | None = None,
 ) -> PendingEvaluation:
     """The first half of :func:`evaluate_topology` (same arguments): the forward pass over the sample. With
     ``config.overlap`` on the CPU the Betti numbers are then still being computed on a background thread;
@@ -330,7 +336,7 @@ def start_evaluation(
     groups = [[name] for name in layer_names] if layer_by_layer else [list(layer_names)]
     try:
         for i, group in enumerate(groups):
-            pending._captures.append(start_capture(model, inputs, group, cfg, on_batch=on_batch))
+            pending._captures.append(start_capture(model, inputs, group, cfg, on_batch=on_batch, token_mask=token_mask))
             if i < len(groups) - 1:
                 pending._feed(pending._captures.pop())
     except Exception as err:

@@ -739,6 +739,7 @@ class TopologyCallback(Callback):
                 positions=positions,
                 metric_device=pl_module.device,
                 metric=self._metric,
+                token_mask=None if sample.token_mask is None else sample.token_mask[positions],
             )
 
     def _drop_pending(self) -> None:

@@ -28,7 +28,15 @@ from torch import Tensor, nn
 
 from lightning_topo.capture.hooks import ActivationCapture, model_device, run_on_sample
 from lightning_topo.capture.sampling import REAL_INT_DTYPES
-from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, embedding_dtype, pool_tokens, token_layout
+from lightning_topo.capture.tokens import (
+    TokenLayout,
+    cubical_volumes,
+    embedding_dtype,
+    masked_sequence_volumes,
+    pool_tokens,
+    sequence_mask,
+    token_layout,
+)
 from lightning_topo.config import TopologyConfig
 from lightning_topo.functional import NonFiniteError, cubical_betti, persistence_summaries, sublevel_thresholds
 from lightning_topo.functional._threads import cpu_workers, thread_workers
@@ -188,14 +196,20 @@ class _Reducer:
         layout: TokenLayout | None = None,
         *,
         overlap: bool = False,
+        token_mask: Tensor | None = None,
     ) -> None:
         self.config = config
+        # The sample's padding mask (N, T) and, per layer, how many of the sample's inputs it has seen.
+        self.token_mask = token_mask
+        self._seen: dict[str, int] = {}
         self.device = device
         self.buffer_bytes = buffer_bytes
         self.layout = layout if layout is not None else TokenLayout()
         self.overlap = overlap
         self.problems: dict[str, str] = {}
         self._pending: dict[str, list[Tensor]] = {}
+        # Per pending batch, its thresholds where given (a padded sequence's), else None
+        self._pending_thresholds: dict[str, list[Tensor | float | None]] = {}
         self._jobs: deque[_Job] = deque()  # background jobs held or not known to be done
         # With `config.persistence`: per layer, one (summaries, diagrams) per reduced batch, in the order of the
         # Betti numbers returned (the hooks append those to `ActivationCapture.results`).
@@ -204,7 +218,16 @@ class _Reducer:
         # compute device, read once in PendingCapture._collect).
         self.constant: dict[str, list[Tensor]] = {}
 
+    def _batch_mask(self, name: str, out: Tensor) -> Tensor | None:
+        """The padding mask of the inputs of this batch of ``name`` (the sample's, in the order run)."""
+        if self.token_mask is None or out.ndim == 0:
+            return None
+        start = self._seen.get(name, 0)
+        self._seen[name] = start + int(out.shape[0])
+        return sequence_mask(out, self.layout, self.token_mask[start : start + int(out.shape[0])])
+
     def __call__(self, name: str, out: Tensor) -> Tensor | _Job | None:
+        mask = self._batch_mask(name, out)
         if name in self.problems:
             return None
         if not (out.is_floating_point() or out.dtype in REAL_INT_DTYPES):
@@ -226,23 +249,30 @@ class _Reducer:
                 )
                 return None
             volumes = cubical_volumes(moved, self.layout)
+            thresholds: Tensor | float | None = None
+            if mask is not None:  # a new tensor: the padded positions left out
+                volumes, thresholds = masked_sequence_volumes(volumes, mask.to(volumes.device), self.config.threshold)
             if not self.buffer_bytes:
-                return self._betti(name, volumes, out)
+                return self._betti(name, volumes, out, thresholds)
             # Keep a copy: a later in-place op (ReLU(inplace=True)) may overwrite the layer's output.
             pending = self._pending.setdefault(name, [])
-            pending.append(volumes.clone() if moved is out else volumes)
+            pending.append(volumes.clone() if moved is out and mask is None else volumes)
+            self._pending_thresholds.setdefault(name, []).append(thresholds)
             if sum(v.numel() * v.element_size() for v in pending) >= self.buffer_bytes:
                 return self.flush(name)
             return None
         if moved.is_floating_point() and not bool(torch.isfinite(moved).all()):
             self.problems[name] = _NON_FINITE
             return None
-        pooled = pool_tokens(moved, self.layout)
+        pooled = pool_tokens(moved, self.layout, mask)
         return pooled_embedding(moved if pooled is None else pooled, self.config.pool_size)
 
-    def _betti(self, name: str, volumes: Tensor, out: Tensor | None = None) -> Tensor | _Job | None:
+    def _betti(
+        self, name: str, volumes: Tensor, out: Tensor | None = None, thresholds: Tensor | float | None = None
+    ) -> Tensor | _Job | None:
         try:  # cubical_betti checks finiteness itself (one pass over the activations, not two)
-            thresholds = sublevel_thresholds(volumes, self.config.threshold)
+            if thresholds is None:
+                thresholds = sublevel_thresholds(volumes, self.config.threshold)
             low, high = torch.aminmax(volumes.reshape(volumes.shape[0], -1), dim=1)
             self.constant.setdefault(name, []).append((low == high).sum())
             if self.overlap:
@@ -359,9 +389,16 @@ class _Reducer:
     def flush(self, name: str) -> Tensor | _Job | None:
         """Reduce the activations of ``name`` gathered so far (``None`` when there are none)."""
         pending = self._pending.pop(name, [])
+        given = self._pending_thresholds.pop(name, [])
         if not pending or name in self.problems:
             return None
-        return self._betti(name, torch.cat(pending) if len(pending) > 1 else pending[0])
+        thresholds: Tensor | float | None = None
+        if any(t is not None for t in given):  # a padded sequence's batches: those of the others computed here
+            rule = self.config.threshold
+            each = [sublevel_thresholds(v, rule) if t is None else t for v, t in zip(pending, given, strict=True)]
+            tensors = [t for t in each if isinstance(t, Tensor)]
+            thresholds = torch.cat(tensors) if len(tensors) == len(each) else each[0]
+        return self._betti(name, torch.cat(pending) if len(pending) > 1 else pending[0], None, thresholds)
 
 
 @dataclass
@@ -483,6 +520,7 @@ def start_capture(
     config: TopologyConfig,
     *,
     on_batch: Callable[[int], None] | None = None,
+    token_mask: Tensor | None = None,
 ) -> PendingCapture:
     """The forward pass of :func:`capture_layers`; with ``config.overlap`` (cubical view, reduced on the CPU) the
     Betti numbers of each batch are computed on a background thread, while the forward pass goes on and after it
@@ -496,7 +534,7 @@ def start_capture(
     budget = CPU_BUFFER_BYTES if device.type == "cpu" else ACCELERATOR_BUFFER_BYTES
     on = device.type == "cpu" or (device.type == "cuda" and CUDA_OVERLAP)
     overlap = config.overlap and config.complex == "cubical" and on
-    reducer = _Reducer(config, device, budget, token_layout(model, inputs), overlap=overlap)
+    reducer = _Reducer(config, device, budget, token_layout(model, inputs), overlap=overlap, token_mask=token_mask)
     try:
         with ActivationCapture(model, layer_names, reducer, output_fn=config.output_fn) as capture:
             if len(inputs):
@@ -524,6 +562,7 @@ def capture_layers(
     config: TopologyConfig,
     *,
     on_batch: Callable[[int], None] | None = None,
+    token_mask: Tensor | None = None,
 ) -> LayerValues:
     """One pass of ``inputs`` through ``model``, each watched layer reduced inside its hook.
 
@@ -532,5 +571,7 @@ def capture_layers(
     activations over batches (up to :data:`ACCELERATOR_BUFFER_BYTES`) and reduces them in one call. On the CPU,
     with ``config.overlap`` (the default), a batch's Betti numbers are computed on a background thread while the
     forward pass goes on (:func:`start_capture`). ``on_batch(n)`` is called after each forward batch.
+    ``token_mask`` ``(n, T)`` bool (:attr:`~lightning_topo.capture.FixedSample.token_mask`): the padded positions
+    of token inputs, left out of the text sequences ``(B, T, D)`` the layers output (their volumes and means).
     """
-    return start_capture(model, inputs, layer_names, config, on_batch=on_batch).result()
+    return start_capture(model, inputs, layer_names, config, on_batch=on_batch, token_mask=token_mask).result()

@@ -50,13 +50,17 @@ _TARGET_KEYS = ("y", "label", "labels", "target", "targets")
 @dataclass
 class FixedSample:
     """The sampled inputs: ``indices`` (dataset indices, -1 when not indexable), ``inputs`` (N, ...) on
-    CPU, ``labels`` (N,) int64 (zeros when unlabeled) and the sorted ``classes``."""
+    CPU, ``labels`` (N,) int64 (zeros when unlabeled) and the sorted ``classes``; ``token_mask`` ``(N, T)`` bool,
+    the padding mask of token inputs (the items' ``attention_mask``, where it has zeros; else ``None``): the
+    padded positions are left out of each input's token volume and token mean (:mod:`~lightning_topo.capture.tokens`).
+    """
 
     indices: Tensor
     inputs: Tensor
     labels: Tensor
     classes: list[int]
     notes: list[str] = field(default_factory=list)
+    token_mask: Tensor | None = None
 
     def counts_per_class(self) -> dict[int, int]:
         """How many sampled inputs each class has."""
@@ -338,6 +342,7 @@ def build_sample(
             f"lightning-topo sample: {plural(len(indices), 'input')} instead of {wanted}: {why} "
             f"(samples_per_class={samples_per_class}, max_samples={max_samples}); {using}."
         )
+    token_mask = None  # the items' padding mask (a dict batch's `attention_mask`)
     if (
         isinstance(dataset, TensorDataset)
         and collate is default_collate
@@ -351,13 +356,22 @@ def build_sample(
             inputs = input_fn(batch_fn([tensor[indices] for tensor in dataset.tensors]))
     else:
         items = [dataset[int(i)] for i in indices]
-        batch = collate(items)
+        try:
+            batch = collate(items)
+        except (RuntimeError, TypeError, ValueError) as err:
+            raise SampleError(
+                f"the validation loader's collate_fn cannot batch the {len(items)} sampled items "
+                f"({type(err).__name__}: {str(err)[:200]}); items of different lengths (token sequences) need "
+                "padding to one length: pad them in the dataset (padding='max_length') or give the loader a "
+                "collate_fn that pads (and returns the `attention_mask`)."
+            ) from err
         if input_fn is default_input:
             notes += _ignored_mask_note(batch)
+        token_mask = padding_mask(batch, len(indices))
         inputs = input_fn(batch if batch_fn is None else batch_fn(batch))
     _check_inputs(inputs, len(indices))
     where = indices if allowed is None else allowed[indices]  # the loader's dataset's indices
-    return _finite_sample(where, inputs.detach().cpu(), labels[indices], notes)
+    return _finite_sample(where, inputs.detach().cpu(), labels[indices], notes, token_mask)
 
 
 def _sampler_indices(loader: DataLoader, notes: list[str]) -> Tensor | None:
@@ -437,6 +451,22 @@ def _check_inputs(inputs: Any, count: int) -> None:
         )
 
 
+def padding_mask(batch: Any, count: int) -> Tensor | None:
+    """The padding mask ``(count, T)`` bool (``True``: a real token) of a collated batch of token items: its
+    ``attention_mask`` where that is ``(count, T)`` and has zeros (padding); ``None`` otherwise.
+
+    Example:
+        >>> padding_mask({"input_ids": torch.ones(2, 3), "attention_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])}, 2)
+        tensor([[ True,  True, False],
+                [ True,  True,  True]])
+    """
+    mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+    if not isinstance(mask, Tensor) or mask.ndim != 2 or mask.shape[0] != count or mask.is_complex():
+        return None
+    real = mask.detach().cpu() != 0
+    return real if not bool(real.all()) else None
+
+
 def _ignored_mask_note(batch: Any) -> list[str]:
     """A note when the default input (a dict's ``input_ids``) leaves a padding mask with zeros behind."""
     mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
@@ -444,16 +474,18 @@ def _ignored_mask_note(batch: Any) -> list[str]:
         return []
     return [
         "lightning-topo sample: the items hold an `attention_mask` with padding, and the model runs as "
-        "model(input_ids) without it, so padding tokens are attended to. To pass it: "
-        "input_fn=lambda b: torch.stack([b['input_ids'], b['attention_mask']], dim=1) and "
-        "forward_fn=lambda m, x: m.model(input_ids=x[:, 0], attention_mask=x[:, 1]) (`m` is what the callback "
-        "watches, your LightningModule: call the network it wraps). Either way the padded positions remain part of "
-        "each input's (D, T) volume and change its Betti numbers: pad every input to one length "
-        "(padding='max_length') so that each evaluation measures the same positions."
+        "model(input_ids) without it, so padding tokens are attended to and change the real tokens' values. To "
+        "pass it: input_fn=lambda b: torch.stack([b['input_ids'], b['attention_mask']], dim=1) and "
+        "forward_fn=lambda m, x: m.model(input_ids=x[:, 0], attention_mask=x[:, 1]) (under the callback `m` is "
+        "your LightningModule: call the network it wraps; under `analyse(model, ...)` it is that model: "
+        "m(input_ids=..., attention_mask=...)). Either way the padded positions are left out of each input's "
+        "(D, T) volume and token mean."
     ]
 
 
-def _finite_sample(indices: Tensor, inputs: Tensor, labels: Tensor, notes: list[str]) -> FixedSample:
+def _finite_sample(
+    indices: Tensor, inputs: Tensor, labels: Tensor, notes: list[str], token_mask: Tensor | None = None
+) -> FixedSample:
     """The sample without the inputs that hold NaN or Inf (named in a note): one such input would make every
     layer's values NaN."""
     if inputs.is_floating_point() or inputs.is_complex():
@@ -469,7 +501,8 @@ def _finite_sample(indices: Tensor, inputs: Tensor, labels: Tensor, notes: list[
                 "values NaN."
             )
             indices, inputs, labels = indices[finite], inputs[finite], labels[finite]
-    return FixedSample(indices, inputs, labels, sorted(labels.unique().tolist()), notes)
+            token_mask = None if token_mask is None else token_mask[finite]
+    return FixedSample(indices, inputs, labels, sorted(labels.unique().tolist()), notes, token_mask)
 
 
 def _named_errors(fn: Callable[[Any], Any], name: str) -> Callable[[Any], Any]:
@@ -551,4 +584,5 @@ def shard(sample: FixedSample, rank: int, world_size: int) -> FixedSample:
     if not 0 <= rank < world_size:
         raise SampleError(f"`rank` must be in [0, world_size={world_size}), got {rank}.")
     sel = torch.arange(rank, len(sample.labels), world_size)
-    return FixedSample(sample.indices[sel], sample.inputs[sel], sample.labels[sel], list(sample.classes), [])
+    mask = None if sample.token_mask is None else sample.token_mask[sel]
+    return FixedSample(sample.indices[sel], sample.inputs[sel], sample.labels[sel], list(sample.classes), [], mask)

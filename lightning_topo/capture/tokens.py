@@ -25,7 +25,9 @@ The rule, explicit:
 4. **Otherwise a token sequence** (text, or no grid found): a *text* model (an ``nn.Embedding``, no patchify
    conv) gives ``(B, T, D)`` outputs whose D is one of its embedding widths (or ``config.hidden_size``); one
    input is read as the 2-D volume ``(D, T)`` (axis order does not change homology: this is the same complex
-   as ``(T, D)``, which is how any other ``(B, X, Y)`` output is read).
+   as ``(T, D)``, which is how any other ``(B, X, Y)`` output is read). Padded inputs (the sample's
+   ``token_mask``, from the items' ``attention_mask``): a sequence's padded positions are left out of its volume
+   (:func:`masked_sequence_volumes`) and of its mean (:func:`pool_tokens`), for the outputs of the inputs' length T.
 
 Point-cloud view: a patch grid is pooled to the **mean of its patch tokens** ``(D,)``; a text sequence to the
 mean of its tokens. Not the CLS token, which ViT's classifier reads: at the embedding layer the CLS token is
@@ -57,6 +59,8 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+
+from lightning_topo.functional.thresholds import sublevel_thresholds
 
 __all__ = [
     "EXTRA_TOKEN_PARAMETERS",
@@ -270,10 +274,11 @@ def embedding_dtype(out: Tensor) -> torch.dtype:
     return torch.float64 if wide and out.device.type != "mps" else torch.float32
 
 
-def pool_tokens(out: Tensor, layout: TokenLayout) -> Tensor | None:
+def pool_tokens(out: Tensor, layout: TokenLayout, mask: Tensor | None = None) -> Tensor | None:
     """The point-cloud view's embedding of token outputs: ``(B, D)``, the mean of the patch tokens (extra
     tokens dropped) or of a text sequence's tokens (in :func:`embedding_dtype`); ``None`` when ``out`` is not
-    tokens under ``layout``.
+    tokens under ``layout``. ``mask`` ``(B, T)`` (``True``: a real token; see :func:`sequence_mask`) leaves a text
+    sequence's padded positions out of its mean.
 
     Example:
         >>> lay = TokenLayout("vision", grids=((2, 2),), extra_tokens=1)
@@ -287,8 +292,46 @@ def pool_tokens(out: Tensor, layout: TokenLayout) -> Tensor | None:
     if grid is not None:
         return out[:, grid[0] :].to(embedding_dtype(out)).mean(dim=1)
     if _is_sequence(out, layout):
-        return out.to(embedding_dtype(out)).mean(dim=1)
+        wide = out.to(embedding_dtype(out))
+        mask = sequence_mask(out, layout, mask)
+        if mask is None:
+            return wide.mean(dim=1)
+        weights = mask.to(device=wide.device, dtype=wide.dtype).unsqueeze(2)
+        return (wide * weights).sum(dim=1) / weights.sum(dim=1)
     return None
+
+
+def sequence_mask(out: Tensor, layout: TokenLayout, mask: Tensor | None) -> Tensor | None:
+    """``mask`` ``(B, T)`` bool (``True``: a real token, the sample's padding mask for this batch) where it applies
+    to ``out``: a text sequence ``(B, T, D)`` of the inputs' length with padding; ``None`` otherwise (and for an
+    input that is all padding, which keeps every position)."""
+    if mask is None or not _is_sequence(out, layout) or tuple(mask.shape) != tuple(out.shape[:2]):
+        return None
+    mask = mask.to(out.device) | ~mask.any(dim=1, keepdim=True)
+    return None if bool(mask.all()) else mask
+
+
+def masked_sequence_volumes(volumes: Tensor, mask: Tensor, rule: Any) -> tuple[Tensor, Tensor | float]:
+    """A text sequence's volumes ``(B, D, T)`` with the padded positions (``mask`` ``(B, T)`` False) left out, and
+    their thresholds under ``rule``: each volume's threshold is that of its real positions alone, and its padded
+    positions hold its real positions' maximum. The sublevel sets below that maximum are then those of the real
+    positions alone, and at it the whole box, as the unpadded volume's: Betti numbers at the threshold and
+    persistence diagrams are those of the volume cut to its real tokens (for right or left padding).
+
+    Example:
+        >>> v = torch.tensor([[[0.0, 2.0, 1.0, 9.0, -5.0]]])  # (B, D, T) = (1, 1, 5), two padded positions
+        >>> filled, t = masked_sequence_volumes(v, torch.tensor([[True, True, True, False, False]]), "mean")
+        >>> filled.tolist(), t.tolist()
+        ([[[0.0, 2.0, 1.0, 2.0, 2.0]]], [1.0])
+    """
+    real = mask.unsqueeze(1).expand_as(volumes)
+    parts = [volumes[i][real[i]].reshape(volumes.shape[1], -1) for i in range(volumes.shape[0])]
+    thresholds: Tensor | float = rule
+    if isinstance(rule, str) or callable(rule):  # a statistic of each volume's real positions
+        each = [sublevel_thresholds(part.unsqueeze(0), rule) for part in parts]
+        thresholds = torch.cat([torch.as_tensor(t, dtype=torch.float64).reshape(1).to(volumes.device) for t in each])
+    top = torch.stack([part.max() for part in parts]).reshape(-1, 1, 1)
+    return torch.where(real, volumes, top), thresholds
 
 
 def cubical_volumes(out: Tensor, layout: TokenLayout) -> Tensor:
