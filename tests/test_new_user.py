@@ -1037,3 +1037,35 @@ def test_point_cloud_settings_on_the_cubical_view_are_said() -> None:
     with pytest.warns(UserWarning, match="`k=3` has no effect: a point-cloud setting"):
         callback = TopologyCallback(TopologyConfig(complex="rips", k=3), complex="cubical")
     assert callback.config.complex == "cubical"
+
+
+def test_thinned_automatic_choice_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``layers="auto"`` keeping ``max_layers`` of more candidates says so (it said "watching 32 layers" only)."""
+    import logging
+
+    from lightning_topo import analyse
+
+    torch.manual_seed(0)
+    deep = torch.nn.Sequential(*[torch.nn.Sequential(torch.nn.Linear(6, 6), torch.nn.Tanh()) for _ in range(10)])
+    data = TensorDataset(torch.rand(12, 6), torch.arange(12) % 2)
+    with pytest.warns(UserWarning, match=r"automatic choice of 10 layers thinned to 4, evenly spaced \(max_layers=4"):
+        report = analyse(deep, data, max_layers=4, progress=False)
+    assert len(report.layers) == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        analyse(deep, data, max_layers=10, samples_per_class=6, progress=False)  # nothing thinned: no warning
+
+    class Deep(Classifier):
+        def __init__(self) -> None:
+            super().__init__(deep)
+
+        def validation_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+            return None
+
+    callback = TopologyCallback(max_layers=4, samples_per_class=6)
+    trainer = quiet_trainer(tmp_path, [callback], max_epochs=1, limit_train_batches=1)
+    with caplog.at_level(logging.INFO), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(Deep(), DataLoader(data, batch_size=6), DataLoader(data, batch_size=6))
+    said = [r.getMessage() for r in caplog.records if "watching" in r.getMessage()]
+    assert any("watching 4 layers (the automatic choice of 10 layers thinned to 4" in m for m in said), said

@@ -227,3 +227,16 @@ def test_tiny_bert_with_its_mask_does_not_depend_on_the_pad_length() -> None:
     # Attention over 10 or 32 keys rounds differently: a voxel at its volume's mean may flip (1/15 of a class mean);
     # the padded volumes gave Omega 50 % higher at 32 than at 10.
     assert len(omegas[0]) >= 3 and torch.allclose(omegas[0], omegas[1], atol=0.2)
+
+
+def test_a_forward_fn_error_quoting_the_model_is_cut() -> None:
+    """``forward_fn=lambda m, b: m(**b)`` (the Hugging Face idiom) on the sample's tensor: Python's TypeError quotes
+    the model's whole repr; the message quotes its start and says the rest is chained."""
+    from lightning_topo.capture import ForwardError
+
+    big = nn.Sequential(*[nn.Linear(WIDTH, WIDTH) for _ in range(60)])
+    data = TensorDataset(torch.rand(9, WIDTH), torch.arange(9) % CLASSES)
+    with pytest.raises(ForwardError, match=r"(?s)forward_fn.*characters cut.*must be a mapping") as err:
+        analyse(big, data, forward_fn=lambda m, b: m(**b), progress=False)
+    assert len(str(err.value.__cause__)) > 3000
+    assert len(str(err.value)) < 1200 and "the whole error is chained below" in str(err.value)

@@ -34,6 +34,7 @@ from lightning_topo.capture import (
     build_sample,
     model_device,
     resolve_layers,
+    thinned_note,
     watched_layers,
 )
 from lightning_topo.config import ConfigError, TopologyConfig
@@ -289,6 +290,9 @@ def analyse(
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module (or LightningModule), got {type(model).__name__}.")
     layer_names = resolve_layers(model, cfg.layers, max_layers=cfg.max_layers)
+    thinned = thinned_note(model, cfg.layers, cfg.max_layers)
+    if thinned is not None:
+        warnings.warn(f"analyse: {thinned}.", UserWarning, stacklevel=2)
     if not layer_names:
         raise ConfigError("no layer to analyse; pass `layers=[...]` with names from `model.named_modules()`.")
     sample = sample_from(data, cfg, model)

@@ -55,6 +55,7 @@ from lightning_topo.capture import (
     build_sample,
     cubical_volumes,
     resolve_layers,
+    thinned_note,
     token_layout,
     watched_layers,
 )
@@ -225,6 +226,7 @@ class TopologyCallback(Callback):
         self._state_key: str | None = None
         self._ordered = False
         self._announce: str | None = None  # the sample's line, said once the layers are known (`_start_evaluation`)
+        self._thinned: str | None = None  # what `layers="auto"` left out (`max_layers`), said in that line
         self._restored_indices: list[int] | None = None
         self._restored_layers: list[str] = []  # the checkpoint's watched layers, until this run has ordered its own
         # A fit's start: the evaluations and validation runs held then (a callback may serve several fits), whether a
@@ -429,6 +431,7 @@ class TopologyCallback(Callback):
         try:
             self.config.check_device()
             self.layer_names = resolve_layers(pl_module, self.config.layers, max_layers=self.config.max_layers)
+            self._thinned = thinned_note(pl_module, self.config.layers, self.config.max_layers)
         except (UnknownLayerError, ConfigError) as err:
             raise TopologyMisconfiguration(str(err)) from err
         self._ordered = False
@@ -710,7 +713,10 @@ class TopologyCallback(Callback):
         self._ordering_seconds = self._ensure_ordered(trainer, pl_module, sample)
         if self._announce is not None:
             count = len(self.layer_names)
-            rank_zero_info(f"TopologyCallback: watching {count} layer{'s' if count != 1 else ''} {self._announce}")
+            thinned = f" ({self._thinned})" if self._thinned else ""
+            rank_zero_info(
+                f"TopologyCallback: watching {count} layer{'s' if count != 1 else ''}{thinned} {self._announce}"
+            )
             self._announce = None
         if self.config.persistence and not kernels_loaded(self.config.persistence_dims):
             self._warn_once(
@@ -830,7 +836,9 @@ class TopologyCallback(Callback):
         self._charts.finish()
         self._validate_charts_writer.finish()
         skipped = self._charts.renderer.skipped
-        if stage == "fit" and skipped > self._skipped_said:
+        # Said where it loses something: TensorBoard's images of the skipped steps (a PNG file is rewritten anyway)
+        tensorboard = "tensorboard" in self.chart_kinds and any(k == "tensorboard" for k, _ in chart_targets(trainer))
+        if stage == "fit" and skipped > self._skipped_said and tensorboard:
             self._skipped_said = skipped
             rank_zero_info(
                 f"TopologyCallback: the figures of {plural(skipped, 'evaluation')} were not drawn: evaluations came "

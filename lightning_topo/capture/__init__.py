@@ -18,7 +18,7 @@ from lightning_topo.capture.hooks import (
     trace_layers,
     watched_layers,
 )
-from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, resolve_layers, split_call
+from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, resolve_layers, split_call, thinned_note
 from lightning_topo.capture.reduce import LayerValues, PendingCapture, capture_layers, pooled_embedding, start_capture
 from lightning_topo.capture.sampling import FixedSample, build_sample, class_labels, shard
 from lightning_topo.capture.tokens import (
@@ -60,6 +60,7 @@ __all__ = [
     "shard",
     "split_call",
     "start_capture",
+    "thinned_note",
     "token_layout",
     "token_volumes",
     "trace_layers",

@@ -33,7 +33,29 @@ def user_function_raised(argument: str, fn: Any, err: BaseException) -> str:
         "`input_fn` (<lambda>) raised KeyError: 'x'"
     """
     what = getattr(fn, "__qualname__", type(fn).__name__)
-    return f"`{argument}` ({what}) raised {type(err).__name__}: {err}"
+    return f"`{argument}` ({what}) raised {type(err).__name__}: {error_text(err)}"
+
+
+ERROR_TEXT_LIMIT = 400
+"""The most characters of a chained error's text quoted in a message (Python's ``TypeError`` for ``m(**x)`` quotes
+the whole model's repr): the rest is in the chained error's traceback."""
+
+
+def error_text(err: BaseException) -> str:
+    """``str(err)``, its middle cut where it is longer than :data:`ERROR_TEXT_LIMIT` characters (saying so: the
+    start and the end, where Python puts what went wrong, are kept).
+
+    Example:
+        >>> text = error_text(ValueError("a" * 1000 + " must be a mapping"))
+        >>> "[... 618 of 1018 characters cut: the whole error is chained below]" in text, text[-17:]
+        (True, 'must be a mapping')
+    """
+    text = str(err)
+    if len(text) <= ERROR_TEXT_LIMIT:
+        return text
+    half = ERROR_TEXT_LIMIT // 2
+    cut = len(text) - 2 * half
+    return f"{text[:half]} [... {cut} of {len(text)} characters cut: the whole error is chained below] {text[-half:]}"
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:

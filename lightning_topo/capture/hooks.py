@@ -26,7 +26,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from lightning_topo.capture.errors import CaptureError, ForwardError, UnknownLayerError, plural, user_function_raised
+from lightning_topo.capture.errors import (
+    CaptureError,
+    ForwardError,
+    UnknownLayerError,
+    error_text,
+    plural,
+    user_function_raised,
+)
 from lightning_topo.capture.layers import CALL_SEPARATOR, auto_layer_note, get_submodule_by_user_name, split_call
 from lightning_topo.capture.tokens import TokenLayout, cubical_volumes, token_layout
 
@@ -358,7 +365,8 @@ def _forward_message(err: Exception, batch: Tensor, forward_fn: Callable[..., An
     shape = f"a batch of shape {tuple(batch.shape)} ({str(batch.dtype).removeprefix('torch.')})"
     if forward_fn is None:
         return (
-            f"the forward pass `model(inputs)` on {shape} of the topology sample raised {type(err).__name__}: {err}. "
+            f"the forward pass `model(inputs)` on {shape} of the topology sample raised {type(err).__name__}: "
+            f"{error_text(err)}. "
             "If the model takes its input another way, pass `forward_fn=lambda model, inputs: ...` (and `input_fn=` "
             "to pick the input from a validation batch)."
         )

@@ -436,6 +436,25 @@ def _thin(names: list[str], max_layers: int) -> list[str]:
     return [names[round(i * step)] for i in range(max_layers)]
 
 
+def thinned_note(model: nn.Module, layers: object, max_layers: int) -> str | None:
+    """What ``layers="auto"`` left out when it thinned the automatic choice to ``max_layers`` (``None``: nothing).
+
+    Example:
+        >>> deep = nn.Sequential(*[nn.Sequential(nn.Linear(4, 4), nn.ReLU()) for _ in range(10)])
+        >>> thinned_note(deep, "auto", 4)
+        'the automatic choice of 10 layers thinned to 4, evenly spaced (max_layers=4: raise it to watch more)'
+    """
+    if not (isinstance(layers, str) and layers == "auto"):
+        return None
+    count = len(dict.fromkeys(user_name(n) for n in _auto_layers(model)))
+    if count <= max_layers:
+        return None
+    return (
+        f"the automatic choice of {count} layers thinned to {max_layers}, evenly spaced (max_layers={max_layers}: "
+        "raise it to watch more)"
+    )
+
+
 def resolve_layers(
     model: nn.Module,
     layers: str | Sequence[str] | Callable[[str, nn.Module], bool] = "auto",
