@@ -449,3 +449,6 @@ def test_an_output_shared_by_the_batch_is_not_blamed_on_batch_first() -> None:
     assert order == ["wte", "fc"]
     note = dict(notes)["not-batch-first"]
     assert "['wpe'] give one output for the whole batch" in note and "batch_first" not in note
+    # Chosen by `layers="auto"` (GPT-2's wte, wpe, h.N): left out without a word the user could not act on
+    order, notes = watched_layers(Tiny(), torch.randint(0, 10, (3, 6)), ["wte", "wpe", "fc"], auto=True)
+    assert order == ["wte", "fc"] and "not-batch-first" not in dict(notes)

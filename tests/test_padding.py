@@ -240,3 +240,12 @@ def test_a_forward_fn_error_quoting_the_model_is_cut() -> None:
         analyse(big, data, forward_fn=lambda m, b: m(**b), progress=False)
     assert len(str(err.value.__cause__)) > 3000
     assert len(str(err.value)) < 1200 and "the whole error is chained below" in str(err.value)
+
+
+def test_flat_note_calls_token_sequences_so() -> None:
+    from lightning_topo.capture.hooks import flat_volume_note
+
+    text = TokenLayout("text", widths=frozenset({8}))
+    note = flat_volume_note({"enc": (6, 8), "map": (1, 5, 5)}, text)
+    assert note is not None and "['enc'] are token sequences, 2-D volumes (D, T)" in note
+    assert "['map'] are images" in note

@@ -554,7 +554,8 @@ def watched_layers(
         if len(across) == len(trace.order):
             raise UnknownLayerError(message[0].upper() + message[1:])
         trace.order = [name for name in trace.order if name not in across]
-        notes.append(("not-batch-first", message))
+        if not (auto and not first):  # `layers="auto"`'s own choice of a position embedding: left out, no word
+            notes.append(("not-batch-first", message))
     repeated = [n for n in trace.order if split_call(n)[1] > 1]
     if repeated:
         modules = sorted({split_call(n)[0] for n in repeated})
@@ -606,12 +607,16 @@ def flat_volume_note(shapes: Mapping[str, tuple[int, ...]], layout: TokenLayout)
     volumes = {name: cubical_volumes(torch.zeros(1, *shape), layout).shape[1:] for name, shape in shapes.items()}
     axes = {name: sum(n > 1 for n in shape) for name, shape in volumes.items()}
     vectors = [name for name, a in axes.items() if a <= 1]
-    images = [name for name, a in axes.items() if a == 2]
+    flat = [name for name, a in axes.items() if a == 2]
+    sequences = [name for name in flat if layout.kind == "text" and len(shapes[name]) == 2]
+    images = [name for name in flat if name not in sequences]
     parts = []
     if vectors:
         parts.append(f"layers {vectors} are vectors (one axis of size > 1 per input): b1 = b2 = 0 by construction")
     if images:
         parts.append(f"layers {images} are images (two axes of size > 1 per input): b2 = 0 by construction")
+    if sequences:
+        parts.append(f"layers {sequences} are token sequences, 2-D volumes (D, T) per input: b2 = 0 by construction")
     if not parts:
         return None
     note = "; ".join(parts) + ", not measured."
