@@ -249,3 +249,39 @@ def test_flat_note_calls_token_sequences_so() -> None:
     note = flat_volume_note({"enc": (6, 8), "map": (1, 5, 5)}, text)
     assert note is not None and "['enc'] are token sequences, 2-D volumes (D, T)" in note
     assert "['map'] are images" in note
+
+
+class Stream(torch.utils.data.IterableDataset):
+    def __init__(self, data: Sentences) -> None:
+        self.data = data
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.data.items)
+
+
+def test_a_stream_of_padded_sentences_keeps_its_mask() -> None:
+    torch.manual_seed(4)
+    model = TokenWise()
+    sents = sentences(30, 3, 8)
+    reports = [_analyse(model, DataLoader(Stream(Sentences(sents, n)), batch_size=8)) for n in (8, 16)]
+    assert torch.equal(reports[0].betti, reports[1].betti) and torch.equal(reports[0].omega, reports[1].omega)
+    sample = build_sample(
+        DataLoader(Stream(Sentences(sents, 16)), batch_size=8), samples_per_class=None, max_samples=12, seed=0
+    )
+    assert sample.token_mask is not None and sample.token_mask.shape == (12, 16)
+    lengths = torch.tensor([len(s) for s in sents])
+    assert sorted(sample.token_mask.sum(dim=1).tolist()) != [16] * 12
+    assert set(sample.token_mask.sum(dim=1).tolist()) <= set(lengths.tolist())
+
+    def ragged(items):  # type: ignore[no-untyped-def]  # dynamic padding: each batch to its own longest
+        longest = max(int(item["attention_mask"].sum()) for item in items)
+        return {key: torch.stack([item[key][:longest] if key != "labels" else item[key] for item in items])
+                for key in items[0]}  # fmt: skip
+
+    with pytest.raises(SampleError, match=r"inputs of different shapes .*padding='max_length'"):
+        build_sample(
+            DataLoader(Stream(Sentences(sents, 16)), batch_size=4, collate_fn=ragged),
+            samples_per_class=None,
+            max_samples=12,
+            seed=0,
+        )

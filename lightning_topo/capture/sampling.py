@@ -460,11 +460,8 @@ def padding_mask(batch: Any, count: int) -> Tensor | None:
         tensor([[ True,  True, False],
                 [ True,  True,  True]])
     """
-    mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
-    if not isinstance(mask, Tensor) or mask.ndim != 2 or mask.shape[0] != count or mask.is_complex():
-        return None
-    real = mask.detach().cpu() != 0
-    return real if not bool(real.all()) else None
+    real = _mask_rows(batch, count)
+    return real if real is not None and not bool(real.all()) else None
 
 
 def _ignored_mask_note(batch: Any) -> list[str]:
@@ -538,6 +535,7 @@ def _from_batches(
     )
     xs: list[Tensor] = []
     ys: list[int] = []
+    masks: list[Tensor | None] = []  # each taken input's padding-mask row (a dict batch's `attention_mask`)
     counts: dict[int, int] = {}
     notes = [note]
     idle = 0  # inputs read since the last one taken: a stream (maybe endless) of full classes is not read on
@@ -551,7 +549,10 @@ def _from_batches(
             y = torch.zeros(len(x), dtype=torch.long)
         if label_note and label_note not in notes:
             notes.append(label_note)
-        for xi, yi in zip(x, y.tolist(), strict=False):
+        rows = _mask_rows(batch, len(x))
+        if input_fn is default_input:
+            notes += [n for n in _ignored_mask_note(batch) if n not in notes]
+        for j, (xi, yi) in enumerate(zip(x, y.tolist(), strict=False)):
             read += 1
             if samples_per_class is not None and counts.get(yi, 0) >= samples_per_class:
                 idle += 1
@@ -560,6 +561,7 @@ def _from_batches(
             counts[yi] = counts.get(yi, 0) + 1
             xs.append(xi.detach().cpu())
             ys.append(yi)
+            masks.append(None if rows is None else rows[j])
             if len(xs) >= max_samples:
                 break
         if len(xs) >= max_samples:
@@ -576,7 +578,27 @@ def _from_batches(
         raise SampleError("the validation dataloader yielded no inputs: there is nothing to sample.")
     labels = torch.tensor(ys, dtype=torch.long)
     order = torch.argsort(labels, stable=True)
-    return _finite_sample(torch.full((len(xs),), -1, dtype=torch.long), torch.stack(xs)[order], labels[order], notes)
+    shapes = sorted({tuple(x.shape) for x in xs})
+    if len(shapes) > 1:
+        raise SampleError(
+            f"the validation stream's batches hold inputs of different shapes ({shapes[:4]}"
+            f"{' ...' if len(shapes) > 4 else ''}): the sample is one tensor of them. Token sequences padded per "
+            "batch (a collator's dynamic padding) need one length: pad to it (padding='max_length')."
+        )
+    token_mask = None
+    if all(m is not None for m in masks) and len({tuple(m.shape) for m in masks}) == 1:  # type: ignore[union-attr]
+        stacked = torch.stack(masks)[order]  # type: ignore[arg-type]
+        token_mask = None if bool(stacked.all()) else stacked
+    indices = torch.full((len(xs),), -1, dtype=torch.long)
+    return _finite_sample(indices, torch.stack(xs)[order], labels[order], notes, token_mask)
+
+
+def _mask_rows(batch: Any, count: int) -> Tensor | None:
+    """A batch's ``attention_mask`` ``(count, T)`` as bool rows (``True``: a real token), or ``None``."""
+    mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
+    if not isinstance(mask, Tensor) or mask.ndim != 2 or mask.shape[0] != count or mask.is_complex():
+        return None
+    return mask.detach().cpu() != 0
 
 
 def shard(sample: FixedSample, rank: int, world_size: int) -> FixedSample:
