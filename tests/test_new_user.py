@@ -1069,3 +1069,14 @@ def test_thinned_automatic_choice_is_said(tmp_path: Path, caplog: pytest.LogCapt
         trainer.fit(Deep(), DataLoader(data, batch_size=6), DataLoader(data, batch_size=6))
     said = [r.getMessage() for r in caplog.records if "watching" in r.getMessage()]
     assert any("watching 4 layers (the automatic choice of 10 layers thinned to 4" in m for m in said), said
+
+
+def test_researcher_api_edges() -> None:
+    """From a TDA researcher's audit: ``summary_keys`` (named in ``persistence_summaries``' docstring) is exported,
+    and a list of thresholds is refused with the conversion to use."""
+    from lightning_topo.functional import cubical_betti, summary_keys
+
+    assert summary_keys(["entropy"], [0, 2]) == ["persistence_entropy_0", "persistence_entropy_2"]
+    with pytest.raises(ValueError, match=r"must be a number, a tensor or a NumPy array, got list; torch.tensor"):
+        cubical_betti(torch.rand(2, 4, 4), [0.1, 0.2])
+    assert cubical_betti(torch.rand(2, 4, 4), torch.tensor([0.1, 0.2])).shape == (2, 3)

@@ -57,6 +57,7 @@ _EXPORTS = {
     "persistent_betti": "summaries",
     "rips_betti": "rips",
     "sublevel_thresholds": "thresholds",
+    "summary_keys": "summaries",
     "theta": "complexity",
     "total_persistence": "summaries",
 }
@@ -79,6 +80,7 @@ __all__ = [
     "persistent_betti",
     "rips_betti",
     "sublevel_thresholds",
+    "summary_keys",
     "theta",
     "total_persistence",
 ]

@@ -331,7 +331,10 @@ def batch_thresholds(
             f"sublevel_thresholds(volumes, {threshold!r})."
         )
     else:
-        raise ValueError(f"`{name}` must be a number or a tensor, got {type(threshold).__name__}.")
+        raise ValueError(
+            f"`{name}` must be a number, a tensor or a NumPy array, got {type(threshold).__name__}"
+            f"{'; torch.tensor(...) it' if isinstance(threshold, (list, tuple)) else ''}."
+        )
     if checks is not None:
         checks.append(~torch.isnan(thr).any())
     elif bool(torch.isnan(thr).any()):

@@ -209,7 +209,8 @@ def persistent_betti(
         thresholds: ``t``: a number or a ``(B,)`` tensor or NumPy array (one per volume, e.g. from
             :func:`~lightning_topo.functional.sublevel_thresholds`); NaN is an error.
         min_persistence: the shortest lifetime counted, as a fraction of each volume's range, in ``[0, 1]`` (a
-            number or a 0-d tensor).
+            number or a 0-d tensor). The default 0 counts every pair: the Betti numbers at ``t``
+            (:func:`persistence_summaries` and ``TopologyConfig`` default to 0.1, the noise cut they log).
         dims: the dimensions, one column each (default: ``diagrams.computed_dims``).
 
     Returns:
