@@ -30,7 +30,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import time
+import warnings
 import weakref
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -227,6 +229,9 @@ class TopologyCallback(Callback):
         self._ordered = False
         self._announce: str | None = None  # the sample's line, said once the layers are known (`_start_evaluation`)
         self._thinned: str | None = None  # what `layers="auto"` left out (`max_layers`), said in that line
+        # The process that built the callback: a fit in another (`ddp_spawn`, `ddp_fork` and `ddp_notebook` run it
+        # in processes of their own, on a copy) leaves this object as it was there
+        self._built_in = os.getpid()
         self._restored_indices: list[int] | None = None
         self._restored_layers: list[str] = []  # the checkpoint's watched layers, until this run has ordered its own
         # A fit's start: the evaluations and validation runs held then (a callback may serve several fits), whether a
@@ -836,6 +841,7 @@ class TopologyCallback(Callback):
         self._charts.finish()
         self._validate_charts_writer.finish()
         skipped = self._charts.renderer.skipped
+        copy = os.getpid() != self._built_in  # this fit runs on a copy of the user's callback
         # Said where it loses something: TensorBoard's images of the skipped steps (a PNG file is rewritten anyway)
         tensorboard = "tensorboard" in self.chart_kinds and any(k == "tensorboard" for k, _ in chart_targets(trainer))
         if stage == "fit" and skipped > self._skipped_said and tensorboard:
@@ -844,7 +850,16 @@ class TopologyCallback(Callback):
                 f"TopologyCallback: the figures of {plural(skipped, 'evaluation')} were not drawn: evaluations came "
                 "faster than the drawing budget (about a tenth of the wall time), so only the newest was drawn each "
                 "time (TensorBoard has images at the drawn steps only; omega_history and the W&B table hold every "
-                "epoch). The last evaluation's figures are drawn now; callback.plot() draws any."
+                f"epoch). The last evaluation's figures are drawn now{'' if copy else '; callback.plot() draws any'}."
+            )
+        if stage == "fit" and copy and self.history:
+            rank_zero_info(
+                "TopologyCallback: this fit ran in processes its strategy started (ddp_spawn, ddp_fork or "
+                "ddp_notebook), each on a copy of the callback: the TopologyCallback in the process that called "
+                "fit() stays as it was (no history, no figures), as every callback's state does there. The values "
+                "are in the loggers and trainer.callback_metrics; the history is in the checkpoints "
+                "(ckpt['callbacks'][callback.state_key]['history'], restored on resume); strategy='ddp' keeps it in "
+                "the callback."
             )
 
     @override
@@ -973,6 +988,16 @@ class TopologyCallback(Callback):
             validate: the figures of the ``trainer.validate`` runs instead (:attr:`validate_history` and the
                 diagrams of the latest of them): a ``validate`` run between two plots of the fit changes neither.
         """
+        history = self.validate_history if validate else self.history
+        if not history:
+            warnings.warn(
+                f"TopologyCallback.plot(): no {'validate run' if validate else 'evaluation'} recorded by this object "
+                "yet (a fit under strategy='ddp_spawn', 'ddp_fork' or 'ddp_notebook' runs on copies of it in other "
+                "processes: its history is in the checkpoints and its values in the loggers).",
+                UserWarning,
+                stacklevel=2,
+            )
+            return {}
         if validate:
             return figures_of(self.validate_history, self._diagrams_of["validate"])
         return figures_of(self.history, self._diagrams_of["fit"])

@@ -18,6 +18,7 @@ reported (``problems``).
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -95,6 +96,17 @@ class _SummaryOverflow(ArithmeticError):
 
 _BACKGROUND: list[ThreadPoolExecutor] = []  # the one thread that reduces batches while the forward pass goes on
 _SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}  # per CUDA device, the background thread's stream
+
+
+def _forget_background_after_fork() -> None:
+    """In a process made by ``fork`` (``ddp_fork`` / ``ddp_notebook`` after an evaluation in the parent): the
+    parent's executor counts a thread that is not here and would never run a job (the evaluation hung)."""
+    _BACKGROUND.clear()
+    _SIDE_STREAMS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_background_after_fork)
 
 
 def _background() -> ThreadPoolExecutor:

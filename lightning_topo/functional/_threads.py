@@ -5,6 +5,7 @@ kernels (:mod:`.persistence`) and the H1 reduction (:mod:`._h1_reduction`)."""
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +20,18 @@ T = TypeVar("T")
 _POOL: list = []  # [ThreadPoolExecutor, workers], created at the first batch run on more than one thread
 _LOCAL = threading.local()  # `workers`: this thread's own count (see `thread_workers`)
 _POOL_LOCK = threading.Lock()  # held while the pool is replaced or given work: a replaced pool takes no more
+
+
+def _forget_pool_after_fork() -> None:
+    """In a process made by ``fork`` (Lightning's ``ddp_fork`` / ``ddp_notebook``): the parent's pool has no thread
+    here (and its lock may be held by one that is not here), so the child starts its own."""
+    global _POOL_LOCK
+    _POOL.clear()
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def cpu_workers() -> int:

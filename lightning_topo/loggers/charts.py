@@ -163,6 +163,19 @@ def tensorboard_layout(record: Record, prefix: str = "topology") -> dict[str, di
 
 _WRITTEN_LAYOUTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 _WRITTEN_LAYOUTS_LOCK = threading.Lock()
+_CHART_WRITERS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _new_locks_after_fork() -> None:
+    """In a process made by ``fork``: a lock held by a thread of the parent (the chart thread) stays held here."""
+    global _WRITTEN_LAYOUTS_LOCK
+    _WRITTEN_LAYOUTS_LOCK = threading.Lock()
+    for writer in list(_CHART_WRITERS):
+        writer._writers_lock, writer._finish_lock = threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_after_fork)
 
 
 def add_layout(writer: Any, layout: dict[str, Any]) -> None:
@@ -221,6 +234,7 @@ class ChartWriter:
         self._writers_lock = threading.Lock()
         self._finish_lock = threading.Lock()  # orders `finish` (main thread) against `_on_idle` (worker)
         self._finished = False  # fitting ended: close our writers once the last figures are written
+        _CHART_WRITERS.add(self)
 
     def send(self, trainer: Trainer, history: Sequence[Record], diagrams: dict[str, Any] | None = None) -> None:
         """Log the charts of the latest evaluation in ``history`` (figures are drawn in the background), and of
@@ -363,6 +377,7 @@ class ChartWriter:
         self.__dict__.update(state)
         self._writers_lock = threading.Lock()
         self._finish_lock = threading.Lock()
+        _CHART_WRITERS.add(self)
 
 
 def _wandb_diagrams(diagrams: dict[str, Any] | None, prefix: str = "topology") -> dict[str, Any]:

@@ -17,13 +17,27 @@ waits for them, and keeps the drawing to a small share of the time:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 __all__ = ["BackgroundRenderer"]
 
 Job = Callable[[], None]
+
+_RENDERERS: weakref.WeakSet[BackgroundRenderer] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    """In a process made by ``fork``: no renderer's worker thread is here (the parent draws its own jobs)."""
+    for renderer in list(_RENDERERS):
+        renderer._forget_worker()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class BackgroundRenderer:
@@ -67,6 +81,12 @@ class BackgroundRenderer:
         self._busy = False
         self._worker_running = False
         self._not_before: float | None = None
+        _RENDERERS.add(self)
+
+    def _forget_worker(self) -> None:
+        """No job and no worker thread (a copy made by ``fork`` or pickling: the thread is the original's)."""
+        self._cond = threading.Condition()
+        self._job, self._busy, self._urgent, self._worker_running = None, False, False, False
 
     def submit(self, job: Job) -> None:
         """Run ``job`` on the worker thread when the throttle allows; replaces a job that has not started yet."""
@@ -144,6 +164,7 @@ class BackgroundRenderer:
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._cond = threading.Condition()
+        _RENDERERS.add(self)
 
     @property
     def running(self) -> bool:
