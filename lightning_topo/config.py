@@ -21,6 +21,8 @@ import dataclasses
 import difflib
 import math
 import numbers
+import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -145,6 +147,29 @@ def _positive_int(name: str, value: Any, *, allow_none: bool = False, allow_auto
 def _optional_callable(name: str, value: Any) -> None:
     if value is not None and not callable(value):
         raise ConfigError(f"`{name}` must be None or a callable, got {value!r}.")
+
+
+def said(message: str) -> None:
+    """A ``UserWarning`` about a setting, pointing at the user's line (the first frame outside lightning-topo:
+    ``TopologyConfig(...)``, ``TopologyCallback(...)`` or ``analyse(...)``), on rank zero only: a script launched by
+    Lightning's DDP builds its callbacks once per process (the rank read from the environment as Lightning does)."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        rank = os.environ.get(key)
+        if rank is not None:
+            if rank.strip().isdigit() and int(rank) != 0:
+                return
+            break
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 2  # stacklevel 2: the caller of this function
+
+    def ours(code: Any) -> bool:  # a frame of this package, or the `__init__` dataclasses generated for it
+        return os.path.abspath(code.co_filename).startswith(package) or (
+            code.co_filename == "<string>" and code.co_name == "__init__"
+        )
+
+    while frame is not None and frame.f_back is not None and ours(frame.f_code):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,35 +346,27 @@ class TopologyConfig:
             if given:
                 values = ", ".join(f"{n}={getattr(self, n)!r}" for n in given)
                 what = "has no effect: a point-cloud setting" if len(given) == 1 else "have no effect: point-cloud ones"
-                warnings.warn(
+                said(
                     f"`{values}` {what}, and complex={self.complex!r} computes the cubical homology of each input's "
-                    "activation volume. Pass complex='rips' for the point-cloud view, or leave them out.",
-                    UserWarning,
-                    stacklevel=4,
+                    "activation volume. Pass complex='rips' for the point-cloud view, or leave them out."
                 )
             return
         if self.metric == "euclidean" and self.k != "auto":
-            warnings.warn(
+            said(
                 f"`k={self.k!r}` has no effect: it is the number of neighbours of metric='knn_hops', and "
-                "metric='euclidean' joins points by their distance. Leave `k` out, or use metric='knn_hops'.",
-                UserWarning,
-                stacklevel=4,
+                "metric='euclidean' joins points by their distance. Leave `k` out, or use metric='knn_hops'."
             )
         if not (isinstance(self.threshold, str) and self.threshold == "mean"):
-            warnings.warn(
+            said(
                 f"`threshold={self.threshold!r}` has no effect: it is the cubical view's sublevel threshold, and "
-                "complex='rips' joins points by `scale`. Leave `threshold` out, or use complex='cubical'.",
-                UserWarning,
-                stacklevel=4,
+                "complex='rips' joins points by `scale`. Leave `threshold` out, or use complex='cubical'."
             )
         if self.metric == "knn_hops" and self.scale < 1:
-            warnings.warn(
+            said(
                 f"`scale={self.scale!r}` is below one hop: with metric='knn_hops' the scale counts hops on the k-NN "
                 "graph, so it joins only duplicate points and every class's cloud is its points apart (b0 = the "
                 "number of points) at every layer. Use a scale of at least 1 (the default, 2.5, joins neighbours "
-                "and their neighbours' neighbours).",
-                UserWarning,
-                stacklevel=4,
+                "and their neighbours' neighbours)."
             )
 
     def _check_persistence(self) -> None:
@@ -386,24 +403,20 @@ class TopologyConfig:
         object.__setattr__(self, "min_persistence", float(mp))
         default = type(self).__dataclass_fields__["min_persistence"].default
         if mp != default and "persistent_betti" not in (self.persistence or ()):
-            warnings.warn(
+            said(
                 f"`min_persistence={mp!r}` has no effect: it is the shortest lifetime counted by "
                 f"persistence=['persistent_betti'], and persistence={self.persistence!r}. Add 'persistent_betti' to "
-                "`persistence`, or leave `min_persistence` out.",
-                UserWarning,
-                stacklevel=4,
+                "`persistence`, or leave `min_persistence` out."
             )
         checked = check_dims(self.persistence_dims, "persistence_dims", error=ConfigError)
         object.__setattr__(self, "persistence_dims", checked)
         if self.persistence is None and self.persistence_dims != tuple(
             type(self).__dataclass_fields__["persistence_dims"].default
         ):
-            warnings.warn(
+            said(
                 f"`persistence_dims={list(self.persistence_dims)}` has no effect: it selects the dimensions of the "
                 "persistence summaries, and persistence=None computes none. Pass `persistence=[...]`, or leave "
-                "`persistence_dims` out.",
-                UserWarning,
-                stacklevel=4,
+                "`persistence_dims` out."
             )
 
     # ------------------------------------------------------------------ derived

@@ -1080,3 +1080,21 @@ def test_researcher_api_edges() -> None:
     with pytest.raises(ValueError, match=r"must be a number, a tensor or a NumPy array, got list; torch.tensor"):
         cubical_betti(torch.rand(2, 4, 4), [0.1, 0.2])
     assert cubical_betti(torch.rand(2, 4, 4), torch.tensor([0.1, 0.2])).shape == (2, 3)
+
+
+def test_setting_warnings_point_at_the_users_line_on_rank_zero_only() -> None:
+    """A setting with no effect is said at the user's ``TopologyCallback(...)`` line (it pointed inside the
+    package), and once under a DDP script that Lightning launches once per process (rank from the environment)."""
+    with pytest.warns(UserWarning, match=r"`k=5` has no effect") as caught:
+        TopologyCallback(k=5)
+    assert [w.filename for w in caught if "k=5" in str(w.message)] == [__file__]
+    script = (
+        "import warnings\nwarnings.simplefilter('always')\nfrom lightning_topo import TopologyConfig\n"
+        "TopologyConfig(k=5)\n"
+    )
+    for rank, count in (("0", 1), ("1", 0)):
+        run = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+            env={"PATH": "/usr/bin:/bin", "LOCAL_RANK": rank},
+        )  # fmt: skip
+        assert run.returncode == 0 and run.stderr.count("has no effect") == count, run.stderr
