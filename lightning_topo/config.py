@@ -160,11 +160,15 @@ def said(message: str) -> None:
                 return
             break
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    library = os.path.abspath(dataclasses.__file__)
     frame, level = sys._getframe(1), 2  # stacklevel 2: the caller of this function
 
-    def ours(code: Any) -> bool:  # a frame of this package, or the `__init__` dataclasses generated for it
-        return os.path.abspath(code.co_filename).startswith(package) or (
-            code.co_filename == "<string>" and code.co_name == "__init__"
+    def ours(code: Any) -> bool:  # a frame of this package, or of dataclasses building a config for it
+        path = code.co_filename
+        return (
+            os.path.abspath(path).startswith(package)
+            or (path == "<string>" and code.co_name == "__init__")
+            or os.path.abspath(path) == library
         )
 
     while frame is not None and frame.f_back is not None and ours(frame.f_code):
@@ -491,6 +495,8 @@ class TopologyConfig:
             # `config`, at its default where the file says nothing: those leave `config`'s values.
             defaults = {f.name: _plain(f.default) for f in dataclasses.fields(cls)}
             fields = {name: value for name, value in fields.items() if _plain(value) != defaults[name]}
+        if config is not None and not fields:
+            return config  # checked (and its settings said) when it was built
         return dataclasses.replace(config or cls(), **fields)
 
     @classmethod

@@ -1098,3 +1098,43 @@ def test_setting_warnings_point_at_the_users_line_on_rank_zero_only() -> None:
             env={"PATH": "/usr/bin:/bin", "LOCAL_RANK": rank},
         )  # fmt: skip
         assert run.returncode == 0 and run.stderr.count("has no effect") == count, run.stderr
+
+
+def test_labels_that_are_not_classes() -> None:
+    """From an audit of tasks other than classification: more classes than `max_samples` (the lowest 200 ids were
+    taken), integer regression targets (negative ones dropped as "ignore"), classes of one input, one class."""
+    from lightning_topo.capture.sampling import NO_CLASS_FIX
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.repeat_interleave(torch.arange(1000), 2)
+    many = TensorDataset(torch.rand(2000, 3, generator=gen), labels)
+    sample = build_sample(many, samples_per_class=20, max_samples=200, seed=0)
+    assert len(sample.classes) == 200 and max(sample.classes) > 500 and sample.classes != list(range(200))
+    assert any("1000 classes, more than max_samples=200: a seeded choice" in n for n in sample.notes)
+    other = build_sample(many, samples_per_class=20, max_samples=200, seed=1)
+    assert other.classes != sample.classes
+
+    prices = TensorDataset(torch.rand(300, 3, generator=gen), torch.randint(-50, 50, (300,), generator=gen))
+    with pytest.raises(SampleError, match=r"distinct negative values .* not classes \(a regression target's\?\)"):
+        build_sample(prices, samples_per_class=20, max_samples=200, seed=0)
+    counts = TensorDataset(torch.rand(300, 3, generator=gen), torch.arange(300) % 150)
+    sample = build_sample(counts, samples_per_class=20, max_samples=200, seed=0)
+    assert any("per class: each class's Betti numbers are those of one or two inputs" in n for n in sample.notes)
+
+    with pytest.raises(SampleError) as err:
+        build_sample(TensorDataset(torch.rand(9, 3), torch.rand(9, 4, 4)), samples_per_class=2, max_samples=9, seed=0)
+    assert NO_CLASS_FIX in str(err.value) and "target_fn=lambda item: 0" in str(err.value)
+
+    from lightning_topo import analyse
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU())
+    with pytest.warns(UserWarning, match=r"every input has the same label .* one class of samples_per_class=20"):
+        report = analyse(net, TensorDataset(torch.rand(60, 3)), progress=False)  # no labels: one class
+    assert len(report.labels) == 20
+
+
+def test_a_config_passed_in_is_not_said_twice() -> None:
+    with pytest.warns(UserWarning) as caught:
+        TopologyCallback(config=TopologyConfig(k=3))
+    said = [w for w in caught if "`k=3` has no effect" in str(w.message)]
+    assert len(said) == 1 and said[0].filename == __file__

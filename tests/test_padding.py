@@ -65,9 +65,10 @@ def sentences(n: int, low: int, high: int, seed: int = 0) -> list[Tensor]:
 
 
 def _analyse(model: nn.Module, data: Dataset, **kwargs: object):  # type: ignore[no-untyped-def]
+    kwargs.setdefault("layers", ["embed", "block1", "block2"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the sample-size note
-        return analyse(model, data, progress=False, layers=["embed", "block1", "block2"], **kwargs)
+        return analyse(model, data, progress=False, **kwargs)
 
 
 @pytest.mark.parametrize("complex_", ["cubical", "rips"])
@@ -285,3 +286,63 @@ def test_a_stream_of_padded_sentences_keeps_its_mask() -> None:
             max_samples=12,
             seed=0,
         )
+
+
+class Wide(nn.Module):
+    """Token outputs of a width no embedding has (an FFN's 3 D), then NaN at the padding id's embedding."""
+
+    def __init__(self, nan_pad: bool = False) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, WIDTH)
+        if nan_pad:
+            with torch.no_grad():
+                self.embed.weight[0] = float("nan")  # what a model may do at positions it never attends to
+        self.ffn = nn.Sequential(nn.Linear(WIDTH, 3 * WIDTH), nn.ReLU())
+        self.out = nn.Linear(3 * WIDTH, WIDTH)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.out(self.ffn(self.embed(ids)))
+
+
+@pytest.mark.parametrize("complex_", ["cubical", "rips"])
+def test_outputs_of_other_widths_and_nan_at_padding(complex_: str) -> None:
+    """A (B, T, 3 D) output is a token sequence of the inputs' length: its padding is left out too (it stayed in);
+    NaN at padded positions only does not drop the layer (it did on the point-cloud view)."""
+    sents = sentences(30, 3, 7)
+    torch.manual_seed(5)
+    model = Wide()
+    layers = ["embed", "ffn", "out"]
+    reports = [_analyse(model, Sentences(sents, n), complex=complex_, layers=layers) for n in (7, 15)]
+    assert not reports[0].problems and torch.equal(reports[0].betti, reports[1].betti)
+    torch.manual_seed(5)
+    nan_model = Wide(nan_pad=True)
+    nan_report = _analyse(nan_model, Sentences(sents, 15), complex=complex_, layers=layers)
+    assert not nan_report.problems and torch.equal(nan_report.betti, reports[0].betti)
+
+
+def test_mixed_batches_with_a_callable_threshold_and_an_integer_mask() -> None:
+    """Buffered batches, one padded and one not, under a `threshold` callable returning one number (it crashed:
+    the padded batch's thresholds were taken for all); a 0/1 integer `token_mask` reads as the boolean one."""
+    from lightning_topo.analysis.evaluate import evaluate_topology
+    from lightning_topo.config import TopologyConfig
+
+    torch.manual_seed(6)
+    model = TokenWise()
+    ids = torch.randint(1, VOCAB, (8, 6))
+    mask = torch.ones(8, 6, dtype=torch.long)
+    mask[:4, 4:] = 0  # the first batch of 4 padded, the second not
+    labels = torch.arange(8) % 2
+    layers = ["embed", "block1", "block2"]
+
+    def run(threshold: object, token_mask: Tensor) -> Tensor:
+        config = TopologyConfig(threshold=threshold, batch_size=4, layers=layers)
+        result = evaluate_topology(model, ids, labels, layers, config, token_mask=token_mask, sync=False)
+        return torch.stack([layer.per_input for layer in result.layers])
+
+    by_number = run(0.1, mask.bool())
+    assert torch.equal(run(lambda v: 0.1, mask.bool()), by_number)
+    assert torch.equal(run(0.1, mask), by_number)  # 0/1 integers
+    cut = run(0.1, torch.ones(8, 6, dtype=torch.bool))
+    assert torch.equal(by_number[:, 4:], cut[:, 4:]) and not torch.equal(by_number[:, :4], cut[:, :4])
+    with pytest.raises(ValueError, match=r"`token_mask` must be \(n, T\) for the 8 inputs"):
+        run(0.1, mask[:5])

@@ -631,13 +631,6 @@ class TopologyCallback(Callback):
         fitting = trainer.state.fn == "fit"
         if fitting:
             self._adopt_fit_sample(sample)
-        if len(sample.classes) == 1 and len(sample.labels) < cfg.total_cap and len(sample.labels) == cfg.per_class_cap:
-            self._warn_once(
-                "one-class",
-                f"TopologyCallback: every validation input has the same label (or the data has none), so the sample "
-                f"is one class of samples_per_class={cfg.per_class_cap} inputs; raise `samples_per_class` to evaluate "
-                "more, or pass `target_fn=` to read the classes.",
-            )
         limit = trainer.limit_val_batches
         if not trainer.fast_dev_run and not (isinstance(limit, float) and limit == 1.0):
             self._warn_once(

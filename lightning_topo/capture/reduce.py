@@ -18,6 +18,7 @@ reported (``problems``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -212,7 +213,7 @@ class _Reducer:
     ) -> None:
         self.config = config
         # The sample's padding mask (N, T) and, per layer, how many of the sample's inputs it has seen.
-        self.token_mask = token_mask
+        self.token_mask = None if token_mask is None else token_mask.detach().cpu() != 0
         self._seen: dict[str, int] = {}
         self.device = device
         self.buffer_bytes = buffer_bytes
@@ -273,7 +274,10 @@ class _Reducer:
             if sum(v.numel() * v.element_size() for v in pending) >= self.buffer_bytes:
                 return self.flush(name)
             return None
-        if moved.is_floating_point() and not bool(torch.isfinite(moved).all()):
+        finite = torch.isfinite(moved) if moved.is_floating_point() else None
+        if finite is not None and mask is not None:  # padded positions are left out: their values do not count
+            finite = finite | ~mask.to(finite.device).reshape(*mask.shape, *([1] * (moved.ndim - 2)))
+        if finite is not None and not bool(finite.all()):
             self.problems[name] = _NON_FINITE
             return None
         pooled = pool_tokens(moved, self.layout, mask)
@@ -408,8 +412,17 @@ class _Reducer:
         if any(t is not None for t in given):  # a padded sequence's batches: those of the others computed here
             rule = self.config.threshold
             each = [sublevel_thresholds(v, rule) if t is None else t for v, t in zip(pending, given, strict=True)]
-            tensors = [t for t in each if isinstance(t, Tensor)]
-            thresholds = torch.cat(tensors) if len(tensors) == len(each) else each[0]
+            numbers = [float(t) for t in each if not isinstance(t, Tensor)]
+            if len(numbers) < len(each) or len(set(numbers)) > 1:
+                # one per volume (a number, a rule's statistic or a callable's number, as each batch gave it)
+                thresholds = torch.cat(
+                    [
+                        torch.as_tensor(t, dtype=torch.float64, device=v.device).reshape(-1).expand(len(v))
+                        for v, t in zip(pending, each, strict=True)
+                    ]
+                )
+            else:
+                thresholds = each[0]  # the one number of every batch
         return self._betti(name, torch.cat(pending) if len(pending) > 1 else pending[0], None, thresholds)
 
 
@@ -546,7 +559,15 @@ def start_capture(
     budget = CPU_BUFFER_BYTES if device.type == "cpu" else ACCELERATOR_BUFFER_BYTES
     on = device.type == "cpu" or (device.type == "cuda" and CUDA_OVERLAP)
     overlap = config.overlap and config.complex == "cubical" and on
-    reducer = _Reducer(config, device, budget, token_layout(model, inputs), overlap=overlap, token_mask=token_mask)
+    if token_mask is not None and (token_mask.ndim != 2 or token_mask.shape[0] != len(inputs)):
+        raise ValueError(
+            f"`token_mask` must be (n, T) for the {len(inputs)} inputs (True or 1 at a real token), got shape "
+            f"{tuple(token_mask.shape)}."
+        )
+    layout = token_layout(model, inputs)
+    if token_mask is not None:  # a text model's outputs of the inputs' length T are token sequences
+        layout = dataclasses.replace(layout, length=int(token_mask.shape[1]))
+    reducer = _Reducer(config, device, budget, layout, overlap=overlap, token_mask=token_mask)
     try:
         with ActivationCapture(model, layer_names, reducer, output_fn=config.output_fn) as capture:
             if len(inputs):

@@ -97,10 +97,22 @@ def default_target(item: Any) -> Any:
     return None
 
 
-_ONE_HOT_NOTE = (
-    "lightning-topo sample: the labels are one-hot rows; each input's class is the position of its 1 (argmax). "
-    "Pass `target_fn=` to read classes another way."
+NO_CLASS_FIX = (
+    " For a task without one class per input (a target per pixel, token or object, multi-label rows, a "
+    "reconstruction target, regression), `target_fn=lambda item: 0` makes the sample one class (raise "
+    "`samples_per_class` to take more inputs)."
 )
+"""The end of every message refusing labels: the fix for data that has no classes."""
+
+
+def _one_hot_note(width: int) -> str:
+    return (
+        f"lightning-topo sample: the labels are one-hot rows of {width} positions; the inputs are grouped by the "
+        "position of their 1 (argmax). If the rows are not classes (a mask, a tag per position), pass "
+        "`target_fn=lambda item: 0` for one class, or `target_fn=` reading the classes another way."
+    )
+
+
 REAL_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 """The integer dtypes read as real values (labels, and layer outputs in `reduce.py`)."""
 
@@ -125,17 +137,19 @@ def class_labels(value: Any, *, batched: bool) -> tuple[Tensor, str | None]:
     if isinstance(value, bool) or (isinstance(value, Tensor) and value.dtype == torch.bool):
         raise SampleError(
             "the labels are booleans, not class labels; pass `target_fn=` returning integer classes "
-            "(e.g. `target_fn=lambda item: int(item[1])`)."
+            f"(e.g. `target_fn=lambda item: int(item[1])`).{NO_CLASS_FIX}"
         )
     try:
         y = value if isinstance(value, Tensor) else torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError):
         raise SampleError(
             f"a label of type {type(value).__name__} is not an integer class label; pass `target_fn=` returning "
-            "the integer class of a dataset item."
+            f"the integer class of a dataset item.{NO_CLASS_FIX}"
         ) from None
     if not (y.is_floating_point() or y.dtype in REAL_INT_DTYPES):
-        raise SampleError(f"labels of dtype {y.dtype} are not class labels; pass `target_fn=` returning integers.")
+        raise SampleError(
+            f"labels of dtype {y.dtype} are not class labels; pass `target_fn=` returning integers.{NO_CLASS_FIX}"
+        )
     note = None
     if batched and y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]  # a column of labels (N, 1), as tabular data keeps them: one class per input
@@ -144,13 +158,13 @@ def class_labels(value: Any, *, batched: bool) -> tuple[Tensor, str | None]:
         if not (bool(((rows == 0) | (rows == 1)).all()) and bool((rows.sum(dim=-1) == 1).all())):
             raise SampleError(
                 f"the labels have shape {tuple(y.shape)} and are not one-hot rows, so they are not one class per "
-                "input; pass `target_fn=` returning each item's integer class."
+                f"input; pass `target_fn=` returning each item's integer class.{NO_CLASS_FIX}"
             )
-        y, note = rows.argmax(dim=-1), _ONE_HOT_NOTE
+        y, note = rows.argmax(dim=-1), _one_hot_note(int(rows.shape[-1]))
     elif (y.ndim > 1) if batched else (y.numel() != 1):
         raise SampleError(
             f"a label must be one integer per input, got shape {tuple(y.shape)}; pass `target_fn=` returning "
-            "each item's integer class."
+            f"each item's integer class.{NO_CLASS_FIX}"
         )
     if y.is_floating_point():
         whole = torch.isfinite(y) & (y == torch.round(y))
@@ -158,7 +172,7 @@ def class_labels(value: Any, *, batched: bool) -> tuple[Tensor, str | None]:
             bad = y[~whole].reshape(-1)[:3].tolist()
             raise SampleError(
                 f"the labels are not whole numbers (e.g. {bad}): regression targets or soft labels are not classes; "
-                "pass `target_fn=` returning each item's integer class (or a constant for one class)."
+                f"pass `target_fn=` returning each item's integer class.{NO_CLASS_FIX}"
             )
     return y.reshape(-1).long(), note
 
@@ -233,10 +247,63 @@ def _read_labels(dataset: Dataset, n: int, target_fn: Callable[[Any], Any]) -> l
     return read
 
 
+def _negative_note(negative: Tensor, kept: int) -> str:
+    """The note for labels below 0, left out: one such value is an "ignore" value (-1, -100); several are values
+    (a regression target's, counts below 0), refused; all negative, refused."""
+    values = sorted(negative.unique().tolist())
+    shown = f"{values[:5]}{' ...' if len(values) > 5 else ''}"
+    if len(values) > 1:
+        raise SampleError(
+            f"the labels hold {len(values)} distinct negative values ({shown}): an 'ignore' label is one value "
+            "(-100, -1), so these are values, not classes (a regression target's?); pass `target_fn=` returning "
+            f"each item's class.{NO_CLASS_FIX}"
+        )
+    if kept == 0:
+        raise SampleError(
+            f"every label of the validation data is negative ({shown}): no input has a class to sample. "
+            f"Pass `target_fn=` returning each item's class.{NO_CLASS_FIX}"
+        )
+    return (
+        f"lightning-topo sample: {plural(len(negative), 'input')} with a negative label {shown} (an 'ignore' "
+        "value, as cross_entropy's ignore_index) left out of the sample: a mixture of every class is not a class."
+    )
+
+
+def _class_count_notes(
+    classes: int, taken: int, max_samples: int, samples_per_class: int | None, available: int
+) -> list[str]:
+    """Notes on the classes of a sample of ``taken`` inputs: more classes than ``max_samples`` (a seeded choice of
+    classes), classes of one or two inputs (labels that may be counts or ids), one class capped by
+    ``samples_per_class``."""
+    if classes > max_samples:
+        return [
+            f"lightning-topo sample: the data has {classes} classes, more than max_samples={max_samples}: a seeded "
+            f"choice of {max_samples} classes, one input each (each class's Betti numbers are one input's). Raise "
+            "`max_samples` to cover more classes; if the labels are counts, ids or regression targets rather than "
+            "classes, pass `target_fn=lambda item: 0` (one class)."
+        ]
+    if taken >= 20 and classes > taken / 2:
+        return [
+            f"lightning-topo sample: {taken} inputs in {classes} classes, {taken / classes:.2g} per class: each "
+            "class's Betti numbers are those of one or two inputs. If the labels are counts, ids or regression "
+            "targets rather than classes, pass `target_fn=lambda item: 0` (one class)."
+        ]
+    if classes == 1 and samples_per_class is not None and taken == samples_per_class < min(max_samples, available):
+        return [
+            f"lightning-topo sample: every input has the same label (or the data has none), so the sample is one "
+            f"class of samples_per_class={samples_per_class} inputs; raise `samples_per_class` to evaluate more, or "
+            "pass `target_fn=` to read the classes."
+        ]
+    return []
+
+
 def _choose(labels: Tensor, samples_per_class: int | None, max_samples: int, seed: int) -> Tensor:
     gen = torch.Generator().manual_seed(seed)
     per_class = []
-    for c in torch.unique(labels).tolist():
+    classes = torch.unique(labels)
+    if len(classes) > max_samples:  # not every class fits: a seeded choice of them, not the lowest ids
+        classes = classes[torch.randperm(len(classes), generator=gen)[:max_samples]].sort().values
+    for c in classes.tolist():
         idx = torch.nonzero(labels == c).flatten()
         idx = idx[torch.randperm(idx.numel(), generator=gen)]
         per_class.append(idx if samples_per_class is None else idx[:samples_per_class])
@@ -316,19 +383,11 @@ def build_sample(
         notes.append(note)
     valid = torch.nonzero(labels >= 0).flatten()
     if len(valid) < len(labels):
-        negative = sorted(labels[labels < 0].unique().tolist())
-        if len(valid) == 0:
-            raise SampleError(
-                f"every label of the validation data is negative ({negative}): no input has a class to sample. "
-                "Pass `target_fn=` returning each item's class (or a constant for one class)."
-            )
-        notes.append(
-            f"lightning-topo sample: {plural(len(labels) - len(valid), 'input')} with a negative label "
-            f"{negative} (an 'ignore' value, as cross_entropy's ignore_index) left out of the sample: a mixture of "
-            "every class is not a class."
-        )
+        notes.append(_negative_note(labels[labels < 0], len(valid)))
+    present = labels[valid].unique()
+    classes_present = len(present)
     indices = valid[_choose(labels[valid], samples_per_class, max_samples, seed)]
-    classes_present = len(labels[valid].unique())
+    notes += _class_count_notes(classes_present, len(indices), max_samples, samples_per_class, len(valid))
     wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * classes_present)
     if len(indices) < wanted:
         if len(valid) < wanted:
@@ -536,6 +595,7 @@ def _from_batches(
     xs: list[Tensor] = []
     ys: list[int] = []
     masks: list[Tensor | None] = []  # each taken input's padding-mask row (a dict batch's `attention_mask`)
+    negative: list[int] = []  # the negative labels met ("ignore" values: those inputs are left out)
     counts: dict[int, int] = {}
     notes = [note]
     idle = 0  # inputs read since the last one taken: a stream (maybe endless) of full classes is not read on
@@ -554,6 +614,9 @@ def _from_batches(
             notes += [n for n in _ignored_mask_note(batch) if n not in notes]
         for j, (xi, yi) in enumerate(zip(x, y.tolist(), strict=False)):
             read += 1
+            if yi < 0:
+                negative.append(yi)
+                continue
             if samples_per_class is not None and counts.get(yi, 0) >= samples_per_class:
                 idle += 1
                 continue
@@ -574,6 +637,8 @@ def _from_batches(
                 f"{max_samples}; a class that only comes later in the stream is not in the sample."
             )
             break
+    if negative:
+        notes.append(_negative_note(torch.tensor(negative), len(xs)))
     if not xs:
         raise SampleError("the validation dataloader yielded no inputs: there is nothing to sample.")
     labels = torch.tensor(ys, dtype=torch.long)

@@ -99,6 +99,8 @@ class TokenLayout:
         extra_tokens: the tokens counted before the patch tokens (CLS, distillation, registers), or ``None``.
         widths: text: the token widths D of the model (embedding widths, ``config.hidden_size``).
         why: how the layout was found, in words.
+        length: text with padded inputs: the inputs' length T (their padding mask's); an output ``(B, T, X)`` of
+            any width X is then a token sequence (an FFN's ``4 D``, logits), its padding left out as a block's.
     """
 
     kind: Literal["vision", "text"] | None = None
@@ -106,6 +108,7 @@ class TokenLayout:
     extra_tokens: int | None = None
     widths: frozenset[int] = frozenset()
     why: str = "no patchify Conv2d, no image_size / patch_size config and no nn.Embedding: not a token model"
+    length: int | None = None
 
 
 def _pair(value: Any) -> tuple[int, int] | None:
@@ -241,7 +244,9 @@ def patch_grid(num_tokens: int, layout: TokenLayout) -> tuple[int, int, int] | N
 
 
 def _is_sequence(out: Tensor, layout: TokenLayout) -> bool:
-    return layout.kind == "text" and out.ndim == 3 and int(out.shape[-1]) in layout.widths
+    if layout.kind != "text" or out.ndim != 3:
+        return False
+    return int(out.shape[-1]) in layout.widths or (layout.length is not None and int(out.shape[1]) == layout.length)
 
 
 def token_volumes(out: Tensor, layout: TokenLayout) -> Tensor | None:
@@ -296,8 +301,9 @@ def pool_tokens(out: Tensor, layout: TokenLayout, mask: Tensor | None = None) ->
         mask = sequence_mask(out, layout, mask)
         if mask is None:
             return wide.mean(dim=1)
-        weights = mask.to(device=wide.device, dtype=wide.dtype).unsqueeze(2)
-        return (wide * weights).sum(dim=1) / weights.sum(dim=1)
+        real = mask.to(wide.device).unsqueeze(2)
+        total = torch.where(real, wide, torch.zeros((), dtype=wide.dtype, device=wide.device)).sum(dim=1)
+        return total / real.sum(dim=1).to(wide.dtype)
     return None
 
 
