@@ -139,6 +139,8 @@ def total_persistence(diagrams: PersistenceDiagrams, dims: Sequence[int] | None 
 
     Returns:
         float64 ``(B, K)``; the essential class counts ``value_max - value_min`` (the module docstring says why).
+        A sum beyond float64's range (volumes spanning about 1e308) is ``inf``: the callback reports such a layer as
+        a problem rather than logging it; the entropy and the persistent Betti numbers stay finite there.
 
     Example:
         >>> d = PersistenceDiagrams(
