@@ -834,7 +834,9 @@ class TopologyCallback(Callback):
         self._charts.finish()
         self._validate_charts_writer.finish()
         skipped = self._charts.renderer.skipped
-        copy = os.getpid() != self._built_in  # this fit runs on a copy of the user's callback
+        # This fit runs on a copy of the user's callback that the strategy's launcher made (a copy sent to another
+        # process by other means, a Ray trial, launches nothing and is not said to be the strategy's)
+        copy = os.getpid() != self._built_in and getattr(trainer.strategy, "launcher", None) is not None
         # Said where it loses something: TensorBoard's images of the skipped steps (a PNG file is rewritten anyway)
         tensorboard = "tensorboard" in self.chart_kinds and any(k == "tensorboard" for k, _ in chart_targets(trainer))
         if stage == "fit" and skipped > self._skipped_said and tensorboard:

@@ -384,8 +384,7 @@ def build_sample(
     valid = torch.nonzero(labels >= 0).flatten()
     if len(valid) < len(labels):
         notes.append(_negative_note(labels[labels < 0], len(valid)))
-    present = labels[valid].unique()
-    classes_present = len(present)
+    classes_present = len(labels[valid].unique())
     indices = valid[_choose(labels[valid], samples_per_class, max_samples, seed)]
     notes += _class_count_notes(classes_present, len(indices), max_samples, samples_per_class, len(valid))
     wanted = max_samples if samples_per_class is None else min(max_samples, samples_per_class * classes_present)
