@@ -171,7 +171,7 @@ def _new_locks_after_fork() -> None:
     global _WRITTEN_LAYOUTS_LOCK
     _WRITTEN_LAYOUTS_LOCK = threading.Lock()
     for writer in list(_CHART_WRITERS):
-        writer._writers_lock, writer._finish_lock = threading.Lock(), threading.Lock()
+        writer._new_locks()
 
 
 if hasattr(os, "register_at_fork"):
@@ -231,10 +231,8 @@ class ChartWriter:
         self._profiles: dict[int, tuple[Any, Any]] = {}  # per W&B run: (run, its incremental table, appended)
         self._layouts: set[int] = set()  # id() of the SummaryWriters that have the layout
         self._figure_writers: dict[str, Any] = {}  # run directory -> our SummaryWriter
-        self._writers_lock = threading.Lock()
-        self._finish_lock = threading.Lock()  # orders `finish` (main thread) against `_on_idle` (worker)
+        self._new_locks()  # `_finish_lock` orders `finish` (main thread) against `_on_idle` (worker)
         self._finished = False  # fitting ended: close our writers once the last figures are written
-        _CHART_WRITERS.add(self)
 
     def send(self, trainer: Trainer, history: Sequence[Record], diagrams: dict[str, Any] | None = None) -> None:
         """Log the charts of the latest evaluation in ``history`` (figures are drawn in the background), and of
@@ -375,6 +373,10 @@ class ChartWriter:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._new_locks()
+
+    def _new_locks(self) -> None:
+        """Locks of its own (a copy made by pickling or ``fork``: a lock held by the original's thread stays held)."""
         self._writers_lock = threading.Lock()
         self._finish_lock = threading.Lock()
         _CHART_WRITERS.add(self)

@@ -163,8 +163,7 @@ class BackgroundRenderer:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._cond = threading.Condition()
-        _RENDERERS.add(self)
+        self._forget_worker()
 
     @property
     def running(self) -> bool:
